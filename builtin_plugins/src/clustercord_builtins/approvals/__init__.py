@@ -1,0 +1,1 @@
+"""``/approval``: the admin side of the kernel's approval service."""

@@ -1,0 +1,1 @@
+"""``/help``: the command list, derived from the enabled plugins' manifests."""

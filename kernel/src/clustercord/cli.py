@@ -1,0 +1,395 @@
+"""``clustercord``: the command line (see ARCHITECTURE.md, "Stable command-line surface").
+
+Exit codes: 0 success, 1 a command error (with a clear message), 2 a usage error.
+Heavy libraries are imported inside the subcommands that need them, so that
+``clustercord run`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from clustercord_sdk.errors import ClusterCordError, UsageError
+
+from clustercord import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clustercord",
+        description="ClusterCord: Kubernetes chat-ops for Discord, with signed plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"clustercord {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one command through the console front end")
+    run.add_argument("line", help='the command, e.g. "/plugin list" or "/help command:plugin"')
+    run.add_argument("--cluster", help="cluster to act on")
+    run.add_argument("--as", dest="as_user", metavar="USER_ID",
+                     help="act as this Discord user id (access policy applies)")
+    run.add_argument("--roles", default="", help="comma-separated Discord role ids of that user")
+    run.add_argument("--json", action="store_true", help="print the Reply as JSON")
+    run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
+
+    console = sub.add_parser("console", help="interactive console (history and completion)")
+    console.add_argument("--as", dest="as_user", metavar="USER_ID")
+    console.add_argument("--roles", default="")
+    console.add_argument("--yes", action="store_true")
+
+    plugins = sub.add_parser("plugins", help="installed plugins and their verification")
+    plugins_sub = plugins.add_subparsers(dest="action", required=True)
+    for name, text in (("list", "every plugin, its state and signature"),
+                       ("verify", "verify every plugin; exit 1 if any is refused")):
+        p = plugins_sub.add_parser(name, help=text)
+        p.add_argument("--json", action="store_true")
+
+    keys = sub.add_parser("keys", help="signing keys and the trusted-key store")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="create a signing key")
+    create.add_argument("--name", required=True)
+    create.add_argument("--email")
+    create.add_argument("--trust", action="store_true", help="also trust it on this installation")
+    keys_sub.add_parser("list", help="signing keys and trusted keys")
+    trust = keys_sub.add_parser("trust", help="trust a public key file (pins its fingerprint)")
+    trust.add_argument("file", type=Path)
+    trust.add_argument("--label", required=True)
+    trust.add_argument("--kind", choices=["release", "third-party", "dev"], default="third-party")
+    untrust = keys_sub.add_parser("untrust", help="stop trusting a key")
+    untrust.add_argument("fingerprint")
+    export = keys_sub.add_parser("export", help="print a signing key's public key")
+    export.add_argument("fingerprint")
+    sign = keys_sub.add_parser(
+        "sign", help="sign plugin folders (with CLUSTERCORD_SIGNING_KEY when set: a release build)"
+    )
+    sign.add_argument("folders", nargs="*", type=Path)
+    sign.add_argument("--builtins", action="store_true", help="sign every builtin plugin")
+    sign.add_argument("--key", help="fingerprint of a local signing key")
+    dev = keys_sub.add_parser("dev-setup",
+                              help="create and trust a development key, sign the builtin plugins")
+    dev.add_argument("--quiet", action="store_true")
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    exp = audit_sub.add_parser("export", help="write the log as JSON lines")
+    exp.add_argument("--output", "-o", type=Path, help="file (default: standard output)")
+    exp.add_argument("--since", type=int, default=0, help="only entries after this sequence number")
+    audit_sub.add_parser("verify", help="check the hash chain; exit 1 if it was tampered with")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": _run, "console": _console, "plugins": _plugins, "keys": _keys,
+               "audit": _audit}[args.command]
+    try:
+        return int(handler(args) or 0)
+    except UsageError as exc:
+        print(f"clustercord: error: {exc}", file=sys.stderr)
+        return 2
+    except ClusterCordError as exc:
+        print(f"clustercord: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- shared --------------------------------------------------------------------------
+def _settings() -> Any:
+    from clustercord.config import load_settings
+
+    return load_settings()
+
+
+async def _kernel() -> Any:
+    from clustercord.kernel import Kernel
+
+    return await Kernel(_settings()).start()
+
+
+def _invocation(args: argparse.Namespace, path: tuple[str, ...], options: dict[str, str]) -> Any:
+    from clustercord_sdk.context import Invocation
+
+    from clustercord.policy import CONSOLE_USER
+
+    return Invocation(
+        user_id=args.as_user or CONSOLE_USER,
+        command=path,
+        options=options,
+        roles=frozenset(r.strip() for r in args.roles.split(",") if r.strip()),
+        cluster=getattr(args, "cluster", None),
+        frontend="console",
+    )
+
+
+# -- run / console -------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    from clustercord.frontends.commandline import parse_command_line
+
+    path, options = parse_command_line(args.line)
+    return asyncio.run(_run_async(args, path, options))
+
+
+async def _run_async(args: argparse.Namespace, path: tuple[str, ...], options: dict[str, str]) -> int:
+    from rich.console import Console
+
+    from clustercord.frontends.console import ConsoleRenderer, reply_to_json
+
+    kernel = await _kernel()
+    try:
+        renderer = ConsoleRenderer(Console(stderr=args.json), kernel.settings.output_dir)
+
+        async def send(reply: Any) -> None:
+            if not args.json:
+                _render(renderer, reply)
+
+        async def ask(confirmation: Any) -> bool:
+            return bool(await renderer.ask(confirmation, args.yes))
+
+        outcome = await kernel.dispatcher.dispatch(_invocation(args, path, options),
+                                                   send=send, ask=ask)
+        await kernel.deliver_decisions()
+        if args.json:
+            print(reply_to_json(outcome.reply))
+        else:
+            _render(renderer, outcome.reply)
+        return int(outcome.exit_code)
+    finally:
+        kernel.close()
+
+
+def _render(renderer: Any, reply: Any) -> None:
+    if reply.progress is not None and not (reply.text or reply.cards or reply.tables):
+        renderer.progress(reply.progress)
+    else:
+        renderer.render(reply)
+
+
+def _console(args: argparse.Namespace) -> int:
+    return asyncio.run(_console_async(args))
+
+
+async def _console_async(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from clustercord.frontends.commandline import parse_command_line
+    from clustercord.frontends.console import ConsoleRenderer
+    from clustercord.frontends.repl import run_repl
+    from clustercord.kernel import KernelPluginAdmin
+
+    kernel = await _kernel()
+    console = Console()
+    renderer = ConsoleRenderer(console, kernel.settings.output_dir)
+    admin = KernelPluginAdmin(kernel)
+
+    async def dispatch_line(line: str) -> None:
+        try:
+            path, options = parse_command_line(line)
+        except UsageError as exc:
+            console.print(f"[red]Error:[/red] {exc}", highlight=False)
+            return
+
+        async def send(reply: Any) -> None:
+            _render(renderer, reply)
+
+        async def ask(confirmation: Any) -> bool:
+            return bool(await renderer.ask(confirmation, args.yes))
+
+        outcome = await kernel.dispatcher.dispatch(_invocation(args, path, options),
+                                                   send=send, ask=ask)
+        await kernel.deliver_decisions()
+        _render(renderer, outcome.reply)
+
+    console.print("[bold]ClusterCord console[/bold] — /help lists commands, Tab completes, "
+                  "Ctrl-D quits.")
+    try:
+        await run_repl(dispatch_line, admin.commands,
+                       kernel.settings.data_dir / "console_history", console)
+    finally:
+        kernel.close()
+    return 0
+
+
+# -- plugins ---------------------------------------------------------------------------
+def _plugins(args: argparse.Namespace) -> int:
+    async def collect() -> list[Any]:
+        from clustercord.kernel import KernelPluginAdmin
+
+        kernel = await _kernel()
+        try:
+            return KernelPluginAdmin(kernel).list()
+        finally:
+            kernel.close()
+
+    infos = asyncio.run(collect())
+    refused = [i for i in infos if i.state == "refused"]
+    if args.json:
+        from clustercord.kernel import info_dict
+
+        print(json.dumps({"plugins": [info_dict(i) for i in infos]}, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{len(infos)} plugins")
+        for column in ("Plugin", "Version", "State", "Signature", "Permissions", "Reason"):
+            table.add_column(column)
+        for i in infos:
+            table.add_row(i.name, i.version, i.state, i.signature,
+                          ", ".join(i.permissions + [f"capability:{c}" for c in i.capabilities])
+                          or "none", i.reason or "")
+        Console().print(table)
+    return 1 if args.action == "verify" and refused else 0
+
+
+# -- keys ------------------------------------------------------------------------------
+def _keys(args: argparse.Namespace) -> int:
+    from clustercord.signing import SigningError, SigningKeys, TrustStore
+
+    settings = _settings()
+    keys = SigningKeys(settings.signing_dir)
+    trust = TrustStore(settings.trust_dir)
+    try:
+        if args.action == "create":
+            fingerprint = keys.create(args.name, args.email)
+            if args.trust:
+                trust.trust(keys.export_public(fingerprint), label=args.name, kind="release")
+            print(fingerprint)
+        elif args.action == "list":
+            print("Signing keys (private, this machine):")
+            for key in keys.secret_keys():
+                print(f"  {key['fingerprint']}  {', '.join(key['uids'])}")
+            print("Trusted keys (pinned):")
+            for key in trust.keys().values():
+                print(f"  {key.fingerprint}  {key.kind:12} {key.label}")
+        elif args.action == "trust":
+            try:
+                text = args.file.read_text("utf-8")
+            except OSError as exc:
+                raise UsageError(f"{args.file}: {exc.strerror}") from None
+            print(trust.trust(text, label=args.label, kind=args.kind))
+        elif args.action == "untrust":
+            if not trust.untrust(args.fingerprint):
+                raise UsageError(f"no single trusted key matches {args.fingerprint!r}")
+        elif args.action == "export":
+            print(keys.export_public(args.fingerprint), end="")
+        elif args.action == "sign":
+            return _sign(args, keys)
+        elif args.action == "dev-setup":
+            return _dev_setup(args, keys, trust)
+    except SigningError as exc:
+        print(f"clustercord: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+DEV_KEY_NAME = "ClusterCord development key"
+
+
+def _dev_setup(args: argparse.Namespace, keys: Any, trust: Any) -> int:
+    """Make this installation's development key (once), trust it, sign the builtins.
+
+    The private key never leaves the data directory; a fresh clone gets its own.
+    """
+    record = keys.path / "dev-fingerprint"
+    fingerprint = record.read_text().strip() if record.exists() else None
+    if fingerprint and not any(k["fingerprint"] == fingerprint for k in keys.secret_keys()):
+        fingerprint = None
+    if fingerprint is None:
+        fingerprint = keys.create(DEV_KEY_NAME, comment="dev")
+        record.write_text(fingerprint + "\n")
+    if fingerprint not in trust.keys():
+        trust.trust(keys.export_public(fingerprint), label="development key (this machine)",
+                    kind="dev")
+    signed = _sign_builtins(keys.signer(fingerprint))
+    if not args.quiet:
+        print(f"Development key {fingerprint} trusted; signed: {', '.join(signed)}")
+    return 0
+
+
+def _sign(args: argparse.Namespace, keys: Any) -> int:
+    from clustercord.signing import release_signer
+
+    armored = os.environ.get("CLUSTERCORD_SIGNING_KEY")
+    if armored:
+        with release_signer(armored, os.environ.get("CLUSTERCORD_SIGNING_PASSPHRASE")) as signer:
+            signed = _sign_targets(args, signer)
+    else:
+        fingerprint = args.key
+        if fingerprint is None:
+            record = keys.path / "dev-fingerprint"
+            if not record.exists():
+                raise UsageError("no --key given and no development key (clustercord keys dev-setup)")
+            fingerprint = record.read_text().strip()
+        signed = _sign_targets(args, keys.signer(fingerprint))
+    print(f"signed: {', '.join(signed) or 'nothing'}")
+    return 0
+
+
+def _sign_targets(args: argparse.Namespace, signer: Any) -> list[str]:
+    from clustercord_sdk.manifest import MANIFEST_FILE, load_manifest
+
+    from clustercord.signing import sign_plugin_folder
+
+    signed = _sign_builtins(signer) if args.builtins else []
+    for folder in args.folders:
+        manifest = load_manifest(folder / MANIFEST_FILE)
+        sign_plugin_folder(folder, dict(manifest.raw), signer)
+        signed.append(manifest.name)
+    if not signed:
+        raise UsageError("nothing to sign: give plugin folders or --builtins")
+    return signed
+
+
+def _sign_builtins(signer: Any) -> list[str]:
+    from clustercord_sdk.manifest import MANIFEST_FILE, load_manifest
+
+    from clustercord.plugins.discovery import discover
+    from clustercord.signing import sign_plugin_folder
+
+    signed = []
+    for source in discover():
+        if source.builtin and source.folder is not None:
+            manifest = load_manifest(source.folder / MANIFEST_FILE)
+            sign_plugin_folder(source.folder, dict(manifest.raw), signer)
+            signed.append(manifest.name)
+    return signed
+
+
+# -- audit -----------------------------------------------------------------------------
+def _audit(args: argparse.Namespace) -> int:
+    from clustercord.services.audit import AuditLog
+    from clustercord.storage import Database
+
+    settings = _settings()
+    database = Database(settings.database_path)
+    try:
+        log = AuditLog(database)
+        if args.action == "export":
+            if args.output:
+                with open(args.output, "w", encoding="utf-8") as stream:
+                    count = log.export(stream, since_seq=args.since)
+                print(f"exported {count} entries to {args.output}", file=sys.stderr)
+            else:
+                log.export(sys.stdout, since_seq=args.since)
+            return 0
+        result = log.verify()
+        if result.ok:
+            print(f"audit log intact: {result.count} entries, head {result.head}")
+            return 0
+        print(f"audit log TAMPERED ({len(result.problems)} problems):", file=sys.stderr)
+        for problem in result.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    finally:
+        database.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Configuration: a TOML file plus ``CLUSTERCORD_*`` environment variables (which win).
+
+The file is ``$CLUSTERCORD_CONFIG``, else ``<data dir>/clustercord.toml`` when it
+exists. Every key is optional; README's configuration reference lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clustercord_sdk.errors import UsageError
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("clustercord", appauthor=False))
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    """Who may run what. Patterns match ``command:subcommand`` (``rbac:*``)."""
+
+    admins: frozenset[str] = frozenset()
+    """``user:<id>`` or ``role:<id>`` entries that may run everything, admin commands included."""
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Discord role id → command patterns its members may run."""
+    users: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Discord user id → command patterns."""
+    default: str = "allow"
+    """For non-admin commands no rule names: ``allow`` or ``deny``."""
+    console_admin: bool = True
+    """The local console's own user (no ``--as``) is an admin: it already holds the data dir."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    plugins_allowlist: frozenset[str] | None = None
+    trace_plugins: bool = False
+    hook_timeout: float = 5.0
+    max_hook_failures: int = 3
+    auto_grant_builtins: bool = True
+    access: AccessConfig = AccessConfig()
+    plugin_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per-plugin config from the file (``[plugins.<name>]``); admin changes are stored."""
+    files_dir: Path | None = None
+    config_file: Path | None = None
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "clustercord.db"
+
+    @property
+    def trust_dir(self) -> Path:
+        return self.data_dir / "trust"
+
+    @property
+    def signing_dir(self) -> Path:
+        return self.data_dir / "signing"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.files_dir or self.data_dir / "files"
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read the configuration; a bad file or value raises :class:`UsageError` naming it."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("CLUSTERCORD_DATA_DIR") or default_data_dir()).expanduser()
+    config_file = Path(env["CLUSTERCORD_CONFIG"]) if env.get("CLUSTERCORD_CONFIG") else None
+    if config_file is None and (data_dir / "clustercord.toml").exists():
+        config_file = data_dir / "clustercord.toml"
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            raw = tomllib.loads(config_file.read_text("utf-8"))
+        except OSError as exc:
+            raise UsageError(f"config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"config file {config_file}: {exc}") from None
+    where = str(config_file or "configuration")
+
+    def pick(key: str, env_key: str, kind: type, default: Any) -> Any:
+        value = env.get(env_key, raw.get(key, default))
+        try:
+            if kind is bool and isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return kind(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{where}: {key} (or {env_key}) must be a {kind.__name__}") from None
+
+    allow = env.get("CLUSTERCORD_PLUGINS", raw.get("plugins_allowlist"))
+    if isinstance(allow, str):
+        allow = [name.strip() for name in allow.split(",") if name.strip()]
+    access_raw = raw.get("access", {})
+    if not isinstance(access_raw, dict):
+        raise UsageError(f"{where}: [access] must be a table")
+    default = access_raw.get("default", "allow")
+    if default not in ("allow", "deny"):
+        raise UsageError(f"{where}: access.default must be 'allow' or 'deny', not {default!r}")
+    access = AccessConfig(
+        admins=frozenset(map(str, access_raw.get("admins", []))),
+        roles={str(k): tuple(v) for k, v in access_raw.get("roles", {}).items()},
+        users={str(k): tuple(v) for k, v in access_raw.get("users", {}).items()},
+        default=default,
+        console_admin=bool(access_raw.get("console_admin", True)),
+    )
+    settings = Settings(
+        data_dir=data_dir,
+        plugins_allowlist=frozenset(allow) if allow is not None else None,
+        trace_plugins=pick("trace_plugins", "CLUSTERCORD_TRACE_PLUGINS", bool, False),
+        hook_timeout=pick("hook_timeout", "CLUSTERCORD_HOOK_TIMEOUT", float, 5.0),
+        max_hook_failures=pick("max_hook_failures", "CLUSTERCORD_MAX_HOOK_FAILURES", int, 3),
+        auto_grant_builtins=pick("auto_grant_builtins", "CLUSTERCORD_AUTO_GRANT_BUILTINS", bool, True),
+        access=access,
+        plugin_config=raw.get("plugins", {}),
+        files_dir=Path(env["CLUSTERCORD_FILES_DIR"]) if env.get("CLUSTERCORD_FILES_DIR") else None,
+        config_file=config_file,
+    )
+    return _replace(settings, overrides)
+
+
+def _replace(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, **overrides) if overrides else settings

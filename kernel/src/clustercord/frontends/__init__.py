@@ -1,0 +1,5 @@
+"""Front ends: the ways a person reaches the kernel (the console here, Discord elsewhere).
+
+A front end turns what a person types or clicks into an Invocation and renders
+the Reply it gets back; it holds no command logic of its own.
+"""

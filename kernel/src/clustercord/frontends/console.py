@@ -1,0 +1,313 @@
+"""Render Replies in a terminal with rich, and ask confirmations there.
+
+The console cannot click buttons or hold an attachment, so it shows what a
+Discord user would see in the closest terminal form: panels for cards, tables,
+a line listing the actions, and files saved to a directory with their path.
+Plugin text is always shown literally (never as rich markup), so a ``[`` in a
+pod name cannot restyle or hide output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.pretty import Pretty
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.prompt import Confirm
+from rich.style import Style
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from clustercord_sdk.reply import Card, Confirmation, File, Modal, Progress, Reply, Table
+
+EPHEMERAL_NOTE = "(only you can see this)"
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+_NAME_AND_SUFFIXES = re.compile(r"(.+?)((?:\.[A-Za-z0-9]{1,5})*)\Z", re.DOTALL)
+_MAX_NAME_BYTES = 200
+
+
+def reply_to_json(reply: Reply) -> str:
+    """The reply as JSON for ``--json`` output and scripts (files as base64)."""
+    return json.dumps(reply.to_dict(), indent=2, ensure_ascii=False, default=str)
+
+
+def safe_file_name(name: str) -> str:
+    """A file name that stays inside the target directory and works on any filesystem.
+
+    Plugins choose attachment names; a name like ``../../.bashrc`` must not
+    escape ``files_dir``, so only the last path component is kept.
+    """
+    base = re.split(r"[/\\]", name)[-1]
+    base = _UNSAFE_CHARS.sub("_", base).strip()
+    if base.strip(".") == "":
+        base = "file"
+    while len(base.encode()) > _MAX_NAME_BYTES:
+        base = base[:-1]
+    return base
+
+
+def _is_only_progress(reply: Reply) -> bool:
+    return reply.progress is not None and reply == Reply(progress=reply.progress)
+
+
+class ConsoleRenderer:
+    """Draws Replies on one rich Console and keeps the state of the progress bar."""
+
+    def __init__(self, console: Console, files_dir: Path, stdin: TextIO | None = None) -> None:
+        self.console = console
+        self.files_dir = Path(files_dir)
+        self._stdin = stdin
+        self._bar: RichProgress | None = None
+        self._task: TaskID | None = None
+
+    # -- replies ---------------------------------------------------------------
+
+    def render(self, reply: Reply) -> None:
+        """Print a reply; a progress-only reply moves the progress bar instead."""
+        if _is_only_progress(reply):
+            assert reply.progress is not None
+            self.progress(reply.progress)
+            return
+        # Anything else is a result: the bar has done its job and would be in the way.
+        self.finish()
+        self._render(reply)
+
+    def _render(self, reply: Reply) -> None:
+        c = self.console
+        printed = False
+        if reply.ephemeral:
+            c.print(Text(EPHEMERAL_NOTE, style="dim"))
+        if reply.text:
+            if reply.error:
+                c.print(Text("Error: " + reply.text, style="bold red"))
+            else:
+                c.print(Text(reply.text))
+            printed = True
+        for card in reply.cards:
+            c.print(self._card(card))
+            printed = True
+        for table in reply.tables:
+            c.print(self._table(table))
+            printed = True
+        for index, page in enumerate(reply.pages, start=1):
+            c.rule(Text(f"Page {index}/{len(reply.pages)}"))
+            self._render(page)
+            printed = True
+        actions = self._actions(reply)
+        if actions is not None:
+            c.print(actions)
+            printed = True
+        if reply.modal is not None:
+            c.print(self._modal(reply.modal))
+            printed = True
+        if reply.confirmation is not None:
+            c.print(self._prompt_text(reply.confirmation))
+            printed = True
+        if reply.progress is not None:
+            c.print(Text(_progress_line(reply.progress), style="dim"))
+            printed = True
+        for file in reply.files:
+            self._save(file)
+            printed = True
+        if not printed and reply.data is not None:
+            # A reply made only for scripts still deserves a readable answer.
+            c.print(Pretty(reply.data))
+
+    def _card(self, card: Card) -> Panel:
+        parts: list[RenderableType] = []
+        if card.description:
+            parts.append(Text(card.description))
+        if card.fields:
+            grid = RichTable.grid(padding=(0, 2))
+            grid.add_column(style="bold", no_wrap=True)
+            grid.add_column()
+            for item in card.fields:
+                grid.add_row(Text(item.name), Text(item.value))
+            parts.append(grid)
+        if card.url:
+            parts.append(Text(card.url, style="dim underline"))
+        if card.image:
+            parts.append(Text(f"[image: {card.image}]", style="dim"))
+        if card.footer:
+            # In the body, not the border: a border subtitle is cut to the panel's width.
+            parts.append(Text(card.footer, style="dim"))
+        return Panel(
+            Group(*parts) if parts else Text(""),
+            title=Text(card.title, style="bold") if card.title else None,
+            title_align="left",
+            border_style=_style_or_none(card.color) or "none",
+            expand=False,
+        )
+
+    def _table(self, table: Table) -> RichTable:
+        out = RichTable(
+            title=Text(table.title, style="bold") if table.title else None,
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+        )
+        for column in table.columns:
+            out.add_column(Text(str(column)), overflow="fold")
+        for row in table.rows:
+            out.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+        return out
+
+    def _actions(self, reply: Reply) -> Text | None:
+        items: list[str] = []
+        for button in reply.buttons:
+            label = f"{button.emoji} {button.label}" if button.emoji else button.label
+            if button.url:
+                label += f" <{button.url}>"
+            if button.disabled:
+                label += " (disabled)"
+            items.append(f"[{label}]")
+        for select in reply.selects:
+            choices = ", ".join(o.label for o in select.options)
+            items.append(f"{select.placeholder or 'choose'}: {choices}")
+        if not items:
+            return None
+        return Text("Actions (not clickable here): " + "  ".join(items), style="dim")
+
+    def _modal(self, modal: Modal) -> Group:
+        lines: list[RenderableType] = [Text(f"Form: {modal.title}", style="bold")]
+        for item in modal.inputs:
+            line = Text(f"  • {item.label} ({item.name})")
+            if item.required:
+                line.append(" required", style="yellow")
+            if item.placeholder:
+                line.append(f" — {item.placeholder}", style="dim")
+            lines.append(line)
+        return Group(*lines)
+
+    def _save(self, file: File) -> Path:
+        """Write an attachment without ever overwriting: ``a.txt``, ``a-1.txt``, …"""
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        name = safe_file_name(file.name)
+        match = _NAME_AND_SUFFIXES.match(name)
+        stem, suffix = (match.group(1), match.group(2)) if match else (name, "")
+        counter = 0
+        while True:
+            candidate = self.files_dir / (f"{stem}-{counter}{suffix}" if counter else name)
+            try:
+                # "x" mode creates atomically, so two writers cannot clobber each other.
+                with open(candidate, "xb") as handle:
+                    handle.write(file.data)
+                break
+            except FileExistsError:
+                counter += 1
+        line = Text(f"Saved {candidate} ({len(file.data)} bytes)")
+        if file.description:
+            line.append(f" — {file.description}", style="dim")
+        # soft_wrap keeps the path on one line so it can be copied.
+        self.console.print(line, soft_wrap=True)
+        return candidate
+
+    # -- progress --------------------------------------------------------------
+
+    def progress(self, p: Progress) -> None:
+        """Show or advance the one progress bar; it finishes itself at 100 %.
+
+        On a non-terminal console (pipes, captured output) nothing is drawn:
+        a bar redrawn into a log file is only noise.
+        """
+        description = p.label or "Working"
+        if self.console.is_terminal:
+            if self._bar is None:
+                self._bar = RichProgress(
+                    SpinnerColumn(),
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self._bar.start()
+                self._task = self._bar.add_task(description, total=p.total)
+            assert self._task is not None
+            self._bar.update(
+                self._task, completed=p.current, total=p.total, description=description
+            )
+        if p.total is not None and p.current >= p.total:
+            self.finish()
+
+    def finish(self) -> None:
+        """Remove the progress bar (a no-op when none is shown)."""
+        if self._bar is not None:
+            self._bar.stop()
+        self._bar = None
+        self._task = None
+
+    # -- confirmation ----------------------------------------------------------
+
+    async def ask(self, confirmation: Confirmation, assume_yes: bool) -> bool:
+        """Ask yes/no; ``--yes`` answers for the user, and a script without it gets No."""
+        self.finish()
+        prompt = self._prompt_text(confirmation)
+        if assume_yes:
+            self.console.print(prompt)
+            self.console.print(Text("yes (--yes)", style="dim"))
+            return True
+        stdin = self._stdin if self._stdin is not None else sys.stdin
+        if stdin is None or not _isatty(stdin):
+            self.console.print(prompt)
+            self.console.print(
+                Text("Not confirmed: pass --yes to confirm non-interactively", style="yellow")
+            )
+            return False
+        try:
+            # A blocking read in a thread keeps the event loop (and watchers) running.
+            # stream=None lets rich use input(), which keeps line editing.
+            return await asyncio.to_thread(
+                Confirm.ask, prompt, console=self.console, default=False, stream=self._stdin
+            )
+        except EOFError:
+            self.console.print(Text("Not confirmed", style="yellow"))
+            return False
+
+    @staticmethod
+    def _prompt_text(confirmation: Confirmation) -> Text:
+        return Text(confirmation.prompt, style="bold red" if confirmation.danger else "bold")
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _style_or_none(color: str | None) -> Style | None:
+    """Card colours come from plugins (``#ff8800``, ``red``); ignore what rich can't parse."""
+    if not color:
+        return None
+    try:
+        return Style.parse(color)
+    except Exception:
+        return None
+
+
+def _progress_line(p: Progress) -> str:
+    label = p.label or "Progress"
+    if p.total:
+        fraction = p.fraction or 0.0
+        return f"{label}: {p.current:g}/{p.total:g} ({fraction:.0%})"
+    return f"{label}: {p.current:g}"
+
+
+__all__ = ["ConsoleRenderer", "reply_to_json", "safe_file_name"]

@@ -1,0 +1,171 @@
+"""The kernel: builds every service once and hands plugins their scoped views.
+
+Nothing here is global; tests build as many kernels as they like, each with its
+own data directory and, if they wish, their own plugin sources.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from clustercord_sdk.context import PluginContext
+from clustercord_sdk.reply import Reply
+from clustercord_sdk.services import PluginInfo
+
+from clustercord.config import Settings
+from clustercord.dispatcher import Dispatcher
+from clustercord.events import EventBus
+from clustercord.plugins.discovery import PluginSource, discover
+from clustercord.plugins.guard import Guard
+from clustercord.plugins.manager import Plugin, PluginManager
+from clustercord.policy import AccessPolicy
+from clustercord.services.approvals import ApprovalService
+from clustercord.services.audit import AuditLog
+from clustercord.services.scheduler import SchedulerService
+from clustercord.signing import TrustStore
+from clustercord.storage import Database, PluginStore
+
+
+class Kernel:
+    def __init__(self, settings: Settings, *, sources: Iterable[PluginSource] | None = None,
+                 plugin_path: Sequence[str] | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.database = Database(settings.database_path)
+        self.audit = AuditLog(self.database)
+        self.scheduler = SchedulerService(self.database)
+        self.approvals = ApprovalService(self.database, on_decided=self._approval_decided)
+        self.trust = TrustStore(settings.trust_dir)
+        self.guard = Guard(timeout=settings.hook_timeout, max_failures=settings.max_hook_failures,
+                           trace=settings.trace_plugins)
+        self.notifier = OutboxNotifier(self.database)
+        self.manager = PluginManager(settings, self.database, self.trust, self.guard,
+                                     self._context_for)
+        self.events = EventBus(self.manager)
+        self.policy = AccessPolicy(settings.access)
+        self.dispatcher = Dispatcher(self.manager, self.policy, self.audit)
+        self._sources = sources
+        self._plugin_path = plugin_path
+        self._pending_decisions: list[Any] = []
+
+    async def start(self) -> Kernel:
+        sources = self._sources if self._sources is not None else discover(self._plugin_path)
+        self.manager.load(sources)
+        await self.manager.start()
+        return self
+
+    def close(self) -> None:
+        self.database.close()
+
+    def _context_for(self, plugin: Plugin) -> PluginContext:
+        assert plugin.manifest is not None
+        capabilities = set(plugin.manifest.capabilities)
+        return PluginContext(
+            plugin=plugin.name,
+            config=plugin.config,
+            store=PluginStore(self.database, plugin.name),
+            scheduler=self.scheduler.for_plugin(plugin.name),
+            approvals=self.approvals.for_plugin(plugin.name),
+            audit=self.audit.for_plugin(plugin.name),
+            notifier=self.notifier,
+            log=logging.getLogger(f"clustercord.plugin.{plugin.name}"),
+            plugins=KernelPluginAdmin(self) if "plugin-admin" in capabilities else None,
+            services={"approvals-admin": self.approvals} if "approvals-admin" in capabilities
+            else {},
+        )
+
+    def _approval_decided(self, approval: Any) -> None:
+        # Decisions are made from sync code paths; the plugin's hook runs at the next
+        # await point of the kernel (see deliver_decisions), inside the guard.
+        self._pending_decisions.append(approval)
+
+    async def deliver_decisions(self) -> int:
+        delivered = 0
+        while self._pending_decisions:
+            approval = self._pending_decisions.pop(0)
+            plugin = self.manager.plugins.get(approval.plugin)
+            if plugin is not None and plugin.context is not None:
+                await self.manager.call_one(plugin, "on_approval_decided", approval=approval,
+                                            ctx=plugin.context)
+                delivered += 1
+        return delivered
+
+
+class KernelPluginAdmin:
+    """The :class:`clustercord_sdk.services.PluginAdmin` given to ``plugin-admin`` plugins."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._manager = kernel.manager
+
+    def list(self) -> list[PluginInfo]:
+        return [self._manager.info(p) for p in sorted(self._manager.plugins.values(),
+                                                          key=lambda p: p.name)]
+
+    def info(self, name: str) -> PluginInfo:
+        return self._manager.info(self._manager.get(name))
+
+    async def enable(self, name: str, *, by: str) -> PluginInfo:
+        return self._manager.info(await self._manager.enable(name, by=by))
+
+    async def disable(self, name: str, *, by: str, reason: str | None = None) -> PluginInfo:
+        return self._manager.info(await self._manager.disable(name, by=by, reason=reason))
+
+    async def approve(self, name: str, *, by: str) -> PluginInfo:
+        return self._manager.info(await self._manager.approve(name, by=by))
+
+    async def set_config(self, name: str, key: str, value: Any, *, by: str) -> dict[str, Any]:
+        await self._manager.set_config(name, key, value, by=by)
+        return dict(self.info(name).config)
+
+    def config_schema(self, name: str) -> dict[str, Any]:
+        manifest = self._manager.get(name).manifest
+        return dict(manifest.raw.get("config", {})) if manifest else {}
+
+    def commands(self) -> list[dict[str, Any]]:
+        return [
+            {"path": command.name, "description": command.description, "plugin": plugin.name,
+             "admin": command.admin, "destructive": command.destructive,
+             "options": [
+                 {"name": o.name, "type": o.type, "description": o.description,
+                  "required": o.required, "choices": [c.value for c in o.choices]}
+                 for o in command.options
+             ]}
+            for plugin, command in sorted(self._manager.commands().values(),
+                                          key=lambda pc: pc[1].path)
+        ]
+
+
+class OutboxNotifier:
+    """Notifications are queued durably; the running front end delivers them.
+
+    A plugin's alert must not vanish because Discord was unreachable at that moment.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        database.db["_outbox"].create(
+            {"id": int, "created_at": float, "channel": str, "user": str, "reply": str,
+             "delivered_at": float},
+            pk="id", if_not_exists=True,
+        )
+
+    async def notify(self, reply: Reply, *, channel: str | None = None,
+                     user: str | None = None) -> None:
+        with self.database.transaction():
+            self.database.db["_outbox"].insert(
+                {"created_at": time.time(), "channel": channel, "user": user,
+                 "reply": json.dumps(reply.to_dict()), "delivered_at": None}
+            )
+
+    def pending(self) -> list[dict[str, Any]]:
+        return list(self.database.db["_outbox"].rows_where("delivered_at is null", order_by="id"))
+
+
+def info_dict(info: PluginInfo) -> dict[str, Any]:
+    return asdict(info)

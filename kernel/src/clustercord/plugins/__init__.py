@@ -1,0 +1,1 @@
+"""The plugin platform: discovery without import, verification, guarded hooks, lifecycle."""

@@ -1,0 +1,172 @@
+"""Guarded calls into plugin code: time budgets, isolated exceptions, failure counting.
+
+A hook implementation runs inline (calling through a thread per hook would cost
+more than the hook). A watchdog thread checks the calls in flight a few times a
+second; one that overruns its budget is interrupted with :class:`HookTimeout`:
+in the main thread by a signal, which also breaks a blocking ``time.sleep`` or
+socket read, elsewhere by an asynchronous exception. Arming costs two dict
+operations, so guarded dispatch stays within a small factor of bare pluggy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import itertools
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from clustercord_sdk.errors import HookTimeout
+
+log = logging.getLogger("clustercord.plugins")
+_INTERRUPT_SIGNAL = signal.SIGUSR2
+
+
+@dataclass
+class CallResult:
+    ok: bool
+    value: Any = None
+    error: BaseException | None = None
+    duration: float = 0.0
+
+
+class Watchdog:
+    """Interrupts guarded calls that overrun their deadline."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self._calls: dict[int, tuple[float, int]] = {}  # thread id -> (deadline, token)
+        self._fired: set[int] = set()
+        self._tokens = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._main = threading.main_thread().ident
+        self._signal_ready = False
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(_INTERRUPT_SIGNAL, self._on_signal)
+            self._signal_ready = True
+        self._thread = threading.Thread(target=self._watch, name="clustercord-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, timeout: float) -> int:
+        if self._thread is None:
+            self._start()
+        token = next(self._tokens)
+        self._calls[threading.get_ident()] = (time.monotonic() + timeout, token)
+        return token
+
+    def disarm(self, token: int) -> None:
+        ident = threading.get_ident()
+        current = self._calls.get(ident)
+        if current is not None and current[1] == token:
+            del self._calls[ident]
+        self._fired.discard(token)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        current = self._calls.get(self._main or 0)
+        if current is not None and current[1] in self._fired:
+            raise HookTimeout()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            now = time.monotonic()
+            for ident, (deadline, token) in list(self._calls.items()):
+                if now < deadline or token in self._fired:
+                    continue
+                self._fired.add(token)
+                if ident == self._main and self._signal_ready:
+                    signal.pthread_kill(ident, _INTERRUPT_SIGNAL)
+                else:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(ident), ctypes.py_object(HookTimeout)
+                    )
+
+
+class Guard:
+    """Calls plugin functions with a time budget and counts consecutive failures.
+
+    ``on_failure(plugin, error, failures)`` is called for each failure; the kernel
+    disables a plugin when ``failures`` reaches ``max_failures``.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        max_failures: int = 3,
+        trace: bool = False,
+        on_failure: Callable[[str, BaseException, int], None] | None = None,
+        watchdog: Watchdog | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.max_failures = max_failures
+        self.trace = trace
+        self.on_failure = on_failure
+        self.watchdog = watchdog or Watchdog()
+        self.failures: dict[str, int] = {}
+
+    def call(self, plugin: str, name: str, function: Callable[..., Any], kwargs: dict[str, Any]) -> CallResult:
+        """Run a synchronous plugin function inline, interrupted if it overruns."""
+        start = time.perf_counter()
+        token = self.watchdog.arm(self.timeout)
+        try:
+            try:
+                value = function(**kwargs)
+            finally:
+                self.watchdog.disarm(token)
+        except HookTimeout as exc:
+            error: BaseException = TimeoutError(f"{name} did not return within {self.timeout:g} s")
+            error.__cause__ = exc
+            return self._failed(plugin, name, error, start)
+        except Exception as exc:  # noqa: BLE001 - a plugin's error must not escape it
+            return self._failed(plugin, name, exc, start)
+        if self.trace:
+            self._trace(plugin, name, start, "ok")
+        if self.failures.get(plugin):
+            self.failures[plugin] = 0
+        return CallResult(True, value, duration=time.perf_counter() - start)
+
+    async def acall(self, plugin: str, name: str, function: Callable[..., Any],
+                    kwargs: dict[str, Any]) -> CallResult:
+        """Run a plugin function that may be ``async``; coroutines get ``wait_for``."""
+        if not inspect.iscoroutinefunction(function):
+            return self.call(plugin, name, function, kwargs)
+        start = time.perf_counter()
+        try:
+            value = await asyncio.wait_for(function(**kwargs), self.timeout)
+        except TimeoutError:
+            error = TimeoutError(f"{name} did not return within {self.timeout:g} s")
+            return self._failed(plugin, name, error, start)
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(plugin, name, exc, start)
+        if self.trace:
+            self._trace(plugin, name, start, "ok")
+        self.failures[plugin] = 0
+        return CallResult(True, value, duration=time.perf_counter() - start)
+
+    def _failed(self, plugin: str, name: str, error: BaseException, start: float) -> CallResult:
+        count = self.failures.get(plugin, 0) + 1
+        self.failures[plugin] = count
+        log.warning("plugin %s: %s failed (%d in a row): %s: %s",
+                    plugin, name, count, type(error).__name__, error,
+                    exc_info=not isinstance(error, TimeoutError))
+        if self.trace:
+            self._trace(plugin, name, start, f"{type(error).__name__}: {error}")
+        if self.on_failure is not None:
+            self.on_failure(plugin, error, count)
+        return CallResult(False, error=error, duration=time.perf_counter() - start)
+
+    def _trace(self, plugin: str, name: str, start: float, outcome: str) -> None:
+        elapsed = (time.perf_counter() - start) * 1000
+        print(f"trace: plugin={plugin} hook={name} {elapsed:.3f}ms {outcome}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Kernel services handed to plugins (scheduler, approvals, audit), persisted in the database."""

@@ -1,0 +1,183 @@
+"""The kernel's one SQLite database (sqlite-utils), and the per-plugin stores on it.
+
+Durability: WAL journal with ``synchronous=FULL``, so a committed transaction
+survives the process being killed at any instant (and a power cut); a write
+interrupted midway is rolled back on the next open, never half-applied.
+Kernel tables start with ``_``; a plugin's tables are ``<plugin>__<name>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class Database:
+    """A connection to ``clustercord.db`` shared by the kernel's services.
+
+    sqlite3 connections are used from the event loop thread and from worker
+    threads, so writes are serialised by a lock and ``check_same_thread`` is off.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.db = sqlite_utils.Database(self.conn)
+        self.lock = threading.RLock()
+        self._depth = 0
+        self.db.table("_kv").create(
+            {"scope": str, "key": str, "value": str}, pk=("scope", "key"), if_not_exists=True
+        )
+        self.db.table("_migrations").create(
+            {"scope": str, "version": int}, pk="scope", if_not_exists=True
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One atomic unit: everything inside commits together or not at all."""
+        with self.lock:
+            outermost = self._depth == 0
+            if outermost:
+                self.conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self.db
+            except BaseException:
+                self._depth -= 1
+                if outermost:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outermost:
+                self.conn.execute("COMMIT")
+
+    # -- key/value, scoped ---------------------------------------------------------
+    def kv_get(self, scope: str, key: str, default: Any = None) -> Any:
+        row = self.conn.execute(
+            "SELECT value FROM _kv WHERE scope = ? AND key = ?", (scope, key)
+        ).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def kv_set(self, scope: str, key: str, value: Any) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO _kv(scope, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT(scope, key) DO UPDATE SET value = excluded.value",
+                (scope, key, json.dumps(value, sort_keys=True)),
+            )
+
+    def kv_delete(self, scope: str, key: str) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM _kv WHERE scope = ? AND key = ?", (scope, key))
+
+    def kv_keys(self, scope: str, prefix: str = "") -> list[str]:
+        rows = self.conn.execute(
+            "SELECT key FROM _kv WHERE scope = ? AND substr(key, 1, ?) = ? ORDER BY key",
+            (scope, len(prefix), prefix),
+        )
+        return [row[0] for row in rows]
+
+    # -- migrations ----------------------------------------------------------------
+    def migrate(self, scope: str, steps: Iterable[tuple[int, Callable[[], None]]]) -> list[int]:
+        """Run the steps above the recorded version for ``scope``, each atomically."""
+        row = self.conn.execute("SELECT version FROM _migrations WHERE scope = ?", (scope,)).fetchone()
+        current = row[0] if row else 0
+        applied = []
+        for version, step in sorted(steps, key=lambda pair: pair[0]):
+            if version <= current:
+                continue
+            with self.transaction():
+                step()
+                self.conn.execute(
+                    "INSERT INTO _migrations(scope, version) VALUES (?, ?) "
+                    "ON CONFLICT(scope) DO UPDATE SET version = excluded.version",
+                    (scope, version),
+                )
+            applied.append(version)
+        return applied
+
+
+class PluginStore:
+    """The :class:`clustercord_sdk.services.Store` of one plugin."""
+
+    def __init__(self, database: Database, plugin: str) -> None:
+        self._database = database
+        self.plugin = plugin
+        self._prefix = plugin.replace("-", "_") + "__"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._database.kv_get(self.plugin, key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._database.kv_set(self.plugin, key, value)
+
+    def delete(self, key: str) -> None:
+        self._database.kv_delete(self.plugin, key)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return self._database.kv_keys(self.plugin, prefix)
+
+    def table(self, name: str) -> sqlite_utils.db.Table:
+        if not _TABLE_NAME.match(name):
+            raise ValueError(f"table name {name!r}: letters, digits and _ only")
+        return self._database.db.table(self._prefix + name)
+
+    def query(
+        self, sql: str, params: Mapping[str, Any] | Iterable[Any] = ()
+    ) -> list[dict[str, Any]]:
+        """Read-only SQL over the plugin's own tables, named without the prefix."""
+        own = {
+            name[len(self._prefix):]: name
+            for name in self._database.db.table_names()
+            if name.startswith(self._prefix)
+        }
+        conn = sqlite3.connect(f"file:{self._database.path}?mode=ro", uri=True)
+        try:
+            conn.row_factory = sqlite3.Row
+            # Expose only this plugin's tables, under their short names.
+            conn.set_authorizer(_read_only_authorizer(set(own.values())))
+            for short, full in own.items():
+                conn.execute(f'CREATE TEMP VIEW "{short}" AS SELECT * FROM "{full}"')
+            return [dict(row) for row in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
+    def transaction(self) -> Any:
+        return self._database.transaction()
+
+
+def _read_only_authorizer(allowed: set[str]) -> Callable[..., int]:
+    def authorize(action: int, arg1: Any, arg2: Any, dbname: Any, source: Any) -> int:
+        if action == sqlite3.SQLITE_READ and dbname == "main" and arg1 not in allowed:
+            return sqlite3.SQLITE_DENY
+        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION):
+            return sqlite3.SQLITE_OK
+        if action in (sqlite3.SQLITE_CREATE_TEMP_VIEW,) and dbname == "temp":
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_INSERT and dbname == "temp":
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_UPDATE and dbname == "temp":
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+
+    return authorize

@@ -1,0 +1,120 @@
+"""What a handler receives: the invocation and the plugin's scoped services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clustercord_sdk.errors import CommandError
+from clustercord_sdk.reply import Confirmation, Progress, Reply
+from clustercord_sdk.services import Approvals, Audit, Notifier, PluginAdmin, Scheduler, Store
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who asked for what, from where. Built by a front end, checked by the dispatcher."""
+
+    user_id: str
+    command: tuple[str, ...]
+    """The command path, e.g. ``("plugin", "list")``."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    roles: frozenset[str] = frozenset()
+    user_name: str | None = None
+    guild_id: str | None = None
+    channel_id: str | None = None
+    cluster: str | None = None
+    namespace: str | None = None
+    frontend: str = "console"
+
+    @property
+    def path(self) -> str:
+        return " ".join(self.command)
+
+
+@dataclass
+class PluginContext:
+    """The services of one plugin, shared by its command, hook and job handlers."""
+
+    plugin: str
+    config: Mapping[str, Any]
+    store: Store
+    scheduler: Scheduler
+    approvals: Approvals
+    audit: Audit
+    notifier: Notifier
+    log: logging.Logger
+    plugins: PluginAdmin | None = None
+    """Kernel plugin management; ``None`` unless the plugin has the ``plugin-admin`` capability."""
+    kubernetes: Any = None
+    """The Kubernetes service bound to the plugin's identity (provided by the Kubernetes service)."""
+    services: Mapping[str, Any] = field(default_factory=dict)
+    """Further services by name, for capabilities added after this SDK version."""
+
+    def require(self, capability: str) -> Any:
+        """The service behind a capability, or a clear error if it was not granted."""
+        service = getattr(self, capability.replace("-", "_"), None)
+        if service is None:
+            service = self.services.get(capability)
+        if service is None:
+            raise CommandError(
+                f"plugin {self.plugin} needs the {capability!r} capability "
+                "(declare it in the manifest's capabilities)"
+            )
+        return service
+
+
+Sender = Callable[[Reply], Awaitable[None]]
+Asker = Callable[[Confirmation], Awaitable[bool]]
+
+
+@dataclass
+class CommandContext:
+    """Passed to a command handler: the invocation, parsed options and services."""
+
+    invocation: Invocation
+    options: dict[str, Any]
+    plugin: PluginContext
+    _send: Sender | None = None
+    _ask: Asker | None = None
+
+    @property
+    def user_id(self) -> str:
+        return self.invocation.user_id
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.plugin.config
+
+    @property
+    def store(self) -> Store:
+        return self.plugin.store
+
+    @property
+    def log(self) -> logging.Logger:
+        return self.plugin.log
+
+    async def send(self, reply: Reply) -> None:
+        """Send an intermediate reply now (the final one is the handler's return value)."""
+        if self._send is not None:
+            await self._send(reply)
+
+    async def progress(self, current: float, total: float | None = None,
+                       label: str | None = None) -> None:
+        """Report progress; front ends edit one message (Discord) or draw a bar (console)."""
+        await self.send(Reply(progress=Progress(current, total, label)))
+
+    async def confirm(self, prompt: str, *, danger: bool = True) -> bool:
+        """Ask the invoking user to confirm; ``False`` when refused or unanswered."""
+        if self._ask is None:
+            return False
+        return await self._ask(Confirmation(prompt=prompt, danger=danger))
+
+
+@dataclass
+class HookContext:
+    """Passed to hooks that act for a plugin (events, jobs, approvals, lifecycle)."""
+
+    plugin: PluginContext
+    extra: Mapping[str, Any] = field(default_factory=dict)

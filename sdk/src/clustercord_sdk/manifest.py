@@ -1,0 +1,241 @@
+"""Plugin manifests: the JSON Schema (``manifest.schema.json``) plus the checks a schema
+cannot express. Every error names its path, e.g. ``commands[0].options[1].type``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from clustercord_sdk.errors import ManifestError, UsageError
+from clustercord_sdk.events import EventFilter, parse_label_selector
+from clustercord_sdk.options import OptionSpec
+from clustercord_sdk.permissions import Permission, PermissionError_, parse_permission
+
+MANIFEST_FILE = "manifest.json"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The manifest JSON Schema shipped with the SDK."""
+    text = resources.files("clustercord_sdk").joinpath("manifest.schema.json").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A runnable command (a leaf of the command tree) of a plugin."""
+
+    path: tuple[str, ...]
+    description: str
+    handler: str
+    options: tuple[OptionSpec, ...] = ()
+    admin: bool = False
+    destructive: bool = False
+    ephemeral: bool = False
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.path)
+
+    @property
+    def policy_name(self) -> str:
+        """The name access policies match, e.g. ``plugin:enable``."""
+        return ":".join(self.path)
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    event: str
+    filter: EventFilter
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    api: str
+    description: str
+    permissions: tuple[Permission, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    commands: tuple[CommandSpec, ...] = ()
+    hooks: tuple[HookSpec, ...] = ()
+    config: tuple[OptionSpec, ...] = ()
+    icon: str | None = None
+    author: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def permission_strings(self) -> list[str]:
+        return [str(p) for p in self.permissions]
+
+    def config_defaults(self) -> dict[str, Any]:
+        return {spec.name: spec.default for spec in self.config}
+
+    def api_compatible(self, api_version: str) -> bool:
+        return Version(api_version) in SpecifierSet(self.api)
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_manifest(source: Path | str | Mapping[str, Any]) -> Manifest:
+    """Load and validate a manifest from a file path, JSON text or a dict.
+
+    Raises :class:`ManifestError` listing every problem found, each with its path.
+    """
+    label = "manifest"
+    if isinstance(source, Path):
+        label = str(source)
+        try:
+            text = source.read_text("utf-8")
+        except OSError as exc:
+            raise ManifestError([("", f"cannot read: {exc.strerror}")], label) from None
+        source = text
+    if isinstance(source, str):
+        try:
+            data = json.loads(source)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(
+                [("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")], label
+            ) from None
+    else:
+        data = dict(source)
+    if not isinstance(data, dict):
+        raise ManifestError([("", "a manifest must be a JSON object")], label)
+
+    import jsonschema  # imported late: it is slow to import and only needed here
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = [
+        (_path(error.absolute_path), _schema_message(error))
+        for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+    ]
+    if errors:
+        raise ManifestError(errors, label)
+    errors = []
+    permissions = []
+    for index, text in enumerate(data.get("permissions", [])):
+        try:
+            permissions.append(parse_permission(text))
+        except PermissionError_ as exc:
+            errors.append((f"permissions[{index}]", str(exc)))
+    try:
+        SpecifierSet(data["api"])
+    except InvalidSpecifier:
+        errors.append(("api", f"{data['api']!r} is not a version range such as '>=1.0,<2'"))
+    commands = _commands(data.get("commands", []), (), "commands", errors)
+    seen: dict[tuple[str, ...], str] = {}
+    for command in commands:
+        if command.path in seen:
+            errors.append((seen[command.path], f"command {command.name!r} is declared twice"))
+        seen[command.path] = command.name
+    hooks = []
+    for index, hook in enumerate(data.get("hooks", [])):
+        try:
+            event_filter = EventFilter.from_manifest(hook.get("filter"))
+            parse_label_selector((hook.get("filter") or {}).get("label", ""))
+        except ValueError as exc:
+            errors.append((f"hooks[{index}].filter.label", str(exc)))
+            continue
+        hooks.append(HookSpec(hook["event"], event_filter, hook.get("priority", 0)))
+    config = []
+    for key, entry in data.get("config", {}).items():
+        spec = OptionSpec.from_manifest(entry, name=key)
+        if spec.default is not None:
+            try:
+                spec.parse(spec.default)
+            except UsageError as exc:
+                errors.append((f"config.{key}.default", str(exc).split(": ", 1)[-1]))
+        config.append(spec)
+    if errors:
+        raise ManifestError(errors, label)
+    return Manifest(
+        name=data["name"],
+        version=data["version"],
+        api=data["api"],
+        description=data["description"],
+        permissions=tuple(permissions),
+        capabilities=tuple(data.get("capabilities", [])),
+        commands=tuple(commands),
+        hooks=tuple(hooks),
+        config=tuple(config),
+        icon=data.get("icon"),
+        author=data.get("author"),
+        raw=data,
+    )
+
+
+def _schema_message(error: Any) -> str:
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown field {', '.join(map(repr, extra))}"
+    if error.validator == "required":
+        return error.message.replace(" is a required property", " is required")
+    return str(error.message)
+
+
+def _commands(
+    items: list[dict[str, Any]], parent: tuple[str, ...], where: str, errors: list[tuple[str, str]]
+) -> list[CommandSpec]:
+    out: list[CommandSpec] = []
+    for index, item in enumerate(items):
+        here = f"{where}[{index}]"
+        path = (*parent, item["name"])
+        subcommands = item.get("subcommands")
+        if subcommands:
+            if len(path) >= 3:
+                errors.append((here, "commands nest at most two levels (command → group → subcommand)"))
+                continue
+            for key in ("handler", "options"):
+                if key in item:
+                    errors.append((f"{here}.{key}", "a command with subcommands cannot have one"))
+            out.extend(_commands(subcommands, path, f"{here}.subcommands", errors))
+            continue
+        if "handler" not in item:
+            errors.append((f"{here}.handler", "a command without subcommands needs a handler"))
+            continue
+        options = []
+        optional_seen = False
+        names: set[str] = set()
+        for position, option in enumerate(item.get("options", [])):
+            spec = OptionSpec.from_manifest(option)
+            if spec.name in names:
+                errors.append((f"{here}.options[{position}].name", f"duplicate option {spec.name!r}"))
+            names.add(spec.name)
+            if spec.required and optional_seen:
+                errors.append(
+                    (f"{here}.options[{position}]", "required options must come before optional ones")
+                )
+            optional_seen = optional_seen or not spec.required
+            if spec.default is not None:
+                try:
+                    spec.parse(spec.default)
+                except UsageError as exc:
+                    errors.append((f"{here}.options[{position}].default", str(exc)))
+            options.append(spec)
+        out.append(
+            CommandSpec(
+                path=path,
+                description=item["description"],
+                handler=item["handler"],
+                options=tuple(options),
+                admin=item.get("admin", False),
+                destructive=item.get("destructive", False),
+                ephemeral=item.get("ephemeral", False),
+            )
+        )
+    return out

@@ -1,0 +1,136 @@
+"""The permission grammar plugins declare, and its compiler to Kubernetes RBAC rules.
+
+Grammar: ``RESOURCE[.GROUP][/SUBRESOURCE]:VERB``
+
+- ``pods:read`` (core group), ``deployments.apps:write``, ``pods/exec:create``,
+  ``widgets.example.com:read``, ``*:read`` (every resource of the core group).
+- ``read`` means get, list and watch; ``write`` means create, update, patch and delete;
+  any other verb is a Kubernetes verb itself (``get``, ``escalate``, ``impersonate``, ...).
+
+Compiling groups permissions into the fewest ``PolicyRule`` objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+READ_VERBS = ("get", "list", "watch")
+WRITE_VERBS = ("create", "update", "patch", "delete")
+KNOWN_VERBS = frozenset(
+    {
+        *READ_VERBS,
+        *WRITE_VERBS,
+        "deletecollection",
+        "bind",
+        "escalate",
+        "impersonate",
+        "approve",
+        "sign",
+        "use",
+        "*",
+    }
+)
+
+_NAME = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+_PERMISSION = re.compile(
+    rf"^(?P<resource>\*|{_NAME})"
+    rf"(?:\.(?P<group>{_NAME}(?:\.{_NAME})*))?"
+    rf"(?:/(?P<sub>\*|{_NAME}))?"
+    rf":(?P<verb>\*|[a-z]+)$"
+)
+
+
+class PermissionError_(ValueError):
+    """A permission string that does not follow the grammar (a ValueError)."""
+
+
+@dataclass(frozen=True, order=True)
+class Permission:
+    """One parsed permission: ``group`` is ``""`` for the core API group."""
+
+    resource: str
+    group: str
+    subresource: str | None
+    verb: str
+
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        if self.verb == "read":
+            return READ_VERBS
+        if self.verb == "write":
+            return WRITE_VERBS
+        return (self.verb,)
+
+    @property
+    def rbac_resource(self) -> str:
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+    def __str__(self) -> str:
+        group = f".{self.group}" if self.group else ""
+        sub = f"/{self.subresource}" if self.subresource else ""
+        return f"{self.resource}{group}{sub}:{self.verb}"
+
+
+def parse_permission(text: str) -> Permission:
+    """Parse one permission string; the error says what is wrong and shows the grammar."""
+    if not isinstance(text, str):
+        raise PermissionError_(f"permission {text!r} must be a string")
+    match = _PERMISSION.match(text.strip())
+    if not match:
+        raise PermissionError_(
+            f"{text!r} is not a permission; expected RESOURCE[.GROUP][/SUBRESOURCE]:VERB "
+            "such as pods:read, deployments.apps:write or pods/exec:create"
+        )
+    verb = match["verb"]
+    if verb not in KNOWN_VERBS and verb not in ("read", "write"):
+        raise PermissionError_(
+            f"{text!r}: unknown verb {verb!r}; use read, write or a Kubernetes verb "
+            f"({', '.join(sorted(KNOWN_VERBS - {'*'}))})"
+        )
+    return Permission(match["resource"], match["group"] or "", match["sub"], verb)
+
+
+def parse_permissions(texts: Iterable[str]) -> list[Permission]:
+    return [parse_permission(text) for text in texts]
+
+
+def expand(permissions: Iterable[Permission]) -> set[tuple[str, str, str]]:
+    """The set of ``(group, resource[/sub], verb)`` triples the permissions grant."""
+    return {(p.group, p.rbac_resource, verb) for p in permissions for verb in p.verbs}
+
+
+def covers(granted: Iterable[Permission], wanted: Iterable[Permission]) -> bool:
+    """True when every verb of ``wanted`` is granted (wildcards included)."""
+    have = expand(granted)
+    for group, resource, verb in expand(wanted):
+        if not any(
+            g == group
+            and (r == resource or r == "*" or (r.endswith("/*") and resource.startswith(r[:-1])))
+            and v in (verb, "*")
+            for g, r, v in have
+        ):
+            return False
+    return True
+
+
+def compile_rules(permissions: Iterable[Permission | str]) -> list[dict[str, list[str]]]:
+    """Compile permissions to RBAC ``PolicyRule`` dicts, merged by group and verb set.
+
+    >>> compile_rules(["pods:read", "services:read", "pods/log:get"])  # doctest: +NORMALIZE_WHITESPACE
+    [{'apiGroups': [''], 'resources': ['pods/log'], 'verbs': ['get']},
+     {'apiGroups': [''], 'resources': ['pods', 'services'], 'verbs': ['get', 'list', 'watch']}]
+    """
+    parsed = [p if isinstance(p, Permission) else parse_permission(p) for p in permissions]
+    verbs_by_resource: dict[tuple[str, str], set[str]] = {}
+    for permission in parsed:
+        key = (permission.group, permission.rbac_resource)
+        verbs_by_resource.setdefault(key, set()).update(permission.verbs)
+    merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (group, resource), verbs in sorted(verbs_by_resource.items()):
+        merged.setdefault((group, tuple(sorted(verbs))), []).append(resource)
+    return [
+        {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
+        for (group, verbs), resources in sorted(merged.items(), key=lambda item: (item[0][0], len(item[0][1]), item[0][1]))
+    ]

@@ -1,0 +1,142 @@
+"""The kernel services a plugin receives, as Protocols.
+
+The kernel provides implementations scoped to the plugin (its own tables, its
+own jobs, its identity); a test harness may provide others. Plugins depend on
+these interfaces only, never on the kernel's classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from clustercord_sdk.reply import Reply
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Storage scoped to one plugin: a key-value area and tables of its own.
+
+    Table names are prefixed with the plugin's name by the kernel, so two
+    plugins can never read or clobber each other's data.
+    """
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def set(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def keys(self, prefix: str = "") -> list[str]: ...
+    def table(self, name: str) -> Any:
+        """A ``sqlite_utils.db.Table`` named ``<plugin>__<name>``."""
+        ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """Run read-only SQL; only the plugin's own tables are visible by their short names."""
+        ...
+
+
+@dataclass
+class Job:
+    """A scheduled job of a plugin, as persisted by the kernel."""
+
+    id: str
+    plugin: str
+    handler: str
+    schedule: str
+    """``every 5m`` or a five-field cron expression such as ``0 3 * * *``."""
+    next_run: float
+    last_run: float | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    missed: str = "run-once"
+    """What happens to runs missed while the kernel was down: ``run-once`` or ``skip``."""
+
+
+class Scheduler(Protocol):
+    """Persisted interval and cron jobs; they survive restarts."""
+
+    def every(self, interval: str, handler: str, *, job_id: str | None = None,
+              payload: Mapping[str, Any] | None = None, missed: str = "run-once") -> Job: ...
+    def cron(self, expression: str, handler: str, *, job_id: str | None = None,
+             payload: Mapping[str, Any] | None = None, missed: str = "run-once") -> Job: ...
+    def cancel(self, job_id: str) -> bool: ...
+    def jobs(self) -> list[Job]: ...
+
+
+@dataclass
+class Approval:
+    """A request that an admin approves or denies before it expires."""
+
+    id: str
+    plugin: str
+    action: str
+    summary: str
+    requested_by: str
+    status: str
+    """``pending``, ``approved``, ``denied`` or ``expired``."""
+    created_at: float
+    expires_at: float
+    details: dict[str, Any] = field(default_factory=dict)
+    handler: str | None = None
+    """The plugin's function called with the decision (``module:function``)."""
+    decided_by: str | None = None
+    decided_at: float | None = None
+    reason: str | None = None
+
+
+class Approvals(Protocol):
+    def request(self, action: str, summary: str, *, requested_by: str,
+                details: Mapping[str, Any] | None = None, handler: str | None = None,
+                expires_in: float = 3600.0) -> Approval: ...
+    def get(self, approval_id: str) -> Approval | None: ...
+    def pending(self) -> list[Approval]: ...
+
+
+class Audit(Protocol):
+    def record(self, action: str, *, actor: str, details: Mapping[str, Any] | None = None,
+               result: str = "ok") -> None: ...
+
+
+class Notifier(Protocol):
+    async def notify(self, reply: Reply, *, channel: str | None = None,
+                     user: str | None = None) -> None:
+        """Send a reply to a channel, a user's DMs, or the configured alert channel."""
+        ...
+
+
+@dataclass
+class PluginInfo:
+    """What the kernel knows of one plugin (for ``/plugin`` commands)."""
+
+    name: str
+    version: str
+    description: str
+    state: str
+    """``enabled``, ``disabled``, ``refused`` or ``awaiting-approval``."""
+    reason: str | None
+    signer: str | None
+    signature: str
+    """``verified``, ``dev-signed``, ``unsigned``, ``untrusted`` ..."""
+    permissions: list[str]
+    granted: list[str]
+    capabilities: list[str]
+    commands: list[str]
+    config: dict[str, Any]
+    source: str
+    icon: str | None = None
+    author: str | None = None
+    failures: int = 0
+
+
+class PluginAdmin(Protocol):
+    """Kernel plugin management; given only to plugins with the ``plugin-admin`` capability."""
+
+    def list(self) -> list[PluginInfo]: ...
+    def info(self, name: str) -> PluginInfo: ...
+    async def enable(self, name: str, *, by: str) -> PluginInfo: ...
+    async def disable(self, name: str, *, by: str, reason: str | None = None) -> PluginInfo: ...
+    async def approve(self, name: str, *, by: str) -> PluginInfo: ...
+    async def set_config(self, name: str, key: str, value: Any, *, by: str) -> dict[str, Any]: ...
+    def config_schema(self, name: str) -> dict[str, Any]: ...
+    def commands(self) -> list[dict[str, Any]]:
+        """Every enabled command: ``{"path", "description", "plugin", "options"}``."""
+        ...
