@@ -124,6 +124,22 @@ class Dispatcher:
         )
         return outcome
 
+    async def autocomplete(self, invocation: Invocation, option: str, value: str) -> list[Any]:
+        """Suggestions for an option declared ``autocomplete``, from its plugin's hook."""
+        try:
+            plugin, command = self.resolve(invocation.command)
+        except UsageError:
+            return []
+        spec = next((o for o in command.options if o.name == option), None)
+        if spec is None or not spec.autocomplete or plugin.context is None:
+            return []
+        result = await self.manager.call_one(plugin, "autocomplete", command=command.name,
+                                             option=option, value=value, invocation=invocation,
+                                             ctx=plugin.context)
+        if result is None or not result.ok or not isinstance(result.value, list):
+            return []
+        return result.value[:25]
+
     async def _plugin_veto(self, invocation: Invocation, plugin: Plugin,
                            command: CommandSpec) -> str | None:
         info = {"path": command.name, "plugin": plugin.name, "admin": command.admin,

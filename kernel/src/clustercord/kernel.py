@@ -6,6 +6,10 @@ own data directory and, if they wish, their own plugin sources.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib
+import inspect
 import json
 import logging
 import time
@@ -30,6 +34,8 @@ from clustercord.services.scheduler import SchedulerService
 from clustercord.signing import TrustStore
 from clustercord.storage import Database, PluginStore
 
+log = logging.getLogger("clustercord.kernel")
+
 
 class Kernel:
     def __init__(self, settings: Settings, *, sources: Iterable[PluginSource] | None = None,
@@ -45,7 +51,7 @@ class Kernel:
                            trace=settings.trace_plugins)
         self.notifier = OutboxNotifier(self.database)
         self.manager = PluginManager(settings, self.database, self.trust, self.guard,
-                                     self._context_for)
+                                     self._context_for, secret_sink=self.audit.add_patterns)
         self.events = EventBus(self.manager)
         self.policy = AccessPolicy(settings.access)
         self.dispatcher = Dispatcher(self.manager, self.policy, self.audit)
@@ -94,6 +100,35 @@ class Kernel:
                                             ctx=plugin.context)
                 delivered += 1
         return delivered
+
+
+    async def run_job(self, job: Any) -> None:
+        """Run a scheduled job: the plugin's ``module:function`` handler, guarded."""
+        plugin = self.manager.plugins.get(job.plugin)
+        if plugin is None or plugin.state != "enabled" or plugin.module is None:
+            return
+        module_name, _, attr = job.handler.partition(":")
+        try:
+            module = importlib.import_module(f"{plugin.module.__name__}.{module_name}")
+            function = getattr(module, attr)
+        except (ImportError, AttributeError) as exc:
+            log.warning("plugin %s: job handler %s not found: %s", plugin.name, job.handler, exc)
+            return
+        wanted = inspect.signature(function).parameters
+        kwargs = {k: v for k, v in {"job": job, "ctx": plugin.context}.items() if k in wanted}
+        await self.guard.acall(plugin.name, f"job {job.handler}", function, kwargs)
+
+    async def run_background(self, stop: asyncio.Event, tick: float = 1.0) -> None:
+        """What a long-running front end runs beside it: jobs, approval expiry."""
+        scheduler = asyncio.create_task(self.scheduler.run_loop(self.run_job, stop, tick=tick))
+        try:
+            while not stop.is_set():
+                self.approvals.expire()
+                await self.deliver_decisions()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), tick)
+        finally:
+            await scheduler
 
 
 class KernelPluginAdmin:

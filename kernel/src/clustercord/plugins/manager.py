@@ -90,12 +90,15 @@ class PluginManager:
         trust: TrustStore,
         guard: Guard,
         context_factory: ContextFactory,
+        secret_sink: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.trust = trust
         self.guard = guard
         self.context_factory = context_factory
+        self.secret_sink = secret_sink
+        """Receives the ``secret_patterns`` of each plugin enabled (the audit log's masking)."""
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, Plugin] = {}
@@ -218,6 +221,12 @@ class PluginManager:
             plugin.reason = f"on_enable failed: {type(result.error).__name__}: {result.error}"
             return
         plugin.state, plugin.reason = ENABLED, None
+        patterns = await self.call_one(plugin, "secret_patterns", ctx=plugin.context)
+        if patterns is not None and patterns.ok and patterns.value and self.secret_sink:
+            try:
+                self.secret_sink(list(patterns.value))
+            except ValueError as exc:
+                log.warning("plugin %s: secret pattern ignored: %s", plugin.name, exc)
         for listener in self.listeners:
             listener("enabled", plugin)
 

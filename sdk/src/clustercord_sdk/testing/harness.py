@@ -1,0 +1,170 @@
+"""The kernel harness behind the ``clustercord_harness`` fixture."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clustercord_sdk.context import Invocation
+from clustercord_sdk.reply import Confirmation, Reply
+
+_counter = itertools.count(1)
+
+
+class TestSigner:
+    """A throwaway Ed25519 key in a temporary GnuPG home (never a committed key)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self) -> None:
+        from clustercord.signing import SigningKeys
+
+        # GnuPG's agent socket path must stay short: keep the home directly under /tmp.
+        self.home = Path(tempfile.mkdtemp(prefix="ccgpg"))
+        self.keys = SigningKeys(self.home)
+        self.fingerprint = self.keys.create("ClusterCord test key", "test@clustercord.invalid")
+        self.public_key = self.keys.export_public(self.fingerprint)
+
+    def sign(self, folder: Path) -> None:
+        from clustercord.signing import sign_plugin_folder
+
+        from clustercord_sdk.manifest import MANIFEST_FILE, load_manifest
+
+        manifest = load_manifest(folder / MANIFEST_FILE)
+        sign_plugin_folder(folder, dict(manifest.raw), self.keys.signer(self.fingerprint))
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@dataclass
+class RunResult:
+    """What a command produced: the final reply, what was sent before it, the outcome."""
+
+    status: str
+    reply: Reply
+    sent: list[Reply] = field(default_factory=list)
+    asked: list[Confirmation] = field(default_factory=list)
+    exit_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def text(self) -> str:
+        return self.reply.text or ""
+
+
+class KernelHarness:
+    """A kernel with its own data directory, trusting only the test signer."""
+
+    def __init__(self, data_dir: Path, signer: TestSigner, **settings: Any) -> None:
+        from clustercord.config import load_settings
+
+        self.data_dir = data_dir
+        self.signer = signer
+        self.settings = load_settings(env={"CLUSTERCORD_DATA_DIR": str(data_dir)}, **settings)
+        self.sources: list[Any] = []
+        self.kernel: Any = None
+        self._plugins_dir = data_dir / "installed-plugins"
+        self._trust()
+
+    def _trust(self) -> None:
+        from clustercord.signing import TrustStore
+
+        TrustStore(self.settings.trust_dir).trust(self.signer.public_key, label="test key",
+                                                  kind="release")
+
+    def add_plugin(self, folder: Path, *, sign: bool = True, builtin: bool = False,
+                   copy: bool = True) -> Path:
+        """Install the plugin in ``folder`` (copied, then signed); returns the installed folder."""
+        from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, PluginSource
+
+        folder = Path(folder)
+        name = folder.name
+        if copy:
+            target = self._plugins_dir / f"{name}-{next(_counter)}"
+            shutil.copytree(folder, target, ignore=shutil.ignore_patterns("__pycache__",
+                                                                           "SIGNATURE.asc"))
+            folder = target
+        if sign:
+            self.signer.sign(folder)
+        module = f"cc_test_{folder.name.replace('-', '_')}_{next(_counter)}"
+        self.sources.append(
+            PluginSource(entry_point=_manifest_name(folder), module=module, folder=folder,
+                         distribution=BUILTIN_DISTRIBUTION if builtin else "test-plugins",
+                         distribution_version="0")
+        )
+        return folder
+
+    def add_builtins(self, names: Iterable[str] | None = None) -> list[Path]:
+        """Install copies of ClusterCord's builtin plugins, signed by the test key."""
+        from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, discover
+
+        added = []
+        for source in discover():
+            if source.distribution == BUILTIN_DISTRIBUTION and source.folder is not None and (
+                names is None or source.entry_point in names
+            ):
+                added.append(self.add_plugin(source.folder, builtin=True))
+        return added
+
+    async def start(self) -> Any:
+        from clustercord.kernel import Kernel
+
+        self.kernel = await Kernel(self.settings, sources=self.sources).start()
+        return self.kernel
+
+    async def restart(self, **settings: Any) -> Any:
+        """A new kernel on the same data directory: what survives a restart."""
+        from dataclasses import replace
+
+        self.close()
+        if settings:
+            self.settings = replace(self.settings, **settings)
+        return await self.start()
+
+    def plugin(self, name: str) -> Any:
+        return self.kernel.manager.plugins[name]
+
+    async def run(self, line: str, *, user: str = "console", roles: Iterable[str] = (),
+                  yes: bool = True, frontend: str = "console") -> RunResult:
+        """Run a command line as ``user`` and capture every reply."""
+        from clustercord.frontends.commandline import parse_command_line
+
+        path, options = parse_command_line(line)
+        sent: list[Reply] = []
+        asked: list[Confirmation] = []
+
+        async def send(reply: Reply) -> None:
+            sent.append(reply)
+
+        async def ask(confirmation: Confirmation) -> bool:
+            asked.append(confirmation)
+            return yes
+
+        invocation = Invocation(user_id=user, command=path, options=options,
+                                roles=frozenset(roles), frontend=frontend)
+        outcome = await self.kernel.dispatcher.dispatch(invocation, send=send, ask=ask)
+        await self.kernel.deliver_decisions()
+        return RunResult(outcome.status, outcome.reply, sent, asked, outcome.exit_code)
+
+    def close(self) -> None:
+        if self.kernel is not None:
+            self.kernel.close()
+            self.kernel = None
+
+
+def _manifest_name(folder: Path) -> str:
+    import json
+
+    try:
+        return str(json.loads((folder / "manifest.json").read_text("utf-8"))["name"])
+    except (OSError, ValueError, KeyError):
+        return folder.name

@@ -1,0 +1,133 @@
+"""The command-line surface of ARCHITECTURE.md, run as a user would, in subprocesses.
+
+The builtin plugins are copied into a private site folder (shadowing the installed
+distribution) and signed there with a throwaway key, so these tests never touch the
+signatures of the working tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, discover
+
+CLI = [sys.executable, "-c", "import sys; from clustercord.cli import main; sys.exit(main())"]
+
+
+@pytest.fixture
+def site(tmp_path, clustercord_signer):
+    """A site folder with a signed copy of clustercord-builtins, and its environment."""
+    site = tmp_path / "site"
+    sources = [s for s in discover() if s.distribution == BUILTIN_DISTRIBUTION]
+    package = sources[0].folder.parent
+    shutil.copytree(package, site / package.name,
+                    ignore=shutil.ignore_patterns("__pycache__", "SIGNATURE.asc"))
+    info = site / f"clustercord_builtins-{sources[0].distribution_version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {BUILTIN_DISTRIBUTION}\n"
+        f"Version: {sources[0].distribution_version}\n")
+    lines = "".join(f"{s.entry_point} = {s.module}\n" for s in sources)
+    (info / "entry_points.txt").write_text(f"[clustercord.plugins]\n{lines}")
+    for source in sources:
+        clustercord_signer.sign(site / package.name / source.module.rsplit(".", 1)[1])
+    env = {**os.environ, "PYTHONPATH": str(site), "CLUSTERCORD_DATA_DIR": str(tmp_path / "data"),
+           "CLUSTERCORD_FILES_DIR": str(tmp_path / "files")}
+    key = tmp_path / "test.asc"
+    key.write_text(clustercord_signer.public_key)
+    run(env, "keys", "trust", str(key), "--label", "test key", "--kind", "release")
+    return env, site / package.name
+
+
+def run(env, *args, check=True):
+    result = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_plugins_list_json_shows_every_builtin_verified(site):
+    env, _ = site
+    data = json.loads(run(env, "plugins", "list", "--json").stdout)
+    plugins = {p["name"]: p for p in data["plugins"]}
+    assert set(plugins) == {"approvals", "help", "plugins"}
+    for plugin in plugins.values():
+        assert plugin["state"] == "enabled"
+        assert plugin["signature"] == "verified"
+    assert plugins["plugins"]["capabilities"] == ["plugin-admin"]
+    assert run(env, "plugins", "verify").returncode == 0
+
+
+def test_one_changed_byte_refuses_exactly_that_plugin(site):
+    env, package = site
+    target = package / "approvals" / "commands.py"
+    target.write_bytes(target.read_bytes().replace(b"pending", b"pendinG", 1))
+    data = json.loads(run(env, "plugins", "list", "--json").stdout)
+    states = {p["name"]: (p["state"], p["reason"]) for p in data["plugins"]}
+    assert states["approvals"] == ("refused", "file changed after signing: commands.py")
+    assert states["help"] == states["plugins"] == ("enabled", None)
+    assert run(env, "plugins", "verify", check=False).returncode == 1
+    assert run(env, "run", "/help").returncode == 0
+
+
+def test_run_exit_codes_and_json(site):
+    env, _ = site
+    ok = run(env, "run", "--json", "/plugin info name:help")
+    assert json.loads(ok.stdout)["data"]["name"] == "help"
+    usage = run(env, "run", "/plugin lsit", check=False)
+    assert usage.returncode == 2 and "did you mean /plugin list" in usage.stdout
+    bad_option = run(env, "run", "/plugin info nam:help", check=False)
+    assert bad_option.returncode == 2 and "unknown option 'nam'" in bad_option.stdout
+    error = run(env, "run", "/plugin info name:nope", check=False)
+    assert error.returncode == 1 and "no plugin named 'nope'" in error.stdout
+    unbalanced = run(env, "run", '/plugin info name:"help', check=False)
+    assert unbalanced.returncode == 2 and "quote" in unbalanced.stderr
+    denied = run(env, "run", "--as", "123", "--roles", "9", "/plugin disable name:help",
+                 check=False)
+    assert denied.returncode == 1 and "admins only" in denied.stdout
+
+
+def test_disable_persists_and_audit_verifies_then_detects_an_edit(site):
+    env, _ = site
+    run(env, "run", "--yes", "/plugin disable name:help reason:testing")
+    data = json.loads(run(env, "plugins", "list", "--json").stdout)
+    assert {p["name"]: p["state"] for p in data["plugins"]}["help"] == "disabled"
+
+    exported = run(env, "audit", "export").stdout.splitlines()
+    assert json.loads(exported[-1])["action"] == "plugin disable"
+    assert "intact" in run(env, "audit", "verify").stdout
+
+    import sqlite3
+
+    conn = sqlite3.connect(Path(env["CLUSTERCORD_DATA_DIR"]) / "clustercord.db")
+    conn.execute("DROP TRIGGER IF EXISTS _audit_no_update")
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute("UPDATE _audit SET actor = 'someone-else' WHERE seq = 1")
+    conn.commit()
+    conn.close()
+    tampered = run(env, "audit", "verify", check=False)
+    assert tampered.returncode == 1 and "seq 1" in tampered.stderr
+
+
+def test_keys_sign_with_a_release_key_from_the_environment(site, tmp_path, clustercord_signer):
+    env, package = site
+    secret = subprocess.run(
+        ["gpg", "--homedir", str(clustercord_signer.home), "--batch", "--armor",
+         "--export-secret-keys", clustercord_signer.fingerprint],
+        capture_output=True, text=True, check=True).stdout
+    target = package / "help" / "commands.py"
+    target.write_text(target.read_text() + "\n# release edit\n")
+    assert json.loads(run(env, "plugins", "list", "--json").stdout)["plugins"][1]["state"] == "refused"
+    release = {**env, "CLUSTERCORD_SIGNING_KEY": secret}
+    run(release, "keys", "sign", str(package / "help"))
+    states = {p["name"]: p["state"] for p in
+              json.loads(run(env, "plugins", "list", "--json").stdout)["plugins"]}
+    assert states["help"] == "enabled"
+

@@ -1,0 +1,130 @@
+"""A plugin that fails verification is refused with its reason, never imported,
+and the kernel keeps serving every other plugin."""
+
+from __future__ import annotations
+
+import json
+
+from clustercord_sdk.testing import TestSigner
+
+SIDE_EFFECT = """
+import pathlib
+pathlib.Path(__file__).with_name("IMPORTED").write_text("yes")
+"""
+
+
+async def _start_with(harness, make_plugin, tamper):
+    good = harness.add_plugin(make_plugin("good"))
+    bad = harness.add_plugin(make_plugin("bad", init=SIDE_EFFECT))
+    tamper(bad)
+    await harness.start()
+    return good, bad
+
+
+async def assert_refused(harness, bad, reason_fragment):
+    plugin = harness.plugin("bad")
+    assert plugin.state == "refused"
+    assert reason_fragment in plugin.reason
+    assert not (bad / "IMPORTED").exists(), "a refused plugin's code must never run"
+    assert (await harness.run("/good")).text == "good ran"
+    refused = await harness.run("/bad")
+    assert refused.status == "usage" and "unknown command /bad" in refused.text
+
+
+async def test_file_changed_after_signing(clustercord_harness, make_plugin):
+    def tamper(folder):
+        path = folder / "commands.py"
+        path.write_bytes(path.read_bytes().replace(b"ran", b"rAn"))  # one byte
+
+    _, bad = await _start_with(clustercord_harness, make_plugin, tamper)
+    await assert_refused(clustercord_harness, bad, "file changed after signing: commands.py")
+
+
+async def test_file_added_after_signing(clustercord_harness, make_plugin):
+    _, bad = await _start_with(clustercord_harness, make_plugin,
+                               lambda f: (f / "extra.py").write_text("x = 1\n"))
+    await assert_refused(clustercord_harness, bad, "file not covered by the signature: extra.py")
+
+
+async def test_missing_signature(clustercord_harness, make_plugin):
+    _, bad = await _start_with(clustercord_harness, make_plugin,
+                               lambda f: (f / "SIGNATURE.asc").unlink())
+    await assert_refused(clustercord_harness, bad, "missing signature (SIGNATURE.asc)")
+
+
+async def test_bad_signature(clustercord_harness, make_plugin):
+    def tamper(folder):
+        path = folder / "SIGNATURE.asc"
+        text = path.read_text()
+        digest_line = next(line for line in text.splitlines() if '"commands.py"' in line)
+        forged = digest_line.split(": ")[0] + ': "' + "0" * 64 + '",'
+        path.write_text(text.replace(digest_line, forged))
+
+    _, bad = await _start_with(clustercord_harness, make_plugin, tamper)
+    await assert_refused(clustercord_harness, bad, "bad signature")
+
+
+async def test_signature_by_untrusted_key(clustercord_harness, make_plugin):
+    stranger = TestSigner()
+    try:
+        _, bad = await _start_with(clustercord_harness, make_plugin, stranger.sign)
+        await assert_refused(clustercord_harness, bad, "untrusted key")
+    finally:
+        stranger.cleanup()
+
+
+async def test_key_in_keyring_but_not_pinned_is_refused(clustercord_harness, make_plugin):
+    """gpg calls any signature by a key in the keyring valid; the pin list decides."""
+    stranger = TestSigner()
+    try:
+        trust = clustercord_harness.settings.trust_dir
+        from clustercord.signing import TrustStore
+
+        TrustStore(trust).gpg.import_keys(stranger.public_key)  # imported, never pinned
+        _, bad = await _start_with(clustercord_harness, make_plugin, stranger.sign)
+        await assert_refused(clustercord_harness, bad, "not pinned as trusted")
+    finally:
+        stranger.cleanup()
+
+
+async def test_incompatible_api(clustercord_harness, make_plugin):
+    harness = clustercord_harness
+    harness.add_plugin(make_plugin("good"))
+    harness.add_plugin(make_plugin("bad", manifest={"api": ">=2.0"}, init=SIDE_EFFECT))
+    await harness.start()
+    bad = harness.plugin("bad")
+    assert bad.state == "refused"
+    assert bad.reason == "incompatible kernel API: the plugin needs >=2.0, this kernel provides 1.0"
+    assert (await harness.run("/good")).ok
+
+
+async def test_invalid_manifest_names_the_path(clustercord_harness, make_plugin):
+    harness = clustercord_harness
+    folder = harness.add_plugin(make_plugin("bad", init=SIDE_EFFECT))
+    data = json.loads((folder / "manifest.json").read_text())
+    data["commands"][0]["colour"] = "red"
+    (folder / "manifest.json").write_text(json.dumps(data))
+    harness.add_plugin(make_plugin("good"))
+    await harness.start()
+    bad = harness.plugin("bad")
+    assert bad.state == "refused"
+    assert "commands[0]: unknown field 'colour'" in bad.reason
+    assert (await harness.run("/good")).ok
+
+
+async def test_builtin_with_one_changed_byte_is_the_only_one_refused(clustercord_harness):
+    harness = clustercord_harness
+    folders = {f.name.rsplit("-", 1)[0]: f for f in harness.add_builtins()}
+    target = folders["help"] / "commands.py"
+    data = bytearray(target.read_bytes())
+    data[-2] ^= 0x01
+    target.write_bytes(bytes(data))
+    await harness.start()
+    states = {name: p.state for name, p in harness.kernel.manager.plugins.items()}
+    assert states == {"approvals": "enabled", "help": "refused", "plugins": "enabled"}
+    assert "file changed after signing: commands.py" in harness.plugin("help").reason
+    listed = await harness.run("/plugin list")
+    assert listed.ok
+    rows = {p["name"]: p for p in listed.reply.data["plugins"]}
+    assert rows["help"]["state"] == "refused"
+    assert rows["plugins"]["signature"] == "verified"
