@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 
 
-def write_plugin(root: Path, name: str, *, manifest: dict[str, Any] | None = None,
-                 init: str = "", modules: dict[str, str] | None = None) -> Path:
+def write_plugin(
+    root: Path,
+    name: str,
+    *,
+    manifest: dict[str, Any] | None = None,
+    init: str = "",
+    modules: dict[str, str] | None = None,
+) -> Path:
     folder = root / name
     folder.mkdir(parents=True)
     data = {

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, discover
 
 CLI = [sys.executable, "-c", "import sys; from clustercord.cli import main; sys.exit(main())"]
@@ -26,19 +27,25 @@ def site(tmp_path, clustercord_signer):
     site = tmp_path / "site"
     sources = [s for s in discover() if s.distribution == BUILTIN_DISTRIBUTION]
     package = sources[0].folder.parent
-    shutil.copytree(package, site / package.name,
-                    ignore=shutil.ignore_patterns("__pycache__", "SIGNATURE.asc"))
+    shutil.copytree(
+        package, site / package.name, ignore=shutil.ignore_patterns("__pycache__", "SIGNATURE.asc")
+    )
     info = site / f"clustercord_builtins-{sources[0].distribution_version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: {BUILTIN_DISTRIBUTION}\n"
-        f"Version: {sources[0].distribution_version}\n")
+        f"Version: {sources[0].distribution_version}\n"
+    )
     lines = "".join(f"{s.entry_point} = {s.module}\n" for s in sources)
     (info / "entry_points.txt").write_text(f"[clustercord.plugins]\n{lines}")
     for source in sources:
         clustercord_signer.sign(site / package.name / source.module.rsplit(".", 1)[1])
-    env = {**os.environ, "PYTHONPATH": str(site), "CLUSTERCORD_DATA_DIR": str(tmp_path / "data"),
-           "CLUSTERCORD_FILES_DIR": str(tmp_path / "files")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "CLUSTERCORD_DATA_DIR": str(tmp_path / "data"),
+        "CLUSTERCORD_FILES_DIR": str(tmp_path / "files"),
+    }
     key = tmp_path / "test.asc"
     key.write_text(clustercord_signer.public_key)
     run(env, "keys", "trust", str(key), "--label", "test key", "--kind", "release")
@@ -88,8 +95,9 @@ def test_run_exit_codes_and_json(site):
     assert error.returncode == 1 and "no plugin named 'nope'" in error.stdout
     unbalanced = run(env, "run", '/plugin info name:"help', check=False)
     assert unbalanced.returncode == 2 and "quote" in unbalanced.stderr
-    denied = run(env, "run", "--as", "123", "--roles", "9", "/plugin disable name:help",
-                 check=False)
+    denied = run(
+        env, "run", "--as", "123", "--roles", "9", "/plugin disable name:help", check=False
+    )
     assert denied.returncode == 1 and "admins only" in denied.stdout
 
 
@@ -119,15 +127,28 @@ def test_disable_persists_and_audit_verifies_then_detects_an_edit(site):
 def test_keys_sign_with_a_release_key_from_the_environment(site, tmp_path, clustercord_signer):
     env, package = site
     secret = subprocess.run(
-        ["gpg", "--homedir", str(clustercord_signer.home), "--batch", "--armor",
-         "--export-secret-keys", clustercord_signer.fingerprint],
-        capture_output=True, text=True, check=True).stdout
+        [
+            "gpg",
+            "--homedir",
+            str(clustercord_signer.home),
+            "--batch",
+            "--armor",
+            "--export-secret-keys",
+            clustercord_signer.fingerprint,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     target = package / "help" / "commands.py"
     target.write_text(target.read_text() + "\n# release edit\n")
-    assert json.loads(run(env, "plugins", "list", "--json").stdout)["plugins"][1]["state"] == "refused"
+    assert (
+        json.loads(run(env, "plugins", "list", "--json").stdout)["plugins"][1]["state"] == "refused"
+    )
     release = {**env, "CLUSTERCORD_SIGNING_KEY": secret}
     run(release, "keys", "sign", str(package / "help"))
-    states = {p["name"]: p["state"] for p in
-              json.loads(run(env, "plugins", "list", "--json").stdout)["plugins"]}
+    states = {
+        p["name"]: p["state"]
+        for p in json.loads(run(env, "plugins", "list", "--json").stdout)["plugins"]
+    }
     assert states["help"] == "enabled"
-

@@ -29,8 +29,9 @@ WRITER = textwrap.dedent("""
 
 def test_kill_during_writes_loses_no_committed_row_and_leaves_no_partial_one(tmp_path):
     path = tmp_path / "clustercord.db"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
     assert writer.stdout is not None
     committed = -1
     for line in writer.stdout:

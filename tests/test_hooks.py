@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+
 from clustercord_sdk import Event, hookspecs
 
-HOOKS = sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name),
-                                                           "clustercord_spec"))
+HOOKS = sorted(
+    name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "clustercord_spec")
+)
 
 
 def test_every_hook_has_a_test():
@@ -20,22 +22,32 @@ def test_every_hook_has_a_test():
 
 
 async def test_hook_on_enable(clustercord_harness, make_plugin):
-    clustercord_harness.add_plugin(make_plugin("pp", init="""
+    clustercord_harness.add_plugin(
+        make_plugin(
+            "pp",
+            init="""
         @hookimpl
         def on_enable(ctx):
             ctx.scheduler.every("5m", "commands:run")
-    """))
+    """,
+        )
+    )
     await clustercord_harness.start()
     jobs = clustercord_harness.plugin("pp").context.scheduler.jobs()
     assert [(j.handler, j.schedule) for j in jobs] == [("commands:run", "every 5m")]
 
 
 async def test_hook_on_enable_failure_keeps_plugin_off(clustercord_harness, make_plugin):
-    clustercord_harness.add_plugin(make_plugin("pp", init="""
+    clustercord_harness.add_plugin(
+        make_plugin(
+            "pp",
+            init="""
         @hookimpl
         def on_enable(ctx):
             raise RuntimeError("database unreachable")
-    """))
+    """,
+        )
+    )
     await clustercord_harness.start()
     plugin = clustercord_harness.plugin("pp")
     assert plugin.state == "disabled"
@@ -45,11 +57,16 @@ async def test_hook_on_enable_failure_keeps_plugin_off(clustercord_harness, make
 async def test_hook_on_disable(clustercord_harness, make_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(make_plugin("pp", init="""
+    harness.add_plugin(
+        make_plugin(
+            "pp",
+            init="""
         @hookimpl
         def on_disable(ctx):
             ctx.store.set("bye", True)
-    """))
+    """,
+        )
+    )
     await harness.start()
     await harness.run("/plugin disable name:pp")
     assert harness.plugin("pp").context.store.get("bye") is True
@@ -58,27 +75,45 @@ async def test_hook_on_disable(clustercord_harness, make_plugin):
 async def test_hook_on_event(clustercord_harness, make_plugin):
     harness = clustercord_harness
     log: list[str] = []
-    for name, priority, label in (("low", 1, "app=web"), ("high", 10, "app=web"),
-                                  ("other", 50, "app=db")):
-        harness.add_plugin(make_plugin(name, manifest={"hooks": [
-            {"event": "pod:crash", "priority": priority,
-             "filter": {"label": label, "namespaces": ["prod"]}}]}, init=f"""
+    for name, priority, label in (
+        ("low", 1, "app=web"),
+        ("high", 10, "app=web"),
+        ("other", 50, "app=db"),
+    ):
+        harness.add_plugin(
+            make_plugin(
+                name,
+                manifest={
+                    "hooks": [
+                        {
+                            "event": "pod:crash",
+                            "priority": priority,
+                            "filter": {"label": label, "namespaces": ["prod"]},
+                        }
+                    ]
+                },
+                init=f"""
             import builtins
             @hookimpl
             def on_event(event, ctx):
                 builtins._cc_log.append(("{name}", event.name))
-        """))
+        """,
+            )
+        )
     import builtins
 
     builtins._cc_log = log  # type: ignore[attr-defined]
     try:
         kernel = await harness.start()
-        await kernel.events.publish(Event("pod:crash", namespace="prod", name="web-1",
-                                          labels={"app": "web"}))
-        await kernel.events.publish(Event("pod:crash", namespace="dev", name="web-2",
-                                          labels={"app": "web"}))
-        await kernel.events.publish(Event("pod:start", namespace="prod", name="web-3",
-                                          labels={"app": "web"}))
+        await kernel.events.publish(
+            Event("pod:crash", namespace="prod", name="web-1", labels={"app": "web"})
+        )
+        await kernel.events.publish(
+            Event("pod:crash", namespace="dev", name="web-2", labels={"app": "web"})
+        )
+        await kernel.events.publish(
+            Event("pod:start", namespace="prod", name="web-3", labels={"app": "web"})
+        )
     finally:
         del builtins._cc_log  # type: ignore[attr-defined]
     assert log == [("high", "web-1"), ("low", "web-1")]
@@ -87,16 +122,24 @@ async def test_hook_on_event(clustercord_harness, make_plugin):
 async def test_hook_on_approval_decided(clustercord_harness, make_plugin):
     harness = clustercord_harness
     harness.add_builtins(["approvals"])
-    harness.add_plugin(make_plugin("deployer", init="""
+    harness.add_plugin(
+        make_plugin(
+            "deployer",
+            init="""
         @hookimpl
         def on_approval_decided(approval, ctx):
             ctx.store.set("decision", [approval.action, approval.status, approval.decided_by])
-    """, modules={"commands": """
+    """,
+            modules={
+                "commands": """
         def run(ctx):
             request = ctx.plugin.approvals.request("scale", "scale web to 0",
                                                    requested_by=ctx.user_id)
             return f"waiting for approval {request.id}"
-    """}))
+    """
+            },
+        )
+    )
     await harness.start()
     asked = await harness.run("/deployer", user="5", frontend="discord")
     approval_id = asked.text.rsplit(" ", 1)[-1]
@@ -114,12 +157,17 @@ async def test_hook_on_approval_decided(clustercord_harness, make_plugin):
 async def test_hook_on_config_changed(clustercord_harness, make_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(make_plugin("pp", manifest={"config": {"mode": {"type": "string"}}},
-                                   init="""
+    harness.add_plugin(
+        make_plugin(
+            "pp",
+            manifest={"config": {"mode": {"type": "string"}}},
+            init="""
         @hookimpl
         def on_config_changed(key, new, ctx):
             ctx.store.set("seen", f"{key}={new}")
-    """))
+    """,
+        )
+    )
     await harness.start()
     await harness.run("/plugin config name:pp key:mode value:fast")
     assert harness.plugin("pp").context.store.get("seen") == "mode=fast"
@@ -127,16 +175,33 @@ async def test_hook_on_config_changed(clustercord_harness, make_plugin):
 
 async def test_hook_check_access(clustercord_harness, make_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("freeze", init="""
+    harness.add_plugin(
+        make_plugin(
+            "freeze",
+            init="""
         @hookimpl
         def check_access(invocation, command):
             if command["destructive"] and invocation.user_id != "oncall":
                 return False
             return None
-    """))
-    harness.add_plugin(make_plugin("wipe", manifest={"commands": [
-        {"name": "wipe", "description": "wipe", "handler": "commands:run",
-         "destructive": True}]}))
+    """,
+        )
+    )
+    harness.add_plugin(
+        make_plugin(
+            "wipe",
+            manifest={
+                "commands": [
+                    {
+                        "name": "wipe",
+                        "description": "wipe",
+                        "handler": "commands:run",
+                        "destructive": True,
+                    }
+                ]
+            },
+        )
+    )
     await harness.start()
     denied = await harness.run("/wipe", user="intern", frontend="discord")
     assert denied.status == "denied"
@@ -147,12 +212,17 @@ async def test_hook_check_access(clustercord_harness, make_plugin):
 
 async def test_hook_on_command_complete(clustercord_harness, make_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("metrics", init="""
+    harness.add_plugin(
+        make_plugin(
+            "metrics",
+            init="""
         @hookimpl
         def on_command_complete(invocation, outcome, ctx):
             seen = ctx.store.get("seen", [])
             ctx.store.set("seen", seen + [[invocation.path, outcome["status"]]])
-    """))
+    """,
+        )
+    )
     await harness.start()
     await harness.run("/metrics")
     await harness.run("/nope")
@@ -162,7 +232,10 @@ async def test_hook_on_command_complete(clustercord_harness, make_plugin):
 
 async def test_hook_secret_patterns(clustercord_harness, make_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("vault", init="""
+    harness.add_plugin(
+        make_plugin(
+            "vault",
+            init="""
         @hookimpl
         def on_enable(ctx):
             pass
@@ -170,8 +243,19 @@ async def test_hook_secret_patterns(clustercord_harness, make_plugin):
         @hookimpl
         def secret_patterns():
             return [r"hvs\\.[A-Za-z0-9]{8,}"]
-    """, manifest={"commands": [{"name": "vault", "description": "v", "handler": "commands:run",
-                                 "options": [{"name": "note", "type": "string"}]}]}))
+    """,
+            manifest={
+                "commands": [
+                    {
+                        "name": "vault",
+                        "description": "v",
+                        "handler": "commands:run",
+                        "options": [{"name": "note", "type": "string"}],
+                    }
+                ]
+            },
+        )
+    )
     kernel = await harness.start()
     await harness.run("/vault note:token=hvs.ABCDEFGH1234")
     rows = list(kernel.audit.iter_rows())
@@ -183,14 +267,29 @@ async def test_hook_autocomplete(clustercord_harness, make_plugin):
     from clustercord_sdk.context import Invocation
 
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("pods", manifest={"commands": [
-        {"name": "pods", "description": "p", "handler": "commands:run", "options": [
-            {"name": "pod", "type": "string", "autocomplete": True},
-            {"name": "plain", "type": "string"}]}]}, init="""
+    harness.add_plugin(
+        make_plugin(
+            "pods",
+            manifest={
+                "commands": [
+                    {
+                        "name": "pods",
+                        "description": "p",
+                        "handler": "commands:run",
+                        "options": [
+                            {"name": "pod", "type": "string", "autocomplete": True},
+                            {"name": "plain", "type": "string"},
+                        ],
+                    }
+                ]
+            },
+            init="""
         @hookimpl
         def autocomplete(option, value):
             return [p for p in ["api-1", "api-2", "web-1"] if p.startswith(value)]
-    """))
+    """,
+        )
+    )
     kernel = await harness.start()
     invocation = Invocation(user_id="1", command=("pods",))
     assert await kernel.dispatcher.autocomplete(invocation, "pod", "api") == ["api-1", "api-2"]
@@ -199,7 +298,10 @@ async def test_hook_autocomplete(clustercord_harness, make_plugin):
 
 async def test_hook_storage_migrations(clustercord_harness, make_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("db", init="""
+    harness.add_plugin(
+        make_plugin(
+            "db",
+            init="""
         def create(store):
             store.table("games").insert({"name": "chess"})
 
@@ -209,7 +311,9 @@ async def test_hook_storage_migrations(clustercord_harness, make_plugin):
         @hookimpl
         def storage_migrations():
             return [(2, add_column), (1, create)]
-    """))
+    """,
+        )
+    )
     await harness.start()
     await harness.restart()  # already applied: not run twice
     store = harness.plugin("db").context.store
@@ -218,22 +322,33 @@ async def test_hook_storage_migrations(clustercord_harness, make_plugin):
 
 # -- the guard -------------------------------------------------------------------------
 
+
 def _crash_subscriber(body: str) -> dict:
     return {"manifest": {"hooks": [{"event": "pod:crash"}]}, "init": body}
 
 
 async def test_a_hook_that_raises_is_isolated_then_disabled(clustercord_harness, make_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("flaky", **_crash_subscriber("""
+    harness.add_plugin(
+        make_plugin(
+            "flaky",
+            **_crash_subscriber("""
         @hookimpl
         def on_event(event):
             raise ValueError("boom")
-    """)))
-    harness.add_plugin(make_plugin("steady", **_crash_subscriber("""
+    """),
+        )
+    )
+    harness.add_plugin(
+        make_plugin(
+            "steady",
+            **_crash_subscriber("""
         @hookimpl
         def on_event(event, ctx):
             ctx.store.set("count", ctx.store.get("count", 0) + 1)
-    """)))
+    """),
+        )
+    )
     kernel = await harness.start()
     for _ in range(4):
         await kernel.events.publish(Event("pod:crash", name="x"))
@@ -246,19 +361,28 @@ async def test_a_hook_that_raises_is_isolated_then_disabled(clustercord_harness,
     assert harness.plugin("flaky").state == "disabled"
 
 
-@pytest.mark.parametrize("body", [
-    "import time\n@hookimpl\ndef on_event(event):\n    time.sleep(60)\n",
-    "@hookimpl\ndef on_event(event):\n    while True:\n        pass\n",
-    "import asyncio\n@hookimpl\nasync def on_event(event):\n    await asyncio.sleep(60)\n",
-], ids=["sleeping", "spinning", "async"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "import time\n@hookimpl\ndef on_event(event):\n    time.sleep(60)\n",
+        "@hookimpl\ndef on_event(event):\n    while True:\n        pass\n",
+        "import asyncio\n@hookimpl\nasync def on_event(event):\n    await asyncio.sleep(60)\n",
+    ],
+    ids=["sleeping", "spinning", "async"],
+)
 async def test_a_hook_that_hangs_is_interrupted(clustercord_harness, make_plugin, body):
     harness = clustercord_harness
     harness.add_plugin(make_plugin("stuck", **_crash_subscriber(body)))
-    harness.add_plugin(make_plugin("after", **_crash_subscriber("""
+    harness.add_plugin(
+        make_plugin(
+            "after",
+            **_crash_subscriber("""
         @hookimpl
         def on_event(event, ctx):
             ctx.store.set("ran", True)
-    """)))
+    """),
+        )
+    )
     await harness.restart(hook_timeout=0.3)
     start = time.monotonic()
     await harness.kernel.events.publish(Event("pod:crash", name="x"))
@@ -272,11 +396,16 @@ async def test_a_hook_that_hangs_is_interrupted(clustercord_harness, make_plugin
 
 async def test_tracing_prints_each_hook_call(clustercord_harness, make_plugin, capsys):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("pp", **_crash_subscriber("""
+    harness.add_plugin(
+        make_plugin(
+            "pp",
+            **_crash_subscriber("""
         @hookimpl
         def on_event(event):
             pass
-    """)))
+    """),
+        )
+    )
     await harness.restart(trace_plugins=True)
     await harness.kernel.events.publish(Event("pod:crash", name="x"))
     assert "trace: plugin=pp hook=on_event" in capsys.readouterr().err

@@ -73,18 +73,28 @@ async def test_disable_and_enable_survive_restarts(clustercord_harness, make_plu
     assert (await harness.run("/thing")).text == "thing ran"
 
 
-CONFIG = {"config": {"interval": {"type": "duration", "default": "6h"},
-                     "retries": {"type": "integer", "default": 3, "min": 0, "max": 10}}}
+CONFIG = {
+    "config": {
+        "interval": {"type": "duration", "default": "6h"},
+        "retries": {"type": "integer", "default": 3, "min": 0, "max": 10},
+    }
+}
 
 
 async def test_config_is_validated_stored_and_announced(clustercord_harness, make_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(make_plugin("cfg", manifest=CONFIG, init="""
+    harness.add_plugin(
+        make_plugin(
+            "cfg",
+            manifest=CONFIG,
+            init="""
         @hookimpl
         def on_config_changed(key, old, new, ctx):
             ctx.store.set("changed", [key, old, new])
-    """))
+    """,
+        )
+    )
     await harness.start()
 
     assert (await harness.run("/plugin config name:cfg key:interval value:12h")).ok
@@ -116,12 +126,14 @@ async def test_admin_commands_need_an_admin(clustercord_harness, make_plugin):
     harness.add_plugin(make_plugin("thing"))
     await harness.restart(access=AccessConfig(admins=frozenset({"role:42"})))
 
-    refused = await harness.run("/plugin disable name:thing", user="7", roles=["1"],
-                                frontend="discord")
+    refused = await harness.run(
+        "/plugin disable name:thing", user="7", roles=["1"], frontend="discord"
+    )
     assert refused.status == "denied" and "admins only" in refused.text
     assert harness.plugin("thing").state == "enabled"
-    allowed = await harness.run("/plugin disable name:thing", user="8", roles=["42"],
-                                frontend="discord")
+    allowed = await harness.run(
+        "/plugin disable name:thing", user="8", roles=["42"], frontend="discord"
+    )
     assert allowed.ok
 
 
@@ -139,11 +151,27 @@ async def test_role_rules_restrict_named_commands(clustercord_harness, make_plug
 
 async def test_option_of_wrong_type_or_choice_runs_nothing(clustercord_harness, make_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("scale", manifest={"commands": [
-        {"name": "scale", "description": "scale", "handler": "commands:run", "options": [
-            {"name": "replicas", "type": "integer", "required": True},
-            {"name": "mode", "type": "string", "choices": ["fast", "safe"]}]}]},
-        modules={"commands": "def run(ctx):\n    ctx.store.set('ran', True)\n    return 'ok'\n"}))
+    harness.add_plugin(
+        make_plugin(
+            "scale",
+            manifest={
+                "commands": [
+                    {
+                        "name": "scale",
+                        "description": "scale",
+                        "handler": "commands:run",
+                        "options": [
+                            {"name": "replicas", "type": "integer", "required": True},
+                            {"name": "mode", "type": "string", "choices": ["fast", "safe"]},
+                        ],
+                    }
+                ]
+            },
+            modules={
+                "commands": "def run(ctx):\n    ctx.store.set('ran', True)\n    return 'ok'\n"
+            },
+        )
+    )
     await harness.start()
 
     wrong_type = await harness.run("/scale replicas:three")
@@ -157,10 +185,22 @@ async def test_option_of_wrong_type_or_choice_runs_nothing(clustercord_harness, 
 
 async def test_destructive_commands_ask_first(clustercord_harness, make_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("wipe", manifest={"commands": [
-        {"name": "wipe", "description": "wipe", "handler": "commands:run",
-         "destructive": True}]},
-        modules={"commands": "def run(ctx):\n    ctx.store.set('wiped', True)\n"}))
+    harness.add_plugin(
+        make_plugin(
+            "wipe",
+            manifest={
+                "commands": [
+                    {
+                        "name": "wipe",
+                        "description": "wipe",
+                        "handler": "commands:run",
+                        "destructive": True,
+                    }
+                ]
+            },
+            modules={"commands": "def run(ctx):\n    ctx.store.set('wiped', True)\n"},
+        )
+    )
     await harness.start()
 
     refused = await harness.run("/wipe", yes=False)

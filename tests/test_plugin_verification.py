@@ -41,14 +41,16 @@ async def test_file_changed_after_signing(clustercord_harness, make_plugin):
 
 
 async def test_file_added_after_signing(clustercord_harness, make_plugin):
-    _, bad = await _start_with(clustercord_harness, make_plugin,
-                               lambda f: (f / "extra.py").write_text("x = 1\n"))
+    _, bad = await _start_with(
+        clustercord_harness, make_plugin, lambda f: (f / "extra.py").write_text("x = 1\n")
+    )
     await assert_refused(clustercord_harness, bad, "file not covered by the signature: extra.py")
 
 
 async def test_missing_signature(clustercord_harness, make_plugin):
-    _, bad = await _start_with(clustercord_harness, make_plugin,
-                               lambda f: (f / "SIGNATURE.asc").unlink())
+    _, bad = await _start_with(
+        clustercord_harness, make_plugin, lambda f: (f / "SIGNATURE.asc").unlink()
+    )
     await assert_refused(clustercord_harness, bad, "missing signature (SIGNATURE.asc)")
 
 

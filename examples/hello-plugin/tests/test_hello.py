@@ -31,9 +31,11 @@ async def test_hello_remembers_minecraft_pods_only(clustercord_harness):
     clustercord_harness.add_plugin(PLUGIN)
     kernel = await clustercord_harness.start()
 
-    await kernel.events.publish(Event("pod:start", namespace="games", name="mc-0",
-                                      labels={"app": "minecraft"}))
-    await kernel.events.publish(Event("pod:start", namespace="web", name="nginx-0",
-                                      labels={"app": "nginx"}))
+    await kernel.events.publish(
+        Event("pod:start", namespace="games", name="mc-0", labels={"app": "minecraft"})
+    )
+    await kernel.events.publish(
+        Event("pod:start", namespace="web", name="nginx-0", labels={"app": "nginx"})
+    )
 
     assert clustercord_harness.plugin("hello").context.store.get("last_started") == "games/mc-0"

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clustercord_sdk.errors import ClusterCordError, UsageError
-
 from clustercord import __version__
+from clustercord_sdk.errors import ClusterCordError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one command through the console front end")
     run.add_argument("line", help='the command, e.g. "/plugin list" or "/help command:plugin"')
     run.add_argument("--cluster", help="cluster to act on")
-    run.add_argument("--as", dest="as_user", metavar="USER_ID",
-                     help="act as this Discord user id (access policy applies)")
+    run.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER_ID",
+        help="act as this Discord user id (access policy applies)",
+    )
     run.add_argument("--roles", default="", help="comma-separated Discord role ids of that user")
     run.add_argument("--json", action="store_true", help="print the Reply as JSON")
     run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
@@ -45,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="installed plugins and their verification")
     plugins_sub = plugins.add_subparsers(dest="action", required=True)
-    for name, text in (("list", "every plugin, its state and signature"),
-                       ("verify", "verify every plugin; exit 1 if any is refused")):
+    for name, text in (
+        ("list", "every plugin, its state and signature"),
+        ("verify", "verify every plugin; exit 1 if any is refused"),
+    ):
         p = plugins_sub.add_parser(name, help=text)
         p.add_argument("--json", action="store_true")
 
@@ -71,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("folders", nargs="*", type=Path)
     sign.add_argument("--builtins", action="store_true", help="sign every builtin plugin")
     sign.add_argument("--key", help="fingerprint of a local signing key")
-    dev = keys_sub.add_parser("dev-setup",
-                              help="create and trust a development key, sign the builtin plugins")
+    dev = keys_sub.add_parser(
+        "dev-setup", help="create and trust a development key, sign the builtin plugins"
+    )
     dev.add_argument("--quiet", action="store_true")
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -86,8 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": _run, "console": _console, "plugins": _plugins, "keys": _keys,
-               "audit": _audit}[args.command]
+    handler = {
+        "run": _run,
+        "console": _console,
+        "plugins": _plugins,
+        "keys": _keys,
+        "audit": _audit,
+    }[args.command]
     try:
         return int(handler(args) or 0)
     except UsageError as exc:
@@ -114,9 +125,8 @@ async def _kernel() -> Any:
 
 
 def _invocation(args: argparse.Namespace, path: tuple[str, ...], options: dict[str, str]) -> Any:
-    from clustercord_sdk.context import Invocation
-
     from clustercord.policy import CONSOLE_USER
+    from clustercord_sdk.context import Invocation
 
     return Invocation(
         user_id=args.as_user or CONSOLE_USER,
@@ -136,7 +146,9 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_run_async(args, path, options))
 
 
-async def _run_async(args: argparse.Namespace, path: tuple[str, ...], options: dict[str, str]) -> int:
+async def _run_async(
+    args: argparse.Namespace, path: tuple[str, ...], options: dict[str, str]
+) -> int:
     from rich.console import Console
 
     from clustercord.frontends.console import ConsoleRenderer, reply_to_json
@@ -152,8 +164,9 @@ async def _run_async(args: argparse.Namespace, path: tuple[str, ...], options: d
         async def ask(confirmation: Any) -> bool:
             return bool(await renderer.ask(confirmation, args.yes))
 
-        outcome = await kernel.dispatcher.dispatch(_invocation(args, path, options),
-                                                   send=send, ask=ask)
+        outcome = await kernel.dispatcher.dispatch(
+            _invocation(args, path, options), send=send, ask=ask
+        )
         await kernel.deliver_decisions()
         if args.json:
             print(reply_to_json(outcome.reply))
@@ -201,16 +214,19 @@ async def _console_async(args: argparse.Namespace) -> int:
         async def ask(confirmation: Any) -> bool:
             return bool(await renderer.ask(confirmation, args.yes))
 
-        outcome = await kernel.dispatcher.dispatch(_invocation(args, path, options),
-                                                   send=send, ask=ask)
+        outcome = await kernel.dispatcher.dispatch(
+            _invocation(args, path, options), send=send, ask=ask
+        )
         await kernel.deliver_decisions()
         _render(renderer, outcome.reply)
 
-    console.print("[bold]ClusterCord console[/bold] — /help lists commands, Tab completes, "
-                  "Ctrl-D quits.")
+    console.print(
+        "[bold]ClusterCord console[/bold] — /help lists commands, Tab completes, Ctrl-D quits."
+    )
     try:
-        await run_repl(dispatch_line, admin.commands,
-                       kernel.settings.data_dir / "console_history", console)
+        await run_repl(
+            dispatch_line, admin.commands, kernel.settings.data_dir / "console_history", console
+        )
     finally:
         kernel.close()
     return 0
@@ -241,9 +257,14 @@ def _plugins(args: argparse.Namespace) -> int:
         for column in ("Plugin", "Version", "State", "Signature", "Permissions", "Reason"):
             table.add_column(column)
         for i in infos:
-            table.add_row(i.name, i.version, i.state, i.signature,
-                          ", ".join(i.permissions + [f"capability:{c}" for c in i.capabilities])
-                          or "none", i.reason or "")
+            table.add_row(
+                i.name,
+                i.version,
+                i.state,
+                i.signature,
+                ", ".join(i.permissions + [f"capability:{c}" for c in i.capabilities]) or "none",
+                i.reason or "",
+            )
         Console().print(table)
     return 1 if args.action == "verify" and refused else 0
 
@@ -304,9 +325,10 @@ def _dev_setup(args: argparse.Namespace, keys: Any, trust: Any) -> int:
     if fingerprint is None:
         fingerprint = keys.create(DEV_KEY_NAME, comment="dev")
         record.write_text(fingerprint + "\n")
-    if fingerprint not in trust.keys():
-        trust.trust(keys.export_public(fingerprint), label="development key (this machine)",
-                    kind="dev")
+    if fingerprint not in trust.keys():  # noqa: SIM118 - TrustStore.keys() is a method
+        trust.trust(
+            keys.export_public(fingerprint), label="development key (this machine)", kind="dev"
+        )
     signed = _sign_builtins(keys.signer(fingerprint))
     if not args.quiet:
         print(f"Development key {fingerprint} trusted; signed: {', '.join(signed)}")
@@ -325,7 +347,9 @@ def _sign(args: argparse.Namespace, keys: Any) -> int:
         if fingerprint is None:
             record = keys.path / "dev-fingerprint"
             if not record.exists():
-                raise UsageError("no --key given and no development key (clustercord keys dev-setup)")
+                raise UsageError(
+                    "no --key given and no development key (clustercord keys dev-setup)"
+                )
             fingerprint = record.read_text().strip()
         signed = _sign_targets(args, keys.signer(fingerprint))
     print(f"signed: {', '.join(signed) or 'nothing'}")
@@ -333,9 +357,8 @@ def _sign(args: argparse.Namespace, keys: Any) -> int:
 
 
 def _sign_targets(args: argparse.Namespace, signer: Any) -> list[str]:
-    from clustercord_sdk.manifest import MANIFEST_FILE, load_manifest
-
     from clustercord.signing import sign_plugin_folder
+    from clustercord_sdk.manifest import MANIFEST_FILE, load_manifest
 
     signed = _sign_builtins(signer) if args.builtins else []
     for folder in args.folders:
@@ -348,10 +371,9 @@ def _sign_targets(args: argparse.Namespace, signer: Any) -> list[str]:
 
 
 def _sign_builtins(signer: Any) -> list[str]:
-    from clustercord_sdk.manifest import MANIFEST_FILE, load_manifest
-
     from clustercord.plugins.discovery import discover
     from clustercord.signing import sign_plugin_folder
+    from clustercord_sdk.manifest import MANIFEST_FILE, load_manifest
 
     signed = []
     for source in discover():

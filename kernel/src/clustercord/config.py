@@ -117,7 +117,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         trace_plugins=pick("trace_plugins", "CLUSTERCORD_TRACE_PLUGINS", bool, False),
         hook_timeout=pick("hook_timeout", "CLUSTERCORD_HOOK_TIMEOUT", float, 5.0),
         max_hook_failures=pick("max_hook_failures", "CLUSTERCORD_MAX_HOOK_FAILURES", int, 3),
-        auto_grant_builtins=pick("auto_grant_builtins", "CLUSTERCORD_AUTO_GRANT_BUILTINS", bool, True),
+        auto_grant_builtins=pick(
+            "auto_grant_builtins", "CLUSTERCORD_AUTO_GRANT_BUILTINS", bool, True
+        ),
         access=access,
         plugin_config=raw.get("plugins", {}),
         files_dir=Path(env["CLUSTERCORD_FILES_DIR"]) if env.get("CLUSTERCORD_FILES_DIR") else None,

@@ -17,15 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from clustercord.plugins.manager import Plugin, PluginManager
+from clustercord.policy import AccessPolicy
+from clustercord.services.audit import AuditLog
 from clustercord_sdk.context import CommandContext, Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.manifest import CommandSpec
 from clustercord_sdk.options import parse_options
 from clustercord_sdk.reply import Confirmation, Reply
-
-from clustercord.plugins.manager import Plugin, PluginManager
-from clustercord.policy import AccessPolicy
-from clustercord.services.audit import AuditLog
 
 log = logging.getLogger("clustercord.dispatcher")
 
@@ -60,9 +59,11 @@ class Dispatcher:
         if found is not None:
             return found
         typed = " ".join(path)
-        groups = sorted({c[: len(path)] for c in commands if c[: len(path)] == path and len(c) > len(path)})
+        groups = sorted(
+            {c[: len(path)] for c in commands if c[: len(path)] == path and len(c) > len(path)}
+        )
         if groups:
-            subs = sorted(" ".join(c[len(path):]) for c in commands if c[: len(path)] == path)
+            subs = sorted(" ".join(c[len(path) :]) for c in commands if c[: len(path)] == path)
             raise UsageError(f"/{typed} needs a subcommand: {', '.join(subs)}")
         names = [" ".join(c) for c in commands]
         close = difflib.get_close_matches(typed, names, n=3, cutoff=0.5)
@@ -86,13 +87,19 @@ class Dispatcher:
             if command.destructive and not await ask(
                 Confirmation(prompt=f"/{command.name} is destructive. Go ahead?", danger=True)
             ):
-                outcome = Outcome("cancelled", Reply(text="Cancelled."), "not confirmed", plugin_name)
+                outcome = Outcome(
+                    "cancelled", Reply(text="Cancelled."), "not confirmed", plugin_name
+                )
             else:
                 reply = await self._run(plugin, command, invocation, options, send, ask)
                 if command.ephemeral:
                     reply.ephemeral = True
-                outcome = Outcome("error" if reply.error else "ok", reply,
-                                  reply.text if reply.error else None, plugin_name)
+                outcome = Outcome(
+                    "error" if reply.error else "ok",
+                    reply,
+                    reply.text if reply.error else None,
+                    plugin_name,
+                )
         except UsageError as exc:
             outcome = Outcome("usage", Reply.fail(str(exc), ephemeral=True), str(exc), plugin_name)
         except PermissionDenied as exc:
@@ -119,8 +126,12 @@ class Dispatcher:
         await self.manager.call_all(
             "on_command_complete",
             invocation=invocation,
-            outcome={"status": outcome.status, "plugin": plugin_name,
-                     "duration_ms": outcome.duration_ms, "message": outcome.message},
+            outcome={
+                "status": outcome.status,
+                "plugin": plugin_name,
+                "duration_ms": outcome.duration_ms,
+                "message": outcome.message,
+            },
         )
         return outcome
 
@@ -133,30 +144,50 @@ class Dispatcher:
         spec = next((o for o in command.options if o.name == option), None)
         if spec is None or not spec.autocomplete or plugin.context is None:
             return []
-        result = await self.manager.call_one(plugin, "autocomplete", command=command.name,
-                                             option=option, value=value, invocation=invocation,
-                                             ctx=plugin.context)
+        result = await self.manager.call_one(
+            plugin,
+            "autocomplete",
+            command=command.name,
+            option=option,
+            value=value,
+            invocation=invocation,
+            ctx=plugin.context,
+        )
         if result is None or not result.ok or not isinstance(result.value, list):
             return []
         return result.value[:25]
 
-    async def _plugin_veto(self, invocation: Invocation, plugin: Plugin,
-                           command: CommandSpec) -> str | None:
-        info = {"path": command.name, "plugin": plugin.name, "admin": command.admin,
-                "destructive": command.destructive}
-        results = await self.manager.call_all("check_access", firstresult=True,
-                                              invocation=invocation, command=info)
+    async def _plugin_veto(
+        self, invocation: Invocation, plugin: Plugin, command: CommandSpec
+    ) -> str | None:
+        info = {
+            "path": command.name,
+            "plugin": plugin.name,
+            "admin": command.admin,
+            "destructive": command.destructive,
+        }
+        results = await self.manager.call_all(
+            "check_access", firstresult=True, invocation=invocation, command=info
+        )
         for name, allowed in results:
             if allowed is False:
                 return f"plugin {name} does not allow /{command.name} here"
         return None
 
-    async def _run(self, plugin: Plugin, command: CommandSpec, invocation: Invocation,
-                   options: dict[str, Any], send: Send, ask: Ask) -> Reply:
+    async def _run(
+        self,
+        plugin: Plugin,
+        command: CommandSpec,
+        invocation: Invocation,
+        options: dict[str, Any],
+        send: Send,
+        ask: Ask,
+    ) -> Reply:
         assert plugin.context is not None
         handler = plugin.handlers[command.path]
-        ctx = CommandContext(invocation=invocation, options=options, plugin=plugin.context,
-                             _send=send, _ask=ask)
+        ctx = CommandContext(
+            invocation=invocation, options=options, plugin=plugin.context, _send=send, _ask=ask
+        )
         if inspect.isasyncgenfunction(handler):
             # Each yielded reply but the last is sent as it comes (progress); the last is final.
             last: Any = None

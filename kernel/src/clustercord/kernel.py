@@ -17,10 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from clustercord_sdk.context import PluginContext
-from clustercord_sdk.reply import Reply
-from clustercord_sdk.services import PluginInfo
-
 from clustercord.config import Settings
 from clustercord.dispatcher import Dispatcher
 from clustercord.events import EventBus
@@ -33,13 +29,21 @@ from clustercord.services.audit import AuditLog
 from clustercord.services.scheduler import SchedulerService
 from clustercord.signing import TrustStore
 from clustercord.storage import Database, PluginStore
+from clustercord_sdk.context import PluginContext
+from clustercord_sdk.reply import Reply
+from clustercord_sdk.services import PluginInfo
 
 log = logging.getLogger("clustercord.kernel")
 
 
 class Kernel:
-    def __init__(self, settings: Settings, *, sources: Iterable[PluginSource] | None = None,
-                 plugin_path: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sources: Iterable[PluginSource] | None = None,
+        plugin_path: Sequence[str] | None = None,
+    ) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.database = Database(settings.database_path)
@@ -47,11 +51,20 @@ class Kernel:
         self.scheduler = SchedulerService(self.database)
         self.approvals = ApprovalService(self.database, on_decided=self._approval_decided)
         self.trust = TrustStore(settings.trust_dir)
-        self.guard = Guard(timeout=settings.hook_timeout, max_failures=settings.max_hook_failures,
-                           trace=settings.trace_plugins)
+        self.guard = Guard(
+            timeout=settings.hook_timeout,
+            max_failures=settings.max_hook_failures,
+            trace=settings.trace_plugins,
+        )
         self.notifier = OutboxNotifier(self.database)
-        self.manager = PluginManager(settings, self.database, self.trust, self.guard,
-                                     self._context_for, secret_sink=self.audit.add_patterns)
+        self.manager = PluginManager(
+            settings,
+            self.database,
+            self.trust,
+            self.guard,
+            self._context_for,
+            secret_sink=self.audit.add_patterns,
+        )
         self.events = EventBus(self.manager)
         self.policy = AccessPolicy(settings.access)
         self.dispatcher = Dispatcher(self.manager, self.policy, self.audit)
@@ -81,7 +94,8 @@ class Kernel:
             notifier=self.notifier,
             log=logging.getLogger(f"clustercord.plugin.{plugin.name}"),
             plugins=KernelPluginAdmin(self) if "plugin-admin" in capabilities else None,
-            services={"approvals-admin": self.approvals} if "approvals-admin" in capabilities
+            services={"approvals-admin": self.approvals}
+            if "approvals-admin" in capabilities
             else {},
         )
 
@@ -96,11 +110,11 @@ class Kernel:
             approval = self._pending_decisions.pop(0)
             plugin = self.manager.plugins.get(approval.plugin)
             if plugin is not None and plugin.context is not None:
-                await self.manager.call_one(plugin, "on_approval_decided", approval=approval,
-                                            ctx=plugin.context)
+                await self.manager.call_one(
+                    plugin, "on_approval_decided", approval=approval, ctx=plugin.context
+                )
                 delivered += 1
         return delivered
-
 
     async def run_job(self, job: Any) -> None:
         """Run a scheduled job: the plugin's ``module:function`` handler, guarded."""
@@ -139,8 +153,10 @@ class KernelPluginAdmin:
         self._manager = kernel.manager
 
     def list(self) -> list[PluginInfo]:
-        return [self._manager.info(p) for p in sorted(self._manager.plugins.values(),
-                                                          key=lambda p: p.name)]
+        return [
+            self._manager.info(p)
+            for p in sorted(self._manager.plugins.values(), key=lambda p: p.name)
+        ]
 
     def info(self, name: str) -> PluginInfo:
         return self._manager.info(self._manager.get(name))
@@ -164,15 +180,26 @@ class KernelPluginAdmin:
 
     def commands(self) -> list[dict[str, Any]]:
         return [
-            {"path": command.name, "description": command.description, "plugin": plugin.name,
-             "admin": command.admin, "destructive": command.destructive,
-             "options": [
-                 {"name": o.name, "type": o.type, "description": o.description,
-                  "required": o.required, "choices": [c.value for c in o.choices]}
-                 for o in command.options
-             ]}
-            for plugin, command in sorted(self._manager.commands().values(),
-                                          key=lambda pc: pc[1].path)
+            {
+                "path": command.name,
+                "description": command.description,
+                "plugin": plugin.name,
+                "admin": command.admin,
+                "destructive": command.destructive,
+                "options": [
+                    {
+                        "name": o.name,
+                        "type": o.type,
+                        "description": o.description,
+                        "required": o.required,
+                        "choices": [c.value for c in o.choices],
+                    }
+                    for o in command.options
+                ],
+            }
+            for plugin, command in sorted(
+                self._manager.commands().values(), key=lambda pc: pc[1].path
+            )
         ]
 
 
@@ -185,17 +212,30 @@ class OutboxNotifier:
     def __init__(self, database: Database) -> None:
         self.database = database
         database.db["_outbox"].create(
-            {"id": int, "created_at": float, "channel": str, "user": str, "reply": str,
-             "delivered_at": float},
-            pk="id", if_not_exists=True,
+            {
+                "id": int,
+                "created_at": float,
+                "channel": str,
+                "user": str,
+                "reply": str,
+                "delivered_at": float,
+            },
+            pk="id",
+            if_not_exists=True,
         )
 
-    async def notify(self, reply: Reply, *, channel: str | None = None,
-                     user: str | None = None) -> None:
+    async def notify(
+        self, reply: Reply, *, channel: str | None = None, user: str | None = None
+    ) -> None:
         with self.database.transaction():
             self.database.db["_outbox"].insert(
-                {"created_at": time.time(), "channel": channel, "user": user,
-                 "reply": json.dumps(reply.to_dict()), "delivered_at": None}
+                {
+                    "created_at": time.time(),
+                    "channel": channel,
+                    "user": user,
+                    "reply": json.dumps(reply.to_dict()),
+                    "delivered_at": None,
+                }
             )
 
     def pending(self) -> list[dict[str, Any]]:

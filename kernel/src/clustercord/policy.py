@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from clustercord.config import AccessConfig
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.manifest import CommandSpec
-
-from clustercord.config import AccessConfig
 
 CONSOLE_USER = "console"
 
@@ -34,8 +33,10 @@ class AccessPolicy:
         for role in invocation.roles:
             patterns.extend(self.config.roles.get(role, ()))
         name = command.policy_name
-        if any(fnmatchcase(name, pattern) or fnmatchcase(command.path[0], pattern)
-               for pattern in patterns):
+        if any(
+            fnmatchcase(name, pattern) or fnmatchcase(command.path[0], pattern)
+            for pattern in patterns
+        ):
             return None
         # With default "allow", a command no rule names is open to everyone; once any
         # rule names it, only the users and roles whose rules name it may run it.

@@ -50,7 +50,7 @@ def plugin_files(folder: Path) -> dict[str, str]:
         relative = path.relative_to(folder)
         if (
             path.is_dir()
-            or relative.name == SIGNATURE_FILE and len(relative.parts) == 1
+            or (relative.name == SIGNATURE_FILE and len(relative.parts) == 1)
             or _IGNORED_DIRS.intersection(relative.parts)
             or path.suffix in _IGNORED_SUFFIXES
         ):
@@ -89,8 +89,10 @@ class TrustStore:
         return {fpr: TrustedKey(fingerprint=fpr, **info) for fpr, info in data.items()}
 
     def _save(self, keys: dict[str, TrustedKey]) -> None:
-        data = {k.fingerprint: {"label": k.label, "kind": k.kind, "added_at": k.added_at}
-                for k in keys.values()}
+        data = {
+            k.fingerprint: {"label": k.label, "kind": k.kind, "added_at": k.added_at}
+            for k in keys.values()
+        }
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.pins_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True), "utf-8")
@@ -179,7 +181,9 @@ def verify_plugin_folder(folder: Path, trust: TrustStore) -> Verified:
         assert signed.get("format") == SIGNATURE_FORMAT
         expected: dict[str, str] = signed["files"]
     except (ValueError, AssertionError, KeyError, TypeError):
-        raise VerificationFailure("bad-signature", "the signed document is not a plugin signature")
+        raise VerificationFailure(
+            "bad-signature", "the signed document is not a plugin signature"
+        ) from None
     actual = plugin_files(folder)
     changed = sorted(p for p in expected if p in actual and actual[p] != expected[p])
     missing = sorted(set(expected) - set(actual))

@@ -100,7 +100,9 @@ class Database:
     # -- migrations ----------------------------------------------------------------
     def migrate(self, scope: str, steps: Iterable[tuple[int, Callable[[], None]]]) -> list[int]:
         """Run the steps above the recorded version for ``scope``, each atomically."""
-        row = self.conn.execute("SELECT version FROM _migrations WHERE scope = ?", (scope,)).fetchone()
+        row = self.conn.execute(
+            "SELECT version FROM _migrations WHERE scope = ?", (scope,)
+        ).fetchone()
         current = row[0] if row else 0
         applied = []
         for version, step in sorted(steps, key=lambda pair: pair[0]):
@@ -147,7 +149,7 @@ class PluginStore:
     ) -> list[dict[str, Any]]:
         """Read-only SQL over the plugin's own tables, named without the prefix."""
         own = {
-            name[len(self._prefix):]: name
+            name[len(self._prefix) :]: name
             for name in self._database.db.table_names()
             if name.startswith(self._prefix)
         }

@@ -48,7 +48,7 @@ class PluginContext:
     plugins: PluginAdmin | None = None
     """Kernel plugin management; ``None`` unless the plugin has the ``plugin-admin`` capability."""
     kubernetes: Any = None
-    """The Kubernetes service bound to the plugin's identity (provided by the Kubernetes service)."""
+    """The Kubernetes service bound to the plugin's identity (from the Kubernetes service)."""
     services: Mapping[str, Any] = field(default_factory=dict)
     """Further services by name, for capabilities added after this SDK version."""
 
@@ -100,8 +100,9 @@ class CommandContext:
         if self._send is not None:
             await self._send(reply)
 
-    async def progress(self, current: float, total: float | None = None,
-                       label: str | None = None) -> None:
+    async def progress(
+        self, current: float, total: float | None = None, label: str | None = None
+    ) -> None:
         """Report progress; front ends edit one message (Discord) or draw a bar (console)."""
         await self.send(Reply(progress=Progress(current, total, label)))
 

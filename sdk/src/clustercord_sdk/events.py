@@ -57,6 +57,8 @@ def parse_label_selector(text: str) -> list[tuple[str, str, tuple[str, ...]]]:
                 if not (rest.startswith("(") and rest.endswith(")")):
                     raise ValueError(f"label selector {part!r}: values must be in parentheses")
                 values = tuple(v.strip() for v in rest[1:-1].split(",") if v.strip())
+                if not values:
+                    raise ValueError(f"label selector {part!r}: needs at least one value")
                 requirements.append((key.strip(), op.strip(), values))
                 break
         else:
@@ -78,7 +80,9 @@ def parse_label_selector(text: str) -> list[tuple[str, str, tuple[str, ...]]]:
 
 def _split_selector(text: str) -> list[str]:
     """Split on commas that are not inside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1
@@ -93,7 +97,9 @@ def _split_selector(text: str) -> list[str]:
     return parts
 
 
-def labels_match(requirements: list[tuple[str, str, tuple[str, ...]]], labels: Mapping[str, str]) -> bool:
+def labels_match(
+    requirements: list[tuple[str, str, tuple[str, ...]]], labels: Mapping[str, str]
+) -> bool:
     """True when ``labels`` satisfy every requirement of a parsed selector."""
     for key, op, values in requirements:
         present = key in labels
@@ -124,7 +130,9 @@ class EventFilter:
     def from_manifest(cls, spec: Mapping[str, Any] | None) -> EventFilter:
         spec = spec or {}
         label = spec.get("label") or spec.get("labels") or ""
-        namespaces = spec.get("namespaces") or ([spec["namespace"]] if spec.get("namespace") else [])
+        namespaces = spec.get("namespaces") or (
+            [spec["namespace"]] if spec.get("namespace") else []
+        )
         return cls(tuple(parse_label_selector(label)), frozenset(namespaces))
 
     def matches(self, event: Event) -> bool:

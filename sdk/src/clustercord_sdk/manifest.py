@@ -138,11 +138,6 @@ def load_manifest(source: Path | str | Mapping[str, Any]) -> Manifest:
     except InvalidSpecifier:
         errors.append(("api", f"{data['api']!r} is not a version range such as '>=1.0,<2'"))
     commands = _commands(data.get("commands", []), (), "commands", errors)
-    seen: dict[tuple[str, ...], str] = {}
-    for command in commands:
-        if command.path in seen:
-            errors.append((seen[command.path], f"command {command.name!r} is declared twice"))
-        seen[command.path] = command.name
     hooks = []
     for index, hook in enumerate(data.get("hooks", [])):
         try:
@@ -184,7 +179,7 @@ def _schema_message(error: Any) -> str:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"unknown field {', '.join(map(repr, extra))}"
     if error.validator == "required":
-        return error.message.replace(" is a required property", " is required")
+        return str(error.message).replace(" is a required property", " is required")
     return str(error.message)
 
 
@@ -192,13 +187,20 @@ def _commands(
     items: list[dict[str, Any]], parent: tuple[str, ...], where: str, errors: list[tuple[str, str]]
 ) -> list[CommandSpec]:
     out: list[CommandSpec] = []
+    siblings: set[str] = set()
     for index, item in enumerate(items):
         here = f"{where}[{index}]"
         path = (*parent, item["name"])
+        if item["name"] in siblings:
+            errors.append((f"{here}.name", f"command {' '.join(path)!r} is declared twice"))
+            continue
+        siblings.add(item["name"])
         subcommands = item.get("subcommands")
         if subcommands:
             if len(path) >= 3:
-                errors.append((here, "commands nest at most two levels (command → group → subcommand)"))
+                errors.append(
+                    (here, "commands nest at most two levels (command → group → subcommand)")
+                )
                 continue
             for key in ("handler", "options"):
                 if key in item:
@@ -214,11 +216,16 @@ def _commands(
         for position, option in enumerate(item.get("options", [])):
             spec = OptionSpec.from_manifest(option)
             if spec.name in names:
-                errors.append((f"{here}.options[{position}].name", f"duplicate option {spec.name!r}"))
+                errors.append(
+                    (f"{here}.options[{position}].name", f"duplicate option {spec.name!r}")
+                )
             names.add(spec.name)
             if spec.required and optional_seen:
                 errors.append(
-                    (f"{here}.options[{position}]", "required options must come before optional ones")
+                    (
+                        f"{here}.options[{position}]",
+                        "required options must come before optional ones",
+                    )
                 )
             optional_seen = optional_seen or not spec.required
             if spec.default is not None:

@@ -8,6 +8,7 @@ Every error says which option and why, and is raised as :class:`UsageError`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,7 +52,11 @@ _QUANTITY_FACTORS = {
     "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
-_SNOWFLAKE = re.compile(r"^(?:<@[!&]?|<#)?(\d{1,20})>?$")
+_SNOWFLAKE = {
+    "user": re.compile(r"^(?:(\d{1,20})|<@!?(\d{1,20})>)$"),
+    "role": re.compile(r"^(?:(\d{1,20})|<@&(\d{1,20})>)$"),
+    "channel": re.compile(r"^(?:(\d{1,20})|<#(\d{1,20})>)$"),
+}
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
 
@@ -60,9 +65,13 @@ def parse_duration(text: str) -> float:
     """Seconds in a duration such as ``5m``, ``1h30m`` or ``250ms``; a bare number is seconds."""
     text = str(text).strip().lower()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"{text!r} is not a duration (examples: 30s, 5m, 1h30m, 2d)")
+        return seconds
     position, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
         if match.start() != position:
@@ -172,10 +181,10 @@ class OptionSpec:
                 return False
             raise ValueError(f"{raw!r} is not true or false")
         if kind in ("user", "role", "channel"):
-            match = _SNOWFLAKE.match(str(raw).strip())
+            match = _SNOWFLAKE[kind].match(str(raw).strip())
             if not match:
                 raise ValueError(f"{raw!r} is not a Discord {kind} mention or id")
-            return match.group(1)
+            return match.group(1) or match.group(2)
         if kind == "duration":
             return parse_duration(raw)
         if kind == "quantity":
@@ -191,10 +200,9 @@ class OptionSpec:
         raise ValueError(f"{raw!r} is not one of the choices: {names}")
 
     def _check(self, value: Any) -> None:
-        if self.choices and self.type != "choice":
-            if value not in [c.value for c in self.choices]:
-                names = ", ".join(str(c.value) for c in self.choices)
-                raise UsageError(f"option {self.name}: {value!r} is not one of the choices: {names}")
+        if self.choices and self.type != "choice" and value not in [c.value for c in self.choices]:
+            names = ", ".join(str(c.value) for c in self.choices)
+            raise UsageError(f"option {self.name}: {value!r} is not one of the choices: {names}")
         if self.type in ("integer", "number", "duration"):
             if self.min is not None and value < self.min:
                 raise UsageError(f"option {self.name}: {value} is below the minimum {self.min}")

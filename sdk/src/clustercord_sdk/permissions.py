@@ -102,12 +102,18 @@ def expand(permissions: Iterable[Permission]) -> set[tuple[str, str, str]]:
 
 
 def covers(granted: Iterable[Permission], wanted: Iterable[Permission]) -> bool:
-    """True when every verb of ``wanted`` is granted (wildcards included)."""
+    """True when every verb of ``wanted`` is granted, with Kubernetes' wildcard rules:
+    ``*`` covers every resource and subresource, ``*/scale`` the scale subresource of every
+    resource; there is no ``pods/*`` wildcard in RBAC, so none here either."""
     have = expand(granted)
     for group, resource, verb in expand(wanted):
         if not any(
             g == group
-            and (r == resource or r == "*" or (r.endswith("/*") and resource.startswith(r[:-1])))
+            and (
+                r == resource
+                or r == "*"
+                or (r.startswith("*/") and "/" in resource and resource.split("/", 1)[1] == r[2:])
+            )
             and v in (verb, "*")
             for g, r, v in have
         ):
@@ -118,7 +124,7 @@ def covers(granted: Iterable[Permission], wanted: Iterable[Permission]) -> bool:
 def compile_rules(permissions: Iterable[Permission | str]) -> list[dict[str, list[str]]]:
     """Compile permissions to RBAC ``PolicyRule`` dicts, merged by group and verb set.
 
-    >>> compile_rules(["pods:read", "services:read", "pods/log:get"])  # doctest: +NORMALIZE_WHITESPACE
+    >>> compile_rules(["pods:read", "services:read", "pods/log:get"])
     [{'apiGroups': [''], 'resources': ['pods/log'], 'verbs': ['get']},
      {'apiGroups': [''], 'resources': ['pods', 'services'], 'verbs': ['get', 'list', 'watch']}]
     """
@@ -132,5 +138,7 @@ def compile_rules(permissions: Iterable[Permission | str]) -> list[dict[str, lis
         merged.setdefault((group, tuple(sorted(verbs))), []).append(resource)
     return [
         {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
-        for (group, verbs), resources in sorted(merged.items(), key=lambda item: (item[0][0], len(item[0][1]), item[0][1]))
+        for (group, verbs), resources in sorted(
+            merged.items(), key=lambda item: (item[0][0], len(item[0][1]), item[0][1])
+        )
     ]

@@ -9,7 +9,7 @@ Nothing here knows about either front end.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 ButtonStyle = Literal["primary", "secondary", "success", "danger", "link"]
@@ -184,7 +184,9 @@ def _to_plain(value: Any) -> Any:
         out = {}
         for f in fields(value):
             item = getattr(value, f.name)
-            if item is None or item == [] or (item is False and f.name in ("ephemeral", "error")):
+            if (item is None or item == []) and _has_default(f, item):
+                continue
+            if item is False and f.name in ("ephemeral", "error"):
                 continue
             out[f.name] = _to_plain(item)
         return out
@@ -195,6 +197,15 @@ def _to_plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return value
+
+
+def _has_default(f: Any, item: Any) -> bool:
+    """True when ``item`` is the field's default, so leaving it out loses nothing."""
+    if f.default is not MISSING:
+        return bool(f.default == item)
+    if f.default_factory is not MISSING:
+        return bool(f.default_factory() == item)
+    return False
 
 
 _NESTED: dict[str, type] = {

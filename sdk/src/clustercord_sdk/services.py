@@ -7,6 +7,7 @@ these interfaces only, never on the kernel's classes.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -30,7 +31,9 @@ class Store(Protocol):
         """A ``sqlite_utils.db.Table`` named ``<plugin>__<name>``."""
         ...
 
-    def query(self, sql: str, params: Mapping[str, Any] | Iterable[Any] = ()) -> list[dict[str, Any]]:
+    def query(
+        self, sql: str, params: Mapping[str, Any] | Iterable[Any] = ()
+    ) -> list[dict[str, Any]]:
         """Run read-only SQL; only the plugin's own tables are visible by their short names."""
         ...
 
@@ -54,10 +57,24 @@ class Job:
 class Scheduler(Protocol):
     """Persisted interval and cron jobs; they survive restarts."""
 
-    def every(self, interval: str, handler: str, *, job_id: str | None = None,
-              payload: Mapping[str, Any] | None = None, missed: str = "run-once") -> Job: ...
-    def cron(self, expression: str, handler: str, *, job_id: str | None = None,
-             payload: Mapping[str, Any] | None = None, missed: str = "run-once") -> Job: ...
+    def every(
+        self,
+        interval: str,
+        handler: str,
+        *,
+        job_id: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        missed: str = "run-once",
+    ) -> Job: ...
+    def cron(
+        self,
+        expression: str,
+        handler: str,
+        *,
+        job_id: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        missed: str = "run-once",
+    ) -> Job: ...
     def cancel(self, job_id: str) -> bool: ...
     def jobs(self) -> list[Job]: ...
 
@@ -84,21 +101,35 @@ class Approval:
 
 
 class Approvals(Protocol):
-    def request(self, action: str, summary: str, *, requested_by: str,
-                details: Mapping[str, Any] | None = None, handler: str | None = None,
-                expires_in: float = 3600.0) -> Approval: ...
+    def request(
+        self,
+        action: str,
+        summary: str,
+        *,
+        requested_by: str,
+        details: Mapping[str, Any] | None = None,
+        handler: str | None = None,
+        expires_in: float = 3600.0,
+    ) -> Approval: ...
     def get(self, approval_id: str) -> Approval | None: ...
     def pending(self) -> list[Approval]: ...
 
 
 class Audit(Protocol):
-    def record(self, action: str, *, actor: str, details: Mapping[str, Any] | None = None,
-               result: str = "ok") -> None: ...
+    def record(
+        self,
+        action: str,
+        *,
+        actor: str,
+        details: Mapping[str, Any] | None = None,
+        result: str = "ok",
+    ) -> None: ...
 
 
 class Notifier(Protocol):
-    async def notify(self, reply: Reply, *, channel: str | None = None,
-                     user: str | None = None) -> None:
+    async def notify(
+        self, reply: Reply, *, channel: str | None = None, user: str | None = None
+    ) -> None:
         """Send a reply to a channel, a user's DMs, or the configured alert channel."""
         ...
 
@@ -130,13 +161,13 @@ class PluginInfo:
 class PluginAdmin(Protocol):
     """Kernel plugin management; given only to plugins with the ``plugin-admin`` capability."""
 
-    def list(self) -> list[PluginInfo]: ...
+    def list(self) -> builtins.list[PluginInfo]: ...
     def info(self, name: str) -> PluginInfo: ...
     async def enable(self, name: str, *, by: str) -> PluginInfo: ...
     async def disable(self, name: str, *, by: str, reason: str | None = None) -> PluginInfo: ...
     async def approve(self, name: str, *, by: str) -> PluginInfo: ...
     async def set_config(self, name: str, key: str, value: Any, *, by: str) -> dict[str, Any]: ...
     def config_schema(self, name: str) -> dict[str, Any]: ...
-    def commands(self) -> list[dict[str, Any]]:
+    def commands(self) -> builtins.list[dict[str, Any]]:
         """Every enabled command: ``{"path", "description", "plugin", "options"}``."""
         ...

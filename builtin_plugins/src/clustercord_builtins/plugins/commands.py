@@ -14,9 +14,16 @@ def _admin(ctx: CommandContext):
 
 def _as_data(info: PluginInfo) -> dict:
     return {
-        "name": info.name, "version": info.version, "state": info.state, "reason": info.reason,
-        "signature": info.signature, "signer": info.signer, "permissions": info.permissions,
-        "granted": info.granted, "capabilities": info.capabilities, "commands": info.commands,
+        "name": info.name,
+        "version": info.version,
+        "state": info.state,
+        "reason": info.reason,
+        "signature": info.signature,
+        "signer": info.signer,
+        "permissions": info.permissions,
+        "granted": info.granted,
+        "capabilities": info.capabilities,
+        "commands": info.commands,
         "source": info.source,
     }
 
@@ -26,9 +33,14 @@ def list_plugins(ctx: CommandContext) -> Reply:
     table = Table(
         columns=["", "Plugin", "Version", "State", "Signature", "Permissions"],
         rows=[
-            [STATE_ICONS.get(i.state, "?"), i.name, i.version,
-             i.state + (f" ({i.reason})" if i.reason else ""), i.signature,
-             ", ".join(i.permissions) or "none"]
+            [
+                STATE_ICONS.get(i.state, "?"),
+                i.name,
+                i.version,
+                i.state + (f" ({i.reason})" if i.reason else ""),
+                i.signature,
+                ", ".join(i.permissions) or "none",
+            ]
             for i in infos
         ],
         title=f"{len(infos)} plugins",
@@ -40,8 +52,11 @@ def _card(info: PluginInfo) -> Card:
     fields = [
         Field("State", f"{STATE_ICONS.get(info.state, '')} {info.state}", inline=True),
         Field("Version", info.version, inline=True),
-        Field("Signature", info.signature + (f" by {info.signer[-16:]}" if info.signer else ""),
-              inline=True),
+        Field(
+            "Signature",
+            info.signature + (f" by {info.signer[-16:]}" if info.signer else ""),
+            inline=True,
+        ),
     ]
     if info.reason:
         fields.append(Field("Reason", info.reason))
@@ -52,8 +67,12 @@ def _card(info: PluginInfo) -> Card:
         fields.append(Field("Commands", " ".join(info.commands)))
     if info.config:
         fields.append(Field("Config", "\n".join(f"{k} = {v}" for k, v in info.config.items())))
-    return Card(title=f"{info.icon or '🧩'} {info.name}", description=info.description,
-                fields=fields, footer=info.source)
+    return Card(
+        title=f"{info.icon or '🧩'} {info.name}",
+        description=info.description,
+        fields=fields,
+        footer=info.source,
+    )
 
 
 def info(ctx: CommandContext) -> Reply:
@@ -64,14 +83,16 @@ def info(ctx: CommandContext) -> Reply:
 async def enable(ctx: CommandContext) -> Reply:
     details = await _admin(ctx).enable(ctx.options["name"], by=ctx.user_id)
     if details.state != "enabled":
-        return Reply.fail(f"{details.name} could not be enabled: {details.reason}",
-                          data=_as_data(details))
+        return Reply.fail(
+            f"{details.name} could not be enabled: {details.reason}", data=_as_data(details)
+        )
     return Reply(text=f"🟢 {details.name} is enabled.", data=_as_data(details))
 
 
 async def disable(ctx: CommandContext) -> Reply:
-    details = await _admin(ctx).disable(ctx.options["name"], by=ctx.user_id,
-                                        reason=ctx.options.get("reason"))
+    details = await _admin(ctx).disable(
+        ctx.options["name"], by=ctx.user_id, reason=ctx.options.get("reason")
+    )
     return Reply(text=f"⚪ {details.name} is disabled.", data=_as_data(details))
 
 
@@ -83,8 +104,10 @@ async def config(ctx: CommandContext) -> Reply:
         schema = admin.config_schema(name)
         table = Table(
             columns=["Key", "Value", "Type", "Description"],
-            rows=[[k, current.get(k), spec.get("type"), spec.get("description", "")]
-                  for k, spec in schema.items()],
+            rows=[
+                [k, current.get(k), spec.get("type"), spec.get("description", "")]
+                for k, spec in schema.items()
+            ],
             title=f"{name} config",
         )
         return Reply(tables=[table], data={"config": current})
@@ -99,7 +122,8 @@ async def permissions(ctx: CommandContext) -> Reply:
     name = ctx.options["name"]
     if ctx.options.get("approve"):
         details = await admin.approve(name, by=ctx.user_id)
-        text = f"✅ Granted to {name}: {', '.join(details.granted) or 'nothing'} — now {details.state}."
+        granted = ", ".join(details.granted) or "nothing"
+        text = f"✅ Granted to {name}: {granted} — now {details.state}."
         return Reply(text=text, data=_as_data(details))
     details = admin.info(name)
     wanted = details.permissions + [f"capability:{c}" for c in details.capabilities]

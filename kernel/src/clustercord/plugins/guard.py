@@ -55,7 +55,9 @@ class Watchdog:
         if threading.current_thread() is threading.main_thread():
             signal.signal(_INTERRUPT_SIGNAL, self._on_signal)
             self._signal_ready = True
-        self._thread = threading.Thread(target=self._watch, name="clustercord-watchdog", daemon=True)
+        self._thread = threading.Thread(
+            target=self._watch, name="clustercord-watchdog", daemon=True
+        )
         self._thread.start()
 
     def arm(self, timeout: float) -> int:
@@ -64,6 +66,12 @@ class Watchdog:
         token = next(self._tokens)
         self._calls[threading.get_ident()] = (time.monotonic() + timeout, token)
         return token
+
+    def calls_of_this_thread(self) -> tuple[dict[int, tuple[float, int]], int]:
+        """The deadline table and this thread's key, for callers that re-arm in a loop."""
+        if self._thread is None:
+            self._start()
+        return self._calls, threading.get_ident()
 
     def disarm(self, token: int) -> None:
         ident = threading.get_ident()
@@ -116,7 +124,9 @@ class Guard:
         self.watchdog = watchdog or Watchdog()
         self.failures: dict[str, int] = {}
 
-    def call(self, plugin: str, name: str, function: Callable[..., Any], kwargs: dict[str, Any]) -> CallResult:
+    def call(
+        self, plugin: str, name: str, function: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> CallResult:
         """Run a synchronous plugin function inline, interrupted if it overruns."""
         start = time.perf_counter()
         token = self.watchdog.arm(self.timeout)
@@ -128,17 +138,18 @@ class Guard:
         except HookTimeout as exc:
             error: BaseException = TimeoutError(f"{name} did not return within {self.timeout:g} s")
             error.__cause__ = exc
-            return self._failed(plugin, name, error, start)
-        except Exception as exc:  # noqa: BLE001 - a plugin's error must not escape it
-            return self._failed(plugin, name, exc, start)
+            return self.failed(plugin, name, error, start)
+        except Exception as exc:
+            return self.failed(plugin, name, exc, start)
         if self.trace:
             self._trace(plugin, name, start, "ok")
         if self.failures.get(plugin):
             self.failures[plugin] = 0
         return CallResult(True, value, duration=time.perf_counter() - start)
 
-    async def acall(self, plugin: str, name: str, function: Callable[..., Any],
-                    kwargs: dict[str, Any]) -> CallResult:
+    async def acall(
+        self, plugin: str, name: str, function: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> CallResult:
         """Run a plugin function that may be ``async``; coroutines get ``wait_for``."""
         if not inspect.iscoroutinefunction(function):
             return self.call(plugin, name, function, kwargs)
@@ -147,20 +158,27 @@ class Guard:
             value = await asyncio.wait_for(function(**kwargs), self.timeout)
         except TimeoutError:
             error = TimeoutError(f"{name} did not return within {self.timeout:g} s")
-            return self._failed(plugin, name, error, start)
-        except Exception as exc:  # noqa: BLE001
-            return self._failed(plugin, name, exc, start)
+            return self.failed(plugin, name, error, start)
+        except Exception as exc:
+            return self.failed(plugin, name, exc, start)
         if self.trace:
             self._trace(plugin, name, start, "ok")
         self.failures[plugin] = 0
         return CallResult(True, value, duration=time.perf_counter() - start)
 
-    def _failed(self, plugin: str, name: str, error: BaseException, start: float) -> CallResult:
+    def failed(self, plugin: str, name: str, error: BaseException, start: float) -> CallResult:
+        """Count and report a failure of ``plugin`` (callers that inline :meth:`call` use it)."""
         count = self.failures.get(plugin, 0) + 1
         self.failures[plugin] = count
-        log.warning("plugin %s: %s failed (%d in a row): %s: %s",
-                    plugin, name, count, type(error).__name__, error,
-                    exc_info=not isinstance(error, TimeoutError))
+        log.warning(
+            "plugin %s: %s failed (%d in a row): %s: %s",
+            plugin,
+            name,
+            count,
+            type(error).__name__,
+            error,
+            exc_info=not isinstance(error, TimeoutError),
+        )
         if self.trace:
             self._trace(plugin, name, start, f"{type(error).__name__}: {error}")
         if self.on_failure is not None:

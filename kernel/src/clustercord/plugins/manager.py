@@ -31,6 +31,12 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
+
+from clustercord.config import Settings
+from clustercord.plugins.discovery import PluginSource
+from clustercord.plugins.guard import CallResult, Guard
+from clustercord.signing import TrustStore, VerificationFailure, Verified, verify_plugin_folder
+from clustercord.storage import Database
 from clustercord_sdk import API_VERSION, hookspecs
 from clustercord_sdk.context import PluginContext
 from clustercord_sdk.errors import CommandError, ManifestError, UsageError
@@ -38,12 +44,6 @@ from clustercord_sdk.manifest import MANIFEST_FILE, CommandSpec, Manifest, load_
 from clustercord_sdk.options import parse_options
 from clustercord_sdk.permissions import covers, parse_permissions
 from clustercord_sdk.services import PluginInfo
-
-from clustercord.config import Settings
-from clustercord.plugins.discovery import PluginSource
-from clustercord.plugins.guard import CallResult, Guard
-from clustercord.signing import TrustStore, VerificationFailure, Verified, verify_plugin_folder
-from clustercord.storage import Database
 
 log = logging.getLogger("clustercord.plugins")
 
@@ -79,7 +79,9 @@ class Plugin:
         """Everything the manifest asks to be granted: permissions and capabilities."""
         if self.manifest is None:
             return []
-        return self.manifest.permission_strings + [f"capability:{c}" for c in self.manifest.capabilities]
+        return self.manifest.permission_strings + [
+            f"capability:{c}" for c in self.manifest.capabilities
+        ]
 
 
 class PluginManager:
@@ -108,8 +110,15 @@ class PluginManager:
         refresh what they derived from the set of active plugins."""
         guard.on_failure = self._on_hook_failure
         database.db["_plugins"].create(
-            {"name": str, "enabled": int, "reason": str, "granted": str, "approved_by": str,
-             "config": str, "updated_at": float},
+            {
+                "name": str,
+                "enabled": int,
+                "reason": str,
+                "granted": str,
+                "approved_by": str,
+                "config": str,
+                "updated_at": float,
+            },
             pk="name",
             if_not_exists=True,
         )
@@ -119,7 +128,10 @@ class PluginManager:
         for source in sources:
             plugin = self._examine(source)
             if plugin.name in self.plugins:
-                plugin.state, plugin.reason = REFUSED, f"another plugin is already named {plugin.name}"
+                plugin.state, plugin.reason = (
+                    REFUSED,
+                    f"another plugin is already named {plugin.name}",
+                )
                 self.plugins[f"{plugin.name}@{source.entry_point}"] = plugin
                 continue
             self.plugins[plugin.name] = plugin
@@ -151,8 +163,12 @@ class PluginManager:
         row = self._row(manifest.name)
         if row is None:
             granted = self._initial_grant(plugin)
-            row = self._save(manifest.name, enabled=1, granted=granted,
-                             approved_by="installation" if granted else None)
+            row = self._save(
+                manifest.name,
+                enabled=1,
+                granted=granted,
+                approved_by="installation" if granted else None,
+            )
         plugin.granted = json.loads(row["granted"] or "[]")
         try:
             plugin.config = self._effective_config(manifest, json.loads(row["config"] or "{}"))
@@ -184,10 +200,10 @@ class PluginManager:
 
     def _ungranted(self, plugin: Plugin) -> list[str]:
         assert plugin.manifest is not None
-        granted_perms = parse_permissions(p for p in plugin.granted if not p.startswith("capability:"))
-        missing = [
-            str(p) for p in plugin.manifest.permissions if not covers(granted_perms, [p])
-        ]
+        granted_perms = parse_permissions(
+            p for p in plugin.granted if not p.startswith("capability:")
+        )
+        missing = [str(p) for p in plugin.manifest.permissions if not covers(granted_perms, [p])]
         missing += [
             w for w in plugin.wanted if w.startswith("capability:") and w not in plugin.granted
         ]
@@ -252,9 +268,7 @@ class PluginManager:
                 del sys.modules[source.module]
                 raise
         self.pm.register(module, name=manifest.name)
-        unknown = [
-            impl.name for impl in self.pm.get_hookcallers(module) or [] if impl.spec is None
-        ]
+        unknown = [impl.name for impl in self.pm.get_hookcallers(module) or [] if impl.spec is None]
         if unknown:
             self.pm.unregister(name=manifest.name)
             raise ImportError(f"implements unknown hooks: {', '.join(unknown)}")
@@ -355,8 +369,9 @@ class PluginManager:
         self._save(name, config=stored, by=by)
         plugin.config[key] = parsed
         if plugin.context is not None:
-            await self.call_one(plugin, "on_config_changed", key=key, old=old, new=parsed,
-                                ctx=plugin.context)
+            await self.call_one(
+                plugin, "on_config_changed", key=key, old=old, new=parsed, ctx=plugin.context
+            )
         return plugin.config
 
     def _on_hook_failure(self, name: str, error: BaseException, failures: int) -> None:
@@ -366,8 +381,7 @@ class PluginManager:
         if plugin is None or plugin.state != ENABLED:
             return
         reason = (
-            f"disabled after {failures} consecutive failures; last: "
-            f"{type(error).__name__}: {error}"
+            f"disabled after {failures} consecutive failures; last: {type(error).__name__}: {error}"
         )
         log.error("plugin %s %s", name, reason)
         self._save(name, enabled=0, reason=reason, by="kernel")
@@ -382,8 +396,14 @@ class PluginManager:
         return rows[0] if rows else None
 
     def _save(self, name: str, *, by: str | None = None, **values: Any) -> dict[str, Any]:
-        row = self._row(name) or {"name": name, "enabled": 1, "reason": None, "granted": "[]",
-                                  "approved_by": None, "config": "{}"}
+        row = self._row(name) or {
+            "name": name,
+            "enabled": 1,
+            "reason": None,
+            "granted": "[]",
+            "approved_by": None,
+            "config": "{}",
+        }
         for key, value in values.items():
             row[key] = json.dumps(value) if key in ("granted", "config") else value
         row["updated_at"] = time.time()
@@ -412,8 +432,9 @@ class PluginManager:
                 return await self.guard.acall(name, hook, function, args)
         return None
 
-    async def call_all(self, hook: str, *, firstresult: bool = False,
-                       **kwargs: Any) -> list[tuple[str, Any]]:
+    async def call_all(
+        self, hook: str, *, firstresult: bool = False, **kwargs: Any
+    ) -> list[tuple[str, Any]]:
         """Call every enabled plugin's ``hook`` with its own ``ctx``; failures are isolated."""
         results = []
         for name, function, argnames in list(self.implementations(hook)):
@@ -455,8 +476,10 @@ class PluginManager:
             granted=plugin.granted,
             capabilities=list(manifest.capabilities) if manifest else [],
             commands=["/" + c.name for c in manifest.commands] if manifest else [],
-            config={k: ("••••••" if k in secret and v is not None else v)
-                    for k, v in plugin.config.items()},
+            config={
+                k: ("••••••" if k in secret and v is not None else v)
+                for k, v in plugin.config.items()
+            },
             source=str(plugin.source.folder or plugin.source.module),
             icon=manifest.icon if manifest else None,
             author=manifest.author if manifest else None,

@@ -32,7 +32,6 @@ class TestSigner:
 
     def sign(self, folder: Path) -> None:
         from clustercord.signing import sign_plugin_folder
-
         from clustercord_sdk.manifest import MANIFEST_FILE, load_manifest
 
         manifest = load_manifest(folder / MANIFEST_FILE)
@@ -78,11 +77,13 @@ class KernelHarness:
     def _trust(self) -> None:
         from clustercord.signing import TrustStore
 
-        TrustStore(self.settings.trust_dir).trust(self.signer.public_key, label="test key",
-                                                  kind="release")
+        TrustStore(self.settings.trust_dir).trust(
+            self.signer.public_key, label="test key", kind="release"
+        )
 
-    def add_plugin(self, folder: Path, *, sign: bool = True, builtin: bool = False,
-                   copy: bool = True) -> Path:
+    def add_plugin(
+        self, folder: Path, *, sign: bool = True, builtin: bool = False, copy: bool = True
+    ) -> Path:
         """Install the plugin in ``folder`` (copied, then signed); returns the installed folder."""
         from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, PluginSource
 
@@ -90,16 +91,21 @@ class KernelHarness:
         name = folder.name
         if copy:
             target = self._plugins_dir / f"{name}-{next(_counter)}"
-            shutil.copytree(folder, target, ignore=shutil.ignore_patterns("__pycache__",
-                                                                           "SIGNATURE.asc"))
+            shutil.copytree(
+                folder, target, ignore=shutil.ignore_patterns("__pycache__", "SIGNATURE.asc")
+            )
             folder = target
         if sign:
             self.signer.sign(folder)
         module = f"cc_test_{folder.name.replace('-', '_')}_{next(_counter)}"
         self.sources.append(
-            PluginSource(entry_point=_manifest_name(folder), module=module, folder=folder,
-                         distribution=BUILTIN_DISTRIBUTION if builtin else "test-plugins",
-                         distribution_version="0")
+            PluginSource(
+                entry_point=_manifest_name(folder),
+                module=module,
+                folder=folder,
+                distribution=BUILTIN_DISTRIBUTION if builtin else "test-plugins",
+                distribution_version="0",
+            )
         )
         return folder
 
@@ -109,8 +115,10 @@ class KernelHarness:
 
         added = []
         for source in discover():
-            if source.distribution == BUILTIN_DISTRIBUTION and source.folder is not None and (
-                names is None or source.entry_point in names
+            if (
+                source.distribution == BUILTIN_DISTRIBUTION
+                and source.folder is not None
+                and (names is None or source.entry_point in names)
             ):
                 added.append(self.add_plugin(source.folder, builtin=True))
         return added
@@ -133,8 +141,15 @@ class KernelHarness:
     def plugin(self, name: str) -> Any:
         return self.kernel.manager.plugins[name]
 
-    async def run(self, line: str, *, user: str = "console", roles: Iterable[str] = (),
-                  yes: bool = True, frontend: str = "console") -> RunResult:
+    async def run(
+        self,
+        line: str,
+        *,
+        user: str = "console",
+        roles: Iterable[str] = (),
+        yes: bool = True,
+        frontend: str = "console",
+    ) -> RunResult:
         """Run a command line as ``user`` and capture every reply."""
         from clustercord.frontends.commandline import parse_command_line
 
@@ -149,8 +164,9 @@ class KernelHarness:
             asked.append(confirmation)
             return yes
 
-        invocation = Invocation(user_id=user, command=path, options=options,
-                                roles=frozenset(roles), frontend=frontend)
+        invocation = Invocation(
+            user_id=user, command=path, options=options, roles=frozenset(roles), frontend=frontend
+        )
         outcome = await self.kernel.dispatcher.dispatch(invocation, send=send, ask=ask)
         await self.kernel.deliver_decisions()
         return RunResult(outcome.status, outcome.reply, sent, asked, outcome.exit_code)
