@@ -140,21 +140,11 @@ def _check_plugin_list(done: subprocess.CompletedProcess[str], names: list[str])
         )
 
 
-def _dev_setup(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [str(CLI), "keys", "dev-setup", "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"`clustercord keys dev-setup` failed ({done.returncode}):\n{done.stdout}{done.stderr}"
-        )
-
-
 def bench_cold_start(profile: Profile, scratch: Path) -> list[Row]:
+    from clustercord.signing import TrustStore
+    from clustercord_sdk.testing.harness import TestSigner
+    from clustercord_sdk.testing.site import signed_builtins_site
+
     header(f"1. Cold start: a fresh process, {profile.cold_runs} runs each, interleaved")
     if not CLI.exists():
         raise RuntimeError(f"no clustercord console script next to the interpreter: {CLI}")
@@ -164,10 +154,13 @@ def bench_cold_start(profile: Profile, scratch: Path) -> list[Row]:
     env = {**os.environ, "CLUSTERCORD_DATA_DIR": str(data_dir)}
     kernel_cmd = [str(CLI), "run", "/plugin list"]
     base_cmd = [sys.executable, "-c", BASELINE_IMPORTS]
-    # dev-setup signs the builtins in the source tree with this data dir's key;
-    # the key of the user's own data dir is put back afterwards (finally below).
-    _dev_setup(env)
+    # A signed private copy of the builtins, first on the path: the working tree's own
+    # signatures are left alone.
+    signer = TestSigner()
     try:
+        signed_builtins_site(scratch / "site", signer)
+        env["PYTHONPATH"] = str(scratch / "site")
+        TrustStore(data_dir / "trust").trust(signer.public_key, label="bench", kind="release")
         _check_plugin_list(_timed(kernel_cmd, env)[1], names)  # warm-up
         _timed(base_cmd, env)
         kernel_ms, base_ms = [], []
@@ -180,7 +173,7 @@ def bench_cold_start(profile: Profile, scratch: Path) -> list[Row]:
                 raise RuntimeError(f"baseline imports failed:\n{done.stderr}")
             base_ms.append(elapsed)
     finally:
-        _dev_setup(dict(os.environ))
+        signer.cleanup()
     ratio = median(kernel_ms) / median(base_ms)
     print(f'  clustercord run "/plugin list"   {spread(kernel_ms, "ms")}')
     print(f'  python -c "{BASELINE_IMPORTS}"')

@@ -1,7 +1,7 @@
 """The command-line surface of ARCHITECTURE.md, run as a user would, in subprocesses.
 
 The builtin plugins are copied into a private site folder (shadowing the installed
-distribution) and signed there with a throwaway key, so these tests never touch the
+distribution) and signed there with a throwaway key, these tests never touch the
 signatures of the working tree.
 """
 
@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, discover
+from clustercord_sdk.testing.site import signed_builtins_site
 
 CLI = [sys.executable, "-c", "import sys; from clustercord.cli import main; sys.exit(main())"]
 
@@ -25,21 +24,7 @@ CLI = [sys.executable, "-c", "import sys; from clustercord.cli import main; sys.
 def site(tmp_path, clustercord_signer):
     """A site folder with a signed copy of clustercord-builtins, and its environment."""
     site = tmp_path / "site"
-    sources = [s for s in discover() if s.distribution == BUILTIN_DISTRIBUTION]
-    package = sources[0].folder.parent
-    shutil.copytree(
-        package, site / package.name, ignore=shutil.ignore_patterns("__pycache__", "SIGNATURE.asc")
-    )
-    info = site / f"clustercord_builtins-{sources[0].distribution_version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {BUILTIN_DISTRIBUTION}\n"
-        f"Version: {sources[0].distribution_version}\n"
-    )
-    lines = "".join(f"{s.entry_point} = {s.module}\n" for s in sources)
-    (info / "entry_points.txt").write_text(f"[clustercord.plugins]\n{lines}")
-    for source in sources:
-        clustercord_signer.sign(site / package.name / source.module.rsplit(".", 1)[1])
+    package = signed_builtins_site(site, clustercord_signer)
     env = {
         **os.environ,
         "PYTHONPATH": str(site),
@@ -49,7 +34,7 @@ def site(tmp_path, clustercord_signer):
     key = tmp_path / "test.asc"
     key.write_text(clustercord_signer.public_key)
     run(env, "keys", "trust", str(key), "--label", "test key", "--kind", "release")
-    return env, site / package.name
+    return env, package
 
 
 def run(env, *args, check=True):
@@ -152,3 +137,24 @@ def test_keys_sign_with_a_release_key_from_the_environment(site, tmp_path, clust
         for p in json.loads(run(env, "plugins", "list", "--json").stdout)["plugins"]
     }
     assert states["help"] == "enabled"
+
+
+def test_keys_create_trust_and_list(site):
+    env, _ = site
+    fingerprint = run(env, "keys", "create", "--name", "Release 2026", "--trust").stdout.strip()
+    assert len(fingerprint) == 40
+    listed = run(env, "keys", "list").stdout
+    assert f"{fingerprint}  release      Release 2026" in listed
+    assert "test key" in listed
+    exported = run(env, "keys", "export", fingerprint).stdout
+    assert exported.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    assert run(env, "keys", "untrust", fingerprint).returncode == 0
+    assert fingerprint not in run(env, "keys", "list").stdout.split("Trusted keys")[1]
+
+
+def test_trusting_a_private_key_is_refused(site, tmp_path):
+    env, _ = site
+    bogus = tmp_path / "secret.asc"
+    bogus.write_text("-----BEGIN PGP " + "PRIVATE KEY BLOCK-----\n\nabc\n")  # not a real key
+    result = run(env, "keys", "trust", str(bogus), "--label", "x", check=False)
+    assert result.returncode == 1 and "refusing a private key" in result.stderr

@@ -15,7 +15,8 @@ async def test_new_plugin_with_permissions_waits_for_an_admin(clustercord_harnes
 
     assert harness.plugin("reader").state == "awaiting-approval"
     assert "pods:read" in harness.plugin("reader").reason
-    assert (await harness.run("/reader")).status == "usage"
+    waiting = await harness.run("/reader")
+    assert waiting.status == "error" and "which is awaiting-approval" in waiting.text
 
     approved = await harness.run("/plugin permissions name:reader approve:true")
     assert approved.ok, approved.text
@@ -66,7 +67,7 @@ async def test_disable_and_enable_survive_restarts(clustercord_harness, make_plu
     await harness.restart()
     assert harness.plugin("thing").state == "disabled"
     assert harness.plugin("thing").reason == "noisy"
-    assert (await harness.run("/thing")).status == "usage"
+    assert (await harness.run("/thing")).text.endswith("which is disabled: noisy")
 
     assert (await harness.run("/plugin enable name:thing")).ok
     await harness.restart()
@@ -208,3 +209,14 @@ async def test_destructive_commands_ask_first(clustercord_harness, make_plugin):
     assert harness.plugin("wipe").context.store.get("wiped") is None
     assert (await harness.run("/wipe", yes=True)).ok
     assert harness.plugin("wipe").context.store.get("wiped") is True
+
+
+async def test_a_command_of_an_inactive_plugin_says_why(clustercord_harness, make_plugin):
+    harness = clustercord_harness
+    harness.add_builtins(["plugins"])
+    harness.add_plugin(make_plugin("thing"))
+    await harness.start()
+    await harness.run("/plugin disable name:thing reason:maintenance")
+    result = await harness.run("/thing")
+    assert result.status == "error"
+    assert result.text == "/thing belongs to plugin thing, which is disabled: maintenance"

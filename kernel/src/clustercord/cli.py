@@ -223,11 +223,15 @@ async def _console_async(args: argparse.Namespace) -> int:
     console.print(
         "[bold]ClusterCord console[/bold] — /help lists commands, Tab completes, Ctrl-D quits."
     )
+    stop = asyncio.Event()
+    background = asyncio.create_task(kernel.run_background(stop))
     try:
         await run_repl(
             dispatch_line, admin.commands, kernel.settings.data_dir / "console_history", console
         )
     finally:
+        stop.set()
+        await background
         kernel.close()
     return 0
 

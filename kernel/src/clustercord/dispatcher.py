@@ -65,6 +65,12 @@ class Dispatcher:
         if groups:
             subs = sorted(" ".join(c[len(path) :]) for c in commands if c[: len(path)] == path)
             raise UsageError(f"/{typed} needs a subcommand: {', '.join(subs)}")
+        inactive = self._inactive_owner(tuple(part.lower() for part in path))
+        if inactive is not None:
+            raise CommandError(
+                f"/{typed} belongs to plugin {inactive.name}, which is {inactive.state}: "
+                f"{inactive.reason}"
+            )
         names = [" ".join(c) for c in commands]
         close = difflib.get_close_matches(typed, names, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join('/' + c for c in close)}?" if close else " (try /help)"
@@ -134,6 +140,13 @@ class Dispatcher:
             },
         )
         return outcome
+
+    def _inactive_owner(self, path: tuple[str, ...]) -> Plugin | None:
+        for plugin in self.manager.plugins.values():
+            manifest = plugin.manifest
+            if manifest is not None and any(c.path == path for c in manifest.commands):
+                return plugin
+        return None
 
     async def autocomplete(self, invocation: Invocation, option: str, value: str) -> list[Any]:
         """Suggestions for an option declared ``autocomplete``, from its plugin's hook."""
