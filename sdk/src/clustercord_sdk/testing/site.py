@@ -41,4 +41,4 @@ def signed_builtins_site(site: Path, signer: TestSigner) -> Path:
     (info / "entry_points.txt").write_text(f"[clustercord.plugins]\n{lines}")
     for source in sources:
         signer.sign(site / package.name / source.module.rsplit(".", 1)[1])
-    return site / package.name
+    return Path(site, str(package.name))
