@@ -1,0 +1,1 @@
+"""The kernel's Kubernetes service: clusters, clients, identities, events."""

@@ -1,0 +1,216 @@
+"""The cluster registry: every cluster the kernel can talk to, by name.
+
+Sources, in order (a later one never silently replaces an earlier name):
+- every context of the kubeconfig files in ``KUBECONFIG`` (colon-separated), else
+  ``~/.kube/config``; the registry name is the context name;
+- the in-cluster service account, as ``in-cluster``, when running in a pod;
+- kubeconfigs uploaded through chat (``/cluster add``), stored encrypted, refused if
+  they would run programs or read files on the host.
+
+Each user may choose a default cluster and namespace; they are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clustercord.kubernetes.kubeconfig import parse_kubeconfig
+from clustercord.secretbox import SecretBox
+from clustercord.storage import Database
+from clustercord_sdk.errors import CommandError, UsageError
+
+IN_CLUSTER = "in-cluster"
+_TOKEN_PATH = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    server: str
+    namespace: str
+    source: str
+    """``kubeconfig:<path>``, ``in-cluster`` or ``uploaded by <user>``."""
+    context: str | None = None
+
+
+class ClusterRegistry:
+    def __init__(
+        self, database: Database, secrets: SecretBox, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.database = database
+        self.secrets = secrets
+        self.env = dict(os.environ) if env is None else dict(env)
+        database.db["_clusters"].create(
+            {"name": str, "kubeconfig": str, "added_by": str, "added_at": float},
+            pk="name",
+            if_not_exists=True,
+        )
+        self._files: dict[str, tuple[Path, dict[str, Any]]] = {}
+        self._clusters: dict[str, Cluster] = {}
+        self.problems: list[str] = []
+        self.reload()
+
+    # -- discovery -------------------------------------------------------------------
+    def reload(self) -> None:
+        self._clusters, self._files, self.problems = {}, {}, []
+        for path in self._kubeconfig_paths():
+            try:
+                data, contexts = parse_kubeconfig(path.read_text("utf-8"), source=str(path))
+            except OSError as exc:
+                self.problems.append(f"{path}: {exc.strerror}")
+                continue
+            except UsageError as exc:
+                self.problems.append(str(exc))
+                continue
+            for context in contexts:
+                self._add(
+                    Cluster(
+                        context.name,
+                        context.server,
+                        context.namespace,
+                        f"kubeconfig:{path}",
+                        context.name,
+                    )
+                )
+                self._files.setdefault(context.name, (path, data))
+        host, port = (
+            self.env.get("KUBERNETES_SERVICE_HOST"),
+            self.env.get("KUBERNETES_SERVICE_PORT"),
+        )
+        if host and port and _TOKEN_PATH.exists():
+            self._add(Cluster(IN_CLUSTER, f"https://{host}:{port}", "default", IN_CLUSTER))
+        for row in self.database.db["_clusters"].rows:
+            try:
+                _, contexts = parse_kubeconfig(
+                    self.secrets.open(row["kubeconfig"]), source=row["name"], untrusted=True
+                )
+            except (CommandError, UsageError) as exc:
+                self.problems.append(f"uploaded cluster {row['name']}: {exc}")
+                continue
+            context = contexts[0]
+            self._add(
+                Cluster(
+                    row["name"],
+                    context.server,
+                    context.namespace,
+                    f"uploaded by {row['added_by']}",
+                    context.name,
+                )
+            )
+
+    def _kubeconfig_paths(self) -> list[Path]:
+        configured = self.env.get("KUBECONFIG")
+        if configured:
+            return [Path(p).expanduser() for p in configured.split(os.pathsep) if p]
+        default = Path(self.env.get("HOME", "~")).expanduser() / ".kube" / "config"
+        return [default] if default.exists() else []
+
+    def _add(self, cluster: Cluster) -> None:
+        if cluster.name in self._clusters:
+            self.problems.append(
+                f"cluster {cluster.name!r} from {cluster.source} ignored: the name is taken by "
+                f"{self._clusters[cluster.name].source}"
+            )
+            return
+        self._clusters[cluster.name] = cluster
+
+    # -- queries -----------------------------------------------------------------------
+    def list(self) -> list[Cluster]:
+        return sorted(self._clusters.values(), key=lambda c: c.name)
+
+    def get(self, name: str) -> Cluster:
+        cluster = self._clusters.get(name)
+        if cluster is None:
+            known = ", ".join(sorted(self._clusters)) or "none (add one with /cluster add)"
+            raise CommandError(f"no cluster named {name!r}; clusters: {known}")
+        return cluster
+
+    def kubeconfig(self, name: str) -> dict[str, Any]:
+        """The kubeconfig document of a cluster, restricted to its context."""
+        cluster = self.get(name)
+        if name in self._files:
+            return self._files[name][1]
+        if cluster.source == IN_CLUSTER:
+            raise CommandError("the in-cluster cluster has no kubeconfig")
+        row = self.database.db["_clusters"].get(name)
+        data, _ = parse_kubeconfig(
+            self.secrets.open(row["kubeconfig"]), source=name, untrusted=True
+        )
+        return data
+
+    # -- uploads -----------------------------------------------------------------------
+    def add(self, name: str, kubeconfig_text: str, *, by: str) -> Cluster:
+        """Check and store an uploaded kubeconfig, encrypted. Nothing is stored on error."""
+        if not name or not name.replace("-", "").replace("_", "").isalnum() or len(name) > 63:
+            raise UsageError(f"cluster name {name!r}: letters, digits, - and _ (at most 63)")
+        if name in self._clusters:
+            raise UsageError(f"a cluster named {name!r} exists ({self._clusters[name].source})")
+        data, contexts = parse_kubeconfig(
+            kubeconfig_text, source="the uploaded kubeconfig", untrusted=True
+        )
+        if len(contexts) > 1 and not data.get("current-context"):
+            names = ", ".join(c.name for c in contexts)
+            raise UsageError(
+                f"the uploaded kubeconfig has several contexts ({names}) and no "
+                "current-context: upload one context"
+            )
+        chosen = next((c for c in contexts if c.name == data.get("current-context")), contexts[0])
+        with self.database.transaction():
+            self.database.db["_clusters"].insert(
+                {
+                    "name": name,
+                    "kubeconfig": self.secrets.seal(json.dumps(_only(data, chosen.name))),
+                    "added_by": by,
+                    "added_at": time.time(),
+                }
+            )
+        cluster = Cluster(name, chosen.server, chosen.namespace, f"uploaded by {by}", chosen.name)
+        self._clusters[name] = cluster
+        return cluster
+
+    def remove(self, name: str) -> None:
+        cluster = self.get(name)
+        if not cluster.source.startswith("uploaded"):
+            raise CommandError(f"cluster {name!r} comes from {cluster.source}; remove it there")
+        with self.database.transaction():
+            self.database.db["_clusters"].delete(name)
+        del self._clusters[name]
+
+    # -- per-user defaults ----------------------------------------------------------------
+    def set_default(self, user: str, cluster: str, namespace: str | None = None) -> None:
+        chosen = self.get(cluster)
+        self.database.kv_set(
+            "cluster-defaults",
+            user,
+            {"cluster": chosen.name, "namespace": namespace or chosen.namespace},
+        )
+
+    def default_for(self, user: str) -> tuple[str | None, str | None]:
+        saved = self.database.kv_get("cluster-defaults", user)
+        if saved and saved["cluster"] in self._clusters:
+            return saved["cluster"], saved["namespace"]
+        clusters = self.list()
+        if len(clusters) == 1:
+            return clusters[0].name, clusters[0].namespace
+        return None, None
+
+
+def _only(data: dict[str, Any], context_name: str) -> dict[str, Any]:
+    """Keep just one context with its cluster and user: nothing else is stored."""
+    context = next(c for c in data["contexts"] if c["name"] == context_name)
+    cluster = next(c for c in data["clusters"] if c["name"] == context["context"]["cluster"])
+    user = next(u for u in data["users"] if u["name"] == context["context"]["user"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": context_name,
+        "contexts": [context],
+        "clusters": [cluster],
+        "users": [user],
+    }

@@ -1,0 +1,100 @@
+"""Reading and checking kubeconfig documents.
+
+An uploaded kubeconfig comes from chat, so it is held to stricter rules than a file an
+operator put on the host: credential plugins (``exec``, ``auth-provider``) and local
+file references would run commands or read files on the bot's machine, and are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from clustercord_sdk.errors import UsageError
+
+_FILE_KEYS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+
+
+@dataclass(frozen=True)
+class Context:
+    """One usable context of a kubeconfig."""
+
+    name: str
+    server: str
+    namespace: str
+    user: str
+
+
+def parse_kubeconfig(
+    text: str, *, source: str = "kubeconfig", untrusted: bool = False
+) -> tuple[dict[str, Any], list[Context]]:
+    """Parse and check a kubeconfig; every problem raises :class:`UsageError` naming it."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"{source}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: a kubeconfig is a YAML mapping (kind: Config)")
+    if data.get("kind", "Config") != "Config":
+        raise UsageError(f"{source}: kind is {data.get('kind')!r}, expected Config")
+    clusters = _named(data, "clusters", "cluster", source)
+    users = _named(data, "users", "user", source)
+    contexts = _named(data, "contexts", "context", source)
+    if not contexts:
+        raise UsageError(f"{source}: no contexts")
+    found = []
+    for name, context in contexts.items():
+        where = f"{source}: contexts[{name}]"
+        cluster_name, user_name = context.get("cluster"), context.get("user")
+        if cluster_name not in clusters:
+            raise UsageError(f"{where}: cluster {cluster_name!r} is not defined")
+        if user_name not in users:
+            raise UsageError(f"{where}: user {user_name!r} is not defined")
+        server = str(clusters[cluster_name].get("server") or "")
+        parsed = urlparse(server)
+        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+            raise UsageError(f"{source}: clusters[{cluster_name}].server {server!r} is not a URL")
+        if untrusted:
+            _refuse_host_access(source, clusters[cluster_name], f"clusters[{cluster_name}]")
+            _refuse_host_access(source, users[user_name], f"users[{user_name}]")
+        found.append(Context(name, server, context.get("namespace") or "default", user_name))
+    current = data.get("current-context")
+    if current and current not in contexts:
+        raise UsageError(f"{source}: current-context {current!r} is not defined")
+    return data, found
+
+
+def _named(data: dict[str, Any], key: str, inner: str, source: str) -> dict[str, dict[str, Any]]:
+    items = data.get(key) or []
+    if not isinstance(items, list):
+        raise UsageError(f"{source}: {key} must be a list")
+    out = {}
+    for index, item in enumerate(items):
+        if (
+            not isinstance(item, dict)
+            or not item.get("name")
+            or not isinstance(item.get(inner), dict)
+        ):
+            raise UsageError(f"{source}: {key}[{index}] needs a name and a {inner} mapping")
+        out[str(item["name"])] = item[inner]
+    return out
+
+
+def _refuse_host_access(source: str, entry: dict[str, Any], where: str) -> None:
+    for key in ("exec", "auth-provider"):
+        if key in entry:
+            raise UsageError(
+                f"{source}: {where}.{key} is refused in an uploaded kubeconfig: it would run a "
+                "program on the bot's host. Use a token or client certificate data instead."
+            )
+    for key in _FILE_KEYS:
+        if key in entry:
+            raise UsageError(
+                f"{source}: {where}.{key} names a file on the bot's host; embed it as "
+                f"{key}-data instead"
+            )
