@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +125,4 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         files_dir=Path(env["CLUSTERCORD_FILES_DIR"]) if env.get("CLUSTERCORD_FILES_DIR") else None,
         config_file=config_file,
     )
-    return _replace(settings, overrides)
-
-
-def _replace(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, **overrides) if overrides else settings

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import json
 import logging
 import sys
@@ -486,6 +485,3 @@ class PluginManager:
             failures=self.guard.failures.get(plugin.name, 0),
         )
 
-
-def is_async(function: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
