@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -74,7 +75,7 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
         pytest.skip("CLUSTERCORD_SKIP_WHEEL_TEST is set")
     pytest.importorskip("hatchling")
     wheels = tmp_path / "wheels"
-    for member in ("sdk", "kernel", "builtin_plugins"):
+    for member in ("sdk", "kernel", "builtin_plugins", "examples/hello-plugin"):
         subprocess.run(
             [
                 sys.executable,
@@ -133,5 +134,36 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
         text=True,
         check=True,
     )
-    assert listed.stdout.count('"state": "enabled"') == 3, listed.stdout
+    states = {p["name"]: p["state"] for p in json.loads(listed.stdout)["plugins"]}
+    assert states == {
+        "approvals": "enabled",
+        "help": "enabled",
+        "plugins": "enabled",
+        "hello": "refused",
+    }, listed.stdout  # the example is not signed yet
     assert str(ROOT) not in listed.stdout
+
+    # The quick start's third-party flow: a publisher's key signs the installed plugin,
+    # the installation trusts that key, and the plugin runs.
+    def cli_run(*args: str) -> str:
+        done = subprocess.run(
+            [str(cli), *args], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    fingerprint = cli_run("keys", "create", "--name", "Hello publisher", "--trust").strip()
+    folder = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import importlib.util as u; "
+            "print(u.find_spec('clustercord_hello').submodule_search_locations[0])",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    cli_run("keys", "sign", folder, "--key", fingerprint)
+    assert "greeting #1" in cli_run("run", "/hello name:wheel")
