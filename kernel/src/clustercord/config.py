@@ -51,6 +51,8 @@ class Settings:
     """Per-plugin config from the file (``[plugins.<name>]``); admin changes are stored."""
     files_dir: Path | None = None
     config_file: Path | None = None
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    """``[identity]``: Discord users and roles → Kubernetes user and groups (checked at load)."""
 
     @property
     def database_path(self) -> Path:
@@ -124,5 +126,15 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         plugin_config=raw.get("plugins", {}),
         files_dir=Path(env["CLUSTERCORD_FILES_DIR"]) if env.get("CLUSTERCORD_FILES_DIR") else None,
         config_file=config_file,
+        identity=_identity(raw.get("identity"), where),
     )
     return replace(settings, **overrides) if overrides else settings
+
+
+def _identity(raw: Any, where: str) -> Mapping[str, Any]:
+    from clustercord.kubernetes.identity import IdentityMap
+
+    if raw is not None and not isinstance(raw, dict):
+        raise UsageError(f"{where}: [identity] must be a table")
+    IdentityMap.from_config(raw, where)  # refuse a bad mapping at start, not at first use
+    return raw or {}
