@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--quiet", action="store_true")
 
+    from clustercord.sandbox import cli as sandbox_cli
+
+    sandbox_cli.add_parser(sub)
+
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True)
     exp = audit_sub.add_parser("export", help="write the log as JSON lines")
@@ -93,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
+        "sandbox": _sandbox,
         "run": _run,
         "console": _console,
         "plugins": _plugins,
@@ -386,6 +391,13 @@ def _sign_builtins(signer: Any) -> list[str]:
             sign_plugin_folder(source.folder, dict(manifest.raw), signer)
             signed.append(manifest.name)
     return signed
+
+
+# -- sandbox ----------------------------------------------------------------------------
+def _sandbox(args: argparse.Namespace) -> int:
+    from clustercord.sandbox import cli as sandbox_cli
+
+    return sandbox_cli.run(args)
 
 
 # -- audit -----------------------------------------------------------------------------

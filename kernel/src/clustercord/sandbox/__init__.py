@@ -1,0 +1,9 @@
+"""The ClusterCord sandbox: a Kubernetes API server for demos and tests.
+
+It is not a Kubernetes distribution (nothing runs containers); it is faithful enough at the API
+that the real `kubectl` and the official Python client work against it.
+"""
+
+# Nothing heavy is imported here: `clustercord --help` builds the sandbox's parser, and
+# the CLI must not pay for aiohttp unless the sandbox runs.
+BANNER = "ClusterCord sandbox: a Kubernetes API for demos and tests, not a Kubernetes distribution."

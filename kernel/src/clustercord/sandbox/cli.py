@@ -1,0 +1,90 @@
+"""`clustercord sandbox`: the sandbox API server in the foreground (the lead wires it in)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from . import BANNER
+
+DEFAULT_PORT = 8001  # not 6443, so it never collides with a real local cluster
+
+
+def default_kubeconfig() -> Path:
+    from clustercord.config import default_data_dir
+
+    data = os.environ.get("CLUSTERCORD_DATA_DIR")
+    return (Path(data) if data else default_data_dir()) / "sandbox" / "kubeconfig"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="serve the sandbox Kubernetes API (for demos and tests, not a distribution)",
+        description=BANNER,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)"
+    )
+    parser.add_argument(
+        "--fixture", default="empty", help="empty | homelab | a YAML file of objects"
+    )
+    parser.add_argument(
+        "--kubeconfig", type=Path, default=None, help="where to write the kubeconfig"
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serves until Ctrl-C (or SIGTERM); exit 2 on a bad fixture, 1 if the port is taken."""
+    from . import fixtures
+
+    try:
+        objects = fixtures.resolve(args.fixture)
+    except fixtures.FixtureError as exc:
+        print(f"error: {exc}")
+        return 2
+    try:
+        return asyncio.run(_serve(args, objects))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(args: argparse.Namespace, objects: list[dict]) -> int:  # type: ignore[type-arg]
+    from . import fixtures
+    from .server import SandboxServer
+    from .store import SandboxStore
+
+    server = SandboxServer(SandboxStore(), host=args.host, port=args.port)
+    try:
+        fixtures.load(server.api, objects)
+    except Exception as exc:  # a FixtureError, or an ApiError from a bad object
+        print(f"error: the fixture could not be loaded: {exc}")
+        return 2
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}")
+        return 1
+    path = server.write_kubeconfig(args.kubeconfig or default_kubeconfig())
+    print(BANNER)
+    print(f"API: {server.url}   kubeconfig: {path}")
+    print(f"Try: KUBECONFIG={path} kubectl get ns")
+    print("Ctrl-C stops it.", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0

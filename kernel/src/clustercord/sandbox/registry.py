@@ -1,0 +1,207 @@
+"""The table of resource types the sandbox serves.
+
+One row per resource: discovery, routing, the OpenAPI documents and the table printer all read
+this table, so adding a resource type is one line here (and CRDs, later, add rows at run time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+READ_VERBS = ("get", "list", "watch")
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One REST resource: where it lives in the URL space and what kind of object it holds."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    # The OpenAPI definition name, e.g. io.k8s.api.apps.v1.Deployment.
+    definition: str = ""
+    singular: str = field(default="")
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> tuple[str, str]:
+        return (self.group, self.version)
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def group_resource(self) -> str:
+        """`deployments.apps` style name used in error messages (`pods` for the core group)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _core(kind: str, plural: str, namespaced: bool, **kw: object) -> ResourceType:
+    return ResourceType("", "v1", kind, plural, namespaced, **kw)  # type: ignore[arg-type]
+
+
+def _defn(group: str, version: str, kind: str) -> str:
+    package = {
+        "": "core",
+        "rbac.authorization.k8s.io": "rbac",
+        "networking.k8s.io": "networking",
+        "coordination.k8s.io": "coordination",
+        "storage.k8s.io": "storage",
+    }.get(group, group)
+    return f"io.k8s.api.{package}.{version}.{kind}"
+
+
+_ROWS: list[ResourceType] = [
+    _core("Namespace", "namespaces", False, short_names=("ns",), subresources=("status",)),
+    _core(
+        "Pod",
+        "pods",
+        True,
+        short_names=("po",),
+        categories=("all",),
+        subresources=("status", "log", "eviction", "ephemeralcontainers", "exec", "binding"),
+    ),
+    _core(
+        "Service",
+        "services",
+        True,
+        short_names=("svc",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    _core("ConfigMap", "configmaps", True, short_names=("cm",)),
+    _core("Secret", "secrets", True),
+    _core("ServiceAccount", "serviceaccounts", True, short_names=("sa",), subresources=("token",)),
+    _core("Node", "nodes", False, short_names=("no",), subresources=("status",)),
+    _core("Event", "events", True, short_names=("ev",)),
+    _core(
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        True,
+        short_names=("pvc",),
+        subresources=("status",),
+    ),
+    _core(
+        "PersistentVolume",
+        "persistentvolumes",
+        False,
+        short_names=("pv",),
+        subresources=("status",),
+    ),
+    _core("Endpoints", "endpoints", True, short_names=("ep",), singular="endpoints"),
+]
+
+_APPS = dict(categories=("all",), subresources=("status", "scale"))
+_ROWS += [
+    ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), **_APPS),  # type: ignore[arg-type]
+    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), **_APPS),  # type: ignore[arg-type]
+    ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), **_APPS),  # type: ignore[arg-type]
+    ResourceType(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        True,
+        ("ds",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    ResourceType("batch", "v1", "Job", "jobs", True, categories=("all",), subresources=("status",)),
+    ResourceType(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        True,
+        ("cj",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        True,
+        ("pdb",),
+        subresources=("status",),
+    ),
+    ResourceType(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        True,
+        ("ing",),
+        subresources=("status",),
+    ),
+    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
+    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
+    ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+]
+
+# Subresources a client may reach in this slice; the others are listed in discovery (so kubectl
+# knows they exist) but answer 405 MethodNotSupported until a later slice implements them.
+IMPLEMENTED_SUBRESOURCES = frozenset({"status", "scale"})
+
+
+class Registry:
+    """Lookup of resource types by URL parts, kind or short name."""
+
+    def __init__(self, rows: list[ResourceType] | None = None) -> None:
+        self._rows: list[ResourceType] = []
+        for row in rows if rows is not None else _ROWS:
+            self.add(row)
+
+    def add(self, row: ResourceType) -> None:
+        if not row.definition:
+            row = ResourceType(
+                **{**row.__dict__, "definition": _defn(row.group, row.version, row.kind)}
+            )
+        self._rows.append(row)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._rows)
+
+    def group_versions(self) -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        for row in self._rows:
+            if row.group_version not in seen:
+                seen.append(row.group_version)
+        return seen
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [r for r in self._rows if r.group == group and r.version == version]
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        for row in self._rows:
+            if row.group == group and row.version == version and row.plural == plural:
+                return row
+        return None
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        for row in self._rows:
+            if row.api_version == api_version and row.kind == kind:
+                return row
+        return None
+
+
+def default_registry() -> Registry:
+    return Registry()

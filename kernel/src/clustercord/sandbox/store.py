@@ -1,0 +1,130 @@
+"""In-memory object storage with one global resourceVersion counter and a watch history.
+
+The interface is deliberately small (get / list / create / update / delete / events_since /
+subscribe) so a later slice can back it with a file or SQLite without touching the server.
+Objects are stored as plain JSON dicts, exactly as they are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+Key = tuple[str, str, str, str]  # (group, plural, namespace or "", name)
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change: the resourceVersion it produced, its type and the object after it."""
+
+    resource_version: int
+    type: str  # ADDED | MODIFIED | DELETED
+    group: str
+    plural: str
+    namespace: str
+    object: dict[str, Any]
+
+
+class SandboxStore:
+    """Objects by (group, plural, namespace, name); every write bumps the global version."""
+
+    def __init__(self, history: int = 2000) -> None:
+        self._objects: dict[Key, dict[str, Any]] = {}
+        self._version = 0
+        self._history: deque[WatchEvent] = deque(maxlen=history)
+        self._subscribers: set[asyncio.Queue[WatchEvent]] = set()
+
+    # -- versions --------------------------------------------------------------------------
+    @property
+    def resource_version(self) -> int:
+        return self._version
+
+    def oldest_watchable(self) -> int:
+        """The oldest resourceVersion a watch may start from (410 Expired before it)."""
+        if self._history.maxlen and len(self._history) == self._history.maxlen:
+            return self._history[0].resource_version
+        return 0
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, group: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self._objects.get((group, plural, namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, group: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Objects of one resource, sorted by namespace then name; `None` means all namespaces."""
+        items = [
+            obj
+            for (g, p, ns, _), obj in self._objects.items()
+            if g == group and p == plural and (namespace is None or ns == namespace)
+        ]
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return [copy.deepcopy(o) for o in items]
+
+    # -- writes ----------------------------------------------------------------------------
+    def _key(self, group: str, plural: str, obj: dict[str, Any]) -> Key:
+        meta = obj["metadata"]
+        return (group, plural, meta.get("namespace", ""), meta["name"])
+
+    def _record(self, kind: str, group: str, plural: str, obj: dict[str, Any]) -> None:
+        event = WatchEvent(
+            int(obj["metadata"]["resourceVersion"]),
+            kind,
+            group,
+            plural,
+            obj["metadata"].get("namespace", ""),
+            copy.deepcopy(obj),
+        )
+        self._history.append(event)
+        for queue in list(self._subscribers):
+            queue.put_nowait(event)
+
+    def _stamp(self, obj: dict[str, Any]) -> None:
+        self._version += 1
+        obj["metadata"]["resourceVersion"] = str(self._version)
+
+    def create(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Stores a new object (the caller checked it does not exist) and returns it."""
+        obj = copy.deepcopy(obj)
+        self._stamp(obj)
+        self._objects[self._key(group, plural, obj)] = obj
+        self._record("ADDED", group, plural, obj)
+        return copy.deepcopy(obj)
+
+    def update(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        self._stamp(obj)
+        self._objects[self._key(group, plural, obj)] = obj
+        self._record("MODIFIED", group, plural, obj)
+        return copy.deepcopy(obj)
+
+    def delete(self, group: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self._objects.pop((group, plural, namespace, name), None)
+        if obj is None:
+            return None
+        self._stamp(obj)
+        self._record("DELETED", group, plural, obj)
+        return copy.deepcopy(obj)
+
+    # -- watch -----------------------------------------------------------------------------
+    def events_since(
+        self, resource_version: int, group: str, plural: str, namespace: str | None
+    ) -> list[WatchEvent]:
+        return [
+            e
+            for e in self._history
+            if e.resource_version > resource_version
+            and e.group == group
+            and e.plural == plural
+            and (namespace is None or e.namespace == namespace)
+        ]
+
+    def subscribe(self) -> asyncio.Queue[WatchEvent]:
+        queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[WatchEvent]) -> None:
+        self._subscribers.discard(queue)

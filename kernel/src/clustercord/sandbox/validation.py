@@ -1,0 +1,197 @@
+"""What the real API server checks before it stores an object, to the degree the sandbox needs.
+
+Two layers, in the server's order:
+
+1. decoding (400 BadRequest): wrong JSON types, and unknown fields under
+   `fieldValidation=Strict` (kubectl's default); unknown fields are always dropped;
+2. validation (422 Invalid, with `details.causes[].field`): names (RFC 1123), required fields
+   from the OpenAPI definitions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ApiError, bad_request, invalid
+from .openapi import definitions, resolve, schema_types
+from .registry import ResourceType
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL = re.compile(rf"^{_LABEL}$")
+DNS1123_SUBDOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
+    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+
+# Resources whose names must be a DNS label (no dots), as in the real validators.
+_LABEL_NAMED = {("", "namespaces"), ("", "services")}
+# RBAC objects accept any path segment name (e.g. `system:controller:x`).
+_PATH_SEGMENT_NAMED = {"rbac.authorization.k8s.io"}
+
+
+def validate_name(rt: ResourceType, name: str) -> list[tuple[str, str, str]]:
+    if not name:
+        return [
+            (
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value: name or generateName is required",
+            )
+        ]
+    if rt.group in _PATH_SEGMENT_NAMED:
+        if name in (".", "..") or "/" in name or "%" in name:
+            return [
+                (
+                    "metadata.name",
+                    "FieldValueInvalid",
+                    f"Invalid value: \"{name}\": may not contain '/' or '%'",
+                )
+            ]
+        return []
+    if (rt.group, rt.plural) in _LABEL_NAMED:
+        if len(name) > 63 or not DNS1123_LABEL.match(name):
+            return [
+                ("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {_LABEL_MSG}')
+            ]
+        return []
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+        return [
+            ("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {_SUBDOMAIN_MSG}')
+        ]
+    return []
+
+
+@dataclass
+class DecodeResult:
+    """The object with unknown fields dropped, and what was dropped."""
+
+    obj: dict[str, Any]
+    unknown: list[str] = field(default_factory=list)
+
+
+_GO_TYPES = {"integer": "int", "number": "float64", "boolean": "bool", "string": "string"}
+
+
+def _type_ok(value: Any, kinds: set[str]) -> bool:
+    if not kinds or value is None:
+        return True
+    checks = {
+        "object": isinstance(value, dict),
+        "array": isinstance(value, list),
+        "string": isinstance(value, str),
+        "boolean": isinstance(value, bool),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+    }
+    return any(checks.get(k, True) for k in kinds)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def decode(rt: ResourceType, obj: dict[str, Any], strict: bool) -> DecodeResult:
+    """Checks types against the OpenAPI definition and drops unknown fields (400 if strict)."""
+    result = DecodeResult(obj={})
+    schema = definitions().get(rt.definition)
+    result.obj = _walk(obj, schema, "", rt, result.unknown)
+    if strict and result.unknown:
+        fields = ", ".join(f'unknown field "{path}"' for path in result.unknown)
+        raise _cannot_handle(rt, f"strict decoding error: {fields}")
+    return result
+
+
+def _cannot_handle(rt: ResourceType, message: str) -> ApiError:
+    return bad_request(
+        f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {message}'
+    )
+
+
+def _walk(
+    value: Any, schema: dict[str, Any] | None, path: str, rt: ResourceType, unknown: list[str]
+) -> Any:
+    schema = resolve(schema)
+    if schema is None:
+        return value
+    kinds = schema_types(schema)
+    if not _type_ok(value, kinds):
+        go_type = _GO_TYPES.get(sorted(kinds)[0], sorted(kinds)[0])
+        raise _cannot_handle(
+            rt,
+            f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+            f"{path or rt.kind} of type {go_type}",
+        )
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        if properties is None and not isinstance(extra, dict):
+            return value  # free-form (RawExtension, FieldsV1 ...)
+        out = {}
+        for key, sub in value.items():
+            child = f"{path}.{key}" if path else key
+            if properties is not None and key in properties:
+                out[key] = _walk(sub, properties[key], child, rt, unknown)
+            elif isinstance(extra, dict):
+                out[key] = _walk(sub, extra, child, rt, unknown)
+            else:
+                unknown.append(child)
+        return out
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [_walk(v, items, f"{path}[{i}]", rt, unknown) for i, v in enumerate(value)]
+    return value
+
+
+def _required(
+    value: Any, schema: dict[str, Any] | None, path: str, causes: list[tuple[str, str, str]]
+) -> None:
+    schema = resolve(schema)
+    if schema is None:
+        return
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for name in schema.get("required", []):
+            if value.get(name) in (None, "", [], {}) and name not in ("apiVersion", "kind"):
+                causes.append(
+                    (f"{path}.{name}" if path else name, "FieldValueRequired", "Required value")
+                )
+        for key, sub in value.items():
+            if key in properties:
+                _required(sub, properties[key], f"{path}.{key}" if path else key, causes)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _required(item, schema.get("items"), f"{path}[{i}]", causes)
+
+
+def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """Raises 422 Invalid naming every failing field."""
+    name = obj.get("metadata", {}).get("name", "")
+    causes = validate_name(rt, name)
+    if "metadata" in obj:
+        ns = obj["metadata"].get("namespace")
+        if ns and not DNS1123_LABEL.match(ns):
+            causes.append(
+                ("metadata.namespace", "FieldValueInvalid", f'Invalid value: "{ns}": {_LABEL_MSG}')
+            )
+    body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    _required(body, definitions().get(rt.definition), "", causes)
+    if causes:
+        raise invalid(rt, name, causes)
