@@ -484,4 +484,3 @@ class PluginManager:
             author=manifest.author if manifest else None,
             failures=self.guard.failures.get(plugin.name, 0),
         )
-
