@@ -15,12 +15,14 @@ import base64
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from aiohttp import web
+
+from clustercord_sdk.rbac import Attributes, UserInfo
 
 from . import discovery, errors
 from . import tls as tls_certs
@@ -36,32 +38,11 @@ from .tables import to_table, wants_table
 ADMIN_USER = "sandbox-admin"
 
 
-@dataclass(frozen=True)
-class UserInfo:
-    name: str
-    groups: tuple[str, ...] = ()
-    extra: dict[str, list[str]] = field(default_factory=dict)
+# The SDK's RBAC types, so the RBAC library can be plugged in as the authorizer as is.
+Authorizer = Callable[[UserInfo, Attributes], bool]
 
 
-@dataclass(frozen=True)
-class RequestAttributes:
-    """What an authorizer decides on; the fields of a SubjectAccessReview."""
-
-    verb: str
-    path: str
-    resource_request: bool
-    api_group: str = ""
-    api_version: str = ""
-    resource: str = ""
-    subresource: str = ""
-    namespace: str = ""
-    name: str = ""
-
-
-Authorizer = Callable[[UserInfo, RequestAttributes], bool]
-
-
-def allow_all(user: UserInfo, attributes: RequestAttributes) -> bool:
+def allow_all(user: UserInfo, attributes: Attributes) -> bool:
     """The authorizer of this slice; the RBAC slice replaces it."""
     return True
 
@@ -171,10 +152,10 @@ class SandboxServer:
         if scheme.lower() == "bearer" and secrets.compare_digest(
             token.strip().encode(), self.admin_token.encode()
         ):
-            return UserInfo(ADMIN_USER, ("system:masters", "system:authenticated"))
+            return UserInfo.authenticated(ADMIN_USER, ("system:masters",))
         raise errors.unauthorized()
 
-    def _authorize(self, user: UserInfo, attributes: RequestAttributes) -> None:
+    def _authorize(self, user: UserInfo, attributes: Attributes) -> None:
         if not self.authorizer(user, attributes):
             target = attributes.resource or attributes.path
             if attributes.subresource:
@@ -188,7 +169,7 @@ class SandboxServer:
         if parts[:1] == ["apis"] and len(parts) >= 3:
             return await self._resource(request, user, parts[1], parts[2], parts[3:])
         verb = request.method.lower()
-        self._authorize(user, RequestAttributes(verb, request.path, False))
+        self._authorize(user, Attributes.non_resource(verb, request.path))
         if request.method != "GET":
             raise errors.method_not_supported(
                 f"{request.method} is not supported on {request.path}"
@@ -242,7 +223,7 @@ class SandboxServer:
             body = discovery.resource_list(self.registry, group, version)
             if body is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            self._authorize(user, RequestAttributes("get", request.path, False))
+            self._authorize(user, Attributes.non_resource("get", request.path))
             return _json(body)
         req = self._parse(group, version, rest)
         if req is None:
@@ -252,16 +233,14 @@ class SandboxServer:
         verb = _verb(request.method, bool(req.name), watch)
         self._authorize(
             user,
-            RequestAttributes(
+            Attributes(
                 verb,
-                request.path,
-                True,
-                group,
-                version,
-                req.rt.plural,
-                req.subresource,
-                req.namespace,
-                req.name,
+                resource=req.rt.plural,
+                api_group=group,
+                subresource=req.subresource,
+                name=req.name,
+                namespace=req.namespace,
+                path=request.path,
             ),
         )
         if req.subresource and req.subresource not in IMPLEMENTED_SUBRESOURCES:
