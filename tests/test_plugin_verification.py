@@ -124,7 +124,12 @@ async def test_builtin_with_one_changed_byte_is_the_only_one_refused(clustercord
     target.write_bytes(bytes(data))
     await harness.start()
     states = {name: p.state for name, p in harness.kernel.manager.plugins.items()}
-    assert states == {"approvals": "enabled", "help": "refused", "plugins": "enabled"}
+    assert states == {
+        "approvals": "enabled",
+        "cluster": "enabled",
+        "help": "refused",
+        "plugins": "enabled",
+    }
     assert "file changed after signing: commands.py" in harness.plugin("help").reason
     listed = await harness.run("/plugin list")
     assert listed.ok

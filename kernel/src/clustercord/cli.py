@@ -156,7 +156,7 @@ async def _run_async(
 ) -> int:
     from rich.console import Console
 
-    from clustercord.frontends.console import ConsoleRenderer, reply_to_json
+    from clustercord.frontends.console import ConsoleRenderer, local_attachment, reply_to_json
 
     kernel = await _kernel()
     try:
@@ -170,7 +170,7 @@ async def _run_async(
             return bool(await renderer.ask(confirmation, args.yes))
 
         outcome = await kernel.dispatcher.dispatch(
-            _invocation(args, path, options), send=send, ask=ask
+            _invocation(args, path, options), send=send, ask=ask, attachments=local_attachment
         )
         await kernel.deliver_decisions()
         if args.json:
@@ -197,7 +197,7 @@ async def _console_async(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from clustercord.frontends.commandline import parse_command_line
-    from clustercord.frontends.console import ConsoleRenderer
+    from clustercord.frontends.console import ConsoleRenderer, local_attachment
     from clustercord.frontends.repl import run_repl
     from clustercord.kernel import KernelPluginAdmin
 
@@ -220,7 +220,7 @@ async def _console_async(args: argparse.Namespace) -> int:
             return bool(await renderer.ask(confirmation, args.yes))
 
         outcome = await kernel.dispatcher.dispatch(
-            _invocation(args, path, options), send=send, ask=ask
+            _invocation(args, path, options), send=send, ask=ask, attachments=local_attachment
         )
         await kernel.deliver_decisions()
         _render(renderer, outcome.reply)

@@ -24,12 +24,14 @@ from clustercord_sdk.context import CommandContext, Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.manifest import CommandSpec
 from clustercord_sdk.options import parse_options
-from clustercord_sdk.reply import Confirmation, Reply
+from clustercord_sdk.reply import Confirmation, File, Reply
 
 log = logging.getLogger("clustercord.dispatcher")
 
 Send = Callable[[Reply], Awaitable[None]]
 Ask = Callable[[Confirmation], Awaitable[bool]]
+Attachments = Callable[[str], File]
+"""Turns an attachment option's value (a console path, a Discord attachment id) into a File."""
 
 
 @dataclass
@@ -76,7 +78,14 @@ class Dispatcher:
         hint = f"; did you mean {', '.join('/' + c for c in close)}?" if close else " (try /help)"
         raise UsageError(f"unknown command /{typed}{hint}")
 
-    async def dispatch(self, invocation: Invocation, *, send: Send, ask: Ask) -> Outcome:
+    async def dispatch(
+        self,
+        invocation: Invocation,
+        *,
+        send: Send,
+        ask: Ask,
+        attachments: Attachments | None = None,
+    ) -> Outcome:
         start = time.perf_counter()
         plugin_name: str | None = None
         secret_names: tuple[str, ...] = ()
@@ -85,6 +94,11 @@ class Dispatcher:
             plugin_name = plugin.name
             secret_names = tuple(o.name for o in command.options if o.secret)
             options = parse_options(list(command.options), invocation.options)
+            for spec in command.options:
+                if spec.type == "attachment" and options.get(spec.name) is not None:
+                    if attachments is None:
+                        raise UsageError(f"option {spec.name}: this front end takes no files")
+                    options[spec.name] = attachments(options[spec.name])
             denied = self.policy.check(invocation, command)
             if denied is None:
                 denied = await self._plugin_veto(invocation, plugin, command)

@@ -20,10 +20,14 @@ from typing import Any
 from clustercord.config import Settings
 from clustercord.dispatcher import Dispatcher
 from clustercord.events import EventBus
+from clustercord.kubernetes.clusters import ClusterAdmin, ClusterRegistry
+from clustercord.kubernetes.identity import IdentityMap
+from clustercord.kubernetes.service import KubernetesService
 from clustercord.plugins.discovery import PluginSource, discover
 from clustercord.plugins.guard import Guard
 from clustercord.plugins.manager import Plugin, PluginManager
 from clustercord.policy import AccessPolicy
+from clustercord.secretbox import SecretBox
 from clustercord.services.approvals import ApprovalService
 from clustercord.services.audit import AuditLog
 from clustercord.services.scheduler import SchedulerService
@@ -68,6 +72,10 @@ class Kernel:
         self.events = EventBus(self.manager)
         self.policy = AccessPolicy(settings.access)
         self.dispatcher = Dispatcher(self.manager, self.policy, self.audit)
+        self.kubernetes = KubernetesService(
+            lambda: ClusterRegistry(self.database, SecretBox.from_settings(settings.data_dir)),
+            IdentityMap.from_config(settings.identity),
+        )
         self._sources = sources
         self._plugin_path = plugin_path
         self._pending_decisions: list[Any] = []
@@ -94,9 +102,15 @@ class Kernel:
             notifier=self.notifier,
             log=logging.getLogger(f"clustercord.plugin.{plugin.name}"),
             plugins=KernelPluginAdmin(self) if "plugin-admin" in capabilities else None,
-            services={"approvals-admin": self.approvals}
-            if "approvals-admin" in capabilities
-            else {},
+            kubernetes=self.kubernetes.for_plugin(plugin.name, plugin.manifest.permissions),
+            services={
+                name: service
+                for name, service in (
+                    ("approvals-admin", self.approvals),
+                    ("cluster-registry", ClusterAdmin(lambda: self.kubernetes.registry)),
+                )
+                if name in capabilities
+            },
         )
 
     def _approval_decided(self, approval: Any) -> None:

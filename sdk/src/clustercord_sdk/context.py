@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clustercord_sdk.errors import CommandError
+from clustercord_sdk.kubernetes import Kubernetes
 from clustercord_sdk.reply import Confirmation, Progress, Reply
 from clustercord_sdk.services import Approvals, Audit, Notifier, PluginAdmin, Scheduler, Store
 
@@ -48,7 +49,8 @@ class PluginContext:
     plugins: PluginAdmin | None = None
     """Kernel plugin management; ``None`` unless the plugin has the ``plugin-admin`` capability."""
     kubernetes: Any = None
-    """The Kubernetes service bound to the plugin's identity (from the Kubernetes service)."""
+    """The Kubernetes service bound to the plugin (its declared permissions). Commands use
+    :attr:`CommandContext.kubernetes`, which also acts for the invoking user."""
     services: Mapping[str, Any] = field(default_factory=dict)
     """Further services by name, for capabilities added after this SDK version."""
 
@@ -94,6 +96,15 @@ class CommandContext:
     @property
     def log(self) -> logging.Logger:
         return self.plugin.log
+
+    @property
+    def kubernetes(self) -> Kubernetes:
+        """The Kubernetes service, acting for this command's user within the plugin's
+        declared permissions. A clear error if the kernel has no Kubernetes service."""
+        service = self.plugin.kubernetes
+        if service is None:
+            raise CommandError(f"plugin {self.plugin.plugin} has no Kubernetes service")
+        return service.acting_for(self.invocation)  # type: ignore[no-any-return]
 
     async def send(self, reply: Reply) -> None:
         """Send an intermediate reply now (the final one is the handler's return value)."""

@@ -34,6 +34,7 @@ from rich.style import Style
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from clustercord_sdk.errors import UsageError
 from clustercord_sdk.reply import Card, Confirmation, File, Modal, Progress, Reply, Table
 
 EPHEMERAL_NOTE = "(only you can see this)"
@@ -311,3 +312,12 @@ def _progress_line(p: Progress) -> str:
 
 
 __all__ = ["ConsoleRenderer", "reply_to_json", "safe_file_name"]
+
+
+def local_attachment(value: str) -> File:
+    """An attachment option in the console is a path to a local file."""
+    path = Path(value).expanduser()
+    try:
+        return File(name=path.name, data=path.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"cannot read {value}: {exc.strerror}") from None

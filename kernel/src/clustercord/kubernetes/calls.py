@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -103,6 +104,12 @@ def _body(error: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _reason(error: Exception) -> str:
+    """The short cause inside urllib3's nested errors ("Connection refused")."""
+    found = re.search(r"\[Errno -?\d+\] ([^\"')]+)", str(error))
+    return found.group(1).strip() if found else type(error).__name__
+
+
 def _retry_after(error: Any) -> float | None:
     headers = getattr(error, "headers", None) or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
@@ -145,3 +152,9 @@ async def call(
             raise explain(error, action) from None
         except OSError as error:  # connection refused, DNS: the cluster is unreachable
             raise CommandError(f"cannot {action.describe()}: {error.strerror or error}") from None
+        except Exception as error:
+            if type(error).__module__.startswith("urllib3"):  # the client's transport errors
+                raise CommandError(
+                    f"cannot {action.describe()}: the cluster is unreachable ({_reason(error)})"
+                ) from None
+            raise

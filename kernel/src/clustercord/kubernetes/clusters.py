@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,3 +214,37 @@ def _only(data: dict[str, Any], context_name: str) -> dict[str, Any]:
         "clusters": [cluster],
         "users": [user],
     }
+
+
+class ClusterAdmin:
+    """The :class:`clustercord_sdk.services.ClusterAdmin` a ``cluster-registry`` plugin gets."""
+
+    def __init__(self, registry: Callable[[], ClusterRegistry]) -> None:
+        self._registry = registry
+
+    def list(self) -> list[dict[str, Any]]:
+        return [
+            {"name": c.name, "server": c.server, "namespace": c.namespace, "source": c.source}
+            for c in self._registry().list()
+        ]
+
+    def add(self, name: str, kubeconfig: str, *, by: str) -> dict[str, Any]:
+        cluster = self._registry().add(name, kubeconfig, by=by)
+        return {
+            "name": cluster.name,
+            "server": cluster.server,
+            "namespace": cluster.namespace,
+            "source": cluster.source,
+        }
+
+    def remove(self, name: str) -> None:
+        self._registry().remove(name)
+
+    def use(self, user: str, cluster: str, namespace: str | None = None) -> None:
+        self._registry().set_default(user, cluster, namespace)
+
+    def defaults(self, user: str) -> tuple[str | None, str | None]:
+        return self._registry().default_for(user)
+
+    def problems(self) -> list[str]:
+        return list(self._registry().problems)

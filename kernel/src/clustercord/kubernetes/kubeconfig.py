@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-import yaml
-
 from clustercord_sdk.errors import UsageError
 
 _FILE_KEYS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
@@ -32,6 +30,8 @@ def parse_kubeconfig(
     text: str, *, source: str = "kubeconfig", untrusted: bool = False
 ) -> tuple[dict[str, Any], list[Context]]:
     """Parse and check a kubeconfig; every problem raises :class:`UsageError` naming it."""
+    import yaml  # here, not at the top: the kernel starts without reading any kubeconfig
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

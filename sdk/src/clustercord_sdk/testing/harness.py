@@ -167,7 +167,11 @@ class KernelHarness:
         invocation = Invocation(
             user_id=user, command=path, options=options, roles=frozenset(roles), frontend=frontend
         )
-        outcome = await self.kernel.dispatcher.dispatch(invocation, send=send, ask=ask)
+        from clustercord.frontends.console import local_attachment
+
+        outcome = await self.kernel.dispatcher.dispatch(
+            invocation, send=send, ask=ask, attachments=local_attachment
+        )
         await self.kernel.deliver_decisions()
         return RunResult(outcome.status, outcome.reply, sent, asked, outcome.exit_code)
 

@@ -1,0 +1,373 @@
+"""The Kubernetes service: one API client per cluster, and per-plugin views of it.
+
+A plugin's view checks every call against the plugin's declared permissions before
+anything leaves the process. When a chat user invoked the command, the view also
+asks the cluster, with a SubjectAccessReview, whether the user's mapped Kubernetes
+identity may do the same thing: the plugin's own rights never stretch a user's.
+The local console operator (who already holds the kubeconfig) is not reviewed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from clustercord.kubernetes.calls import Action, call, check_declared
+from clustercord.kubernetes.clusters import ClusterRegistry
+from clustercord.kubernetes.identity import IdentityMap
+from clustercord.policy import CONSOLE_USER
+from clustercord_sdk.context import Invocation
+from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
+from clustercord_sdk.kubernetes import ClusterInfo
+from clustercord_sdk.permissions import Permission, parse_permission
+
+_PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+class ApiStatusError(Exception):
+    """A non-2xx answer, shaped like the client's ``ApiException`` for :func:`explain`."""
+
+    def __init__(self, status: int, reason: str, body: bytes, headers: Any) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body.decode("utf-8", errors="replace") if body else ""
+        self.headers = headers
+
+
+class KubernetesService:
+    def __init__(
+        self,
+        registry: Callable[[], ClusterRegistry],
+        identities: IdentityMap,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        # The registry is built on first use: most commands never touch a cluster, and
+        # building it reads kubeconfig files and the encryption key.
+        self._registry_factory = registry
+        self._registry: ClusterRegistry | None = None
+        self.identities = identities
+        self.timeout = timeout
+        self._clients: dict[str, Any] = {}
+        self._resources: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def registry(self) -> ClusterRegistry:
+        if self._registry is None:
+            self._registry = self._registry_factory()
+        return self._registry
+
+    def for_plugin(self, plugin: str, permissions: Iterable[Permission]) -> PluginKubernetes:
+        return PluginKubernetes(self, plugin, tuple(permissions), None)
+
+    # -- raw access (worker threads) ---------------------------------------------------
+    def client(self, cluster: str) -> Any:
+        with self._lock:
+            client = self._clients.get(cluster)
+            if client is None:
+                from kubernetes import config
+
+                client = config.new_client_from_config_dict(self.registry.kubeconfig(cluster))
+                self._clients[cluster] = client
+            return client
+
+    def request(
+        self,
+        cluster: str,
+        method: str,
+        path: str,
+        *,
+        query: Iterable[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One HTTP call (blocking: run it in a thread). Raises :class:`ApiStatusError`."""
+        client = self.client(cluster)
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        method, url, headers, payload, _ = client.param_serialize(
+            method,
+            path,
+            query_params=list(query),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = client.call_api(
+            method, url, header_params=headers, body=payload, _request_timeout=self.timeout
+        )
+        data = response.read()
+        if response.status >= 400:
+            raise ApiStatusError(response.status, response.reason, data, response.headers)
+        return json.loads(data) if data else {}
+
+    def resource_info(self, cluster: str, group: str, resource: str) -> dict[str, Any]:
+        """Version and scope of a resource, from discovery (cached per cluster)."""
+        key = (cluster, group)
+        if key not in self._resources:
+            if group:
+                preferred = self.request(cluster, "GET", f"/apis/{group}")["preferredVersion"]
+                group_version = preferred["groupVersion"]
+                listing = self.request(cluster, "GET", f"/apis/{group_version}")
+            else:
+                group_version = "v1"
+                listing = self.request(cluster, "GET", "/api/v1")
+            self._resources[key] = {
+                r["name"]: {
+                    "groupVersion": group_version,
+                    "namespaced": r["namespaced"],
+                    "kind": r["kind"],
+                }
+                for r in listing["resources"]
+            }
+        found = self._resources[key].get(resource)
+        if found is None:
+            where = f"{resource}.{group}" if group else resource
+            raise CommandError(f"cluster {cluster} does not serve {where}")
+        return found  # type: ignore[no-any-return]
+
+
+class PluginKubernetes:
+    """A plugin's view of the service; ``acting_for`` binds the invoking user."""
+
+    def __init__(
+        self,
+        service: KubernetesService,
+        plugin: str,
+        permissions: tuple[Permission, ...],
+        invocation: Invocation | None,
+    ) -> None:
+        self.service = service
+        self.plugin = plugin
+        self.permissions = permissions
+        self.invocation = invocation
+
+    def acting_for(self, invocation: Invocation) -> PluginKubernetes:
+        return PluginKubernetes(self.service, self.plugin, self.permissions, invocation)
+
+    def clusters(self) -> list[ClusterInfo]:
+        return [
+            ClusterInfo(c.name, c.server, c.namespace, c.source)
+            for c in self.service.registry.list()
+        ]
+
+    def target(self, cluster: str | None = None, namespace: str | None = None) -> tuple[str, str]:
+        registry = self.service.registry
+        default_cluster, default_namespace = (None, None)
+        if self.invocation is not None:
+            default_cluster, default_namespace = registry.default_for(self.invocation.user_id)
+        name = cluster or (self.invocation.cluster if self.invocation else None) or default_cluster
+        if name is None:
+            names = ", ".join(c.name for c in registry.list()) or "none"
+            raise UsageError(f"which cluster? give cluster: (clusters: {names}) or /cluster use")
+        chosen = registry.get(name)
+        if namespace:
+            return chosen.name, namespace
+        if name == default_cluster and default_namespace:
+            return chosen.name, default_namespace
+        return chosen.name, chosen.namespace
+
+    # -- the calls -----------------------------------------------------------------------
+    async def version(self, *, cluster: str | None = None) -> dict[str, Any]:
+        name, _ = self.target(cluster)
+        action = Action("get", "/version", cluster=name)
+        return await self._run(
+            lambda: self.service.request(name, "GET", "/version"), action, check=False
+        )  # type: ignore[no-any-return]
+
+    async def get(
+        self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
+    ) -> dict[str, Any]:
+        return await self._call("get", resource, name=name, namespace=namespace, cluster=cluster)
+
+    async def list(
+        self,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        cluster: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query = [
+            (k, v)
+            for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector))
+            if v
+        ]
+        result = await self._call(
+            "list",
+            resource,
+            namespace=namespace,
+            cluster=cluster,
+            query=query,
+            all_namespaces=all_namespaces,
+        )
+        return list(result.get("items", []))
+
+    async def create(
+        self,
+        resource: str,
+        body: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        query = [("dryRun", "All")] if dry_run else []
+        return await self._call(
+            "create", resource, namespace=namespace, cluster=cluster, body=body, query=query
+        )
+
+    async def patch(
+        self,
+        resource: str,
+        name: str,
+        body: Any,
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        patch_type: str = "merge",
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        if patch_type not in _PATCH_TYPES:
+            raise UsageError(f"patch_type {patch_type!r}: one of {', '.join(_PATCH_TYPES)}")
+        return await self._call(
+            "patch",
+            resource,
+            name=name,
+            namespace=namespace,
+            cluster=cluster,
+            body=body,
+            subresource=subresource,
+            content_type=_PATCH_TYPES[patch_type],
+        )
+
+    async def delete(
+        self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
+    ) -> dict[str, Any]:
+        return await self._call("delete", resource, name=name, namespace=namespace, cluster=cluster)
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _call(
+        self,
+        verb: str,
+        resource: str,
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        subresource: str | None = None,
+        all_namespaces: bool = False,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        parsed = parse_permission(f"{resource}:get")  # the grammar names the resource
+        subresource = subresource or parsed.subresource
+        cluster_name, default_namespace = self.target(cluster, namespace)
+        service = self.service
+
+        def resolve() -> dict[str, Any]:
+            return service.resource_info(cluster_name, parsed.group, parsed.resource)
+
+        info = await call(
+            resolve, Action("get", parsed.resource, parsed.group, cluster=cluster_name)
+        )
+        scoped = info["namespaced"] and not all_namespaces
+        ns = (namespace or default_namespace) if scoped else None
+        action = Action(verb, parsed.resource, parsed.group, subresource, ns, name, cluster_name)
+        path = _path(info["groupVersion"], parsed.resource, ns, name, subresource)
+        method = {
+            "get": "GET",
+            "list": "GET",
+            "create": "POST",
+            "patch": "PATCH",
+            "delete": "DELETE",
+        }[verb]
+        return await self._run(  # type: ignore[no-any-return]
+            lambda: service.request(
+                cluster_name, method, path, query=query or (), body=body, content_type=content_type
+            ),
+            action,
+        )
+
+    async def _run(self, function: Any, action: Action, *, check: bool = True) -> Any:
+        if check:
+            check_declared(self.plugin, self.permissions, action)
+            await self._review(action)
+        return await call(
+            function, action, timeout=self.service.timeout, api_exception=ApiStatusError
+        )
+
+    async def _review(self, action: Action) -> None:
+        """Ask the cluster whether the invoking user's own identity may do this."""
+        invocation = self.invocation
+        if invocation is None or (
+            invocation.frontend == "console" and invocation.user_id == CONSOLE_USER
+        ):
+            return
+        identity = self.service.identities.resolve(invocation.user_id, invocation.roles)
+        attributes = {"verb": action.verb, "group": action.group, "resource": action.resource}
+        for key, value in (
+            ("subresource", action.subresource),
+            ("namespace", action.namespace),
+            ("name", action.name),
+        ):
+            if value:
+                attributes[key] = value
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": identity.user,
+                "groups": list(identity.groups),
+                "resourceAttributes": attributes,
+            },
+        }
+        cluster = action.cluster or ""
+        answer = await call(
+            lambda: self.service.request(
+                cluster, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=review
+            ),
+            replace(
+                action,
+                verb="create",
+                resource="subjectaccessreviews",
+                group="authorization.k8s.io",
+                name=None,
+                namespace=None,
+            ),
+            api_exception=ApiStatusError,
+        )
+        if not answer.get("status", {}).get("allowed"):
+            raise PermissionDenied(
+                f"your Kubernetes identity {identity.user} may not {action.describe()}"
+            )
+
+
+def _path(
+    group_version: str,
+    resource: str,
+    namespace: str | None,
+    name: str | None,
+    subresource: str | None,
+) -> str:
+    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    if namespace:
+        base += f"/namespaces/{quote(namespace, safe='')}"
+    base += f"/{resource}"
+    if name:
+        base += f"/{quote(name, safe='')}"
+    if subresource:
+        base += f"/{subresource}"
+    return base

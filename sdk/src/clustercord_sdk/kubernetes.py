@@ -1,0 +1,77 @@
+"""The Kubernetes service as a plugin sees it (``ctx.kubernetes`` in a command).
+
+Resources are named as in permissions: ``pods``, ``deployments.apps``, ``pods/log``.
+Every call is checked first against the plugin's declared permissions (in-process,
+with a message naming what to declare) and, when a chat user invoked the command,
+against that user's own Kubernetes identity with a SubjectAccessReview: a user never
+does more through a plugin than their mapped identity may. Errors arrive as
+:class:`~clustercord_sdk.errors.CommandError` with a message meant for people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    name: str
+    server: str
+    namespace: str
+    """The default namespace of the cluster's context."""
+    source: str
+
+
+class Kubernetes(Protocol):
+    def clusters(self) -> list[ClusterInfo]: ...
+
+    def target(self, cluster: str | None = None, namespace: str | None = None) -> tuple[str, str]:
+        """The cluster and namespace a call goes to: the given ones, else the invoking
+        user's defaults (``/cluster use``), else the only cluster and its namespace."""
+        ...
+
+    async def version(self, *, cluster: str | None = None) -> dict[str, Any]: ...
+
+    async def get(
+        self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def list(
+        self,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        cluster: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    async def create(
+        self,
+        resource: str,
+        body: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]: ...
+
+    async def patch(
+        self,
+        resource: str,
+        name: str,
+        body: Any,
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        patch_type: str = "merge",
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """``patch_type``: ``merge``, ``strategic`` or ``json``."""
+        ...
+
+    async def delete(
+        self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
+    ) -> dict[str, Any]: ...
