@@ -97,7 +97,7 @@ def test_label_and_select(kubectl, unique):
     assert f"{unique}-config" in kubectl("get", "cm", "-l", "tier in (frontend,backend)").stdout
     assert f"{unique}-config" not in kubectl("get", "cm", "-l", "tier!=frontend").stdout
     assert f"{unique}-config" not in kubectl("get", "cm", "-l", "!tier").stdout
-    empty = kubectl("get", "pods", "-l", f"app={unique}")
+    empty = kubectl("get", "pods", "-l", f"app={unique},tier=none")
     assert "No resources found" in empty.stderr
 
 

@@ -133,6 +133,4 @@ def test_empty_fixture_and_a_yaml_fixture(tmp_path):
     assert api.store.get("", "configmaps", "shop", "settings") is not None
     assert api.store.get("", "serviceaccounts", "kube-system", "default") is not None
     with pytest.raises(fixtures.FixtureError):
-        fixtures.resolve("homelab")  # a later slice
-    with pytest.raises(fixtures.FixtureError):
         fixtures.resolve("no-such-fixture")

@@ -233,7 +233,16 @@ class ObjectAPI:
         name: str,
         dry_run: bool = False,
         preconditions: dict[str, Any] | None = None,
+        propagation_policy: str | None = None,
     ) -> dict[str, Any]:
+        """Deletes now; dependents follow `propagationPolicy` (DeleteOptions or query).
+
+        `Background` (the default) leaves dependents to the garbage collector controller;
+        `Orphan` removes their ownerReferences to this object; `Foreground` deletes them first
+        (the real server waits for that with a finalizer, the sandbox does it at once).
+        """
+        if propagation_policy not in (None, "", "Background", "Orphan", "Foreground"):
+            raise errors.bad_request(f"unknown propagationPolicy {propagation_policy!r}")
         current = self.get(rt, namespace, name)
         for key in ("uid", "resourceVersion"):
             wanted = (preconditions or {}).get(key)
@@ -243,6 +252,8 @@ class ObjectAPI:
             return current
         if rt.group == "" and rt.plural == "namespaces":
             self._delete_namespace_contents(name)
+        if propagation_policy in ("Orphan", "Foreground"):
+            self._propagate(current["metadata"]["uid"], orphan=propagation_policy == "Orphan")
         deleted = self.store.delete(
             rt.group, rt.plural, current["metadata"].get("namespace", ""), name
         )
@@ -255,6 +266,25 @@ class ObjectAPI:
             if rt.namespaced:
                 for obj in self.store.list(rt.group, rt.plural, namespace):
                     self.store.delete(rt.group, rt.plural, namespace, obj["metadata"]["name"])
+
+    def _propagate(self, owner_uid: str, orphan: bool) -> None:
+        """Orphans (drops the ownerReference) or deletes, depth first, the owner's dependents."""
+        for rt in self.registry:
+            for obj in self.store.list(rt.group, rt.plural):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if not any(ref.get("uid") == owner_uid for ref in refs):
+                    continue
+                if orphan:
+                    kept = [ref for ref in refs if ref.get("uid") != owner_uid]
+                    if kept:
+                        obj["metadata"]["ownerReferences"] = kept
+                    else:
+                        del obj["metadata"]["ownerReferences"]
+                    self.store.update(rt.group, rt.plural, obj)
+                else:
+                    self._propagate(obj["metadata"]["uid"], orphan=False)
+                    meta = obj["metadata"]
+                    self.store.delete(rt.group, rt.plural, meta.get("namespace", ""), meta["name"])
 
     # -- helpers ---------------------------------------------------------------------------
     def _require_namespace(self, namespace: str) -> None:
@@ -337,6 +367,10 @@ def _apply_defaults(rt: ResourceType, obj: dict[str, Any], api: ObjectAPI) -> No
         obj["status"] = {"phase": "Pending"}
     elif rt.kind in ("Deployment", "ReplicaSet", "StatefulSet") and isinstance(spec, dict):
         spec.setdefault("replicas", 1)
+        if rt.kind != "ReplicaSet":
+            _workload_defaults(rt.kind, spec)
+    elif rt.kind == "DaemonSet" and isinstance(spec, dict):
+        _workload_defaults(rt.kind, spec)
     elif rt.kind == "Service" and isinstance(spec, dict):
         spec.setdefault("type", "ClusterIP")
         if "clusterIP" not in spec:
@@ -348,3 +382,24 @@ def _apply_defaults(rt: ResourceType, obj: dict[str, Any], api: ObjectAPI) -> No
         obj["status"] = {"loadBalancer": {}}
     elif rt.kind == "Secret":
         obj.setdefault("type", "Opaque")
+
+
+def _workload_defaults(kind: str, spec: dict[str, Any]) -> None:
+    """The strategy defaults `kubectl rollout status` and `describe` read (apps/v1 defaults)."""
+    rolling: dict[str, Any] = {
+        "Deployment": {"maxUnavailable": "25%", "maxSurge": "25%"},
+        "StatefulSet": {"partition": 0},
+        "DaemonSet": {"maxUnavailable": 1, "maxSurge": 0},
+    }[kind]
+    key = "strategy" if kind == "Deployment" else "updateStrategy"
+    strategy = spec.setdefault(key, {"type": "RollingUpdate"})
+    if (
+        isinstance(strategy, dict)
+        and strategy.setdefault("type", "RollingUpdate") == "RollingUpdate"
+    ):
+        strategy.setdefault("rollingUpdate", rolling)
+    spec.setdefault("revisionHistoryLimit", 10)
+    if kind == "Deployment":
+        spec.setdefault("progressDeadlineSeconds", 600)
+    if kind == "StatefulSet":
+        spec.setdefault("podManagementPolicy", "OrderedReady")

@@ -157,6 +157,29 @@ _ROWS += [
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
 ]
 
+
+def _review(group: str, kind: str, namespaced: bool = False) -> ResourceType:
+    """A review resource: POST a question, get it back answered; nothing is stored."""
+    package = group.split(".")[0]
+    return ResourceType(
+        group,
+        "v1",
+        kind,
+        kind.lower() + "s",
+        namespaced,
+        verbs=("create",),
+        definition=f"io.k8s.api.{package}.v1.{kind}",
+    )
+
+
+_ROWS += [
+    _review("authorization.k8s.io", "SelfSubjectAccessReview"),
+    _review("authorization.k8s.io", "SubjectAccessReview"),
+    _review("authorization.k8s.io", "LocalSubjectAccessReview", namespaced=True),
+    _review("authorization.k8s.io", "SelfSubjectRulesReview"),
+    _review("authentication.k8s.io", "SelfSubjectReview"),
+]
+
 # Subresources a client may reach in this slice; the others are listed in discovery (so kubectl
 # knows they exist) but answer 405 MethodNotSupported until a later slice implements them.
 IMPLEMENTED_SUBRESOURCES = frozenset({"status", "scale"})

@@ -3,8 +3,9 @@
 It is a sandbox for demos and tests, not a Kubernetes distribution: nothing runs containers.
 It listens on 127.0.0.1 unless told otherwise.
 
-A request goes: authentication (bearer token) → authorization (a pluggable `Authorizer`,
-allow-all until the RBAC slice) → discovery / OpenAPI / resource handler. Errors are `ApiError`s
+A request goes: authentication (bearer token) → impersonation → authorization (a pluggable
+`Authorizer`, RBAC over the store's objects by default; see `auth.py`) → discovery / OpenAPI /
+resource handler. Errors are `ApiError`s
 turned into `Status` bodies, as the real server does.
 """
 
@@ -22,10 +23,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from clustercord_sdk.rbac import Attributes, UserInfo
+from clustercord_sdk.rbac import Attributes, Decision, UserInfo
 
-from . import discovery, errors
+from . import discovery, errors, protowire
 from . import tls as tls_certs
+from .auth import REVIEWS, AccessReviews, RBACAuthorizer, TokenAuthenticator, forbidden, impersonate
+from .controllers import Controllers, start_controllers
 from .errors import ApiError
 from .objects import ListOptions, ObjectAPI, WriteOptions
 from .openapi import OpenAPIDocuments
@@ -43,7 +46,7 @@ Authorizer = Callable[[UserInfo, Attributes], bool]
 
 
 def allow_all(user: UserInfo, attributes: Attributes) -> bool:
-    """The authorizer of this slice; the RBAC slice replaces it."""
+    """An authorizer that allows everything, for callers that want no RBAC at all."""
     return True
 
 
@@ -65,7 +68,7 @@ class SandboxServer:
         port: int = 0,
         *,
         registry: Registry | None = None,
-        authorizer: Authorizer = allow_all,
+        authorizer: Authorizer | None = None,
         admin_token: str | None = None,
         bookmark_interval: float = 30.0,
         tls: bool = True,
@@ -75,13 +78,18 @@ class SandboxServer:
         self.api = ObjectAPI(self.store, self.registry)
         self.openapi = OpenAPIDocuments(self.registry)
         self.host, self.port = host, port
-        self.authorizer = authorizer
+        self.rbac = RBACAuthorizer(self.store)
+        self.authorizer: Authorizer = authorizer or self.rbac
+        self.authenticator = TokenAuthenticator()
         self.admin_token = admin_token or secrets.token_urlsafe(32)
+        self.add_token(self.admin_token, UserInfo.authenticated(ADMIN_USER, ("system:masters",)))
+        self.reviews = AccessReviews(self._decide, lambda: self.rbac.snapshot)
         self.bookmark_interval = bookmark_interval
         # kubectl sends bearer tokens only over TLS, hence HTTPS by default.
         self.certificate = tls_certs.generate([host]) if tls else None
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
+        self.controllers: Controllers | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -102,9 +110,14 @@ class SandboxServer:
             server = site._server
             assert server is not None and server.sockets
             self.port = server.sockets[0].getsockname()[1]
+        # Deployments become ReplicaSets and running Pods, as on a real cluster.
+        self.controllers = start_controllers(self.api, self.store)
 
     async def stop(self) -> None:
         self._closing.set()
+        if self.controllers is not None:
+            await self.controllers.stop()
+            self.controllers = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -138,29 +151,28 @@ class SandboxServer:
         target.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
         return target
 
+    def add_token(self, token: str, user: UserInfo) -> None:
+        """Lets `token` authenticate as `user` (tests and fixtures create users this way)."""
+        self.authenticator.add(token, user)
+
     # -- request pipeline ------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            user = self._authenticate(request)
+            user = self.authenticator.authenticate(request.headers)
+            user = impersonate(user, request.headers, self._decide)
             return await self._route(request, user)
         except ApiError as exc:
             return _json(exc.status(), exc.code)
 
-    def _authenticate(self, request: web.Request) -> UserInfo:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and secrets.compare_digest(
-            token.strip().encode(), self.admin_token.encode()
-        ):
-            return UserInfo.authenticated(ADMIN_USER, ("system:masters",))
-        raise errors.unauthorized()
+    def _decide(self, user: UserInfo, attributes: Attributes) -> Decision:
+        if self.authorizer is self.rbac:
+            return self.rbac.decide(user, attributes)
+        return Decision(bool(self.authorizer(user, attributes)), "")
 
     def _authorize(self, user: UserInfo, attributes: Attributes) -> None:
-        if not self.authorizer(user, attributes):
-            target = attributes.resource or attributes.path
-            if attributes.subresource:
-                target += "/" + attributes.subresource
-            raise errors.forbidden(user.name, attributes.verb, target, attributes.namespace)
+        decision = self._decide(user, attributes)
+        if not decision.allowed:
+            raise forbidden(user, attributes, decision)
 
     async def _route(self, request: web.Request, user: UserInfo) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -243,6 +255,8 @@ class SandboxServer:
                 path=request.path,
             ),
         )
+        if (group, req.rt.plural) in REVIEWS:
+            return await self._review(request, req, user)
         if req.subresource and req.subresource not in IMPLEMENTED_SUBRESOURCES:
             if req.subresource in req.rt.subresources:
                 raise errors.method_not_supported(
@@ -265,6 +279,17 @@ class SandboxServer:
         if handler is None:
             raise errors.method_not_supported(f"{request.method} is not supported")
         return await handler(request, req)
+
+    async def _review(
+        self, request: web.Request, req: ResourceRequest, user: UserInfo
+    ) -> web.StreamResponse:
+        """Access and identity reviews: answered for `user`, echoed back, never stored."""
+        if request.method != "POST" or req.name or req.subresource:
+            raise errors.method_not_supported(f"{request.method} is not supported")
+        rt = req.rt
+        body = await _review_body(request)
+        answer = self.reviews.answer(rt.plural, rt.kind, rt.api_version, user, req.namespace, body)
+        return _json(answer, 201)
 
     async def _get(self, request: web.Request, req: ResourceRequest) -> web.StreamResponse:
         obj = self.api.get(req.rt, req.namespace, req.name)
@@ -313,7 +338,10 @@ class SandboxServer:
     async def _delete(self, request: web.Request, req: ResourceRequest) -> web.StreamResponse:
         body = await _body(request, optional=True) or {}
         dry_run = request.query.get("dryRun") == "All" or body.get("dryRun") == ["All"]
-        obj = self.api.delete(req.rt, req.namespace, req.name, dry_run, body.get("preconditions"))
+        policy = body.get("propagationPolicy") or request.query.get("propagationPolicy")
+        obj = self.api.delete(
+            req.rt, req.namespace, req.name, dry_run, body.get("preconditions"), policy
+        )
         return _json(obj)
 
     async def _delete_collection(
@@ -512,6 +540,16 @@ async def _body(request: web.Request, optional: bool = False) -> Any:
         return json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
+
+
+async def _review_body(request: web.Request) -> Any:
+    """A review's body: kubectl's typed client sends reviews as protobuf, others as JSON."""
+    if "protobuf" not in request.content_type:
+        return await _body(request)
+    try:
+        return protowire.decode(await request.read())
+    except protowire.ProtobufError as exc:
+        raise errors.bad_request(str(exc)) from exc
 
 
 def _list_options(request: web.Request) -> ListOptions:
