@@ -157,3 +157,14 @@ def test_trusting_a_private_key_is_refused(site, tmp_path):
     bogus.write_text("-----BEGIN PGP " + "PRIVATE KEY BLOCK-----\n\nabc\n")  # not a real key
     result = run(env, "keys", "trust", str(bogus), "--label", "x", check=False)
     assert result.returncode == 1 and "refusing a private key" in result.stderr
+
+
+def test_run_with_an_embedded_homelab_sandbox(site):
+    env, _ = site
+    result = run(env, "run", "--json", "--sandbox", "homelab", "/pod list all_namespaces:true")
+    pods = json.loads(result.stdout)["data"]["pods"]
+    assert len(pods) == 9
+    assert {p["status"] for p in pods} == {"Running"}
+    assert {p["node"] for p in pods} == {"nas", "pi-1", "pi-2"}
+    bad = run(env, "run", "--sandbox", "nope.yaml", "/cluster list", check=False)
+    assert bad.returncode == 2 and "--sandbox nope.yaml" in bad.stderr

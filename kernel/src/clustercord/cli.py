@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--roles", default="", help="comma-separated Discord role ids of that user")
     run.add_argument("--json", action="store_true", help="print the Reply as JSON")
     run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
+    run.add_argument(
+        "--sandbox",
+        metavar="FIXTURE",
+        help="start an embedded sandbox cluster (homelab, empty or a YAML file) for this command",
+    )
 
     console = sub.add_parser("console", help="interactive console (history and completion)")
     console.add_argument("--as", dest="as_user", metavar="USER_ID")
     console.add_argument("--roles", default="")
     console.add_argument("--yes", action="store_true")
+    console.add_argument(
+        "--sandbox",
+        metavar="FIXTURE",
+        help="start an embedded sandbox cluster (homelab, empty or a YAML "
+        "file) and connect the console to it",
+    )
 
     plugins = sub.add_parser("plugins", help="installed plugins and their verification")
     plugins_sub = plugins.add_subparsers(dest="action", required=True)
@@ -148,7 +160,8 @@ def _run(args: argparse.Namespace) -> int:
     from clustercord.frontends.commandline import parse_command_line
 
     path, options = parse_command_line(args.line)
-    return asyncio.run(_run_async(args, path, options))
+    with _with_sandbox(args.sandbox):
+        return asyncio.run(_run_async(args, path, options))
 
 
 async def _run_async(
@@ -190,7 +203,37 @@ def _render(renderer: Any, reply: Any) -> None:
 
 
 def _console(args: argparse.Namespace) -> int:
-    return asyncio.run(_console_async(args))
+    with _with_sandbox(args.sandbox):
+        return asyncio.run(_console_async(args))
+
+
+@contextlib.contextmanager
+def _with_sandbox(fixture: str | None) -> Iterator[None]:
+    """Run a sandbox cluster beside the kernel and point ``KUBECONFIG`` at it (first)."""
+    if fixture is None:
+        yield
+        return
+    from clustercord.sandbox.background import BackgroundSandbox
+    from clustercord.sandbox.fixtures import FixtureError
+
+    try:
+        box = BackgroundSandbox(fixture=fixture)
+        box.start()
+    except FixtureError as exc:
+        raise UsageError(f"--sandbox {fixture}: {exc}") from None
+    try:
+        path = box.write_kubeconfig(_settings().data_dir / "sandbox" / "console-kubeconfig")
+        previous = os.environ.get("KUBECONFIG")
+        os.environ["KUBECONFIG"] = os.pathsep.join(filter(None, [str(path), previous]))
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("KUBECONFIG", None)
+            else:
+                os.environ["KUBECONFIG"] = previous
+    finally:
+        box.stop()
 
 
 async def _console_async(args: argparse.Namespace) -> int:
