@@ -23,6 +23,7 @@ from clustercord.events import EventBus
 from clustercord.kubernetes.clusters import ClusterAdmin, ClusterRegistry
 from clustercord.kubernetes.identity import IdentityMap
 from clustercord.kubernetes.service import KubernetesService
+from clustercord.kubernetes.watches import ClusterWatcher
 from clustercord.plugins.discovery import PluginSource, discover
 from clustercord.plugins.guard import Guard
 from clustercord.plugins.manager import Plugin, PluginManager
@@ -149,6 +150,7 @@ class Kernel:
     async def run_background(self, stop: asyncio.Event, tick: float = 1.0) -> None:
         """What a long-running front end runs beside it: jobs, approval expiry."""
         scheduler = asyncio.create_task(self.scheduler.run_loop(self.run_job, stop, tick=tick))
+        watchers = [asyncio.create_task(w.run(stop)) for w in self.cluster_watchers()]
         try:
             while not stop.is_set():
                 self.approvals.expire()
@@ -157,6 +159,25 @@ class Kernel:
                     await asyncio.wait_for(stop.wait(), tick)
         finally:
             await scheduler
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    def cluster_watchers(self) -> list[ClusterWatcher]:
+        """Watchers for every cluster, if an enabled plugin subscribes to cluster events.
+
+        Nobody subscribed, nobody watches: idle watches cost the cluster and the bot.
+        """
+        wanted = any(
+            hook.event.split(":")[0] in ("pod", "node")
+            for plugin in self.manager.plugins.values()
+            if plugin.state == "enabled" and plugin.manifest is not None
+            for hook in plugin.manifest.hooks
+        )
+        if not wanted:
+            return []
+        return [
+            ClusterWatcher(self.kubernetes, cluster.name, self.events.publish)
+            for cluster in self.kubernetes.registry.list()
+        ]
 
 
 class KernelPluginAdmin:
