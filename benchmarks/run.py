@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cluster  # benchmarks/cluster.py, beside this file
+
 CLI = Path(sys.executable).parent / "clustercord"
 BASELINE_IMPORTS = "import hikari, kubernetes, pluggy, sqlite_utils"
 EVENT_TYPE = "pod:start"
@@ -388,6 +390,8 @@ async def in_process(profile: Profile, scratch: Path) -> list[Row]:
             raise RuntimeError(f"plugins not enabled in the harness kernel: {not_enabled}")
         rows = bench_hook_dispatch(profile, kernel)
         rows += await bench_invocations(profile, kernel)
+        header("4. Pod events: watch changes derived and delivered to hooks")
+        rows.append(Row(*cluster.bench_pod_events(kernel)))
         return rows
     finally:
         harness.close()
@@ -422,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = bench_cold_start(profile, scratch)
         rows += asyncio.run(in_process(profile, scratch))
+        header(f"5. The sandbox with {cluster.PODS:,} pods")
+        rows += [Row(*row) for row in cluster.bench_sandbox(profile.dispatch_reps, scratch)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary(rows)
