@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import time
 
 import pytest
-
-from clustercord.sandbox.background import BackgroundSandbox
-
-KUBECTL = shutil.which("kubectl")
 
 WEB = """
 apiVersion: apps/v1
@@ -46,25 +40,8 @@ RECORDER = {
 
 
 @pytest.fixture
-def homelab(tmp_path, monkeypatch):
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-    box = BackgroundSandbox(fixture="homelab")
-    box.start()
-    kubeconfig = box.write_kubeconfig(tmp_path / "kubeconfig")
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-
-    def kubectl(*args, input=None):
-        return subprocess.run(
-            [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-            input=input,
-            text=True,
-            capture_output=True,
-            check=True,
-        ).stdout
-
-    yield kubectl
-    box.stop()
+def homelab(sandbox_cluster):
+    return sandbox_cluster("homelab").kubectl
 
 
 async def until(predicate, seconds=15.0):

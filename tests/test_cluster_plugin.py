@@ -3,15 +3,8 @@ console command → dispatcher → plugin → Kubernetes service → HTTPS → s
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 import yaml
-
-from clustercord.sandbox.background import BackgroundSandbox
-
-KUBECTL = shutil.which("kubectl")
 
 APP = """
 apiVersion: v1
@@ -40,28 +33,14 @@ spec:
 
 
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-    box = BackgroundSandbox()
-    box.start()
-    kubeconfig = box.write_kubeconfig(tmp_path / "kubeconfig")
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    subprocess.run(
-        [KUBECTL, "--kubeconfig", str(kubeconfig), "apply", "-f", "-"],
-        input=APP,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    yield kubeconfig
-    box.stop()
+def sandbox(sandbox_cluster):
+    cluster = sandbox_cluster()
+    cluster.kubectl("apply", "-f", "-", input=APP)
+    return cluster
 
 
-def kubectl(kubeconfig, *args):
-    return subprocess.run(
-        [KUBECTL, "--kubeconfig", str(kubeconfig), *args], text=True, capture_output=True
-    )
+def kubectl(cluster, *args):
+    return cluster.kubectl(*args, check=False)
 
 
 @pytest.fixture
@@ -153,7 +132,7 @@ async def test_a_chat_user_without_a_kubernetes_identity_is_refused(harness):
 
 async def test_add_use_and_remove_an_uploaded_cluster(harness, sandbox, tmp_path):
     upload = tmp_path / "homelab.yaml"
-    upload.write_text(sandbox.read_text())
+    upload.write_text(sandbox.kubeconfig.read_text())
     added = await harness.run(f"/cluster add name:homelab kubeconfig:{upload}")
     assert added.ok and added.reply.ephemeral, added.text
     assert (await harness.run("/cluster status cluster:homelab")).ok
@@ -189,7 +168,7 @@ async def test_a_bad_upload_changes_nothing(harness, tmp_path):
 async def test_an_unreachable_cluster_is_a_message_and_the_bot_keeps_serving(
     harness, tmp_path, sandbox
 ):
-    config = yaml.safe_load(sandbox.read_text())
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # nothing listens
     dead = tmp_path / "dead.yaml"
     dead.write_text(yaml.safe_dump(config))
@@ -214,8 +193,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
 async def test_a_user_never_does_more_through_a_plugin_than_their_identity_may(
     clustercord_harness, sandbox
 ):
-    kubectl_apply = [KUBECTL, "--kubeconfig", str(sandbox), "apply", "-f", "-"]
-    subprocess.run(kubectl_apply, input=VIEW_IN_MEDIA, text=True, check=True, capture_output=True)
+    sandbox.kubectl("apply", "-f", "-", input=VIEW_IN_MEDIA)
     harness = clustercord_harness
     harness.add_builtins(["cluster"])
     await harness.restart(identity={"users": {"4242": {"user": "alice"}}})
