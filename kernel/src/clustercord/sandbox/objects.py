@@ -75,11 +75,12 @@ class ObjectAPI:
         """The matching objects and the list metadata (resourceVersion, continue)."""
         labels = label_predicate(options.label_selector)
         fields = field_predicate(options.field_selector)
-        items = [
-            o
-            for o in self.store.list(rt.group, rt.plural, namespace if rt.namespaced else None)
-            if labels(o) and fields(o)
-        ]
+        # Filter and page over the stored objects; copy only the page returned (kubectl
+        # reads large lists 500 at a time: copying everything per page was quadratic).
+        stored = self.store.list(
+            rt.group, rt.plural, namespace if rt.namespaced else None, copy_items=False
+        )
+        items = [o for o in stored if labels(o) and fields(o)]
         rv = str(self.store.resource_version)
         if options.continue_token:
             try:
@@ -95,7 +96,7 @@ class ObjectAPI:
             token_body = {"rv": rv, "start": list(_sort_key(items[-1]))}
             meta["continue"] = base64.urlsafe_b64encode(json.dumps(token_body).encode()).decode()
             meta["remainingItemCount"] = remaining
-        return items, meta
+        return [copy.deepcopy(o) for o in items], meta
 
     # -- create ----------------------------------------------------------------------------
     def create(

@@ -53,15 +53,21 @@ class SandboxStore:
         obj = self._objects.get((group, plural, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, group: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Objects of one resource, sorted by namespace then name; `None` means all namespaces."""
+    def list(
+        self, group: str, plural: str, namespace: str | None = None, *, copy_items: bool = True
+    ) -> list[dict[str, Any]]:
+        """Objects of one resource, sorted by namespace then name; `None` means all namespaces.
+
+        ``copy_items=False`` returns the stored objects themselves, for a caller that only
+        reads them and copies what it keeps (a page of a large list).
+        """
         items = [
             obj
             for (g, p, ns, _), obj in self._objects.items()
             if g == group and p == plural and (namespace is None or ns == namespace)
         ]
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-        return [copy.deepcopy(o) for o in items]
+        return [copy.deepcopy(o) for o in items] if copy_items else items
 
     # -- writes ----------------------------------------------------------------------------
     def _key(self, group: str, plural: str, obj: dict[str, Any]) -> Key:
