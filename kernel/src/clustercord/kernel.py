@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import json
 import logging
@@ -26,7 +25,7 @@ from clustercord.kubernetes.service import KubernetesService
 from clustercord.kubernetes.watches import ClusterWatcher
 from clustercord.plugins.discovery import PluginSource, discover
 from clustercord.plugins.guard import Guard
-from clustercord.plugins.manager import Plugin, PluginManager
+from clustercord.plugins.manager import Plugin, PluginManager, resolve_handler
 from clustercord.policy import AccessPolicy
 from clustercord.secretbox import SecretBox
 from clustercord.services.approvals import ApprovalService
@@ -136,11 +135,9 @@ class Kernel:
         plugin = self.manager.plugins.get(job.plugin)
         if plugin is None or plugin.state != "enabled" or plugin.module is None:
             return
-        module_name, _, attr = job.handler.partition(":")
         try:
-            module = importlib.import_module(f"{plugin.module.__name__}.{module_name}")
-            function = getattr(module, attr)
-        except (ImportError, AttributeError) as exc:
+            function = resolve_handler(plugin.module, job.handler, f"job {job.id}")
+        except ImportError as exc:
             log.warning("plugin %s: job handler %s not found: %s", plugin.name, job.handler, exc)
             return
         wanted = inspect.signature(function).parameters

@@ -273,17 +273,10 @@ class PluginManager:
             raise ImportError(f"implements unknown hooks: {', '.join(unknown)}")
         plugin.module = module
         plugin.handlers = {
-            command.path: self._resolve(module, command) for command in manifest.commands
+            command.path: resolve_handler(module, command.handler, f"/{command.name}")
+            for command in manifest.commands
         }
         self._impls.clear()
-
-    def _resolve(self, package: ModuleType, command: CommandSpec) -> Callable[..., Any]:
-        module_name, _, attr = command.handler.partition(":")
-        module = importlib.import_module(f"{package.__name__}.{module_name}")
-        handler = getattr(module, attr, None)
-        if not callable(handler):
-            raise ImportError(f"handler {command.handler} of /{command.name} is not a function")
-        return handler  # type: ignore[no-any-return]
 
     def _deactivate(self, plugin: Plugin) -> None:
         if self.pm.has_plugin(plugin.name):
@@ -484,3 +477,14 @@ class PluginManager:
             author=manifest.author if manifest else None,
             failures=self.guard.failures.get(plugin.name, 0),
         )
+
+
+def resolve_handler(package: ModuleType, handler: str, owner: str) -> Callable[..., Any]:
+    """The function a ``module:function`` string names, relative to a plugin's package
+    (command handlers, job handlers). Raises ImportError naming ``owner`` if it is not one."""
+    module_name, _, attr = handler.partition(":")
+    module = importlib.import_module(f"{package.__name__}.{module_name}")
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise ImportError(f"handler {handler} of {owner} is not a function")
+    return function  # type: ignore[no-any-return]
