@@ -180,10 +180,6 @@ _ROWS += [
     _review("authentication.k8s.io", "SelfSubjectReview"),
 ]
 
-# Subresources a client may reach in this slice; the others are listed in discovery (so kubectl
-# knows they exist) but answer 405 MethodNotSupported until a later slice implements them.
-IMPLEMENTED_SUBRESOURCES = frozenset({"status", "scale"})
-
 
 class Registry:
     """Lookup of resource types by URL parts, kind or short name."""

@@ -15,7 +15,7 @@ import asyncio
 import base64
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from .errors import ApiError
 from .objects import ListOptions, ObjectAPI, WriteOptions
 from .openapi import OpenAPIDocuments
 from .patch import JSON_PATCH, json_patch, merge_patch
-from .registry import IMPLEMENTED_SUBRESOURCES, Registry, ResourceType, default_registry
+from .registry import Registry, ResourceType, default_registry
 from .selectors import field_predicate, label_predicate
 from .store import SandboxStore, WatchEvent
 from .tables import to_table, wants_table
@@ -56,6 +56,13 @@ class ResourceRequest:
     namespace: str
     name: str
     subresource: str
+
+
+# A handler for one subresource (`pods/log`, `*/scale`, ...): it gets the request after
+# authentication and authorization, with the user it acts for.
+SubresourceHandler = Callable[
+    [web.Request, ResourceRequest, UserInfo], Awaitable[web.StreamResponse]
+]
 
 
 class SandboxServer:
@@ -90,6 +97,9 @@ class SandboxServer:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.controllers: Controllers | None = None
+        # Subresources with their own semantics, keyed "plural/subresource" or "*/subresource".
+        # `status` needs no entry: it is a plain get/update/patch of part of the object.
+        self.subresources: dict[str, SubresourceHandler] = {"*/scale": self._scale}
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -257,15 +267,18 @@ class SandboxServer:
         )
         if (group, req.rt.plural) in REVIEWS:
             return await self._review(request, req, user)
-        if req.subresource and req.subresource not in IMPLEMENTED_SUBRESOURCES:
+        if req.subresource and req.subresource != "status":
+            special = self.subresources.get(
+                f"{req.rt.plural}/{req.subresource}"
+            ) or self.subresources.get(f"*/{req.subresource}")
+            if special is not None and req.subresource in req.rt.subresources:
+                return await special(request, req, user)
             if req.subresource in req.rt.subresources:
                 raise errors.method_not_supported(
                     f"{req.rt.plural}/{req.subresource} is not implemented by the ClusterCord "
                     "sandbox yet"
                 )
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if req.subresource == "scale":
-            return await self._scale(request, req)
         handler = {
             "get": self._get,
             "list": self._list,
@@ -366,7 +379,9 @@ class SandboxServer:
             }
         )
 
-    async def _scale(self, request: web.Request, req: ResourceRequest) -> web.StreamResponse:
+    async def _scale(
+        self, request: web.Request, req: ResourceRequest, user: UserInfo
+    ) -> web.StreamResponse:
         """`<workload>/scale` as an autoscaling/v1 Scale (kubectl scale patches it)."""
         if request.method in ("PUT", "PATCH"):
             body = await _body(request)
