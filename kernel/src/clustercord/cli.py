@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--output", "-o", type=Path, help="file (default: standard output)")
     exp.add_argument("--since", type=int, default=0, help="only entries after this sequence number")
     audit_sub.add_parser("verify", help="check the hash chain; exit 1 if it was tampered with")
+
+    from clustercord.frontends.discord import cli as discord_cli
+
+    discord_cli.add_parsers(sub)
     return parser
 
 
@@ -115,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _plugins,
         "keys": _keys,
         "audit": _audit,
+        "serve": _discord,
+        "discord": _discord,
     }[args.command]
     try:
         return int(handler(args) or 0)
@@ -441,6 +447,13 @@ def _sandbox(args: argparse.Namespace) -> int:
     from clustercord.sandbox import cli as sandbox_cli
 
     return sandbox_cli.run(args)
+
+
+# -- discord ---------------------------------------------------------------------------
+def _discord(args: argparse.Namespace) -> int:
+    from clustercord.frontends.discord import cli as discord_cli
+
+    return discord_cli.run(args, _settings)
 
 
 # -- audit -----------------------------------------------------------------------------

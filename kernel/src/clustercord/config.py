@@ -53,6 +53,8 @@ class Settings:
     config_file: Path | None = None
     identity: Mapping[str, Any] = field(default_factory=dict)
     """``[identity]``: Discord users and roles → Kubernetes user and groups (checked at load)."""
+    discord: Mapping[str, Any] = field(default_factory=dict)
+    """``[discord]``: guilds, allowlist and timings of the Discord front end (checked by it)."""
 
     @property
     def database_path(self) -> Path:
@@ -127,8 +129,16 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         files_dir=Path(env["CLUSTERCORD_FILES_DIR"]) if env.get("CLUSTERCORD_FILES_DIR") else None,
         config_file=config_file,
         identity=_identity(raw.get("identity"), where),
+        discord=_table(raw, "discord", where),
     )
     return replace(settings, **overrides) if overrides else settings
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: [{key}] must be a table")
+    return value
 
 
 def _identity(raw: Any, where: str) -> Mapping[str, Any]:

@@ -21,6 +21,7 @@ from clustercord.dispatcher import Dispatcher
 from clustercord.events import EventBus
 from clustercord.kubernetes.clusters import ClusterAdmin, ClusterRegistry
 from clustercord.kubernetes.identity import IdentityMap
+from clustercord.kubernetes.plugin_identity import PluginIdentities
 from clustercord.kubernetes.service import KubernetesService
 from clustercord.kubernetes.watches import ClusterWatcher
 from clustercord.plugins.discovery import PluginSource, discover
@@ -76,6 +77,9 @@ class Kernel:
             lambda: ClusterRegistry(self.database, SecretBox.from_settings(settings.data_dir)),
             IdentityMap.from_config(settings.identity),
         )
+        # Plugins reach clusters as their own ServiceAccounts; disabling one revokes its RBAC.
+        self.kubernetes.plugin_identities = PluginIdentities(self.kubernetes)
+        self.manager.listeners.append(self.kubernetes.plugin_identities.on_plugin_change)
         self._sources = sources
         self._plugin_path = plugin_path
         self._pending_decisions: list[Any] = []
@@ -84,6 +88,8 @@ class Kernel:
         sources = self._sources if self._sources is not None else discover(self._plugin_path)
         self.manager.load(sources)
         await self.manager.start()
+        # Plugins enabled from now on get their cluster identities at once (see plugin_identity).
+        self.kubernetes.plugin_identities.provision_on_enable = True
         return self
 
     def close(self) -> None:
@@ -108,6 +114,7 @@ class Kernel:
                 for name, service in (
                     ("approvals-admin", self.approvals),
                     ("cluster-registry", ClusterAdmin(lambda: self.kubernetes.registry)),
+                    ("identity-map", self.kubernetes.identities),
                 )
                 if name in capabilities
             },
@@ -197,7 +204,11 @@ class KernelPluginAdmin:
         return self._manager.info(await self._manager.enable(name, by=by))
 
     async def disable(self, name: str, *, by: str, reason: str | None = None) -> PluginInfo:
-        return self._manager.info(await self._manager.disable(name, by=by, reason=reason))
+        plugin = await self._manager.disable(name, by=by, reason=reason)
+        identities = self._kernel.kubernetes.plugin_identities
+        if identities is not None:
+            await identities.settle()  # its RBAC is gone from the clusters before we answer
+        return self._manager.info(plugin)
 
     async def approve(self, name: str, *, by: str) -> PluginInfo:
         return self._manager.info(await self._manager.approve(name, by=by))
@@ -272,6 +283,11 @@ class OutboxNotifier:
 
     def pending(self) -> list[dict[str, Any]]:
         return list(self.database.db["_outbox"].rows_where("delivered_at is null", order_by="id"))
+
+    def delivered(self, row_id: int) -> None:
+        """Mark one notification as delivered (called by the front end that sent it)."""
+        with self.database.transaction():
+            self.database.db["_outbox"].update(row_id, {"delivered_at": time.time()})
 
 
 def info_dict(info: PluginInfo) -> dict[str, Any]:

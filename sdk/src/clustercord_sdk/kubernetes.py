@@ -4,7 +4,10 @@ Resources are named as in permissions: ``pods``, ``deployments.apps``, ``pods/lo
 Every call is checked first against the plugin's declared permissions (in-process,
 with a message naming what to declare) and, when a chat user invoked the command,
 against that user's own Kubernetes identity with a SubjectAccessReview: a user never
-does more through a plugin than their mapped identity may. Errors arrive as
+does more through a plugin than their mapped identity may. Calls reach the cluster as the
+plugin's own ServiceAccount (``clustercord-system/plugin-<name>``, bound to a ClusterRole of
+exactly the declared permissions, with short-lived tokens), so the API server refuses what the
+manifest does not declare too. Errors arrive as
 :class:`~clustercord_sdk.errors.CommandError` with a message meant for people.
 """
 
@@ -72,6 +75,42 @@ class Kubernetes(Protocol):
         """``patch_type``: ``merge``, ``strategic`` or ``json``."""
         ...
 
+    async def apply(
+        self,
+        resource: str,
+        body: dict[str, Any],
+        *,
+        field_manager: str,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Server-side apply of ``body`` (named by its ``metadata.name``) as ``field_manager``:
+        a PATCH of type ``application/apply-patch+yaml`` that creates the object when it is
+        missing. ``force`` takes over fields another manager owns (otherwise a conflict is an
+        error naming them); ``dry_run`` asks the server to check everything and persist
+        nothing. Needs the ``patch`` permission (and ``create`` for a new object)."""
+        ...
+
     async def delete(
         self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
     ) -> dict[str, Any]: ...
+
+    async def logs(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        container: str | None = None,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        limit_bytes: int | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+    ) -> str:
+        """A container's log as text (``GET pods/NAME/log``; needs ``pods/log:read``).
+        ``container`` may be left out for a pod with one container; ``previous`` asks for
+        the run before the last restart; the other options are ``kubectl logs``' own."""
+        ...

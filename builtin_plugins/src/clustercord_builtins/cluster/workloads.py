@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from clustercord_sdk import Card, CommandContext, Field, Reply, Table
+from clustercord_sdk import Card, CommandContext, Field, File, Reply, Table
+
+# A log longer than this is attached as a file (a chat message holds 2,000 characters,
+# and the code fence and the header take some of them).
+INLINE_LOG_CHARS = 1800
+# How many of its last lines an attached log still shows in the message.
+PREVIEW_LINES = 10
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
 
 def _where(ctx: CommandContext) -> tuple[str, str]:
@@ -108,6 +115,49 @@ async def describe_pod(ctx: CommandContext) -> Reply:
         )
     card = Card(title=f"Pod {namespace}/{row['name']}", fields=fields, footer=f"cluster {cluster}")
     return Reply(cards=[card], data=pod)
+
+
+async def pod_logs(ctx: CommandContext) -> Reply:
+    """``/pod logs``: the log inline when it is short, else attached as a file."""
+    cluster, namespace = _where(ctx)
+    name = ctx.options["name"]
+    container = ctx.options.get("container")
+    note = ""
+    if not container:
+        # As kubectl does: the annotated default container, else the first one.
+        pod = await ctx.kubernetes.get("pods", name, namespace=namespace, cluster=cluster)
+        names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+        annotated = (pod["metadata"].get("annotations") or {}).get(DEFAULT_CONTAINER)
+        container = annotated if annotated in names else (names[0] if names else None)
+        if len(names) > 1:
+            note = f" (defaulted; the pod also has {', '.join(n for n in names if n != container)})"
+    log = await ctx.kubernetes.logs(
+        name,
+        namespace=namespace,
+        cluster=cluster,
+        container=container,
+        tail_lines=ctx.options.get("tail"),
+        previous=bool(ctx.options.get("previous")),
+    )
+    lines = log.splitlines()
+    header = f"📜 {namespace}/{name} container {container}{note} on {cluster}"
+    data = {"pod": name, "namespace": namespace, "container": container, "lines": len(lines)}
+    if not lines:
+        return Reply(text=f"{header}: the log is empty.", data={**data, "attached": False})
+    if len(log) <= INLINE_LOG_CHARS:
+        return Reply(text=f"{header}:\n{_code_block(log)}", data={**data, "attached": False})
+    preview = _code_block("\n".join(lines[-PREVIEW_LINES:])[-INLINE_LOG_CHARS:])
+    attachment = File(f"{name}-{container}.log", log.encode(), "container log", "text/plain")
+    return Reply(
+        text=f"{header}: {len(lines)} lines, attached; the last ones:\n{preview}",
+        files=[attachment],
+        data={**data, "attached": True},
+    )
+
+
+def _code_block(text: str) -> str:
+    """Text in a chat code block; a fence inside it is broken so it cannot close the block."""
+    return "```\n" + text.rstrip("\n").replace("```", "`\u200b``") + "\n```"
 
 
 async def delete_pod(ctx: CommandContext) -> Reply:

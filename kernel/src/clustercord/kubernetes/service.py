@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from clustercord.kubernetes.calls import Action, call, check_declared
@@ -24,6 +24,9 @@ from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.kubernetes import ClusterInfo
 from clustercord_sdk.permissions import Permission, parse_permission
+
+if TYPE_CHECKING:
+    from clustercord.kubernetes.plugin_identity import PluginIdentities
 
 _PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -60,6 +63,9 @@ class KubernetesService:
         self._clients: dict[str, Any] = {}
         self._resources: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # Set by the kernel: plugins then call clusters as their own ServiceAccounts
+        # (plugin_identity.py). Left None, plugin calls use the kubeconfig's credentials.
+        self.plugin_identities: PluginIdentities | None = None
 
     @property
     def registry(self) -> ClusterRegistry:
@@ -90,9 +96,14 @@ class KubernetesService:
         query: Iterable[tuple[str, str]] = (),
         body: Any = None,
         content_type: str = "application/json",
+        client: Any = None,
+        text: bool = False,
     ) -> Any:
-        """One HTTP call (blocking: run it in a thread). Raises :class:`ApiStatusError`."""
-        client = self.client(cluster)
+        """One HTTP call (blocking: run it in a thread). Raises :class:`ApiStatusError`.
+
+        ``client`` replaces the kernel's own client (a plugin's, with the plugin's token).
+        ``text`` returns the body as text (``pods/log``) instead of decoded JSON."""
+        client = client if client is not None else self.client(cluster)
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method, url, headers, payload, _ = client.param_serialize(
             method,
@@ -108,6 +119,8 @@ class KubernetesService:
         data = response.read()
         if response.status >= 400:
             raise ApiStatusError(response.status, response.reason, data, response.headers)
+        if text:
+            return data.decode("utf-8", errors="replace")
         return json.loads(data) if data else {}
 
     def resource_info(self, cluster: str, group: str, resource: str) -> dict[str, Any]:
@@ -180,9 +193,10 @@ class PluginKubernetes:
     async def version(self, *, cluster: str | None = None) -> dict[str, Any]:
         name, _ = self.target(cluster)
         action = Action("get", "/version", cluster=name)
-        return await self._run(
-            lambda: self.service.request(name, "GET", "/version"), action, check=False
-        )  # type: ignore[no-any-return]
+        answer: dict[str, Any] = await self._run(
+            lambda: self._send(name, "GET", "/version"), action, check=False
+        )
+        return answer
 
     async def get(
         self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
@@ -252,10 +266,76 @@ class PluginKubernetes:
             content_type=_PATCH_TYPES[patch_type],
         )
 
+    async def apply(
+        self,
+        resource: str,
+        body: dict[str, Any],
+        *,
+        field_manager: str,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        name = (body.get("metadata") or {}).get("name")
+        if not name:
+            raise UsageError("server-side apply needs metadata.name in the body")
+        if not field_manager:
+            raise UsageError("server-side apply needs a field manager")
+        query = [("fieldManager", field_manager)]
+        if force:
+            query.append(("force", "true"))
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return await self._call(
+            "patch",
+            resource,
+            name=name,
+            namespace=namespace,
+            cluster=cluster,
+            body=body,
+            query=query,
+            # JSON is YAML: the client sends the dict as JSON under this type.
+            content_type="application/apply-patch+yaml",
+        )
+
     async def delete(
         self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
     ) -> dict[str, Any]:
         return await self._call("delete", resource, name=name, namespace=namespace, cluster=cluster)
+
+    async def logs(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        container: str | None = None,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        limit_bytes: int | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+    ) -> str:
+        options = {
+            "container": container,
+            "tailLines": tail_lines,
+            "sinceSeconds": since_seconds,
+            "limitBytes": limit_bytes,
+            "previous": "true" if previous else None,
+            "timestamps": "true" if timestamps else None,
+        }
+        query = [(key, str(value)) for key, value in options.items() if value is not None]
+        log: str = await self._call(  # type: ignore[assignment]
+            "get",
+            "pods/log",
+            name=name,
+            namespace=namespace,
+            cluster=cluster,
+            query=query,
+            text=True,
+        )
+        return log
 
     # -- plumbing --------------------------------------------------------------------------
     async def _call(
@@ -271,6 +351,7 @@ class PluginKubernetes:
         subresource: str | None = None,
         all_namespaces: bool = False,
         content_type: str = "application/json",
+        text: bool = False,
     ) -> dict[str, Any]:
         parsed = parse_permission(f"{resource}:get")  # the grammar names the resource
         subresource = subresource or parsed.subresource
@@ -295,11 +376,26 @@ class PluginKubernetes:
             "delete": "DELETE",
         }[verb]
         return await self._run(  # type: ignore[no-any-return]
-            lambda: service.request(
-                cluster_name, method, path, query=query or (), body=body, content_type=content_type
+            lambda: self._send(
+                cluster_name,
+                method,
+                path,
+                query=query or (),
+                body=body,
+                content_type=content_type,
+                text=text,
             ),
             action,
         )
+
+    def _send(self, cluster: str, method: str, path: str, **kwargs: Any) -> Any:
+        """One request as the plugin's own ServiceAccount (blocking: in a worker thread).
+        A plugin that declares no permissions has no ServiceAccount; it can only ask for
+        the version, which needs no rights."""
+        identities = self.service.plugin_identities
+        if identities is None or not self.permissions:
+            return self.service.request(cluster, method, path, **kwargs)
+        return identities.request(cluster, self.plugin, self.permissions, method, path, **kwargs)
 
     async def _run(self, function: Any, action: Action, *, check: bool = True) -> Any:
         if check:

@@ -304,16 +304,26 @@ REVIEWS = frozenset(
         (AUTHORIZATION_GROUP, "localsubjectaccessreviews"),
         (AUTHORIZATION_GROUP, "selfsubjectrulesreviews"),
         (AUTHENTICATION_GROUP, "selfsubjectreviews"),
+        (AUTHENTICATION_GROUP, "tokenreviews"),
     }
 )
+# A TokenReview's answer: the token's user and audiences, or the reason it is not valid.
+TokenReviewer = Callable[[Mapping[str, Any]], Any]
 
 
 class AccessReviews:
     """Answers the review resources for a requester; `decide` is the server's authorizer."""
 
-    def __init__(self, decide: Decider, snapshot: Callable[[], RBACSnapshot]) -> None:
+    def __init__(
+        self,
+        decide: Decider,
+        snapshot: Callable[[], RBACSnapshot],
+        review_token: TokenReviewer | None = None,
+    ) -> None:
         self._decide = decide
         self._snapshot = snapshot
+        # Returns an object with `.user` and `.audiences`, or an error string (tokens.py).
+        self._review_token = review_token
 
     def answer(
         self,
@@ -334,6 +344,8 @@ class AccessReviews:
             status = self._rules(requester, str(spec.get("namespace") or ""))
         elif plural == "selfsubjectaccessreviews":
             status = self._access(requester, spec)
+        elif plural == "tokenreviews":
+            status = self._token(spec)
         else:
             status = self._access(_subject_user(spec), _local_spec(plural, namespace, spec))
         out = {**body, "kind": kind, "apiVersion": api_version, "status": status}
@@ -348,6 +360,18 @@ class AccessReviews:
         if decision.errors:
             status["evaluationError"] = "; ".join(decision.errors)
         return status
+
+    def _token(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        if self._review_token is None:
+            raise errors.method_not_supported("this server does not review tokens")
+        answer = self._review_token(spec)
+        if isinstance(answer, str):
+            return {"user": {}, "error": answer}
+        return {
+            "authenticated": True,
+            "user": _user_info_dict(answer.user),
+            "audiences": list(answer.audiences),
+        }
 
     def _rules(self, user: UserInfo, namespace: str) -> dict[str, Any]:
         result = self._snapshot().rules_for(user, namespace)

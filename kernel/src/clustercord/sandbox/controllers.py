@@ -57,6 +57,7 @@ class _Types:
 
     pod: ResourceType
     node: ResourceType
+    namespace: ResourceType
     deployment: ResourceType
     replicaset: ResourceType
     statefulset: ResourceType
@@ -78,6 +79,7 @@ def _types(api: ObjectAPI) -> _Types:
     return _Types(
         pod=find("", "pods"),
         node=find("", "nodes"),
+        namespace=find("", "namespaces"),
         deployment=find("apps", "deployments"),
         replicaset=find("apps", "replicasets"),
         statefulset=find("apps", "statefulsets"),
@@ -277,6 +279,14 @@ def _node_ip(node: Obj) -> str:
 
 
 # -- the controller manager -------------------------------------------------------------------
+# The field manager the controllers' writes are recorded under, as on a real cluster.
+FIELD_MANAGER = "kube-controller-manager"
+
+
+def _options() -> WriteOptions:
+    return WriteOptions(field_manager=FIELD_MANAGER)
+
+
 class Controllers:
     """All sandbox controllers over one `ObjectAPI`; see the module docstring."""
 
@@ -307,6 +317,7 @@ class Controllers:
         return total
 
     def _pass(self) -> None:
+        self._finalize_namespaces()
         self._aggregate_cluster_roles()
         self._register_nodes()
         self._collect_garbage()
@@ -371,7 +382,7 @@ class Controllers:
 
     def _create(self, rt: ResourceType, obj: Obj) -> Obj | None:
         try:
-            created = self.api.create(rt, _ns(obj), obj, WriteOptions())
+            created = self.api.create(rt, _ns(obj), obj, _options())
         except errors.ApiError as exc:  # e.g. the namespace is gone: try next time
             log.debug("controller could not create %s %s: %s", rt.kind, _name(obj), exc)
             return None
@@ -382,7 +393,7 @@ class Controllers:
         """Last write wins: the controllers are the only writer while a pass runs."""
         body = copy.deepcopy(obj)
         _meta(body).pop("resourceVersion", None)
-        updated = self.api.update(rt, _ns(obj), _name(obj), body, WriteOptions())
+        updated = self.api.update(rt, _ns(obj), _name(obj), body, _options())
         self._writes += 1
         return updated
 
@@ -392,11 +403,13 @@ class Controllers:
         body = copy.deepcopy(obj)
         body["status"] = status
         _meta(body).pop("resourceVersion", None)
-        self.api.update(rt, _ns(obj), _name(obj), body, WriteOptions(), "status")
+        self.api.update(rt, _ns(obj), _name(obj), body, _options(), "status")
         obj["status"] = status
         self._writes += 1
 
     def _delete(self, rt: ResourceType, obj: Obj) -> None:
+        if _meta(obj).get("deletionTimestamp"):
+            return  # being deleted already (waiting for its finalizers)
         with contextlib.suppress(errors.ApiError):  # already gone
             self.api.delete(rt, _ns(obj), _name(obj))
             self._writes += 1
@@ -412,6 +425,15 @@ class Controllers:
             name = f"{prefix}-{suffix}"
             if self.store.get("", "pods", namespace, name) is None:
                 return name
+
+    # -- namespaces -------------------------------------------------------------------------
+    def _finalize_namespaces(self) -> None:
+        """A Terminating namespace loses its contents, then goes (see `finalize_namespace`)."""
+        for namespace in self._list(self.types.namespace):
+            if _meta(namespace).get("deletionTimestamp") and self.api.finalize_namespace(
+                _name(namespace)
+            ):
+                self._writes += 1
 
     # -- ClusterRole aggregation ---------------------------------------------------------------
     def _aggregate_cluster_roles(self) -> None:
@@ -864,7 +886,7 @@ class Controllers:
             node = nodes.get((pod.get("spec") or {}).get("nodeName", ""))
             if node is None or not node_ready(node) or _phase(pod) != "Pending":
                 continue
-            owner = next(
+            owner: Obj = next(
                 (r for r in _meta(pod).get("ownerReferences") or [] if r.get("controller")), {}
             )
             if owner.get("kind") == "Job":

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import errors
+from . import crds, errors
+from .apply import apply, validate_manager
+from .managedfields import default_manager, record_update
 from .patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -43,7 +45,13 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore (the server default is Warn)
     field_manager: str = ""
+    user_agent: str = ""  # names the manager of a write without `fieldManager`
+    force: bool = False  # server-side apply takes over conflicting fields
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def manager(self) -> str:
+        return self.field_manager or default_manager(self.user_agent)
 
 
 @dataclass
@@ -72,11 +80,13 @@ class ObjectAPI:
     def list(
         self, rt: ResourceType, namespace: str | None, options: ListOptions
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """The matching objects and the list metadata (resourceVersion, continue)."""
+        """The matching objects and the list metadata (resourceVersion, continue).
+
+        The objects are the stored ones, not copies: callers serialize them (or copy what
+        they keep) and never change them. Copying 5,000 pods cost more than encoding them.
+        """
         labels = label_predicate(options.label_selector)
         fields = field_predicate(options.field_selector)
-        # Filter and page over the stored objects; copy only the page returned (kubectl
-        # reads large lists 500 at a time: copying everything per page was quadratic).
         stored = self.store.list(
             rt.group, rt.plural, namespace if rt.namespaced else None, copy_items=False
         )
@@ -96,19 +106,29 @@ class ObjectAPI:
             token_body = {"rv": rv, "start": list(_sort_key(items[-1]))}
             meta["continue"] = base64.urlsafe_b64encode(json.dumps(token_body).encode()).decode()
             meta["remainingItemCount"] = remaining
-        return [copy.deepcopy(o) for o in items], meta
+        return items, meta
 
     # -- create ----------------------------------------------------------------------------
     def create(
-        self, rt: ResourceType, namespace: str, body: Any, options: WriteOptions
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        options: WriteOptions,
+        *,
+        managed: bool = False,
     ) -> dict[str, Any]:
+        """Creates an object; `managed` means its managedFields are already set (apply)."""
         obj = self._prepare(rt, namespace, body, options)
         meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+        if rt.schema is not None:
+            crds.apply_schema_defaults(obj, rt.schema)
         validate(rt, obj)
+        crds.check_if_crd(rt, obj)
         if rt.namespaced:
-            self._require_namespace(meta["namespace"])
+            self._require_namespace(rt, meta.get("name", ""), meta["namespace"])
         if self.store.get(rt.group, rt.plural, meta.get("namespace", ""), meta["name"]):
             raise errors.already_exists(rt, meta["name"])
         meta.pop("resourceVersion", None)
@@ -117,6 +137,8 @@ class ObjectAPI:
         if _has_generation(rt):
             meta["generation"] = 1
         _apply_defaults(rt, obj, self)
+        if not managed:
+            record_update(rt, None, obj, options.manager, "", now())
         if options.dry_run:
             return obj
         created = self.store.create(rt.group, rt.plural, obj)
@@ -124,13 +146,18 @@ class ObjectAPI:
         return created
 
     def _after_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
-        """The namespace controller's part: every namespace gets a `default` ServiceAccount."""
+        """The namespace controller's part: every namespace gets a `default` ServiceAccount;
+        a CustomResourceDefinition starts serving its resources."""
+        if crds.is_crd(rt):
+            crds.register(self.registry, obj)
         if rt.group == "" and rt.plural == "namespaces":
             sa_type = self.registry.lookup("", "v1", "serviceaccounts")
             name = obj["metadata"]["name"]
             if sa_type and not self.store.get("", "serviceaccounts", name, "default"):
                 sa = {"metadata": {"name": "default", "namespace": name}}
-                self.create(sa_type, name, sa, WriteOptions())
+                self.create(
+                    sa_type, name, sa, WriteOptions(field_manager="kube-controller-manager")
+                )
 
     # -- update ----------------------------------------------------------------------------
     def update(
@@ -162,6 +189,7 @@ class ObjectAPI:
         obj: dict[str, Any],
         options: WriteOptions,
         subresource: str,
+        managed: bool = False,
     ) -> dict[str, Any]:
         if subresource == "status":
             new = copy.deepcopy(current)
@@ -173,20 +201,38 @@ class ObjectAPI:
                 if "status" in current:
                     new["status"] = current["status"]
         meta, old_meta = new["metadata"], current["metadata"]
-        for key in ("uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp"):
+        for key in (
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ):
             if key in old_meta:
                 meta[key] = old_meta[key]
             else:
                 meta.pop(key, None)
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        if rt.schema is not None:
+            crds.apply_schema_defaults(new, rt.schema)
         validate(rt, new)
+        crds.check_if_crd(rt, new)
         if _has_generation(rt) and new.get("spec") != current.get("spec"):
             meta["generation"] = old_meta.get("generation", 0) + 1
+        if not managed:
+            record_update(rt, current, new, options.manager, subresource, now())
         if new == current:
             return current  # a no-op update does not bump resourceVersion
         if options.dry_run:
             return new
-        return self.store.update(rt.group, rt.plural, new)
+        updated = self.store.update(rt.group, rt.plural, new)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _is_namespace(rt):
+            # The last finalizer of an object being deleted is gone: now it goes.
+            self.store.delete(rt.group, rt.plural, meta.get("namespace", ""), meta["name"])
+        elif crds.is_crd(rt):
+            crds.register(self.registry, updated)
+        return updated
 
     # -- patch -----------------------------------------------------------------------------
     def patch(
@@ -200,12 +246,7 @@ class ObjectAPI:
         subresource: str = "",
     ) -> dict[str, Any]:
         if patch_type == APPLY_PATCH:
-            raise errors.ApiError(
-                415,
-                "UnsupportedMediaType",
-                "server-side apply is not implemented by the ClusterCord sandbox yet; "
-                "use client-side `kubectl apply`",
-            )
+            return self._apply(rt, namespace, name, patch, options, subresource)
         current = self.get(rt, namespace, name)
         if patch_type == JSON_PATCH:
             patched = json_patch(current, patch)
@@ -226,6 +267,35 @@ class ObjectAPI:
         obj = self._prepare(rt, namespace, patched, options)
         return self._replace(rt, current, obj, options, subresource)
 
+    def _apply(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        options: WriteOptions,
+        subresource: str,
+    ) -> dict[str, Any]:
+        """Server-side apply (see `apply.py`); creates the object when it does not exist."""
+        validate_manager(options.field_manager)
+        if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
+            raise errors.bad_request("apply configurations must set apiVersion and kind")
+        config = self._prepare(rt, namespace, body, options)
+        if config["metadata"].setdefault("name", name) != name:
+            raise errors.bad_request(
+                "the name of the object "
+                f"({config['metadata']['name']}) does not match the name on the URL ({name})"
+            )
+        current = self.store.get(rt.group, rt.plural, namespace if rt.namespaced else "", name)
+        wanted_rv = config["metadata"].get("resourceVersion")
+        if wanted_rv and (current is None or wanted_rv != current["metadata"]["resourceVersion"]):
+            raise errors.conflict(rt, name)
+        manager, force = options.field_manager, options.force
+        merged = apply(rt, current, config, manager, force, now(), subresource)
+        if current is None:
+            return self.create(rt, namespace, merged, options, managed=True)
+        return self._replace(rt, current, merged, options, subresource, managed=True)
+
     # -- delete ----------------------------------------------------------------------------
     def delete(
         self,
@@ -236,11 +306,14 @@ class ObjectAPI:
         preconditions: dict[str, Any] | None = None,
         propagation_policy: str | None = None,
     ) -> dict[str, Any]:
-        """Deletes now; dependents follow `propagationPolicy` (DeleteOptions or query).
+        """Deletes; dependents follow `propagationPolicy` (DeleteOptions or query).
 
         `Background` (the default) leaves dependents to the garbage collector controller;
         `Orphan` removes their ownerReferences to this object; `Foreground` deletes them first
         (the real server waits for that with a finalizer, the sandbox does it at once).
+        An object with `metadata.finalizers` only gets a deletionTimestamp: it goes when its
+        last finalizer is removed. A namespace turns Terminating; the namespace controller
+        (`finalize_namespace`) removes its contents, then the namespace.
         """
         if propagation_policy not in (None, "", "Background", "Orphan", "Foreground"):
             raise errors.bad_request(f"unknown propagationPolicy {propagation_policy!r}")
@@ -251,22 +324,61 @@ class ObjectAPI:
                 raise errors.conflict(rt, name)
         if dry_run:
             return current
-        if rt.group == "" and rt.plural == "namespaces":
-            self._delete_namespace_contents(name)
+        meta = current["metadata"]
+        if _is_namespace(rt):
+            if meta.get("deletionTimestamp"):
+                raise errors.ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on namespaces "{name}": The system is '
+                    "ensuring all content is removed from this namespace.  Upon completion, "
+                    "this namespace will automatically be purged by the system.",
+                    {"name": name, "kind": "namespaces"},
+                )
+            meta["deletionTimestamp"] = now()
+            current["status"] = {**current.get("status", {}), "phase": "Terminating"}
+            return self.store.update(rt.group, rt.plural, current)
+        if meta.get("finalizers"):
+            if meta.get("deletionTimestamp"):
+                return current
+            meta["deletionTimestamp"], meta["deletionGracePeriodSeconds"] = now(), 0
+            return self.store.update(rt.group, rt.plural, current)
         if propagation_policy in ("Orphan", "Foreground"):
-            self._propagate(current["metadata"]["uid"], orphan=propagation_policy == "Orphan")
-        deleted = self.store.delete(
-            rt.group, rt.plural, current["metadata"].get("namespace", ""), name
-        )
+            self._propagate(meta["uid"], orphan=propagation_policy == "Orphan")
+        deleted = self.store.delete(rt.group, rt.plural, meta.get("namespace", ""), name)
         assert deleted is not None
+        if crds.is_crd(rt):
+            crds.unregister(self.registry, self.store, deleted)
         return deleted
 
-    def _delete_namespace_contents(self, namespace: str) -> None:
-        """Namespace deletion cascades (the real server finalizes; the sandbox does it now)."""
+    def finalize_namespace(self, namespace: str) -> bool:
+        """The namespace controller's pass over a Terminating namespace: deletes its contents
+        and, once nothing is left, the namespace. Returns whether it changed anything."""
+        changed, holding = False, []
         for rt in self.registry:
-            if rt.namespaced:
-                for obj in self.store.list(rt.group, rt.plural, namespace):
-                    self.store.delete(rt.group, rt.plural, namespace, obj["metadata"]["name"])
+            if not rt.namespaced or "delete" not in rt.verbs:
+                continue
+            for obj in self.store.list(rt.group, rt.plural, namespace, copy_items=False):
+                meta = obj["metadata"]
+                if meta.get("deletionTimestamp"):
+                    holding.append((rt.plural, meta.get("finalizers") or []))
+                else:
+                    self.delete(rt, namespace, meta["name"])
+                    changed = True
+                    if self.store.exists(rt.group, rt.plural, namespace, meta["name"]):
+                        holding.append((rt.plural, meta.get("finalizers") or []))
+        if not holding:
+            return self.store.delete("", "namespaces", "", namespace) is not None or changed
+        ns = self.store.get("", "namespaces", "", namespace)
+        if ns is None:
+            return changed
+        before = (ns.get("status") or {}).get("conditions") or []
+        status = {**ns.get("status", {}), "conditions": _terminating_conditions(holding, before)}
+        if status != ns.get("status"):
+            ns["status"] = status
+            self.store.update("", "namespaces", ns)
+            changed = True
+        return changed
 
     def _propagate(self, owner_uid: str, orphan: bool) -> None:
         """Orphans (drops the ownerReference) or deletes, depth first, the owner's dependents."""
@@ -288,9 +400,34 @@ class ObjectAPI:
                     self.store.delete(rt.group, rt.plural, meta.get("namespace", ""), meta["name"])
 
     # -- helpers ---------------------------------------------------------------------------
-    def _require_namespace(self, namespace: str) -> None:
-        if not self.store.get("", "namespaces", "", namespace):
+    def _require_namespace(self, rt: ResourceType, name: str, namespace: str) -> None:
+        """Creating needs the namespace, and one not being terminated (the real server's
+        NamespaceLifecycle admission answers 403 then)."""
+        ns = self.store.get_stored("", "namespaces", "", namespace)
+        if ns is None:
             raise errors.namespace_not_found(namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            reason = (
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated"
+            )
+            raise errors.ApiError(
+                403,
+                "Forbidden",
+                f'{rt.group_resource} "{name}" is forbidden: {reason}',
+                {
+                    "name": name,
+                    "kind": rt.plural,
+                    **({"group": rt.group} if rt.group else {}),
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
 
     def _prepare(
         self, rt: ResourceType, namespace: str, body: Any, options: WriteOptions
@@ -329,6 +466,46 @@ class ObjectAPI:
         n = self._next_cluster_ip
         self._next_cluster_ip += 1
         return f"10.96.{n // 250}.{n % 250 + 1}"
+
+
+def _is_namespace(rt: ResourceType) -> bool:
+    return rt.group == "" and rt.plural == "namespaces"
+
+
+def _terminating_conditions(
+    holding: list[tuple[str, list[str]]], before: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The conditions the namespace controller reports while content remains (a condition
+    that was already true keeps its transition time, so an unchanged state writes nothing)."""
+    since = {c.get("type"): c.get("lastTransitionTime") for c in before}
+    counts: dict[str, int] = {}
+    finalizers: dict[str, int] = {}
+    for plural, names in holding:
+        counts[plural] = counts.get(plural, 0) + 1
+        for finalizer in names:
+            finalizers[finalizer] = finalizers.get(finalizer, 0) + 1
+    remaining = ", ".join(f"{p}. has {n} resource instances" for p, n in sorted(counts.items()))
+    held = ", ".join(f"{f} in {n} resource instances" for f, n in sorted(finalizers.items()))
+    conditions = [
+        {
+            "type": "NamespaceContentRemaining",
+            "status": "True",
+            "reason": "SomeResourcesRemain",
+            "message": f"Some resources are remaining: {remaining}",
+            "lastTransitionTime": since.get("NamespaceContentRemaining") or now(),
+        }
+    ]
+    if finalizers:
+        conditions.append(
+            {
+                "type": "NamespaceFinalizersRemaining",
+                "status": "True",
+                "reason": "SomeFinalizersRemain",
+                "message": f"Some content in the namespace has finalizers remaining: {held}",
+                "lastTransitionTime": since.get("NamespaceFinalizersRemaining") or now(),
+            }
+        )
+    return conditions
 
 
 def _sort_key(obj: dict[str, Any]) -> tuple[str, str]:
@@ -383,11 +560,13 @@ def _apply_defaults(rt: ResourceType, obj: dict[str, Any], api: ObjectAPI) -> No
         obj["status"] = {"loadBalancer": {}}
     elif rt.kind == "Secret":
         obj.setdefault("type", "Opaque")
+    elif crds.is_crd(rt):
+        obj["status"] = crds.status(obj, now())
 
 
 def _workload_defaults(kind: str, spec: dict[str, Any]) -> None:
     """The strategy defaults `kubectl rollout status` and `describe` read (apps/v1 defaults)."""
-    rolling: dict[str, Any] = {
+    rolling: dict[str, Any] = {  # type: ignore[assignment]
         "Deployment": {"maxUnavailable": "25%", "maxSurge": "25%"},
         "StatefulSet": {"partition": 0},
         "DaemonSet": {"maxUnavailable": 1, "maxSurge": 0},

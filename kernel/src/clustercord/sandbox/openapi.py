@@ -33,6 +33,11 @@ def definitions() -> dict[str, dict[str, Any]]:
     return dict(json.loads(path.read_text())["$defs"])
 
 
+def schema_for(rt: ResourceType) -> dict[str, Any] | None:
+    """The object schema of a resource: a custom resource's own, else the built-in definition."""
+    return rt.schema if rt.schema is not None else definitions().get(rt.definition)
+
+
 def ref_name(schema: dict[str, Any]) -> str | None:
     ref = schema.get("$ref")
     return ref[len(_DEFS_PREFIX) :] if isinstance(ref, str) else None
@@ -92,9 +97,9 @@ def _to_v3(schema: Any) -> Any:
             if kinds:
                 out[key] = kinds[0]
         elif key == "oneOf":
-            kinds = {k for option in value for k in schema_types(option)}
+            options = {k for option in value for k in schema_types(option)}
             out["type"] = "string"
-            if "integer" in kinds:
+            if "integer" in options:
                 out["format"] = "int-or-string"
         elif key == "enum" and isinstance(value, list):
             out[key] = [v for v in value if v is not None]
@@ -219,18 +224,39 @@ def _paths(rt: ResourceType) -> dict[str, Any]:
     }
 
 
+def _custom_list(rt: ResourceType) -> dict[str, Any]:
+    """The `<Kind>List` schema of a custom resource (the API server generates it too)."""
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"$ref": _DEFS_PREFIX + _META + "ListMeta"},
+            "items": {"type": "array", "items": {"$ref": _DEFS_PREFIX + rt.definition}},
+        },
+        "x-kubernetes-group-version-kind": [
+            {"group": rt.group, "version": rt.version, "kind": rt.kind + "List"}
+        ],
+    }
+
+
 class OpenAPIDocuments:
     """Builds (once) and serves the OpenAPI v3 discovery and per-group-version documents."""
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._cache: dict[str, bytes] = {}
+        self._generation = registry.generation
 
     @staticmethod
     def gv_path(group: str, version: str) -> str:
         return f"api/{version}" if not group else f"apis/{group}/{version}"
 
     def document(self, gv_path: str) -> bytes | None:
+        if self._generation != self._registry.generation:  # a CRD came or went
+            self._cache.clear()
+            self._generation = self._registry.generation
         if gv_path in self._cache:
             return self._cache[gv_path]
         for group, version in self._registry.group_versions():
@@ -243,11 +269,18 @@ class OpenAPIDocuments:
     def _build(self, rows: list[ResourceType]) -> bytes:
         roots = list(_COMMON)
         paths: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
         for rt in rows:
-            roots += [rt.definition, rt.definition + "List"]
             paths.update(_paths(rt))
+            if rt.schema is not None:
+                custom[rt.definition] = rt.schema
+                custom[rt.definition + "List"] = _custom_list(rt)
+                roots += [_META + "ObjectMeta", _META + "ListMeta"]
+            else:
+                roots += [rt.definition, rt.definition + "List"]
         defs = definitions()
         schemas = {name: _to_v3(defs[name]) for name in _closure(roots)}
+        schemas.update({name: _to_v3(schema) for name, schema in custom.items()})
         doc = {
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes (ClusterCord sandbox)", "version": KUBERNETES_VERSION},

@@ -7,6 +7,7 @@ this table, so adding a resource type is one line here (and CRDs, later, add row
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 READ_VERBS = ("get", "list", "watch")
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -28,6 +29,8 @@ class ResourceType:
     # The OpenAPI definition name, e.g. io.k8s.api.apps.v1.Deployment.
     definition: str = ""
     singular: str = field(default="")
+    # A custom resource's structural schema (from its CRD); built-ins use `definition`.
+    schema: dict[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def api_version(self) -> str:
@@ -70,7 +73,15 @@ _ROWS: list[ResourceType] = [
         True,
         short_names=("po",),
         categories=("all",),
-        subresources=("status", "log", "eviction", "ephemeralcontainers", "exec", "binding"),
+        subresources=(
+            "status",
+            "log",
+            "eviction",
+            "ephemeralcontainers",
+            "exec",
+            "attach",
+            "binding",
+        ),
     ),
     _core(
         "Service",
@@ -155,6 +166,18 @@ _ROWS += [
     ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        categories=("api-extensions",),
+        subresources=("status",),
+        definition="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
+        "CustomResourceDefinition",
+    ),
 ]
 
 
@@ -186,6 +209,8 @@ class Registry:
 
     def __init__(self, rows: list[ResourceType] | None = None) -> None:
         self._rows: list[ResourceType] = []
+        # Bumped on every change, so caches built from the table (OpenAPI) know to rebuild.
+        self.generation = 0
         for row in rows if rows is not None else _ROWS:
             self.add(row)
 
@@ -195,9 +220,15 @@ class Registry:
                 **{**row.__dict__, "definition": _defn(row.group, row.version, row.kind)}
             )
         self._rows.append(row)
+        self.generation += 1
+
+    def remove(self, group: str, plural: str) -> None:
+        """Drops every version of a resource (a deleted CustomResourceDefinition's)."""
+        self._rows = [r for r in self._rows if (r.group, r.plural) != (group, plural)]
+        self.generation += 1
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._rows)
+        return iter(list(self._rows))  # a snapshot: CRD writes may change the table
 
     def group_versions(self) -> list[tuple[str, str]]:
         seen: list[tuple[str, str]] = []

@@ -29,14 +29,19 @@ from . import discovery, errors, protowire
 from . import tls as tls_certs
 from .auth import REVIEWS, AccessReviews, RBACAuthorizer, TokenAuthenticator, forbidden, impersonate
 from .controllers import Controllers, start_controllers
+from .ephemeral import EphemeralContainers
 from .errors import ApiError
+from .eviction import DisruptionController, PodEviction
 from .objects import ListOptions, ObjectAPI, WriteOptions
 from .openapi import OpenAPIDocuments
 from .patch import JSON_PATCH, json_patch, merge_patch
+from .podexec import PodExec
+from .podlogs import PodLogs
 from .registry import Registry, ResourceType, default_registry
 from .selectors import field_predicate, label_predicate
 from .store import SandboxStore, WatchEvent
 from .tables import to_table, wants_table
+from .tokens import MIN_EXPIRATION_SECONDS, TOKEN_REVIEW, ServiceAccountTokens
 
 ADMIN_USER = "sandbox-admin"
 
@@ -79,6 +84,7 @@ class SandboxServer:
         admin_token: str | None = None,
         bookmark_interval: float = 30.0,
         tls: bool = True,
+        min_token_seconds: int = MIN_EXPIRATION_SECONDS,
     ) -> None:
         self.store = store if store is not None else SandboxStore()
         self.registry = registry or default_registry()
@@ -90,7 +96,18 @@ class SandboxServer:
         self.authenticator = TokenAuthenticator()
         self.admin_token = admin_token or secrets.token_urlsafe(32)
         self.add_token(self.admin_token, UserInfo.authenticated(ADMIN_USER, ("system:masters",)))
-        self.reviews = AccessReviews(self._decide, lambda: self.rbac.snapshot)
+        # ServiceAccount tokens: issued by serviceaccounts/token, accepted as bearer tokens.
+        self.tokens = ServiceAccountTokens(
+            self.store, _review_body, min_expiration_seconds=min_token_seconds
+        )
+        self.authenticator.validators.append(self.tokens.authenticate)
+        if self.registry.lookup("authentication.k8s.io", "v1", "tokenreviews") is None:
+            self.registry.add(TOKEN_REVIEW)
+        self.reviews = AccessReviews(
+            self._decide,
+            lambda: self.rbac.snapshot,
+            lambda spec: self.tokens.review(spec, self.authenticator.user_for),
+        )
         self.bookmark_interval = bookmark_interval
         # kubectl sends bearer tokens only over TLS, hence HTTPS by default.
         self.certificate = tls_certs.generate([host]) if tls else None
@@ -100,6 +117,18 @@ class SandboxServer:
         # Subresources with their own semantics, keyed "plural/subresource" or "*/subresource".
         # `status` needs no entry: it is a plain get/update/patch of part of the object.
         self.subresources: dict[str, SubresourceHandler] = {"*/scale": self._scale}
+        self._watches: set[asyncio.Queue[WatchEvent]] = set()  # the open watch streams
+        self.subresources["serviceaccounts/token"] = self.tokens.handle
+        # Pod subresources (logs, exec, eviction, ephemeral containers) live in their own modules.
+        self.pod_logs = PodLogs(self.api, lambda: self._closing.is_set())
+        self.subresources["pods/log"] = self.pod_logs.handle
+        pod_exec = PodExec(self.api, self._authorize)
+        self.subresources["pods/exec"] = pod_exec.handle
+        self.subresources["pods/attach"] = pod_exec.attach
+        self.evictions = PodEviction(self.api, _body)
+        self.subresources["pods/eviction"] = self.evictions.handle
+        self.subresources["pods/ephemeralcontainers"] = EphemeralContainers(self.api, _body).handle
+        self.disruption: DisruptionController | None = None  # started with the server
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -122,9 +151,15 @@ class SandboxServer:
             self.port = server.sockets[0].getsockname()[1]
         # Deployments become ReplicaSets and running Pods, as on a real cluster.
         self.controllers = start_controllers(self.api, self.store)
+        # PodDisruptionBudget status, kept current as kube-controller-manager does.
+        self.disruption = DisruptionController(self.evictions, self.store)
+        self.disruption.start()
 
     async def stop(self) -> None:
         self._closing.set()
+        if self.disruption is not None:
+            await self.disruption.stop()
+            self.disruption = None
         if self.controllers is not None:
             await self.controllers.stop()
             self.controllers = None
@@ -201,6 +236,10 @@ class SandboxServer:
     def _non_resource(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         if parts == ["version"]:
             return _json(discovery.version_info())
+        if parts == [".well-known", "openid-configuration"]:
+            return _json(self.tokens.openid_configuration())
+        if parts == ["openid", "v1", "jwks"]:
+            return _json(self.tokens.jwks())
         if parts == ["api"]:
             return _json(discovery.core_versions())
         if parts == ["apis"]:
@@ -425,6 +464,7 @@ class SandboxServer:
         start_rv = query.get("resourceVersion", "")
 
         queue = self.store.subscribe()
+        self._watches.add(queue)
         try:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             response.enable_chunked_encoding()
@@ -438,14 +478,17 @@ class SandboxServer:
                 line = json.dumps({"type": kind, "object": obj}) + "\n"
                 await response.write(line.encode())
 
-            def wanted(event: WatchEvent) -> bool:
-                return (
-                    event.group == rt.group
-                    and event.plural == rt.plural
-                    and (namespace is None or event.namespace == namespace)
-                    and labels(event.object)
-                    and fields(event.object)
-                )
+            def selected(obj: dict[str, Any]) -> bool:
+                return labels(obj) and fields(obj)
+
+            def seen(event: WatchEvent) -> tuple[str, dict[str, Any]] | None:
+                if (
+                    event.group != rt.group
+                    or event.plural != rt.plural
+                    or (namespace is not None and event.namespace != namespace)
+                ):
+                    return None
+                return event.as_seen_by(selected)
 
             if start_rv in ("", "0"):
                 for obj in self.store.list(rt.group, rt.plural, namespace):
@@ -464,19 +507,31 @@ class SandboxServer:
                     await send("ERROR", expired.status())
                     return response
                 for event in self.store.events_since(last_rv, rt.group, rt.plural, namespace):
-                    if wanted(event):
-                        await send(event.type, event.object)
+                    if (change := seen(event)) is not None:
+                        await send(*change)
                     last_rv = event.resource_version
-            await self._stream(queue, send, wanted, last_rv, bookmarks, timeout, rt)
+            await self._stream(queue, send, seen, last_rv, bookmarks, timeout, rt)
+            return response
+        except ConnectionResetError:  # the client went away: nothing left to answer
             return response
         finally:
+            self._watches.discard(queue)
             self.store.unsubscribe(queue)
+
+    def end_watches(self) -> None:
+        """Ends every open watch stream at once, as an API server restart does; clients
+        resume from the last resourceVersion they saw. No later change reaches the ended
+        streams (call it on the server's loop)."""
+        for queue in list(self._watches):
+            self.store.unsubscribe(queue)
+            queue.put_nowait(_END_OF_WATCH)
+        self._watches.clear()
 
     async def _stream(
         self,
         queue: asyncio.Queue[WatchEvent],
         send: Callable[[str, dict[str, Any]], Any],
-        wanted: Callable[[WatchEvent], bool],
+        seen: Callable[[WatchEvent], tuple[str, dict[str, Any]] | None],
         last_rv: int,
         bookmarks: bool,
         timeout: float | None,
@@ -494,8 +549,11 @@ class SandboxServer:
                 event = await asyncio.wait_for(queue.get(), max(wait, 0.01))
             except TimeoutError:
                 event = None
-            if event is not None and event.resource_version > last_rv and wanted(event):
-                await send(event.type, event.object)
+            if event is _END_OF_WATCH:
+                return
+            fresh = event is not None and event.resource_version > last_rv
+            if fresh and (change := seen(event)) is not None:  # type: ignore[arg-type]
+                await send(*change)
             if bookmarks and loop.time() >= next_bookmark:
                 marker = {
                     "kind": rt.kind,
@@ -507,6 +565,9 @@ class SandboxServer:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+# Queued to a watch stream by `end_watches`: the stream ends there.
+_END_OF_WATCH = WatchEvent(-1, "END", "", "", "", {})
 
 
 def _verb(method: str, named: bool, watch: bool) -> str:
@@ -537,13 +598,19 @@ def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> we
 
 async def _body(request: web.Request, optional: bool = False) -> Any:
     if "protobuf" in request.content_type:
-        # The sandbox speaks JSON only; client-go retries in JSON after a 415.
-        raise errors.ApiError(
-            415,
-            "UnsupportedMediaType",
-            f"the body of the request was in an unknown format - accepted media types include: "
-            f"application/json, application/yaml (got {request.content_type})",
-        )
+        # kubectl's typed clients send protobuf and never retry in JSON: decode the kinds
+        # `protowire` knows, answer 415 for the others.
+        try:
+            return protowire.decode(await request.read())
+        except protowire.UnknownKind as exc:
+            raise errors.ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: application/json, application/yaml ({exc})",
+            ) from exc
+        except protowire.ProtobufError as exc:
+            raise errors.bad_request(str(exc)) from exc
     raw = await request.read()
     if not raw:
         if optional:
@@ -592,6 +659,8 @@ def _write_options(request: web.Request) -> WriteOptions:
         dry_run="All" in query.getall("dryRun", []),
         field_validation=validation,
         field_manager=query.get("fieldManager", ""),
+        user_agent=request.headers.get("User-Agent", ""),
+        force=query.get("force") in ("true", "1"),
     )
 
 

@@ -10,12 +10,13 @@ Two layers, in the server's order:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ApiError, bad_request, invalid
-from .openapi import definitions, resolve, schema_types
+from .openapi import resolve, schema_for, schema_types
 from .registry import ResourceType
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -111,7 +112,11 @@ def _json_type(value: Any) -> str:
 def decode(rt: ResourceType, obj: dict[str, Any], strict: bool) -> DecodeResult:
     """Checks types against the OpenAPI definition and drops unknown fields (400 if strict)."""
     result = DecodeResult(obj={})
-    schema = definitions().get(rt.definition)
+    schema = schema_for(rt)
+    if rt.schema is not None:  # a custom resource: its schema's errors are 422, as there
+        causes = structural_errors(obj, schema, "")
+        if causes:
+            raise invalid(rt, obj.get("metadata", {}).get("name", ""), causes)
     result.obj = _walk(obj, schema, "", rt, result.unknown)
     if strict and result.unknown:
         fields = ", ".join(f'unknown field "{path}"' for path in result.unknown)
@@ -144,6 +149,7 @@ def _walk(
         extra = schema.get("additionalProperties")
         if properties is None and not isinstance(extra, dict):
             return value  # free-form (RawExtension, FieldsV1 ...)
+        keep_unknown = schema.get("x-kubernetes-preserve-unknown-fields") is True
         out = {}
         for key, sub in value.items():
             child = f"{path}.{key}" if path else key
@@ -151,6 +157,8 @@ def _walk(
                 out[key] = _walk(sub, properties[key], child, rt, unknown)
             elif isinstance(extra, dict):
                 out[key] = _walk(sub, extra, child, rt, unknown)
+            elif keep_unknown:
+                out[key] = sub
             else:
                 unknown.append(child)
         return out
@@ -158,6 +166,88 @@ def _walk(
         items = schema.get("items")
         return [_walk(v, items, f"{path}[{i}]", rt, unknown) for i, v in enumerate(value)]
     return value
+
+
+def _schema_type(value: Any) -> str:
+    """A JSON value's type as an OpenAPI schema names it."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def structural_errors(
+    value: Any, schema: dict[str, Any] | None, path: str
+) -> list[tuple[str, str, str]]:
+    """A custom resource against its CRD's schema: types, enums, bounds and patterns, with the
+    messages of the API server's schema validation (required fields are `_required`'s)."""
+    schema = resolve(schema)
+    if schema is None or value is None:
+        return []
+    kind = schema.get("type")
+    typed = isinstance(kind, str) and not schema.get("x-kubernetes-int-or-string")
+    if typed and path and not _type_ok(value, {str(kind)}):
+        got = _schema_type(value)
+        return [
+            (
+                path,
+                "FieldValueTypeInvalid",
+                f'Invalid value: "{got}": {path} in body must be of type {kind}: "{got}"',
+            )
+        ]
+    causes: list[tuple[str, str, str]] = []
+    if "enum" in schema and value not in schema["enum"]:
+        supported = ", ".join(json.dumps(v) for v in schema["enum"])
+        causes.append(
+            (
+                path,
+                "FieldValueNotSupported",
+                f"Unsupported value: {json.dumps(value)}: supported values: {supported}",
+            )
+        )
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and "minimum" in schema and value < schema["minimum"]:
+        causes.append(
+            (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: {value}: {path} in body should be greater than or equal to "
+                f"{schema['minimum']}",
+            )
+        )
+    if number and "maximum" in schema and value > schema["maximum"]:
+        causes.append(
+            (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: {value}: {path} in body should be less than or equal to "
+                f"{schema['maximum']}",
+            )
+        )
+    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
+        causes.append(
+            (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: \"{value}\": {path} in body should match '{schema['pattern']}'",
+            )
+        )
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for key, sub in value.items():
+            child = f"{path}.{key}" if path else key
+            sub_schema = properties.get(key, extra if isinstance(extra, dict) else None)
+            causes += structural_errors(sub, sub_schema, child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            causes += structural_errors(item, schema.get("items"), f"{path}[{index}]")
+    return causes
 
 
 def _required(
@@ -192,6 +282,6 @@ def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
                 ("metadata.namespace", "FieldValueInvalid", f'Invalid value: "{ns}": {_LABEL_MSG}')
             )
     body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-    _required(body, definitions().get(rt.definition), "", causes)
+    _required(body, schema_for(rt), "", causes)
     if causes:
         raise invalid(rt, name, causes)

@@ -16,6 +16,12 @@ from clustercord_sdk.rbac.aggregation import (
     selector_matches,
 )
 from clustercord_sdk.rbac.attributes import Attributes
+from clustercord_sdk.rbac.identities import (
+    IdentityDirectory,
+    MappedIdentity,
+    chat_user_id,
+    user_info_for_chat_user,
+)
 from clustercord_sdk.rbac.rules import (
     CompiledRule,
     PolicyRule,
@@ -64,6 +70,8 @@ __all__ = [
     "CompiledRule",
     "Decision",
     "Grant",
+    "IdentityDirectory",
+    "MappedIdentity",
     "PolicyRule",
     "Problem",
     "RBACSnapshot",
@@ -75,6 +83,7 @@ __all__ = [
     "aggregate_cluster_roles",
     "applies_to",
     "breakdown_rule",
+    "chat_user_id",
     "covers",
     "non_resource_url_covers",
     "normalize_subject",
@@ -83,5 +92,6 @@ __all__ = [
     "selector_matches",
     "service_account_username",
     "subject_applies",
+    "user_info_for_chat_user",
     "user_info_for_subject",
 ]

@@ -11,7 +11,7 @@ looks at the bindings that name the user.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -228,6 +228,7 @@ class RBACSnapshot:
         self._crb_by_subject: dict[SubjectKey, list[Binding]] = {}
         self._rb_by_namespace: dict[str, list[Binding]] = {}
         self._rb_by_ns_subject: dict[tuple[str, SubjectKey], list[Binding]] = {}
+        self._rb_by_subject: dict[SubjectKey, list[Binding]] = {}
         self._index_bindings()
 
     # --- construction ----------------------------------------------------------------------
@@ -344,6 +345,7 @@ class RBACSnapshot:
             self._rb_by_namespace.setdefault(binding.namespace, []).append(binding)
             for key in self._subject_keys(binding):
                 self._rb_by_ns_subject.setdefault((binding.namespace, key), []).append(binding)
+                self._rb_by_subject.setdefault(key, []).append(binding)
 
     def _subject_keys(self, binding: Binding) -> set[SubjectKey]:
         """Index keys: ``("User", name)`` or ``("Group", name)``; a ServiceAccount subject is
@@ -397,6 +399,15 @@ class RBACSnapshot:
         )
         return cluster + local
 
+    def bindings_everywhere(self, user: UserInfo) -> list[Binding]:
+        """Every binding naming ``user`` (by name or group): the ClusterRoleBindings, then the
+        RoleBindings of *every* namespace, each in its original order. What a subject's
+        graph or audit shows; :meth:`bindings_for` is the per-request view."""
+        keys = [(USER_KIND, user.name), *((GROUP_KIND, g) for g in user.groups)]
+        cluster = _ordered(b for key in keys for b in self._crb_by_subject.get(key, ()))
+        local = _ordered(b for key in keys for b in self._rb_by_subject.get(key, ()))
+        return cluster + local
+
     def privileged_group_of(self, user: UserInfo) -> str | None:
         return next((g for g in self.privileged_groups if g in user.groups), None)
 
@@ -404,13 +415,32 @@ class RBACSnapshot:
 
     def authorize(self, user: UserInfo, attributes: Attributes) -> Decision:
         """May ``user`` do ``attributes``? Exactly the API server's answer (see class doc)."""
+        return self._decide(user, attributes, self.bindings_for(user, attributes.namespace))
+
+    def authorizer_for(self, user: UserInfo) -> Callable[[Attributes], Decision]:
+        """:meth:`authorize` bound to one user, for many questions about the same identity
+        (a matrix row, an audit of one subject): the user's bindings are looked up once per
+        namespace instead of once per question."""
+        bindings: dict[str, list[Binding]] = {}
+
+        def check(attributes: Attributes) -> Decision:
+            namespace = attributes.namespace
+            if namespace not in bindings:
+                bindings[namespace] = self.bindings_for(user, namespace)
+            return self._decide(user, attributes, bindings[namespace])
+
+        return check
+
+    def _decide(
+        self, user: UserInfo, attributes: Attributes, bindings: Iterable[Binding]
+    ) -> Decision:
         group = self.privileged_group_of(user)
         if group is not None:
             return Decision(
                 True, f"user is in the privileged group {group!r} (allowed before RBAC)"
             )
         errors: list[str] = []
-        for binding in self.bindings_for(user, attributes.namespace):
+        for binding in bindings:
             if binding.role is None:
                 errors.append(f"{binding.describe()}: {binding.error}")
                 continue

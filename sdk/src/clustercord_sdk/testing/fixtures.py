@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import pytest_asyncio
 
 from clustercord_sdk.testing.harness import KernelHarness, TestSigner
+
+if TYPE_CHECKING:
+    from clustercord_sdk.testing.discord import FakeDiscord
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +32,20 @@ def clustercord_harness(tmp_path: Path, clustercord_signer: TestSigner) -> Itera
     harness = KernelHarness(tmp_path / "data", clustercord_signer)
     yield harness
     harness.close()
+
+
+@pytest_asyncio.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """A started :class:`~clustercord_sdk.testing.discord.FakeDiscord`; the test fails if
+    anything was sent that Discord would reject (its ``violations``)."""
+    # Imported here: aiohttp, cryptography and regex load only for tests that use it.
+    from clustercord_sdk.testing.discord import FakeDiscord
+
+    async with FakeDiscord() as discord:
+        yield discord
+    if discord.violations:
+        pytest.fail(
+            "the fake Discord received payloads Discord would reject:\n  "
+            + "\n  ".join(discord.violations),
+            pytrace=False,
+        )

@@ -1,0 +1,160 @@
+"""Typed template variables: parsing ``vars:``, checking values, generating secrets.
+
+Values are converted by the SDK's own option parser (the same types and messages as
+command options), then checked against the variable's ``validation``. A secret variable
+left empty is generated with :mod:`secrets`; its value never appears in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clustercord_builtins.templates.template import Template, Variable
+from clustercord_sdk.errors import UsageError
+from clustercord_sdk.options import Choice, OptionSpec
+
+REDACTED = "<secret>"
+_ALPHABET = string.ascii_letters + string.digits
+GENERATED_LENGTH = 24
+
+
+class VariableError(ValueError):
+    """A missing, mistyped or invalid variable; the message names the variable."""
+
+
+@dataclass
+class Values:
+    """The resolved variables of one render."""
+
+    values: dict[str, Any]
+    secret: frozenset[str] = frozenset()
+    generated: frozenset[str] = frozenset()
+    given: frozenset[str] = field(default_factory=frozenset)
+
+    def public(self) -> dict[str, Any]:
+        """The values that may be shown and stored in clear (secrets left out)."""
+        return {k: v for k, v in self.values.items() if k not in self.secret}
+
+    def secrets(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.values.items() if k in self.secret}
+
+
+def _spec(variable: Variable) -> OptionSpec:
+    rules = variable.validation
+    return OptionSpec(
+        name=variable.name,
+        type=variable.type,
+        choices=tuple(Choice(str(c), c) for c in rules.get("choices", ())),
+        min=rules.get("min"),
+        max=rules.get("max"),
+        min_length=rules.get("min_length"),
+        max_length=rules.get("max_length"),
+    )
+
+
+def check_value(variable: Variable, raw: Any) -> Any:
+    """``raw`` converted to the variable's type and validated; ``ValueError`` otherwise.
+    The message never repeats a secret variable's value."""
+    try:
+        value = _spec(variable).parse(raw)
+    except UsageError as error:
+        message = str(error).removeprefix(f"option {variable.name}: ")
+        if variable.secret:
+            message = "the value is not valid for its type and rules"
+        raise ValueError(message) from None
+    pattern = variable.validation.get("pattern")
+    if pattern is not None and not re.fullmatch(pattern, str(value)):
+        shown = "the value" if variable.secret else repr(value)
+        raise ValueError(f"{shown} does not match the pattern {pattern}")
+    return value
+
+
+def generate_secret(variable: Variable) -> str:
+    """A random value within the variable's length rules (24 letters and digits)."""
+    rules = variable.validation
+    length = max(rules.get("min_length") or 0, GENERATED_LENGTH)
+    if rules.get("max_length"):
+        length = min(length, rules["max_length"])
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def parse_vars(text: str | None) -> dict[str, str]:
+    """``vars:`` as a JSON object or ``name=value`` pairs separated by commas or new lines."""
+    if not text or not text.strip():
+        return {}
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise VariableError(
+                f"vars: invalid JSON ({error.msg} at column {error.colno})"
+            ) from None
+        if not isinstance(data, dict):
+            raise VariableError("vars: a JSON object of name: value is expected")
+        return data
+    out: dict[str, str] = {}
+    for part in re.split(r"[,\n]", text):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise VariableError(f"vars: {part.strip()!r} is not name=value")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def resolve(
+    template: Template,
+    given: Mapping[str, Any],
+    *,
+    previous: Mapping[str, Any] | None = None,
+    redact_secrets: bool = False,
+) -> Values:
+    """Every variable's value: given, else the previous deploy's, else the default; secret
+    variables left empty are generated (or shown as ``<secret>`` when ``redact_secrets``)."""
+    unknown = sorted(set(given) - {v.name for v in template.variables})
+    if unknown:
+        known = ", ".join(v.name for v in template.variables) or "none"
+        raise VariableError(
+            f"template {template.name} has no variable {unknown[0]!r} (variables: {known})"
+        )
+    previous = previous or {}
+    values: dict[str, Any] = {}
+    generated = set()
+    for variable in template.variables:
+        where = f"variable {variable.name} ({variable.type})"
+        if variable.name in given and given[variable.name] not in (None, ""):
+            try:
+                values[variable.name] = check_value(variable, given[variable.name])
+            except ValueError as error:
+                raise VariableError(f"{where}: {error}") from None
+        elif variable.name in previous:
+            values[variable.name] = previous[variable.name]
+        elif variable.default is not None:
+            values[variable.name] = check_value(variable, variable.default)
+        elif variable.secret:
+            if redact_secrets:
+                values[variable.name] = REDACTED
+            else:
+                values[variable.name] = generate_secret(variable)
+                generated.add(variable.name)
+        elif variable.required:
+            hint = f" — {variable.description}" if variable.description else ""
+            raise VariableError(f"{where} is required{hint}; give it with vars:{variable.name}=…")
+        else:
+            values[variable.name] = None
+    if redact_secrets:  # a render shown in chat never carries a secret, given or not
+        values.update({v.name: REDACTED for v in template.variables if v.secret})
+    return Values(
+        values,
+        secret=frozenset(v.name for v in template.variables if v.secret),
+        generated=frozenset(generated),
+        given=frozenset(given),
+    )

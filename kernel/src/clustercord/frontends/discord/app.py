@@ -1,0 +1,639 @@
+"""The Discord front end: hikari (gateway bot or REST interaction server) + lightbulb 3.
+
+:class:`DiscordFrontend` owns what both modes share: the commands generated from
+the enabled plugins' manifests (re-synced when a plugin is enabled or disabled),
+the interaction lifecycle (see :mod:`.responder`), components routed back to
+plugins (see :mod:`.components`), autocomplete through the plugins' hook, the
+guild allowlist, and delivery of plugins' notifications (channel messages and DMs).
+
+Lightbulb receives the command and autocomplete interactions of registered
+commands; everything lightbulb would ignore (an unknown or stale command, our
+stored components, modal submissions) is answered here, so a user never sees
+"The application did not respond".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import hikari
+
+from clustercord.dispatcher import _as_reply
+from clustercord.frontends.discord import limits
+from clustercord.frontends.discord.commands import CommandPlan, lightbulb_commands, plan_commands
+from clustercord.frontends.discord.components import ComponentStore, parse_custom_id
+from clustercord.frontends.discord.render import Renderer, clip
+from clustercord.frontends.discord.responder import Responder
+from clustercord.plugins.manager import ENABLED, resolve_handler
+from clustercord_sdk.context import CommandContext, Invocation
+from clustercord_sdk.errors import UsageError
+from clustercord_sdk.reply import Confirmation, File, Reply
+
+log = logging.getLogger("clustercord.discord")
+
+EXPIRED = "⌛ This button has expired. Run the command again for a fresh one."
+UNKNOWN_COMMAND = "❓ /{path} is not a ClusterCord command here (any more). Try /help."
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    """``[discord]`` in the config file and the ``DISCORD_*`` environment."""
+
+    token: str | None = None
+    public_key: str | None = None
+    api_url: str | None = None
+    """``CLUSTERCORD_DISCORD_API_URL``: another REST base URL (tests, compatible proxies)."""
+    guilds: tuple[int, ...] = ()
+    """Register commands in these servers (instant); empty: globally."""
+    allowed_guilds: frozenset[str] | None = None
+    """Only these servers may use the bot; default: ``guilds`` when set, else any."""
+    allow_dms: bool = True
+    defer_after: float = 2.0
+    """Answer directly if the command finishes this fast, else defer (Discord waits 3 s)."""
+    confirm_timeout: float = 300.0
+    component_ttl: float = 7 * 24 * 3600.0
+    progress_interval: float = 1.0
+    token_lifetime: float = limits.TOKEN_LIFETIME_SECONDS
+    alerts_channel: str | None = None
+    """Where notifications without a channel or user go."""
+    max_attachment_bytes: int = limits.ATTACHMENT_BYTES_MAX
+    signature_max_age: float = 300.0
+    """An interaction signed longer ago than this is refused as stale (401)."""
+
+    @classmethod
+    def load(
+        cls, table: Mapping[str, Any], env: Mapping[str, str] | None = None
+    ) -> DiscordSettings:
+        """Read ``[discord]`` and the environment; a bad value raises :class:`UsageError`."""
+        env = os.environ if env is None else env
+        known = {f for f in cls.__dataclass_fields__ if f not in ("token", "public_key")}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise UsageError(f"[discord]: unknown key {unknown[0]!r} (keys: {', '.join(known)})")
+
+        def ids(value: Any, key: str) -> list[str]:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list) or not all(str(v).isdigit() for v in value):
+                raise UsageError(f"[discord]: {key} must be a list of server (guild) ids")
+            return [str(v) for v in value]
+
+        guilds = ids(env.get("CLUSTERCORD_DISCORD_GUILDS", table.get("guilds", [])), "guilds")
+        allowed = table.get("allowed_guilds")
+        allowed_set = frozenset(ids(allowed, "allowed_guilds")) if allowed is not None else None
+        if allowed_set is None and guilds:
+            allowed_set = frozenset(guilds)
+        numbers: dict[str, Any] = {}
+        for key in (
+            "defer_after",
+            "confirm_timeout",
+            "component_ttl",
+            "progress_interval",
+            "token_lifetime",
+            "signature_max_age",
+        ):
+            if key in table:
+                try:
+                    numbers[key] = float(table[key])
+                except (TypeError, ValueError):
+                    raise UsageError(f"[discord]: {key} must be a number of seconds") from None
+        if not 0 < numbers.get("defer_after", 2.0) < limits.INITIAL_RESPONSE_SECONDS:
+            raise UsageError("[discord]: defer_after must be above 0 and below 3 seconds")
+        return cls(
+            token=env.get("DISCORD_TOKEN") or None,
+            public_key=env.get("DISCORD_PUBLIC_KEY") or None,
+            api_url=env.get("CLUSTERCORD_DISCORD_API_URL") or table.get("api_url") or None,
+            guilds=tuple(int(g) for g in guilds),
+            allowed_guilds=allowed_set,
+            allow_dms=bool(table.get("allow_dms", True)),
+            alerts_channel=str(table["alerts_channel"]) if table.get("alerts_channel") else None,
+            **numbers,
+        )
+
+
+@dataclass
+class _Waiting:
+    """A confirmation the dispatcher is waiting on."""
+
+    future: asyncio.Future[bool]
+    ids: list[str] = field(default_factory=list)
+
+
+class DiscordFrontend:
+    """Commands, components and notifications for one hikari app (REST or gateway bot)."""
+
+    def __init__(self, kernel: Any, app: Any, settings: DiscordSettings) -> None:
+        import lightbulb
+
+        self.kernel = kernel
+        self.app = app
+        self.settings = settings
+        self.store = ComponentStore(kernel.database, ttl=settings.component_ttl)
+        self.client = lightbulb.client_from_app(app, default_enabled_guilds=settings.guilds)
+        self.plan = CommandPlan()
+        self._registered: list[Any] = []
+        self._waiting: dict[str, _Waiting] = {}
+        self._resync: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.register_commands()
+        kernel.manager.listeners.append(self._plugins_changed)
+        if isinstance(app, hikari.RESTBot):
+            server = app.interaction_server
+            server.set_listener(hikari.CommandInteraction, self._rest_command, replace=True)
+            server.set_listener(hikari.ComponentInteraction, self._rest_other, replace=True)
+            server.set_listener(hikari.ModalInteraction, self._rest_other, replace=True)
+        else:
+            app.event_manager.subscribe(hikari.InteractionCreateEvent, self._gateway_interaction)
+
+    # -- commands ---------------------------------------------------------------------
+    def register_commands(self) -> CommandPlan:
+        """(Re)build the commands of the enabled plugins and register them with lightbulb."""
+        for command in self._registered:
+            self.client.unregister(command)
+        manifests = [
+            p.manifest
+            for p in self.kernel.manager.plugins.values()
+            if p.state == ENABLED and p.manifest is not None
+        ]
+        self.plan = plan_commands(manifests)
+        self._registered = lightbulb_commands(self.plan.payloads, self._invoke, self._complete)
+        for command in self._registered:
+            self.client.register(command)
+        return self.plan
+
+    async def start(self) -> None:
+        """Sync the commands with Discord (lightbulb: fetch, compare, bulk overwrite)."""
+        for rejection in self.plan.rejected:
+            log.warning("%s", rejection)
+        await self.client.start()
+
+    async def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.client.stop()
+
+    def _plugins_changed(self, change: str, plugin: Any) -> None:
+        # Plugins change inside a command; sync after it, once, however many changed.
+        if self._resync is None or self._resync.done():
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to sync yet
+                self._resync = asyncio.get_running_loop().create_task(self.resync())
+
+    async def resync(self) -> None:
+        await asyncio.sleep(0)
+        self.register_commands()
+        if self.client._started:  # a client not started yet syncs when it starts
+            await self.client.sync_application_commands()
+
+    def _known(self, interaction: Any) -> bool:
+        path = command_path(interaction)
+        if path not in self.plan.leaves or path[0] not in self.plan.owners:
+            return False
+        registered_in = interaction.registered_guild_id
+        if self.settings.guilds:
+            return registered_in is not None and int(registered_in) in self.settings.guilds
+        return registered_in is None
+
+    # -- interaction entry points ---------------------------------------------------------
+    async def _rest_command(self, interaction: Any) -> Any:
+        if self._known(interaction):
+            async for item in self.client.handle_rest_interaction(interaction):
+                yield item
+            return
+        await self._reply_ephemeral(
+            interaction, UNKNOWN_COMMAND.format(path=" ".join(command_path(interaction)))
+        )
+        yield None
+
+    async def _rest_other(self, interaction: Any) -> Any:
+        answered = asyncio.Event()
+        task = asyncio.create_task(self.handle_interaction(interaction, answered.set))
+        waiter = asyncio.create_task(answered.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        yield None
+        await task
+
+    async def _gateway_interaction(self, event: Any) -> None:
+        interaction = event.interaction
+        if isinstance(interaction, hikari.CommandInteraction):
+            if not self._known(interaction):
+                path = " ".join(command_path(interaction))
+                await self._reply_ephemeral(interaction, UNKNOWN_COMMAND.format(path=path))
+            return  # lightbulb runs the known ones
+        await self.handle_interaction(interaction, lambda: None)
+
+    async def handle_interaction(self, interaction: Any, on_initial: Any) -> None:
+        """A component click or a modal submission."""
+        try:
+            if isinstance(interaction, hikari.ComponentInteraction):
+                await self._component(interaction, on_initial)
+            elif isinstance(interaction, hikari.ModalInteraction):
+                await self._modal(interaction, on_initial)
+        except Exception:
+            log.exception("interaction %s failed", interaction.id)
+            with contextlib.suppress(Exception):
+                await self._reply_ephemeral(interaction, "❌ Something went wrong; it is logged.")
+        finally:
+            on_initial()
+
+    # -- commands -----------------------------------------------------------------------
+    async def _invoke(self, ctx: Any, path: tuple[str, ...]) -> None:
+        interaction = ctx.interaction
+        await self.run_command(interaction, path, ctx.options, ctx.initial_response_sent.set)
+
+    async def run_command(
+        self, interaction: Any, path: tuple[str, ...], options: Any, on_initial: Any
+    ) -> None:
+        spec = self.plan.leaves[path]
+        plugin = self.plan.owners[path[0]]
+        user_id = str(interaction.user.id)
+        values = {o.name: option_value(o) for o in options or () if o.value is not None}
+        secret = any(o.secret and o.name in values for o in spec.options)
+        renderer = Renderer(
+            self.store.minter(plugin, invoker=user_id, command=path), user_id=user_id
+        )
+        responder = self._responder(
+            interaction, renderer, ephemeral=spec.ephemeral or secret, on_initial=on_initial
+        )
+        refusal = self._place_refusal(interaction)
+        if refusal is not None:
+            await responder.finish(Reply.fail(refusal, ephemeral=True))
+            return
+        invocation = self._invocation(interaction, path, values)
+
+        async def work() -> Reply:
+            try:
+                files = await self._attachments(interaction, spec, values)
+            except UsageError as exc:
+                return Reply.fail(str(exc), ephemeral=True)
+
+            async def ask(confirmation: Confirmation) -> bool:
+                return await self._ask(responder, confirmation)
+
+            outcome = await self.kernel.dispatcher.dispatch(
+                invocation, send=responder.send, ask=ask, attachments=files.__getitem__
+            )
+            await self.kernel.deliver_decisions()
+            return outcome.reply  # type: ignore[no-any-return]
+
+        await responder.run(work(), self.settings.defer_after)
+
+    def _responder(self, interaction: Any, renderer: Renderer, **kwargs: Any) -> Responder:
+        return Responder(
+            interaction,
+            renderer,
+            token_lifetime=self.settings.token_lifetime,
+            progress_interval=self.settings.progress_interval,
+            **kwargs,
+        )
+
+    def _invocation(
+        self, interaction: Any, path: tuple[str, ...], options: Mapping[str, Any]
+    ) -> Invocation:
+        member = interaction.member
+        return Invocation(
+            user_id=str(interaction.user.id),
+            command=path,
+            options=dict(options),
+            roles=frozenset(str(r) for r in member.role_ids) if member is not None else frozenset(),
+            user_name=interaction.user.username,
+            guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+            channel_id=str(interaction.channel_id),
+            frontend="discord",
+        )
+
+    def _place_refusal(self, interaction: Any) -> str | None:
+        guild = interaction.guild_id
+        if guild is None:
+            return None if self.settings.allow_dms else "ClusterCord does not answer in DMs here."
+        allowed = self.settings.allowed_guilds
+        if allowed is not None and str(guild) not in allowed:
+            return "ClusterCord is not enabled on this server."
+        return None
+
+    async def _attachments(
+        self, interaction: Any, spec: Any, values: Mapping[str, Any]
+    ) -> dict[str, File]:
+        """Download the attachment options (the dispatcher's lookup is synchronous)."""
+        files: dict[str, File] = {}
+        resolved = interaction.resolved
+        for option in spec.options:
+            if option.type != "attachment" or option.name not in values:
+                continue
+            attachment = resolved.attachments.get(int(values[option.name])) if resolved else None
+            if attachment is None:
+                raise UsageError(f"option {option.name}: the file did not arrive; attach it again")
+            if attachment.size > self.settings.max_attachment_bytes:
+                raise UsageError(
+                    f"option {option.name}: {attachment.filename} is {attachment.size} bytes; "
+                    f"the limit is {self.settings.max_attachment_bytes}"
+                )
+            data = await attachment.read()
+            files[values[option.name]] = File(
+                attachment.filename, data, content_type=attachment.media_type
+            )
+        return files
+
+    async def _ask(self, responder: Responder, confirmation: Confirmation) -> bool:
+        message = responder.render(Reply(confirmation=confirmation))
+        ids = [
+            c["custom_id"]
+            for row in message.components
+            for c in row["components"]
+            if "custom_id" in c
+        ]
+        waiting = _Waiting(asyncio.get_running_loop().create_future(), ids)
+        for custom_id in ids:
+            self._waiting[custom_id] = waiting
+        try:
+            await responder.post(message)
+            return await asyncio.wait_for(waiting.future, self.settings.confirm_timeout)
+        except TimeoutError:
+            return False
+        finally:
+            for custom_id in ids:
+                self._waiting.pop(custom_id, None)
+                self.store.expire(custom_id)
+
+    async def _complete(self, ctx: Any, path: tuple[str, ...]) -> None:
+        interaction = ctx.interaction
+        focused = ctx.focused
+        values = {
+            o.name: o.value for o in ctx.options if o.value is not None and o.name != focused.name
+        }
+        invocation = self._invocation(interaction, path, values)
+        suggestions = await self.kernel.dispatcher.autocomplete(
+            invocation, focused.name, str(focused.value or "")
+        )
+        await ctx.respond(autocomplete_choices(suggestions))
+
+    # -- components --------------------------------------------------------------------
+    async def _component(self, interaction: Any, on_initial: Any) -> None:
+        component = self._stored(interaction.custom_id)
+        user_id = str(interaction.user.id)
+        if component is None:
+            await self._reply_ephemeral(interaction, EXPIRED)
+            return
+        if not component.may_use(user_id):
+            owner = f"<@{component.invoker}>" if component.invoker else "the person it was for"
+            await self._reply_ephemeral(interaction, f"🚫 Only {owner} can answer this.")
+            return
+        refusal = self._place_refusal(interaction) or self._policy_refusal(interaction, component)
+        if refusal is not None:
+            await self._reply_ephemeral(interaction, f"🚫 {refusal}")
+            return
+        if component.kind == "page":
+            await self._page(interaction, component, on_initial)
+        elif component.kind == "confirm":
+            await self._confirm(interaction, component, on_initial)
+        elif component.kind == "open-modal":
+            modal = component.state["modal"]
+            from clustercord.frontends.discord.responder import RawComponent
+
+            await interaction.create_modal_response(
+                modal["title"],
+                modal["custom_id"],
+                components=[RawComponent(row) for row in modal["components"]],
+            )
+        else:
+            value = component.state.get("value")
+            values = None
+            if component.kind == "select":
+                choices = component.state.get("values", [])
+                values = [choices[int(v)] for v in interaction.values if int(v) < len(choices)]
+                value = values[0] if values else None
+            await self._action(interaction, component, on_initial, value=value, values=values)
+
+    def _stored(self, custom_id: str) -> Any:
+        if parse_custom_id(custom_id) is None:
+            return None
+        component = self.store.get(custom_id)
+        if component is None or component.expired(time.time()):
+            return None
+        return component
+
+    def _policy_refusal(self, interaction: Any, component: Any) -> str | None:
+        """Whoever clicks must be allowed to run the command the component came from."""
+        spec = self.plan.leaves.get(component.command)
+        if spec is None:
+            return None
+        invocation = self._invocation(interaction, component.command, {})
+        return self.kernel.policy.check(invocation, spec)  # type: ignore[no-any-return]
+
+    async def _page(self, interaction: Any, component: Any, on_initial: Any) -> None:
+        pages = self.store.get(component.state["ref"])
+        if pages is None or pages.expired(time.time()):
+            await self._reply_ephemeral(interaction, EXPIRED)
+            return
+        renderer = Renderer(
+            self.store.minter(component.plugin, invoker=component.invoker, command=pages.command),
+            user_id=component.invoker,
+        )
+        reply = Reply.from_dict(pages.state["reply"])
+        message = renderer.render_page(reply, int(component.state["index"]), pages.custom_id)
+        responder = self._responder(interaction, renderer, update=True, on_initial=on_initial)
+        await responder.post(message)
+
+    async def _confirm(self, interaction: Any, component: Any, on_initial: Any) -> None:
+        answer = bool(component.state.get("answer"))
+        waiting = self._waiting.get(component.custom_id)
+        user = f"<@{interaction.user.id}>"
+        text = f"✅ Confirmed by {user}." if answer else f"✖️ Cancelled by {user}."
+        if waiting is not None:
+            for custom_id in waiting.ids:
+                self.store.expire(custom_id)
+            prompt = interaction.message.content or ""
+            await interaction.create_initial_response(
+                hikari.ResponseType.MESSAGE_UPDATE,
+                clip(f"{prompt}\n{text}", limits.CONTENT_MAX),
+                components=[],
+            )
+            on_initial()
+            if not waiting.future.done():
+                waiting.future.set_result(answer)
+            return
+        if component.state.get("action"):
+            self.store.expire(component.custom_id)
+            await self._action(interaction, component, on_initial, value=answer)
+            return
+        # The command that asked is gone (a restart): its question cannot be answered.
+        await self._reply_ephemeral(interaction, EXPIRED)
+
+    async def _modal(self, interaction: Any, on_initial: Any) -> None:
+        component = self._stored(interaction.custom_id)
+        if component is None:
+            await self._reply_ephemeral(interaction, EXPIRED)
+            return
+        if not component.may_use(str(interaction.user.id)):
+            await self._reply_ephemeral(interaction, "🚫 This form is not yours to submit.")
+            return
+        fields = {
+            item.custom_id: item.value
+            for row in interaction.components
+            for item in getattr(row, "components", [row])
+            if getattr(item, "custom_id", None)
+        }
+        self.store.expire(component.custom_id)
+        await self._action(interaction, component, on_initial, fields=fields)
+
+    async def _action(
+        self,
+        interaction: Any,
+        component: Any,
+        on_initial: Any,
+        *,
+        value: Any = None,
+        values: list[Any] | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> None:
+        """Run the plugin's component handler (``module:function``) for the clicking user."""
+        user_id = str(interaction.user.id)
+        plugin = self.kernel.manager.plugins.get(component.plugin)
+        action = component.state.get("action")
+        if plugin is None or plugin.state != ENABLED or plugin.module is None:
+            await self._reply_ephemeral(
+                interaction, f"❌ Plugin {component.plugin} is not enabled any more."
+            )
+            return
+        if not action:
+            await self._reply_ephemeral(interaction, "This button does nothing.")
+            return
+        renderer = Renderer(
+            self.store.minter(plugin.name, invoker=user_id, command=component.command),
+            user_id=user_id,
+        )
+        responder = self._responder(interaction, renderer, on_initial=on_initial)
+        invocation = self._invocation(interaction, component.command, {})
+        options = {"value": value, "values": values, "fields": fields}
+
+        async def ask(confirmation: Confirmation) -> bool:
+            return await self._ask(responder, confirmation)
+
+        async def work() -> Reply:
+            try:
+                function = resolve_handler(plugin.module, action, f"component {action}")
+            except (ImportError, ValueError) as exc:
+                return Reply.fail(f"plugin {plugin.name}: {exc}", ephemeral=True)
+            ctx = CommandContext(
+                invocation=invocation,
+                options=options,
+                plugin=plugin.context,
+                _send=responder.send,
+                _ask=ask,
+            )
+            wanted = inspect.signature(function).parameters
+            available = {"ctx": ctx, **options}
+            kwargs = {k: v for k, v in available.items() if k in wanted}
+            start = time.perf_counter()
+            result = await self.kernel.guard.acall(
+                plugin.name, f"component {action}", function, kwargs
+            )
+            reply = (
+                _as_reply(result.value)
+                if result.ok
+                else Reply.fail(f"plugin {plugin.name} failed: {result.error}", ephemeral=True)
+            )
+            self.kernel.audit.record(
+                f"component {action}",
+                actor=f"discord:{user_id}",
+                plugin=plugin.name,
+                result="ok" if result.ok and not reply.error else "error",
+                message=reply.text if reply.error else None,
+                duration_ms=round((time.perf_counter() - start) * 1000, 3),
+            )
+            return reply
+
+        await responder.run(work(), self.settings.defer_after)
+
+    async def _reply_ephemeral(self, interaction: Any, text: str) -> None:
+        await interaction.create_initial_response(
+            hikari.ResponseType.MESSAGE_CREATE,
+            clip(text, limits.CONTENT_MAX),
+            flags=limits.EPHEMERAL,
+        )
+
+    # -- notifications -------------------------------------------------------------------
+    async def deliver_notifications(self) -> int:
+        """Send the plugins' queued notifications: to a channel, a user's DMs, or alerts."""
+        from clustercord.frontends.discord.responder import message_kwargs
+
+        sent = 0
+        rest = self.app.rest
+        for row in self.kernel.notifier.pending():
+            reply = Reply.from_dict(json.loads(row["reply"]))
+            channel = row["channel"] or None
+            try:
+                if row["user"] and not channel:
+                    channel = (await rest.create_dm_channel(int(row["user"]))).id
+                channel = channel or self.settings.alerts_channel
+                if channel is None:
+                    log.warning("notification %s has no channel, user or alerts_channel", row["id"])
+                    self.kernel.notifier.delivered(row["id"])
+                    continue
+                renderer = Renderer(self.store.minter("notify"), user_id=row["user"])
+                message = renderer.render(reply)
+                await rest.create_message(
+                    int(channel), **message_kwargs(message, self.app.entity_factory)
+                )
+            except hikari.HTTPError as exc:
+                log.warning("notification %s not delivered yet: %s", row["id"], exc)
+                continue
+            self.kernel.notifier.delivered(row["id"])
+            sent += 1
+        return sent
+
+    async def run_background(self, stop: asyncio.Event, tick: float = 1.0) -> None:
+        """Deliver notifications until ``stop`` is set (beside the kernel's own loop)."""
+        while not stop.is_set():
+            try:
+                await self.deliver_notifications()
+            except Exception:
+                log.exception("delivering notifications failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick)
+
+
+# -- helpers ----------------------------------------------------------------------------
+def command_path(interaction: Any) -> tuple[str, ...]:
+    path = [interaction.command_name]
+    options = interaction.options or []
+    while options and options[0].type in (
+        hikari.OptionType.SUB_COMMAND,
+        hikari.OptionType.SUB_COMMAND_GROUP,
+    ):
+        path.append(options[0].name)
+        options = options[0].options or []
+    return tuple(path)
+
+
+def option_value(option: Any) -> Any:
+    """A Discord option value as the dispatcher's parser expects it (snowflakes as text)."""
+    value = option.value
+    if isinstance(value, hikari.Snowflake):
+        return str(int(value))
+    return value
+
+
+def autocomplete_choices(suggestions: list[Any]) -> list[tuple[str, Any]]:
+    """Plugin suggestions (strings or ``{"name", "value"}``) within Discord's limits."""
+    out: list[tuple[str, Any]] = []
+    for item in suggestions[: limits.AUTOCOMPLETE_CHOICES_MAX]:
+        if isinstance(item, Mapping):
+            name, value = str(item.get("name", item.get("value"))), item.get("value")
+        else:
+            name, value = str(item), item
+        if isinstance(value, str) and len(value) > limits.CHOICE_STRING_VALUE_MAX:
+            continue  # a cut value would be a different, wrong value
+        out.append((clip(name, limits.CHOICE_NAME_MAX) or "-", value))
+    return out

@@ -1,0 +1,208 @@
+"""``clustercord serve``: the bot in interaction-server mode or gateway mode.
+
+Interaction server: Discord POSTs each interaction, signed with Ed25519, to our
+HTTP endpoint. hikari's RESTBot verifies the signature (and answers 400 when it
+is wrong); in front of it we refuse forged and *stale* requests with 401, as
+Discord's documentation asks, so a captured request cannot be replayed later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import hikari
+from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from clustercord.frontends.discord.app import DiscordFrontend, DiscordSettings
+from clustercord_sdk.errors import UsageError
+
+log = logging.getLogger("clustercord.discord")
+
+SIGNATURE = "X-Signature-Ed25519"
+TIMESTAMP = "X-Signature-Timestamp"
+
+
+class SignatureCheck:
+    """Ed25519 signature over ``timestamp + body``, and a timestamp no older than ``max_age``."""
+
+    def __init__(
+        self, public_key_hex: str, max_age: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        try:
+            self.key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))
+        except ValueError:
+            raise UsageError(
+                "DISCORD_PUBLIC_KEY must be the application's public key: 64 hex characters "
+                "(Developer Portal → General Information)"
+            ) from None
+        self.max_age = max_age
+        self.clock = clock
+
+    def problem(self, signature: str | None, timestamp: str | None, body: bytes) -> str | None:
+        """``None`` when the request is genuine and fresh, else why not."""
+        if not signature or not timestamp:
+            return "missing signature headers"
+        try:
+            self.key.verify(bytes.fromhex(signature), timestamp.encode() + body)
+        except (InvalidSignature, ValueError):
+            return "invalid request signature"
+        try:
+            age = self.clock() - float(timestamp)
+        except ValueError:
+            return "invalid signature timestamp"
+        if abs(age) > self.max_age:
+            return "stale request signature"
+        return None
+
+
+@dataclass
+class RunningServer:
+    """An interaction server listening on ``url``."""
+
+    bot: hikari.RESTBot
+    frontend: DiscordFrontend
+    runner: web.AppRunner
+    url: str
+    stop_event: asyncio.Event
+    background: list[asyncio.Task[Any]]
+
+    async def close(self) -> None:
+        """Stop listening, then the background work and the REST client (idempotent)."""
+        if self.stop_event.is_set():
+            return
+        self.stop_event.set()
+        await self.runner.cleanup()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        await self.frontend.stop()
+        await self.bot.rest.close()
+
+
+def rest_bot(settings: DiscordSettings) -> hikari.RESTBot:
+    if not settings.token:
+        raise UsageError(
+            "DISCORD_TOKEN is not set: the bot token (Developer Portal → Bot → Reset Token)"
+        )
+    if not settings.public_key:
+        raise UsageError(
+            "DISCORD_PUBLIC_KEY is not set: the application's public key "
+            "(Developer Portal → General Information)"
+        )
+    return hikari.RESTBot(
+        settings.token,
+        "Bot",
+        public_key=settings.public_key,
+        rest_url=settings.api_url,
+        banner=None,
+        logs=None,
+    )
+
+
+async def start_interaction_server(
+    kernel: Any,
+    settings: DiscordSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    background: bool = True,
+) -> RunningServer:
+    """Sync the commands, then listen for signed interactions on ``host:port`` (0: any port)."""
+    check = SignatureCheck(settings.public_key or "", settings.signature_max_age)
+    bot = rest_bot(settings)
+    bot.rest.start()
+    try:
+        frontend = DiscordFrontend(kernel, bot, settings)
+        await frontend.start()
+    except BaseException:
+        await bot.rest.close()
+        raise
+
+    async def interactions(request: web.Request) -> web.StreamResponse:
+        body = await request.read()  # aiohttp keeps it for hikari's own read
+        headers = request.headers
+        problem = check.problem(headers.get(SIGNATURE), headers.get(TIMESTAMP), body)
+        if problem is not None:
+            log.warning("refused an interaction request: %s", problem)
+            return web.Response(status=401, text=problem)
+        return await bot.interaction_server.aiohttp_hook(request)
+
+    app = web.Application()
+    app.router.add_post("/", interactions)
+    app.router.add_post("/interactions", interactions)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0]
+    url = f"http://{bound[0]}:{bound[1]}/"
+    stop = asyncio.Event()
+    tasks = []
+    if background:
+        tasks = [
+            asyncio.create_task(kernel.run_background(stop)),
+            asyncio.create_task(frontend.run_background(stop)),
+        ]
+    log.info("interaction server listening on %s", url)
+    return RunningServer(bot, frontend, runner, url, stop, tasks)
+
+
+async def serve_interactions(kernel: Any, settings: DiscordSettings, host: str, port: int) -> None:
+    server = await start_interaction_server(kernel, settings, host=host, port=port)
+    print(f"ClusterCord interaction server on {server.url} (Ctrl-C stops it)", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.close()
+
+
+def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
+    if not settings.token:
+        raise UsageError(
+            "DISCORD_TOKEN is not set: the bot token (Developer Portal → Bot → Reset Token)"
+        )
+    return hikari.GatewayBot(
+        settings.token,
+        rest_url=settings.api_url,
+        banner=None,
+        logs=None,
+        intents=hikari.Intents.GUILDS | hikari.Intents.DM_MESSAGES,
+    )
+
+
+def serve_gateway(
+    kernel_factory: Callable[[], Awaitable[Any]], settings: DiscordSettings
+) -> None:  # pragma: no cover - needs Discord's gateway
+    """Connect to Discord's gateway and run until interrupted."""
+    bot = gateway_bot(settings)
+    state: dict[str, Any] = {}
+    stop = asyncio.Event()
+
+    async def started(event: hikari.StartedEvent) -> None:
+        kernel = await kernel_factory()
+        frontend = DiscordFrontend(kernel, bot, settings)
+        state.update(kernel=kernel, frontend=frontend)
+        await frontend.start()
+        state["tasks"] = [
+            asyncio.create_task(kernel.run_background(stop)),
+            asyncio.create_task(frontend.run_background(stop)),
+        ]
+
+    async def stopping(event: hikari.StoppingEvent) -> None:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*state.get("tasks", []), return_exceptions=True)
+        if "frontend" in state:
+            await state["frontend"].stop()
+        if "kernel" in state:
+            state["kernel"].close()
+
+    bot.subscribe(hikari.StartedEvent, started)
+    bot.subscribe(hikari.StoppingEvent, stopping)
+    bot.run(check_for_updates=False)

@@ -1,0 +1,262 @@
+"""The fake Discord's REST side, spoken to with plain aiohttp (the hikari tests are in
+tests/discord_fake/)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from clustercord_sdk.testing.discord import FakeDiscord
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+async def http(fake_discord: FakeDiscord) -> AsyncIterator[aiohttp.ClientSession]:
+    headers = {"Authorization": f"Bot {fake_discord.bot_token}"}
+    async with aiohttp.ClientSession(fake_discord.api_url + "/", headers=headers) as session:
+        yield session
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, path: str, body: Any = None, **kwargs: Any
+) -> tuple[int, Any, dict[str, str]]:
+    async with http.request(method, path.lstrip("/"), json=body, **kwargs) as response:
+        raw = await response.read()
+        return response.status, json.loads(raw) if raw else None, dict(response.headers)
+
+
+def commands_path(discord: FakeDiscord) -> str:
+    return f"applications/{discord.application_id}/guilds/{discord.guild_id}/commands"
+
+
+async def test_the_application_object_names_the_public_key(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    status, app, _ = await call(http, "GET", "oauth2/applications/@me")
+    assert status == 200
+    assert app["verify_key"] == fake_discord.public_key_hex
+    assert app["id"] == fake_discord.application_id == app["bot"]["id"]
+    assert {"approximate_guild_count", "approximate_user_install_count", "owner", "flags"} <= set(
+        app
+    )
+
+
+async def test_a_command_set_breaking_a_rule_is_refused_whole(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    good = {"name": "pod", "description": "Pods", "type": 1}
+    status, created, _ = await call(http, "PUT", commands_path(fake_discord), [good])
+    assert status == 200 and created[0]["version"] and created[0]["application_id"]
+    status, body, _ = await call(
+        http, "PUT", commands_path(fake_discord), [good, {"name": "Bad", "description": "x"}]
+    )
+    assert status == 400
+    assert body["errors"] == {
+        "1": {
+            "name": {
+                "_errors": [
+                    {
+                        "code": "APPLICATION_COMMAND_INVALID_NAME",
+                        "message": "Command name is invalid",
+                    }
+                ]
+            }
+        }
+    }
+    assert fake_discord.commands(fake_discord.guild_id) == created  # unchanged
+    assert len(fake_discord.violations) == 1
+    fake_discord.violations.clear()
+
+
+async def test_a_re_registered_command_keeps_its_id(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    command = {"name": "pod", "description": "Pods"}
+    _, first, _ = await call(http, "PUT", commands_path(fake_discord), [command])
+    _, second, _ = await call(
+        http, "PUT", commands_path(fake_discord), [{**command, "description": "All pods"}]
+    )
+    assert second[0]["id"] == first[0]["id"] and second[0]["version"] != first[0]["version"]
+
+
+async def test_an_empty_message_is_refused_like_discord(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    status, body, _ = await call(
+        http, "POST", f"channels/{fake_discord.channel_id}/messages", {"content": " "}
+    )
+    assert (status, body) == (400, {"message": "Cannot send an empty message", "code": 50006})
+    fake_discord.violations.clear()
+
+
+async def test_files_arrive_as_attachments(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    form = aiohttp.FormData()
+    form.add_field(
+        "payload_json",
+        json.dumps({"attachments": [{"id": 0, "filename": "pods.txt"}]}),
+        content_type="application/json",
+    )
+    form.add_field("files[0]", b"jellyfin Running\n", filename="pods.txt")
+    async with http.post(f"channels/{fake_discord.channel_id}/messages", data=form) as response:
+        assert response.status == 200
+        message = await response.json()
+    [attachment] = message["attachments"]
+    assert (attachment["filename"], attachment["size"]) == ("pods.txt", 17)
+    async with http.get(attachment["url"]) as download:
+        assert await download.read() == b"jellyfin Running\n"
+    assert fake_discord.requests[0].files[0].data == b"jellyfin Running\n"
+
+
+async def test_an_edit_keeps_what_it_does_not_name_and_may_not_empty(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    path = f"channels/{fake_discord.channel_id}/messages"
+    _, message, _ = await call(http, "POST", path, {"content": "one", "embeds": [{"title": "t"}]})
+    status, edited, _ = await call(http, "PATCH", f"{path}/{message['id']}", {"content": "two"})
+    assert status == 200 and edited["embeds"][0]["title"] == "t" and edited["edited_timestamp"]
+    status, _, _ = await call(
+        http, "PATCH", f"{path}/{message['id']}", {"content": "", "embeds": []}
+    )
+    assert status == 400
+    assert fake_discord.channel_messages(fake_discord.channel_id)[0]["content"] == "two"
+    fake_discord.violations.clear()
+
+
+async def test_a_dm_channel_is_opened_once_per_user(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    _, first, _ = await call(http, "POST", "users/@me/channels", {"recipient_id": "9"})
+    _, second, _ = await call(http, "POST", "users/@me/channels", {"recipient_id": "9"})
+    assert first == second and first["type"] == 1 and first["recipients"][0]["id"] == "9"
+    await call(http, "POST", f"channels/{first['id']}/messages", {"content": "hi"})
+    assert [m["content"] for m in fake_discord.dm_messages("9")] == ["hi"]
+
+
+async def test_a_thread_carries_messages_both_ways(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    status, thread, _ = await call(
+        http,
+        "POST",
+        f"channels/{fake_discord.channel_id}/threads",
+        {"name": "terminal", "type": 11},
+    )
+    assert status == 201 and thread["parent_id"] == fake_discord.channel_id
+    await call(http, "POST", f"channels/{thread['id']}/messages", {"content": "$ "})
+    await fake_discord.post_user_message(thread["id"], "kubectl get pods", user_id="5")
+    _, history, _ = await call(http, "GET", f"channels/{thread['id']}/messages")
+    assert [m["content"] for m in history] == ["kubectl get pods", "$ "]  # newest first
+    status, _, _ = await call(
+        http, "POST", f"channels/{fake_discord.channel_id}/threads", {"name": "x" * 101}
+    )
+    assert status == 400
+    fake_discord.violations.clear()
+
+
+async def test_a_wrong_token_and_an_unknown_endpoint_are_violations(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    status, _, _ = await call(http, "GET", "users/@me", headers={"Authorization": "Bot nope"})
+    assert status == 401
+    status, body, _ = await call(http, "GET", "guilds/1/emojis")
+    assert (status, body) == (404, {"message": "404: Not Found", "code": 0})
+    assert fake_discord.violations == [
+        "GET /users/@me: missing or wrong bot token in Authorization",
+        "GET /guilds/1/emojis: the fake Discord has no such endpoint",
+    ]
+    fake_discord.violations.clear()
+
+
+async def test_injected_failures_look_like_discords(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    fake_discord.fail_next(r"^/users/@me$", status=429, retry_after=0.25)
+    fake_discord.fail_next(r"^/users/@me$", status=503)
+    status, body, headers = await call(http, "GET", "users/@me")
+    assert status == 429
+    assert body == {"message": "You are being rate limited.", "retry_after": 0.25, "global": False}
+    assert headers["X-RateLimit-Scope"] == "shared" and headers["Retry-After"] == "1"
+    status, body, _ = await call(http, "GET", "users/@me")
+    assert (status, body) == (503, {"message": "503: Service Unavailable", "code": 0})
+    status, _, _ = await call(http, "GET", "users/@me")
+    assert status == 200
+    assert [r.status for r in fake_discord.requests] == [429, 503, 200]
+    assert fake_discord.violations == []  # injected failures are not the bot's fault
+
+
+async def test_an_interaction_to_nowhere_is_a_clear_error(fake_discord: FakeDiscord) -> None:
+    with pytest.raises(LookupError, match="not registered"):
+        await fake_discord.invoke("http://127.0.0.1:9/", "pod list")
+    with pytest.raises(TimeoutError, match=r"waited 0\.05 s"):
+        await fake_discord.wait_for(lambda: False, timeout=0.05)
+
+
+def test_the_fixture_fails_a_test_that_sent_a_rejected_payload(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(
+        """
+        import aiohttp
+
+        async def test_too_long(fake_discord):
+            headers = {"Authorization": f"Bot {fake_discord.bot_token}"}
+            url = f"{fake_discord.api_url}/channels/{fake_discord.channel_id}/messages"
+            async with aiohttp.ClientSession(headers=headers) as http:
+                async with http.post(url, json={"content": "x" * 2001}) as response:
+                    assert response.status == 400
+
+        async def test_fine(fake_discord):
+            headers = {"Authorization": f"Bot {fake_discord.bot_token}"}
+            url = f"{fake_discord.api_url}/channels/{fake_discord.channel_id}/messages"
+            async with aiohttp.ClientSession(headers=headers) as http:
+                async with http.post(url, json={"content": "ok"}) as response:
+                    assert response.status == 200
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*the fake Discord received payloads Discord would reject:*", "*content: Must be 2000*"]
+    )
+
+
+async def test_the_gateway_speaks_discords_handshake(fake_discord: FakeDiscord) -> None:
+    inflate = zlib.decompressobj()
+
+    async def receive(ws: aiohttp.ClientWebSocketResponse) -> Any:
+        message = await ws.receive()
+        return json.loads(inflate.decompress(message.data))
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(fake_discord.gateway_url + "?v=10&compress=zlib-stream") as ws,
+    ):
+        hello = await receive(ws)
+        assert hello["op"] == 10 and hello["d"]["heartbeat_interval"] > 0
+        await ws.send_json({"op": 2, "d": {"token": fake_discord.bot_token, "intents": 1}})
+        ready = await receive(ws)
+        assert (ready["op"], ready["t"], ready["s"]) == (0, "READY", 1)
+        assert ready["d"]["user"]["id"] == fake_discord.application_id
+        await ws.send_json({"op": 1, "d": 1})
+        assert (await receive(ws))["op"] == 11
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(fake_discord.gateway_url) as ws,
+    ):
+        assert json.loads((await ws.receive()).data)["op"] == 10  # uncompressed: text
+        await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 1}})
+        closed = await ws.receive()
+        assert (closed.type, ws.close_code) == (aiohttp.WSMsgType.CLOSE, 4004)
+    assert fake_discord.violations == ["gateway: IDENTIFY with a wrong bot token"]
+    fake_discord.violations.clear()

@@ -1,0 +1,305 @@
+"""Deploy, list, update and delete against a sandbox cluster, checked with the real kubectl."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import pytest
+
+from clustercord_builtins.templates.catalog import Entry, curated
+from clustercord_builtins.templates.deployer import Deployer
+
+pytestmark = pytest.mark.usefixtures("server_side_apply")
+KINDS = (
+    "secrets,configmaps,services,persistentvolumeclaims,deployments,statefulsets,daemonsets,"
+    "cronjobs,ingresses,serviceaccounts"
+)
+
+
+def inventory(cluster, namespace, release):
+    secret = json.loads(
+        cluster.kubectl(
+            "get", "secret", f"clustercord-release-{release}", "-n", namespace, "-o", "json"
+        )
+    )
+    return secret, json.loads(base64.b64decode(secret["data"]["release"]))
+
+
+def namespaces(cluster):
+    return cluster.kubectl("get", "namespaces", "-o", "name").split()
+
+
+def members(data):
+    return {f"{m['kind'].lower()}/{m['name']}" for m in data["members"]}
+
+
+def kubectl_names(cluster, namespace):
+    """What kubectl sees, named like the inventory, without the inventory Secret itself."""
+    plural = {
+        "secret": "secret",
+        "configmap": "configmap",
+        "service": "service",
+        "persistentvolumeclaim": "persistentvolumeclaim",
+        "deployment.apps": "deployment",
+        "statefulset.apps": "statefulset",
+        "daemonset.apps": "daemonset",
+        "cronjob.batch": "cronjob",
+        "ingress.networking.k8s.io": "ingress",
+        "serviceaccount": "serviceaccount",
+    }
+    names = set()
+    for line in cluster.names(namespace, KINDS):
+        kind, name = line.split("/", 1)
+        if (kind, name) in (("serviceaccount", "default"), ("configmap", "kube-root-ca.crt")):
+            continue
+        if name.startswith("clustercord-release-"):
+            continue
+        names.add(f"{plural[kind]}/{name}")
+    return names
+
+
+async def test_deploy_tracks_everything_and_hands_out_credentials_privately(templates, homelab):
+    result = await templates.run("/template deploy template:postgres namespace:db vars:size=3Gi")
+    assert result.ok, result.text
+    deployment = result.reply.data["deployment"]
+    assert result.reply.data["not_ready"] == []  # it waited: the StatefulSet's pod is ready
+    ready = [s.progress.label for s in result.sent if s.progress]
+    assert "1/1 workloads ready" in ready
+    assert (
+        homelab.kubectl(
+            "get", "statefulset", "postgres", "-n", "db", "-o", "jsonpath={.status.readyReplicas}"
+        )
+        == "1"
+    )
+    assert result.reply.data["generated"] == ["password"]
+    progress = [s.progress for s in result.sent if s.progress]
+    (done,) = [p for p in progress if p.label == "deployed"]
+    assert done.current == done.total
+    (private,) = [s for s in result.sent if s.text and "Generated credentials" in s.text]
+    assert private.ephemeral
+    password = private.text.split("password: ||")[1].split("||")[0]
+    assert len(password) >= 24
+    assert password not in json.dumps(result.reply.to_dict())
+
+    secret, data = inventory(homelab, "db", "postgres")
+    labels, notes = secret["metadata"]["labels"], secret["metadata"]["annotations"]
+    set_id = labels["applyset.kubernetes.io/id"]
+    assert set_id.startswith("applyset-") and set_id.endswith("-v1")
+    assert labels["clustercord.dev/deployment"] == deployment
+    assert notes["applyset.kubernetes.io/tooling"] == "clustercord/v1"
+    assert notes["applyset.kubernetes.io/contains-group-kinds"] == (
+        "PersistentVolumeClaim,Secret,Service,StatefulSet.apps"
+    )
+    assert secret["type"] == "clustercord.dev/release.v1"
+    assert data["values"]["size"] == "3Gi" and "password" not in data["values"]
+    assert [r["status"] for r in data["revisions"]] == ["deployed"]
+    # kubectl sees exactly the inventory, every member labelled as ours and applied by us.
+    assert kubectl_names(homelab, "db") == members(data)
+    for ref in data["members"]:
+        obj = json.loads(
+            homelab.kubectl(
+                "get", ref["kind"], ref["name"], "-n", "db", "-o", "json", "--show-managed-fields"
+            )
+        )
+        assert obj["metadata"]["labels"]["applyset.kubernetes.io/part-of"] == set_id
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "clustercord"
+        assert {(m["manager"], m["operation"]) for m in obj["metadata"]["managedFields"]} >= {
+            ("clustercord", "Apply")
+        }
+    stored = json.loads(
+        homelab.kubectl("get", "secret", "clustercord-values-postgres", "-n", "db", "-o", "json")
+    )
+    assert base64.b64decode(stored["data"]["password"]).decode() == password
+    # The password reached the user once, privately: never the kernel's files (audit, store).
+    for path in templates.data_dir.rglob("*"):
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+
+    again = await templates.run("/template deploy template:postgres namespace:db")
+    assert again.status == "error"
+    assert (
+        again.text == "postgres is already deployed in namespace db: use /template update "
+        "(nothing was changed)"
+    )
+
+    # After a restart the cluster still says what is deployed.
+    await templates.restart()
+    listed = await templates.run("/template list-deployed")
+    (row,) = [d for d in listed.reply.data["deployments"] if d["id"] == deployment]
+    assert (row["template"], row["namespace"], row["revision"], row["status"]) == (
+        "postgres",
+        "db",
+        1,
+        "deployed",
+    )
+
+    updated = await templates.run(f"/template update deployment:{deployment} vars:memory_limit=2Gi")
+    assert updated.ok, updated.text
+    assert updated.reply.data["revision"] == 2 and updated.reply.data["changed"]
+    diff = updated.reply.files[0].data.decode()
+    changes = [line[0] + line[1:].strip() for line in diff.splitlines() if line[:1] in "+-"]
+    assert diff.startswith("--- StatefulSet/postgres (live)\n+++ StatefulSet/postgres (new)\n")
+    assert changes[2:] == ["-memory: 1Gi", "+memory: 2Gi"]
+    assert password not in diff
+    _, data = inventory(homelab, "db", "postgres")
+    assert [r["revision"] for r in data["revisions"]] == [1, 2]
+    stored = json.loads(
+        homelab.kubectl("get", "secret", "clustercord-values-postgres", "-n", "db", "-o", "json")
+    )
+    assert base64.b64decode(stored["data"]["password"]).decode() == password  # kept
+    unchanged = await templates.run("/template update deployment:db/postgres")
+    assert (
+        unchanged.ok and not unchanged.reply.data["changed"] and "nothing changed" in unchanged.text
+    )
+
+    deleted = await templates.run(f"/template delete deployment:{deployment}")
+    assert deleted.ok and deleted.asked  # destructive: confirmed first
+    assert deleted.reply.data["kept"] == ["PersistentVolumeClaim/postgres-data"]
+    assert kubectl_names(homelab, "db") == {"persistentvolumeclaim/postgres-data"}
+    assert "clustercord-release-postgres" not in homelab.kubectl("get", "secrets", "-n", "db")
+
+
+async def test_a_namespace_with_objects_we_do_not_own_is_refused(templates, homelab):
+    homelab.kubectl("create", "namespace", "shared")
+    homelab.kubectl("create", "configmap", "their-config", "-n", "shared", "--from-literal=a=b")
+    result = await templates.run("/template deploy template:redis namespace:shared")
+    assert result.status == "error"
+    assert result.text == (
+        "namespace shared holds objects this deployment does not own, and ClusterCord never takes "
+        "over silently; nothing was created:\n- ConfigMap/their-config (not managed by ClusterCord)"
+    )
+    assert kubectl_names(homelab, "shared") == {"configmap/their-config"}
+
+
+async def test_requirements_the_cluster_lacks_are_refused_before_anything_exists(
+    templates, homelab
+):
+    result = await templates.run(
+        "/template deploy template:minecraft namespace:mc-refused vars:service_type=LoadBalancer,"
+        "storage_class=ceph-block"
+    )
+    assert result.status == "error"
+    assert result.text.startswith(
+        "cluster sandbox does not meet the requirements of minecraft; nothing was created. "
+        "Missing:\n"
+    )
+    assert "- StorageClass ceph-block for claim minecraft-data (classes: local-path)" in result.text
+    assert "- a LoadBalancer implementation for Service minecraft" in result.text
+    assert "namespace/mc-refused" not in namespaces(homelab)
+
+
+async def test_bad_variables_change_nothing(templates, homelab):
+    missing = await templates.run(
+        "/template deploy template:valheim namespace:vh vars:world_name=a/b"
+    )
+    assert missing.status == "error"
+    assert missing.text.startswith(
+        "valheim: variable world_name (string): 'a/b' does not match the pattern"
+    )
+    wrong = await templates.run(
+        "/template deploy template:terraria namespace:vh vars:max_players=lots"
+    )
+    assert wrong.text == "terraria: variable max_players (integer): 'lots' is not a whole number"
+    assert "namespace/vh" not in namespaces(homelab)
+
+
+async def test_an_apply_that_fails_halfway_is_rolled_back(templates, homelab):
+    """Someone else creates the Service between the dry run and our apply: a field conflict."""
+    plugin = templates.plugin("templates")
+    entry = Entry(curated()["postgres"], "curated", "verified")
+
+    async def meddle(current, total, label):
+        if label == "applied PersistentVolumeClaim/postgres-data":
+            homelab.kubectl(
+                "create", "service", "clusterip", "postgres", "--tcp=5433:5433", "-n", "race"
+            )
+
+    deployer = Deployer(
+        plugin.context.kubernetes, "sandbox", store=plugin.context.store, progress=meddle
+    )
+    plan = deployer.plan(entry, "race", {})
+    with pytest.raises(Exception) as error:
+        await deployer.deploy(plan)
+    message = str(error.value)
+    assert message.startswith(
+        "deploy of postgres into race failed and was rolled back. "
+        "applying Service/postgres failed: conflict"
+    )
+    # Ours are gone; the other party's Service stays, so does the namespace that holds it.
+    assert message.endswith("Removed 3 objects it had created.")
+    assert kubectl_names(homelab, "race") == {"service/postgres"}
+    (record,) = [
+        r for r in plugin.context.store.table("history").rows if r["status"] == "rolled-back"
+    ]
+    details = json.loads(record["details"])
+    assert sorted(details["removed"]) == [
+        "PersistentVolumeClaim/postgres-data",
+        "Secret/clustercord-values-postgres",
+        "Secret/postgres-credentials",
+    ]
+    assert "conflict" in details["reason"]
+
+
+@pytest.mark.slow
+async def test_every_catalog_template_deploys_updates_and_deletes(templates, homelab):
+    names = sorted(curated())
+
+    async def each(command):
+        results = await asyncio.gather(*(templates.run(command.format(n=n)) for n in names))
+        failed = {n: r.text for n, r in zip(names, results, strict=True) if not r.ok}
+        assert not failed, failed
+        return dict(zip(names, results, strict=True))
+
+    # All at once, as several users could: each deployment only touches its own namespace.
+    await each("/template deploy template:{n} namespace:all-{n} wait:false")
+    for name in names:
+        _, data = inventory(homelab, f"all-{name}", name)
+        assert kubectl_names(homelab, f"all-{name}") == members(data), name
+    updated = await each("/template update deployment:all-{n}/{n}")
+    assert not [n for n, r in updated.items() if r.reply.data["changed"]]
+    await each("/template delete deployment:all-{n}/{n} delete_data:true")
+    for name in names:
+        assert kubectl_names(homelab, f"all-{name}") == set(), name
+
+
+async def test_the_sdk_apply_dry_runs_conflicts_and_forces(templates, homelab):
+    """The SDK's ``apply``: server-side apply as a named field manager."""
+    kube = templates.plugin("templates").context.kubernetes
+    homelab.kubectl("create", "namespace", "ssa")
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "ssa"},
+        "data": {"k": "ours"},
+    }
+    dry = await kube.apply(
+        "configmaps",
+        config,
+        field_manager="clustercord",
+        namespace="ssa",
+        cluster="sandbox",
+        dry_run=True,
+    )
+    assert dry["data"] == {"k": "ours"}
+    assert "configmap/c" not in homelab.names("ssa", "configmaps")  # the dry run persisted nothing
+    await kube.apply(
+        "configmaps", config, field_manager="clustercord", namespace="ssa", cluster="sandbox"
+    )
+    theirs = {**config, "data": {"k": "theirs"}}
+    with pytest.raises(Exception, match=r'conflict.*"clustercord"'):
+        await kube.apply(
+            "configmaps", theirs, field_manager="someone", namespace="ssa", cluster="sandbox"
+        )
+    forced = await kube.apply(
+        "configmaps",
+        theirs,
+        field_manager="someone",
+        namespace="ssa",
+        cluster="sandbox",
+        force=True,
+    )
+    assert forced["data"] == {"k": "theirs"}
+    managers = {m["manager"] for m in forced["metadata"]["managedFields"]}
+    assert "someone" in managers
