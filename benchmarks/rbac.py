@@ -20,7 +20,6 @@ import statistics
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Any
 
 ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS, NAMESPACES = 1374, 721, 4491, 676, 200
@@ -219,7 +218,7 @@ class Reviews:
         return bool(answer["status"]["allowed"])
 
 
-def bench_rbac(reps: int = 5, scratch: Path | None = None) -> list[tuple[str, str, str, str, str]]:
+def bench_rbac(reps: int = 5) -> list[tuple[str, str, str, str, str]]:
     """Rows of (name, measured, baseline, ratio, target) for benchmarks/run.py's summary."""
     from clustercord.sandbox.background import BackgroundSandbox
     from clustercord.sandbox.fixtures import load

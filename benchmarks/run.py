@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import cluster  # benchmarks/cluster.py, beside this file
+import discord as discord_bench  # benchmarks/discord.py
+import rbac  # benchmarks/rbac.py
+import templates  # benchmarks/templates.py
 
 CLI = Path(sys.executable).parent / "clustercord"
 BASELINE_IMPORTS = "import hikari, kubernetes, pluggy, sqlite_utils"
@@ -428,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         rows += asyncio.run(in_process(profile, scratch))
         header(f"5. The sandbox with {cluster.PODS:,} pods")
         rows += [Row(*row) for row in cluster.bench_sandbox(profile.dispatch_reps, scratch)]
+        rows += [Row(*row) for row in discord_bench.run(args.quick)]  # prints its own header
+        header("7. RBAC on a big cluster, audited offline; baseline SubjectAccessReviews")
+        rows += [Row(*row) for row in rbac.bench_rbac(profile.dispatch_reps)]
+        rows += [
+            Row(*r) for r in templates.bench_templates(max(3, profile.cold_runs // 3), scratch)
+        ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary(rows)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -50,45 +48,3 @@ def make_plugin(tmp_path: Path):
         return write_plugin(root, name, **kwargs)
 
     return make
-
-
-class SandboxCluster:
-    """A running sandbox cluster that the kernel sees through ``KUBECONFIG``."""
-
-    def __init__(self, kubeconfig: Path, kubectl: str) -> None:
-        self.kubeconfig = kubeconfig
-        self._kubectl = kubectl
-
-    def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self._kubectl, "--kubeconfig", str(self.kubeconfig), *args],
-            input=input,
-            text=True,
-            capture_output=True,
-            check=check,
-        )
-
-
-@pytest.fixture
-def sandbox_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """``sandbox_cluster("homelab")`` → a :class:`SandboxCluster`, stopped after the test."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed")
-    from clustercord.sandbox.background import BackgroundSandbox
-
-    started = []
-
-    def start(fixture: str = "empty") -> SandboxCluster:
-        box = BackgroundSandbox(fixture=fixture)
-        box.start()
-        started.append(box)
-        kubeconfig = box.write_kubeconfig(tmp_path / f"kubeconfig-{len(started)}")
-        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        return SandboxCluster(kubeconfig, kubectl)
-
-    yield start
-    for box in started:
-        box.stop()

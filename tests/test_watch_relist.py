@@ -62,12 +62,6 @@ def homelab(tmp_path, monkeypatch):
     box.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kubernetes 37's Watch.stream(deserialize=False) raises KeyError('raw_object') on "
-    "an ERROR event instead of reporting the 410, so ClusterWatcher._events never sees Gone "
-    "and retries the expired version forever (fix: read the stream with _preload_content=False)",
-)
 async def test_a_compacted_history_makes_the_watch_relist_and_keep_delivering(
     clustercord_harness, homelab
 ):

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from clustercord_sdk.testing.discord import FakeDiscord
 
@@ -260,3 +261,41 @@ async def test_the_gateway_speaks_discords_handshake(fake_discord: FakeDiscord) 
         assert (closed.type, ws.close_code) == (aiohttp.WSMsgType.CLOSE, 4004)
     assert fake_discord.violations == ["gateway: IDENTIFY with a wrong bot token"]
     fake_discord.violations.clear()
+
+
+@pytest.fixture
+async def http_bot(fake_discord: FakeDiscord, http: aiohttp.ClientSession) -> AsyncIterator[str]:
+    """The smallest interaction server: answers in the HTTP reply, checks nothing."""
+    command = {"name": "ask", "description": "Asks with a private button"}
+    await call(http, "PUT", commands_path(fake_discord), [command])
+    private = {"type": 2, "style": 1, "label": "Yes", "custom_id": "yes"}
+    pick = {"type": 3, "custom_id": "pick", "options": [{"label": "A", "value": "a"}]}
+
+    async def interaction(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["type"] == 2:
+            rows = [{"type": 1, "components": [private]}, {"type": 1, "components": [pick]}]
+            data = {"content": "sure?", "flags": 64, "components": rows}
+            return web.json_response({"type": 4, "data": data})
+        values = body["data"].get("values")
+        return web.json_response({"type": 7, "data": {"content": f"chose {values}"}})
+
+    app = web.Application()
+    app.router.add_post("/", interaction)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    await runner.cleanup()
+
+
+async def test_only_the_user_who_sees_an_ephemeral_message_can_press_it(
+    fake_discord: FakeDiscord, http_bot: str
+) -> None:
+    asked = await fake_discord.invoke(http_bot, "ask", user_id="1")
+    assert asked.status == 200 and asked.message is not None and asked.message["flags"] == 64
+    with pytest.raises(ValueError, match="only user 1 sees it"):
+        await fake_discord.click(http_bot, asked.message, "yes", user_id="2")
+    picked = await fake_discord.click(http_bot, asked.message, "pick", user_id="1", values=["a"])
+    assert picked.payload["data"] == {"custom_id": "pick", "component_type": 3, "values": ["a"]}
+    assert asked.message["content"] == "chose ['a']"

@@ -91,6 +91,13 @@ FULL_COMMAND = command(
             check_message,
             {"components": [row({"type": 2, "style": 5, "label": "Docs", "url": "https://x"})]},
         ),
+        (
+            check_message,
+            {
+                "flags": 1 << 15,
+                "components": [{"type": 17, "components": [{"type": 10, "content": "x"}]}],
+            },
+        ),
         (lambda p: check_message(p, file_count=10), {"attachments": []}),
         (check_modal, modal(*(row(text_input(f"f{i}")) for i in range(5)))),
         (check_autocomplete, {"choices": [{"name": "jellyfin", "value": "jellyfin"}] * 25}),
@@ -104,6 +111,7 @@ FULL_COMMAND = command(
         "message-at-limits",
         "button",
         "link-button",
+        "components-v2",
         "ten-files",
         "modal-five-inputs",
         "autocomplete-25",
@@ -253,6 +261,18 @@ BROKEN: list[tuple[str, Callable[[Any], list[Any]], Any, str]] = [
         check_message,
         {"components": [row({"type": 2, "style": 1, "custom_id": "c"})]},
         "BUTTON_COMPONENT_LABEL_OR_EMOJI_REQUIRED",
+    ),
+    (
+        "v2-with-content",
+        check_message,
+        {"flags": 1 << 15, "content": "x", "components": [{"type": 10, "content": "x"}]},
+        "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+    ),
+    (
+        "v2-41-components",
+        check_message,
+        {"flags": 1 << 15, "components": [{"type": 10, "content": "x"}] * 41},
+        "BASE_TYPE_MAX_LENGTH",
     ),
     (
         "text-input-in-message",

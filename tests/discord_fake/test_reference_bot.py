@@ -70,6 +70,15 @@ def register_test_commands(discord: FakeDiscord, client: lightbulb.RestEnabledCl
             thread = await ctx.client.rest.create_message_thread(ctx.channel_id, message, "talk")
             await ctx.client.rest.create_message(thread, "what do you need?")
 
+    class Measure(lightbulb.SlashCommand, name="measure", description="Reads a file"):
+        file = lightbulb.attachment("file", "The file to measure")
+
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            data = await self.file.read()
+            lines = len(data.splitlines())
+            await ctx.respond(f"{self.file.filename}: {len(data)} bytes, {lines} lines")
+
     ops = lightbulb.Group("ops", "Operations")
     pods = ops.subgroup("pods", "Pods")
 
@@ -82,7 +91,7 @@ def register_test_commands(discord: FakeDiscord, client: lightbulb.RestEnabledCl
         async def invoke(self, ctx: lightbulb.Context) -> None:
             await ctx.respond(f"{self.limit} pods in {self.namespace}")
 
-    for command in (Pager, Rename, Find, Report, Whisper, Discuss):
+    for command in (Pager, Rename, Find, Report, Whisper, Discuss, Measure):
         client.register(command, guilds=guilds)
     client.register(ops, guilds=guilds)
 
@@ -237,6 +246,17 @@ async def test_a_file_attachment_is_stored_with_its_bytes(
     assert fake_discord.attachment_data(attachment) == b"all pods ready\n"
     [upload] = [r for r in fake_discord.requests if r.files]
     assert upload.files[0].field == "files[0]"
+
+
+async def test_a_user_uploads_a_file_with_a_command(
+    fake_discord: FakeDiscord, bot: ReferenceBot
+) -> None:
+    upload = ("values.yaml", b"replicas: 2\nimage: jellyfin\n")
+    result = await fake_discord.invoke(bot.endpoint_url, "measure", {"file": upload})
+    assert result.message is not None
+    assert result.message["content"] == "values.yaml: 28 bytes, 2 lines"
+    [attachment] = result.payload["data"]["resolved"]["attachments"].values()
+    assert attachment["filename"] == "values.yaml"
 
 
 async def test_a_dm_reaches_the_caller(fake_discord: FakeDiscord, bot: ReferenceBot) -> None:

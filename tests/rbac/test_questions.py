@@ -114,6 +114,7 @@ async def test_matrix_shows_crud_read_and_nothing(rbac):
     assert rows["sa:home/ci"]["secrets"] == "CRUD"  # edit may write secrets
     assert rows["user:admin"]["roles.rbac.authorization.k8s.io"] == "CRUD"
     assert rows["sa:home/ci"]["roles.rbac.authorization.k8s.io"] == ""  # edit cannot touch RBAC
+    assert not any(label.startswith("user:system:") for label in rows)  # Kubernetes' own
     chosen = await rbac.run("/rbac matrix namespace:media subjects:group:family,sa:home/ci")
     rows = {r["label"]: r["cells"] for r in chosen.reply.data["rows"]}
     assert rows["group:family"]["pods"] == "Read"
@@ -152,3 +153,12 @@ def cli(env, *args, check=True):
     result = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=60)
     assert not check or result.returncode == 0, result.stderr
     return result
+
+
+async def test_a_large_matrix_comes_in_pages(rbac):
+    many = ",".join(f"user:u{i}" for i in range(23)) + ",user:admin"
+    result = await rbac.run(f"/rbac matrix namespace:media subjects:{many}")
+    assert result.ok and len(result.reply.pages) == 2
+    assert [len(p.tables[0].rows) for p in result.reply.pages] == [20, 4]
+    assert result.reply.pages[1].tables[0].rows[-1][:2] == ["user:admin", "✅ CRUD"]
+    assert len(result.reply.data["rows"]) == 24

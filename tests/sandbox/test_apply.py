@@ -87,15 +87,17 @@ def test_reapplying_the_same_configuration_changes_nothing(kubectl, unique):
 def test_a_conflict_with_another_manager_is_shown_then_forced(kubectl, unique):
     manifest = DEPLOYMENT.format(name=unique, image="nginx:1.27")
     kubectl("apply", "--server-side", "-f", "-", input=manifest)
-    kubectl("scale", "deploy", unique, "--replicas=5")  # an Update by manager "kubectl"
+    kubectl("scale", "deploy", unique, "--replicas=5")  # an Update by "kubectl" through /scale
     refused = kubectl("apply", "--server-side", "-f", "-", input=manifest, check=False)
     assert refused.returncode == 1
     assert (
-        'Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas'
-        in refused.stderr
+        'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using '
+        "apps/v1: .spec.replicas" in refused.stderr
     )
     assert "--force-conflicts" in refused.stderr  # kubectl's own advice, from our 409
-    assert _get(kubectl, "deploy", unique)["spec"]["replicas"] == 5
+    scaled = _get(kubectl, "deploy", unique)
+    assert scaled["spec"]["replicas"] == 5
+    assert _entries(scaled)[("kubectl", "Update")]["subresource"] == "scale"
 
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=manifest)
     obj = _get(kubectl, "deploy", unique)

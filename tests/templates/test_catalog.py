@@ -166,6 +166,7 @@ def test_the_manifest_declares_exactly_what_the_plugin_calls():
     expected = {
         f"{k.resource}:{verb}" for k in KINDS for verb in ("list", "create", "patch", "delete")
     }
+    expected |= {f"leases.coordination.k8s.io:{verb}" for verb in ("list", "create", "delete")}
     expected |= {
         "namespaces:list",
         "namespaces:create",

@@ -172,3 +172,14 @@ spec:
         "securityContext.privileged: privileged containers are not allowed [privileged-container]"
         in result.text
     )
+
+
+async def test_a_submission_cannot_claim_popularity_or_verification(templates, tmp_path):
+    data = submission(popularity=100000, verified=True)
+    assert (await templates.run(f"/template submit file:{write(tmp_path, data)}")).ok
+    found = await templates.run("/template search query:echo")
+    (row,) = found.reply.data["templates"]
+    assert (row["status"], row["popularity"]) == ("validated", 0)
+    info = await templates.run("/template info template:whoami")
+    fields = {f.name: f.value for f in info.reply.cards[0].fields}
+    assert fields["Status"] == "🧪 community (validated)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -303,3 +304,27 @@ async def test_the_sdk_apply_dry_runs_conflicts_and_forces(templates, homelab):
     assert forced["data"] == {"k": "theirs"}
     managers = {m["manager"] for m in forced["metadata"]["managedFields"]}
     assert "someone" in managers
+
+
+async def test_one_operation_at_a_time_per_deployment(templates, homelab):
+    homelab.kubectl("create", "namespace", "busy")
+    lease = """apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: clustercord-lock-nats, namespace: busy}
+spec: {holderIdentity: replica-2, leaseDurationSeconds: 600, acquireTime: "%s"}
+"""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    homelab.kubectl("apply", "-f", "-", input=lease % now)
+    busy = await templates.run("/template deploy template:nats namespace:busy wait:false")
+    assert busy.status == "error"
+    assert busy.text == (
+        "another /template operation on nats is in progress (held by replica-2 since "
+        f"{now}); try again when it has finished"
+    )
+    assert "statefulset" not in homelab.kubectl("get", "statefulsets", "-n", "busy")
+    # A lease its holder never released (a crashed replica) expires and is taken over.
+    homelab.kubectl("delete", "lease", "clustercord-lock-nats", "-n", "busy")
+    homelab.kubectl("apply", "-f", "-", input=lease % "2020-01-01T00:00:00.000000Z")
+    deployed = await templates.run("/template deploy template:nats namespace:busy wait:false")
+    assert deployed.ok, deployed.text
+    assert homelab.names("busy", "leases") == set()  # released when done

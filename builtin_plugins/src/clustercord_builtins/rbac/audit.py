@@ -19,6 +19,7 @@ from clustercord_sdk.rbac import (
     RBACSnapshot,
     ResolvedRole,
     covers,
+    gc_paused,
     user_info_for_subject,
 )
 
@@ -66,7 +67,7 @@ IMPERSONATION = ("RBAC-020", NAMESPACE_WILDCARD)
 SUBSUMED = {"RBAC-011": "RBAC-010"}  # get secrets says nothing more when list fires
 
 
-@dataclass
+@dataclass(slots=True)
 class Finding:
     """One risk of one subject, and how it holds it."""
 
@@ -310,9 +311,10 @@ class Auditor:
     # -- the whole cluster --------------------------------------------------------------------
     def run(self, include_system: bool = False) -> AuditResult:
         everything: list[Finding] = []
-        for binding in self.snapshot.bindings:
-            everything.extend(self.binding_findings(binding))
-        everything.extend(self.escalations(everything))
+        with gc_paused():  # tens of thousands of findings: see gc_paused
+            for binding in self.snapshot.bindings:
+                everything.extend(self.binding_findings(binding))
+            everything.extend(self.escalations(everything))
         shown = [f for f in everything if include_system or not f.system]
         rank = {severity: n for n, severity in enumerate(SEVERITIES)}
         shown.sort(key=lambda f: (rank[f.severity], f.rule.id, *f.key))

@@ -10,6 +10,7 @@ from clustercord_sdk.rbac import Attributes, chat_user_id
 
 from . import questions
 from .audit import audit as run_audit
+from .drill import subject_select
 from .exports import to_json, to_markdown, to_pdf
 from .graph import Graph, dot_binary, graph_for_scope, render, to_dot, to_mermaid, to_tree
 from .loading import load
@@ -25,6 +26,7 @@ from .subjects import (
     subject_label,
 )
 from .usage import denial_anomalies, parse_log, unused_permissions
+from .webview import to_html
 
 
 def _subject(ctx: CommandContext, text: str) -> Subject:
@@ -59,6 +61,7 @@ async def who_can(ctx: CommandContext) -> Reply:
     )
     return Reply(
         tables=[table],
+        selects=subject_select(loaded.cluster, subjects),
         data={
             "request": _request(attributes),
             "subjects": subjects,
@@ -91,6 +94,7 @@ async def can_i(ctx: CommandContext) -> Reply:
         )
     return Reply(
         text="\n".join(lines),
+        selects=subject_select(loaded.cluster, [subject.subject]),
         data={
             "allowed": decision.allowed,
             "subject": {
@@ -141,8 +145,9 @@ async def matrix(ctx: CommandContext) -> Reply:
         for n, chunk in enumerate(chunks)
     ]
     data = {"namespace": namespace, "resources": [str(r) for r in resources], "rows": result}
+    selects = subject_select(loaded.cluster, [subject for _, subject, _ in rows])
     if len(pages) == 1:
-        return Reply(tables=pages[0].tables, data=data)
+        return Reply(tables=pages[0].tables, selects=selects, data=data)
     return Reply(text=f"{len(result)} subjects in {len(pages)} pages", pages=pages, data=data)
 
 
@@ -213,9 +218,12 @@ async def audit(ctx: CommandContext) -> Reply:
         "summary": summary(result),
         "findings": [f.to_dict() for f in shown],
     }
+    selects = subject_select(loaded.cluster, [f.subject for f in shown])
     if len(pages) == 1:
-        return Reply(cards=pages[0].cards, tables=pages[0].tables, data=data)
-    return Reply(text=f"{len(shown)} findings in {len(pages)} pages", pages=pages, data=data)
+        return Reply(cards=pages[0].cards, tables=pages[0].tables, selects=selects, data=data)
+    return Reply(
+        text=f"{len(shown)} findings in {len(pages)} pages", pages=pages, selects=selects, data=data
+    )
 
 
 async def visualize(ctx: CommandContext) -> Reply:
@@ -284,10 +292,12 @@ def drawing(graph: Graph, fmt: str, base: str) -> File:
         return File(f"{base}.mmd", to_mermaid(graph).encode(), "Mermaid", "text/plain")
     if fmt == "text":
         return File(f"{base}.txt", to_tree(graph).encode(), "RBAC tree", "text/plain")
+    if fmt == "html":
+        return File(f"{base}.html", to_html(graph), f"{graph.title} (web view)", "text/html")
     if fmt in ("svg", "png"):
         types = {"svg": "image/svg+xml", "png": "image/png"}
         return File(f"{base}.{fmt}", render(to_dot(graph), fmt), graph.title, types[fmt])
-    raise UsageError(f"format {fmt!r}: one of png, svg, dot, mermaid, text")
+    raise UsageError(f"format {fmt!r}: one of png, svg, html, dot, mermaid, text")
 
 
 def _slug(text: str) -> str:

@@ -17,7 +17,7 @@ from clustercord_sdk.rbac import Binding, PolicyRule, RBACSnapshot, ResolvedRole
 
 from .audit import is_builtin
 from .questions import CRUD, READ
-from .subjects import subject_key, subject_label
+from .subjects import Subject, subject_key, subject_label
 
 ICONS = {"User": "👤", "Group": "👥", "ServiceAccount": "🤖"}
 MAX_BINDINGS = 400  # beyond this a drawing is unreadable: the caller is told, and exports JSON
@@ -149,14 +149,11 @@ def graph_for_scope(
     cluster: str,
     *,
     namespace: str | None = None,
-    subject: object = None,
+    subject: Subject | None = None,
     include_system: bool = False,
 ) -> Graph:
     """The graph of a namespace's RoleBindings, one subject's bindings, or the cluster."""
     if subject is not None:
-        from .subjects import Subject
-
-        assert isinstance(subject, Subject)
         bindings = snapshot.bindings_everywhere(subject.user)
         return build_graph(
             f"{subject.label} on {cluster}",
@@ -203,9 +200,15 @@ def _dot_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def dot_ids(graph: Graph) -> dict[str, str]:
+    """The short ids DOT and Mermaid give the nodes (``n0``, ``n1``…); the web view maps
+    Graphviz's SVG back to the graph with them."""
+    return {node: f"n{i}" for i, node in enumerate(graph.nodes)}
+
+
 def to_dot(graph: Graph) -> str:
     """Graphviz DOT, left to right like the spec's diagram."""
-    ids = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
+    ids = dot_ids(graph)
     out = [
         "digraph rbac {",
         "  rankdir=LR;",
@@ -228,7 +231,7 @@ def _mermaid_text(text: str) -> str:
 
 
 def to_mermaid(graph: Graph) -> str:
-    ids = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
+    ids = dot_ids(graph)
     out = ["graph LR"]
     for node_id, node in graph.nodes.items():
         label = node.label if not node.detail else f"{node.label}<br/>{node.detail}"

@@ -14,6 +14,7 @@ from clustercord_sdk.rbac import (
     user_info_for_subject,
 )
 
+from .audit import is_builtin
 from .resources import Resource
 from .subjects import plain_subject, subject_key, subject_label
 
@@ -117,12 +118,11 @@ def who_can(snapshot: RBACSnapshot, attributes: Attributes) -> WhoCan:
 
 def cell(snapshot: RBACSnapshot, user: UserInfo, resource: Resource, namespace: str) -> str:
     """``CRUD``, ``Read``, the verbs held, or ``""`` (nothing) for one resource."""
+    check = snapshot.authorizer_for(user)
     held = [
         verb
         for verb in (*CRUD, "watch", "patch")
-        if snapshot.authorize(
-            user, Attributes(verb, resource.resource, resource.group, namespace=namespace)
-        ).allowed
+        if check(Attributes(verb, resource.resource, resource.group, namespace=namespace)).allowed
     ]
     if all(v in held for v in CRUD):
         return "CRUD"
@@ -133,9 +133,12 @@ def cell(snapshot: RBACSnapshot, user: UserInfo, resource: Resource, namespace: 
 
 def matrix_subjects(snapshot: RBACSnapshot, namespace: str) -> list[dict[str, str]]:
     """Every subject a binding that applies in ``namespace`` names (ClusterRoleBindings
-    included), privileged groups left out: they hold everything, not per resource."""
+    included). Kubernetes' own bootstrap bindings are left out, as in the audit: they are
+    the cluster's components (ask for them with ``subjects:``)."""
     seen: dict[tuple[str, str, str], dict[str, str]] = {}
     for binding in snapshot.bindings:
+        if is_builtin(binding):
+            continue
         if binding.namespace in ("", namespace) and binding.role is not None:
             for subject in binding.subjects:
                 seen.setdefault(subject_key(subject), subject)

@@ -35,7 +35,11 @@ class Entry:
 
     @property
     def popularity(self) -> int:
-        return int(self.template.raw.get("popularity", 0)) + self.votes
+        # A submitted file's own "popularity" and "verified" are claims: only votes and an
+        # admin's verification count for community templates.
+        if self.source == "community":
+            return self.votes
+        return int(self.template.raw.get("popularity", 0))
 
 
 @functools.cache

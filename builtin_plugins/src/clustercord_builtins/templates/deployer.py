@@ -5,7 +5,8 @@ variables, render and policy (nothing touched yet); the cluster's requirements a
 namespace's ownership (read only); a server-side dry run of every object (admission
 runs, nothing persists); the inventory Secret; then each object, applied as the field
 manager ``clustercord``. When an apply fails midway, everything this deploy created is
-deleted again and the reason is kept in the plugin's history.
+deleted again and the reason is kept in the plugin's history. Deploy, update and delete
+of one deployment never overlap, even from two replicas (a Lease: ``lock.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from clustercord_builtins.templates.inventory import (
     values_secret,
 )
 from clustercord_builtins.templates.kinds import KINDS, apply_order, describe, kind_of
+from clustercord_builtins.templates.lock import held
 from clustercord_builtins.templates.render import MANAGED_BY, MANAGER, Rendered, render_manifests
 from clustercord_builtins.templates.template import TemplateError
 from clustercord_builtins.templates.variables import Values, VariableError, resolve
@@ -266,6 +268,7 @@ class Deployer:
 
     # -- deploy ------------------------------------------------------------------------------
     async def deploy(self, plan: Plan) -> Outcome:
+        """Check, dry-run, record and apply ``plan``; roll back what it created on failure."""
         await self.check_cluster(plan)
         fresh = not await self._namespace_exists(plan.namespace)
         # A namespace that does not exist yet holds nothing to take over.
@@ -286,6 +289,12 @@ class Deployer:
         total = len(ordered) + 2
         await self.progress(0, total, "checking with a server-side dry run")
         created_namespace = await self._namespace(plan.namespace, exists=not fresh)
+        async with held(self.kube, self.cluster, plan.namespace, plan.release, self.by):
+            return await self._install(plan, ordered, total, created_namespace)
+
+    async def _install(
+        self, plan: Plan, ordered: list[dict[str, Any]], total: int, created_namespace: bool
+    ) -> Outcome:
         try:
             await self.dry_run(ordered)
         except CommandError:
@@ -419,6 +428,10 @@ class Deployer:
 
     # -- update ------------------------------------------------------------------------------
     async def update(self, release: Release, entry: Entry, given: dict[str, Any]) -> Outcome:
+        async with held(self.kube, self.cluster, release.namespace, release.release, self.by):
+            return await self._update(release, entry, given)
+
+    async def _update(self, release: Release, entry: Entry, given: dict[str, Any]) -> Outcome:
         previous = {**release.values, **await self.previous_secrets(release)}
         plan = self.plan(
             entry, release.namespace, given, release=release.release, previous=previous
@@ -476,6 +489,12 @@ class Deployer:
     # -- delete ------------------------------------------------------------------------------
     async def delete(self, release: Release, *, delete_data: bool) -> tuple[list[str], list[str]]:
         """Delete every member (claims only with ``delete_data``); returns (deleted, kept)."""
+        async with held(self.kube, self.cluster, release.namespace, release.release, self.by):
+            return await self._delete_members(release, delete_data=delete_data)
+
+    async def _delete_members(
+        self, release: Release, *, delete_data: bool
+    ) -> tuple[list[str], list[str]]:
         members = release.members + release.retained
 
         def label(ref: dict[str, str]) -> str:

@@ -16,6 +16,7 @@ Derived events: ``pod:start`` (a pod became Running with every container ready),
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -186,33 +187,39 @@ class ClusterWatcher:
     def _events(
         self, kind: str, version: str, cancel: threading.Event
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        from kubernetes import client, watch
+        # The stream is read as raw lines: the client's Watch.stream(deserialize=False)
+        # fails with KeyError('raw_object') on an ERROR event, hiding the 410 to relist on.
+        from kubernetes import client
+        from kubernetes.watch.watch import iter_resp_lines
 
         api = client.CoreV1Api(self.service.client(self.cluster))
         function = api.list_pod_for_all_namespaces if kind == "pods" else api.list_node
-        stream = watch.Watch()
         try:
-            for event in stream.stream(
-                function,
+            response = function(
+                watch=True,
                 resource_version=version,
                 timeout_seconds=self.stream_seconds,
                 allow_watch_bookmarks=True,
-                deserialize=False,
-            ):
+                _preload_content=False,
+            )
+        except Exception as exc:
+            if getattr(exc, "status", None) == 410:
+                raise Gone() from None
+            raise
+        try:
+            for line in iter_resp_lines(response):
                 if cancel.is_set():
                     return
-                raw = event.get("raw_object") or event.get("object") or {}
+                event = json.loads(line)
+                raw = event.get("object") or {}
                 if event.get("type") == "ERROR":
                     if raw.get("code") == 410:
                         raise Gone()
                     raise RuntimeError(raw.get("message", "watch error"))
                 yield event["type"], raw
-        except Exception as exc:
-            if getattr(exc, "status", None) == 410:
-                raise Gone() from None
-            raise
         finally:
-            stream.stop()
+            response.close()
+            response.release_conn()
 
     def _observe(self, kind: str, event_type: str, obj: dict[str, Any]) -> list[Event]:
         """Update the remembered state; return the events the change means."""

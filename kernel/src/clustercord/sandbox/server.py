@@ -445,6 +445,7 @@ class SandboxServer:
                 "application/merge-patch+json",
                 patch,
                 _write_options(request),
+                "scale",  # managedFields record the write under the scale subresource
             )
         elif request.method != "GET":
             raise errors.method_not_supported(f"{request.method} is not supported on scale")

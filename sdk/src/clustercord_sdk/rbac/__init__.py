@@ -41,6 +41,7 @@ from clustercord_sdk.rbac.snapshot import (
     ResolvedRole,
     RulesResult,
     SubjectGrant,
+    gc_paused,
 )
 from clustercord_sdk.rbac.subjects import (
     ALL_AUTHENTICATED,
@@ -85,6 +86,7 @@ __all__ = [
     "breakdown_rule",
     "chat_user_id",
     "covers",
+    "gc_paused",
     "non_resource_url_covers",
     "normalize_subject",
     "parse_service_account_username",

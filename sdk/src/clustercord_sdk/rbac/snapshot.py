@@ -11,7 +11,9 @@ looks at the bindings that name the user.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -217,19 +219,20 @@ class RBACSnapshot:
         self.problems: list[Problem] = []
         self.cluster_roles: dict[str, ResolvedRole] = {}
         self.roles: dict[tuple[str, str], ResolvedRole] = {}
-        self._build_roles(list(roles), list(cluster_roles))
-        self.cluster_role_bindings: tuple[Binding, ...] = tuple(
-            self._binding(obj, CLUSTER_ROLE_BINDING, i)
-            for i, obj in enumerate(cluster_role_bindings)
-        )
-        self.role_bindings: tuple[Binding, ...] = tuple(
-            self._binding(obj, ROLE_BINDING, i) for i, obj in enumerate(role_bindings)
-        )
         self._crb_by_subject: dict[SubjectKey, list[Binding]] = {}
         self._rb_by_namespace: dict[str, list[Binding]] = {}
         self._rb_by_ns_subject: dict[tuple[str, SubjectKey], list[Binding]] = {}
         self._rb_by_subject: dict[SubjectKey, list[Binding]] = {}
-        self._index_bindings()
+        with gc_paused():
+            self._build_roles(list(roles), list(cluster_roles))
+            self.cluster_role_bindings: tuple[Binding, ...] = tuple(
+                self._binding(obj, CLUSTER_ROLE_BINDING, i)
+                for i, obj in enumerate(cluster_role_bindings)
+            )
+            self.role_bindings: tuple[Binding, ...] = tuple(
+                self._binding(obj, ROLE_BINDING, i) for i, obj in enumerate(role_bindings)
+            )
+            self._index_bindings()
 
     # --- construction ----------------------------------------------------------------------
 
@@ -533,6 +536,24 @@ class RBACSnapshot:
             for subject in binding.subjects:
                 seen.setdefault(tuple(sorted(subject.items())), subject)
         return list(seen.values())
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk build or audit.
+
+    Building a big snapshot (or auditing it) allocates hundreds of thousands of small,
+    acyclic objects; each allocation burst triggers collections that scan every live object
+    again, which more than doubled the time of a 5,000-binding audit. Reference counting
+    still frees everything as usual; the collector runs again on exit.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _flatten(objects: Iterable[Object]) -> Iterable[Object]:

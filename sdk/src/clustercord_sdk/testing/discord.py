@@ -19,7 +19,11 @@ which the ``fake_discord`` pytest fixture turns into a failed test.
 It plays Discord's side of interactions too: :meth:`FakeDiscord.invoke`,
 :meth:`~FakeDiscord.click`, :meth:`~FakeDiscord.submit_modal` and
 :meth:`~FakeDiscord.autocomplete` POST Ed25519-signed interactions to an interaction
-server, built from the commands the bot registered, like the Discord client would.
+server, built from the commands the bot registered, like the Discord client would
+(``forged=True`` signs with another key, ``stale=True`` with an old timestamp). Given
+``None`` instead of a URL they go as ``INTERACTION_CREATE`` events to a ``GatewayBot``
+connected to the fake's minimal gateway (HELLO, IDENTIFY, READY, heartbeats; zlib or
+zstd transport compression; no guilds, members or other events).
 
 Discord's rules of the interaction lifecycle are kept: the initial response within
 3 seconds, once; follow-ups only after it and for 15 minutes (the clock is injectable:
@@ -296,6 +300,7 @@ class FakeDiscord:
         self._commands: dict[str | None, list[JSON]] = {}
         self._modals: list[tuple[Interaction, JSON]] = []
         self._attachments: dict[str, bytes] = {}
+        self._uploads: dict[str, JSON] = {}  # files users attached to attachment options
         self._faults: list[_Fault] = []
         self._users: dict[str, JSON] = {}
         self._bodies: dict[int, tuple[Any, list[RecordedFile]]] = {}  # by id(request)
@@ -563,6 +568,8 @@ class FakeDiscord:
                 item.update(value=str(value), focused=True)
             elif strict:
                 self._check_option_value(spec, value)
+            if spec["type"] == 11 and name != focused:
+                item["value"] = value = self._upload(value)
             self._resolve(spec["type"], value, resolved)
             values.append(item)
         if strict and focused is None:
@@ -591,10 +598,31 @@ class FakeDiscord:
             if not short <= len(value) <= long:
                 raise ValueError(f"option {name!r} must be {short}-{long} characters long")
 
+    def _upload(self, value: Any) -> str:
+        """A file a user attaches to an attachment option: ``(filename, bytes)``."""
+        if (
+            not isinstance(value, tuple)
+            or len(value) != 2
+            or not isinstance(value[0], str)
+            or not isinstance(value[1], bytes)
+        ):
+            raise ValueError(f"an attachment option takes (filename, bytes), not {value!r}")
+        filename, data = value
+        attachment_id = self.snowflake()
+        self._attachments[attachment_id] = data
+        url = f"{self.base_url}/attachments/uploads/{attachment_id}/{filename}"
+        self._uploads[attachment_id] = {
+            "id": attachment_id, "filename": filename, "size": len(data), "url": url,
+            "proxy_url": url, "content_type": "application/octet-stream", "ephemeral": True,
+        }  # fmt: skip
+        return attachment_id
+
     def _resolve(self, kind: int, value: Any, resolved: JSON) -> None:
-        """Discord sends the objects that user, channel and role options name."""
+        """Discord sends the objects that user, channel, role and attachment options name."""
         key = str(value)
-        if kind in (6, 9):  # user, mentionable
+        if kind == 11:
+            resolved.setdefault("attachments", {})[key] = self._uploads[key]
+        elif kind in (6, 9):  # user, mentionable
             resolved.setdefault("users", {})[key] = self.user(key)
         elif kind == 7:
             channel = self.channels.get(key) or self.add_channel(key)
@@ -804,6 +832,9 @@ class FakeDiscord:
             raise LookupError(f"message {message_id} has no component {custom_id!r} now")
         if component.get("disabled"):
             raise ValueError(f"component {custom_id!r} is disabled")
+        viewer = (current.get("interaction_metadata") or {}).get("user", {}).get("id")
+        if current["flags"] & EPHEMERAL and viewer not in (None, str(user_id)):
+            raise ValueError(f"message {message_id} is ephemeral: only user {viewer} sees it")
         channel = self.channels[current["channel_id"]]
         dm = channel["type"] == DM
         if dm and channel["recipients"][0]["id"] != str(user_id):

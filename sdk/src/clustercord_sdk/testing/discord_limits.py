@@ -54,6 +54,8 @@ CONTEXT_MENU_COMMANDS_MAX = 5  # of each of the user and message types
 STRING_OPTION_LENGTH_MAX = 6_000
 INTEGER_MAGNITUDE_MAX = 2**53
 THREAD_NAME_MAX = 100
+COMPONENTS_V2 = 1 << 15  # the message flag of layout components
+V2_COMPONENTS_MAX = 40
 
 #: Discord's own pattern for command and option names (they must also be lower case).
 COMMAND_NAME = regex.compile(r"^[-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$")
@@ -383,6 +385,39 @@ def check_components(components: Any, path: Path = ("components",)) -> list[Limi
     return errors
 
 
+def _count_components(components: Any) -> int:
+    total = 0
+    for component in components if isinstance(components, list) else []:
+        if isinstance(component, Mapping):
+            total += 1 + _count_components(component.get("components"))
+            if isinstance(component.get("accessory"), Mapping):
+                total += 1
+    return total
+
+
+def _check_components_v2(message: Mapping[str, Any]) -> list[LimitError]:
+    """The layout components (``IS_COMPONENTS_V2``): no content or embeds, at most 40
+    components in all. Only these rules are checked for them."""
+    errors = [
+        LimitError(
+            (key,),
+            "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+            "content and embeds cannot be used with the IS_COMPONENTS_V2 flag",
+        )
+        for key in ("content", "embeds")
+        if message.get(key)
+    ]
+    if _count_components(message.get("components")) > V2_COMPONENTS_MAX:
+        errors.append(
+            LimitError(
+                ("components",),
+                "BASE_TYPE_MAX_LENGTH",
+                f"Must be {V2_COMPONENTS_MAX} or fewer in length.",
+            )
+        )
+    return errors
+
+
 def is_empty(message: Mapping[str, Any], file_count: int = 0) -> bool:
     """Whether Discord would refuse ``message`` as empty (whitespace counts as nothing)."""
     content = message.get("content")
@@ -406,7 +441,10 @@ def check_message(
     errors = list(_length(message.get("content"), ("content",), CONTENT_MAX))
     if "embeds" in message:
         errors += check_embeds(message["embeds"])
-    if "components" in message:
+    flags = message.get("flags")
+    if isinstance(flags, int) and flags & COMPONENTS_V2:
+        errors += _check_components_v2(message)
+    elif "components" in message:
         errors += check_components(message["components"])
     attachments, attachment_errors = _list(message.get("attachments"), ("attachments",))
     errors += attachment_errors

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from clustercord_sdk.testing.harness import KernelHarness, TestSigner
+from clustercord_sdk.testing.sandbox import SandboxCluster, sandbox_clusters
 
 if TYPE_CHECKING:
     from clustercord_sdk.testing.discord import FakeDiscord
@@ -32,6 +33,15 @@ def clustercord_harness(tmp_path: Path, clustercord_signer: TestSigner) -> Itera
     harness = KernelHarness(tmp_path / "data", clustercord_signer)
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def sandbox_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., SandboxCluster]]:
+    """``sandbox_cluster("homelab")`` → a running :class:`SandboxCluster` that ``KUBECONFIG``
+    points at, stopped after the test. Keyword arguments go to the API server."""
+    yield from sandbox_clusters(tmp_path, monkeypatch)
 
 
 @pytest_asyncio.fixture

@@ -14,7 +14,13 @@ from clustercord_sdk.errors import UsageError
 
 def add_parsers(sub: Any) -> None:
     serve = sub.add_parser("serve", help="run the Discord bot (gateway or interaction server)")
-    serve.add_argument("--mode", choices=["gateway", "interactions"], default="gateway")
+    serve.add_argument(
+        "--mode",
+        choices=["gateway", "interactions"],
+        default="gateway",
+        help="gateway (needs DISCORD_TOKEN) or an HTTP interaction server "
+        "(also DISCORD_PUBLIC_KEY); default gateway",
+    )
     serve.add_argument("--host", default="0.0.0.0", help="interaction server address")
     serve.add_argument("--port", type=int, default=8080, help="interaction server port")
 

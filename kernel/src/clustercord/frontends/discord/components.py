@@ -5,6 +5,20 @@ what it does (the plugin's handler, its value, the pages, who may press it) is a
 row of ``_discord_components``. So a click after a restart still works, a click
 on something old gets a clear "expired" answer, and nobody can forge state by
 crafting a custom id: an unknown id is refused like an expired one.
+
+For plugin authors, a component's ``action`` is a handler of the plugin named like
+command handlers (``"module:function"``); it is called for the user who clicked,
+with any of these arguments it declares:
+
+- ``ctx``: a :class:`~clustercord_sdk.context.CommandContext` of the clicking user
+  (``ctx.options`` holds the same ``value``, ``values`` and ``fields``);
+- ``value``: the :class:`~clustercord_sdk.reply.Button`'s ``value`` (a
+  :class:`~clustercord_sdk.reply.Confirmation`'s answer, ``True`` or ``False``);
+- ``values``: the options picked in a :class:`~clustercord_sdk.reply.Select`;
+- ``fields``: a submitted :class:`~clustercord_sdk.reply.Modal`, input name → text.
+
+It returns a Reply (or text) like a command, and runs under the same guard and
+audit. Whoever clicks must be allowed to run the command the component came from.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -172,12 +171,13 @@ class Renderer:
             embeds = [{"description": overflow.clip(reply.text, limits.EMBED_DESCRIPTION_MAX)}]
             parts = parts[1:]
         for table in reply.tables:
-            block = code_block(table_text(table))
+            text = table_text(table)
+            block = code_block(text)
             title = f"**{table.title}**\n" if table.title else ""
             if len("\n".join([*parts, title + block])) <= limits.CONTENT_MAX:
                 parts.append(title + block)
             else:
-                embeds.append(self._table_embed(table, overflow))
+                embeds.append(self._table_embed(table, text, overflow))
         if not parts and not embeds and reply.data is not None and not reply.files:
             parts.append(code_block(json.dumps(reply.data, indent=2, default=str), "json"))
         content = "\n".join(parts)
@@ -231,8 +231,7 @@ class Renderer:
             embed["description"] = "\u200b"
         return embed
 
-    def _table_embed(self, table: Table, overflow: _Overflow) -> dict[str, Any]:
-        text = table_text(table)
+    def _table_embed(self, table: Table, text: str, overflow: _Overflow) -> dict[str, Any]:
         room = limits.EMBED_DESCRIPTION_MAX - 8
         if len(text) > room:
             overflow.cut = True
@@ -455,8 +454,10 @@ def table_text(table: Table) -> str:
         + [""] * (width - len(row))
         for row in table.rows
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(width)]
-    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -471,27 +472,33 @@ def progress_line(progress: Progress) -> str:
 
 
 def plain_text(reply: Reply) -> str:
-    """The whole reply as text, the way the console shows it (for the attachment)."""
-    from pathlib import Path
-    from tempfile import gettempdir
+    """The whole reply as plain text, for the attachment that carries what did not fit.
 
-    from rich.console import Console
-
-    from clustercord.frontends.console import ConsoleRenderer
-
-    stream = io.StringIO()
-    console = Console(file=stream, width=160, color_system=None, force_terminal=False)
-    # Files go along as attachments already; the text needs none of them.
-    ConsoleRenderer(console, Path(gettempdir())).render(_without_files(reply))
-    return stream.getvalue()
-
-
-def _without_files(reply: Reply) -> Reply:
-    copy = Reply.from_dict(reply.to_dict())
-    copy.files = []
-    copy.pages = [_without_files(page) for page in copy.pages]
-    copy.progress = None if copy.text or copy.cards or copy.tables else copy.progress
-    return copy
-
-
-RenderFunction = Callable[[Reply], DiscordMessage]
+    Plain string work on purpose: this runs on the event loop for every reply that
+    overflows, and a rich console render of a long table costs a hundred times more.
+    """
+    parts: list[str] = []
+    if reply.text:
+        parts.append(("Error: " if reply.error else "") + reply.text)
+    for card in reply.cards:
+        lines = [card.title or ""]
+        if card.description:
+            lines.append(card.description)
+        lines += [f"{item.name}: {item.value}" for item in card.fields]
+        if card.footer:
+            lines.append(card.footer)
+        parts.append("\n".join(line for line in lines if line))
+    for table in reply.tables:
+        parts.append((f"{table.title}\n" if table.title else "") + table_text(table))
+    for index, page in enumerate(reply.pages, start=1):
+        parts.append(f"--- page {index}/{len(reply.pages)} ---\n{plain_text(page)}")
+    if reply.confirmation is not None:
+        parts.append(reply.confirmation.prompt)
+    actions = [b.label for b in reply.buttons] + [
+        o.label for select in reply.selects for o in select.options
+    ]
+    if actions:
+        parts.append("Actions: " + ", ".join(actions))
+    if not parts and reply.data is not None:
+        parts.append(json.dumps(reply.data, indent=2, default=str))
+    return "\n\n".join(parts) + "\n"

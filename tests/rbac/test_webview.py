@@ -1,0 +1,161 @@
+"""The web view in a real headless Chromium, driven over the DevTools protocol: wheel zoom,
+drag pan, filters, permission search and the export of the visible subgraph."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import aiohttp
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"),
+    pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed"),
+]
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+class Page:
+    """One Chromium tab over the DevTools protocol (no browser download: Debian's chromium)."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.ids = itertools.count(1)
+
+    async def send(self, method: str, **params: object) -> dict:
+        number = next(self.ids)
+        await self.socket.send_json({"id": number, "method": method, "params": params})
+        while True:
+            message = await asyncio.wait_for(self.socket.receive_json(), 30)
+            if message.get("id") == number:
+                assert "error" not in message, message
+                return message["result"]
+
+    async def js(self, expression: str) -> object:
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    async def choose(self, select: str, value_js: str) -> None:
+        """Set a filter as a user would pick it, and fire its change handler."""
+        await self.js(
+            f"(s => {{ s.value = {value_js}; s.onchange(); }})(document.getElementById('{select}'))"
+        )
+
+    async def mouse(self, kind: str, x: float, y: float, **extra: object) -> None:
+        await self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, **extra)
+
+
+@pytest.fixture
+async def page(rbac, tmp_path):
+    result = await rbac.run("/rbac export format:html")
+    assert result.ok, result.text
+    [file] = result.reply.files
+    assert file.name.endswith(".html") and file.content_type == "text/html"
+    html = tmp_path / file.name
+    html.write_bytes(file.data)
+    browser = subprocess.Popen(
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--remote-debugging-port=0",
+         "--window-size=1200,800", html.as_uri()],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        port = None
+        assert browser.stderr is not None
+        for line in browser.stderr:
+            found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+            if found:
+                port = int(found.group(1))
+                break
+        assert port, "Chromium did not start its DevTools endpoint"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(50):
+                targets = await (await session.get(f"http://127.0.0.1:{port}/json/list")).json()
+                tabs = [t for t in targets if t["type"] == "page" and t["url"].startswith("file:")]
+                if tabs:
+                    break
+                await asyncio.sleep(0.1)
+            async with session.ws_connect(tabs[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                view = Page(ws)
+                for _ in range(50):
+                    if await view.js("document.readyState === 'complete' && !!window.rbacView"):
+                        break
+                    await asyncio.sleep(0.1)
+                yield view
+    finally:
+        browser.terminate()
+        browser.wait(10)
+
+
+async def test_wheel_zooms_and_drag_pans(page):
+    before = await page.js("rbacView.viewBox()")
+    box = await page.js(
+        "(r => [r.x + r.width / 2, r.y + r.height / 2])"
+        "(document.querySelector('#canvas svg').getBoundingClientRect())"
+    )
+    await page.mouse("mouseWheel", *box, deltaX=0, deltaY=-100)
+    zoomed = await page.js("rbacView.viewBox()")
+    assert zoomed[2] == pytest.approx(before[2] / 1.2, rel=1e-3)
+    await page.mouse("mousePressed", *box, button="left", clickCount=1)
+    await page.mouse("mouseMoved", box[0] + 120, box[1] + 40, button="left")
+    await page.mouse("mouseReleased", box[0] + 120, box[1] + 40, button="left", clickCount=1)
+    panned = await page.js("rbacView.viewBox()")
+    assert panned[0] < zoomed[0] and panned[1] < zoomed[1]  # dragged right and down
+    assert panned[2:] == zoomed[2:]
+    await page.js("document.getElementById('reset').click()")
+    assert await page.js("rbacView.viewBox()") == before
+
+
+async def test_filters_by_subject_and_namespace(page):
+    total = await page.js("GRAPH.nodes.length")
+    labels = "[...rbacView.visibleNodes()].map(id => GRAPH.nodes.find(n => n.id === id).label)"
+    await page.choose("subject", "GRAPH.nodes.find(n => n.label.endsWith('sa:home/ci')).id")
+    shown = await page.js(labels)
+    assert "RoleBinding: ci-edit" in shown and "ClusterRole: edit" in shown
+    assert not any("family" in label for label in shown)
+    hidden = await page.js("document.querySelectorAll('#canvas g.node.hidden').length")
+    assert hidden == total - len(shown)
+    assert await page.js("document.getElementById('count').textContent") == (
+        f"{len(shown)} of {total} nodes"
+    )
+    await page.js("(s => { s.value = ''; })(document.getElementById('subject'))")
+    await page.choose("namespace", "'media'")
+    shown = await page.js(labels)
+    assert "RoleBinding: family-view" in shown and "👥 group:family" in shown
+    assert not any("ci-edit" in label or "admin" in label for label in shown)
+
+
+async def test_search_highlights_who_holds_a_permission(page):
+    matched = await page.js(
+        "(b => { b.value = 'secrets'; b.oninput(); return rbacView.applySearch()"
+        ".map(id => GRAPH.nodes.find(n => n.id === id).label); })(document.getElementById('search'))"  # noqa: E501
+    )
+    assert "secrets: CRUD" in matched  # edit's rule
+    assert "ClusterRoleBinding: admin-cluster-admin" in matched  # through cluster-admin's "*"
+    assert any(label.endswith("sa:home/ci") for label in matched)
+    assert not any("family" in label for label in matched)  # view reads no secrets
+    assert await page.js("document.querySelectorAll('#canvas g.node.match').length") >= 2
+    dimmed = await page.js("document.querySelectorAll('#canvas g.node.dim').length")
+    assert dimmed == await page.js("GRAPH.nodes.length") - len(matched)
+
+
+async def test_export_of_the_visible_subgraph(page, tmp_path):
+    await page.choose("namespace", "'media'")
+    visible = await page.js("rbacView.visibleNodes().size")
+    root = ET.fromstring(await page.js("rbacView.exportSubgraph()"))
+    nodes = [g for g in root.iter(f"{SVG}g") if g.get("class") == "node"]
+    assert len(nodes) == visible
+    text = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
+    assert "family-view" in text and "ci-edit" not in text
+    edges = [g for g in root.iter(f"{SVG}g") if g.get("class") == "edge"]
+    assert len(edges) == await page.js(
+        "document.querySelectorAll('#canvas g.edge:not(.hidden)').length"
+    )
+    assert len(edges) == len(nodes) - 1  # group:family → family-view → view → its resources: a tree
