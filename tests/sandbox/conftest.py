@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from clustercord.sandbox import fixtures
 from clustercord.sandbox.background import BackgroundSandbox
 from clustercord.sandbox.server import SandboxServer
 from clustercord.sandbox.store import SandboxStore
@@ -68,3 +72,58 @@ def kubectl(kubeconfig: Path) -> KubectlRunner:
         return result
 
     return run
+
+
+# -- pods that run: a sandbox with nodes, a two-container pod, a terminal reader -----------
+
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  containers:
+  - name: web
+    image: nginx:1.27
+    ports: [{{containerPort: 80}}]
+  - name: sidecar
+    image: busybox:1.36
+    command: [sh, -c, "sleep infinity"]
+"""
+
+
+def sandbox_with_nodes() -> Iterator[BackgroundSandbox]:
+    """A sandbox with the homelab's nodes (and no apps), so pods get scheduled and run.
+
+    A module overrides its ``sandbox`` with it:
+    ``sandbox = pytest.fixture(scope="module", name="sandbox")(sandbox_with_nodes)``.
+    """
+    box = BackgroundSandbox(store=SandboxStore())
+    box.start()
+    assert box.server is not None
+    fixtures.load(box.server.api, fixtures.homelab_nodes())
+    yield box
+    box.stop()
+
+
+def running_pod(kubectl, name: str) -> None:
+    kubectl("apply", "-f", "-", input=POD.format(name=name))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        phase = kubectl("get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
+        if phase == "Running":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"pod {name} never ran")
+
+
+def _read_until(fd: int, wanted: bytes, timeout: float = 10) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+    return seen

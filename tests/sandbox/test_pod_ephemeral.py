@@ -6,25 +6,12 @@ import json
 import os
 import pty
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
-from clustercord.sandbox.background import BackgroundSandbox
-from clustercord.sandbox.store import SandboxStore
+from .conftest import KUBECTL, _read_until, running_pod, sandbox_with_nodes
 
-from .conftest import KUBECTL
-from .test_pod_exec import _read_until
-from .test_pod_logs import _add_nodes, running_pod
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[BackgroundSandbox]:
-    box = BackgroundSandbox(store=SandboxStore())
-    box.start()
-    box.call(_add_nodes(box))
-    yield box
-    box.stop()
+sandbox = pytest.fixture(scope="module", name="sandbox")(sandbox_with_nodes)
 
 
 @pytest.fixture

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from clustercord.sandbox.background import BackgroundSandbox
 from clustercord.sandbox.errors import ApiError
 from clustercord.sandbox.eviction import VIOLATION, PodEviction, pdb_status
-from clustercord.sandbox.store import SandboxStore
 
-from .test_pod_logs import _add_nodes
+from .conftest import sandbox_with_nodes
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -37,13 +34,7 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[BackgroundSandbox]:
-    box = BackgroundSandbox(store=SandboxStore())
-    box.start()
-    box.call(_add_nodes(box))
-    yield box
-    box.stop()
+sandbox = pytest.fixture(scope="module", name="sandbox")(sandbox_with_nodes)
 
 
 def pods_of(kubectl, namespace: str, app: str) -> list[dict]:

@@ -6,29 +6,16 @@ import asyncio
 import json
 import os
 import pty
-import select
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
 
-from clustercord.sandbox.background import BackgroundSandbox
-from clustercord.sandbox.store import SandboxStore
+from .conftest import KUBECTL, _read_until, running_pod, sandbox_with_nodes
 
-from .conftest import KUBECTL
-from .test_pod_logs import _add_nodes, running_pod
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[BackgroundSandbox]:
-    box = BackgroundSandbox(store=SandboxStore())
-    box.start()
-    box.call(_add_nodes(box))
-    yield box
-    box.stop()
+sandbox = pytest.fixture(scope="module", name="sandbox")(sandbox_with_nodes)
 
 
 @pytest.fixture(scope="module")
@@ -99,19 +86,6 @@ def test_attach_is_refused_clearly(kubectl, pod):
     result = kubectl("attach", pod, "-c", "web", check=False)
     assert result.returncode != 0
     assert "runs no container processes to attach to" in result.stderr
-
-
-def _read_until(fd: int, wanted: bytes, timeout: float = 10) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while wanted not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:
-                break
-    return seen
 
 
 def test_interactive_exec_with_a_terminal(kubeconfig, pod):

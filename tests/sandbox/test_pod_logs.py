@@ -5,55 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from clustercord.sandbox import fixtures
-from clustercord.sandbox.background import BackgroundSandbox
-from clustercord.sandbox.store import SandboxStore
+from .conftest import KUBECTL, running_pod, sandbox_with_nodes
 
-from .conftest import KUBECTL
-
-POD = """\
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}}}
-spec:
-  containers:
-  - name: web
-    image: nginx:1.27
-    ports: [{{containerPort: 80}}]
-  - name: sidecar
-    image: busybox:1.36
-    command: [sh, -c, "sleep infinity"]
-"""
-
-
-async def _add_nodes(box: BackgroundSandbox) -> None:
-    assert box.server is not None
-    fixtures.load(box.server.api, fixtures.homelab_nodes())
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[BackgroundSandbox]:
-    """A sandbox with nodes, so pods get scheduled and run."""
-    box = BackgroundSandbox(store=SandboxStore())
-    box.start()
-    box.call(_add_nodes(box))
-    yield box
-    box.stop()
-
-
-def running_pod(kubectl, name: str) -> None:
-    kubectl("apply", "-f", "-", input=POD.format(name=name))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        phase = kubectl("get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
-        if phase == "Running":
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"pod {name} never ran")
+sandbox = pytest.fixture(scope="module", name="sandbox")(sandbox_with_nodes)
 
 
 @pytest.fixture(scope="module")
