@@ -7,7 +7,9 @@ each in its own process, under the same load in the same run, bursts interleaved
 
 - the baseline: a bare hikari ``RESTBot`` with a lightbulb command that answers "pong"
   (``clustercord_sdk.testing.discord_reference``);
-- ``clustercord serve --mode interactions`` answering ``/help``.
+- ``clustercord serve --mode interactions`` answering ``/ping`` too: the command of a
+  one-handler plugin installed for the benchmark (``benchping``), so that both sides
+  do comparable work and the ratio is ClusterCord's own cost per command.
 
 Targets: ClusterCord's p99 under 500 ms, and at most 1.3 times the baseline's p99.
 Run from benchmarks/run.py, or alone: ``python benchmarks/discord.py [--quick]``.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import shutil
@@ -51,6 +54,15 @@ def clustercord_available() -> bool:
     return CLI.exists()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -60,7 +72,7 @@ def _free_port() -> int:
 @asynccontextmanager
 async def _server_process(
     argv: list[str], env: dict[str, str], ready: str, log: Path
-) -> AsyncIterator[None]:
+) -> AsyncIterator[int]:
     """Run a server process until it prints a line starting with ``ready``."""
     with log.open("wb") as errors:
         process = await asyncio.create_subprocess_exec(
@@ -77,7 +89,7 @@ async def _server_process(
 
     try:
         await asyncio.wait_for(wait_ready(), STARTUP_TIMEOUT)
-        yield
+        yield process.pid
     finally:
         if process.returncode is None:
             process.terminate()
@@ -105,6 +117,39 @@ async def _serve_reference(api_url: str, token: str, key: str, guild: str, port:
         await asyncio.Event().wait()
 
 
+# The like-for-like counterpart of the baseline's command: a plugin whose /ping answers
+# "pong", so both sides do the same work apart from what ClusterCord adds to every command
+# (resolution, option parsing, the access policy, hooks, the audit row, rendering).
+PING_MANIFEST = {
+    "name": "benchping",
+    "version": "0.1.0",
+    "api": ">=1.0,<2",
+    "description": "The benchmark's /ping",
+    "author": "ClusterCord benchmarks",
+    "commands": [{"name": "ping", "description": "Answers pong", "handler": "commands:ping"}],
+}
+PING_MODULE = """from clustercord_sdk.reply import Reply
+
+
+def ping(ctx):
+    return Reply(text="pong")
+"""
+
+
+def _add_ping_plugin(package: Path) -> Path:
+    """Install the ``benchping`` plugin next to the builtins copied into the site."""
+    folder = package / PING_MANIFEST["name"]
+    folder.mkdir()
+    (folder / "__init__.py").write_text('"""The benchmark\'s /ping."""\n')
+    (folder / "commands.py").write_text(PING_MODULE)
+    (folder / "manifest.json").write_text(json.dumps(PING_MANIFEST))
+    info = next(package.parent.glob("clustercord_builtins-*.dist-info"))
+    entry_points = info / "entry_points.txt"
+    module = f"{package.name}.{folder.name}"
+    entry_points.write_text(entry_points.read_text() + f"{folder.name} = {module}\n")
+    return folder
+
+
 def _clustercord_env(discord: Any, scratch: Path) -> dict[str, str]:
     """A data directory trusting a throwaway key, and a signed copy of the builtins."""
     from clustercord.signing import TrustStore
@@ -114,7 +159,8 @@ def _clustercord_env(discord: Any, scratch: Path) -> dict[str, str]:
     data_dir = scratch / "discord-data"
     signer = TestSigner()
     try:
-        signed_builtins_site(scratch / "discord-site", signer)
+        package = signed_builtins_site(scratch / "discord-site", signer)
+        signer.sign(_add_ping_plugin(package))
         TrustStore(data_dir / "trust").trust(signer.public_key, label="bench", kind="release")
     finally:
         signer.cleanup()
@@ -140,6 +186,10 @@ class Side:
     options: dict[str, Any] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    pid: int = 0
+    cpu_seconds: float = 0.0
+    """CPU time the server process spent on the timed bursts: unlike latencies, hardly
+    affected by what else runs on the machine."""
 
     async def burst(self, *, timed: bool = True) -> None:
         """``CONCURRENCY`` interactions at once, each timed to its initial response.
@@ -147,6 +197,7 @@ class Side:
         One that gets no initial response at all (an error answer, a dropped connection)
         is not timed but counted in ``failures``.
         """
+        cpu_before = _cpu_seconds(self.pid)
         results = await asyncio.gather(
             *(
                 self.discord.invoke(self.url, self.command, self.options, user_id=str(10**17 + i))
@@ -156,6 +207,7 @@ class Side:
         )
         if not timed:
             return
+        self.cpu_seconds += _cpu_seconds(self.pid) - cpu_before
         for result in results:
             if isinstance(result, BaseException):
                 self.failures.append(f"{type(result).__name__}: {result}")
@@ -163,6 +215,9 @@ class Side:
                 self.failures.append(f"HTTP {result.status}: {result.body[:100]!r}")
             else:
                 self.latencies_ms.append(result.latency * 1000)
+
+    def cpu_ms_each(self) -> float:
+        return self.cpu_seconds * 1000 / max(1, len(self.latencies_ms) + len(self.failures))
 
     def report(self) -> tuple[float, float] | None:
         """Print p50 and p99 (and failures); return them, or None if nothing was timed."""
@@ -173,9 +228,10 @@ class Side:
             print(f"  {self.label:<34} no interaction answered{failed}")
             return None
         p50, p99 = percentile(values, 50), percentile(values, 99)
+        cpu = f", CPU {self.cpu_ms_each():.2f} ms each" if self.cpu_seconds else ""
         print(
             f"  {self.label:<34} p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
-            f"(n={len(values)}, {late} later than Discord's 3 s{failed})"
+            f"(n={len(values)}, {late} later than Discord's 3 s{cpu}{failed})"
         )
         return p50, p99
 
@@ -185,13 +241,15 @@ async def _start_clustercord(side: Side, stack: AsyncExitStack, scratch: Path) -
     argv = [str(CLI), "serve", "--mode", "interactions", "--host", "127.0.0.1", "--port", str(port)]
     env = _clustercord_env(side.discord, scratch)
     ready = "ClusterCord interaction server"
-    await stack.enter_async_context(_server_process(argv, env, ready, scratch / "clustercord.log"))
+    side.pid = await stack.enter_async_context(
+        _server_process(argv, env, ready, scratch / "clustercord.log")
+    )
     side.url = f"http://127.0.0.1:{port}/"
     registered = {c["name"] for c in side.discord.commands(side.discord.guild_id)}
     registered |= {c["name"] for c in side.discord.commands()}
-    if "help" not in registered:
-        raise RuntimeError(f"ClusterCord registered no /help; it registered {sorted(registered)}")
-    side.command = "help"
+    if "ping" not in registered:
+        raise RuntimeError(f"ClusterCord registered no /ping; it registered {sorted(registered)}")
+    side.command = "ping"
 
 
 async def measure(rounds: int, scratch: Path) -> list[tuple[str, str, str, str, str]]:
@@ -205,7 +263,7 @@ async def measure(rounds: int, scratch: Path) -> list[tuple[str, str, str, str, 
             "bare lightbulb /ping", await stack.enter_async_context(FakeDiscord(**patience))
         )
         port = _free_port()
-        await stack.enter_async_context(
+        base.pid = await stack.enter_async_context(
             _server_process(
                 _reference_argv(base.discord, port), dict(os.environ), "ready",
                 scratch / "reference.log",
@@ -215,7 +273,8 @@ async def measure(rounds: int, scratch: Path) -> list[tuple[str, str, str, str, 
         sides = [base]
         if clustercord_available():
             ours = Side(
-                "clustercord serve /help", await stack.enter_async_context(FakeDiscord(**patience))
+                "clustercord serve /ping (benchping)",
+                await stack.enter_async_context(FakeDiscord(**patience)),
             )
             await _start_clustercord(ours, stack, scratch)
             sides.append(ours)
@@ -247,6 +306,12 @@ async def measure(rounds: int, scratch: Path) -> list[tuple[str, str, str, str, 
         f"ratio of the p99s {ratio:.2f} (target ≤ {RATIO_TARGET:g}: "
         f"{'met' if ratio_ok else 'MISSED'})"
     )
+    if base.cpu_seconds and sides[1].cpu_seconds:
+        ours_cpu, base_cpu = sides[1].cpu_ms_each(), base.cpu_ms_each()
+        print(
+            f"  server CPU per interaction {ours_cpu:.2f} ms vs {base_cpu:.2f} ms "
+            f"(ratio {ours_cpu / base_cpu:.2f}): the cost the latencies queue behind"
+        )
     if violations:
         print(f"  payloads Discord would reject: {len(violations)}, e.g. {violations[0]}")
     return [

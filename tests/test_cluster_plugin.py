@@ -3,6 +3,9 @@ console command → dispatcher → plugin → Kubernetes service → HTTPS → s
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 import yaml
 
@@ -59,10 +62,22 @@ async def test_cluster_list_and_status(harness):
     assert status.reply.data["latency_ms"] > 0
 
 
+async def pods_once(harness, count, seconds=15.0):
+    """`/pod list` once it lists `count` pods: the sandbox's Deployment controller creates
+    its pod in the background, a moment after `kubectl apply` returns."""
+    deadline = time.monotonic() + seconds
+    while True:
+        listed = await harness.run("/pod list")
+        pods = listed.reply.data["pods"]
+        if len(pods) >= count or time.monotonic() > deadline:
+            return pods
+        await asyncio.sleep(0.1)
+
+
 async def test_pods_list_describe_delete(harness, sandbox):
     await harness.run("/cluster use cluster:sandbox namespace:media")
-    listed = await harness.run("/pod list")
-    names = sorted(p["name"] for p in listed.reply.data["pods"])
+    names = sorted(p["name"] for p in await pods_once(harness, 2))
+    assert len(names) == 2, names
     assert names[0] == "jellyfin-0" and names[1].startswith("sonarr-")  # the controller's pod
     running = await harness.run("/pod list selector:app=sonarr")
     assert [p["status"] for p in running.reply.data["pods"]] in (["Running"], ["Pending"])

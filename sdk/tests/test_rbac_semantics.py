@@ -4,7 +4,6 @@ reference evaluator, and the size benchmark of the RBAC plugin (who-can < 100 ms
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 from hypothesis import given, settings
@@ -381,33 +380,18 @@ def generate_large_cluster(seed: int = 7) -> list[Obj]:
     return objects
 
 
-def test_large_snapshot_performance() -> None:
-    objects = generate_large_cluster()
-    start = time.perf_counter()
-    snap = RBACSnapshot.from_objects(objects)
-    build = time.perf_counter() - start
+def test_large_snapshot_who_can_agrees_with_authorize() -> None:
+    # Speed on a cluster this size is measured by `hatch run bench` (benchmarks/rbac.py), not
+    # here: a timed unit test only fails on a busy machine. This checks the answers.
+    snap = RBACSnapshot.from_objects(generate_large_cluster())
     attrs = Attributes("create", "deployments", "apps", namespace="ns7")
-    start = time.perf_counter()
     grants = snap.subjects_who_can(attrs)
-    who_can = time.perf_counter() - start
-    start = time.perf_counter()
     everywhere = snap.subjects_who_can(attrs, all_namespaces=True)
-    who_can_all = time.perf_counter() - start
-    start = time.perf_counter()
-    snap.subjects_who_can(Attributes("delete", "pods", namespace="ns9"))
-    warm = time.perf_counter() - start
-    users = [user_info_for_subject(s) for s in snap.subjects()]
-    start = time.perf_counter()
-    for u in users:
-        snap.authorize(u, attrs)
-    per_check = (time.perf_counter() - start) / len(users)
-    print(
-        f"\nbuild {build * 1000:.0f} ms, who-can {who_can * 1000:.1f} ms cold "
-        f"({len(grants)} grants), {warm * 1000:.1f} ms warm, "
-        f"who-can all namespaces {who_can_all * 1000:.1f} ms ({len(everywhere)}), "
-        f"authorize {per_check * 1e6:.0f} µs/check over {len(users)} subjects"
-    )
     assert len(grants) > 1 and len(everywhere) >= len(grants)
-    # Targets are 100 ms; the bounds leave room for slow CI machines.
-    assert who_can < 0.5
-    assert per_check < 0.005
+
+    def key(subject: dict[str, str]) -> tuple[str, str, str]:
+        return subject["kind"], subject["name"], subject.get("namespace", "")
+
+    allowed = {key(s) for s in snap.subjects() if snap.authorize(user_info_for_subject(s), attrs)}
+    assert allowed
+    assert {key(g.subject) for g in grants} >= allowed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import shutil
 import subprocess
@@ -19,6 +20,32 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed"),
 ]
 SVG = "{http://www.w3.org/2000/svg}"
+# Names from the cluster are data, never markup: a Role and a User named like HTML.
+HOSTILE_ROLE = "<script>"  # Kubernetes forbids "/" in names, so no closing tag
+HOSTILE_USER = "<!--<script><img src=x onerror=window.pwned=2>"
+PLANTED = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: lab}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: "{HOSTILE_ROLE}", namespace: lab}}
+rules: [{{apiGroups: [""], resources: [pods], verbs: [create]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: tinkerer, namespace: lab}}
+subjects: [{{kind: User, name: "{HOSTILE_USER}", apiGroup: rbac.authorization.k8s.io}}]
+roleRef: {{kind: Role, name: "{HOSTILE_ROLE}", apiGroup: rbac.authorization.k8s.io}}
+"""
+
+
+@pytest.fixture(scope="module")
+def planted(homelab):
+    """The homelab plus a namespace whose Role and User carry HTML in their names."""
+    homelab.apply(PLANTED)
+    return homelab
 
 
 class Page:
@@ -48,12 +75,23 @@ class Page:
             f"(s => {{ s.value = {value_js}; s.onchange(); }})(document.getElementById('{select}'))"
         )
 
+    async def search(self, text: str) -> list[str]:
+        """Type a permission into the search box; the labels of the nodes left undimmed."""
+        await self.js(
+            f"(b => {{ b.value = {json.dumps(text)}; b.dispatchEvent(new Event('input')); }})"
+            "(document.getElementById('search'))"
+        )
+        return await self.js(
+            "[...element].filter(([, g]) => !g.classList.contains('dim'))"
+            ".map(([id]) => byId.get(id).label)"
+        )
+
     async def mouse(self, kind: str, x: float, y: float, **extra: object) -> None:
         await self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, **extra)
 
 
 @pytest.fixture
-async def page(rbac, tmp_path):
+async def page(planted, rbac, tmp_path):
     result = await rbac.run("/rbac export format:html")
     assert result.ok, result.text
     [file] = result.reply.files
@@ -133,10 +171,7 @@ async def test_filters_by_subject_and_namespace(page):
 
 
 async def test_search_highlights_who_holds_a_permission(page):
-    matched = await page.js(
-        "(b => { b.value = 'secrets'; b.oninput(); return rbacView.applySearch()"
-        ".map(id => GRAPH.nodes.find(n => n.id === id).label); })(document.getElementById('search'))"  # noqa: E501
-    )
+    matched = await page.search("secrets")
     assert "secrets: CRUD" in matched  # edit's rule
     assert "ClusterRoleBinding: admin-cluster-admin" in matched  # through cluster-admin's "*"
     assert any(label.endswith("sa:home/ci") for label in matched)
@@ -159,3 +194,76 @@ async def test_export_of_the_visible_subgraph(page, tmp_path):
         "document.querySelectorAll('#canvas g.edge:not(.hidden)').length"
     )
     assert len(edges) == len(nodes) - 1  # group:family → family-view → view → its resources: a tree
+
+
+async def test_every_subject_is_drawn_and_names_stay_text(page, planted):
+    bindings = json.loads(planted.kubectl("get", "rolebindings", "-A", "-o", "json"))["items"]
+    planted_subjects = {
+        s["name"]
+        for b in bindings
+        if b["metadata"]["namespace"] in ("home", "media", "lab")
+        for s in b.get("subjects", [])
+    }
+    assert HOSTILE_USER in planted_subjects
+    drawn = await page.js(
+        "[...document.querySelectorAll('#canvas g.node:not(.hidden) text')].map(t => t.textContent)"
+    )
+    for name in planted_subjects:
+        assert any(name in text for text in drawn), name
+    assert any(HOSTILE_ROLE in text for text in drawn)  # shown as text …
+    assert await page.js("window.pwned === undefined")  # … and never run
+    assert await page.js("document.querySelectorAll('script').length") == 2  # data and ours
+    assert await page.js("document.querySelectorAll('#canvas img').length") == 0
+    # self-contained: the file:// page fetched nothing (no CDN, no fonts, no images)
+    assert await page.js("performance.getEntriesByType('resource').length") == 0
+    options = await page.js(
+        "[...document.getElementById('subject').options].map(o => o.textContent)"
+    )
+    assert any(HOSTILE_USER in option for option in options)
+
+
+async def test_search_by_verb_and_resource(page):
+    create_pods = await page.search("create pods")
+    assert f"Role: {HOSTILE_ROLE}" in create_pods  # its one rule: create pods
+    assert "ClusterRole: edit" in create_pods
+    assert not any("family" in label or label == "ClusterRole: view" for label in create_pods)
+    get_secrets = await page.search("secrets get")
+    assert "ClusterRole: edit" in get_secrets
+    assert f"Role: {HOSTILE_ROLE}" not in get_secrets  # it creates pods, reads no secrets
+    delete_pods = await page.search("delete pods")
+    assert f"Role: {HOSTILE_ROLE}" not in delete_pods and "ClusterRole: edit" in delete_pods
+
+
+async def test_export_of_the_filtered_subgraph_as_json(page):
+    await page.choose("subject", "GRAPH.nodes.find(n => n.label.endsWith('sa:home/ci')).id")
+    exported = json.loads(await page.js("rbacView.exportSubgraphJSON()"))
+    labels = {node["label"] for node in exported["nodes"]}
+    assert labels == set(
+        await page.js(
+            "[...rbacView.visibleNodes()].map(id => GRAPH.nodes.find(n => n.id === id).label)"
+        )
+    )
+    assert "RoleBinding: ci-edit" in labels and not any("family" in label for label in labels)
+    ids = {node["id"] for node in exported["nodes"]}
+    assert exported["edges"] and all(e["from"] in ids and e["to"] in ids for e in exported["edges"])
+    assert exported["filters"]["subject"].endswith("home:ci")
+
+
+async def test_export_buttons_download_the_filtered_subgraph(page, tmp_path):
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    await page.send("Page.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+    await page.choose("namespace", "'lab'")
+    await page.js("document.getElementById('export').click()")
+    await page.js("document.getElementById('export-json').click()")
+    for _ in range(50):
+        names = {p.name for p in downloads.iterdir()}
+        if {"rbac-subgraph.svg", "rbac-subgraph.json"} <= names:
+            break
+        await asyncio.sleep(0.1)
+    svg_text = (downloads / "rbac-subgraph.svg").read_text("utf-8")
+    texts = " ".join(t.text or "" for t in ET.fromstring(svg_text).iter(f"{SVG}text"))
+    assert "RoleBinding: tinkerer" in texts and "ci-edit" not in texts
+    exported = json.loads((downloads / "rbac-subgraph.json").read_text("utf-8"))
+    assert {n["label"] for n in exported["nodes"]} >= {"RoleBinding: tinkerer", "pods: create"}
+    assert not any("family" in n["label"] for n in exported["nodes"])

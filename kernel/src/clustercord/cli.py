@@ -180,6 +180,7 @@ async def _run_async(
     kernel = await _kernel()
     try:
         renderer = ConsoleRenderer(Console(stderr=args.json), kernel.settings.output_dir)
+        kernel.conversations.register("console", renderer.open_conversation)
 
         async def send(reply: Any) -> None:
             if not args.json:
@@ -189,7 +190,11 @@ async def _run_async(
             return bool(await renderer.ask(confirmation, args.yes))
 
         outcome = await kernel.dispatcher.dispatch(
-            _invocation(args, path, options), send=send, ask=ask, attachments=local_attachment
+            _invocation(args, path, options),
+            send=send,
+            ask=ask,
+            attachments=local_attachment,
+            fill=renderer.fill,
         )
         await kernel.deliver_decisions()
         if args.json:
@@ -253,6 +258,7 @@ async def _console_async(args: argparse.Namespace) -> int:
     kernel = await _kernel()
     console = Console()
     renderer = ConsoleRenderer(console, kernel.settings.output_dir)
+    kernel.conversations.register("console", renderer.open_conversation)
     admin = KernelPluginAdmin(kernel)
 
     async def dispatch_line(line: str) -> None:
@@ -269,7 +275,11 @@ async def _console_async(args: argparse.Namespace) -> int:
             return bool(await renderer.ask(confirmation, args.yes))
 
         outcome = await kernel.dispatcher.dispatch(
-            _invocation(args, path, options), send=send, ask=ask, attachments=local_attachment
+            _invocation(args, path, options),
+            send=send,
+            ask=ask,
+            attachments=local_attachment,
+            fill=renderer.fill,
         )
         await kernel.deliver_decisions()
         _render(renderer, outcome.reply)

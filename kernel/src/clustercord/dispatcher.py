@@ -24,12 +24,14 @@ from clustercord_sdk.context import CommandContext, Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.manifest import CommandSpec
 from clustercord_sdk.options import parse_options
-from clustercord_sdk.reply import Confirmation, File, Reply
+from clustercord_sdk.reply import Confirmation, File, Modal, Reply
 
 log = logging.getLogger("clustercord.dispatcher")
 
 Send = Callable[[Reply], Awaitable[None]]
 Ask = Callable[[Confirmation], Awaitable[bool]]
+Fill = Callable[[Modal], Awaitable[dict[str, str] | None]]
+"""Answers a form in place (console prompts): input name → text, or ``None`` if abandoned."""
 Attachments = Callable[[str], File]
 """Turns an attachment option's value (a console path, a Discord attachment id) into a File."""
 
@@ -47,6 +49,10 @@ class Outcome:
     @property
     def exit_code(self) -> int:
         return {"ok": 0, "usage": 2}.get(self.status, 1)
+
+
+MAX_FORMS = 10
+"""A plugin answering every form with another one is a bug, not a conversation."""
 
 
 class Dispatcher:
@@ -85,7 +91,11 @@ class Dispatcher:
         send: Send,
         ask: Ask,
         attachments: Attachments | None = None,
+        fill: Fill | None = None,
     ) -> Outcome:
+        """Run one command. With ``fill``, a form the command answers with is filled in
+        place and its submission handed to the plugin's ``action`` (console prompts);
+        without it the form is returned for the front end to show (a Discord modal)."""
         start = time.perf_counter()
         plugin_name: str | None = None
         secret_names: tuple[str, ...] = ()
@@ -112,6 +122,7 @@ class Dispatcher:
                 )
             else:
                 reply = await self._run(plugin, command, invocation, options, send, ask)
+                reply = await self._fill_forms(plugin, invocation, reply, fill, send, ask)
                 if command.ephemeral:
                     reply.ephemeral = True
                 outcome = Outcome(
@@ -131,7 +142,7 @@ class Dispatcher:
             message = f"plugin {plugin_name} failed: {type(exc).__name__}: {exc}"
             outcome = Outcome("error", Reply.fail(message), message, plugin_name)
         outcome.duration_ms = (time.perf_counter() - start) * 1000
-        self.audit.record(
+        await self.audit.arecord(
             invocation.path,
             actor=f"{invocation.frontend}:{invocation.user_id}",
             plugin=plugin_name,
@@ -201,6 +212,30 @@ class Dispatcher:
                 return f"plugin {name} does not allow /{command.name} here"
         return None
 
+    async def _fill_forms(
+        self,
+        plugin: Plugin,
+        invocation: Invocation,
+        reply: Reply,
+        fill: Fill | None,
+        send: Send,
+        ask: Ask,
+    ) -> Reply:
+        """Answer forms in place while the plugin asks for them (successive modals)."""
+        if fill is None:
+            return reply
+        for _ in range(MAX_FORMS):
+            modal = reply.modal
+            if modal is None:
+                return reply
+            if reply.text or reply.cards:
+                await send(Reply(text=reply.text, cards=reply.cards))
+            fields = await fill(modal)
+            if fields is None:
+                return Reply(text="Cancelled: the form was not filled in.")
+            reply = await _call_action(plugin, invocation, modal.action, fields, send, ask)
+        raise CommandError(f"plugin {plugin.name} asked for more than {MAX_FORMS} forms in a row")
+
     async def _run(
         self,
         plugin: Plugin,
@@ -227,6 +262,31 @@ class Dispatcher:
             return _as_reply(await handler(ctx))
         # A synchronous handler may block (network, disk): keep the event loop free.
         return _as_reply(await asyncio.to_thread(handler, ctx))
+
+
+async def _call_action(
+    plugin: Plugin,
+    invocation: Invocation,
+    action: str,
+    fields: dict[str, str],
+    send: Send,
+    ask: Ask,
+) -> Reply:
+    """Call a plugin's component handler with the arguments it declares (``ctx``, ``fields``),
+    as the Discord front end does for a submitted modal."""
+    from clustercord.plugins.manager import resolve_handler
+
+    assert plugin.module is not None and plugin.context is not None
+    function = resolve_handler(plugin.module, action, f"component {action}")
+    options: dict[str, Any] = {"value": None, "values": None, "fields": fields}
+    ctx = CommandContext(
+        invocation=invocation, options=options, plugin=plugin.context, _send=send, _ask=ask
+    )
+    wanted = inspect.signature(function).parameters
+    kwargs = {k: v for k, v in {"ctx": ctx, **options}.items() if k in wanted}
+    if inspect.iscoroutinefunction(function):
+        return _as_reply(await function(**kwargs))
+    return _as_reply(await asyncio.to_thread(function, **kwargs))
 
 
 def _as_reply(value: Any) -> Reply:

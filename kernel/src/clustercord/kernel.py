@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -31,10 +31,13 @@ from clustercord.policy import AccessPolicy
 from clustercord.secretbox import SecretBox
 from clustercord.services.approvals import ApprovalService
 from clustercord.services.audit import AuditLog
+from clustercord.services.conversations import ConversationHub
 from clustercord.services.scheduler import SchedulerService
 from clustercord.signing import TrustStore
 from clustercord.storage import Database, PluginStore
 from clustercord_sdk.context import PluginContext
+from clustercord_sdk.errors import CommandError
+from clustercord_sdk.events import Event
 from clustercord_sdk.reply import Reply
 from clustercord_sdk.services import PluginInfo
 
@@ -54,14 +57,20 @@ class Kernel:
         self.database = Database(settings.database_path)
         self.audit = AuditLog(self.database)
         self.scheduler = SchedulerService(self.database)
-        self.approvals = ApprovalService(self.database, on_decided=self._approval_decided)
+        self.approvals = ApprovalService(
+            self.database,
+            on_decided=self._approval_decided,
+            on_requested=self._approval_requested,
+        )
         self.trust = TrustStore(settings.trust_dir)
         self.guard = Guard(
             timeout=settings.hook_timeout,
             max_failures=settings.max_hook_failures,
             trace=settings.trace_plugins,
         )
-        self.notifier = OutboxNotifier(self.database)
+        self.notifier = OutboxNotifier(
+            self.database, secrets=lambda: SecretBox.from_settings(settings.data_dir)
+        )
         self.manager = PluginManager(
             settings,
             self.database,
@@ -71,6 +80,7 @@ class Kernel:
             secret_sink=self.audit.add_patterns,
         )
         self.events = EventBus(self.manager)
+        self.conversations = ConversationHub()  # front ends register their openers
         self.policy = AccessPolicy(settings.access)
         self.dispatcher = Dispatcher(self.manager, self.policy, self.audit)
         self.kubernetes = KubernetesService(
@@ -83,6 +93,7 @@ class Kernel:
         self._sources = sources
         self._plugin_path = plugin_path
         self._pending_decisions: list[Any] = []
+        self._pending_requests: list[Any] = []
 
     async def start(self) -> Kernel:
         sources = self._sources if self._sources is not None else discover(self._plugin_path)
@@ -93,6 +104,7 @@ class Kernel:
         return self
 
     def close(self) -> None:
+        self.audit.close()
         self.database.close()
 
     def _context_for(self, plugin: Plugin) -> PluginContext:
@@ -105,7 +117,7 @@ class Kernel:
             scheduler=self.scheduler.for_plugin(plugin.name),
             approvals=self.approvals.for_plugin(plugin.name),
             audit=self.audit.for_plugin(plugin.name),
-            notifier=self.notifier,
+            notifier=self.notifier.for_plugin(plugin.name),
             log=logging.getLogger(f"clustercord.plugin.{plugin.name}"),
             plugins=KernelPluginAdmin(self) if "plugin-admin" in capabilities else None,
             kubernetes=self.kubernetes.for_plugin(plugin.name, plugin.manifest.permissions),
@@ -115,6 +127,7 @@ class Kernel:
                     ("approvals-admin", self.approvals),
                     ("cluster-registry", ClusterAdmin(lambda: self.kubernetes.registry)),
                     ("identity-map", self.kubernetes.identities),
+                    ("conversations", self.conversations.for_plugin(plugin.name)),
                 )
                 if name in capabilities
             },
@@ -125,7 +138,17 @@ class Kernel:
         # await point of the kernel (see deliver_decisions), inside the guard.
         self._pending_decisions.append(approval)
 
+    def _approval_requested(self, approval: Any) -> None:
+        # Published as an ``approval:requested`` event at the next deliver_decisions: the
+        # approvals plugin posts it with Approve/Deny buttons for the admins.
+        self._pending_requests.append(approval)
+
     async def deliver_decisions(self) -> int:
+        while self._pending_requests:
+            approval = self._pending_requests.pop(0)
+            await self.events.publish(
+                Event("approval:requested", name=approval.id, data=asdict(approval))
+            )
         delivered = 0
         while self._pending_decisions:
             approval = self._pending_decisions.pop(0)
@@ -250,10 +273,21 @@ class OutboxNotifier:
     """Notifications are queued durably; the running front end delivers them.
 
     A plugin's alert must not vanish because Discord was unreachable at that moment.
+    An ephemeral reply (credentials, personal data) is sealed with the kernel's
+    :class:`~clustercord.secretbox.SecretBox` before it touches SQLite, and its row is
+    deleted once delivered: a DM carrying a password never sits in the database file
+    (or its WAL) in clear text.
     """
 
-    def __init__(self, database: Database) -> None:
+    SEALED = "sealed:"
+    """Prefix of a ``reply`` column holding a SecretBox token instead of JSON."""
+
+    def __init__(
+        self, database: Database, *, secrets: Callable[[], SecretBox] | None = None
+    ) -> None:
         self.database = database
+        self._secrets_factory = secrets
+        self._secrets: SecretBox | None = None
         database.db["_outbox"].create(
             {
                 "id": int,
@@ -262,32 +296,90 @@ class OutboxNotifier:
                 "user": str,
                 "reply": str,
                 "delivered_at": float,
+                "plugin": str,
             },
             pk="id",
             if_not_exists=True,
         )
+        database.migrate("kernel:outbox", [(1, self._add_plugin_column)])
+
+    def _add_plugin_column(self) -> None:
+        # Rows queued before notifications knew their plugin keep plugin NULL: their
+        # buttons (if any) route nowhere, as before.
+        table = self.database.db["_outbox"]
+        if "plugin" not in table.columns_dict:
+            table.add_column("plugin", str)
+
+    def for_plugin(self, plugin: str) -> PluginNotifier:
+        """The plugin's :class:`~clustercord_sdk.services.Notifier`: its rows name it, so
+        buttons in its notifications route back to it."""
+        return PluginNotifier(self, plugin)
+
+    def _box(self) -> SecretBox:
+        if self._secrets is None:
+            if self._secrets_factory is None:
+                raise CommandError("this kernel has no secret box to seal a private notification")
+            self._secrets = self._secrets_factory()
+        return self._secrets
 
     async def notify(
-        self, reply: Reply, *, channel: str | None = None, user: str | None = None
+        self,
+        reply: Reply,
+        *,
+        channel: str | None = None,
+        user: str | None = None,
+        plugin: str | None = None,
     ) -> None:
+        payload = json.dumps(reply.to_dict())
+        if reply.ephemeral:
+            payload = self.SEALED + self._box().seal(payload)
         with self.database.transaction():
             self.database.db["_outbox"].insert(
                 {
                     "created_at": time.time(),
                     "channel": channel,
                     "user": user,
-                    "reply": json.dumps(reply.to_dict()),
+                    "reply": payload,
                     "delivered_at": None,
+                    "plugin": plugin,
                 }
             )
 
     def pending(self) -> list[dict[str, Any]]:
-        return list(self.database.db["_outbox"].rows_where("delivered_at is null", order_by="id"))
+        """Undelivered notifications, oldest first, sealed payloads opened."""
+        rows = list(self.database.db["_outbox"].rows_where("delivered_at is null", order_by="id"))
+        for row in rows:
+            if row["reply"].startswith(self.SEALED):
+                row["reply"] = self._box().open(row["reply"][len(self.SEALED) :])
+                row["sealed"] = True
+        return rows
 
     def delivered(self, row_id: int) -> None:
-        """Mark one notification as delivered (called by the front end that sent it)."""
+        """Mark one notification as delivered (called by the front end that sent it).
+
+        A sealed one is deleted instead: once the user has it, keeping even the
+        ciphertext only widens what a leaked key would expose.
+        """
+        table = self.database.db["_outbox"]
         with self.database.transaction():
-            self.database.db["_outbox"].update(row_id, {"delivered_at": time.time()})
+            row = table.get(row_id)
+            if str(row["reply"]).startswith(self.SEALED):
+                table.delete(row_id)
+            else:
+                table.update(row_id, {"delivered_at": time.time()})
+
+
+class PluginNotifier:
+    """One plugin's view of the :class:`OutboxNotifier`."""
+
+    def __init__(self, outbox: OutboxNotifier, plugin: str) -> None:
+        self._outbox = outbox
+        self.plugin = plugin
+
+    async def notify(
+        self, reply: Reply, *, channel: str | None = None, user: str | None = None
+    ) -> None:
+        await self._outbox.notify(reply, channel=channel, user=user, plugin=self.plugin)
 
 
 def info_dict(info: PluginInfo) -> dict[str, Any]:

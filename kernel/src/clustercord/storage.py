@@ -33,12 +33,7 @@ class Database:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=30
-        )
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn = self.connect()
         self.db = sqlite_utils.Database(self.conn)
         self.lock = threading.RLock()
         self._depth = 0
@@ -48,6 +43,18 @@ class Database:
         self.db.table("_migrations").create(
             {"scope": str, "version": int}, pk="scope", if_not_exists=True
         )
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection with the durability settings above (autocommit: transactions
+        are explicit). The kernel's shared one is :attr:`conn`; a writer thread may open
+        its own, so that its commits wait on the disk without holding the event loop."""
+        conn = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=30
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
 
     def close(self) -> None:
         self.conn.close()

@@ -58,6 +58,9 @@ class Button:
     url: str | None = None
     disabled: bool = False
     emoji: str | None = None
+    command: str | None = None
+    """The command (``"approval approve"``) whose access policy decides who may press
+    the button; ``None``: the command whose reply carries it. One of the plugin's own."""
 
 
 @dataclass
@@ -89,11 +92,17 @@ class TextInput:
     value: str | None = None
     min_length: int | None = None
     max_length: int | None = None
+    secret: bool = False
+    """A password or token: the console reads it without echo (Discord cannot mask it)."""
 
 
 @dataclass
 class Modal:
-    """A form. Its submitted values reach the plugin's component handler ``action``."""
+    """A form. Its submitted values reach the plugin's component handler ``action``.
+
+    Discord shows it as a modal (at most 5 inputs); the console prompts for each input
+    in turn (``secret`` ones without echo) and calls ``action`` the same way.
+    """
 
     title: str
     action: str

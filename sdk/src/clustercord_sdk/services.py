@@ -10,9 +10,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from clustercord_sdk.reply import Reply
+
+if TYPE_CHECKING:  # context imports this module
+    from clustercord_sdk.context import Invocation
 
 
 @runtime_checkable
@@ -132,6 +135,45 @@ class Notifier(Protocol):
     ) -> None:
         """Send a reply to a channel, a user's DMs, or the configured alert channel."""
         ...
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message a person wrote in a conversation."""
+
+    user_id: str
+    text: str
+    message_id: str
+
+
+@runtime_checkable
+class Conversation(Protocol):
+    """One open conversation: a Discord thread, or a prefixed sub-session on the console."""
+
+    @property
+    def id(self) -> str:
+        """The thread's id (Discord) or the sub-session's title (console)."""
+        ...
+
+    async def send(self, reply: Reply | str) -> str:
+        """Write a reply into the conversation; returns the message id."""
+        ...
+
+    async def receive(self, timeout: float = 60.0) -> Message | None:
+        """The next message a person (never a bot) writes, or ``None`` after ``timeout``."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the conversation: later :meth:`send` calls raise
+        :class:`~clustercord_sdk.errors.CommandError`, :meth:`receive` returns None."""
+        ...
+
+
+class Conversations(Protocol):
+    """Threads for back-and-forth with users; given to plugins with the ``conversations``
+    capability. Opened where ``for_invocation`` came from (its front end and channel)."""
+
+    async def open(self, title: str, *, for_invocation: Invocation) -> Conversation: ...
 
 
 @dataclass

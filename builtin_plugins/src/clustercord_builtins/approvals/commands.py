@@ -3,6 +3,10 @@ from __future__ import annotations
 import time
 
 from clustercord_sdk import CommandContext, Reply, Table
+from clustercord_sdk.reply import Button
+
+BUTTONS_FOR = 10
+"""Pending requests that get Approve/Deny buttons in ``/approval list`` (2 buttons each)."""
 
 
 def _service(ctx: CommandContext):
@@ -33,13 +37,33 @@ def list_pending(ctx: CommandContext) -> Reply:
                 title=f"{len(rows)} pending",
             )
         ],
+        buttons=[button for a in pending[:BUTTONS_FOR] for button in decision_buttons(a.id)],
         data={"pending": [a.id for a in pending]},
     )
 
 
-def _decide(ctx: CommandContext, approve: bool) -> Reply:
+def decision_buttons(approval_id: str) -> list[Button]:
+    """Approve/Deny for one request. A press is checked against the access policy of
+    ``/approval approve`` or ``/approval deny`` (admins only), whoever listed them."""
+    return [
+        Button(f"Approve {approval_id}", action="commands:approve_pressed", value=approval_id,
+               style="success", command="approval approve"),
+        Button(f"Deny {approval_id}", action="commands:deny_pressed", value=approval_id,
+               style="danger", command="approval deny"),
+    ]  # fmt: skip
+
+
+def approve_pressed(ctx: CommandContext, value: str) -> Reply:
+    return _decide(ctx, True, value)
+
+
+def deny_pressed(ctx: CommandContext, value: str) -> Reply:
+    return _decide(ctx, False, value)
+
+
+def _decide(ctx: CommandContext, approve: bool, approval_id: str | None = None) -> Reply:
     approval = _service(ctx).decide(
-        ctx.options["id"], approve, by=ctx.user_id, reason=ctx.options.get("reason")
+        approval_id or ctx.options["id"], approve, by=ctx.user_id, reason=ctx.options.get("reason")
     )
     icon = "✅" if approve else "⛔"
     return Reply(

@@ -10,8 +10,16 @@ from clustercord_builtins.templates.inventory import values_name
 from clustercord_builtins.templates.readiness import wait_ready
 from clustercord_builtins.templates.render import render_manifests
 from clustercord_builtins.templates.template import Template, TemplateError
-from clustercord_builtins.templates.variables import VariableError, parse_vars, resolve
-from clustercord_sdk import Card, CommandContext, Field, File, Reply, Table
+from clustercord_builtins.templates.variables import (
+    ASK,
+    VariableError,
+    form_inputs,
+    form_variables,
+    missing_required,
+    parse_vars,
+    resolve,
+)
+from clustercord_sdk import Card, CommandContext, Field, File, Modal, Reply, Table
 from clustercord_sdk.errors import CommandError
 
 
@@ -22,8 +30,8 @@ def _vars(ctx: CommandContext) -> dict[str, Any]:
         raise CommandError(str(error)) from None
 
 
-def _deployer(ctx: CommandContext) -> Deployer:
-    cluster, _ = ctx.kubernetes.target(ctx.options.get("cluster"))
+def _deployer(ctx: CommandContext, cluster: str | None = None) -> Deployer:
+    cluster, _ = ctx.kubernetes.target(cluster or ctx.options.get("cluster"))
 
     async def progress(current: float, total: float, label: str) -> None:
         await ctx.progress(current, total, label)
@@ -191,28 +199,118 @@ def guide(ctx: CommandContext) -> Reply:
 
 
 # -- deploying --------------------------------------------------------------------------
-def _credentials(outcome: Outcome) -> Reply | None:
-    if not outcome.generated:
+FORM_KEY = "deploy-form:"
+"""Plugin-store key (+ user id) of the deploy waiting for its form: public values only."""
+DM_NOTE = "📬 sent you a DM"
+
+
+def _private_note(template: Template, outcome: Outcome, steps: list[str]) -> Reply | None:
+    """The DM after a deploy: how to reach it and the generated credentials (ephemeral,
+    which also tells the kernel to keep it sealed until it is delivered)."""
+    if not outcome.generated and not steps:
         return None
-    lines = "\n".join(f"{name}: ||{value}||" for name, value in sorted(outcome.generated.items()))
     release = outcome.release
-    return Reply(
-        text=f"🔐 Generated credentials for {release.release} (only you see this; they are "
-        f"kept in Secret {values_name(release.release)} in namespace {release.namespace}):\n"
-        + lines,
-        ephemeral=True,
-    )
+    lines = [f"🚀 {template.title} is deployed as {release.id}."]
+    if steps:
+        lines += ["How to reach it:"] + [f"• {step}" for step in steps]
+    if outcome.generated:
+        lines.append(
+            f"🔐 Generated credentials (kept in Secret {values_name(release.release)} "
+            f"in namespace {release.namespace}):"
+        )
+        lines += [f"{name}: ||{value}||" for name, value in sorted(outcome.generated.items())]
+    return Reply(text="\n".join(lines), ephemeral=True)
+
+
+def _wants_form(ctx: CommandContext) -> bool:
+    return str(ctx.options.get("vars") or "").strip().lower() == ASK
 
 
 async def deploy(ctx: CommandContext) -> Reply:
+    """``/template deploy``: with every variable known, deploy; with required ones missing
+    (or ``vars:ask``), answer with a form whose submission deploys (``deploy_form``)."""
     entry = catalog.find(ctx.store, ctx.options["template"])
     catalog.deployable(entry)
-    deployer = _deployer(ctx)
-    namespace = ctx.options["namespace"]
-    plan = deployer.plan(entry, namespace, _vars(ctx))
+    interactive = _wants_form(ctx)
+    given = {} if interactive else _vars(ctx)
+    try:
+        asked = form_variables(entry.template, given, everything=interactive)
+    except VariableError as error:
+        raise CommandError(str(error)) from None
+    if interactive or missing_required(entry.template, given):
+        # Only what may be stored in clear waits for the form: a secret given inline is
+        # asked for again (blank) rather than written to the plugin's store.
+        public = {
+            k: v
+            for k, v in given.items()
+            if k not in {x.name for x in entry.template.variables if x.secret}
+        }
+        ctx.store.set(
+            FORM_KEY + ctx.user_id,
+            {
+                "template": entry.template.name,
+                "namespace": ctx.options["namespace"],
+                "cluster": ctx.options.get("cluster"),
+                "wait": ctx.options.get("wait", True),
+                "given": public,
+                "asked": [v.name for v in asked],
+            },
+        )
+        title = f"Deploy {entry.template.title}"
+        return Reply(
+            text=f"{entry.template.title} needs a few values before it can be deployed.",
+            modal=Modal(
+                title=title if len(title) <= 45 else title[:44] + "…",
+                action="commands:deploy_form",
+                inputs=form_inputs(asked, public),
+            ),
+        )
+    return await _deploy(
+        ctx,
+        entry,
+        ctx.options["namespace"],
+        ctx.options.get("cluster"),
+        given,
+        wait=ctx.options.get("wait", True),
+    )
+
+
+async def deploy_form(ctx: CommandContext, fields: dict[str, str]) -> Reply:
+    """The submitted deploy form (a Discord modal, console prompts): deploy with its values.
+    A value that fails validation is named in the error and nothing is deployed."""
+    pending = ctx.store.get(FORM_KEY + ctx.user_id)
+    if pending is None:
+        raise CommandError("this form has expired: run /template deploy again")
+    ctx.store.delete(FORM_KEY + ctx.user_id)
+    entry = catalog.find(ctx.store, pending["template"])
+    catalog.deployable(entry)
+    unexpected = sorted(set(fields) - set(pending["asked"]))
+    if unexpected:
+        raise CommandError(f"the form has no field {unexpected[0]!r}; nothing was deployed")
+    given = {**pending["given"], **{k: v for k, v in fields.items() if str(v).strip()}}
+    try:
+        return await _deploy(
+            ctx, entry, pending["namespace"], pending["cluster"], given, wait=pending["wait"]
+        )
+    except CommandError as error:
+        # A refusal the user can act on, answered like a command's (not a plugin crash).
+        return Reply.fail(str(error), ephemeral=True)
+
+
+async def _deploy(
+    ctx: CommandContext,
+    entry: catalog.Entry,
+    namespace: str,
+    cluster: str | None,
+    given: dict[str, Any],
+    *,
+    wait: bool,
+) -> Reply:
+    deployer = _deployer(ctx, cluster)
+    plan = deployer.plan(entry, namespace, given)
     outcome = await deployer.deploy(plan)
     waiting: list[str] = []
-    if ctx.options.get("wait", True):
+    if wait:
         waiting = await wait_ready(
             ctx.kubernetes,
             deployer.cluster,
@@ -221,11 +319,19 @@ async def deploy(ctx: CommandContext) -> Reply:
             timeout=float(ctx.config.get("ready_timeout", 300)),
             progress=deployer.progress,
         )
-    credentials = _credentials(outcome)
-    if credentials is not None:
-        await ctx.send(credentials)
     release = outcome.release
     steps = post_install(entry.template, plan.values.public(), release.release, namespace)
+    note = _private_note(entry.template, outcome, steps)
+    delivered = ""
+    if note is not None:
+        if ctx.invocation.frontend == "discord":
+            # A DM, not the channel: credentials must not stay in the channel's history.
+            await ctx.plugin.notifier.notify(note, user=ctx.user_id)
+            delivered = DM_NOTE
+        elif outcome.generated:
+            # The console is the user's own terminal: show them there, marked private.
+            await ctx.send(note)
+            delivered = "shown above, only to you"
     return Reply(
         cards=[
             Card(
@@ -239,7 +345,7 @@ async def deploy(ctx: CommandContext) -> Reply:
                     Field("Objects", str(len(outcome.applied)), inline=True),
                     Field("Next steps", "\n".join(f"• {s}" for s in steps) or "—"),
                 ]
-                + ([Field("Credentials", "sent to you privately")] if credentials else [])
+                + ([Field("Credentials", delivered)] if outcome.generated else [])
                 + (
                     [Field("⏳ Not ready yet", ", ".join(waiting) + " (check /pod list)")]
                     if waiting

@@ -18,6 +18,7 @@ from typing import Any
 from clustercord_builtins.templates.template import Template, Variable
 from clustercord_sdk.errors import UsageError
 from clustercord_sdk.options import Choice, OptionSpec
+from clustercord_sdk.reply import TextInput
 
 REDACTED = "<secret>"
 _ALPHABET = string.ascii_letters + string.digits
@@ -158,3 +159,77 @@ def resolve(
         generated=frozenset(generated),
         given=frozenset(given),
     )
+
+
+# -- asking for variables in a form -------------------------------------------------------
+FORM_INPUTS_MAX = 5
+"""Discord's limit of text inputs per modal. One form per deploy, the same in every front
+end: Discord cannot answer a submitted modal with another one, so rather than a chain of
+"continue" buttons the form holds what must be asked and everything else keeps its
+default (or its ``vars:`` value)."""
+ASK = "ask"
+"""``vars:ask`` asks for the template's variables in a form instead of taking them inline."""
+_LABEL_MAX = 45
+
+
+def missing_required(template: Template, given: Mapping[str, Any]) -> list[Variable]:
+    """Required variables with no value given and no default (secrets are generated)."""
+    return [
+        v
+        for v in template.variables
+        if v.required and v.default is None and not v.secret and given.get(v.name) in (None, "")
+    ]
+
+
+def form_variables(
+    template: Template, given: Mapping[str, Any], *, everything: bool
+) -> list[Variable]:
+    """What a deploy form asks for, most needed first: missing required variables, then
+    (when the user asked for the form) secrets, then the rest; at most ``FORM_INPUTS_MAX``.
+
+    Raises :class:`VariableError` when more required variables are missing than one form
+    holds: the user gives the others with ``vars:``.
+    """
+    required = missing_required(template, given)
+    if len(required) > FORM_INPUTS_MAX:
+        names = ", ".join(v.name for v in required[FORM_INPUTS_MAX:])
+        raise VariableError(
+            f"template {template.name} needs {len(required)} variables, more than one form "
+            f"holds ({FORM_INPUTS_MAX}): give {names} with vars:"
+        )
+    chosen = list(required)
+    if everything:
+        rest = [v for v in template.variables if v not in chosen]
+        chosen += [v for v in rest if v.secret] + [v for v in rest if not v.secret]
+    return chosen[:FORM_INPUTS_MAX]
+
+
+def form_inputs(variables: list[Variable], given: Mapping[str, Any]) -> list[TextInput]:
+    """One text input per variable, labelled within Discord's 45 characters; public values
+    already known are filled in, secrets never are (a generated one is left blank)."""
+    inputs = []
+    for variable in variables:
+        label = (
+            variable.name
+            if not variable.description
+            else f"{variable.name}: {variable.description}"
+        )
+        if len(label) > _LABEL_MAX:
+            label = label[: _LABEL_MAX - 1] + "…"
+        known = given.get(variable.name, variable.default)
+        placeholder = None
+        if variable.secret:
+            placeholder = "leave empty to generate one"
+        elif variable.default is not None:
+            placeholder = f"default: {variable.default}"[:100]
+        inputs.append(
+            TextInput(
+                name=variable.name,
+                label=label,
+                required=variable.required and variable.default is None and not variable.secret,
+                placeholder=placeholder,
+                value=None if variable.secret or known is None else str(known),
+                secret=variable.secret,
+            )
+        )
+    return inputs

@@ -29,13 +29,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.progress import Progress as RichProgress
-from rich.prompt import Confirm
+from rich.prompt import Confirm, Prompt
 from rich.style import Style
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from clustercord_sdk.errors import UsageError
+from clustercord_sdk.errors import CommandError, UsageError
 from clustercord_sdk.reply import Card, Confirmation, File, Modal, Progress, Reply, Table
+from clustercord_sdk.services import Message
 
 EPHEMERAL_NOTE = "(only you can see this)"
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
@@ -281,9 +282,108 @@ class ConsoleRenderer:
             self.console.print(Text("Not confirmed", style="yellow"))
             return False
 
+    async def fill(self, modal: Modal) -> dict[str, str] | None:
+        """Answer a form with one prompt per input; secret inputs are read without echo.
+
+        Without a terminal (a script) nothing can be typed: the form is shown and ``None``
+        returned, so the command stops with nothing done.
+        """
+        self.finish()
+        stdin = self._stdin if self._stdin is not None else sys.stdin
+        if stdin is None or not _isatty(stdin):
+            self.console.print(self._modal(modal))
+            self.console.print(Text("Not filled in: this needs a terminal", style="yellow"))
+            return None
+        self.console.print(Text(f"Form: {modal.title}", style="bold"))
+        fields: dict[str, str] = {}
+        try:
+            for item in modal.inputs:
+                label = item.label + ("" if item.required else " (optional)")
+                # rich's password prompt uses getpass: nothing is echoed or kept in history.
+                answer = await asyncio.to_thread(
+                    Prompt.ask,
+                    label,
+                    console=self.console,
+                    password=item.secret,
+                    default=item.value or "",
+                    show_default=not item.secret and bool(item.value),
+                    stream=self._stdin,
+                )
+                fields[item.name] = answer
+        except EOFError:
+            self.console.print(Text("Not filled in", style="yellow"))
+            return None
+        return fields
+
+    def conversation(self, title: str, *, user_id: str) -> ConsoleConversation:
+        """A plugin's conversation on the console (capability ``conversations``)."""
+        return ConsoleConversation(self, title, user_id)
+
+    async def open_conversation(
+        self, plugin: str, title: str, invocation: Any
+    ) -> ConsoleConversation:
+        """The opener to register with ``kernel.conversations`` for the ``console``."""
+        return self.conversation(title, user_id=invocation.user_id)
+
     @staticmethod
     def _prompt_text(confirmation: Confirmation) -> Text:
         return Text(confirmation.prompt, style="bold red" if confirmation.danger else "bold")
+
+
+class ConsoleConversation:
+    """What a Discord thread is on the console: a sub-session whose lines carry
+    ``[title]``, read line by line from the console's input.
+
+    The console has one person at its keyboard, so every line read is theirs
+    (``user_id``); end of input ends the conversation (``receive`` returns ``None``).
+    A line being typed when ``receive`` times out is read by the next ``receive``.
+    """
+
+    def __init__(self, renderer: ConsoleRenderer, title: str, user_id: str) -> None:
+        self.renderer = renderer
+        self.title = title
+        self.user_id = user_id
+        self.closed = False
+        self._count = 0
+        self._reading: asyncio.Future[str] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.title
+
+    async def send(self, reply: Reply | str) -> str:
+        if self.closed:
+            raise CommandError(f"the conversation {self.title!r} is closed")
+        reply = Reply(text=reply) if isinstance(reply, str) else reply
+        prefix = Text(f"[{self.title}] ", style="bold cyan")
+        if reply == Reply(text=reply.text, ephemeral=reply.ephemeral) and reply.text:
+            self.renderer.console.print(prefix + Text(reply.text))
+        else:
+            self.renderer.console.print(prefix)
+            self.renderer.render(reply)
+        self._count += 1
+        return f"{self.title}:{self._count}"
+
+    async def receive(self, timeout: float = 60.0) -> Message | None:
+        if self.closed:
+            return None
+        if self._reading is None:
+            stdin = self.renderer._stdin if self.renderer._stdin is not None else sys.stdin
+            self.renderer.console.print(Text(f"[{self.title}] > ", style="bold cyan"), end="")
+            # A blocking read in a thread keeps the event loop running.
+            self._reading = asyncio.ensure_future(asyncio.to_thread(stdin.readline))
+        try:
+            line = await asyncio.wait_for(asyncio.shield(self._reading), timeout)
+        except TimeoutError:
+            return None
+        self._reading = None
+        if not line:
+            return None  # end of input
+        self._count += 1
+        return Message(self.user_id, line.rstrip("\n"), f"{self.title}:{self._count}")
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 def _isatty(stream: Any) -> bool:

@@ -13,6 +13,7 @@ kubectl prints them verbatim and users read them.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -77,9 +78,16 @@ def bootstrap_objects() -> list[dict[str, Any]]:
     `kubectl auth can-i` (granted by `system:discovery` / `system:basic-user`); fixtures add
     them so the sandbox starts like a real cluster. A fresh list each call: callers mutate.
     """
+    return copy.deepcopy(_parsed_bootstrap())
+
+
+@cache
+def _parsed_bootstrap() -> list[dict[str, Any]]:
+    # Parsed once per process (libyaml when present): every sandbox start needs it.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     objects: list[dict[str, Any]] = []
     for name in BOOTSTRAP_FILES:
-        for doc in yaml.safe_load_all(_bootstrap_text(name)):
+        for doc in yaml.load_all(_bootstrap_text(name), Loader=loader):
             if doc is None:
                 continue
             items = doc["items"] if doc.get("kind") == "List" else [doc]

@@ -96,47 +96,87 @@ def walk(obj: Any, schema: dict[str, Any] | None) -> Walk:
     return found
 
 
-def _leaf(found: Walk, path: Path, value: Any) -> None:
-    if path:
-        found.values[path] = value
-        found.leaves.add(path)
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What walking needs from one (sub)schema, worked out once per schema object."""
+
+    atomic_map: bool
+    properties: dict[str, Any]
+    extra: dict[str, Any] | None  # additionalProperties, when it is a schema
+    granular: bool  # a map whose entries are owned one by one (labels, data ...)
+    list_kind: str
+    list_keys: tuple[str, ...]
+    items: dict[str, Any] | None
+
+
+# Shapes by id() of the schema object; the entry keeps that object alive so its id stays its
+# own. Schemas are long-lived (the OpenAPI definitions, a CRD version's schema), so this stays
+# as small as the schemas in use; every write walks the same few hundred of them.
+_SHAPES: dict[int, tuple[Any, _Shape]] = {}
+
+
+def _shape(schema: dict[str, Any] | None) -> _Shape:
+    cached = _SHAPES.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    resolved = resolve(schema) or {}
+    properties = resolved.get("properties") or {}
+    extra = resolved.get("additionalProperties")
+    list_kind, list_keys = list_shape(resolved)
+    items = resolved.get("items")
+    shape = _Shape(
+        atomic_map=atomic_map(resolved),
+        properties=properties,
+        extra=extra if isinstance(extra, dict) else None,
+        granular=isinstance(extra, dict) or not properties,
+        list_kind=list_kind,
+        list_keys=list_keys,
+        items=items if isinstance(items, dict) else None,
+    )
+    _SHAPES[id(schema)] = (schema, shape)
+    return shape
 
 
 def _walk(value: Any, schema: dict[str, Any] | None, path: Path, found: Walk) -> None:
-    schema = resolve(schema)
     if isinstance(value, dict):
-        if atomic_map(schema):
+        shape = _shape(schema)
+        if shape.atomic_map:
             _leaf(found, path, value)
             return
-        properties = (schema or {}).get("properties") or {}
-        extra = (schema or {}).get("additionalProperties")
-        if path and (isinstance(extra, dict) or not properties):
+        properties, extra = shape.properties, shape.extra
+        if path and shape.granular:
             found.maps.add(path)
         for key, sub in value.items():
             child = (*path, ("f", key))
-            declared = key in properties
             if sub is None or sub == {}:
                 _leaf(found, child, sub)  # SMD keeps null and {} as members
                 continue
-            sub_schema = properties.get(key) if declared else extra
+            declared = key in properties
+            sub_schema = properties[key] if declared else extra
             _walk(sub, sub_schema if isinstance(sub_schema, dict) else None, child, found)
             if not declared:  # a map entry is a member even when it holds an object
                 found.values.setdefault(child, sub)
     elif isinstance(value, list):
-        kind, keys = list_shape(schema)
+        shape = _shape(schema)
+        kind = shape.list_kind
         if kind == "atomic":
             _leaf(found, path, value)
             return
-        items = (schema or {}).get("items")
         for item in value:
             if kind == "set":
                 _leaf(found, (*path, ("v", _compact(item))), item)
                 continue
-            child = (*path, ("k", item_key(item, keys)))
-            _walk(item, items, child, found)
+            child = (*path, ("k", item_key(item, shape.list_keys)))
+            _walk(item, shape.items, child, found)
             found.values[child] = item
     else:
         _leaf(found, path, value)
+
+
+def _leaf(found: Walk, path: Path, value: Any) -> None:
+    if path:
+        found.values[path] = value
+        found.leaves.add(path)
 
 
 @dataclass
@@ -196,8 +236,8 @@ def encode(fields: FieldSet) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for path in fields:
         node = tree
-        for element in path:
-            node = node.setdefault(_element_string(element), {})
+        for kind, text in path:
+            node = node.setdefault(f"{kind}:{text}", {})
         node["."] = {}
     return _finish(tree)
 
@@ -205,12 +245,22 @@ def encode(fields: FieldSet) -> dict[str, Any]:
 _ORDER = {".": 0, "f": 1, "k": 2, "v": 3, "i": 4}
 
 
+def _order(key: str) -> tuple[int, str]:
+    return (_ORDER[key[0]], key)
+
+
 def _finish(node: dict[str, Any]) -> dict[str, Any]:
-    children = {k: _finish(v) for k, v in node.items() if k != "."}
-    ordered = dict(sorted(children.items(), key=lambda kv: (_ORDER[kv[0][0]], kv[0])))
-    if "." in node and ordered:
-        return {".": {}, **ordered}
-    return ordered
+    """Sorts a tree built by `encode` (in place) and drops "." where a path has no members."""
+    member = node.pop(".", None) is not None
+    if not node:
+        return node
+    # "f:" < "k:" < "v:" as plain strings too; only an index ("i:", never in a walk) needs
+    # SMD's explicit order.
+    keys = sorted(node, key=_order) if any(k[0] == "i" for k in node) else sorted(node)
+    out: dict[str, Any] = {".": {}} if member else {}
+    for key in keys:
+        out[key] = _finish(node[key])
+    return out
 
 
 def decode(fields: Any, prefix: Path = ()) -> FieldSet:

@@ -133,12 +133,12 @@ class ObjectAPI:
             raise errors.already_exists(rt, meta["name"])
         meta.pop("resourceVersion", None)
         meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = now()
+        meta["creationTimestamp"] = created_at = now()
         if _has_generation(rt):
             meta["generation"] = 1
         _apply_defaults(rt, obj, self)
         if not managed:
-            record_update(rt, None, obj, options.manager, "", now())
+            record_update(rt, None, obj, options.manager, "", created_at)
         if options.dry_run:
             return obj
         created = self.store.create(rt.group, rt.plural, obj)

@@ -346,16 +346,15 @@ class SandboxServer:
     async def _get(self, request: web.Request, req: ResourceRequest) -> web.StreamResponse:
         obj = self.api.get(req.rt, req.namespace, req.name)
         if wants_table(request.headers.get("Accept", "")):
-            return _json(
-                to_table(req.rt, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
-            )
+            rv = obj["metadata"]["resourceVersion"]
+            return _json(to_table(req.rt, [obj], {"resourceVersion": rv}, self.store))
         return _json(obj)
 
     async def _list(self, request: web.Request, req: ResourceRequest) -> web.StreamResponse:
         namespace = req.namespace if req.rt.namespaced and req.namespace else None
         items, meta = self.api.list(req.rt, namespace, _list_options(request))
         if wants_table(request.headers.get("Accept", "")):
-            return _json(to_table(req.rt, items, meta))
+            return _json(to_table(req.rt, items, meta, self.store))
         return _json(
             {
                 "kind": f"{req.rt.kind}List",
@@ -473,9 +472,8 @@ class SandboxServer:
 
             async def send(kind: str, obj: dict[str, Any]) -> None:
                 if table and kind != "ERROR" and kind != "BOOKMARK":
-                    obj = to_table(
-                        rt, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}
-                    )
+                    rv = obj["metadata"]["resourceVersion"]
+                    obj = to_table(rt, [obj], {"resourceVersion": rv}, self.store)
                 line = json.dumps({"type": kind, "object": obj}) + "\n"
                 await response.write(line.encode())
 

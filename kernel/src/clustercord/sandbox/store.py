@@ -2,7 +2,8 @@
 
 The interface is deliberately small (get / list / create / update / delete / events_since /
 subscribe) so a later slice can back it with a file or SQLite without touching the server.
-Objects are stored as plain JSON dicts, exactly as they are served.
+Objects are stored as plain JSON dicts, exactly as they are served. A stored object is never
+changed in place (a write stores a new one), so watch events share it instead of copying it.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ class SandboxStore:
             group,
             plural,
             obj["metadata"].get("namespace", ""),
-            clone(obj),
+            obj,  # stored objects are replaced, never mutated: the event may share it
             previous,
         )
         self._history.append(event)
@@ -174,6 +175,7 @@ class SandboxStore:
         obj = self._objects.pop((group, plural, namespace, name), None)
         if obj is None:
             return None
+        obj = {**obj, "metadata": {**obj["metadata"]}}  # earlier events share the stored one
         self._stamp(obj)
         self._record("DELETED", group, plural, obj)
         return clone(obj)

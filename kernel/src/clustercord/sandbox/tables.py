@@ -1,16 +1,22 @@
 """Server-side printing: `meta.k8s.io/v1` Table answers for `kubectl get`.
 
 kubectl asks for `application/json;as=Table;v=v1;g=meta.k8s.io` and prints the columns the
-server chooses, so the familiar columns (READY, STATUS, AGE ...) are decided here.
+server chooses, so the familiar columns (READY, STATUS, AGE ...) are decided here: built-in
+kinds as `pkg/printers/internalversion/printers.go` prints them, CustomResourceDefinitions with
+the generic NAME / CREATED AT, custom resources with their CRD's `additionalPrinterColumns`
+(NAME, then those columns; AGE when it declares none), as the apiextensions server does.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from .registry import ResourceType
+from .store import SandboxStore
 
 Column = tuple[str, str, int, Callable[[dict[str, Any]], Any]]  # name, type, priority, cell
 
@@ -93,6 +99,17 @@ def _spec(path: str, default: Any = "") -> Callable[[dict[str, Any]], Any]:
     return get
 
 
+def _int_or_string(path: str) -> Callable[[dict[str, Any]], Any]:
+    """An IntOrString field as the printers show it, `N/A` when unset (PDB min/max)."""
+    get = _spec(path, None)
+    return lambda obj: "N/A" if get(obj) is None else str(get(obj))
+
+
+def _created_at(obj: dict[str, Any]) -> str:
+    """The default table convertor's CREATED AT: the timestamp itself, RFC 3339 in UTC."""
+    return str(obj["metadata"].get("creationTimestamp") or "")
+
+
 NAME: Column = ("Name", "string", 0, _name)
 AGE: Column = ("Age", "string", 0, _age)
 
@@ -152,10 +169,136 @@ COLUMNS: dict[str, list[Column]] = {
         AGE,
         ("Version", "string", 0, _spec("status.nodeInfo.kubeletVersion", "")),
     ],
+    "PodDisruptionBudget": [
+        NAME,
+        ("Min Available", "string", 0, _int_or_string("spec.minAvailable")),
+        ("Max Unavailable", "string", 0, _int_or_string("spec.maxUnavailable")),
+        ("Allowed Disruptions", "integer", 0, _spec("status.disruptionsAllowed", 0)),
+        AGE,
+    ],
+    # Served by the apiextensions server, which has no printer: the default convertor's.
+    "CustomResourceDefinition": [NAME, ("Created At", "date", 0, _created_at)],
 }
 
+# -- custom resources: additionalPrinterColumns -------------------------------------------------
 
-def _columns(rt: ResourceType) -> list[Column]:
+_SEGMENT = re.compile(
+    r"""\.(?P<field>(?:[^.\[\\]|\\.)+)"""  # .field (a `\.` escapes a dot: .metadata.labels.a\.b)
+    r"""|\[(?P<index>-?\d+)\]"""  # [0]
+    r"""|\[['"](?P<key>[^'"]*)['"]\]"""  # ['a.b']
+    r"""|\[\?\(@(?P<where>(?:\.[\w-]+)+)\s*==\s*['"](?P<equals>[^'"]*)['"]\)\]"""  # [?(@.a=="x")]
+)
+
+
+def parse_json_path(text: str) -> list[tuple[str, Any]]:
+    """The simple JSONPath CRD printer columns use, as steps; ValueError for anything else."""
+    text = text.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    text = text.removeprefix("$")
+    steps: list[tuple[str, Any]] = []
+    position = 0
+    while position < len(text):
+        match = _SEGMENT.match(text, position)
+        if match is None:
+            raise ValueError(f"unsupported JSONPath {text!r} at {text[position:]!r}")
+        if match["field"] is not None:
+            steps.append(("field", match["field"].replace("\\", "")))
+        elif match["index"] is not None:
+            steps.append(("index", int(match["index"])))
+        elif match["key"] is not None:
+            steps.append(("field", match["key"]))
+        else:
+            steps.append(("where", (match["where"][1:].split("."), match["equals"])))
+        position = match.end()
+    return steps
+
+
+def _follow(obj: Any, steps: list[tuple[str, Any]]) -> Any:
+    """The first value the path finds (the apiextensions server prints only that), or None."""
+    current = obj
+    for step, arg in steps:
+        if step == "field":
+            current = current.get(arg) if isinstance(current, dict) else None
+        elif step == "index":
+            in_range = isinstance(current, list) and -len(current) <= arg < len(current)
+            current = current[arg] if in_range else None
+        else:
+            fields, wanted = arg
+            current = (
+                next((i for i in current if _lookup(i, fields) == wanted), None)
+                if isinstance(current, list)
+                else None
+            )
+        if current is None:
+            return None
+    return current
+
+
+def _lookup(obj: Any, fields: list[str]) -> Any:
+    for name in fields:
+        obj = obj.get(name) if isinstance(obj, dict) else None
+    return "" if obj is None else str(obj)
+
+
+def _go_text(value: Any) -> str:
+    """A value as kubectl's JSONPath printer writes it for a `string` column."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _typed_cell(kind: str, value: Any) -> Any:
+    """apiextensions' cellForJSONValue: a cell of the column's type, None when it is not one."""
+    if kind == "string":
+        return _go_text(value)
+    if kind == "integer" and isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind == "boolean" and isinstance(value, bool):
+        return value
+    if kind == "date" and isinstance(value, str):
+        try:
+            return human_age(value)
+        except ValueError:
+            return "<invalid>"
+    return None
+
+
+def _printer_column(definition: dict[str, Any]) -> Column:
+    steps = parse_json_path(str(definition.get("jsonPath", "")))
+    kind = str(definition.get("type", "string"))
+
+    def cell(obj: dict[str, Any]) -> Any:
+        value = _follow(obj, steps)
+        return None if value is None else _typed_cell(kind, value)
+
+    return (str(definition["name"]), kind, int(definition.get("priority", 0)), cell)
+
+
+def custom_columns(crd: dict[str, Any] | None, version: str) -> list[Column]:
+    """NAME and the CRD version's additionalPrinterColumns (AGE when there are none)."""
+    versions = ((crd or {}).get("spec") or {}).get("versions") or []
+    served: dict[str, Any] = next((v for v in versions if v.get("name") == version), {})
+    definitions = served.get("additionalPrinterColumns") or []
+    columns = []
+    for definition in definitions:
+        try:
+            columns.append(_printer_column(definition))
+        except (KeyError, TypeError, ValueError):
+            continue  # the CRD's validation would have refused it; print the rest
+    return [NAME, *columns] if columns or definitions else [NAME, AGE]
+
+
+def _columns(rt: ResourceType, store: SandboxStore | None) -> list[Column]:
+    if rt.schema is not None and store is not None:  # a custom resource
+        crd = store.get_stored(
+            "apiextensions.k8s.io", "customresourcedefinitions", "", f"{rt.plural}.{rt.group}"
+        )
+        return custom_columns(crd, rt.version)
     return COLUMNS.get(rt.kind, [NAME, AGE])
 
 
@@ -171,9 +314,13 @@ def _row(columns: list[Column], obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_table(
-    rt: ResourceType, objects: list[dict[str, Any]], list_meta: dict[str, Any]
+    rt: ResourceType,
+    objects: list[dict[str, Any]],
+    list_meta: dict[str, Any],
+    store: SandboxStore | None = None,
 ) -> dict[str, Any]:
-    columns = _columns(rt)
+    """The Table kubectl prints; `store` holds the CRDs a custom resource's columns come from."""
+    columns = _columns(rt, store)
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

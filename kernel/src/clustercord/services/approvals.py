@@ -39,10 +39,13 @@ class ApprovalService:
         database: Database,
         clock: Callable[[], float] = time.time,
         on_decided: OnDecided | None = None,
+        on_requested: OnDecided | None = None,
     ) -> None:
         self._database = database
         self._clock = clock
         self.on_decided = on_decided
+        self.on_requested = on_requested
+        """Told of each new request once committed (the kernel posts it for admins)."""
         database.db.table("_approvals").create(
             {
                 "id": str,
@@ -116,6 +119,8 @@ class ApprovalService:
             break
         approval = self._get(approval_id)
         assert approval is not None
+        if self.on_requested is not None:
+            self.on_requested(approval)
         return approval
 
     def get(self, approval_id: str) -> Approval | None:

@@ -14,11 +14,14 @@ message by :func:`mask_text` before a row is hashed and stored.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -193,6 +196,7 @@ class AuditLog:
         with database.transaction():
             for statement in _SCHEMA:
                 database.conn.execute(statement)
+        self._writer = _GroupWriter(database)
 
     def add_patterns(self, patterns: Patterns) -> None:
         """Mask these regexes too from now on (plugins' ``secret_patterns``)."""
@@ -222,11 +226,65 @@ class AuditLog:
         duration_ms: float | None = None,
         secret_names: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """Append one row and return it as stored."""
+        """Append one row, committed (or part of the caller's transaction), and return it
+        as stored. Blocks on the fsync: from the event loop, prefer :meth:`arecord`."""
+        row = self._prepare(
+            action, actor, plugin, cluster, namespace, options, result, message,
+            duration_ms, secret_names,
+        )  # fmt: skip
+        with self._database.transaction():
+            _append(self._database.conn, [row])
+        return {name: row[name] for name in _COLUMNS}
+
+    async def arecord(
+        self,
+        action: str,
+        *,
+        actor: str,
+        plugin: str | None = None,
+        cluster: str | None = None,
+        namespace: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        result: str = "ok",
+        message: str | None = None,
+        duration_ms: float | None = None,
+        secret_names: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """:meth:`record` without blocking the event loop: returns once the row is committed.
+
+        Rows appended concurrently are committed together by one writer thread, in one
+        transaction (one fsync per batch instead of one per row), chained in the order
+        the calls were made.
+        """
+        row = self._prepare(
+            action, actor, plugin, cluster, namespace, options, result, message,
+            duration_ms, secret_names,
+        )  # fmt: skip
+        await self._writer.append(row)
+        return {name: row[name] for name in _COLUMNS}
+
+    def close(self) -> None:
+        """Stop the writer thread (after the batch in flight) and close its connection."""
+        self._writer.close()
+
+    def _prepare(
+        self,
+        action: str,
+        actor: str,
+        plugin: str | None,
+        cluster: str | None,
+        namespace: str | None,
+        options: Mapping[str, Any] | None,
+        result: str,
+        message: str | None,
+        duration_ms: float | None,
+        secret_names: Iterable[str],
+    ) -> dict[str, Any]:
+        """A validated, masked row without its place in the chain (seq and hashes)."""
         if result not in RESULTS:
             raise ValueError(f"audit result {result!r}: use one of {', '.join(RESULTS)}")
         # Normalised to what SQLite gives back, so the hash recomputes identically.
-        row: dict[str, Any] = {
+        return {
             "ts": float(self._clock()),
             "actor": str(actor),
             "action": str(action),
@@ -240,21 +298,6 @@ class AuditLog:
             "message": None if message is None else mask_text(str(message), self._patterns),
             "duration_ms": None if duration_ms is None else float(duration_ms),
         }
-        conn = self._database.conn
-        with self._database.transaction():
-            last = conn.execute("SELECT seq, hash FROM _audit ORDER BY seq DESC LIMIT 1").fetchone()
-            # Continue from the AUTOINCREMENT counter, so rows removed from the end
-            # leave a visible gap instead of being silently re-used.
-            row["seq"] = max(last[0] if last else 0, self._counter()) + 1
-            row["prev_hash"] = last[1] if last else GENESIS
-            row["hash"] = row_hash(row)
-            stored = {**row, "options": canonical_json(row["options"])}
-            conn.execute(
-                f"INSERT INTO _audit({', '.join(_COLUMNS)}) "
-                f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                [stored[name] for name in _COLUMNS],
-            )
-        return {name: row[name] for name in _COLUMNS}
 
     def iter_rows(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
         """Rows after ``since_seq`` in order, options parsed (as hashed)."""
@@ -279,13 +322,103 @@ class AuditLog:
         return count
 
     def verify(self) -> VerifyResult:
-        return verify_rows(self.iter_rows(), expected_last_seq=self._counter())
+        return verify_rows(self.iter_rows(), expected_last_seq=_counter(self._database.conn))
 
-    def _counter(self) -> int:
-        row = self._database.conn.execute(
-            "SELECT seq FROM sqlite_sequence WHERE name = '_audit'"
-        ).fetchone()
-        return int(row[0]) if row else 0
+
+def _counter(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = '_audit'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _append(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    """Chain and insert ``rows`` in order; the caller holds a write transaction on ``conn``."""
+    last = conn.execute("SELECT seq, hash FROM _audit ORDER BY seq DESC LIMIT 1").fetchone()
+    # Continue from the AUTOINCREMENT counter, so rows removed from the end
+    # leave a visible gap instead of being silently re-used.
+    seq = max(last[0] if last else 0, _counter(conn))
+    prev_hash = last[1] if last else GENESIS
+    for row in rows:
+        seq += 1
+        row["seq"], row["prev_hash"] = seq, prev_hash
+        row["hash"] = prev_hash = row_hash(row)
+        stored = {**row, "options": canonical_json(row["options"])}
+        conn.execute(_INSERT, [stored[name] for name in _COLUMNS])
+
+
+_INSERT = f"INSERT INTO _audit({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+
+
+class _GroupWriter:
+    """Group commit: rows queued while a batch is being written go into the next batch.
+
+    One thread, with its own connection (a file database; an in-memory one is shared
+    under the database lock), writes each batch in one transaction, so a burst of N
+    commands costs one fsync per batch rather than N fsyncs on the event loop. Each
+    caller's future resolves only after its batch's COMMIT returned: durability is
+    unchanged. Batches are queued and written in call order, so the chain order is
+    the order of the ``append`` calls.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flushing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def append(self, row: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((row, future))
+        if not self._flushing:
+            self._flushing = True
+            self._task = loop.create_task(self._flush(loop))  # a reference: not collected
+        # Shielded: a caller that gives up does not take the row out of its batch.
+        await asyncio.shield(future)
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await loop.run_in_executor(
+                        self._executor, self._commit, [row for row, _ in batch]
+                    )
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._flushing = False
+
+    def _commit(self, rows: list[dict[str, Any]]) -> None:
+        """In the writer thread: one transaction, one fsync, for the whole batch."""
+        if str(self._database.path) == ":memory:":
+            with self._database.transaction():
+                _append(self._database.conn, rows)
+            return
+        if self._conn is None:
+            self._conn = self._database.connect()
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            _append(self._conn, rows)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class PluginAudit:

@@ -1647,8 +1647,27 @@ class FakeDiscord:
     async def _list_messages(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         visible = [m for m in self.channel_messages(channel["id"]) if not m["flags"] & EPHEMERAL]
-        limit = int(request.query.get("limit", "50"))
-        return web.json_response(list(reversed(visible))[:limit])  # newest first, as Discord
+        visible.sort(key=lambda m: int(m["id"]))
+        query = request.query
+        try:
+            limit = int(query.get("limit", "50"))
+            before, after = (int(query[k]) if k in query else None for k in ("before", "after"))
+        except ValueError as exc:
+            raise _Rejected(400, {"message": "Invalid Form Body", "code": 50035}, str(exc)) from exc
+        if not 1 <= limit <= 100 or (before is not None and after is not None):
+            raise _Rejected(
+                400,
+                {"message": "Invalid Form Body", "code": 50035},
+                f"list messages: limit {limit} outside 1-100, or both before and after",
+            )
+        # As Discord: `after` pages forward (the `limit` oldest newer messages), `before`
+        # and no cursor page backward; either way the answer is newest first.
+        if after is not None:
+            page = [m for m in visible if int(m["id"]) > after][:limit]
+        else:
+            older = [m for m in visible if before is None or int(m["id"]) < before]
+            page = older[-limit:]
+        return web.json_response(list(reversed(page)))
 
     async def _create_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from clustercord_sdk.context import Invocation
-from clustercord_sdk.reply import Confirmation, Reply
+from clustercord_sdk.reply import Confirmation, Modal, Reply
 
 _counter = itertools.count(1)
 
@@ -50,6 +50,8 @@ class RunResult:
     sent: list[Reply] = field(default_factory=list)
     asked: list[Confirmation] = field(default_factory=list)
     exit_code: int = 0
+    forms: list[Modal] = field(default_factory=list)
+    """The forms the command asked to fill in, in order (answered from ``run(forms=…)``)."""
 
     @property
     def ok(self) -> bool:
@@ -149,8 +151,13 @@ class KernelHarness:
         roles: Iterable[str] = (),
         yes: bool = True,
         frontend: str = "console",
+        forms: Iterable[dict[str, str]] = (),
     ) -> RunResult:
-        """Run a command line as ``user`` and capture every reply."""
+        """Run a command line as ``user`` and capture every reply.
+
+        Each form (modal) the command asks for is answered, like console prompts, with the
+        next dict of ``forms`` (input name → text); with none left it is abandoned.
+        """
         from clustercord.frontends.commandline import parse_command_line
 
         path, options = parse_command_line(line)
@@ -164,16 +171,23 @@ class KernelHarness:
             asked.append(confirmation)
             return yes
 
+        answers = iter(forms)
+        filled: list[Modal] = []
+
+        async def fill(modal: Modal) -> dict[str, str] | None:
+            filled.append(modal)
+            return next(answers, None)
+
         invocation = Invocation(
             user_id=user, command=path, options=options, roles=frozenset(roles), frontend=frontend
         )
         from clustercord.frontends.console import local_attachment
 
         outcome = await self.kernel.dispatcher.dispatch(
-            invocation, send=send, ask=ask, attachments=local_attachment
+            invocation, send=send, ask=ask, attachments=local_attachment, fill=fill
         )
         await self.kernel.deliver_decisions()
-        return RunResult(outcome.status, outcome.reply, sent, asked, outcome.exit_code)
+        return RunResult(outcome.status, outcome.reply, sent, asked, outcome.exit_code, filled)
 
     def close(self) -> None:
         if self.kernel is not None:

@@ -33,6 +33,7 @@ from clustercord.frontends.discord.commands import CommandPlan, lightbulb_comman
 from clustercord.frontends.discord.components import ComponentStore, parse_custom_id
 from clustercord.frontends.discord.render import Renderer, clip
 from clustercord.frontends.discord.responder import Responder
+from clustercord.frontends.discord.threads import Threads
 from clustercord.plugins.manager import ENABLED, resolve_handler
 from clustercord_sdk.context import CommandContext, Invocation
 from clustercord_sdk.errors import UsageError
@@ -146,6 +147,7 @@ class DiscordFrontend:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.register_commands()
         kernel.manager.listeners.append(self._plugins_changed)
+        kernel.conversations.register("discord", self.open_conversation)
         if isinstance(app, hikari.RESTBot):
             server = app.interaction_server
             server.set_listener(hikari.CommandInteraction, self._rest_command, replace=True)
@@ -181,7 +183,16 @@ class DiscordFrontend:
             self._resync.cancel()
         for task in list(self._tasks):
             task.cancel()
+        self.kernel.conversations.unregister("discord", self.open_conversation)
         await self.client.stop()
+
+    async def open_conversation(self, plugin: str, title: str, invocation: Invocation) -> Any:
+        """A thread in the channel the command came from, for a plugin's conversation."""
+        if invocation.channel_id is None or invocation.guild_id is None:
+            raise UsageError("a conversation needs a server channel: threads cannot open in DMs")
+        minter = self.store.minter(plugin, invoker=invocation.user_id, command=invocation.command)
+        renderer = Renderer(minter, user_id=invocation.user_id)
+        return await Threads(self.app).open(invocation.channel_id, title, renderer)
 
     def _plugins_changed(self, change: str, plugin: Any) -> None:
         # Plugins change inside a command; sync after it, once, however many changed.
@@ -424,8 +435,14 @@ class DiscordFrontend:
         return component
 
     def _policy_refusal(self, interaction: Any, component: Any) -> str | None:
-        """Whoever clicks must be allowed to run the command the component came from."""
+        """Whoever clicks must be allowed to run the command the component came from, or
+        the one its button names (``Button.command``: an Approve button is pressed by
+        those who may run ``/approval approve``)."""
         spec = self.plan.leaves.get(component.command)
+        if component.state.get("named_command") and (
+            spec is None or self.plan.owners.get(component.command[0]) != component.plugin
+        ):
+            return f"this button names /{' '.join(component.command)}, not a command of its plugin"
         if spec is None:
             return None
         invocation = self._invocation(interaction, component.command, {})
@@ -544,7 +561,7 @@ class DiscordFrontend:
                 if result.ok
                 else Reply.fail(f"plugin {plugin.name} failed: {result.error}", ephemeral=True)
             )
-            self.kernel.audit.record(
+            await self.kernel.audit.arecord(
                 f"component {action}",
                 actor=f"discord:{user_id}",
                 plugin=plugin.name,
@@ -581,7 +598,10 @@ class DiscordFrontend:
                     log.warning("notification %s has no channel, user or alerts_channel", row["id"])
                     self.kernel.notifier.delivered(row["id"])
                     continue
-                renderer = Renderer(self.store.minter("notify"), user_id=row["user"])
+                # Buttons route back to the plugin that notified (rows queued before the
+                # outbox knew plugins have none: their buttons answer "not enabled").
+                minter = self.store.minter(row.get("plugin") or "notify")
+                renderer = Renderer(minter, user_id=row["user"])
                 message = renderer.render(reply)
                 await rest.create_message(
                     int(channel), **message_kwargs(message, self.app.entity_factory)

@@ -194,13 +194,24 @@ class Minter:
         self.command = command
         self.ttl = ttl
 
-    def mint(self, kind: str, state: dict[str, Any], *, allowed: list[str] | None = None) -> str:
+    def mint(
+        self,
+        kind: str,
+        state: dict[str, Any],
+        *,
+        allowed: list[str] | None = None,
+        command: tuple[str, ...] | None = None,
+    ) -> str:
+        if command is not None:
+            # Remembered so a click on a button naming a command that is not (or no
+            # longer) the plugin's is refused, never let through unchecked.
+            state = {**state, "named_command": True}
         return self.store.save(
             self.plugin,
             kind,
             state,
             allowed=allowed,
             invoker=self.invoker,
-            command=self.command,
+            command=self.command if command is None else command,
             ttl=self.ttl,
         )

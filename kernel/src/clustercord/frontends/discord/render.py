@@ -40,9 +40,17 @@ ERROR_COLOR = COLORS["red"]
 class Minter(Protocol):
     """Gives a component a custom id and keeps its state server-side."""
 
-    def mint(self, kind: str, state: dict[str, Any], *, allowed: list[str] | None = None) -> str:
+    def mint(
+        self,
+        kind: str,
+        state: dict[str, Any],
+        *,
+        allowed: list[str] | None = None,
+        command: tuple[str, ...] | None = None,
+    ) -> str:
         """A custom id (≤ 100 characters) for a component of ``kind`` with ``state``.
-        ``allowed``: the only users who may use it (``None``: anyone)."""
+        ``allowed``: the only users who may use it (``None``: anyone); ``command``: the
+        command whose access policy applies to a click (``None``: the reply's command)."""
         ...
 
 
@@ -303,7 +311,9 @@ class Renderer:
             if button.style == "link":
                 out["style"] = 2
             state = {"action": button.action, "value": button.value}
-            out["custom_id"] = self.minter.mint("button", state)
+            # Passed only when named: minters written before Button.command keep working.
+            named = {"command": tuple(button.command.split())} if button.command else {}
+            out["custom_id"] = self.minter.mint("button", state, **named)
             if button.action is None:
                 out["disabled"] = True
         if button.disabled:

@@ -172,7 +172,14 @@ def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
         rest_url=settings.api_url,
         banner=None,
         logs=None,
-        intents=hikari.Intents.GUILDS | hikari.Intents.DM_MESSAGES,
+        # MESSAGE_CONTENT (privileged: switch it on in the Developer Portal too) lets a
+        # conversation read what people type in its thread without mentioning the bot.
+        intents=(
+            hikari.Intents.GUILDS
+            | hikari.Intents.DM_MESSAGES
+            | hikari.Intents.GUILD_MESSAGES
+            | hikari.Intents.MESSAGE_CONTENT
+        ),
     )
 
 

@@ -4,14 +4,16 @@ A long interactive session (the terminal feature) needs more than one reply: it
 opens a thread, writes into it, and reads the lines users type there. Messages
 are read through the REST API (polling after the last message seen), so this
 works the same in gateway and interaction-server mode, and needs the Message
-Content intent only for messages that do not mention the bot.
+Content intent for messages that do not mention the bot: without it Discord sends
+their ``content`` empty. The gateway bot requests it (see ``server.gateway_bot``); it is
+a privileged intent, so it must also be switched on in the Developer Portal (Bot →
+Privileged Gateway Intents → Message Content) for any mode, interaction server included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import hikari
@@ -19,23 +21,23 @@ import hikari
 from clustercord.frontends.discord import limits
 from clustercord.frontends.discord.render import Renderer, clip
 from clustercord.frontends.discord.responder import message_kwargs
+from clustercord_sdk.errors import CommandError
 from clustercord_sdk.reply import Reply
+from clustercord_sdk.services import Message
 
 THREAD_NAME_MAX = 100
 ONE_DAY = 1440  # minutes of inactivity before Discord archives the thread
 
 
-@dataclass(frozen=True)
-class Received:
-    """A message a user wrote in the thread."""
-
-    user_id: str
-    text: str
-    message_id: str
+Received = Message
+"""A message a user wrote in the thread (the SDK's :class:`~clustercord_sdk.services.Message`)."""
 
 
 class Conversation:
-    """One thread: :meth:`send` replies into it, :meth:`receive` the next user message."""
+    """One thread: :meth:`send` replies into it, :meth:`receive` the next user message.
+
+    Implements :class:`clustercord_sdk.services.Conversation` for plugins.
+    """
 
     def __init__(
         self, rest: Any, factory: Any, renderer: Renderer, thread_id: int, bot_id: int | None
@@ -47,9 +49,20 @@ class Conversation:
         self.bot_id = bot_id
         self._after: Any = hikari.Snowflake(thread_id)
         self._inbox: list[Received] = []
+        self.closed = False
+
+    @property
+    def id(self) -> str:
+        return str(self.thread_id)
+
+    async def close(self) -> None:
+        """Stop talking; Discord archives the thread after a day without messages."""
+        self.closed = True
 
     async def send(self, reply: Reply | str) -> str:
         """Post a reply in the thread; returns the message id."""
+        if self.closed:
+            raise CommandError("this conversation is closed")
         if isinstance(reply, str):
             reply = Reply(text=reply)
         message = self.renderer.render(reply)
@@ -63,7 +76,7 @@ class Conversation:
     async def receive(self, timeout: float = 60.0, poll: float = 1.0) -> Received | None:
         """The next message a user (not a bot) writes, or ``None`` after ``timeout``."""
         deadline = time.monotonic() + timeout
-        while True:
+        while not self.closed:
             if self._inbox:
                 return self._inbox.pop(0)
             # One page per poll: a busy thread is read over several polls, never unbounded.
@@ -83,6 +96,7 @@ class Conversation:
             if left <= 0:
                 return None
             await asyncio.sleep(min(poll, left))
+        return None
 
 
 class Threads:
