@@ -140,6 +140,8 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
         "cluster": "enabled",
         "help": "enabled",
         "plugins": "enabled",
+        "rbac": "enabled",
+        "templates": "enabled",
         "hello": "refused",
     }, listed.stdout  # the example is not signed yet
     assert str(ROOT) not in listed.stdout
