@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from clustercord_sdk import Card, CommandContext, Field, File, Reply, Table
 from clustercord_sdk.errors import UsageError
@@ -41,17 +42,20 @@ UNUSED_ROWS = 50
 TREE_CHARS = 3500  # a Discord embed description holds 4,096
 
 
-async def who_can(ctx: CommandContext) -> Reply:
-    loaded = await load(ctx, ctx.options.get("cluster"))
-    resource = resolve_resource(
-        ctx.options["resource"], ctx.options.get("subresource"), loaded.snapshot
-    )
-    attributes = questions.attributes_for(
+def _asked(ctx: CommandContext, snapshot: Any) -> Any:
+    """The request a who-can or can-i question names: verb, resource, namespace, name."""
+    resource = resolve_resource(ctx.options["resource"], ctx.options.get("subresource"), snapshot)
+    return questions.attributes_for(
         ctx.options["verb"],
         resource,
         ctx.options.get("namespace") or "",
         ctx.options.get("name") or "",
     )
+
+
+async def who_can(ctx: CommandContext) -> Reply:
+    loaded = await load(ctx, ctx.options.get("cluster"))
+    attributes = _asked(ctx, loaded.snapshot)
     answer = questions.who_can(loaded.snapshot, attributes)
     subjects = answer.subjects()
     table = Table(
@@ -73,15 +77,7 @@ async def who_can(ctx: CommandContext) -> Reply:
 async def can_i(ctx: CommandContext) -> Reply:
     loaded = await load(ctx, ctx.options.get("cluster"))
     subject = _subject(ctx, ctx.options["subject"])
-    resource = resolve_resource(
-        ctx.options["resource"], ctx.options.get("subresource"), loaded.snapshot
-    )
-    attributes = questions.attributes_for(
-        ctx.options["verb"],
-        resource,
-        ctx.options.get("namespace") or "",
-        ctx.options.get("name") or "",
-    )
+    attributes = _asked(ctx, loaded.snapshot)
     decision = loaded.snapshot.authorize(subject.user, attributes)
     known = is_named(loaded.snapshot, subject)
     verdict = "✅ yes" if decision.allowed else "❌ no"
