@@ -12,6 +12,10 @@ each in its own process, under the same load in the same run, bursts interleaved
   do comparable work and the ratio is ClusterCord's own cost per command.
 
 Targets: ClusterCord's p99 under 500 ms, and at most 1.3 times the baseline's p99.
+The two answer differently: lightbulb's RESTBot flow sends its answer to the callback
+endpoint (a second HTTP request, on a fresh connection with hikari's defaults), while
+ClusterCord puts a quick final answer in the HTTP reply; the server CPU per interaction
+printed beside the latencies shows what each side costs.
 Run from benchmarks/run.py, or alone: ``python benchmarks/discord.py [--quick]``.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import secrets
 
 import pytest
@@ -112,10 +113,19 @@ async def test_an_unknown_command_gets_an_ephemeral_error(bot):
     assert "/ghost is not a ClusterCord command" in result.initial["data"]["content"]
 
 
+async def test_a_quick_answer_travels_in_the_http_reply(bot):
+    result = await bot.discord.invoke(bot.url, "demo echo", {"text": "fast"})
+    assert result.status == 200
+    assert json.loads(result.body)["data"]["content"] == "fast"
+    assert result.message["content"] == "fast"
+    assert not [r for r in bot.discord.requests if result.token in r.path]  # no callback
+
+
 async def test_rate_limited_then_answered(bot):
+    # A slow command is deferred through the callback endpoint, which says 429 first.
     bot.discord.fail_next(r"/interactions/.*/callback", status=429, retry_after=0.1)
-    result = await bot.discord.invoke(bot.url, "demo echo", {"text": "again"})
-    assert result.message["content"] == "again"
+    result = await bot.discord.invoke(bot.url, "demo slow")
+    await bot.discord.wait_for(lambda: (result.message or {}).get("content") == "slow done")
     statuses = [r.status for r in bot.discord.requests if r.path.endswith("/callback")]
     assert statuses[-2:] == [429, 200]
 
@@ -130,6 +140,10 @@ async def test_a_server_error_is_retried(bot):
 async def test_forged_and_stale_signatures_get_401(bot, how):
     result = await bot.discord.invoke(bot.url, "demo echo", {"text": "x"}, **{how: True})
     assert result.status == 401
+    assert (
+        result.body.decode()
+        == {"forged": "invalid request signature", "stale": "stale request signature"}[how]
+    )
     assert result.initial is None
 
 

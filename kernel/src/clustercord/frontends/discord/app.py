@@ -31,8 +31,12 @@ from clustercord.dispatcher import _as_reply
 from clustercord.frontends.discord import limits
 from clustercord.frontends.discord.commands import CommandPlan, lightbulb_commands, plan_commands
 from clustercord.frontends.discord.components import ComponentStore, parse_custom_id
-from clustercord.frontends.discord.render import Renderer, clip
-from clustercord.frontends.discord.responder import Responder
+from clustercord.frontends.discord.render import DiscordMessage, Renderer, clip
+from clustercord.frontends.discord.responder import (
+    HttpAnswer,
+    Responder,
+    initial_response,
+)
 from clustercord.frontends.discord.threads import Threads
 from clustercord.plugins.manager import ENABLED, resolve_handler
 from clustercord_sdk.context import CommandContext, Invocation
@@ -43,6 +47,9 @@ log = logging.getLogger("clustercord.discord")
 
 EXPIRED = "⌛ This button has expired. Run the command again for a fresh one."
 UNKNOWN_COMMAND = "❓ /{path} is not a ClusterCord command here (any more). Try /help."
+HTTP_ANSWER_WAIT = 5.0
+"""How long an interaction server request waits for an answer to carry (lightbulb's
+figure); the responder defers well before, so Discord hears from us within 3 s."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,8 @@ class DiscordFrontend:
         self.plan = CommandPlan()
         self._registered: list[Any] = []
         self._waiting: dict[str, _Waiting] = {}
+        self._http_answers: dict[int, HttpAnswer] = {}
+        """Interaction server requests waiting for their answer, by interaction id."""
         self._resync: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.register_commands()
@@ -217,22 +226,36 @@ class DiscordFrontend:
 
     # -- interaction entry points ---------------------------------------------------------
     async def _rest_command(self, interaction: Any) -> Any:
-        if self._known(interaction):
-            async for item in self.client.handle_rest_interaction(interaction):
-                yield item
-            return
-        await self._reply_ephemeral(
-            interaction, UNKNOWN_COMMAND.format(path=" ".join(command_path(interaction)))
-        )
-        yield None
+        if self._known(interaction):  # lightbulb runs it; our _invoke answers
+            run = self.client.handle_interaction_create
+        else:
+
+            async def run(interaction: Any, answered: asyncio.Event) -> None:
+                path = " ".join(command_path(interaction))
+                await self._reply_ephemeral(interaction, UNKNOWN_COMMAND.format(path=path))
+
+        async for answer in self._answer_over_http(interaction, run):
+            yield answer
 
     async def _rest_other(self, interaction: Any) -> Any:
+        async def run(interaction: Any, answered: asyncio.Event) -> None:
+            await self.handle_interaction(interaction, answered.set)
+
+        async for answer in self._answer_over_http(interaction, run):
+            yield answer
+
+    async def _answer_over_http(self, interaction: Any, run: Any) -> Any:
+        """hikari's listener for an interaction server request: ``run`` handles it while the
+        request waits for a final answer to carry back (otherwise: 204, the answer having
+        gone through the callback endpoint)."""
+        answer = self._http_answers[interaction.id] = HttpAnswer()
         answered = asyncio.Event()
-        task = asyncio.create_task(self.handle_interaction(interaction, answered.set))
-        waiter = asyncio.create_task(answered.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        yield None
+        task = asyncio.create_task(run(interaction, answered))
+        try:
+            response = await answer.wait(answered, task, timeout=HTTP_ANSWER_WAIT)
+        finally:
+            del self._http_answers[interaction.id]
+        yield response
         await task
 
     async def _gateway_interaction(self, event: Any) -> None:
@@ -304,6 +327,7 @@ class DiscordFrontend:
         return Responder(
             interaction,
             renderer,
+            http=self._http_answers.get(interaction.id),
             token_lifetime=self.settings.token_lifetime,
             progress_interval=self.settings.progress_interval,
             **kwargs,
@@ -409,13 +433,10 @@ class DiscordFrontend:
         elif component.kind == "confirm":
             await self._confirm(interaction, component, on_initial)
         elif component.kind == "open-modal":
-            modal = component.state["modal"]
-            from clustercord.frontends.discord.responder import RawComponent
-
-            await interaction.create_modal_response(
-                modal["title"],
-                modal["custom_id"],
-                components=[RawComponent(row) for row in modal["components"]],
+            await initial_response(
+                interaction,
+                DiscordMessage(modal=component.state["modal"]),
+                http=self._http_answers.get(interaction.id),
             )
         else:
             value = component.state.get("value")
@@ -460,7 +481,7 @@ class DiscordFrontend:
         reply = Reply.from_dict(pages.state["reply"])
         message = renderer.render_page(reply, int(component.state["index"]), pages.custom_id)
         responder = self._responder(interaction, renderer, update=True, on_initial=on_initial)
-        await responder.post(message)
+        await responder.post(message, final=True)
 
     async def _confirm(self, interaction: Any, component: Any, on_initial: Any) -> None:
         answer = bool(component.state.get("answer"))
@@ -471,10 +492,12 @@ class DiscordFrontend:
             for custom_id in waiting.ids:
                 self.store.expire(custom_id)
             prompt = interaction.message.content or ""
-            await interaction.create_initial_response(
-                hikari.ResponseType.MESSAGE_UPDATE,
-                clip(f"{prompt}\n{text}", limits.CONTENT_MAX),
-                components=[],
+            # Through the callback endpoint, awaited: the waiting command goes on only once
+            # the question shows its answer, so nothing it sends can arrive before.
+            await initial_response(
+                interaction,
+                DiscordMessage(content=clip(f"{prompt}\n{text}", limits.CONTENT_MAX)),
+                update=True,
             )
             on_initial()
             if not waiting.future.done():
@@ -574,11 +597,8 @@ class DiscordFrontend:
         await responder.run(work(), self.settings.defer_after)
 
     async def _reply_ephemeral(self, interaction: Any, text: str) -> None:
-        await interaction.create_initial_response(
-            hikari.ResponseType.MESSAGE_CREATE,
-            clip(text, limits.CONTENT_MAX),
-            flags=limits.EPHEMERAL,
-        )
+        message = DiscordMessage(content=clip(text, limits.CONTENT_MAX), flags=limits.EPHEMERAL)
+        await initial_response(interaction, message, http=self._http_answers.get(interaction.id))
 
     # -- notifications -------------------------------------------------------------------
     async def deliver_notifications(self) -> int:

@@ -10,6 +10,11 @@ the channel (or the user's DMs, for ephemeral ones), which need no token.
 
 Progress replies edit one message, at most once per ``progress_interval``
 seconds; the latest value wins and the final answer replaces the bar.
+
+On the interaction server, a *final* first answer travels in the HTTP reply to
+Discord's request (:class:`HttpAnswer`) instead of a second request to the callback
+endpoint: one round trip less for the user, no connection and no JSON to parse for
+us. Only a final one, so no follow-up can overtake it on its way to Discord.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import hikari
-from hikari.api.special_endpoints import ComponentBuilder
+from hikari.api.special_endpoints import ComponentBuilder, InteractionResponseBuilder
 
 from clustercord.frontends.discord import limits
 from clustercord.frontends.discord.render import DiscordMessage, Renderer, clip
@@ -53,6 +58,101 @@ class RawComponent(ComponentBuilder):
 
     def build(self) -> tuple[dict[str, Any], list[Any]]:
         return dict(self._payload), []
+
+
+class RawResponse(InteractionResponseBuilder):
+    """An initial response already in Discord's JSON, for hikari's interaction server to send."""
+
+    __slots__ = ("_data", "_files", "_type")
+
+    def __init__(self, kind: int, data: dict[str, Any], files: list[Any] | None = None) -> None:
+        self._type = kind
+        self._data = data
+        self._files = files or []
+
+    @classmethod
+    def of(cls, message: DiscordMessage, *, update: bool = False) -> RawResponse:
+        """``message`` as a new message, or (``update``) replacing the one clicked."""
+        if message.modal is not None:
+            return cls(int(hikari.ResponseType.MODAL), dict(message.modal))
+        data = message.json()
+        data["allowed_mentions"] = {"parse": []}
+        if update:  # fields left out would survive from the message being replaced
+            data.setdefault("content", "")
+            data.setdefault("embeds", [])
+            data.setdefault("components", [])
+            data.setdefault("attachments", [])
+            data.pop("flags", None)
+        kind = hikari.ResponseType.MESSAGE_UPDATE if update else hikari.ResponseType.MESSAGE_CREATE
+        return cls(int(kind), data, [hikari.Bytes(f.data, f.name) for f in message.files])
+
+    @property
+    def type(self) -> int:
+        return self._type
+
+    def build(self, entity_factory: Any, /) -> tuple[dict[str, Any], list[Any]]:
+        return {"type": self._type, "data": self._data}, self._files
+
+
+class HttpAnswer:
+    """The slot for an interaction's initial response in the HTTP reply to Discord's request.
+
+    The interaction server's listener waits on it; a responder :meth:`offer` s its final
+    answer. Once the listener stopped waiting (the answer went through the callback
+    endpoint, or took too long), offers are refused and the callback endpoint is used.
+    """
+
+    def __init__(self) -> None:
+        self._answer: asyncio.Future[RawResponse] = asyncio.get_running_loop().create_future()
+
+    def offer(self, response: RawResponse) -> bool:
+        if self._answer.done():
+            return False
+        self._answer.set_result(response)
+        return True
+
+    async def wait(
+        self, answered: asyncio.Event, work: asyncio.Future[Any], timeout: float
+    ) -> RawResponse | None:
+        """The offered answer; ``None`` once the interaction was ``answered`` through the
+        callback endpoint, its ``work`` ended without an offer, or ``timeout`` passed."""
+        signal = asyncio.ensure_future(answered.wait())
+        try:
+            await asyncio.wait(
+                [self._answer, signal, work], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            signal.cancel()
+        if self._answer.done() and not self._answer.cancelled():
+            return self._answer.result()
+        self._answer.cancel()
+        return None
+
+
+async def initial_response(
+    interaction: Any,
+    message: DiscordMessage,
+    *,
+    update: bool = False,
+    http: HttpAnswer | None = None,
+) -> None:
+    """Answer ``interaction`` with ``message``: in the HTTP reply if ``http`` takes it, else
+    through the callback endpoint."""
+    if http is not None and http.offer(RawResponse.of(message, update=update)):
+        return
+    if message.modal is not None:
+        await interaction.create_modal_response(
+            message.modal["title"],
+            message.modal["custom_id"],
+            components=[RawComponent(row) for row in message.modal["components"]],
+        )
+        return
+    kind = hikari.ResponseType.MESSAGE_UPDATE if update else hikari.ResponseType.MESSAGE_CREATE
+    await interaction.create_initial_response(
+        kind,
+        flags=message.flags if not update else hikari.UNDEFINED,
+        **message_kwargs(message, interaction.app.entity_factory, edit=update),
+    )
 
 
 def message_kwargs(message: DiscordMessage, factory: Any, *, edit: bool = False) -> dict[str, Any]:
@@ -87,6 +187,7 @@ class Responder:
         ephemeral: bool = False,
         update: bool = False,
         on_initial: Callable[[], None] | None = None,
+        http: HttpAnswer | None = None,
         clock: Callable[[], float] = time.monotonic,
         token_lifetime: float = limits.TOKEN_LIFETIME_SECONDS,
         progress_interval: float = 1.0,
@@ -97,6 +198,8 @@ class Responder:
         self.update = update
         """A component click: the answer replaces the message that was clicked."""
         self.on_initial = on_initial
+        self.http = http
+        """Where a final first answer can go in the HTTP reply (interaction server only)."""
         self.clock = clock
         self.started = clock()
         self.token_lifetime = token_lifetime
@@ -162,7 +265,7 @@ class Responder:
         if self.progress_message is not None and not message.modal:
             await self._edit(self.progress_message, message)
             return
-        await self.post(message)
+        await self.post(message, final=True)
 
     def render(self, reply: Reply) -> DiscordMessage:
         message = self.renderer.render(reply)
@@ -178,26 +281,19 @@ class Responder:
         if self.on_initial is not None:
             self.on_initial()
 
-    async def post(self, message: DiscordMessage) -> Any:
-        """Send ``message`` the right way for where the interaction stands; its id."""
+    async def post(self, message: DiscordMessage, *, final: bool = False) -> Any:
+        """Send ``message`` the right way for where the interaction stands; its id.
+
+        ``final``: nothing follows on this interaction, so a first answer may travel in
+        the HTTP reply.
+        """
         async with self._lock:
             if not self.initial_sent:
-                if message.modal is not None:
-                    await self.interaction.create_modal_response(
-                        message.modal["title"],
-                        message.modal["custom_id"],
-                        components=[RawComponent(row) for row in message.modal["components"]],
-                    )
-                    self._initial_done()
-                    return ORIGINAL
-                kind = (
-                    hikari.ResponseType.MESSAGE_UPDATE
-                    if self.update
-                    else hikari.ResponseType.MESSAGE_CREATE
-                )
-                kwargs = message_kwargs(message, self.factory, edit=self.update)
-                await self.interaction.create_initial_response(
-                    kind, flags=message.flags if not self.update else hikari.UNDEFINED, **kwargs
+                await initial_response(
+                    self.interaction,
+                    message,
+                    update=self.update,
+                    http=self.http if final else None,
                 )
                 self._initial_done()
                 return ORIGINAL
