@@ -93,6 +93,19 @@ def test_run_exit_codes_and_json(site):
     assert denied.returncode == 1 and "admins only" in denied.stdout
 
 
+def test_console_runs_typed_lines_and_keeps_going_after_an_error(site):
+    env, _ = site
+    typed = "/plugin info name:nope\n/plugin lsit\n/plugin info name:help\nexit\n"
+    result = subprocess.run(
+        [*CLI, "console"], env=env, input=typed, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    shown = " ".join(result.stdout.split())  # the renderer wraps long lines
+    assert "no plugin named 'nope'" in shown
+    assert "did you mean /plugin list" in shown
+    assert "Every command you can run, with its options" in shown
+
+
 def test_disable_persists_and_audit_verifies_then_detects_an_edit(site):
     env, _ = site
     run(env, "run", "--yes", "/plugin disable name:help reason:testing")

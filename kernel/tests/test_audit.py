@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,8 +44,10 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def audit(path: Path) -> AuditLog:
-    return AuditLog(Database(path), clock=Clock())
+def audit(path: Path) -> Iterator[AuditLog]:
+    log = AuditLog(Database(path), clock=Clock())
+    yield log
+    log.close()  # the writer thread arecord starts
 
 
 def fill(audit: AuditLog, count: int = 5) -> list[dict]:
@@ -165,6 +169,27 @@ def test_the_chain_continues_across_reopening(path: Path) -> None:
 def test_an_unknown_result_is_refused(audit: AuditLog) -> None:
     with pytest.raises(ValueError, match="cancelled"):
         audit.record("pod list", actor="u", result="failed")
+
+
+def test_a_misspelt_field_is_refused_and_nothing_stored(audit: AuditLog) -> None:
+    with pytest.raises(TypeError, match="'namspace'"):
+        audit.record("pod list", actor="u", namspace="prod")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'namspace'"):
+        asyncio.run(audit.arecord("pod list", actor="u", namspace="prod"))  # type: ignore[call-arg]
+    assert audit.verify().count == 0
+
+
+def test_record_and_arecord_store_the_same_row(audit: AuditLog) -> None:
+    fields = {"plugin": "kube", "cluster": "prod", "namespace": "web", "duration_ms": 12}
+    fields |= {"options": {"token": "t0k3n"}, "result": "error", "message": f"bad {JWT}"}
+    sync = audit.record("pod delete", actor="u-alice", **fields)
+    async_ = asyncio.run(audit.arecord("pod delete", actor="u-alice", **fields))
+    different = {"seq", "ts", "prev_hash", "hash"}
+    assert {k: v for k, v in sync.items() if k not in different} == {
+        k: v for k, v in async_.items() if k not in different
+    }
+    assert sync["options"] == {"token": MASK} and JWT not in sync["message"]
+    assert sync["duration_ms"] == 12.0 and audit.verify().ok
 
 
 # -- secrets --------------------------------------------------------------------------

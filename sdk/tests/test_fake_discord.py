@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -263,16 +263,42 @@ async def test_the_gateway_speaks_discords_handshake(fake_discord: FakeDiscord) 
     fake_discord.violations.clear()
 
 
+Answer = Callable[[dict[str, Any]], Awaitable[web.StreamResponse]]
+
+
 @pytest.fixture
-async def http_bot(fake_discord: FakeDiscord, http: aiohttp.ClientSession) -> AsyncIterator[str]:
-    """The smallest interaction server: answers in the HTTP reply, checks nothing."""
-    command = {"name": "ask", "description": "Asks with a private button"}
-    await call(http, "PUT", commands_path(fake_discord), [command])
+async def serve(
+    fake_discord: FakeDiscord, http: aiohttp.ClientSession
+) -> AsyncIterator[Callable[[Answer], Awaitable[str]]]:
+    """Start the smallest interaction server (it checks nothing) answering with ``answer``;
+    the fake knows the command ``/ask``."""
+    await call(http, "PUT", commands_path(fake_discord), [{"name": "ask", "description": "Asks"}])
+    runners: list[web.AppRunner] = []
+
+    async def start(answer: Answer) -> str:
+        async def interaction(request: web.Request) -> web.StreamResponse:
+            return await answer(await request.json())
+
+        app = web.Application()
+        app.router.add_post("/", interaction)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{runner.addresses[0][1]}/"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def http_bot(serve: Callable[[Answer], Awaitable[str]]) -> str:
+    """Answers /ask with a private button and a select in the HTTP reply."""
     private = {"type": 2, "style": 1, "label": "Yes", "custom_id": "yes"}
     pick = {"type": 3, "custom_id": "pick", "options": [{"label": "A", "value": "a"}]}
 
-    async def interaction(request: web.Request) -> web.Response:
-        body = await request.json()
+    async def answer(body: dict[str, Any]) -> web.Response:
         if body["type"] == 2:
             rows = [{"type": 1, "components": [private]}, {"type": 1, "components": [pick]}]
             data = {"content": "sure?", "flags": 64, "components": rows}
@@ -280,13 +306,7 @@ async def http_bot(fake_discord: FakeDiscord, http: aiohttp.ClientSession) -> As
         values = body["data"].get("values")
         return web.json_response({"type": 7, "data": {"content": f"chose {values}"}})
 
-    app = web.Application()
-    app.router.add_post("/", interaction)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    await runner.cleanup()
+    return await serve(answer)
 
 
 async def test_only_the_user_who_sees_an_ephemeral_message_can_press_it(
@@ -299,3 +319,121 @@ async def test_only_the_user_who_sees_an_ephemeral_message_can_press_it(
     picked = await fake_discord.click(http_bot, asked.message, "pick", user_id="1", values=["a"])
     assert picked.payload["data"] == {"custom_id": "pick", "component_type": 3, "values": ["a"]}
     assert asked.message["content"] == "chose ['a']"
+
+
+def http_reply(message: dict[str, Any], files: dict[str, bytes]) -> web.Response:
+    """An answer to Discord's POST that creates ``message``: JSON, or with ``files``
+    multipart (``payload_json`` and ``files[n]``) as hikari sends it."""
+    if not files:
+        return web.json_response({"type": 4, "data": message})
+    attachments = [{"id": index, "filename": name} for index, name in enumerate(files)]
+    form = aiohttp.MultipartWriter("form-data")
+    payload = form.append_json({"type": 4, "data": {**message, "attachments": attachments}})
+    payload.set_content_disposition("form-data", name="payload_json")
+    for index, (name, data) in enumerate(files.items()):
+        part = form.append(data, {"Content-Type": "text/plain"})
+        part.set_content_disposition("form-data", name=f"files[{index}]", filename=name)
+    return web.Response(body=form)
+
+
+REPLY_FILES = {"json": {}, "multipart": {"pods.txt": b"jellyfin Running\n"}}
+
+
+@pytest.mark.parametrize("reply", REPLY_FILES)
+async def test_an_http_reply_is_the_initial_response(
+    fake_discord: FakeDiscord,
+    http: aiohttp.ClientSession,
+    serve: Callable[[Answer], Awaitable[str]],
+    reply: str,
+) -> None:
+    async def answer(body: dict[str, Any]) -> web.Response:
+        return http_reply({"content": "here"}, REPLY_FILES[reply])
+
+    result = await fake_discord.invoke(await serve(answer), "ask")
+    assert result.initial is not None and result.initial["type"] == 4
+    assert result.message is not None and result.message["content"] == "here"
+    uploaded = [fake_discord.attachment_data(a) for a in result.message["attachments"]]
+    assert uploaded == list(REPLY_FILES[reply].values())
+    webhook = f"webhooks/{fake_discord.application_id}/{result.token}"
+    status, followup, _ = await call(http, "POST", webhook, {"content": "and more"})
+    assert status == 200 and [m["id"] for m in result.followups] == [followup["id"]]
+    status, _, _ = await call(http, "PATCH", f"{webhook}/messages/@original", {"content": "now"})
+    assert status == 200 and result.message["content"] == "now"
+    assert fake_discord.violations == []
+
+
+@pytest.mark.parametrize("reply", REPLY_FILES)
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [("POST", ""), ("PATCH", "/messages/@original")],
+    ids=["follow-up", "edit"],
+)
+async def test_a_webhook_call_before_the_http_reply_is_read_is_refused(
+    fake_discord: FakeDiscord,
+    http: aiohttp.ClientSession,
+    serve: Callable[[Answer], Awaitable[str]],
+    reply: str,
+    method: str,
+    suffix: str,
+) -> None:
+    early: list[tuple[int, Any]] = []
+
+    async def answer(body: dict[str, Any]) -> web.Response:
+        # The bot has not answered Discord's POST yet: its token knows no response.
+        path = f"webhooks/{fake_discord.application_id}/{body['token']}{suffix}"
+        status, refusal, _ = await call(http, method, path, {"content": "too early"})
+        early.append((status, refusal))
+        return http_reply({"content": "the answer"}, REPLY_FILES[reply])
+
+    result = await fake_discord.invoke(await serve(answer), "ask")
+    assert early == [(404, {"message": "Unknown Webhook", "code": 10015})]
+    assert fake_discord.violations == [
+        f"{method} /webhooks/{fake_discord.application_id}/{result.token}{suffix}: "
+        f"follow-up to interaction {result.id} before its initial response"
+    ]
+    # The reply, read afterwards, is still the initial response; the early call changed nothing.
+    assert result.message is not None and result.message["content"] == "the answer"
+    assert result.followups == []
+    assert [m["content"] for m in fake_discord.channel_messages(result.channel_id)] == [
+        "the answer"
+    ]
+    fake_discord.violations.clear()
+
+
+async def test_an_http_reply_after_a_callback_is_a_violation(
+    fake_discord: FakeDiscord,
+    http: aiohttp.ClientSession,
+    serve: Callable[[Answer], Awaitable[str]],
+) -> None:
+    async def answer(body: dict[str, Any]) -> web.Response:
+        callback = f"interactions/{body['id']}/{body['token']}/callback"
+        status, _, _ = await call(
+            http, "POST", callback, {"type": 4, "data": {"content": "by callback"}}
+        )
+        assert status == 204
+        return web.json_response({"type": 4, "data": {"content": "by reply"}})
+
+    result = await fake_discord.invoke(await serve(answer), "ask")
+    assert result.message is not None and result.message["content"] == "by callback"
+    assert fake_discord.violations == [
+        f"interaction {result.id}: answered in the HTTP reply after a callback "
+        "(Discord: Interaction has already been acknowledged)"
+    ]
+    fake_discord.violations.clear()
+
+
+async def test_an_http_reply_after_the_deadline_is_dropped(
+    fake_discord: FakeDiscord, serve: Callable[[Answer], Awaitable[str]]
+) -> None:
+    async def answer(body: dict[str, Any]) -> web.Response:
+        fake_discord.advance(4)  # the fake's clock: nothing sleeps
+        return web.json_response({"type": 4, "data": {"content": "late"}})
+
+    result = await fake_discord.invoke(await serve(answer), "ask")
+    assert result.initial is None and result.message is None
+    assert fake_discord.channel_messages(result.channel_id) == []
+    assert fake_discord.violations == [
+        f"interaction {result.id} (type 2) was not acknowledged within 3 s "
+        "(the interaction server answered 200 after 4.0 s)"
+    ]
+    fake_discord.violations.clear()

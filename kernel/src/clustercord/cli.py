@@ -175,28 +175,14 @@ async def _run_async(
 ) -> int:
     from rich.console import Console
 
-    from clustercord.frontends.console import ConsoleRenderer, local_attachment, reply_to_json
+    from clustercord.frontends.console import ConsoleRenderer, reply_to_json
 
     kernel = await _kernel()
     try:
         renderer = ConsoleRenderer(Console(stderr=args.json), kernel.settings.output_dir)
         kernel.conversations.register("console", renderer.open_conversation)
-
-        async def send(reply: Any) -> None:
-            if not args.json:
-                _render(renderer, reply)
-
-        async def ask(confirmation: Any) -> bool:
-            return bool(await renderer.ask(confirmation, args.yes))
-
-        outcome = await kernel.dispatcher.dispatch(
-            _invocation(args, path, options),
-            send=send,
-            ask=ask,
-            attachments=local_attachment,
-            fill=renderer.fill,
-        )
-        await kernel.deliver_decisions()
+        # With --json, stdout carries only the final reply's JSON: interim replies are dropped.
+        outcome = await _dispatch(kernel, renderer, args, path, options, interim=not args.json)
         if args.json:
             print(reply_to_json(outcome.reply))
         else:
@@ -204,6 +190,38 @@ async def _run_async(
         return int(outcome.exit_code)
     finally:
         kernel.close()
+
+
+async def _dispatch(
+    kernel: Any,
+    renderer: Any,
+    args: argparse.Namespace,
+    path: tuple[str, ...],
+    options: dict[str, str],
+    *,
+    interim: bool = True,
+) -> Any:
+    """Run one command typed at the terminal (``run`` or the console) and return its
+    outcome: confirmations are asked on ``renderer``, interim replies shown there
+    when ``interim``, and approval decisions delivered before returning."""
+    from clustercord.frontends.console import local_attachment
+
+    async def send(reply: Any) -> None:
+        if interim:
+            _render(renderer, reply)
+
+    async def ask(confirmation: Any) -> bool:
+        return bool(await renderer.ask(confirmation, args.yes))
+
+    outcome = await kernel.dispatcher.dispatch(
+        _invocation(args, path, options),
+        send=send,
+        ask=ask,
+        attachments=local_attachment,
+        fill=renderer.fill,
+    )
+    await kernel.deliver_decisions()
+    return outcome
 
 
 def _render(renderer: Any, reply: Any) -> None:
@@ -251,7 +269,7 @@ async def _console_async(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from clustercord.frontends.commandline import parse_command_line
-    from clustercord.frontends.console import ConsoleRenderer, local_attachment
+    from clustercord.frontends.console import ConsoleRenderer
     from clustercord.frontends.repl import run_repl
     from clustercord.kernel import KernelPluginAdmin
 
@@ -267,21 +285,7 @@ async def _console_async(args: argparse.Namespace) -> int:
         except UsageError as exc:
             console.print(f"[red]Error:[/red] {exc}", highlight=False)
             return
-
-        async def send(reply: Any) -> None:
-            _render(renderer, reply)
-
-        async def ask(confirmation: Any) -> bool:
-            return bool(await renderer.ask(confirmation, args.yes))
-
-        outcome = await kernel.dispatcher.dispatch(
-            _invocation(args, path, options),
-            send=send,
-            ask=ask,
-            attachments=local_attachment,
-            fill=renderer.fill,
-        )
-        await kernel.deliver_decisions()
+        outcome = await _dispatch(kernel, renderer, args, path, options)
         _render(renderer, outcome.reply)
 
     console.print(
@@ -355,8 +359,8 @@ def _keys(args: argparse.Namespace) -> int:
             for key in keys.secret_keys():
                 print(f"  {key['fingerprint']}  {', '.join(key['uids'])}")
             print("Trusted keys (pinned):")
-            for key in trust.keys().values():
-                print(f"  {key.fingerprint}  {key.kind:12} {key.label}")
+            for trusted in trust.keys().values():
+                print(f"  {trusted.fingerprint}  {trusted.kind:12} {trusted.label}")
         elif args.action == "trust":
             try:
                 text = args.file.read_text("utf-8")

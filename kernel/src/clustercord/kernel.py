@@ -288,6 +288,8 @@ class OutboxNotifier:
         self.database = database
         self._secrets_factory = secrets
         self._secrets: SecretBox | None = None
+        self.unreadable: set[int] = set()
+        """Ids of stored notifications :meth:`pending` could not read (each logged once)."""
         database.db["_outbox"].create(
             {
                 "id": int,
@@ -346,13 +348,49 @@ class OutboxNotifier:
             )
 
     def pending(self) -> list[dict[str, Any]]:
-        """Undelivered notifications, oldest first, sealed payloads opened."""
-        rows = list(self.database.db["_outbox"].rows_where("delivered_at is null", order_by="id"))
-        for row in rows:
-            if row["reply"].startswith(self.SEALED):
-                row["reply"] = self._box().open(row["reply"][len(self.SEALED) :])
-                row["sealed"] = True
-        return rows
+        """Undelivered notifications, oldest first, sealed payloads opened.
+
+        A row that cannot be read (sealed under another secret key, or corrupt) is left
+        out and logged once by its id: one bad row must not stop every other
+        notification. It stays stored, so restoring the old key delivers it after all.
+        """
+        readable = []
+        for row in self.database.db["_outbox"].rows_where("delivered_at is null", order_by="id"):
+            problem = self._open(row)
+            if problem is None:
+                readable.append(row)
+                self.unreadable.discard(row["id"])
+            elif row["id"] not in self.unreadable:
+                self.unreadable.add(row["id"])
+                # The reason is our own wording: never the ciphertext nor the plaintext.
+                log.error("notification %s is kept but not delivered: %s", row["id"], problem)
+        return readable
+
+    def _open(self, row: dict[str, Any]) -> str | None:
+        """Open ``row``'s sealed payload in place; say why it cannot be read, if so."""
+        payload = row["reply"]
+        if not isinstance(payload, str):
+            return "its payload is not text"
+        if payload.startswith(self.SEALED):
+            try:
+                box = self._box()
+            except (CommandError, OSError, ValueError) as exc:  # no usable key at all
+                return f"the secret key cannot be loaded ({exc})"
+            try:
+                payload = box.open(payload[len(self.SEALED) :])
+            except CommandError as exc:  # sealed under another key, or tampered with
+                return str(exc)
+            except ValueError:  # not ASCII, or not UTF-8 once opened
+                return "its sealed payload is corrupt"
+            row["reply"] = payload
+            row["sealed"] = True
+        try:
+            # The front ends rebuild the Reply; a row that cannot be one is refused here,
+            # once, instead of breaking every delivery round after it.
+            Reply.from_dict(json.loads(payload))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return "its payload is not a JSON notification"
+        return None
 
     def delivered(self, row_id: int) -> None:
         """Mark one notification as delivered (called by the front end that sent it).

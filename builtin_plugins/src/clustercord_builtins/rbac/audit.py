@@ -33,6 +33,7 @@ from .risks import (
     INVALID_ROLE_REF,
     INVALID_SUBJECT,
     MISSING_ROLE,
+    MISSING_SERVICE_ACCOUNT,
     NAMESPACE_WILDCARD,
     RBAC,
     RULES,
@@ -210,10 +211,20 @@ def is_builtin(binding: Binding) -> bool:
 
 
 class Auditor:
-    """Runs every risk rule over a snapshot; role-level work is cached per role."""
+    """Runs every risk rule over a snapshot; role-level work is cached per role.
 
-    def __init__(self, snapshot: RBACSnapshot) -> None:
+    ``service_accounts`` ((namespace, name) pairs), when known, tells the bindings to a
+    ServiceAccount that does not exist (RBAC-063) and keeps such a ServiceAccount out of
+    escalation paths: no pod can run as it until someone creates it.
+    """
+
+    def __init__(
+        self,
+        snapshot: RBACSnapshot,
+        service_accounts: frozenset[tuple[str, str]] | None = None,
+    ) -> None:
         self.snapshot = snapshot
+        self.service_accounts = service_accounts
         self._hits: dict[tuple[int, bool], list[tuple[RiskRule, PolicyRule, Probe]]] = {}
         self._benign: dict[int, bool] = {}
 
@@ -267,6 +278,16 @@ class Auditor:
                     "matches a request",
                     system=system,
                 )
+            elif self._missing(subject):
+                yield Finding(
+                    BY_ID[MISSING_SERVICE_ACCOUNT],
+                    subject,
+                    binding,
+                    binding.role,
+                    message=f"{binding.describe()} grants {binding.role_kind} "
+                    f"{binding.role_name!r} to {subject_label(subject)}, which does not exist",
+                    system=system,
+                )
         if binding.role is None:
             code = MISSING_ROLE if "not found" in (binding.error or "") else INVALID_ROLE_REF
             for subject in binding.subjects:
@@ -308,6 +329,14 @@ class Auditor:
                     system=system,
                 )
 
+    def _missing(self, subject: dict[str, str]) -> bool:
+        """A ServiceAccount subject known not to exist (unknown when none were listed)."""
+        return (
+            self.service_accounts is not None
+            and subject.get("kind") == "ServiceAccount"
+            and (subject.get("namespace", ""), subject.get("name", "")) not in self.service_accounts
+        )
+
     # -- the whole cluster --------------------------------------------------------------------
     def run(self, include_system: bool = False) -> AuditResult:
         everything: list[Finding] = []
@@ -333,7 +362,9 @@ class Auditor:
             by_subject.setdefault(finding.key, []).append(finding)
         admin_sas: dict[str, list[tuple[str, str, Binding | None]]] = {}
         for (kind, namespace, name), via in admins.items():
-            if kind == "ServiceAccount":
+            if kind == "ServiceAccount" and not self._missing(
+                {"kind": kind, "namespace": namespace, "name": name}
+            ):
                 admin_sas.setdefault(namespace, []).append((namespace, name, via))
         everywhere = [sa for sas in admin_sas.values() for sa in sas]
         out: list[Finding] = []
@@ -553,6 +584,11 @@ def _broad_subject(subject: dict[str, str]) -> str | None:
     return None
 
 
-def audit(snapshot: RBACSnapshot, *, include_system: bool = False) -> AuditResult:
+def audit(
+    snapshot: RBACSnapshot,
+    *,
+    include_system: bool = False,
+    service_accounts: frozenset[tuple[str, str]] | None = None,
+) -> AuditResult:
     """Every finding of the snapshot (see the module doc for what is hidden by default)."""
-    return Auditor(snapshot).run(include_system)
+    return Auditor(snapshot, service_accounts).run(include_system)

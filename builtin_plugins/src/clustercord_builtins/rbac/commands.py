@@ -159,9 +159,11 @@ def _request(attributes: Attributes) -> dict[str, str]:
 
 
 async def audit(ctx: CommandContext) -> Reply:
-    loaded = await load(ctx, ctx.options.get("cluster"))
+    loaded = await load(ctx, ctx.options.get("cluster"), service_accounts=True)
     include_system = bool(ctx.options.get("include_system"))
-    result = run_audit(loaded.snapshot, include_system=include_system)
+    result = run_audit(
+        loaded.snapshot, include_system=include_system, service_accounts=loaded.service_accounts
+    )
     minimum = ctx.options.get("severity") or "low"
     shown = [
         f for f in result.findings if SEVERITIES.index(f.severity) <= SEVERITIES.index(minimum)
@@ -251,10 +253,12 @@ async def visualize(ctx: CommandContext) -> Reply:
 
 
 async def export(ctx: CommandContext) -> Reply:
-    loaded = await load(ctx, ctx.options.get("cluster"))
+    loaded = await load(ctx, ctx.options.get("cluster"), service_accounts=True)
     include_system = bool(ctx.options.get("include_system"))
     fmt = ctx.options.get("format") or "pdf"
-    result = run_audit(loaded.snapshot, include_system=include_system)
+    result = run_audit(
+        loaded.snapshot, include_system=include_system, service_accounts=loaded.service_accounts
+    )
     report = build_report(
         loaded.cluster, loaded.counts, loaded.snapshot, result, include_system=include_system
     )

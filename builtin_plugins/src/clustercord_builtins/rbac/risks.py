@@ -94,6 +94,7 @@ NAMESPACE_WILDCARD = "RBAC-002"
 MISSING_ROLE = "RBAC-060"
 INVALID_ROLE_REF = "RBAC-061"
 INVALID_SUBJECT = "RBAC-062"
+MISSING_SERVICE_ACCOUNT = "RBAC-063"
 ANONYMOUS = "RBAC-050"
 ALL_AUTHENTICATED = "RBAC-051"
 ALL_SERVICE_ACCOUNTS = "RBAC-052"
@@ -420,6 +421,15 @@ RULES: tuple[RiskRule, ...] = (
         "Fix the subject or delete it.",
         (),
         (),
+    ),
+    RiskRule(
+        MISSING_SERVICE_ACCOUNT,
+        "Binding to a ServiceAccount that does not exist: whoever creates it inherits the role",
+        "medium",
+        "Remove the subject from the binding, or create the ServiceAccount on purpose; anyone "
+        "who may create ServiceAccounts in that namespace gets the role until then.",
+        (),
+        ("rbac-tool analysis (dangling subjects)",),
     ),
     RiskRule(
         ESCALATION,

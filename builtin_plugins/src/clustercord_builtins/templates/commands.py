@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from clustercord_builtins.templates import catalog, policy
 from clustercord_builtins.templates.deployer import Deployer, Outcome
 from clustercord_builtins.templates.inventory import values_name
+from clustercord_builtins.templates.limits import RenderLimits, run_limited
 from clustercord_builtins.templates.readiness import wait_ready
-from clustercord_builtins.templates.render import render_manifests
+from clustercord_builtins.templates.render import render_lines, render_manifests
 from clustercord_builtins.templates.template import Template, TemplateError
 from clustercord_builtins.templates.variables import (
     ASK,
@@ -36,32 +38,43 @@ def _deployer(ctx: CommandContext, cluster: str | None = None) -> Deployer:
     async def progress(current: float, total: float, label: str) -> None:
         await ctx.progress(current, total, label)
 
-    return Deployer(ctx.kubernetes, cluster, store=ctx.store, by=ctx.user_id, progress=progress)
+    return Deployer(
+        ctx.kubernetes,
+        cluster,
+        store=ctx.store,
+        by=ctx.user_id,
+        progress=progress,
+        render_limits=RenderLimits.from_config(ctx.config),
+    )
+
+
+def _limits(ctx: CommandContext, entry: catalog.Entry) -> RenderLimits | None:
+    """Bounded rendering for community templates (see :mod:`.limits`); none for curated ones."""
+    return None if entry.source == "curated" else RenderLimits.from_config(ctx.config)
 
 
 def post_install(
-    template: Template, values: dict[str, Any], release: str, namespace: str
+    template: Template,
+    values: dict[str, Any],
+    release: str,
+    namespace: str,
+    *,
+    limits: RenderLimits | None = None,
 ) -> list[str]:
     """The template's next steps with its public values filled in (secrets never are)."""
-    from jinja2 import StrictUndefined
-    from jinja2 import TemplateError as JinjaError
-    from jinja2.sandbox import SandboxedEnvironment
-
-    env = SandboxedEnvironment(undefined=StrictUndefined)
     context = {**values, "release": release, "namespace": namespace}
-    lines = []
-    for line in template.post_install:
-        try:
-            lines.append(env.from_string(line).render(context))
-        except JinjaError:
-            lines.append(line)
-    return lines
+    lines = list(template.post_install)
+    if limits is None:
+        return render_lines(lines, context)
+    return run_limited(template.name, limits, render_lines, lines, context)
 
 
-def estimate_of(template: Template) -> policy.Report:
+def estimate_of(template: Template, limits: RenderLimits | None = None) -> policy.Report:
     """The policy report of a render with defaults (secrets redacted): resources, warnings."""
     values = resolve(template, {}, redact_secrets=True)
-    rendered = render_manifests(template, values.values, release=template.name, namespace="preview")
+    rendered = render_manifests(
+        template, values.values, release=template.name, namespace="preview", limits=limits
+    )
     return policy.check(rendered.objects, template.features)
 
 
@@ -105,7 +118,10 @@ def search(ctx: CommandContext) -> Reply:
 def info(ctx: CommandContext) -> Reply:
     entry = catalog.find(ctx.store, ctx.options["template"])
     template = entry.template
-    report = estimate_of(template)
+    try:
+        report = estimate_of(template, _limits(ctx, entry))
+    except TemplateError as error:
+        raise CommandError(str(error)) from None
     estimate = report.estimate.as_dict()
     wanted = template.requirements
     requirements = (
@@ -169,7 +185,11 @@ def render(ctx: CommandContext) -> Reply:
     try:
         values = resolve(template, _vars(ctx), redact_secrets=True)
         rendered = render_manifests(
-            template, values.values, release=template.name, namespace=namespace
+            template,
+            values.values,
+            release=template.name,
+            namespace=namespace,
+            limits=_limits(ctx, entry),
         )
     except (VariableError, TemplateError) as error:
         raise CommandError(f"{template.name}: {error}") from None
@@ -186,9 +206,16 @@ def render(ctx: CommandContext) -> Reply:
 def guide(ctx: CommandContext) -> Reply:
     entry = catalog.find(ctx.store, ctx.options["template"])
     template = entry.template
-    steps = post_install(
-        template, resolve(template, {}, redact_secrets=True).public(), template.name, "<namespace>"
-    )
+    try:
+        steps = post_install(
+            template,
+            resolve(template, {}, redact_secrets=True).public(),
+            template.name,
+            "<namespace>",
+            limits=_limits(ctx, entry),
+        )
+    except TemplateError as error:
+        raise CommandError(str(error)) from None
     body = "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
     if template.raw.get("guide"):
         body += "\n\n" + template.raw["guide"]
@@ -307,7 +334,8 @@ async def _deploy(
     wait: bool,
 ) -> Reply:
     deployer = _deployer(ctx, cluster)
-    plan = deployer.plan(entry, namespace, given)
+    # In a thread: a community template's render may take up to its limit (seconds).
+    plan = await asyncio.to_thread(deployer.plan, entry, namespace, given)
     outcome = await deployer.deploy(plan)
     waiting: list[str] = []
     if wait:
@@ -320,7 +348,18 @@ async def _deploy(
             progress=deployer.progress,
         )
     release = outcome.release
-    steps = post_install(entry.template, plan.values.public(), release.release, namespace)
+    try:
+        steps = await asyncio.to_thread(
+            post_install,
+            entry.template,
+            plan.values.public(),
+            release.release,
+            namespace,
+            limits=deployer.limits_for(entry),
+        )
+    except TemplateError as error:
+        # Deployed already: a next-steps text that will not render must not hide that.
+        steps = [str(error)]
     note = _private_note(entry.template, outcome, steps)
     delivered = ""
     if note is not None:

@@ -10,6 +10,7 @@ until an admin verifies it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from clustercord_builtins.templates import catalog
 from clustercord_builtins.templates.deployer import Deployer
 from clustercord_builtins.templates.kinds import apply_order
+from clustercord_builtins.templates.limits import RenderLimits
 from clustercord_builtins.templates.render import MANAGED_BY, MANAGER
 from clustercord_builtins.templates.template import (
     TemplateError,
@@ -66,7 +68,9 @@ async def validate_submission(data: bytes, deployer: Deployer | None) -> tuple[A
         raise TemplateError(
             f"{template.name} is the name of a curated template: choose another name"
         )
-    checked = check_template(template)
+    limits = deployer.render_limits if deployer is not None else RenderLimits()
+    # In a thread: the bounded render takes a child process and up to its limit.
+    checked = await asyncio.to_thread(check_template, template, limits=limits)
     if checked.report.errors:
         raise TemplateError(
             "the security policy refuses it:\n"
@@ -80,7 +84,13 @@ async def validate_submission(data: bytes, deployer: Deployer | None) -> tuple[A
 async def submit(ctx: CommandContext) -> Reply:
     upload = ctx.options["file"]
     cluster, _ = ctx.kubernetes.target(ctx.options.get("cluster"))
-    deployer = Deployer(ctx.kubernetes, cluster, store=ctx.store, by=ctx.user_id)
+    deployer = Deployer(
+        ctx.kubernetes,
+        cluster,
+        store=ctx.store,
+        by=ctx.user_id,
+        render_limits=RenderLimits.from_config(ctx.config),
+    )
     try:
         template, checked = await validate_submission(upload.data, deployer)
     except (TemplateError, VariableError, CommandError) as error:

@@ -35,6 +35,7 @@ from clustercord_builtins.templates.inventory import (
     values_secret,
 )
 from clustercord_builtins.templates.kinds import KINDS, apply_order, describe, kind_of
+from clustercord_builtins.templates.limits import RenderLimits
 from clustercord_builtins.templates.lock import held
 from clustercord_builtins.templates.render import MANAGED_BY, MANAGER, Rendered, render_manifests
 from clustercord_builtins.templates.template import TemplateError
@@ -91,14 +92,21 @@ class Deployer:
         store: Any = None,
         by: str = "console",
         progress: Progress | None = None,
+        render_limits: RenderLimits | None = None,
     ) -> None:
         self.kube = kube
+        # Community templates render in a bounded child process; curated ones in-process.
+        self.render_limits = render_limits or RenderLimits()
         self.cluster = cluster
         self.store = store
         self.by = by
         self.progress = progress or _no_progress
 
     # -- planning (nothing written) ------------------------------------------------------
+    def limits_for(self, entry: Entry) -> RenderLimits | None:
+        """The render limits of ``entry``: none for the curated catalog we ship and test."""
+        return None if entry.source == "curated" else self.render_limits
+
     def plan(
         self,
         entry: Entry,
@@ -113,7 +121,11 @@ class Deployer:
         try:
             values = resolve(template, given, previous=previous)
             rendered = render_manifests(
-                template, values.values, release=release, namespace=namespace
+                template,
+                values.values,
+                release=release,
+                namespace=namespace,
+                limits=self.limits_for(entry),
             )
         except (VariableError, TemplateError) as error:
             raise CommandError(f"{template.name}: {error}") from None
@@ -433,8 +445,10 @@ class Deployer:
 
     async def _update(self, release: Release, entry: Entry, given: dict[str, Any]) -> Outcome:
         previous = {**release.values, **await self.previous_secrets(release)}
-        plan = self.plan(
-            entry, release.namespace, given, release=release.release, previous=previous
+        # In a thread: a community template's render may take up to its limit (seconds),
+        # and the event loop serves everyone else meanwhile.
+        plan = await asyncio.to_thread(
+            self.plan, entry, release.namespace, given, release=release.release, previous=previous
         )
         await self.check_cluster(plan)
         existing = await self.existing(release.namespace)

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from clustercord_builtins.templates.limits import RenderLimits, run_limited
 from clustercord_builtins.templates.template import Template, TemplateError
 
 LIBRARY = Path(__file__).with_name("catalog") / "_lib"
@@ -31,6 +32,9 @@ MANAGER = "clustercord"
 # libyaml when present: parsing the rendered YAML is most of a render's time.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# Rendered text beyond this is refused: curated templates render to tens of kilobytes, and
+# the parent would otherwise parse whatever a hostile template produced within its limits.
+MAX_RENDERED = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -91,43 +95,100 @@ def _register(source: str) -> str:
 
 
 def render_manifests(
-    template: Template, values: Mapping[str, Any], *, release: str, namespace: str
+    template: Template,
+    values: Mapping[str, Any],
+    *,
+    release: str,
+    namespace: str,
+    limits: RenderLimits | None = None,
 ) -> Rendered:
-    """Render every manifest and every Helm chart of ``template``; errors name the manifest."""
-    from jinja2 import TemplateError as JinjaError
-    from jinja2 import TemplateSyntaxError, UndefinedError
+    """Render every manifest and every Helm chart of ``template``; errors name the manifest.
 
-    env = _environment()
+    With ``limits`` (community templates) the Jinja2 part runs in a child process bounded
+    in time and memory; see :mod:`clustercord_builtins.templates.limits`.
+    """
     context = {
         **values,
         "release": release,
         "namespace": namespace,
         "template": {"name": template.name, "version": template.version},
     }
+    manifests = [(m.name, m.source) for m in template.manifests]
+    charts = [_chart_values_source(template, chart) for chart in template.helm_charts]
+    args = (manifests, context, charts, dict(values))
+    if limits is None:
+        parsed, chart_values = render_sources(*args)
+    else:
+        parsed, chart_values = run_limited(template.name, limits, render_sources, *args)
     objects: list[dict[str, Any]] = []
     sources: list[str] = []
-    for manifest in template.manifests:
-        try:
-            text = env.get_template(_register(manifest.source)).render(context)
-        except TemplateSyntaxError as error:
-            where = manifest.name if (error.name or "").startswith("manifest-") else error.name
-            raise TemplateError(f"{where}: line {error.lineno}: {error.message}") from None
-        except UndefinedError as error:
-            raise TemplateError(
-                f"{manifest.name}: {error.message} (a variable the template does not declare?)"
-            ) from None
-        except JinjaError as error:
-            raise TemplateError(f"{manifest.name}: {error}") from None
-        for obj in parse_objects(text, manifest.name):
-            objects.append(obj)
-            sources.append(manifest.name)
+    for name, found in parsed:
+        objects += found
+        sources += [name] * len(found)
     for index, chart in enumerate(template.helm_charts):
-        for obj in render_chart(template, chart, values, release=release, namespace=namespace):
+        for obj in render_chart(
+            template, chart, chart_values[index], release=release, namespace=namespace
+        ):
             objects.append(obj)
             sources.append(f"helm_charts[{index}] {chart['chart']}")
     for obj in objects:
         stamp(obj, release=release, namespace=namespace)
     return Rendered(objects, sources)
+
+
+def render_sources(
+    manifests: list[tuple[str, str]],
+    context: dict[str, Any],
+    charts: list[str | None],
+    values: dict[str, Any],
+) -> tuple[list[tuple[str, list[dict[str, Any]]]], list[str | None]]:
+    """The Jinja2 part of a render: each manifest's objects, each chart's values text.
+
+    Module-level and free of I/O so that :func:`run_limited` can run it in a child.
+    """
+    from jinja2 import TemplateError as JinjaError
+    from jinja2 import TemplateSyntaxError, UndefinedError
+
+    env = _environment()
+    parsed = []
+    size = 0
+    for name, source in manifests:
+        try:
+            text = env.get_template(_register(source)).render(context)
+        except TemplateSyntaxError as error:
+            where = name if (error.name or "").startswith("manifest-") else error.name
+            raise TemplateError(f"{where}: line {error.lineno}: {error.message}") from None
+        except UndefinedError as error:
+            raise TemplateError(
+                f"{name}: {error.message} (a variable the template does not declare?)"
+            ) from None
+        except JinjaError as error:
+            raise TemplateError(f"{name}: {error}") from None
+        size += len(text)
+        if size > MAX_RENDERED:
+            raise TemplateError(
+                f"{name}: the rendered manifests pass {MAX_RENDERED // 2**20} MB; "
+                "a template this large is refused"
+            )
+        parsed.append((name, parse_objects(text, name)))
+    chart_values = [
+        None if source is None else env.from_string(source).render(values) for source in charts
+    ]
+    return parsed, chart_values
+
+
+def render_lines(lines: list[str], context: dict[str, Any]) -> list[str]:
+    """Short Jinja2 texts (next steps) filled in; a line that does not render stays as written."""
+    from jinja2 import TemplateError as JinjaError
+
+    env = _environment()
+    out = []
+    for line in lines:
+        try:
+            out.append(env.from_string(line).render(context))
+        except JinjaError:
+            out.append(line)
+    return out
 
 
 def parse_objects(text: str, source: str) -> list[dict[str, Any]]:
@@ -164,6 +225,17 @@ def stamp(obj: dict[str, Any], *, release: str, namespace: str) -> None:
     labels.setdefault("app.kubernetes.io/instance", release)
 
 
+def _chart_values_source(template: Template, chart: Mapping[str, Any]) -> str | None:
+    """The Jinja2 source of a chart's values file, if it has one."""
+    if not chart.get("values"):
+        return None
+    # A curated template names a file beside template.json; a submitted one inlines it.
+    source: str = chart["values"]
+    if template.folder is not None and (template.folder / source).is_file():
+        source = (template.folder / source).read_text("utf-8")
+    return source
+
+
 def helm_binary() -> str | None:
     return shutil.which("helm")
 
@@ -171,12 +243,12 @@ def helm_binary() -> str | None:
 def render_chart(
     template: Template,
     chart: Mapping[str, Any],
-    values: Mapping[str, Any],
+    values_text: str | None,
     *,
     release: str,
     namespace: str,
 ) -> list[dict[str, Any]]:
-    """``helm template`` of one chart; its values file is a Jinja2 manifest of the template."""
+    """``helm template`` of one chart with its rendered values file (if any)."""
     helm = helm_binary()
     name = f"{chart['chart']} {chart['version']}"
     if helm is None:
@@ -197,13 +269,9 @@ def render_chart(
         namespace,
     ]
     with tempfile.TemporaryDirectory() as scratch:
-        if chart.get("values"):
-            # A curated template names a file beside template.json; a submitted one inlines it.
-            source = chart["values"]
-            if template.folder is not None and (template.folder / source).is_file():
-                source = (template.folder / source).read_text("utf-8")
+        if values_text is not None:
             values_file = Path(scratch) / "values.yaml"
-            values_file.write_text(_environment().from_string(source).render(values))
+            values_file.write_text(values_text)
             command += ["--values", str(values_file)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:

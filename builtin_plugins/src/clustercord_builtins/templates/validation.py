@@ -15,6 +15,7 @@ from typing import Any
 
 from clustercord_builtins.templates import policy
 from clustercord_builtins.templates.kinds import describe
+from clustercord_builtins.templates.limits import RenderLimits
 from clustercord_builtins.templates.render import Rendered, render_manifests
 from clustercord_builtins.templates.template import Template, TemplateError, json_path
 from clustercord_builtins.templates.variables import resolve
@@ -98,10 +99,17 @@ class Checked:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_template(template: Template, *, namespace: str = "validate") -> Checked:
-    """Render with defaults (secrets generated), validate every object, run the policy."""
+def check_template(
+    template: Template, *, namespace: str = "validate", limits: RenderLimits | None = None
+) -> Checked:
+    """Render with defaults (secrets generated), validate every object, run the policy.
+
+    ``limits`` bounds the render (a submitted template); the curated catalog renders in-process.
+    """
     values = resolve(template, {}, redact_secrets=False)
-    rendered = render_manifests(template, values.values, release=template.name, namespace=namespace)
+    rendered = render_manifests(
+        template, values.values, release=template.name, namespace=namespace, limits=limits
+    )
     for obj in rendered.objects:
         validate_object(obj)
     names = [(o["kind"], o["metadata"]["name"]) for o in rendered.objects]

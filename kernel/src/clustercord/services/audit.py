@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 
 from clustercord.storage import Database
 
@@ -186,6 +186,23 @@ def verify_rows(rows: Iterable[Mapping[str, Any]], expected_last_seq: int = 0) -
 
 
 # -- the log ------------------------------------------------------------------------
+class AuditFields(TypedDict, total=False):
+    """The optional columns of :meth:`AuditLog.record` and :meth:`AuditLog.arecord`."""
+
+    plugin: str | None
+    cluster: str | None
+    namespace: str | None
+    options: Mapping[str, Any] | None
+    """Masked by :func:`mask_secrets` before the row is hashed."""
+    result: str
+    """One of :data:`RESULTS`; ``"ok"`` when left out."""
+    message: str | None
+    """Masked by :func:`mask_text` before the row is hashed."""
+    duration_ms: float | None
+    secret_names: Iterable[str]
+    """Option names to mask besides those that look secret (see :func:`looks_secret`)."""
+
+
 class AuditLog:
     """The kernel's audit log; plugins append through :meth:`for_plugin`."""
 
@@ -212,43 +229,18 @@ class AuditLog:
     def for_plugin(self, plugin: str) -> PluginAudit:
         return PluginAudit(self, plugin)
 
-    def record(
-        self,
-        action: str,
-        *,
-        actor: str,
-        plugin: str | None = None,
-        cluster: str | None = None,
-        namespace: str | None = None,
-        options: Mapping[str, Any] | None = None,
-        result: str = "ok",
-        message: str | None = None,
-        duration_ms: float | None = None,
-        secret_names: Iterable[str] = (),
-    ) -> dict[str, Any]:
+    def record(self, action: str, *, actor: str, **fields: Unpack[AuditFields]) -> dict[str, Any]:
         """Append one row, committed (or part of the caller's transaction), and return it
-        as stored. Blocks on the fsync: from the event loop, prefer :meth:`arecord`."""
-        row = self._prepare(
-            action, actor, plugin, cluster, namespace, options, result, message,
-            duration_ms, secret_names,
-        )  # fmt: skip
+        as stored. Blocks on the fsync: from the event loop, prefer :meth:`arecord`.
+
+        ``fields`` are the optional columns, see :class:`AuditFields`."""
+        row = self._prepare(action, actor, fields)
         with self._database.transaction():
             _append(self._database.conn, [row])
         return {name: row[name] for name in _COLUMNS}
 
     async def arecord(
-        self,
-        action: str,
-        *,
-        actor: str,
-        plugin: str | None = None,
-        cluster: str | None = None,
-        namespace: str | None = None,
-        options: Mapping[str, Any] | None = None,
-        result: str = "ok",
-        message: str | None = None,
-        duration_ms: float | None = None,
-        secret_names: Iterable[str] = (),
+        self, action: str, *, actor: str, **fields: Unpack[AuditFields]
     ) -> dict[str, Any]:
         """:meth:`record` without blocking the event loop: returns once the row is committed.
 
@@ -256,10 +248,7 @@ class AuditLog:
         transaction (one fsync per batch instead of one per row), chained in the order
         the calls were made.
         """
-        row = self._prepare(
-            action, actor, plugin, cluster, namespace, options, result, message,
-            duration_ms, secret_names,
-        )  # fmt: skip
+        row = self._prepare(action, actor, fields)
         await self._writer.append(row)
         return {name: row[name] for name in _COLUMNS}
 
@@ -267,33 +256,28 @@ class AuditLog:
         """Stop the writer thread (after the batch in flight) and close its connection."""
         self._writer.close()
 
-    def _prepare(
-        self,
-        action: str,
-        actor: str,
-        plugin: str | None,
-        cluster: str | None,
-        namespace: str | None,
-        options: Mapping[str, Any] | None,
-        result: str,
-        message: str | None,
-        duration_ms: float | None,
-        secret_names: Iterable[str],
-    ) -> dict[str, Any]:
+    def _prepare(self, action: str, actor: str, fields: AuditFields) -> dict[str, Any]:
         """A validated, masked row without its place in the chain (seq and hashes)."""
+        unknown = sorted(set(fields) - set(AuditFields.__annotations__))
+        if unknown:
+            raise TypeError(f"audit record: unexpected keyword argument {unknown[0]!r}")
+        result = fields.get("result", "ok")
         if result not in RESULTS:
             raise ValueError(f"audit result {result!r}: use one of {', '.join(RESULTS)}")
+        options = mask_secrets(
+            fields.get("options"), fields.get("secret_names", ()), self._patterns
+        )
+        message = fields.get("message")
+        duration_ms = fields.get("duration_ms")
         # Normalised to what SQLite gives back, so the hash recomputes identically.
         return {
             "ts": float(self._clock()),
             "actor": str(actor),
             "action": str(action),
-            "plugin": plugin,
-            "cluster": cluster,
-            "namespace": namespace,
-            "options": json.loads(
-                canonical_json(mask_secrets(options, secret_names, self._patterns))
-            ),
+            "plugin": fields.get("plugin"),
+            "cluster": fields.get("cluster"),
+            "namespace": fields.get("namespace"),
+            "options": json.loads(canonical_json(options)),
             "result": result,
             "message": None if message is None else mask_text(str(message), self._patterns),
             "duration_ms": None if duration_ms is None else float(duration_ms),

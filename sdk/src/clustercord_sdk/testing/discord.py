@@ -26,7 +26,9 @@ connected to the fake's minimal gateway (HELLO, IDENTIFY, READY, heartbeats; zli
 zstd transport compression; no guilds, members or other events).
 
 Discord's rules of the interaction lifecycle are kept: the initial response within
-3 seconds, once; follow-ups only after it and for 15 minutes (the clock is injectable:
+3 seconds, once, through the callback endpoint or in the HTTP reply to Discord's POST
+(which counts from the moment the fake has read it); follow-ups and edits of
+``@original`` only after it and for 15 minutes (the clock is injectable:
 :meth:`FakeDiscord.advance` ages every token); the first follow-up to a deferred
 response fills in the "thinking…" message.
 """
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import importlib
 import itertools
 import json
@@ -49,6 +52,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.multipart import MultipartResponseWrapper
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -222,6 +226,12 @@ def _not_found(what: str, code: int) -> _Rejected:
     return _Rejected(404, {"message": f"Unknown {what}", "code": code}, f"unknown {what.lower()}")
 
 
+def _wrong_channel_type(violation: str) -> _Rejected:
+    return _Rejected(
+        400, {"message": "Cannot execute action on this channel type", "code": 50024}, violation
+    )
+
+
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat()
 
@@ -233,6 +243,38 @@ def _assign_component_ids(components: Iterable[Any], counter: Iterable[int]) -> 
         if isinstance(component, dict):
             component.setdefault("id", next(iterator))
             _assign_component_ids(component.get("components") or [], iterator)
+
+
+def _numbered(components: Any) -> list[Any]:
+    """A copy of the ``components`` a bot sent, numbered as Discord stores them."""
+    stored: list[Any] = json.loads(json.dumps(components or []))
+    _assign_component_ids(stored, itertools.count(1))
+    return stored
+
+
+def _rich(embeds: Any) -> list[JSON]:
+    """The ``embeds`` a bot sent, as Discord stores them."""
+    return [{"type": "rich", **embed} for embed in embeds or []]
+
+
+async def _read_multipart(
+    reader: aiohttp.MultipartReader | MultipartResponseWrapper,
+) -> tuple[Any, list[RecordedFile]]:
+    """The ``payload_json`` and the ``files[n]`` of a multipart body, as a bot sends a
+    request to the REST API or an interaction's answer in the HTTP reply."""
+    payload: Any = None
+    files: list[RecordedFile] = []
+    while (part := await reader.next()) is not None:
+        assert isinstance(part, aiohttp.BodyPartReader)
+        data = await part.read()
+        if part.name == "payload_json":
+            payload = json.loads(data)
+        else:
+            content_type = part.headers.get("Content-Type", "")
+            files.append(
+                RecordedFile(part.name or "", part.filename or "", content_type, bytes(data))
+            )
+    return payload, files
 
 
 def _find_component(components: Iterable[Any], custom_id: str) -> JSON | None:
@@ -419,11 +461,21 @@ class FakeDiscord:
             self._channel_messages[channel_id] = []
         return channel
 
+    def _existing_dm_channel(self, user_id: str) -> JSON | None:
+        return next(
+            (
+                channel
+                for channel in self.channels.values()
+                if channel["type"] == DM and channel["recipients"][0]["id"] == str(user_id)
+            ),
+            None,
+        )
+
     def dm_channel(self, user_id: str) -> JSON:
         """The bot's DM channel with ``user_id`` (opened on first use, like Discord)."""
-        for channel in self.channels.values():
-            if channel["type"] == DM and channel["recipients"][0]["id"] == user_id:
-                return channel
+        channel = self._existing_dm_channel(user_id)
+        if channel is not None:
+            return channel
         channel = {
             "id": self.snowflake(),
             "type": DM,
@@ -442,10 +494,8 @@ class FakeDiscord:
 
     def dm_messages(self, user_id: str) -> list[JSON]:
         """Messages of the bot's DM channel with ``user_id``."""
-        for channel in self.channels.values():
-            if channel["type"] == DM and channel["recipients"][0]["id"] == str(user_id):
-                return self.channel_messages(channel["id"])
-        return []
+        channel = self._existing_dm_channel(user_id)
+        return [] if channel is None else self.channel_messages(channel["id"])
 
     def attachment_data(self, attachment: Mapping[str, Any]) -> bytes:
         """The bytes uploaded for an attachment of a stored message."""
@@ -963,41 +1013,67 @@ class FakeDiscord:
             endpoint_url, data=body, headers=self.sign(body, forged=forged, stale=stale)
         ) as response:
             record.status = response.status
-            if response.content_type.startswith("multipart/"):
-                reply, files = await self._read_multipart_response(response)
-                record.body = json.dumps(reply).encode()
-            else:
-                record.body = await response.read()
-                reply, files = None, []
-                if response.status == 200 and response.content_type == "application/json":
-                    reply = json.loads(record.body)
-        if isinstance(reply, dict) and "type" in reply:
-            # The interaction server answered in the HTTP reply itself.
-            if record.initial is not None:
-                self._violate(
-                    f"interaction {record.id}: answered in the HTTP reply after a callback "
-                    "(Discord: Interaction has already been acknowledged)"
-                )
-            else:
-                try:
-                    self._acknowledge(record, reply, files)
-                except _Rejected as rejected:
-                    self._violate(f"HTTP reply to interaction {record.id}: {rejected}")
+            reply, files = await self._read_reply(record, response)
+            # Nothing is awaited between reading the reply and taking it: a follow-up the
+            # bot sent before this point found the interaction unacknowledged, as on Discord.
+            answered_after = self.now() - record.created
+            self._take_http_reply(record, reply, files, answered_after)
         if record.initial is None and not (forged or stale):
-            # The user sees "The application did not respond" (or "This interaction failed").
-            deadline = max(0.0, record.created + self.ack_deadline - self.now())
-            if 200 <= record.status < 300 and deadline:
-                try:
-                    await self.wait_for(lambda: record.initial is not None, timeout=deadline)
-                except TimeoutError:
-                    pass
-            if record.initial is None:
-                self._violate(
-                    f"interaction {record.id} (type {record.type}) was not acknowledged within "
-                    f"{self.ack_deadline:g} s (the interaction server answered {record.status})"
-                )
+            await self._await_callback(
+                record,
+                wait=200 <= record.status < 300,
+                how=f"the interaction server answered {record.status} after {answered_after:.1f} s",
+            )
         await self._notify()
         return record
+
+    @staticmethod
+    async def _read_reply(
+        record: Interaction, response: aiohttp.ClientResponse
+    ) -> tuple[Any, list[RecordedFile]]:
+        """The interaction server's HTTP reply: its JSON (or ``payload_json``) and files."""
+        if response.content_type.startswith("multipart/"):
+            reply, files = await _read_multipart(aiohttp.MultipartReader.from_response(response))
+            record.body = json.dumps(reply).encode()
+            return reply, files
+        record.body = await response.read()
+        if response.status == 200 and response.content_type == "application/json":
+            return json.loads(record.body), []
+        return None, []
+
+    def _take_http_reply(
+        self, record: Interaction, reply: Any, files: list[RecordedFile], answered_after: float
+    ) -> None:
+        """An interaction answered in the HTTP reply (``{"type": ...}``): its initial
+        response, unless it came after a callback or after Discord gave up waiting."""
+        if not (isinstance(reply, dict) and "type" in reply):
+            return
+        if record.initial is not None:
+            self._violate(
+                f"interaction {record.id}: answered in the HTTP reply after a callback "
+                "(Discord: Interaction has already been acknowledged)"
+            )
+        elif answered_after <= self.ack_deadline:
+            try:
+                self._acknowledge(record, reply, files)
+            except _Rejected as rejected:
+                self._violate(f"HTTP reply to interaction {record.id}: {rejected}")
+        # A later reply is dropped: Discord closed the request after the deadline, and
+        # the interaction counts as not acknowledged.
+
+    async def _await_callback(self, record: Interaction, *, wait: bool, how: str) -> None:
+        """Give the bot until the acknowledgement deadline to answer through the callback
+        endpoint (if ``wait``); unanswered then, the user sees "The application did not
+        respond" (or "This interaction failed"), and that is a violation."""
+        deadline = max(0.0, record.created + self.ack_deadline - self.now())
+        if wait and deadline:
+            with contextlib.suppress(TimeoutError):
+                await self.wait_for(lambda: record.initial is not None, timeout=deadline)
+        if record.initial is None:
+            self._violate(
+                f"interaction {record.id} (type {record.type}) was not acknowledged within "
+                f"{self.ack_deadline:g} s ({how})"
+            )
 
     async def _deliver_over_gateway(self, record: Interaction) -> Interaction:
         """An ``INTERACTION_CREATE`` event to the first connected bot (gateway mode)."""
@@ -1005,38 +1081,8 @@ class FakeDiscord:
             raise RuntimeError("no bot is connected to the fake Discord's gateway")
         await self.gateway_sessions[0].dispatch("INTERACTION_CREATE", record.payload)
         record.status = 200  # dispatched; the bot answers through the callback endpoint
-        deadline = max(0.0, record.created + self.ack_deadline - self.now())
-        try:
-            await self.wait_for(lambda: record.initial is not None, timeout=deadline)
-        except TimeoutError:
-            self._violate(
-                f"interaction {record.id} (type {record.type}) was not acknowledged within "
-                f"{self.ack_deadline:g} s (delivered over the gateway)"
-            )
+        await self._await_callback(record, wait=True, how="delivered over the gateway")
         return record
-
-    @staticmethod
-    async def _read_multipart_response(
-        response: aiohttp.ClientResponse,
-    ) -> tuple[Any, list[RecordedFile]]:
-        reader = aiohttp.MultipartReader.from_response(response)
-        payload: Any = None
-        files: list[RecordedFile] = []
-        while (part := await reader.next()) is not None:
-            assert isinstance(part, aiohttp.BodyPartReader)
-            data = await part.read()
-            if part.name == "payload_json":
-                payload = json.loads(data)
-            else:
-                files.append(
-                    RecordedFile(
-                        part.name or "",
-                        part.filename or "",
-                        part.headers.get("Content-Type", ""),
-                        bytes(data),
-                    )
-                )
-        return payload, files
 
     # -- the HTTP side ------------------------------------------------------------------
     def _violate(self, message: str) -> None:
@@ -1085,24 +1131,7 @@ class FakeDiscord:
 
     async def _read_body(self, request: web.Request) -> tuple[Any, list[RecordedFile]]:
         if request.content_type.startswith("multipart/"):
-            payload: Any = None
-            files: list[RecordedFile] = []
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                assert isinstance(part, aiohttp.BodyPartReader)
-                data = await part.read()
-                if part.name == "payload_json":
-                    payload = json.loads(data)
-                else:
-                    files.append(
-                        RecordedFile(
-                            part.name or "",
-                            part.filename or "",
-                            part.headers.get("Content-Type", ""),
-                            bytes(data),
-                        )
-                    )
-            return payload, files
+            return await _read_multipart(await request.multipart())
         raw = await request.read()
         if not raw:
             return None, []
@@ -1523,13 +1552,15 @@ class FakeDiscord:
         )
         message: JSON | None = None
         channel = self.channels[record.channel_id]
+        # A response to a slash command is a CHAT_INPUT_COMMAND message (20).
+        message_type = 20 if record.type == APPLICATION_COMMAND else 0
         if kind == MESSAGE_CREATE:
             message = self._store_message(
                 channel,
                 data,
                 files,
                 interaction=record,
-                message_type=20 if record.type == APPLICATION_COMMAND else 0,
+                message_type=message_type,
             )
         elif kind == DEFERRED_CREATE:
             flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
@@ -1539,8 +1570,7 @@ class FakeDiscord:
                 [],
                 interaction=record,
                 flags=flags,
-                message_type=20 if record.type == APPLICATION_COMMAND else 0,
-                check_empty=False,
+                message_type=message_type,
             )
         elif kind in (DEFERRED_UPDATE, MESSAGE_UPDATE):
             message = self.messages.get(str(record.payload["message"]["id"]))
@@ -1549,16 +1579,16 @@ class FakeDiscord:
             if kind == MESSAGE_UPDATE:
                 self._edit(message, data, files)
         elif kind == MODAL:
-            stored = json.loads(json.dumps(data))
-            _assign_component_ids(stored.get("components") or [], itertools.count(1))
-            self._modals.append((record, stored))
+            self._modals.append((record, {**data, "components": _numbered(data.get("components"))}))
         record.initial = {"type": kind, "data": dict(data)}
         record.initial_at = time.perf_counter()
         if message is not None:
             record.message_id = message["id"]
         return message
 
-    def _webhook(self, request: web.Request, *, need_ack: bool = True) -> Interaction:
+    def _webhook(self, request: web.Request) -> Interaction:
+        """The interaction whose token a webhook request names: known, not expired, and
+        acknowledged (a callback, or an HTTP reply the fake has read)."""
         if request.match_info["app"] != self.application_id:
             raise _not_found("Webhook", 10015)
         record = self.interactions.get(request.match_info["token"])
@@ -1570,7 +1600,7 @@ class FakeDiscord:
                 {"message": "Invalid Webhook Token", "code": 50027},
                 f"interaction token of {record.id} used after {self.token_lifetime / 60:g} minutes",
             )
-        if need_ack and record.initial is None:
+        if record.initial is None:
             raise _Rejected(
                 404,
                 {"message": "Unknown Webhook", "code": 10015},
@@ -1733,11 +1763,7 @@ class FakeDiscord:
             )
         self._validated(errors, "a thread")
         if parent["type"] != GUILD_TEXT:
-            raise _Rejected(
-                400,
-                {"message": "Cannot execute action on this channel type", "code": 50024},
-                f"a thread in a channel of type {parent['type']}",
-            )
+            raise _wrong_channel_type(f"a thread in a channel of type {parent['type']}")
         if from_message:
             message = self._message(request, parent)
             if message["id"] in self.channels:
@@ -1785,11 +1811,7 @@ class FakeDiscord:
 
     async def _join_thread(self, request: web.Request) -> web.Response:
         if "thread_metadata" not in self._channel(request):
-            raise _Rejected(
-                400,
-                {"message": "Cannot execute action on this channel type", "code": 50024},
-                "joining a channel that is not a thread",
-            )
+            raise _wrong_channel_type("joining a channel that is not a thread")
         return web.Response(status=204)
 
     async def _get_attachment(self, request: web.Request) -> web.Response:
@@ -1849,11 +1871,8 @@ class FakeDiscord:
         interaction: Interaction | None = None,
         flags: int | None = None,
         message_type: int = 0,
-        check_empty: bool = True,
     ) -> JSON:
         message_id = self.snowflake()
-        components = json.loads(json.dumps(body.get("components") or []))
-        _assign_component_ids(components, itertools.count(1))
         message: JSON = {
             "id": message_id,
             "channel_id": channel["id"],
@@ -1866,11 +1885,11 @@ class FakeDiscord:
             "mentions": [],
             "mention_roles": [],
             "attachments": self._attachments_of(channel["id"], body, files),
-            "embeds": [{"type": "rich", **embed} for embed in body.get("embeds") or []],
+            "embeds": _rich(body.get("embeds")),
             "pinned": False,
             "type": message_type,
             "flags": int(body.get("flags") or 0) if flags is None else flags,
-            "components": components,
+            "components": _numbered(body.get("components")),
         }
         if channel["type"] != DM:
             message["guild_id"] = self.guild_id
@@ -1913,11 +1932,9 @@ class FakeDiscord:
         if "content" in body:
             message["content"] = body["content"] or ""
         if "embeds" in body:
-            message["embeds"] = [{"type": "rich", **e} for e in body["embeds"] or []]
+            message["embeds"] = _rich(body["embeds"])
         if "components" in body:
-            components = json.loads(json.dumps(body["components"] or []))
-            _assign_component_ids(components, itertools.count(1))
-            message["components"] = components
+            message["components"] = _numbered(body["components"])
         if "attachments" in body or files:
             message["attachments"] = self._attachments_of(
                 message["channel_id"], body, files, kept=message["attachments"]

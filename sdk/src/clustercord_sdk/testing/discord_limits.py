@@ -169,19 +169,29 @@ def _range(value: Any, path: Path, low: int, high: int) -> Iterator[LimitError]:
         )
 
 
+def _characters(node: Any, *keys: str) -> int:
+    """How many characters the fields ``keys`` of ``node`` hold (0 unless a mapping):
+    what Discord counts against a message's or a command's total size."""
+    if not isinstance(node, Mapping):
+        return 0
+    return sum(len(str(node.get(key) or "")) for key in keys)
+
+
 # -- messages -----------------------------------------------------------------------------
+#: The texts of an embed field and their maximum lengths (both are required).
+_EMBED_FIELD_TEXTS = (("name", EMBED_FIELD_NAME_MAX), ("value", EMBED_FIELD_VALUE_MAX))
+#: An embed's objects that need a text once given: (object, key of the text, maximum length).
+_EMBED_NESTED_TEXTS = (
+    ("footer", "text", EMBED_FOOTER_MAX),
+    ("author", "name", EMBED_AUTHOR_NAME_MAX),
+)
+
+
 def embed_size(embed: Mapping[str, Any]) -> int:
     """The characters Discord counts against the 6,000 per message."""
-    size = len(str(embed.get("title") or "")) + len(str(embed.get("description") or ""))
-    for field in embed.get("fields") or []:
-        if isinstance(field, Mapping):
-            size += len(str(field.get("name") or "")) + len(str(field.get("value") or ""))
-    footer, author = embed.get("footer"), embed.get("author")
-    if isinstance(footer, Mapping):
-        size += len(str(footer.get("text") or ""))
-    if isinstance(author, Mapping):
-        size += len(str(author.get("name") or ""))
-    return size
+    size = _characters(embed, "title", "description")
+    size += sum(_characters(field, "name", "value") for field in embed.get("fields") or [])
+    return size + sum(_characters(embed.get(key), text) for key, text, _ in _EMBED_NESTED_TEXTS)
 
 
 def check_embeds(embeds: Any, path: Path = ("embeds",)) -> list[LimitError]:
@@ -206,30 +216,14 @@ def check_embeds(embeds: Any, path: Path = ("embeds",)) -> list[LimitError]:
             if not isinstance(field, Mapping):
                 errors.append(LimitError(at, "MODEL_TYPE_CONVERT", "Only dictionaries may be used"))
                 continue
-            errors += _length(
-                field.get("name"), (*at, "name"), EMBED_FIELD_NAME_MAX, minimum=1, required=True
-            )
-            errors += _length(
-                field.get("value"), (*at, "value"), EMBED_FIELD_VALUE_MAX, minimum=1, required=True
-            )
-        footer = embed.get("footer")
-        if isinstance(footer, Mapping):
-            errors += _length(
-                footer.get("text"),
-                (*here, "footer", "text"),
-                EMBED_FOOTER_MAX,
-                minimum=1,
-                required=True,
-            )
-        author = embed.get("author")
-        if isinstance(author, Mapping):
-            errors += _length(
-                author.get("name"),
-                (*here, "author", "name"),
-                EMBED_AUTHOR_NAME_MAX,
-                minimum=1,
-                required=True,
-            )
+            for key, maximum in _EMBED_FIELD_TEXTS:
+                errors += _length(field.get(key), (*at, key), maximum, minimum=1, required=True)
+        for key, text, maximum in _EMBED_NESTED_TEXTS:
+            nested = embed.get(key)
+            if isinstance(nested, Mapping):
+                errors += _length(
+                    nested.get(text), (*here, key, text), maximum, minimum=1, required=True
+                )
         color = embed.get("color")
         if color is not None:
             errors += _range(color, (*here, "color"), 0, 0xFFFFFF)
@@ -723,10 +717,8 @@ def command_size(command: Mapping[str, Any]) -> int:
     """Characters Discord counts against 4,000: names, descriptions, choice names and values."""
 
     def walk(node: Mapping[str, Any]) -> int:
-        size = len(str(node.get("name") or "")) + len(str(node.get("description") or ""))
-        for choice in node.get("choices") or []:
-            if isinstance(choice, Mapping):
-                size += len(str(choice.get("name") or "")) + len(str(choice.get("value") or ""))
+        size = _characters(node, "name", "description")
+        size += sum(_characters(choice, "name", "value") for choice in node.get("choices") or [])
         for option in node.get("options") or []:
             if isinstance(option, Mapping):
                 size += walk(option)
