@@ -72,6 +72,8 @@ async def test_signature_by_untrusted_key(clustercord_harness, make_plugin):
     try:
         _, bad = await _start_with(clustercord_harness, make_plugin, stranger.sign)
         await assert_refused(clustercord_harness, bad, "untrusted key")
+        # … and what to do about it.
+        assert "`clustercord keys trust FILE` pins" in clustercord_harness.plugin("bad").reason
     finally:
         stranger.cleanup()
 

@@ -75,7 +75,8 @@ async def test_missing_service_accounts_are_findings_until_created(kernel, plant
     # No pod can run as a ServiceAccount that does not exist: creating pods next to where
     # "robot" would live is no path to cluster-admin yet.
     assert not _of(findings, "RBAC-090", "u-pod-maker")
-    objects = next(f.value for f in result.reply.cards[0].fields if f.name == "Objects")
+    summary = (result.reply.pages or [result.reply])[0].cards[0]
+    objects = next(f.value for f in summary.fields if f.name == "Objects")
     listed = subprocess.run(
         ["kubectl", "--kubeconfig", str(planted.kubeconfig), "get", "sa", "-A", "--no-headers"],
         capture_output=True,

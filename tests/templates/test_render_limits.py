@@ -4,10 +4,11 @@ and nothing reaches the cluster."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from clustercord_builtins.templates.limits import RenderLimits
+from clustercord_builtins.templates.limits import RenderLimits, run_limited
 from clustercord_builtins.templates.render import render_manifests
 from clustercord_builtins.templates.template import TemplateError, load_template
 
@@ -149,3 +150,12 @@ async def test_a_deploy_that_will_not_finish_rendering_changes_nothing(
     assert "configmap/loopy" in homelab.names("loopy-ns", "configmaps")
     deleted = await templates.run("/template delete deployment:loopy-ns/loopy")
     assert deleted.ok, deleted.text
+
+
+def test_the_render_child_does_not_see_the_bots_secrets(monkeypatch):
+    monkeypatch.setenv("DISCORD_TOKEN", "bot-token-not-for-templates")
+    monkeypatch.setenv("CLUSTERCORD_SECRET_KEY", "key-not-for-templates")
+    # os.getenv runs in the child exactly as a template's code would.
+    assert run_limited("probe", RenderLimits(), os.getenv, "DISCORD_TOKEN") is None
+    assert run_limited("probe", RenderLimits(), os.getenv, "CLUSTERCORD_SECRET_KEY") is None
+    assert run_limited("probe", RenderLimits(), os.getenv, "PATH") == os.environ["PATH"]

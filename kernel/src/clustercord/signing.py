@@ -132,7 +132,12 @@ class TrustStore:
         key_id = result.key_id or result.fingerprint or "unknown"
         if not result.valid:
             if result.status == "no public key":
-                raise VerificationFailure("untrusted-key", f"signed by an untrusted key ({key_id})")
+                # Say what to do: most often a fresh data directory that trusts no key yet.
+                raise VerificationFailure(
+                    "untrusted-key",
+                    f"signed by an untrusted key ({key_id}): `clustercord keys trust FILE` pins "
+                    "a publisher's key; in a development checkout, `clustercord keys dev-setup`",
+                )
             if result.status == "signature bad":
                 raise VerificationFailure(
                     "bad-signature", "bad signature: SIGNATURE.asc was altered after signing"

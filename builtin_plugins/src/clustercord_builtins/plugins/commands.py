@@ -8,6 +8,25 @@ from clustercord_sdk.services import PluginInfo
 STATE_ICONS = {"enabled": "🟢", "disabled": "⚪", "awaiting-approval": "🟡", "refused": "🔴"}
 
 
+def grouped_permissions(texts: list[str]) -> list[str]:
+    """Permissions as people read them: one ``verbs: resources`` line per set of verbs, in
+    declaration order (``list, create, delete: secrets, configmaps``). Fifty-two
+    ``resource:verb`` strings in a row hide what a plugin may actually do."""
+    verbs_of: dict[str, list[str]] = {}
+    others = []
+    for text in texts:
+        resource, colon, verb = text.rpartition(":")
+        if not colon or not resource or text.startswith("capability:"):
+            others.append(text)
+        else:
+            verbs_of.setdefault(resource, []).append(verb)
+    resources_of: dict[tuple[str, ...], list[str]] = {}
+    for resource, verbs in verbs_of.items():
+        resources_of.setdefault(tuple(verbs), []).append(resource)
+    lines = [f"{', '.join(v)}: {', '.join(r)}" for v, r in resources_of.items()]
+    return lines + others
+
+
 def _admin(ctx: CommandContext):
     return ctx.plugin.require("plugins")
 
@@ -39,7 +58,7 @@ def list_plugins(ctx: CommandContext) -> Reply:
                 i.version,
                 i.state + (f" ({i.reason})" if i.reason else ""),
                 i.signature,
-                ", ".join(i.permissions) or "none",
+                "; ".join(grouped_permissions(i.permissions)) or "none",
             ]
             for i in infos
         ],
@@ -60,7 +79,7 @@ def _card(info: PluginInfo) -> Card:
     ]
     if info.reason:
         fields.append(Field("Reason", info.reason))
-    fields.append(Field("Permissions", ", ".join(info.permissions) or "none"))
+    fields.append(Field("Permissions", "\n".join(grouped_permissions(info.permissions)) or "none"))
     if info.capabilities:
         fields.append(Field("Capabilities", ", ".join(info.capabilities)))
     if info.commands:

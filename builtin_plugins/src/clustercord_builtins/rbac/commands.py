@@ -10,6 +10,7 @@ from clustercord_sdk.errors import UsageError
 from clustercord_sdk.rbac import Attributes, chat_user_id
 
 from . import questions
+from .audit import Finding
 from .audit import audit as run_audit
 from .drill import subject_select
 from .exports import to_json, to_markdown, to_pdf
@@ -37,7 +38,15 @@ def _subject(ctx: CommandContext, text: str) -> Subject:
     return parse_subject(text, identity_directory(ctx), roles)
 
 
-AUDIT_PAGE_ROWS = 15
+# Five finding cards (and the summary) stay inside Discord's 10 embeds and 6,000
+# characters a message, with long binding → role → rule paths.
+AUDIT_PAGE_FINDINGS = 5
+SEVERITY_LOOK = {
+    "critical": ("🔴", "red"),
+    "high": ("🟠", "orange"),
+    "medium": ("🟡", "yellow"),
+    "low": ("🔵", "blue"),
+}
 UNUSED_ROWS = 50
 TREE_CHARS = 3500  # a Discord embed description holds 4,096
 
@@ -184,31 +193,10 @@ async def audit(ctx: CommandContext) -> Reply:
         ],
         color="red" if counts["critical"] else "orange" if counts["high"] else "green",
     )
-    size = AUDIT_PAGE_ROWS
+    size = AUDIT_PAGE_FINDINGS
     chunks = [shown[i : i + size] for i in range(0, len(shown), size)] or [[]]
     pages = [
-        Reply(
-            cards=[card] if n == 0 else [],
-            tables=[
-                Table(
-                    ["ID", "SEVERITY", "SUBJECT", "FINDING", "PATH", "RECOMMENDATION"],
-                    [
-                        [
-                            f.rule.id,
-                            f.severity.upper(),
-                            subject_label(f.subject),
-                            f.message or f.rule.title,
-                            " → ".join(f.steps()),
-                            f.rule.recommendation,
-                        ]
-                        for f in chunk
-                    ],
-                    title=f"Findings ({n + 1}/{len(chunks)})",
-                )
-            ]
-            if chunk
-            else [],
-        )
+        Reply(cards=([card] if n == 0 else []) + [finding_card(f) for f in chunk])
         for n, chunk in enumerate(chunks)
     ]
     data = {
@@ -218,9 +206,26 @@ async def audit(ctx: CommandContext) -> Reply:
     }
     selects = subject_select(loaded.cluster, [f.subject for f in shown])
     if len(pages) == 1:
-        return Reply(cards=pages[0].cards, tables=pages[0].tables, selects=selects, data=data)
+        return Reply(cards=pages[0].cards, selects=selects, data=data)
     return Reply(
         text=f"{len(shown)} findings in {len(pages)} pages", pages=pages, selects=selects, data=data
+    )
+
+
+def finding_card(finding: Finding) -> Card:
+    """One finding as a card (a Discord embed) in its severity's colour: a wide table row
+    of six long cells reads badly in a chat column; a card reads at a glance."""
+    icon, color = SEVERITY_LOOK[finding.severity]
+    label = subject_label(finding.subject)
+    message = finding.message or finding.rule.title
+    return Card(
+        title=f"{icon} {finding.rule.id} · {finding.severity} · {label}",
+        description=message.removeprefix(f"{label}: "),  # the title names the subject
+        fields=[
+            Field("Path", " → ".join(finding.steps())),
+            Field("Fix", finding.rule.recommendation),
+        ],
+        color=color,
     )
 
 

@@ -18,6 +18,7 @@ in-process. The deadline counts that start-up too.
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import signal
 import subprocess
@@ -30,6 +31,12 @@ from clustercord_builtins.templates.template import TemplateError
 
 # What the child runs: read a pickled call from stdin, answer a pickled outcome on stdout.
 _CHILD = "from clustercord_builtins.templates.limits import child_main; child_main()"
+
+
+# What the child may see of the bot's environment: enough to start Python and find our
+# packages. Not the rest: a token, a secret key or a kubeconfig path is none of a community
+# template's business, whatever hole it might find in the Jinja sandbox.
+_CHILD_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,7 @@ def run_limited(what: str, limits: RenderLimits, call: Callable[..., Any], *args
             capture_output=True,
             timeout=limits.seconds,
             check=False,
+            env={name: os.environ[name] for name in _CHILD_ENVIRONMENT if name in os.environ},
         )
     except subprocess.TimeoutExpired:
         status, value = "time", None

@@ -26,7 +26,8 @@ from clustercord.storage import Database
 from clustercord_sdk.errors import CommandError, UsageError
 
 IN_CLUSTER = "in-cluster"
-_TOKEN_PATH = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+# Where the kubelet mounts a pod's ServiceAccount: token, ca.crt and namespace.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,13 @@ class ClusterRegistry:
             self.env.get("KUBERNETES_SERVICE_HOST"),
             self.env.get("KUBERNETES_SERVICE_PORT"),
         )
-        if host and port and _TOKEN_PATH.exists():
-            self._add(Cluster(IN_CLUSTER, f"https://{host}:{port}", "default", IN_CLUSTER))
+        account = SERVICE_ACCOUNT_DIR
+        if host and port and (account / "token").exists():
+            # Like kubectl in a pod: the pod's own namespace is the default one.
+            namespace_file = account / "namespace"
+            namespace = namespace_file.read_text("utf-8").strip() if namespace_file.exists() else ""
+            server = f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}"
+            self._add(Cluster(IN_CLUSTER, server, namespace or "default", IN_CLUSTER))
         for row in self.database.db["_clusters"].rows:
             try:
                 _, contexts = parse_kubeconfig(
@@ -130,6 +136,27 @@ class ClusterRegistry:
             known = ", ".join(sorted(self._clusters)) or "none (add one with /cluster add)"
             raise CommandError(f"no cluster named {name!r}; clusters: {known}")
         return cluster
+
+    def api_client(self, name: str) -> Any:
+        """A new ``kubernetes.client.ApiClient`` for a cluster, with the kernel's credentials.
+
+        In a pod, the ServiceAccount token is re-read from its file as the kubelet rotates
+        it (the client library's in-cluster loader does so before each request once a
+        minute has passed), so a long-running bot never holds an expired token.
+        """
+        from kubernetes import client, config  # imported on first use: it is slow
+
+        if self.get(name).source != IN_CLUSTER:
+            return config.new_client_from_config_dict(self.kubeconfig(name))
+        from kubernetes.config.incluster_config import InClusterConfigLoader
+
+        configuration = client.Configuration()
+        InClusterConfigLoader(
+            token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
+            cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+            environ=self.env,
+        ).load_and_set(configuration)
+        return client.ApiClient(configuration)
 
     def kubeconfig(self, name: str) -> dict[str, Any]:
         """The kubeconfig document of a cluster, restricted to its context."""

@@ -81,10 +81,7 @@ class KubernetesService:
         with self._lock:
             client = self._clients.get(cluster)
             if client is None:
-                from kubernetes import config
-
-                client = config.new_client_from_config_dict(self.registry.kubeconfig(cluster))
-                self._clients[cluster] = client
+                client = self._clients[cluster] = self.registry.api_client(cluster)
             return client
 
     def request(
