@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 
-WEB = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: games}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: "nginx:1.27.3"}]}
-"""
+from .conftest import crash_looping, deployment, running, until
+
+WEB = deployment("web", "games", "nginx:1.27.3")
 
 RECORDER = {
     "manifest": {
@@ -44,26 +35,15 @@ def homelab(sandbox_cluster):
     return sandbox_cluster("homelab").kubectl
 
 
-async def until(predicate, seconds=15.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return False
-
-
 async def test_pod_and_node_events_reach_subscribed_plugins(
-    clustercord_harness, make_plugin, homelab
+    clustercord_harness, add_plugin, homelab
 ):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("recorder", **RECORDER))
+    add_plugin("recorder", **RECORDER)
     kernel = await harness.start()
     store = harness.plugin("recorder").context.store
     seen = lambda: store.get("seen", [])  # noqa: E731
-    stop = asyncio.Event()
-    background = asyncio.create_task(kernel.run_background(stop, tick=0.1))
-    try:
+    async with running(lambda stop: kernel.run_background(stop, tick=0.1)):
         await asyncio.sleep(1.0)  # the watches list first: nothing already running is announced
         assert seen() == []
 
@@ -73,22 +53,7 @@ async def test_pod_and_node_events_reach_subscribed_plugins(
         assert start[1] == "games" and start[2].startswith("web-")
         pod = start[2]
 
-        crashed = {
-            "status": {
-                "containerStatuses": [
-                    {
-                        "name": "web",
-                        "image": "nginx:1.27.3",
-                        "imageID": "",
-                        "ready": False,
-                        "restartCount": 3,
-                        "started": False,
-                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                        "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
-                    }
-                ]
-            }
-        }
+        crashed = crash_looping("web", "nginx:1.27.3", restarts=3)
         homelab(
             "patch",
             "pod",
@@ -123,15 +88,12 @@ async def test_pod_and_node_events_reach_subscribed_plugins(
             ),
         )
         assert await until(lambda: ["node:not-ready", None, "pi-2", None] in seen()), seen()
-    finally:
-        stop.set()
-        await background
     # Only what the manifest's filters let through: no other app's pod:start.
     assert {e[0] for e in seen()} <= {"pod:start", "pod:crash", "pod:delete", "node:not-ready"}
     assert all(e[2].startswith("web-") for e in seen() if e[0] == "pod:start")
 
 
-async def test_nobody_subscribed_nobody_watches(clustercord_harness, make_plugin, homelab):
-    clustercord_harness.add_plugin(make_plugin("quiet"))
+async def test_nobody_subscribed_nobody_watches(clustercord_harness, add_plugin, homelab):
+    add_plugin("quiet")
     kernel = await clustercord_harness.start()
     assert kernel.cluster_watchers() == []

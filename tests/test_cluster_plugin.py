@@ -9,6 +9,8 @@ import time
 import pytest
 import yaml
 
+from .conftest import deployment
+
 APP = """
 apiVersion: v1
 kind: Namespace
@@ -23,22 +25,13 @@ spec:
     image: jellyfin/jellyfin:10.9.11
     resources: {limits: {memory: 2Gi}}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: sonarr, namespace: media}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: sonarr}}
-  template:
-    metadata: {labels: {app: sonarr}}
-    spec: {containers: [{name: sonarr, image: "linuxserver/sonarr:4.0.11"}]}
-"""
+""" + deployment("sonarr", "media", "linuxserver/sonarr:4.0.11")
 
 
 @pytest.fixture
 def sandbox(sandbox_cluster):
     cluster = sandbox_cluster()
-    cluster.kubectl("apply", "-f", "-", input=APP)
+    cluster.apply(APP)
     return cluster
 
 
@@ -208,7 +201,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
 async def test_a_user_never_does_more_through_a_plugin_than_their_identity_may(
     clustercord_harness, sandbox
 ):
-    sandbox.kubectl("apply", "-f", "-", input=VIEW_IN_MEDIA)
+    sandbox.apply(VIEW_IN_MEDIA)
     harness = clustercord_harness
     harness.add_builtins(["cluster"])
     await harness.restart(identity={"users": {"4242": {"user": "alice"}}})

@@ -10,6 +10,8 @@ import pytest
 
 from clustercord_sdk import Event, hookspecs
 
+from .conftest import one_command
+
 HOOKS = sorted(
     name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "clustercord_spec")
 )
@@ -21,32 +23,28 @@ def test_every_hook_has_a_test():
     assert not missing, f"hooks without a test_hook_<name>: {missing}"
 
 
-async def test_hook_on_enable(clustercord_harness, make_plugin):
-    clustercord_harness.add_plugin(
-        make_plugin(
-            "pp",
-            init="""
+async def test_hook_on_enable(clustercord_harness, add_plugin):
+    add_plugin(
+        "pp",
+        init="""
         @hookimpl
         def on_enable(ctx):
             ctx.scheduler.every("5m", "commands:run")
     """,
-        )
     )
     await clustercord_harness.start()
     jobs = clustercord_harness.plugin("pp").context.scheduler.jobs()
     assert [(j.handler, j.schedule) for j in jobs] == [("commands:run", "every 5m")]
 
 
-async def test_hook_on_enable_failure_keeps_plugin_off(clustercord_harness, make_plugin):
-    clustercord_harness.add_plugin(
-        make_plugin(
-            "pp",
-            init="""
+async def test_hook_on_enable_failure_keeps_plugin_off(clustercord_harness, add_plugin):
+    add_plugin(
+        "pp",
+        init="""
         @hookimpl
         def on_enable(ctx):
             raise RuntimeError("database unreachable")
     """,
-        )
     )
     await clustercord_harness.start()
     plugin = clustercord_harness.plugin("pp")
@@ -54,25 +52,23 @@ async def test_hook_on_enable_failure_keeps_plugin_off(clustercord_harness, make
     assert plugin.reason == "on_enable failed: RuntimeError: database unreachable"
 
 
-async def test_hook_on_disable(clustercord_harness, make_plugin):
+async def test_hook_on_disable(clustercord_harness, add_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(
-        make_plugin(
-            "pp",
-            init="""
+    add_plugin(
+        "pp",
+        init="""
         @hookimpl
         def on_disable(ctx):
             ctx.store.set("bye", True)
     """,
-        )
     )
     await harness.start()
     await harness.run("/plugin disable name:pp")
     assert harness.plugin("pp").context.store.get("bye") is True
 
 
-async def test_hook_on_event(clustercord_harness, make_plugin):
+async def test_hook_on_event(clustercord_harness, add_plugin):
     harness = clustercord_harness
     log: list[str] = []
     for name, priority, label in (
@@ -80,25 +76,23 @@ async def test_hook_on_event(clustercord_harness, make_plugin):
         ("high", 10, "app=web"),
         ("other", 50, "app=db"),
     ):
-        harness.add_plugin(
-            make_plugin(
-                name,
-                manifest={
-                    "hooks": [
-                        {
-                            "event": "pod:crash",
-                            "priority": priority,
-                            "filter": {"label": label, "namespaces": ["prod"]},
-                        }
-                    ]
-                },
-                init=f"""
+        add_plugin(
+            name,
+            manifest={
+                "hooks": [
+                    {
+                        "event": "pod:crash",
+                        "priority": priority,
+                        "filter": {"label": label, "namespaces": ["prod"]},
+                    }
+                ]
+            },
+            init=f"""
             import builtins
             @hookimpl
             def on_event(event, ctx):
                 builtins._cc_log.append(("{name}", event.name))
         """,
-            )
         )
     import builtins
 
@@ -119,26 +113,24 @@ async def test_hook_on_event(clustercord_harness, make_plugin):
     assert log == [("high", "web-1"), ("low", "web-1")]
 
 
-async def test_hook_on_approval_decided(clustercord_harness, make_plugin):
+async def test_hook_on_approval_decided(clustercord_harness, add_plugin):
     harness = clustercord_harness
     harness.add_builtins(["approvals"])
-    harness.add_plugin(
-        make_plugin(
-            "deployer",
-            init="""
+    add_plugin(
+        "deployer",
+        init="""
         @hookimpl
         def on_approval_decided(approval, ctx):
             ctx.store.set("decision", [approval.action, approval.status, approval.decided_by])
     """,
-            modules={
-                "commands": """
+        modules={
+            "commands": """
         def run(ctx):
             request = ctx.plugin.approvals.request("scale", "scale web to 0",
                                                    requested_by=ctx.user_id)
             return f"waiting for approval {request.id}"
     """
-            },
-        )
+        },
     )
     await harness.start()
     asked = await harness.run("/deployer", user="5", frontend="discord")
@@ -154,54 +146,36 @@ async def test_hook_on_approval_decided(clustercord_harness, make_plugin):
     assert again.status == "error" and "already" in again.text
 
 
-async def test_hook_on_config_changed(clustercord_harness, make_plugin):
+async def test_hook_on_config_changed(clustercord_harness, add_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(
-        make_plugin(
-            "pp",
-            manifest={"config": {"mode": {"type": "string"}}},
-            init="""
+    add_plugin(
+        "pp",
+        manifest={"config": {"mode": {"type": "string"}}},
+        init="""
         @hookimpl
         def on_config_changed(key, new, ctx):
             ctx.store.set("seen", f"{key}={new}")
     """,
-        )
     )
     await harness.start()
     await harness.run("/plugin config name:pp key:mode value:fast")
     assert harness.plugin("pp").context.store.get("seen") == "mode=fast"
 
 
-async def test_hook_check_access(clustercord_harness, make_plugin):
+async def test_hook_check_access(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
-            "freeze",
-            init="""
+    add_plugin(
+        "freeze",
+        init="""
         @hookimpl
         def check_access(invocation, command):
             if command["destructive"] and invocation.user_id != "oncall":
                 return False
             return None
     """,
-        )
     )
-    harness.add_plugin(
-        make_plugin(
-            "wipe",
-            manifest={
-                "commands": [
-                    {
-                        "name": "wipe",
-                        "description": "wipe",
-                        "handler": "commands:run",
-                        "destructive": True,
-                    }
-                ]
-            },
-        )
-    )
+    add_plugin("wipe", manifest=one_command("wipe", destructive=True))
     await harness.start()
     denied = await harness.run("/wipe", user="intern", frontend="discord")
     assert denied.status == "denied"
@@ -210,18 +184,16 @@ async def test_hook_check_access(clustercord_harness, make_plugin):
     assert (await harness.run("/freeze", user="intern", frontend="discord")).ok
 
 
-async def test_hook_on_command_complete(clustercord_harness, make_plugin):
+async def test_hook_on_command_complete(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
-            "metrics",
-            init="""
+    add_plugin(
+        "metrics",
+        init="""
         @hookimpl
         def on_command_complete(invocation, outcome, ctx):
             seen = ctx.store.get("seen", [])
             ctx.store.set("seen", seen + [[invocation.path, outcome["status"]]])
     """,
-        )
     )
     await harness.start()
     await harness.run("/metrics")
@@ -230,12 +202,11 @@ async def test_hook_on_command_complete(clustercord_harness, make_plugin):
     assert seen == [["metrics", "ok"], ["nope", "usage"]]
 
 
-async def test_hook_secret_patterns(clustercord_harness, make_plugin):
+async def test_hook_secret_patterns(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
-            "vault",
-            init="""
+    add_plugin(
+        "vault",
+        init="""
         @hookimpl
         def on_enable(ctx):
             pass
@@ -244,17 +215,7 @@ async def test_hook_secret_patterns(clustercord_harness, make_plugin):
         def secret_patterns():
             return [r"hvs\\.[A-Za-z0-9]{8,}"]
     """,
-            manifest={
-                "commands": [
-                    {
-                        "name": "vault",
-                        "description": "v",
-                        "handler": "commands:run",
-                        "options": [{"name": "note", "type": "string"}],
-                    }
-                ]
-            },
-        )
+        manifest=one_command("vault", options=[{"name": "note", "type": "string"}]),
     )
     kernel = await harness.start()
     await harness.run("/vault note:token=hvs.ABCDEFGH1234")
@@ -263,32 +224,24 @@ async def test_hook_secret_patterns(clustercord_harness, make_plugin):
     assert rows[-1]["action"] == "vault"
 
 
-async def test_hook_autocomplete(clustercord_harness, make_plugin):
+async def test_hook_autocomplete(clustercord_harness, add_plugin):
     from clustercord_sdk.context import Invocation
 
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
+    add_plugin(
+        "pods",
+        manifest=one_command(
             "pods",
-            manifest={
-                "commands": [
-                    {
-                        "name": "pods",
-                        "description": "p",
-                        "handler": "commands:run",
-                        "options": [
-                            {"name": "pod", "type": "string", "autocomplete": True},
-                            {"name": "plain", "type": "string"},
-                        ],
-                    }
-                ]
-            },
-            init="""
+            options=[
+                {"name": "pod", "type": "string", "autocomplete": True},
+                {"name": "plain", "type": "string"},
+            ],
+        ),
+        init="""
         @hookimpl
         def autocomplete(option, value):
             return [p for p in ["api-1", "api-2", "web-1"] if p.startswith(value)]
     """,
-        )
     )
     kernel = await harness.start()
     invocation = Invocation(user_id="1", command=("pods",))
@@ -296,12 +249,11 @@ async def test_hook_autocomplete(clustercord_harness, make_plugin):
     assert await kernel.dispatcher.autocomplete(invocation, "plain", "a") == []
 
 
-async def test_hook_storage_migrations(clustercord_harness, make_plugin):
+async def test_hook_storage_migrations(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
-            "db",
-            init="""
+    add_plugin(
+        "db",
+        init="""
         def create(store):
             store.table("games").insert({"name": "chess"})
 
@@ -312,7 +264,6 @@ async def test_hook_storage_migrations(clustercord_harness, make_plugin):
         def storage_migrations():
             return [(2, add_column), (1, create)]
     """,
-        )
     )
     await harness.start()
     await harness.restart()  # already applied: not run twice
@@ -327,27 +278,23 @@ def _crash_subscriber(body: str) -> dict:
     return {"manifest": {"hooks": [{"event": "pod:crash"}]}, "init": body}
 
 
-async def test_a_hook_that_raises_is_isolated_then_disabled(clustercord_harness, make_plugin):
+async def test_a_hook_that_raises_is_isolated_then_disabled(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
-            "flaky",
-            **_crash_subscriber("""
+    add_plugin(
+        "flaky",
+        **_crash_subscriber("""
         @hookimpl
         def on_event(event):
             raise ValueError("boom")
     """),
-        )
     )
-    harness.add_plugin(
-        make_plugin(
-            "steady",
-            **_crash_subscriber("""
+    add_plugin(
+        "steady",
+        **_crash_subscriber("""
         @hookimpl
         def on_event(event, ctx):
             ctx.store.set("count", ctx.store.get("count", 0) + 1)
     """),
-        )
     )
     kernel = await harness.start()
     for _ in range(4):
@@ -370,18 +317,16 @@ async def test_a_hook_that_raises_is_isolated_then_disabled(clustercord_harness,
     ],
     ids=["sleeping", "spinning", "async"],
 )
-async def test_a_hook_that_hangs_is_interrupted(clustercord_harness, make_plugin, body):
+async def test_a_hook_that_hangs_is_interrupted(clustercord_harness, add_plugin, body):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("stuck", **_crash_subscriber(body)))
-    harness.add_plugin(
-        make_plugin(
-            "after",
-            **_crash_subscriber("""
+    add_plugin("stuck", **_crash_subscriber(body))
+    add_plugin(
+        "after",
+        **_crash_subscriber("""
         @hookimpl
         def on_event(event, ctx):
             ctx.store.set("ran", True)
     """),
-        )
     )
     await harness.restart(hook_timeout=0.3)
     start = time.monotonic()
@@ -394,17 +339,15 @@ async def test_a_hook_that_hangs_is_interrupted(clustercord_harness, make_plugin
     assert (await harness.run("/after")).ok  # the kernel still serves commands
 
 
-async def test_tracing_prints_each_hook_call(clustercord_harness, make_plugin, capsys):
+async def test_tracing_prints_each_hook_call(clustercord_harness, add_plugin, capsys):
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
-            "pp",
-            **_crash_subscriber("""
+    add_plugin(
+        "pp",
+        **_crash_subscriber("""
         @hookimpl
         def on_event(event):
             pass
     """),
-        )
     )
     await harness.restart(trace_plugins=True)
     await harness.kernel.events.publish(Event("pod:crash", name="x"))

@@ -6,19 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from clustercord.kubernetes.service import ApiStatusError
-from clustercord.sandbox.background import BackgroundSandbox
 from clustercord_sdk.permissions import compile_rules, parse_permissions
 from clustercord_sdk.rbac import UserInfo
 
-KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
 PERMISSIONS = [
     "pods:read",
@@ -59,39 +56,16 @@ INSPECTOR = {
 }
 
 
-class Cluster:
-    def __init__(self, box: BackgroundSandbox, kubeconfig: Path) -> None:
-        assert box.server is not None
-        self.server = box.server
-        self.kubeconfig = kubeconfig
-
-    def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        assert KUBECTL is not None
-        return subprocess.run(
-            [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=60,
-        )
-
-    def get(self, *args: str) -> dict:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+def get(cluster, *args: str) -> dict:
+    """The object(s) ``kubectl get`` shows, as JSON."""
+    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
+def cluster(sandbox_cluster):
     """A sandbox whose token issuer the test can reach (its clock, its minimum duration:
     one minute, so a test can ask for short tokens)."""
-    box = BackgroundSandbox(fixture="empty", min_token_seconds=60)
-    box.start()
-    kubeconfig = box.write_kubeconfig(tmp_path / "kubeconfig")
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    yield Cluster(box, kubeconfig)
-    box.stop()
+    return sandbox_cluster("empty", min_token_seconds=60)
 
 
 @pytest.fixture
@@ -120,12 +94,12 @@ def identities(harness):
 
 async def test_plugin_gets_a_service_account_with_exactly_its_rules(harness, cluster):
     # Approving (and so enabling) the plugin provisioned its identity before it ever ran.
-    account = cluster.get("serviceaccount", "plugin-inspector", "-n", "clustercord-system")
+    account = get(cluster, "serviceaccount", "plugin-inspector", "-n", "clustercord-system")
     assert account["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "clustercord"
-    role = cluster.get("clusterrole", ROLE)
+    role = get(cluster, "clusterrole", ROLE)
     assert role["rules"] == compile_rules(PERMISSIONS)
     assert role["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "clustercord"
-    binding = cluster.get("clusterrolebinding", ROLE)
+    binding = get(cluster, "clusterrolebinding", ROLE)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
@@ -215,7 +189,7 @@ async def test_recreated_service_account_is_recovered(harness, cluster):
     cluster.kubectl("delete", "serviceaccount", "plugin-inspector", "-n", "clustercord-system")
     # The old token is now refused (401); the kernel recreates the account and carries on.
     assert (await harness.run("/inspector whoami")).text == f"{ACCOUNT} saw 0 pods"
-    cluster.get("serviceaccount", "plugin-inspector", "-n", "clustercord-system")
+    get(cluster, "serviceaccount", "plugin-inspector", "-n", "clustercord-system")
 
 
 async def test_disable_removes_the_binding_and_enable_restores_it(harness, cluster):
@@ -236,8 +210,8 @@ async def test_disable_removes_the_binding_and_enable_restores_it(harness, clust
     enabled = await harness.run("/plugin enable name:inspector")
     assert enabled.ok, enabled.text
     await identities(harness).settle()
-    assert cluster.get("clusterrole", ROLE)["rules"] == compile_rules(PERMISSIONS)
-    assert cluster.get("clusterrolebinding", ROLE)["roleRef"]["name"] == ROLE
+    assert get(cluster, "clusterrole", ROLE)["rules"] == compile_rules(PERMISSIONS)
+    assert get(cluster, "clusterrolebinding", ROLE)["roleRef"]["name"] == ROLE
     assert (await harness.run("/inspector whoami")).text == f"{ACCOUNT} saw 0 pods"
 
 
@@ -252,7 +226,7 @@ async def test_rules_follow_an_approved_update(harness, cluster, inspector):
     assert (await harness.run("/plugin permissions name:inspector approve:true")).ok
 
     assert (await harness.run("/inspector whoami")).ok
-    assert cluster.get("clusterrole", ROLE)["rules"] == compile_rules(manifest["permissions"])
+    assert get(cluster, "clusterrole", ROLE)["rules"] == compile_rules(manifest["permissions"])
 
 
 async def test_kernel_credentials_without_rbac_rights_refuse_the_plugin(

@@ -6,11 +6,13 @@ import json
 
 from clustercord.config import AccessConfig
 
+from .conftest import one_command
 
-async def test_new_plugin_with_permissions_waits_for_an_admin(clustercord_harness, make_plugin):
+
+async def test_new_plugin_with_permissions_waits_for_an_admin(clustercord_harness, add_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(make_plugin("reader", manifest={"permissions": ["pods:read"]}))
+    add_plugin("reader", manifest={"permissions": ["pods:read"]})
     await harness.start()
 
     assert harness.plugin("reader").state == "awaiting-approval"
@@ -27,11 +29,11 @@ async def test_new_plugin_with_permissions_waits_for_an_admin(clustercord_harnes
 
 
 async def test_update_that_adds_permissions_is_disabled_until_approved(
-    clustercord_harness, make_plugin
+    clustercord_harness, add_plugin
 ):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    folder = harness.add_plugin(make_plugin("reader", manifest={"permissions": ["pods:read"]}))
+    folder = add_plugin("reader", manifest={"permissions": ["pods:read"]})
     await harness.start()
     await harness.run("/plugin permissions name:reader approve:true")
 
@@ -56,10 +58,10 @@ async def test_builtins_are_granted_by_the_installation(clustercord_harness):
     assert {p.state for p in harness.kernel.manager.plugins.values()} == {"enabled"}
 
 
-async def test_disable_and_enable_survive_restarts(clustercord_harness, make_plugin):
+async def test_disable_and_enable_survive_restarts(clustercord_harness, add_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(make_plugin("thing"))
+    add_plugin("thing")
     await harness.start()
 
     result = await harness.run("/plugin disable name:thing reason:noisy")
@@ -82,19 +84,17 @@ CONFIG = {
 }
 
 
-async def test_config_is_validated_stored_and_announced(clustercord_harness, make_plugin):
+async def test_config_is_validated_stored_and_announced(clustercord_harness, add_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(
-        make_plugin(
-            "cfg",
-            manifest=CONFIG,
-            init="""
+    add_plugin(
+        "cfg",
+        manifest=CONFIG,
+        init="""
         @hookimpl
         def on_config_changed(key, old, new, ctx):
             ctx.store.set("changed", [key, old, new])
     """,
-        )
     )
     await harness.start()
 
@@ -111,20 +111,20 @@ async def test_config_is_validated_stored_and_announced(clustercord_harness, mak
     assert harness.plugin("cfg").config == {"interval": 43200.0, "retries": 3}
 
 
-async def test_allowlist_keeps_other_plugins_off(clustercord_harness, make_plugin):
+async def test_allowlist_keeps_other_plugins_off(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("one"))
-    harness.add_plugin(make_plugin("two"))
+    add_plugin("one")
+    add_plugin("two")
     await harness.restart(plugins_allowlist=frozenset({"one"}))
     assert harness.plugin("one").state == "enabled"
     assert harness.plugin("two").state == "disabled"
     assert harness.plugin("two").reason == "not in the CLUSTERCORD_PLUGINS allowlist"
 
 
-async def test_admin_commands_need_an_admin(clustercord_harness, make_plugin):
+async def test_admin_commands_need_an_admin(clustercord_harness, add_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(make_plugin("thing"))
+    add_plugin("thing")
     await harness.restart(access=AccessConfig(admins=frozenset({"role:42"})))
 
     refused = await harness.run(
@@ -138,10 +138,10 @@ async def test_admin_commands_need_an_admin(clustercord_harness, make_plugin):
     assert allowed.ok
 
 
-async def test_role_rules_restrict_named_commands(clustercord_harness, make_plugin):
+async def test_role_rules_restrict_named_commands(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(make_plugin("chaos"))
-    harness.add_plugin(make_plugin("open"))
+    add_plugin("chaos")
+    add_plugin("open")
     await harness.restart(access=AccessConfig(roles={"10": ("chaos:*", "chaos")}))
 
     assert (await harness.run("/chaos", user="1", roles=["10"], frontend="discord")).ok
@@ -150,28 +150,18 @@ async def test_role_rules_restrict_named_commands(clustercord_harness, make_plug
     assert (await harness.run("/open", user="2", roles=["99"], frontend="discord")).ok
 
 
-async def test_option_of_wrong_type_or_choice_runs_nothing(clustercord_harness, make_plugin):
+async def test_option_of_wrong_type_or_choice_runs_nothing(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
+    add_plugin(
+        "scale",
+        manifest=one_command(
             "scale",
-            manifest={
-                "commands": [
-                    {
-                        "name": "scale",
-                        "description": "scale",
-                        "handler": "commands:run",
-                        "options": [
-                            {"name": "replicas", "type": "integer", "required": True},
-                            {"name": "mode", "type": "string", "choices": ["fast", "safe"]},
-                        ],
-                    }
-                ]
-            },
-            modules={
-                "commands": "def run(ctx):\n    ctx.store.set('ran', True)\n    return 'ok'\n"
-            },
-        )
+            options=[
+                {"name": "replicas", "type": "integer", "required": True},
+                {"name": "mode", "type": "string", "choices": ["fast", "safe"]},
+            ],
+        ),
+        modules={"commands": "def run(ctx):\n    ctx.store.set('ran', True)\n    return 'ok'\n"},
     )
     await harness.start()
 
@@ -184,23 +174,12 @@ async def test_option_of_wrong_type_or_choice_runs_nothing(clustercord_harness, 
     assert (await harness.run("/scale replicas:3 mode:safe")).ok
 
 
-async def test_destructive_commands_ask_first(clustercord_harness, make_plugin):
+async def test_destructive_commands_ask_first(clustercord_harness, add_plugin):
     harness = clustercord_harness
-    harness.add_plugin(
-        make_plugin(
-            "wipe",
-            manifest={
-                "commands": [
-                    {
-                        "name": "wipe",
-                        "description": "wipe",
-                        "handler": "commands:run",
-                        "destructive": True,
-                    }
-                ]
-            },
-            modules={"commands": "def run(ctx):\n    ctx.store.set('wiped', True)\n"},
-        )
+    add_plugin(
+        "wipe",
+        manifest=one_command("wipe", destructive=True),
+        modules={"commands": "def run(ctx):\n    ctx.store.set('wiped', True)\n"},
     )
     await harness.start()
 
@@ -211,10 +190,10 @@ async def test_destructive_commands_ask_first(clustercord_harness, make_plugin):
     assert harness.plugin("wipe").context.store.get("wiped") is True
 
 
-async def test_a_command_of_an_inactive_plugin_says_why(clustercord_harness, make_plugin):
+async def test_a_command_of_an_inactive_plugin_says_why(clustercord_harness, add_plugin):
     harness = clustercord_harness
     harness.add_builtins(["plugins"])
-    harness.add_plugin(make_plugin("thing"))
+    add_plugin("thing")
     await harness.start()
     await harness.run("/plugin disable name:thing reason:maintenance")
     result = await harness.run("/thing")

@@ -4,40 +4,16 @@ announce what the relist reveals, and keep delivering events afterwards."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from clustercord.kubernetes.watches import ClusterWatcher
-from clustercord.sandbox.background import BackgroundSandbox
 from clustercord.sandbox.objects import WriteOptions
 from clustercord.sandbox.server import SandboxServer
 
-CRASHED = {
-    "status": {
-        "containerStatuses": [
-            {
-                "name": "app",
-                "image": "busybox",
-                "imageID": "",
-                "ready": False,
-                "restartCount": 4,
-                "started": False,
-                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
-            }
-        ]
-    }
-}
+from .conftest import crash_looping, running, until
 
-
-async def until(predicate, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return False
+CRASHED = crash_looping("app", "busybox", restarts=4)
 
 
 async def _gap(server: SandboxServer, namespace: str, name: str) -> None:
@@ -54,12 +30,9 @@ async def _gap(server: SandboxServer, namespace: str, name: str) -> None:
 
 
 @pytest.fixture
-def homelab(tmp_path, monkeypatch):
-    box = BackgroundSandbox(fixture="homelab")
-    box.start()
-    monkeypatch.setenv("KUBECONFIG", str(box.write_kubeconfig(tmp_path / "kubeconfig")))
-    yield box
-    box.stop()
+def homelab(sandbox_cluster):
+    """The homelab sandbox itself (a BackgroundSandbox): the test reaches behind its API."""
+    return sandbox_cluster("homelab").background
 
 
 async def test_a_compacted_history_makes_the_watch_relist_and_keep_delivering(
@@ -75,9 +48,7 @@ async def test_a_compacted_history_makes_the_watch_relist_and_keep_delivering(
         return 1
 
     watcher = ClusterWatcher(kernel.kubernetes, cluster.name, publish, backoff=0.1)
-    stop = asyncio.Event()
-    task = asyncio.create_task(watcher.run(stop))
-    try:
+    async with running(watcher.run):
         assert await until(lambda: watcher.pods and watcher.nodes), "the watches never listed"
         await asyncio.sleep(0.3)  # both streams are open
         pod = next(p for p in server.store.list("", "pods") if p["status"]["phase"] == "Running")
@@ -94,9 +65,6 @@ async def test_a_compacted_history_makes_the_watch_relist_and_keep_delivering(
         homelab.call(_delete(server, pods, namespace, name))
         assert await until(lambda: ("pod:delete", name, None) in seen), seen
         assert watcher.relists == 2  # pods and nodes once each, then healthy streams again
-    finally:
-        stop.set()
-        await task
 
 
 async def _delete(server: SandboxServer, rt, namespace: str, name: str) -> None:

@@ -13,45 +13,28 @@ import pytest
 
 from clustercord_sdk.rbac import Attributes, PolicyRule, RBACSnapshot, UserInfo, rule_allows
 
-Obj = dict[str, Any]
-
-
-def new_rule(verbs: str, groups: str, resources: str, urls: str) -> Obj:
-    return {
-        "verbs": verbs.split(","),
-        "apiGroups": groups.split(","),
-        "resources": resources.split(","),
-        "nonResourceURLs": urls.split(","),
-    }
+from .conftest import Obj, new_rule, subjects
 
 
 def new_cluster_role(name: str, *rules: Obj) -> Obj:
     return {"kind": "ClusterRole", "metadata": {"name": name}, "rules": list(rules)}
 
 
-def _subjects(subjects: tuple[str, ...]) -> list[Obj]:
-    out = []
-    for subject in subjects:
-        kind, name = subject.split(":", 1)
-        out.append({"kind": kind, "name": name})
-    return out
-
-
-def new_cluster_role_binding(role: str, *subjects: str) -> Obj:
+def new_cluster_role_binding(role: str, *written: str) -> Obj:
     return {
         "kind": "ClusterRoleBinding",
         "metadata": {"name": f"crb-{role}"},
         "roleRef": {"kind": "ClusterRole", "name": role},
-        "subjects": _subjects(subjects),
+        "subjects": subjects(written),
     }
 
 
-def new_role_binding(namespace: str, role: str, role_kind: str, *subjects: str) -> Obj:
+def new_role_binding(namespace: str, role: str, role_kind: str, *written: str) -> Obj:
     return {
         "kind": "RoleBinding",
         "metadata": {"name": f"rb-{role}", "namespace": namespace},
         "roleRef": {"kind": role_kind, "name": role},
-        "subjects": _subjects(subjects),
+        "subjects": subjects(written),
     }
 
 

@@ -13,36 +13,24 @@ import pytest
 
 from clustercord_sdk.rbac import Attributes, RBACSnapshot
 
-Obj = dict[str, Any]
+from .conftest import Obj, new_rule, subjects
+
 RBAC = "rbac.authorization.k8s.io"
 
 
-def new_rule(verbs: str, groups: str, resources: str, urls: str) -> Obj:
-    return {
-        "verbs": verbs.split(","),
-        "apiGroups": groups.split(","),
-        "resources": resources.split(","),
-        "nonResourceURLs": urls.split(","),
-    }
-
-
-def _subjects(subjects: tuple[str, ...]) -> list[Obj]:
-    return [dict(zip(("kind", "name"), s.split(":", 1), strict=True)) for s in subjects]
-
-
-def crb(role: str, *subjects: str) -> Obj:
+def crb(role: str, *written: str) -> Obj:
     return {
         "metadata": {"name": role},
         "roleRef": {"kind": "ClusterRole", "name": role},
-        "subjects": _subjects(subjects),
+        "subjects": subjects(written),
     }
 
 
-def rb(namespace: str, role: str, kind: str, *subjects: str) -> Obj:
+def rb(namespace: str, role: str, kind: str, *written: str) -> Obj:
     return {
         "metadata": {"name": role, "namespace": namespace},
         "roleRef": {"kind": kind, "name": role},
-        "subjects": _subjects(subjects),
+        "subjects": subjects(written),
     }
 
 

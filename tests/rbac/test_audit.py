@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from .conftest import start_rbac
+
 RBAC = "rbac.authorization.k8s.io"
 
 CLUSTER, HERE = True, False
@@ -119,10 +121,7 @@ def planted(fresh):
 
 @pytest.fixture
 async def kernel(clustercord_harness, monkeypatch, fresh):
-    monkeypatch.setenv("KUBECONFIG", str(fresh.kubeconfig))
-    clustercord_harness.add_builtins(["rbac"])
-    await clustercord_harness.start()
-    return clustercord_harness
+    return await start_rbac(clustercord_harness, fresh, monkeypatch)
 
 
 async def test_a_fresh_cluster_audits_clean_but_counts_its_own_bindings(kernel):

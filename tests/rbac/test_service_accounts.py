@@ -4,9 +4,9 @@ of an escalation path until it is created. Through the kernel, against the sandb
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
+
+from .conftest import start_rbac
 
 RBAC = "rbac.authorization.k8s.io"
 NAMESPACE = "accounts"
@@ -50,10 +50,7 @@ def planted(fresh):
 
 @pytest.fixture
 async def kernel(clustercord_harness, monkeypatch, planted):
-    monkeypatch.setenv("KUBECONFIG", str(planted.kubeconfig))
-    clustercord_harness.add_builtins(["rbac"])
-    await clustercord_harness.start()
-    return clustercord_harness
+    return await start_rbac(clustercord_harness, planted, monkeypatch)
 
 
 def _of(findings, rule_id, name):
@@ -77,12 +74,7 @@ async def test_missing_service_accounts_are_findings_until_created(kernel, plant
     assert not _of(findings, "RBAC-090", "u-pod-maker")
     summary = (result.reply.pages or [result.reply])[0].cards[0]
     objects = next(f.value for f in summary.fields if f.name == "Objects")
-    listed = subprocess.run(
-        ["kubectl", "--kubeconfig", str(planted.kubeconfig), "get", "sa", "-A", "--no-headers"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    listed = planted.kubectl("get", "sa", "-A", "--no-headers").stdout.splitlines()
     assert objects.endswith(f", {len(listed)} ServiceAccounts")
 
     planted.apply(

@@ -197,7 +197,8 @@ async def test_export_of_the_visible_subgraph(page, tmp_path):
 
 
 async def test_every_subject_is_drawn_and_names_stay_text(page, planted):
-    bindings = json.loads(planted.kubectl("get", "rolebindings", "-A", "-o", "json"))["items"]
+    listed = planted.kubectl("get", "rolebindings", "-A", "-o", "json").stdout
+    bindings = json.loads(listed)["items"]
     planted_subjects = {
         s["name"]
         for b in bindings

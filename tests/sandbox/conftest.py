@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import select
 import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from clustercord.sandbox import fixtures
 from clustercord.sandbox.background import BackgroundSandbox
+from clustercord.sandbox.controllers import Controllers, start_controllers
 from clustercord.sandbox.server import SandboxServer
 from clustercord.sandbox.store import SandboxStore
 
@@ -52,6 +56,11 @@ KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def kubectl(kubeconfig: Path) -> KubectlRunner:
+    return kubectl_runner(kubeconfig)
+
+
+def kubectl_runner(kubeconfig: Path) -> KubectlRunner:
+    """`run(*args)` runs kubectl against `kubeconfig` (for fixtures wider than a test's)."""
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
 
@@ -105,6 +114,30 @@ def sandbox_with_nodes() -> Iterator[BackgroundSandbox]:
     box.stop()
 
 
+def sandbox_with_controllers(
+    fixture: str = "empty", extra: Iterable[dict[str, Any]] = ()
+) -> Iterator[BackgroundSandbox]:
+    """A sandbox of `fixture` (plus `extra` objects) whose controllers run on the server's loop.
+
+    The server starts them itself where it can; otherwise they are started here (and stopped
+    after), so the kubectl tests always exercise the event-driven path.
+    """
+    box = BackgroundSandbox(fixture=fixture)
+    server = box.start()
+
+    async def setup() -> Controllers | None:
+        fixtures.load(server.api, extra)
+        if getattr(server, "controllers", None) is not None:
+            return None  # the server runs them itself
+        return start_controllers(server.api, server.store)
+
+    controllers = box.call(setup())
+    yield box
+    if controllers is not None:
+        box.call(controllers.stop())
+    box.stop()
+
+
 def running_pod(kubectl, name: str) -> None:
     kubectl("apply", "-f", "-", input=POD.format(name=name))
     deadline = time.monotonic() + 10
@@ -114,6 +147,33 @@ def running_pod(kubectl, name: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"pod {name} never ran")
+
+
+@contextlib.contextmanager
+def kubectl_on_a_terminal(
+    kubeconfig: Path, *args: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """kubectl on a pseudo-terminal, as a person would run it: (the terminal, the process).
+
+    The process gets its own session so that the terminal is its controlling one; it is
+    killed (if it has not ended) and the terminal closed afterwards.
+    """
+    assert KUBECTL is not None
+    terminal, slave = pty.openpty()
+    process = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        yield terminal, process
+    finally:
+        process.kill()
+        process.wait(5)
+        os.close(terminal)
 
 
 def _read_until(fd: int, wanted: bytes, timeout: float = 10) -> bytes:

@@ -20,11 +20,12 @@ from clustercord.sandbox.controllers import (
     REVISION,
     TEMPLATE_HASH,
     Controllers,
-    start_controllers,
 )
 from clustercord.sandbox.objects import ObjectAPI, WriteOptions
 from clustercord.sandbox.registry import default_registry
 from clustercord.sandbox.store import SandboxStore
+
+from .conftest import sandbox_with_controllers
 
 Obj = dict[str, Any]
 NODES = ("nas", "pi-1", "pi-2")
@@ -359,20 +360,7 @@ def test_nodes_without_status_register_and_roles_aggregate(cluster: Cluster) -> 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[BackgroundSandbox]:
     """Overrides conftest's: the homelab nodes, and controllers running on the server's loop."""
-    box = BackgroundSandbox()
-    server = box.start()
-
-    async def setup() -> Controllers | None:
-        fixtures.load(server.api, fixtures.homelab_nodes())
-        if getattr(server, "controllers", None) is not None:
-            return None  # the server runs them itself
-        return start_controllers(server.api, server.store)
-
-    controllers = box.call(setup())
-    yield box
-    if controllers is not None:
-        box.call(controllers.stop())
-    box.stop()
+    yield from sandbox_with_controllers(extra=fixtures.homelab_nodes())
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10) -> Any:

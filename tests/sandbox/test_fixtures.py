@@ -11,10 +11,12 @@ import pytest
 
 from clustercord.sandbox import fixtures
 from clustercord.sandbox.background import BackgroundSandbox
-from clustercord.sandbox.controllers import Controllers, start_controllers
+from clustercord.sandbox.controllers import Controllers
 from clustercord.sandbox.objects import ObjectAPI
 from clustercord.sandbox.registry import default_registry
 from clustercord.sandbox.store import SandboxStore
+
+from .conftest import sandbox_with_controllers
 
 RBAC = "rbac.authorization.k8s.io"
 
@@ -100,19 +102,7 @@ def test_a_yaml_fixture_may_bring_node_status(tmp_path: Any) -> None:
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[BackgroundSandbox]:
     """Overrides conftest's: the homelab fixture, with controllers on the server's loop."""
-    box = BackgroundSandbox(fixture="homelab")
-    server = box.start()
-
-    async def setup() -> Controllers | None:
-        if getattr(server, "controllers", None) is not None:
-            return None  # the server runs them itself
-        return start_controllers(server.api, server.store)
-
-    controllers = box.call(setup())
-    yield box
-    if controllers is not None:
-        box.call(controllers.stop())
-    box.stop()
+    yield from sandbox_with_controllers("homelab")
 
 
 def test_kubectl_sees_a_running_homelab(kubectl: Any) -> None:

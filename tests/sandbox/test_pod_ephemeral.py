@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import subprocess
 
 import pytest
 
-from .conftest import KUBECTL, _read_until, running_pod, sandbox_with_nodes
+from .conftest import _read_until, kubectl_on_a_terminal, running_pod, sandbox_with_nodes
 
 sandbox = pytest.fixture(scope="module", name="sandbox")(sandbox_with_nodes)
 
@@ -54,23 +52,9 @@ SHELL = ("--image=busybox", "--target=web", "-c", "shell")
 
 
 def test_debug_it_attaches_to_a_shell(kubeconfig, pod):
-    assert KUBECTL is not None
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [KUBECTL, "--kubeconfig", str(kubeconfig), "debug", "-it", pod, *SHELL],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        start_new_session=True,
-    )
-    os.close(slave)
-    try:
-        assert b"If you don't see a command prompt" in _read_until(master, b"command prompt")
-        os.write(master, b"echo debug=$((40+2))\n")
-        assert b"debug=42" in _read_until(master, b"debug=42")
-        os.write(master, b"exit\n")
+    with kubectl_on_a_terminal(kubeconfig, "debug", "-it", pod, *SHELL) as (terminal, process):
+        assert b"If you don't see a command prompt" in _read_until(terminal, b"command prompt")
+        os.write(terminal, b"echo debug=$((40+2))\n")
+        assert b"debug=42" in _read_until(terminal, b"debug=42")
+        os.write(terminal, b"exit\n")
         assert process.wait(10) == 0
-    finally:
-        process.kill()
-        process.wait(5)
-        os.close(master)

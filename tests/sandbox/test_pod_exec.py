@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
 import ssl
 import subprocess
 import time
@@ -13,26 +12,21 @@ import time
 import aiohttp
 import pytest
 
-from .conftest import KUBECTL, _read_until, running_pod, sandbox_with_nodes
+from .conftest import (
+    KUBECTL,
+    _read_until,
+    kubectl_on_a_terminal,
+    kubectl_runner,
+    running_pod,
+    sandbox_with_nodes,
+)
 
 sandbox = pytest.fixture(scope="module", name="sandbox")(sandbox_with_nodes)
 
 
 @pytest.fixture(scope="module")
 def pod(kubeconfig) -> str:
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-
-    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(KUBECTL), "--kubeconfig", str(kubeconfig), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-
-    running_pod(run, "exec-demo")
+    running_pod(kubectl_runner(kubeconfig), "exec-demo")
     return "exec-demo"
 
 
@@ -90,27 +84,14 @@ def test_attach_is_refused_clearly(kubectl, pod):
 
 def test_interactive_exec_with_a_terminal(kubeconfig, pod):
     """`kubectl exec -it POD -- sh` driven through a pseudo-terminal, as a person would."""
-    assert KUBECTL is not None
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [KUBECTL, "--kubeconfig", str(kubeconfig), "exec", "-it", pod, "-c", "web", "--", "sh"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        start_new_session=True,
-    )
-    os.close(slave)
-    try:
-        os.write(master, b"tty; echo answer=$((6*7))\n")
-        seen = _read_until(master, b"answer=42")
+    command = ("exec", "-it", pod, "-c", "web", "--", "sh")
+    with kubectl_on_a_terminal(kubeconfig, *command) as (terminal, process):
+        os.write(terminal, b"tty; echo answer=$((6*7))\n")
+        seen = _read_until(terminal, b"answer=42")
         assert b"answer=42" in seen
         assert b"/dev/pts/" in seen, "the command runs with a terminal"
-        os.write(master, b"exit 3\n")
+        os.write(terminal, b"exit 3\n")
         assert process.wait(10) == 3
-    finally:
-        process.kill()
-        process.wait(5)
-        os.close(master)
 
 
 SLEEPER = ("sh", "-c", "echo $$; exec sleep 60")

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-KUBECTL = shutil.which("kubectl")
+from clustercord_sdk.testing.sandbox import SandboxCluster, running_sandbox
 
 
 class Cluster:
-    """The module's sandbox, and the real kubectl against it."""
+    """The module's sandbox, and the real kubectl against it answering text, as tests read it."""
 
-    def __init__(self, box: object, kubeconfig: Path) -> None:
-        self.box = box
-        self.kubeconfig = kubeconfig
+    def __init__(self, sandbox: SandboxCluster) -> None:
+        self.sandbox = sandbox
+        self.kubeconfig = sandbox.kubeconfig
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        assert KUBECTL is not None
-        result = subprocess.run(
-            [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
-            input=input,
-            text=True,
-            capture_output=True,
-            timeout=60,
-        )
-        if check:
-            assert result.returncode == 0, result.stderr
+        """kubectl's stdout and stderr; unless ``check`` is off, a failure fails the test."""
+        result = self.sandbox.kubectl(*args, input=input, check=check)
         return result.stdout + result.stderr
 
     def names(self, namespace: str, kinds: str) -> set[str]:
@@ -40,37 +29,22 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def homelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
-    from clustercord.sandbox.background import BackgroundSandbox
-
-    box = BackgroundSandbox(fixture="homelab")
-    box.start()
-    kubeconfig = box.write_kubeconfig(tmp_path_factory.mktemp("homelab") / "kubeconfig")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KUBECONFIG", str(kubeconfig))
-        yield Cluster(box, kubeconfig)
-    box.stop()
+    """The homelab fixture, shared by a module's tests: starting one takes a while."""
+    with running_sandbox("homelab", tmp_path_factory.mktemp("homelab")) as sandbox:
+        yield Cluster(sandbox)
 
 
 @pytest.fixture(scope="module")
 def server_side_apply(homelab: Cluster) -> None:
     """Skip when the sandbox cannot do server-side apply yet (it answers 415)."""
-    probe = subprocess.run(
-        [
-            KUBECTL or "kubectl",
-            "--kubeconfig",
-            str(homelab.kubeconfig),
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "-f",
-            "-",
-        ],
+    probe = homelab.sandbox.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        "-",
         input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa-probe, namespace: default}\n",
-        text=True,
-        capture_output=True,
-        timeout=60,
+        check=False,
     )
     if probe.returncode != 0:
         pytest.skip(f"the sandbox does not do server-side apply yet: {probe.stderr.strip()[:200]}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 from datetime import UTC, datetime
 
@@ -275,32 +276,15 @@ async def test_the_sdk_apply_dry_runs_conflicts_and_forces(templates, homelab):
         "metadata": {"name": "c", "namespace": "ssa"},
         "data": {"k": "ours"},
     }
-    dry = await kube.apply(
-        "configmaps",
-        config,
-        field_manager="clustercord",
-        namespace="ssa",
-        cluster="sandbox",
-        dry_run=True,
-    )
+    apply = functools.partial(kube.apply, "configmaps", namespace="ssa", cluster="sandbox")
+    dry = await apply(config, field_manager="clustercord", dry_run=True)
     assert dry["data"] == {"k": "ours"}
     assert "configmap/c" not in homelab.names("ssa", "configmaps")  # the dry run persisted nothing
-    await kube.apply(
-        "configmaps", config, field_manager="clustercord", namespace="ssa", cluster="sandbox"
-    )
+    await apply(config, field_manager="clustercord")
     theirs = {**config, "data": {"k": "theirs"}}
     with pytest.raises(Exception, match=r'conflict.*"clustercord"'):
-        await kube.apply(
-            "configmaps", theirs, field_manager="someone", namespace="ssa", cluster="sandbox"
-        )
-    forced = await kube.apply(
-        "configmaps",
-        theirs,
-        field_manager="someone",
-        namespace="ssa",
-        cluster="sandbox",
-        force=True,
-    )
+        await apply(theirs, field_manager="someone")
+    forced = await apply(theirs, field_manager="someone", force=True)
     assert forced["data"] == {"k": "theirs"}
     managers = {m["manager"] for m in forced["metadata"]["managedFields"]}
     assert "someone" in managers

@@ -287,6 +287,14 @@ def _options() -> WriteOptions:
     return WriteOptions(field_manager=FIELD_MANAGER)
 
 
+async def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """Cancels a background loop and waits until it has really stopped (if it ever started)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Controllers:
     """All sandbox controllers over one `ObjectAPI`; see the module docstring."""
 
@@ -370,11 +378,8 @@ class Controllers:
         return self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     # -- store access that counts writes -------------------------------------------------------
     def _list(self, rt: ResourceType, namespace: str | None = None) -> list[Obj]:
@@ -1077,17 +1082,7 @@ def _running_status(pod: Obj, node: Obj, ip: str) -> Obj:
             "podIP": ip,
             "podIPs": [{"ip": ip}],
             "containerStatuses": [
-                {
-                    "name": c["name"],
-                    "image": c.get("image", ""),
-                    "imageID": _image_id(str(c.get("image", ""))),
-                    "containerID": _container_id(pod, c["name"]),
-                    "ready": True,
-                    "started": True,
-                    "restartCount": 0,
-                    "state": {"running": {"startedAt": started}},
-                    "lastState": {},
-                }
+                _container_status(pod, c, {"running": {"startedAt": started}}, ready=True)
                 for c in (pod.get("spec") or {}).get("containers") or []
             ],
         }
@@ -1099,23 +1094,27 @@ def _running_status(pod: Obj, node: Obj, ip: str) -> Obj:
 
 
 def _completed_container(pod: Obj, container: Obj, at: str) -> Obj:
+    terminated = {
+        "exitCode": 0,
+        "reason": "Completed",
+        "startedAt": at,
+        "finishedAt": at,
+        "containerID": _container_id(pod, container["name"]),
+    }
+    return _container_status(pod, container, {"terminated": terminated}, ready=False)
+
+
+def _container_status(pod: Obj, container: Obj, state: Obj, *, ready: bool) -> Obj:
+    """A container's status; the sandbox's containers are started exactly when ready."""
     return {
         "name": container["name"],
         "image": container.get("image", ""),
         "imageID": _image_id(str(container.get("image", ""))),
         "containerID": _container_id(pod, container["name"]),
-        "ready": False,
-        "started": False,
+        "ready": ready,
+        "started": ready,
         "restartCount": 0,
-        "state": {
-            "terminated": {
-                "exitCode": 0,
-                "reason": "Completed",
-                "startedAt": at,
-                "finishedAt": at,
-                "containerID": _container_id(pod, container["name"]),
-            }
-        },
+        "state": state,
         "lastState": {},
     }
 

@@ -13,7 +13,6 @@ whenever pods, budgets or workloads of a namespace change, so `kubectl get pdb` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,7 @@ from aiohttp import web
 from clustercord_sdk.rbac import UserInfo
 
 from . import errors
-from .controllers import pod_ready, selector_matches
+from .controllers import cancel_task, pod_ready, selector_matches
 from .errors import ApiError
 from .objects import ObjectAPI, WriteOptions
 from .registry import ResourceType
@@ -167,11 +166,8 @@ class DisruptionController:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     def sync(self, namespaces: list[str]) -> None:
         """Rewrites the status of every budget in `namespaces` that changed."""

@@ -171,15 +171,8 @@ class ObjectAPI:
     ) -> dict[str, Any]:
         current = self.get(rt, namespace, name)
         obj = self._prepare(rt, namespace, body, options)
-        if obj["metadata"].get("name", name) != name:
-            raise errors.bad_request(
-                "the name of the object "
-                f"({obj['metadata'].get('name')}) does not match the name on the URL ({name})"
-            )
-        obj["metadata"]["name"] = name
-        wanted_rv = obj["metadata"].get("resourceVersion")
-        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
-            raise errors.conflict(rt, name)
+        _check_name(obj, name)
+        _check_resource_version(rt, name, obj, current)
         return self._replace(rt, current, obj, options, subresource)
 
     def _replace(
@@ -259,9 +252,7 @@ class ObjectAPI:
         if not isinstance(patched, dict):
             raise errors.bad_request("the patch did not produce an object")
         patched.setdefault("metadata", {})
-        wanted_rv = patched["metadata"].get("resourceVersion")
-        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
-            raise errors.conflict(rt, name)
+        _check_resource_version(rt, name, patched, current)
         if patched["metadata"].get("name") != name:
             raise errors.bad_request("the patch may not change the object's name")
         obj = self._prepare(rt, namespace, patched, options)
@@ -281,15 +272,9 @@ class ObjectAPI:
         if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
             raise errors.bad_request("apply configurations must set apiVersion and kind")
         config = self._prepare(rt, namespace, body, options)
-        if config["metadata"].setdefault("name", name) != name:
-            raise errors.bad_request(
-                "the name of the object "
-                f"({config['metadata']['name']}) does not match the name on the URL ({name})"
-            )
+        _check_name(config, name)
         current = self.store.get(rt.group, rt.plural, namespace if rt.namespaced else "", name)
-        wanted_rv = config["metadata"].get("resourceVersion")
-        if wanted_rv and (current is None or wanted_rv != current["metadata"]["resourceVersion"]):
-            raise errors.conflict(rt, name)
+        _check_resource_version(rt, name, config, current)
         manager, force = options.field_manager, options.force
         merged = apply(rt, current, config, manager, force, now(), subresource)
         if current is None:
@@ -506,6 +491,24 @@ def _terminating_conditions(
             }
         )
     return conditions
+
+
+def _check_name(obj: dict[str, Any], name: str) -> None:
+    """A body may leave out its name (it is the URL's), but may not name another object."""
+    if obj["metadata"].setdefault("name", name) != name:
+        raise errors.bad_request(
+            "the name of the object "
+            f"({obj['metadata']['name']}) does not match the name on the URL ({name})"
+        )
+
+
+def _check_resource_version(
+    rt: ResourceType, name: str, obj: dict[str, Any], current: dict[str, Any] | None
+) -> None:
+    """A resourceVersion in the body is a precondition: the stored object must still be it."""
+    wanted = obj["metadata"].get("resourceVersion")
+    if wanted and (current is None or wanted != current["metadata"]["resourceVersion"]):
+        raise errors.conflict(rt, name)
 
 
 def _sort_key(obj: dict[str, Any]) -> tuple[str, str]:

@@ -26,42 +26,43 @@ MAGIC = b"k8s\x00"
 # `"map"` is a map<string, ExtraValue> (entries of key=1, value=2 with items=1).
 Schema = dict[int, tuple[str, Any, bool]]
 
-_OBJECT_META: Schema = {1: ("name", "string", False), 3: ("namespace", "string", False)}
-_RESOURCE_ATTRIBUTES: Schema = {
-    1: ("namespace", "string", False),
-    2: ("verb", "string", False),
-    3: ("group", "string", False),
-    4: ("version", "string", False),
-    5: ("resource", "string", False),
-    6: ("subresource", "string", False),
-    7: ("name", "string", False),
+
+# The schemas are written as `jsonName=fieldNumber`, grouped by kind, so that each line reads
+# like the `.proto` it was taken from: `_one("string", name=1)` is `string name = 1;`.
+def _one(kind: Any, /, **numbers: int) -> Schema:
+    """Singular fields of one kind (the kind is positional: `kind` is also a field name)."""
+    return {number: (name, kind, False) for name, number in numbers.items()}
+
+
+def _many(kind: Any, /, **numbers: int) -> Schema:
+    """Repeated fields of one kind."""
+    return {number: (name, kind, True) for name, number in numbers.items()}
+
+
+_OBJECT_META = _one("string", name=1, namespace=3)
+_RESOURCE_ATTRIBUTES = _one(
+    "string", namespace=1, verb=2, group=3, version=4, resource=5, subresource=6, name=7
+)
+_NON_RESOURCE_ATTRIBUTES = _one("string", path=1, verb=2)
+_SSAR_SPEC = {
+    **_one(_RESOURCE_ATTRIBUTES, resourceAttributes=1),
+    **_one(_NON_RESOURCE_ATTRIBUTES, nonResourceAttributes=2),
 }
-_NON_RESOURCE_ATTRIBUTES: Schema = {1: ("path", "string", False), 2: ("verb", "string", False)}
-_SSAR_SPEC: Schema = {
-    1: ("resourceAttributes", _RESOURCE_ATTRIBUTES, False),
-    2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES, False),
-}
-_SAR_SPEC: Schema = {
+_SAR_SPEC = {
     **_SSAR_SPEC,
-    3: ("user", "string", False),
-    4: ("groups", "string", True),
-    5: ("extra", "map", False),
-    6: ("uid", "string", False),
+    **_one("string", user=3, uid=6),
+    **_many("string", groups=4),
+    **_one("map", extra=5),
 }
-_SSRR_SPEC: Schema = {1: ("namespace", "string", False)}
+_SSRR_SPEC = _one("string", namespace=1)
 # authentication/v1: TokenRequestSpec has no field 2 (it was never used).
-_BOUND_OBJECT_REF: Schema = {
-    1: ("kind", "string", False),
-    2: ("apiVersion", "string", False),
-    3: ("name", "string", False),
-    4: ("uid", "string", False),
+_BOUND_OBJECT_REF = _one("string", kind=1, apiVersion=2, name=3, uid=4)
+_TOKEN_REQUEST_SPEC = {
+    **_many("string", audiences=1),
+    **_one(_BOUND_OBJECT_REF, boundObjectRef=3),
+    **_one("int", expirationSeconds=4),
 }
-_TOKEN_REQUEST_SPEC: Schema = {
-    1: ("audiences", "string", True),
-    3: ("boundObjectRef", _BOUND_OBJECT_REF, False),
-    4: ("expirationSeconds", "int", False),
-}
-_TOKEN_REVIEW_SPEC: Schema = {1: ("token", "string", False), 2: ("audiences", "string", True)}
+_TOKEN_REVIEW_SPEC = {**_one("string", token=1), **_many("string", audiences=2)}
 
 # -- whole objects (kubectl create ..., evictions) ------------------------------------------
 # Object kinds: "text" (string), "count" (non-pointer int), "flag" (non-pointer bool) are
@@ -69,195 +70,120 @@ _TOKEN_REVIEW_SPEC: Schema = {1: ("token", "string", False), 2: ("audiences", "s
 # "quantity" is a resource.Quantity; "intorstr" an IntOrString (kept, a pointer in the specs
 # here) and "intorstr0" one omitted when it is 0 (ServicePort.targetPort). Map kinds: "labels"
 # (map<string,string>), "b64map" (map<string,bytes>), "quantities" (map<string,Quantity>).
-_META: Schema = {
-    1: ("name", "text", False),
-    2: ("generateName", "text", False),
-    3: ("namespace", "text", False),
-    5: ("uid", "text", False),
-    6: ("resourceVersion", "text", False),
-    11: ("labels", "labels", False),
-    12: ("annotations", "labels", False),
-    14: ("finalizers", "text", True),
+_META = {
+    **_one("text", name=1, generateName=2, namespace=3, uid=5, resourceVersion=6),
+    **_one("labels", labels=11, annotations=12),
+    **_many("text", finalizers=14),
 }
-_LABEL_SELECTOR: Schema = {
-    1: ("matchLabels", "labels", False),
-    2: (
-        "matchExpressions",
-        {1: ("key", "text", False), 2: ("operator", "text", False), 3: ("values", "text", True)},
-        True,
-    ),
+_LABEL_SELECTOR_REQUIREMENT = {**_one("text", key=1, operator=2), **_many("text", values=3)}
+_LABEL_SELECTOR = {
+    **_one("labels", matchLabels=1),
+    **_many(_LABEL_SELECTOR_REQUIREMENT, matchExpressions=2),
 }
-_CONTAINER: Schema = {
-    1: ("name", "text", False),
-    2: ("image", "text", False),
-    3: ("command", "text", True),
-    4: ("args", "text", True),
-    5: ("workingDir", "text", False),
-    6: (
-        "ports",
-        {
-            1: ("name", "text", False),
-            2: ("hostPort", "count", False),
-            3: ("containerPort", "count", False),
-            4: ("protocol", "text", False),
-            5: ("hostIP", "text", False),
-        },
-        True,
-    ),
-    7: ("env", {1: ("name", "text", False), 2: ("value", "text", False)}, True),
-    8: (
-        "resources",
-        {1: ("limits", "quantities", False), 2: ("requests", "quantities", False)},
-        False,
-    ),
-    13: ("terminationMessagePath", "text", False),
-    14: ("imagePullPolicy", "text", False),
-    16: ("stdin", "flag", False),
-    17: ("stdinOnce", "flag", False),
-    18: ("tty", "flag", False),
-    20: ("terminationMessagePolicy", "text", False),
+_CONTAINER_PORT = {
+    **_one("text", name=1, protocol=4, hostIP=5),
+    **_one("count", hostPort=2, containerPort=3),
 }
-_POD_SPEC: Schema = {
-    2: ("containers", _CONTAINER, True),
-    3: ("restartPolicy", "text", False),
-    4: ("terminationGracePeriodSeconds", "int", False),
-    6: ("dnsPolicy", "text", False),
-    7: ("nodeSelector", "labels", False),
-    8: ("serviceAccountName", "text", False),
-    10: ("nodeName", "text", False),
-    16: ("hostname", "text", False),
-    19: ("schedulerName", "text", False),
-    20: ("initContainers", _CONTAINER, True),
+_CONTAINER = {
+    **_one("text", name=1, image=2, workingDir=5, imagePullPolicy=14),
+    **_one("text", terminationMessagePath=13, terminationMessagePolicy=20),
+    **_many("text", command=3, args=4),
+    **_many(_CONTAINER_PORT, ports=6),
+    **_many(_one("text", name=1, value=2), env=7),
+    **_one(_one("quantities", limits=1, requests=2), resources=8),
+    **_one("flag", stdin=16, stdinOnce=17, tty=18),
 }
-_TEMPLATE: Schema = {1: ("metadata", _META, False), 2: ("spec", _POD_SPEC, False)}
-_DEPLOYMENT_SPEC: Schema = {
-    1: ("replicas", "int", False),
-    2: ("selector", _LABEL_SELECTOR, False),
-    3: ("template", _TEMPLATE, False),
-    5: ("minReadySeconds", "count", False),
-    6: ("revisionHistoryLimit", "int", False),
-    7: ("paused", "flag", False),
-    9: ("progressDeadlineSeconds", "int", False),
+_POD_SPEC = {
+    **_many(_CONTAINER, containers=2, initContainers=20),
+    **_one("text", restartPolicy=3, dnsPolicy=6, serviceAccountName=8, nodeName=10),
+    **_one("text", hostname=16, schedulerName=19),
+    **_one("int", terminationGracePeriodSeconds=4),
+    **_one("labels", nodeSelector=7),
 }
-_POLICY_RULE: Schema = {
-    1: ("verbs", "text", True),
-    2: ("apiGroups", "text", True),
-    3: ("resources", "text", True),
-    4: ("resourceNames", "text", True),
-    5: ("nonResourceURLs", "text", True),
+_TEMPLATE = {**_one(_META, metadata=1), **_one(_POD_SPEC, spec=2)}
+_DEPLOYMENT_SPEC = {
+    **_one("int", replicas=1, revisionHistoryLimit=6, progressDeadlineSeconds=9),
+    **_one(_LABEL_SELECTOR, selector=2),
+    **_one(_TEMPLATE, template=3),
+    **_one("count", minReadySeconds=5),
+    **_one("flag", paused=7),
 }
-_BINDING: Schema = {
-    1: ("metadata", _META, False),
-    2: (
-        "subjects",
-        {
-            1: ("kind", "text", False),
-            2: ("apiGroup", "text", False),
-            3: ("name", "text", False),
-            4: ("namespace", "text", False),
-        },
-        True,
-    ),
-    3: (
-        "roleRef",
-        {1: ("apiGroup", "text", False), 2: ("kind", "text", False), 3: ("name", "text", False)},
-        False,
-    ),
+_JOB_SPEC = {
+    **_one("int", parallelism=1, completions=2, activeDeadlineSeconds=3, backoffLimit=7),
+    **_one(_TEMPLATE, template=6),
 }
-_SERVICE_SPEC: Schema = {
-    1: (
-        "ports",
-        {
-            1: ("name", "text", False),
-            2: ("protocol", "text", False),
-            3: ("port", "count", False),
-            4: ("targetPort", "intorstr0", False),
-            5: ("nodePort", "count", False),
-        },
-        True,
-    ),
-    2: ("selector", "labels", False),
-    3: ("clusterIP", "text", False),
-    4: ("type", "text", False),
-    5: ("externalIPs", "text", True),
-    11: ("externalName", "text", False),
+_PDB_SPEC = {
+    **_one("intorstr", minAvailable=1, maxUnavailable=3),
+    **_one(_LABEL_SELECTOR, selector=2),
+    **_one("text", unhealthyPodEvictionPolicy=4),
 }
-_DELETE_OPTIONS: Schema = {
-    1: ("gracePeriodSeconds", "int", False),
-    2: ("preconditions", {1: ("uid", "text", False), 2: ("resourceVersion", "text", False)}, False),
-    3: ("orphanDependents", "bool", False),
-    4: ("propagationPolicy", "text", False),
-    5: ("dryRun", "text", True),
+_POLICY_RULE = _many("text", verbs=1, apiGroups=2, resources=3, resourceNames=4, nonResourceURLs=5)
+_SUBJECT = _one("text", kind=1, apiGroup=2, name=3, namespace=4)
+_ROLE_REF = _one("text", apiGroup=1, kind=2, name=3)
+_SERVICE_PORT = {
+    **_one("text", name=1, protocol=2),
+    **_one("count", port=3, nodePort=5),
+    **_one("intorstr0", targetPort=4),
 }
+_SERVICE_SPEC = {
+    **_many(_SERVICE_PORT, ports=1),
+    **_one("labels", selector=2),
+    **_one("text", clusterIP=3, type=4, externalName=11),
+    **_many("text", externalIPs=5),
+}
+_DELETE_OPTIONS = {
+    **_one("int", gracePeriodSeconds=1),
+    **_one(_one("text", uid=1, resourceVersion=2), preconditions=2),
+    **_one("bool", orphanDependents=3),
+    **_one("text", propagationPolicy=4),
+    **_many("text", dryRun=5),
+}
+
+
+def _object(*fields: Schema) -> Schema:
+    """A top-level object: every kind here has its ObjectMeta as field 1."""
+    schema = _one(_META, metadata=1)
+    for more in fields:
+        schema.update(more)
+    return schema
+
+
+_BINDING = _object(_many(_SUBJECT, subjects=2), _one(_ROLE_REF, roleRef=3))
 _OBJECTS: dict[str, Schema] = {
-    "Namespace": {
-        1: ("metadata", _META, False),
-        2: ("spec", {1: ("finalizers", "text", True)}, False),
-    },
-    "ConfigMap": {
-        1: ("metadata", _META, False),
-        2: ("data", "labels", False),
-        3: ("binaryData", "b64map", False),
-        4: ("immutable", "bool", False),
-    },
-    "Secret": {
-        1: ("metadata", _META, False),
-        2: ("data", "b64map", False),
-        3: ("type", "text", False),
-        4: ("stringData", "labels", False),
-        5: ("immutable", "bool", False),
-    },
-    "ServiceAccount": {
-        1: ("metadata", _META, False),
-        3: ("automountServiceAccountToken", "bool", False),
-        4: ("imagePullSecrets", {1: ("name", "text", False)}, True),
-    },
-    "Deployment": {1: ("metadata", _META, False), 2: ("spec", _DEPLOYMENT_SPEC, False)},
-    "Eviction": {1: ("metadata", _META, False), 2: ("deleteOptions", _DELETE_OPTIONS, False)},
+    "Namespace": _object(_one(_many("text", finalizers=1), spec=2)),
+    "ConfigMap": _object(
+        _one("labels", data=2), _one("b64map", binaryData=3), _one("bool", immutable=4)
+    ),
+    "Secret": _object(
+        _one("b64map", data=2),
+        _one("text", type=3),
+        _one("labels", stringData=4),
+        _one("bool", immutable=5),
+    ),
+    "ServiceAccount": _object(
+        _one("bool", automountServiceAccountToken=3),
+        _many(_one("text", name=1), imagePullSecrets=4),
+    ),
+    "Deployment": _object(_one(_DEPLOYMENT_SPEC, spec=2)),
+    "Eviction": _object(_one(_DELETE_OPTIONS, deleteOptions=2)),
     "DeleteOptions": _DELETE_OPTIONS,
-    "PodDisruptionBudget": {
-        1: ("metadata", _META, False),
-        2: (
-            "spec",
-            {
-                1: ("minAvailable", "intorstr", False),
-                2: ("selector", _LABEL_SELECTOR, False),
-                3: ("maxUnavailable", "intorstr", False),
-                4: ("unhealthyPodEvictionPolicy", "text", False),
-            },
-            False,
-        ),
-    },
-    "Service": {1: ("metadata", _META, False), 2: ("spec", _SERVICE_SPEC, False)},
-    "Job": {
-        1: ("metadata", _META, False),
-        2: (
-            "spec",
-            {
-                1: ("parallelism", "int", False),
-                2: ("completions", "int", False),
-                3: ("activeDeadlineSeconds", "int", False),
-                6: ("template", _TEMPLATE, False),
-                7: ("backoffLimit", "int", False),
-            },
-            False,
-        ),
-    },
-    "Role": {1: ("metadata", _META, False), 2: ("rules", _POLICY_RULE, True)},
-    "ClusterRole": {
-        1: ("metadata", _META, False),
-        2: ("rules", _POLICY_RULE, True),
-        3: ("aggregationRule", {1: ("clusterRoleSelectors", _LABEL_SELECTOR, True)}, False),
-    },
+    "PodDisruptionBudget": _object(_one(_PDB_SPEC, spec=2)),
+    "Service": _object(_one(_SERVICE_SPEC, spec=2)),
+    "Job": _object(_one(_JOB_SPEC, spec=2)),
+    "Role": _object(_many(_POLICY_RULE, rules=2)),
+    "ClusterRole": _object(
+        _many(_POLICY_RULE, rules=2),
+        _one(_many(_LABEL_SELECTOR, clusterRoleSelectors=1), aggregationRule=3),
+    ),
     "RoleBinding": _BINDING,
     "ClusterRoleBinding": _BINDING,
 }
 
 
 def _review(spec: Schema | None) -> Schema:
-    schema: Schema = {1: ("metadata", _OBJECT_META, False)}
+    schema = _one(_OBJECT_META, metadata=1)
     if spec is not None:
-        schema[2] = ("spec", spec, False)
+        schema.update(_one(spec, spec=2))
     return schema
 
 
@@ -271,10 +197,9 @@ SCHEMAS: dict[str, Schema] = {
     "TokenReview": _review(_TOKEN_REVIEW_SPEC),
     **_OBJECTS,
 }
-_UNKNOWN: Schema = {
-    1: ("typeMeta", {1: ("apiVersion", "string", False), 2: ("kind", "string", False)}, False),
-    2: ("raw", "bytes", False),
-}
+_UNKNOWN = {**_one(_one("string", apiVersion=1, kind=2), typeMeta=1), **_one("bytes", raw=2)}
+_INT_OR_STRING = {**_one("count", type=1, intVal=2), **_one("text", strVal=3)}
+_QUANTITY = _one("text", string=1)
 
 
 class ProtobufError(ValueError):
@@ -353,17 +278,14 @@ def _text(name: str, value: bytes | int) -> str:
 
 
 def _int_or_string(name: str, value: bytes | int) -> int | str:
-    fields = _message(
-        _bytes(name, value),
-        {1: ("type", "count", False), 2: ("intVal", "count", False), 3: ("strVal", "text", False)},
-    )
+    fields = _message(_bytes(name, value), _INT_OR_STRING)
     if fields.get("type") == 1:
         return str(fields.get("strVal", ""))
     return int(fields.get("intVal", 0))
 
 
 def _quantity(name: str, value: bytes | int) -> str:
-    return str(_message(_bytes(name, value), {1: ("string", "text", False)}).get("string", ""))
+    return str(_message(_bytes(name, value), _QUANTITY).get("string", ""))
 
 
 _VALUES: dict[str, Callable[[str, bytes | int], Any]] = {
@@ -382,9 +304,7 @@ _MAPS = {"labels": "text", "b64map": "b64", "quantities": "quantity"}
 
 def _map_entry(name: str, value: bytes | int, item_kind: str) -> tuple[str, Any]:
     """One map<string, T> entry (key = 1, value = 2); an empty value is kept as such."""
-    entry = _message(
-        _bytes(name, value), {1: ("key", "text", False), 2: ("value", item_kind, False)}
-    )
+    entry = _message(_bytes(name, value), {**_one("text", key=1), **_one(item_kind, value=2)})
     return entry.get("key", ""), entry.get("value", "")
 
 

@@ -113,32 +113,16 @@ _ROWS: list[ResourceType] = [
     _core("Endpoints", "endpoints", True, short_names=("ep",), singular="endpoints"),
 ]
 
+# Workloads are in `kubectl get all` and have a status; the apps/v1 ones that scale, a scale.
+_WORKLOAD = dict(categories=("all",), subresources=("status",))
 _APPS = dict(categories=("all",), subresources=("status", "scale"))
 _ROWS += [
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), **_APPS),  # type: ignore[arg-type]
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), **_APPS),  # type: ignore[arg-type]
     ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), **_APPS),  # type: ignore[arg-type]
-    ResourceType(
-        "apps",
-        "v1",
-        "DaemonSet",
-        "daemonsets",
-        True,
-        ("ds",),
-        categories=("all",),
-        subresources=("status",),
-    ),
-    ResourceType("batch", "v1", "Job", "jobs", True, categories=("all",), subresources=("status",)),
-    ResourceType(
-        "batch",
-        "v1",
-        "CronJob",
-        "cronjobs",
-        True,
-        ("cj",),
-        categories=("all",),
-        subresources=("status",),
-    ),
+    ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), **_WORKLOAD),  # type: ignore[arg-type]
+    ResourceType("batch", "v1", "Job", "jobs", True, **_WORKLOAD),  # type: ignore[arg-type]
+    ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), **_WORKLOAD),  # type: ignore[arg-type]
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
