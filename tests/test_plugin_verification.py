@@ -4,6 +4,8 @@ and the kernel keeps serving every other plugin."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 from clustercord_sdk.testing import TestSigner
 
@@ -135,3 +137,18 @@ async def test_builtin_with_one_changed_byte_is_the_only_one_refused(clustercord
     rows = {p["name"]: p for p in listed.reply.data["plugins"]}
     assert rows["help"]["state"] == "refused"
     assert rows["plugins"]["signature"] == "verified"
+
+
+async def test_verifying_leaves_no_gpg_agent_behind(clustercord_harness, make_plugin):
+    """Verification needs public keys only: no daemon outlives the process (a bot restarted
+    a hundred times, or a test run, would otherwise collect a gpg-agent per data directory)."""
+    await _start_with(clustercord_harness, make_plugin, lambda folder: None)
+    assert clustercord_harness.plugin("good").state == "enabled"
+    keyring = clustercord_harness.data_dir / "trust" / "keyring"
+    socket = subprocess.run(
+        ["gpgconf", "--homedir", str(keyring), "--list-dirs", "agent-socket"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert socket and not Path(socket).exists()

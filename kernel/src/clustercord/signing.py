@@ -37,10 +37,13 @@ class SigningError(Exception):
     """Signing or key management failed; the message says why."""
 
 
-def _gpg(home: Path) -> gnupg.GPG:
+def _gpg(home: Path, *, agent: bool = True) -> gnupg.GPG:
+    """GnuPG on a dedicated home. Without ``agent`` (public keys only: import, verify), gpg
+    starts no gpg-agent: otherwise every data directory that ever verified a plugin would
+    leave a daemon running after the process that needed it has gone."""
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(home, 0o700)
-    return gnupg.GPG(gnupghome=str(home))
+    return gnupg.GPG(gnupghome=str(home), options=None if agent else ["--no-autostart"])
 
 
 def plugin_files(folder: Path) -> dict[str, str]:
@@ -79,7 +82,7 @@ class TrustStore:
     @property
     def gpg(self) -> gnupg.GPG:
         if self._gpg is None:
-            self._gpg = _gpg(self.path / "keyring")
+            self._gpg = _gpg(self.path / "keyring", agent=False)
         return self._gpg
 
     def keys(self) -> dict[str, TrustedKey]:
