@@ -51,11 +51,7 @@ async def test_every_builtin_command_registers_and_answers(fake_discord, cluster
                 if any(o["type"] == 11 and o.get("required") for o in options):
                     continue  # the fake Discord cannot attach files to a command yet
                 values = {
-                    o["name"]: SAMPLE[o["type"]]
-                    if not o.get("choices")
-                    else o["choices"][0]["value"]
-                    for o in options
-                    if o.get("required") and o["type"] != 7
+                    o["name"]: sample(o) for o in options if o.get("required") and o["type"] != 7
                 }
                 result = await fake_discord.invoke(bot.url, " ".join(path), values)
                 assert result.status < 300 and result.initial is not None, path
@@ -63,6 +59,15 @@ async def test_every_builtin_command_registers_and_answers(fake_discord, cluster
         assert answered >= 15
     finally:
         await bot.server.close()
+
+
+def sample(option):
+    """A value Discord would let a user give for ``option``."""
+    if option.get("choices"):
+        return option["choices"][0]["value"]
+    if option["type"] == 3:
+        return "x" * max(1, option.get("min_length", 1))
+    return SAMPLE[option["type"]]
 
 
 def _same(ours, theirs):

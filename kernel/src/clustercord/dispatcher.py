@@ -99,6 +99,7 @@ class Dispatcher:
         start = time.perf_counter()
         plugin_name: str | None = None
         secret_names: tuple[str, ...] = ()
+        invocation = self.policy.stamp(invocation)
         try:
             plugin, command = self.resolve(invocation.command)
             plugin_name = plugin.name
@@ -175,6 +176,7 @@ class Dispatcher:
 
     async def autocomplete(self, invocation: Invocation, option: str, value: str) -> list[Any]:
         """Suggestions for an option declared ``autocomplete``, from its plugin's hook."""
+        invocation = self.policy.stamp(invocation)
         try:
             plugin, command = self.resolve(invocation.command)
         except UsageError:

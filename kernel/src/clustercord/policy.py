@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fnmatch import fnmatchcase
 
 from clustercord.config import AccessConfig
@@ -22,6 +23,11 @@ class AccessPolicy:
         return f"user:{invocation.user_id}" in admins or any(
             f"role:{role}" in admins for role in invocation.roles
         )
+
+    def stamp(self, invocation: Invocation) -> Invocation:
+        """The invocation as plugins see it: ``admin`` decided here, not by a front end."""
+        admin = self.is_admin(invocation)
+        return invocation if invocation.admin == admin else replace(invocation, admin=admin)
 
     def check(self, invocation: Invocation, command: CommandSpec) -> str | None:
         """``None`` when allowed, otherwise the reason to show the user."""

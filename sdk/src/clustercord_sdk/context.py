@@ -28,6 +28,9 @@ class Invocation:
     cluster: str | None = None
     namespace: str | None = None
     frontend: str = "console"
+    admin: bool = False
+    """Whether the user is a ClusterCord admin, stamped by the kernel from its access policy
+    before a plugin sees the invocation (a front end's own value is never trusted)."""
 
     @property
     def path(self) -> str:

@@ -13,8 +13,9 @@ manifest does not declare too. Errors arrive as
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,64 @@ class ClusterInfo:
     namespace: str
     """The default namespace of the cluster's context."""
     source: str
+
+
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
+
+def default_container(pod: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The container ``kubectl logs`` or ``exec`` would pick in ``pod`` when none is named
+    (the annotated default, else the first), and the names of the others."""
+    names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+    annotated = (pod.get("metadata", {}).get("annotations") or {}).get(DEFAULT_CONTAINER_ANNOTATION)
+    chosen = annotated if annotated in names else (names[0] if names else None)
+    return chosen, [n for n in names if n != chosen]
+
+
+Stream = Literal["stdout", "stderr"]
+
+
+class ExecSession(Protocol):
+    """A command running in a container (``pods/exec``), from :meth:`Kubernetes.exec`.
+
+    Output is read chunk by chunk, as it comes (``async for stream, data in session``, or
+    :meth:`read`); the iteration ends when the command has ended, and :attr:`exit_code` then
+    holds its exit status. Leaving ``async with`` (or :meth:`close`) ends the session: the
+    connection closes and the command is killed if it still runs.
+    """
+
+    @property
+    def exit_code(self) -> int | None:
+        """The command's exit status once it has ended (``None`` while it runs, or when the
+        connection was lost before the cluster said)."""
+        ...
+
+    async def read(self, timeout: float | None = None) -> tuple[Stream, bytes] | None:
+        """The next chunk of output as ``(stream, data)``; ``None`` once the command has
+        ended. Raises ``TimeoutError`` when nothing came within ``timeout`` seconds (the
+        session stays usable)."""
+        ...
+
+    async def write(self, data: str | bytes) -> None:
+        """Send to the command's standard input (``str`` is encoded as UTF-8); needs
+        ``stdin=True``."""
+        ...
+
+    async def close_stdin(self) -> None:
+        """End of input: the command reads end-of-file."""
+        ...
+
+    async def resize(self, cols: int, rows: int) -> None:
+        """The terminal's size in characters; needs ``tty=True``."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[tuple[Stream, bytes]]: ...
+
+    async def __aenter__(self) -> ExecSession: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
 
 class Kubernetes(Protocol):
@@ -113,4 +172,21 @@ class Kubernetes(Protocol):
         """A container's log as text (``GET pods/NAME/log``; needs ``pods/log:read``).
         ``container`` may be left out for a pod with one container; ``previous`` asks for
         the run before the last restart; the other options are ``kubectl logs``' own."""
+        ...
+
+    async def exec(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        container: str | None = None,
+        stdin: bool = False,
+        tty: bool = False,
+    ) -> ExecSession:
+        """Run ``command`` (argv, not a shell line) in a container of pod ``name``, as
+        ``kubectl exec`` does (WebSocket, ``v5.channel.k8s.io``; needs ``pods/exec:create``).
+        ``container`` may be left out for a pod with one container; ``tty`` merges stderr
+        into stdout, as a terminal does. The session is open when this returns."""
         ...

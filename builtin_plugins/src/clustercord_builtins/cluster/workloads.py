@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from clustercord_sdk import Card, CommandContext, Field, File, Reply, Table
+from clustercord_sdk.kubernetes import default_container
 
 # A log longer than this is attached as a file (a chat message holds 2,000 characters,
 # and the code fence and the header take some of them).
 INLINE_LOG_CHARS = 1800
 # How many of its last lines an attached log still shows in the message.
 PREVIEW_LINES = 10
-DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
 
 def _where(ctx: CommandContext) -> tuple[str, str]:
@@ -124,13 +124,10 @@ async def pod_logs(ctx: CommandContext) -> Reply:
     container = ctx.options.get("container")
     note = ""
     if not container:
-        # As kubectl does: the annotated default container, else the first one.
         pod = await ctx.kubernetes.get("pods", name, namespace=namespace, cluster=cluster)
-        names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
-        annotated = (pod["metadata"].get("annotations") or {}).get(DEFAULT_CONTAINER)
-        container = annotated if annotated in names else (names[0] if names else None)
-        if len(names) > 1:
-            note = f" (defaulted; the pod also has {', '.join(n for n in names if n != container)})"
+        container, others = default_container(pod)
+        if others:
+            note = f" (defaulted; the pod also has {', '.join(others)})"
     log = await ctx.kubernetes.logs(
         name,
         namespace=namespace,

@@ -2,13 +2,17 @@
 
 from clustercord_builtins.templates import catalog
 from clustercord_sdk import hookimpl
+from clustercord_sdk.completion import object_names, rank
 
 
 @hookimpl
-def autocomplete(command, option, value, ctx):
+async def autocomplete(command, option, value, invocation, ctx):
     if option == "template":
-        names = [e.template.name for e in catalog.entries(ctx.store)]
-        return [n for n in names if n.startswith(value)][:25]
+        return rank((e.template.name for e in catalog.entries(ctx.store)), value)
     if option == "cluster":
-        return [c.name for c in ctx.kubernetes.clusters() if c.name.startswith(value)][:25]
+        return rank((c.name for c in ctx.kubernetes.clusters()), value)
+    if option == "namespace":
+        kubernetes = ctx.kubernetes.acting_for(invocation)
+        cluster = invocation.options.get("cluster")
+        return await object_names(kubernetes, "namespaces", value, cluster=cluster)
     return []

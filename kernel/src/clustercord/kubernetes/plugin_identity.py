@@ -3,7 +3,8 @@
 Per cluster and plugin, in namespace ``clustercord-system``:
 
 - a ServiceAccount ``plugin-<name>``;
-- a ClusterRole ``clustercord:plugin:<name>`` holding exactly ``compile_rules(permissions)``;
+- a ClusterRole ``clustercord:plugin:<name>`` holding the rules compiled from its permissions
+  (plus ``get`` where a WebSocket stream needs it: see :func:`role_permissions`);
 - a ClusterRoleBinding of the same name granting it to the ServiceAccount.
 
 All three carry ``app.kubernetes.io/managed-by: clustercord``. They are made with the
@@ -42,7 +43,7 @@ from typing import Any
 
 from clustercord.kubernetes.service import ApiStatusError, KubernetesService
 from clustercord_sdk.errors import CommandError
-from clustercord_sdk.permissions import Permission, compile_rules
+from clustercord_sdk.permissions import Permission, compile_rules, parse_permission
 
 log = logging.getLogger("clustercord.kubernetes.identity")
 
@@ -54,6 +55,8 @@ REFRESH_FRACTION = 0.8
 # Configuration attributes that carry the kernel's credentials; a plugin's client has none.
 _CREDENTIALS = ("api_key", "api_key_prefix")
 _CREDENTIAL_FILES = ("cert_file", "key_file", "username", "password", "refresh_api_key_hook")
+# Subresources opened as a WebSocket stream (an upgraded GET).
+_STREAMS = frozenset({("pods", "exec"), ("pods", "attach"), ("pods", "portforward")})
 
 
 class PluginIdentityError(CommandError):
@@ -66,6 +69,23 @@ def service_account_name(plugin: str) -> str:
 
 def role_name(plugin: str) -> str:
     return f"clustercord:plugin:{plugin}"
+
+
+def role_permissions(permissions: Iterable[Permission | str]) -> list[Permission]:
+    """The declared permissions, with ``get`` beside each ``create`` of a stream subresource.
+
+    ``pods/exec`` (attach, portforward) goes over a WebSocket, whose handshake is a GET: the
+    API server authorizes it as ``get`` (and since 1.31 as ``create`` too), so ``create``
+    alone, what ``pods/exec:create`` means in RBAC, would be refused. ``get`` on these
+    subresources grants nothing but opening that same stream, which was declared.
+    """
+    parsed = [p if isinstance(p, Permission) else parse_permission(p) for p in permissions]
+    implied = [
+        Permission(p.resource, p.group, p.subresource, "get")
+        for p in parsed
+        if (p.resource, p.subresource) in _STREAMS and not p.group and "create" in p.verbs
+    ]
+    return parsed + implied
 
 
 def identity_objects(
@@ -97,7 +117,7 @@ def identity_objects(
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "ClusterRole",
                 "metadata": {"name": role, "labels": labels},
-                "rules": compile_rules(permissions),
+                "rules": compile_rules(role_permissions(permissions)),
             },
         ),
         (

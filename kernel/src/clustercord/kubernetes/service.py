@@ -10,24 +10,27 @@ The local console operator (who already holds the kubeconfig) is not reviewed.
 from __future__ import annotations
 
 import json
+import shlex
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from clustercord.kubernetes.calls import Action, call, check_declared
+from clustercord.kubernetes.calls import Action, call, check_declared, explain
 from clustercord.kubernetes.clusters import ClusterRegistry
 from clustercord.kubernetes.identity import IdentityMap
 from clustercord.policy import CONSOLE_USER
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
-from clustercord_sdk.kubernetes import ClusterInfo
-from clustercord_sdk.permissions import Permission, parse_permission
+from clustercord_sdk.kubernetes import ClusterInfo, ExecSession
+from clustercord_sdk.permissions import Permission, covers, parse_permission
 
 if TYPE_CHECKING:
     from clustercord.kubernetes.plugin_identity import PluginIdentities
 
+_GET_POD = Permission("pods", "", None, "get")
+_EXAMPLE = "['sh', '-c', 'echo hi']"
 _PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "strategic": "application/strategic-merge-patch+json",
@@ -334,6 +337,78 @@ class PluginKubernetes:
         )
         return log
 
+    async def exec(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        container: str | None = None,
+        stdin: bool = False,
+        tty: bool = False,
+    ) -> ExecSession:
+        """``pods/exec`` as ``kubectl exec`` does it (see the SDK's ``Kubernetes.exec``):
+        checked like every call, then a WebSocket as the plugin's ServiceAccount."""
+        from clustercord.kubernetes.exec import Endpoint, connect, exec_query  # aiohttp: slow
+
+        if isinstance(command, str) or not command:
+            raise UsageError(f"exec: the command is a list of arguments, e.g. {_EXAMPLE}")
+        cluster_name, ns = self.target(cluster, namespace)
+        action = Action("create", "pods", "", "exec", ns, name, cluster_name)
+        check_declared(self.plugin, self.permissions, action)
+        await self._review(action)
+        path = _path("v1", "pods", ns, name, "exec")
+        query = exec_query(command, container=container, stdin=stdin, tty=tty)
+
+        async def attempt(renew: bool) -> ExecSession:
+            endpoint = await call(
+                lambda: Endpoint.of(self._client(cluster_name, renew=renew), path, query),
+                action,
+                timeout=self.service.timeout,
+                api_exception=ApiStatusError,
+            )
+            return await connect(
+                endpoint,
+                what=action.describe(),
+                command=shlex.join(command),
+                stdin=stdin,
+                tty=tty,
+                timeout=self.service.timeout,
+            )
+
+        try:
+            try:
+                return await attempt(renew=False)
+            except ApiStatusError as error:
+                # A 401 gets one fresh token, as PluginIdentities.request does for other calls.
+                if error.status != 401 or self._identities() is None:
+                    raise
+                return await attempt(renew=True)
+        except ApiStatusError as error:
+            raise await self._exec_refusal(error, action, container) from None
+
+    async def _exec_refusal(
+        self, error: ApiStatusError, action: Action, container: str | None
+    ) -> CommandError:
+        """The API server's refusal, explained; for a container the pod lacks, with the
+        containers it has when the plugin may read the pod (it learns nothing more)."""
+        refusal = explain(error, action)
+        if error.status != 400 or not container or not covers(self.permissions, [_GET_POD]):
+            return refusal
+        assert action.name is not None
+        try:
+            pod = await self.get(
+                "pods", action.name, namespace=action.namespace, cluster=action.cluster
+            )
+        except CommandError:  # the user may not read it: the refusal as it is
+            return refusal
+        spec = pod.get("spec") or {}
+        names = [c["name"] for key in ("containers", "initContainers") for c in spec.get(key) or []]
+        if container in names:
+            return refusal
+        return CommandError(f"{refusal} (its containers: {', '.join(names)})")
+
     # -- plumbing --------------------------------------------------------------------------
     async def _call(
         self,
@@ -386,13 +461,29 @@ class PluginKubernetes:
         )
 
     def _send(self, cluster: str, method: str, path: str, **kwargs: Any) -> Any:
-        """One request as the plugin's own ServiceAccount (blocking: in a worker thread).
-        A plugin that declares no permissions has no ServiceAccount; it can only ask for
-        the version, which needs no rights."""
-        identities = self.service.plugin_identities
-        if identities is None or not self.permissions:
+        """One request as the plugin's own ServiceAccount (blocking: in a worker thread)."""
+        identities = self._identities()
+        if identities is None:
             return self.service.request(cluster, method, path, **kwargs)
         return identities.request(cluster, self.plugin, self.permissions, method, path, **kwargs)
+
+    def _client(self, cluster: str, *, renew: bool = False) -> Any:
+        """The API client the plugin's calls go with (blocking: it may request a token).
+        ``renew`` drops the plugin's token first, after the cluster answered 401."""
+        identities = self._identities()
+        if identities is None:
+            return self.service.client(cluster)
+        if renew:
+            identities.invalidate(cluster, self.plugin)
+        return identities.client(cluster, self.plugin, self.permissions)
+
+    def _identities(self) -> PluginIdentities | None:
+        """Whose credentials the plugin's calls carry: its ServiceAccount's, or (``None``) the
+        kernel's. A plugin that declares no permissions has no ServiceAccount; it can only ask
+        for the version, which needs no rights."""
+        if not self.permissions:
+            return None
+        return self.service.plugin_identities
 
     async def _run(self, function: Any, action: Action, *, check: bool = True) -> Any:
         if check:

@@ -554,7 +554,7 @@ class DiscordFrontend:
             user_id=user_id,
         )
         responder = self._responder(interaction, renderer, on_initial=on_initial)
-        invocation = self._invocation(interaction, component.command, {})
+        invocation = self.kernel.policy.stamp(self._invocation(interaction, component.command, {}))
         options = {"value": value, "values": values, "fields": fields}
 
         async def ask(confirmation: Confirmation) -> bool:

@@ -70,7 +70,9 @@ class Conversation:
         sent = await self.rest.create_message(
             self.thread_id, **message_kwargs(message, self.factory)
         )
-        self._after = max(self._after, sent.id)
+        # The read position stays: a user may have written since the last poll, and a
+        # terminal posts output while its user types. The bot's own messages are skipped
+        # when read.
         return str(sent.id)
 
     async def receive(self, timeout: float = 60.0, poll: float = 1.0) -> Received | None:

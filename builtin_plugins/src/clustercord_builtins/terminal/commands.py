@@ -1,0 +1,353 @@
+"""Handlers of ``/terminal``: run and record, then replay, search, export and expire.
+
+A recording is its owner's and the admins': anyone else asking for one is told it does not
+exist for them, and every view is written down (who, which, how, when).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from clustercord_builtins.terminal import formats
+from clustercord_builtins.terminal.ansi import strip_ansi
+from clustercord_builtins.terminal.recording import Recorder, Recording, new_session_id
+from clustercord_builtins.terminal.session import fence, run_command, run_shell
+from clustercord_builtins.terminal.storage import Recordings, Summary
+from clustercord_sdk import Button, CommandContext, File, Reply, Table
+from clustercord_sdk.errors import CommandError, PermissionDenied
+from clustercord_sdk.kubernetes import default_container
+
+INLINE_OUTPUT = 1800
+"""Characters of command output shown in the reply; more comes as a file."""
+
+PAGE_LINES = 20
+"""Transcript lines per playback page (a page is one message of at most 2,000 characters)."""
+
+EXPORTS: dict[str, tuple[str, str, Any]] = {
+    # format: (file extension, MIME type, writer)
+    "json": ("json", "application/json", lambda r: json.dumps(formats.to_json(r), indent=2)),
+    "tty": ("cast", "application/x-asciicast", formats.to_asciicast_v2),
+    "text": ("txt", "text/plain", formats.to_text),
+    "html": ("html", "text/html", formats.to_html),
+}
+
+
+# -- running --------------------------------------------------------------------------
+async def exec_command(ctx: CommandContext) -> Reply:
+    target = await _target(ctx)
+    line = ctx.options["command"]
+    shell = ctx.config.get("shell") or ""
+    try:
+        argv = [shell, "-c", line] if shell else shlex.split(line)
+    except ValueError as exc:
+        raise CommandError(f"command: {exc}") from None
+    recorder = _recorder(ctx, target, argv)
+    recorder.input(line + "\n")  # what was asked, so search and jump find it
+    recording, timed_out = await run_command(
+        ctx.kubernetes, recorder, target, float(ctx.config.get("exec_timeout", 300))
+    )
+    summary = Recordings(ctx.store).save(recording)
+    output = strip_ansi("".join(d for _, code, d in recording.events if code == "o"))
+    outcome = (
+        f"stopped after {ctx.config.get('exec_timeout', 300)} s"
+        if timed_out
+        else f"exit {recording.exit_code}"
+    )
+    header = f"🎥 `{recording.id}` · {_place(summary)} · {outcome} · {recording.duration:.1f} s"
+    data = {"session": recording.id, "exit_code": recording.exit_code, "output": output}
+    buttons = [_replay_button(recording.id)]
+    if not output.strip():
+        return Reply(text=f"{header}\n(no output)", buttons=buttons, data=data)
+    if len(output) <= INLINE_OUTPUT:
+        return Reply(text=f"{header}\n{fence(output.rstrip())}", buttons=buttons, data=data)
+    preview = fence(output[-INLINE_OUTPUT:].split("\n", 1)[-1].rstrip())
+    attachment = File(f"{recording.id}.txt", output.encode(), "command output", "text/plain")
+    return Reply(
+        text=f"{header} (last lines; the whole output is attached)\n{preview}",
+        files=[attachment],
+        buttons=buttons,
+        data=data,
+    )
+
+
+async def open_session(ctx: CommandContext) -> Reply:
+    target = await _target(ctx)
+    shell = ctx.config.get("shell") or "/bin/sh"
+    recorder = _recorder(ctx, target, [shell])
+    conversations = ctx.plugin.require("conversations")
+    where = f"{target['namespace']}/{target['pod']}"
+    chat = await conversations.open(f"🎥 {where} · {recorder.id}", for_invocation=ctx.invocation)
+    idle = float(ctx.config.get("idle_timeout", 600))
+    await chat.send(
+        f"Shell `{shell}` in {where} (container {target['container']}) on {target['cluster']}, "
+        f"recorded as `{recorder.id}` with secrets masked. Each message you write here is a "
+        "line typed; `^C` interrupts, `exit` ends. The session ends after "
+        f"{idle:g} s without a message."
+    )
+    try:
+        recording, ended = await run_shell(
+            ctx.kubernetes, recorder, target, chat, owner=ctx.user_id, idle_timeout=idle
+        )
+    except CommandError as exc:  # the connection broke: what was recorded is still kept
+        recording, ended = recorder.finish(None), f"error: {exc}"
+    summary = Recordings(ctx.store).save(recording)
+    await chat.send(f"Session `{recording.id}` ended: {ended}.")
+    await chat.close()
+    return Reply(
+        text=(
+            f"🎥 Session `{recording.id}` in {_place(summary)} ended ({ended}): "
+            f"{len(recording.commands)} commands, {recording.duration:.0f} s, "
+            f"exit {recording.exit_code}."
+        ),
+        buttons=[_replay_button(recording.id)],
+        data={"session": recording.id, "thread": chat.id, "exit_code": recording.exit_code},
+    )
+
+
+# -- reading recordings ---------------------------------------------------------------
+def list_sessions(ctx: CommandContext) -> Reply:
+    user = ctx.options.get("user")
+    if user and user != ctx.user_id and not ctx.invocation.admin:
+        raise PermissionDenied("only admins list other people's sessions")
+    if not ctx.invocation.admin:
+        user = ctx.user_id
+    found = Recordings(ctx.store).list(
+        user=user, cluster=ctx.options.get("cluster"), namespace=ctx.options.get("namespace")
+    )
+    rows = [
+        [
+            s.id,
+            f"<@{s.user}>",
+            f"{s.namespace}/{s.pod}",
+            _when(s.started),
+            _duration(s.duration),
+            s.commands_count,
+            "" if s.exit_code is None else s.exit_code,
+        ]
+        for s in found
+    ]
+    table = Table(
+        ["SESSION", "USER", "POD", "STARTED", "DURATION", "COMMANDS", "EXIT"],
+        rows,
+        title=f"{len(rows)} recorded sessions" + ("" if ctx.invocation.admin else " of yours"),
+    )
+    return Reply(tables=[table], data={"sessions": [asdict(s) for s in found]})
+
+
+def playback(ctx: CommandContext) -> Reply:
+    recording = _readable(ctx, "playback")
+    lines = [f"[{_clock(t)}] {text}" for t, text in formats.transcript_lines(recording)]
+    if not lines:
+        lines = ["(the session printed nothing)"]
+    starts = _command_lines(recording, lines)
+    jump = ctx.options.get("jump")
+    if jump is not None and jump > len(recording.commands):
+        raise CommandError(f"jump: the session has {len(recording.commands)} commands, not {jump}")
+    first = starts[jump - 1] if jump else 0
+    header = _header(recording)
+    pages = [
+        Reply(
+            text=f"{header}\n{fence(chr(10).join(lines[i : i + PAGE_LINES]))}",
+        )
+        for i in range(0, len(lines), PAGE_LINES)
+    ]
+    # The page holding the wanted command comes first; ◀ still reaches the earlier ones.
+    opening = first // PAGE_LINES
+    pages = pages[opening:] + pages[:opening] if opening else pages
+    if len(pages) == 1:
+        return Reply(text=pages[0].text, data={"session": recording.id, "lines": lines})
+    return Reply(pages=pages, data={"session": recording.id, "lines": lines, "page": opening})
+
+
+def download(ctx: CommandContext) -> Reply:
+    recording = _readable(ctx, "download")
+    version = ctx.options.get("version") or 2
+    writer = formats.to_asciicast_v3 if version == 3 else formats.to_asciicast_v2
+    cast = File(
+        f"{recording.id}.cast",
+        writer(recording).encode(),
+        f"asciicast v{version}: asciinema play {recording.id}.cast",
+        "application/x-asciicast",
+    )
+    return Reply(
+        text=f"🎥 `{recording.id}` as asciicast v{version} (`asciinema play {recording.id}.cast`)",
+        files=[cast],
+    )
+
+
+def export(ctx: CommandContext) -> Reply:
+    kind = ctx.options["format"]
+    recording = _readable(ctx, f"export {kind}")
+    extension, mime, writer = EXPORTS[kind]
+    file = File(f"{recording.id}.{extension}", writer(recording).encode(), None, mime)
+    return Reply(text=f"🎥 `{recording.id}` exported as {kind}", files=[file])
+
+
+def search(ctx: CommandContext) -> Reply:
+    recordings = Recordings(ctx.store)
+    session = ctx.options.get("session")
+    if session:
+        _readable(ctx, "search", recordings)
+    owner = None if ctx.invocation.admin else ctx.user_id
+    matches = recordings.search(ctx.options["query"], session=session, user=owner)
+    rows = [
+        [
+            m.session,
+            _clock(m.time),
+            "" if m.command_index is None else m.command_index + 1,
+            m.text[:120],
+        ]
+        for m in matches
+    ]
+    table = Table(
+        ["SESSION", "AT", "COMMAND", "LINE"],
+        rows,
+        title=f"{len(rows)} matches for {ctx.options['query']!r}",
+    )
+    return Reply(tables=[table], data={"matches": [asdict(m) for m in matches]})
+
+
+def delete(ctx: CommandContext) -> Reply:
+    recordings = Recordings(ctx.store)
+    summary = _owned(ctx, recordings)
+    recordings.delete(summary.id)
+    recordings.record_view(summary.id, ctx.user_id, "delete")
+    return Reply(text=f"🗑️ Recording `{summary.id}` deleted.")
+
+
+# -- retention ------------------------------------------------------------------------
+def set_retention(ctx: CommandContext) -> Reply:
+    days = ctx.options["days"]
+    cluster, namespace = ctx.options.get("cluster"), ctx.options.get("namespace")
+    recordings = Recordings(ctx.store)
+    recordings.set_retention(days, cluster=cluster, namespace=namespace, by=ctx.user_id)
+    expired = recordings.expire(default_days=_default_days(ctx))
+    scope = " ".join(f"{k} {v}" for k, v in (("cluster", cluster), ("namespace", namespace)) if v)
+    return Reply(
+        text=f"Recordings of {scope or 'every cluster'} are kept {days} days"
+        + (f"; {expired} older ones deleted." if expired else "."),
+        data={"expired": expired},
+    )
+
+
+def show_retention(ctx: CommandContext) -> Reply:
+    rules = Recordings(ctx.store).retention()
+    rows = [[r.get("cluster") or "*", r.get("namespace") or "*", r["days"]] for r in rules]
+    rows.append(["(default)", "", _default_days(ctx)])
+    return Reply(tables=[Table(["CLUSTER", "NAMESPACE", "DAYS"], rows, title="Retention")])
+
+
+def expire_recordings(ctx: Any) -> None:
+    """The hourly job: delete what the retention rules no longer keep."""
+    count = Recordings(ctx.store).expire(default_days=_default_days(ctx))
+    if count:
+        ctx.log.info("deleted %d expired recordings", count)
+
+
+# -- helpers --------------------------------------------------------------------------
+def _default_days(ctx: Any) -> int:
+    return int(ctx.config.get("retention_days", 90))
+
+
+async def _target(ctx: CommandContext) -> dict[str, Any]:
+    """Where the session runs; the pod is read first, so a wrong name or container is a
+    clear error before anything starts."""
+    cluster, namespace = ctx.kubernetes.target(
+        ctx.options.get("cluster"), ctx.options.get("namespace")
+    )
+    pod = await ctx.kubernetes.get("pods", ctx.options["pod"], namespace=namespace, cluster=cluster)
+    chosen, others = default_container(pod)
+    container = ctx.options.get("container") or chosen
+    if container not in [chosen, *others]:
+        raise CommandError(
+            f"pod {namespace}/{ctx.options['pod']} has no container {container!r} "
+            f"(it has {', '.join([c for c in [chosen, *others] if c])})"
+        )
+    return {
+        "pod": ctx.options["pod"],
+        "namespace": namespace,
+        "cluster": cluster,
+        "container": container,
+    }
+
+
+def _recorder(ctx: CommandContext, target: dict[str, Any], argv: list[str]) -> Recorder:
+    return Recorder(
+        id=new_session_id(),
+        user=ctx.user_id,
+        cluster=target["cluster"],
+        namespace=target["namespace"],
+        pod=target["pod"],
+        container=target["container"],
+        command=argv,
+        record_input=bool(ctx.config.get("record_input", True)),
+    )
+
+
+def _owned(ctx: CommandContext, recordings: Recordings) -> Summary:
+    """The asked-for recording if this user may see it; to others it does not exist."""
+    session = ctx.options["session"]
+    summary = recordings.summary(session)
+    if summary is None or (summary.user != ctx.user_id and not ctx.invocation.admin):
+        raise CommandError(f"no recording {session!r} of yours (/terminal list shows them)")
+    return summary
+
+
+def _readable(ctx: CommandContext, action: str, recordings: Recordings | None = None) -> Recording:
+    recordings = recordings or Recordings(ctx.store)
+    summary = _owned(ctx, recordings)
+    recording = recordings.get(summary.id)
+    assert recording is not None
+    recordings.record_view(summary.id, ctx.user_id, action)
+    return recording
+
+
+def _command_lines(recording: Recording, lines: list[str]) -> list[int]:
+    """For each command, the index of the transcript line where it was typed."""
+    starts: list[int] = []
+    at = 0
+    for command in recording.commands:
+        found = next((i for i in range(at, len(lines)) if command.strip() in lines[i]), at)
+        starts.append(found)
+        at = found + 1 if found < len(lines) else at
+    return starts
+
+
+def _replay_button(session: str) -> Button:
+    return Button("Playback", action="commands:replay", value=session, emoji="▶️")
+
+
+def replay(ctx: CommandContext, value: str) -> Reply:
+    """The Playback button under a finished session."""
+    ctx.options["session"] = value
+    return playback(ctx)
+
+
+def _header(recording: Recording) -> str:
+    return (
+        f"🎥 Replaying session `{recording.id}` · <@{recording.user}> · "
+        f"{recording.namespace}/{recording.pod} on {recording.cluster} · "
+        f"started {_when(recording.started)} · {_duration(recording.duration)}"
+    )
+
+
+def _place(summary: Summary) -> str:
+    return f"{summary.namespace}/{summary.pod} ({summary.container}) on {summary.cluster}"
+
+
+def _when(started: float) -> str:
+    return datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"

@@ -1,0 +1,390 @@
+"""Masking secrets in terminal output before anything stores, shows or exports it.
+
+One engine serves both entry points: :class:`StreamRedactor` gets output in arbitrary
+chunks and releases lines once nothing later can change how they are masked;
+:meth:`Redactor.redact` is the same engine fed everything at once. So a secret split
+across frames is masked exactly as if it had arrived whole.
+
+What is held back, and for how long:
+
+* the unfinished last line (a secret may still be arriving). A line longer than the window
+  is cut at a space near the window's end, at the same place whatever the chunking;
+* the values of a ``data:`` block whose object's ``kind`` is not known yet: ``kubectl get
+  secret -o yaml`` prints ``data`` before ``kind``. They are masked if ``kind: Secret``
+  follows, or if no kind comes before the object ends or the window fills (fail closed);
+  a ``kind: ConfigMap`` releases them unchanged.
+
+A private key needs no holding: from its ``BEGIN`` line on, every line of key material is
+masked as it comes (one finding per key), until ``END`` or a line that is not key material.
+
+Findings carry a hash prefix of each secret (never the secret): enough to tell that two
+sessions leaked the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from clustercord_builtins.terminal import rules
+from clustercord_builtins.terminal.ansi import ESCAPE, plain_with_origins
+from clustercord_builtins.terminal.rules import Hit
+
+WINDOW = 8192
+"""Characters held back at most: of an unfinished line, or of lines awaiting a ``kind``."""
+KNOWN_MIN = 6
+"""Characters a secret needs to be masked again wherever it shows up later."""
+MASK = "*" * 12
+PREFIXED_MASK = "*" * 15  # after a kept prefix: ``sk_live_***************``, as in the spec
+
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BODY = re.compile(r"\s*(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: .*)?\s*")
+_CERT_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*CERTIFICATE(?: REQUEST)?-----")
+_CERT_END = re.compile(r"-----END (?:[A-Z0-9]+ )*CERTIFICATE(?: REQUEST)?-----")
+# ``key: value`` in YAML, ``"key": value,`` in JSON; a list item's ``- `` counts as indent.
+_KEY_LINE = re.compile(
+    r"^(?P<indent> *)(?P<dash>- +)?(?P<q>[\"']?)(?P<key>[A-Za-z0-9_./-]+)(?P=q) *:"
+    r"(?: +(?P<value>.*?))? *,? *$"
+)
+_CLOSER = re.compile(r"^ *[}\]] *,? *$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A masked secret: which rule, where in the input, and a hash prefix of it."""
+
+    rule: str
+    start: int
+    end: int
+    fingerprint: str
+
+
+def fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def mask_for(keep: str) -> str:
+    return keep + PREFIXED_MASK if keep else MASK
+
+
+@dataclass
+class _Line:
+    text: str  # as received, terminator included
+    offset: int  # of its first character in everything fed
+    plain: str  # without escape codes and terminator: what the rules read
+    origins: list[int]
+    hits: list[Hit] = field(default_factory=list)
+    if_secret: list[Hit] = field(default_factory=list)  # applied if kind: Secret follows
+    closes: list[int] = field(default_factory=list)  # the private keys (groups) it ends
+
+    @classmethod
+    def of(cls, text: str, offset: int) -> _Line:
+        plain, origins = plain_with_origins(text)
+        return cls(text, offset, plain.rstrip("\r\n"), origins)
+
+
+@dataclass
+class _Block:
+    """Lines indented below ``data:``/``stringData:`` (or below ``password: |``)."""
+
+    indent: int
+    rule: str
+    secret: bool | None  # None: the object's kind is not known yet
+    entries: int | None = None  # indent of its ``key: value`` lines
+
+
+class StreamRedactor:
+    """Redacts output that arrives in pieces; see the module's docstring.
+
+    ``"".join(feed(c) for c in chunks) + flush()`` is the same text whatever the chunks.
+    :meth:`flush` ends the stream as if it were complete (call it when output goes quiet,
+    so a prompt without a newline shows); feeding may go on afterwards.
+    """
+
+    def __init__(self, *, window: int = WINDOW) -> None:
+        self.window = window
+        self.findings: list[Finding] = []
+        self._tail = ""
+        self._offset = 0
+        self._held: list[_Line] = []
+        self._held_size = 0
+        self._pending = False  # the held lines wait for a kind
+        self._block: _Block | None = None
+        self._awaiting: int | None = None  # indent of the object whose kind decides
+        self._kinds: dict[int, str] = {}  # kind of the objects open, by their key indent
+        self._key: int | None = None  # the private key being read
+        self._keys = 0
+        self._groups: dict[int, list[Any]] = {}  # key -> [start, end, sha256 of its lines]
+        self._certificate = False
+        self._mask_all: str | None = None  # the echo awaited while masking whole lines
+        # Secrets already masked in this stream (or typed by the user), in memory only: a
+        # value seen once as ``API_TOKEN=...`` is masked wherever it shows up later, bare.
+        self._known: set[str] = set()
+
+    @property
+    def held(self) -> int:
+        """Characters received but not released yet."""
+        return len(self._tail) + self._held_size
+
+    def mask_all(self, on: bool, *, echo: str = "") -> None:
+        """Mask every line from now on whole (``on``), or stop. For the output of a command
+        that prints a bare secret (see :func:`.rules.reveals_secret`); a first line ending
+        with ``echo`` (the terminal echoing the command) stays. Switch right after a flush,
+        so that it applies from a line's start."""
+        self._mask_all = echo if on else None
+
+    def learn(self, secrets: Iterable[str]) -> None:
+        """Mask these values from now on wherever they appear (secrets found elsewhere, such
+        as in what the user typed). Values shorter than :data:`KNOWN_MIN` are ignored: a
+        short word would mask ordinary text."""
+        self._known.update(s for s in (x.strip() for x in secrets) if len(s) >= KNOWN_MIN)
+
+    def feed(self, text: str) -> str:
+        self._tail += text
+        return "".join(self._process(s) for s in self._segments(final=False))
+
+    def flush(self) -> str:
+        out = "".join(self._process(s) for s in self._segments(final=True))
+        if self._pending:
+            self._decide(True)
+            out += self._release()
+        self._end_key(None)
+        self._block, self._awaiting, self._kinds, self._certificate = None, None, {}, False
+        return out
+
+    # -- cutting the input into lines -----------------------------------------------
+    def _segments(self, *, final: bool) -> Iterator[str]:
+        while self._tail:
+            newline = self._tail.find("\n", 0, self.window)
+            if newline >= 0:
+                cut = newline + 1
+            elif len(self._tail) > self.window:
+                space = max(self._tail.rfind(c, self.window // 2, self.window) for c in " \t\r")
+                cut = space + 1 if space >= 0 else self.window
+            elif final:
+                cut = len(self._tail)
+            else:
+                return
+            segment, self._tail = self._tail[:cut], self._tail[cut:]
+            yield segment
+
+    # -- one line ---------------------------------------------------------------------
+    def _process(self, text: str) -> str:
+        line = _Line.of(text, self._offset)
+        self._offset += len(text)
+        self._held.append(line)
+        self._held_size += len(text)
+        self._structure(line)
+        self._private_key(line)
+        line.hits += rules.detect(line.plain, entropy_rules=not self._certificate)
+        line.hits += [
+            Hit("known-secret", m.start(), m.end())
+            for known in self._known
+            for m in re.finditer(re.escape(known), line.plain)
+        ]
+        if self._mask_all is not None and line.plain.strip():
+            echoed = self._mask_all and line.plain.rstrip().endswith(self._mask_all)
+            if not echoed:
+                start = len(line.plain) - len(line.plain.lstrip())
+                line.hits.append(Hit("command-output", start, len(line.plain.rstrip())))
+            self._mask_all = ""  # only the first line can be the echo
+        if self._pending and self._held_size > self.window:
+            self._decide(True)
+        return "" if self._pending else self._release()
+
+    def _structure(self, line: _Line) -> None:
+        """Follow YAML/JSON nesting: ``data:`` blocks, their object's ``kind``, and block
+        values of secret keys."""
+        plain = line.plain
+        stripped = plain.strip()
+        if stripped in ("---", "..."):  # a new YAML document
+            self._kinds.clear()
+            if self._pending:
+                self._decide(True)
+            self._block = None
+            return
+        indent = len(plain) - len(plain.lstrip(" "))
+        key = _KEY_LINE.match(plain)
+        key_indent = indent + len(key.group("dash") or "") if key else indent
+        closed_here = False
+        if self._block:
+            block = self._block
+            if not stripped or indent > block.indent:
+                hits = self._block_hits(block, line, indent, key)
+                (line.if_secret if block.secret is None else line.hits).extend(hits)
+                return
+            self._block = None
+            if block.secret is None:
+                self._awaiting = block.indent
+            closed_here = bool(_CLOSER.match(plain)) and indent == block.indent
+        if stripped and self._awaiting is not None and not closed_here:
+            level = self._awaiting
+            dash = bool(key and key.group("dash"))
+            if key and key_indent == level and key.group("key") == "kind" and not dash:
+                self._decide(_unquote(key.group("value") or "") == "Secret")
+            elif indent < level or (indent == level and not key) or dash:
+                self._decide(True)  # the object ended without saying its kind
+        if not stripped:
+            return
+        # What ends here no longer tells the kind of what comes next: deeper objects after a
+        # key line, and the object itself after a new list item, a brace or a shell prompt.
+        drop = indent + 1 if key and not key.group("dash") else key_indent
+        self._kinds = {i: k for i, k in self._kinds.items() if i < drop}
+        if not key:
+            return
+        name, value = key.group("key"), _unquote(key.group("value") or "")
+        if name == "kind":
+            self._kinds[key_indent] = value
+        elif name in ("data", "stringData") and value in ("", "{"):
+            kind = self._kinds.get(key_indent)
+            if kind is None:
+                if self._pending:
+                    self._decide(True)
+                self._pending, self._awaiting = True, None
+                self._block = _Block(key_indent, "kubernetes-secret", None)
+            elif kind == "Secret":
+                self._block = _Block(key_indent, "kubernetes-secret", True)
+        elif rules.is_secret_key(name) and rules.is_block_header(value):
+            self._block = _Block(key_indent, "secret-block", True)
+
+    def _block_hits(
+        self, block: _Block, line: _Line, indent: int, key: re.Match[str] | None
+    ) -> list[Hit]:
+        plain = line.plain
+        if not plain.strip():
+            return []
+        if block.entries is None:
+            block.entries = indent
+        if indent == block.entries and key and block.rule == "kubernetes-secret":
+            value = key.group("value") or ""
+            if not value or rules.is_block_header(value) or value in ("{", "["):
+                return []
+            start = key.start("value")
+            end = key.end("value")
+            if value[0] in "\"'" and value[-1] == value[0] and len(value) > 1:
+                start, end = start + 1, end - 1
+            return [Hit(block.rule, start, end)]
+        return [Hit(block.rule, indent, len(plain.rstrip()))]  # a continuation line
+
+    def _decide(self, secret: bool) -> None:
+        for line in self._held:
+            if secret:
+                line.hits += line.if_secret
+            line.if_secret = []
+        if self._block and self._block.secret is None:
+            self._block.secret = secret
+        self._pending, self._awaiting = False, None
+
+    def _private_key(self, line: _Line) -> None:
+        plain = line.plain
+        if self._certificate:
+            self._certificate = not _CERT_END.search(plain)
+        elif _CERT_BEGIN.search(plain) and not _CERT_END.search(plain):
+            self._certificate = True
+        at = 0
+        if self._key is not None:
+            end = _PEM_END.search(plain)
+            if end:
+                self._key_hit(line, 0, end.start())
+                self._end_key(line)
+                at = end.end()
+            elif _PEM_BODY.fullmatch(plain):
+                self._key_hit(line, 0, len(plain))
+                return
+            else:
+                self._end_key(line)  # a truncated key: what follows is something else
+        for begin in _PEM_BEGIN.finditer(plain, at):
+            self._keys += 1
+            self._key = self._keys
+            end = _PEM_END.search(plain, begin.end())
+            self._key_hit(line, begin.end(), end.start() if end else len(plain))
+            if not end:
+                return
+            self._end_key(line)
+
+    def _key_hit(self, line: _Line, start: int, end: int) -> None:
+        text = line.plain[start:end]
+        start += len(text) - len(text.lstrip())
+        end -= len(text) - len(text.rstrip())
+        if end > start:
+            line.hits.append(Hit("private-key", start, end, group=self._key))
+
+    def _end_key(self, line: _Line | None) -> None:
+        if self._key is None:
+            return
+        if line is None:
+            self._finish_group(self._key)
+        else:
+            line.closes.append(self._key)
+        self._key = None
+
+    # -- releasing ----------------------------------------------------------------------
+    def _release(self) -> str:
+        out = "".join(self._render(line) for line in self._held)
+        self._held, self._held_size = [], 0
+        return out
+
+    def _render(self, line: _Line) -> str:
+        pieces = []
+        at = 0
+        for hit in _merge(line.hits):
+            start, end = line.origins[hit.start], line.origins[hit.end - 1] + 1
+            secret = line.plain[hit.start : hit.end]
+            # Escape codes inside the secret stay, so colours reset as they would have.
+            codes = "".join(ESCAPE.findall(line.text[start:end]))
+            pieces += [line.text[at:start], mask_for(hit.keep), codes]
+            at = end
+            self._found(hit, line.offset + start, line.offset + end, secret)
+        pieces.append(line.text[at:])
+        for key in line.closes:
+            self._finish_group(key)
+        return "".join(pieces)
+
+    def _found(self, hit: Hit, start: int, end: int, secret: str) -> None:
+        if hit.group is None:
+            self.learn([secret])
+            self.findings.append(Finding(hit.rule, start, end, fingerprint(secret)))
+            return
+        group = self._groups.setdefault(hit.group, [start, end, hashlib.sha256()])
+        group[1] = end
+        group[2].update(secret.encode())
+
+    def _finish_group(self, key: int) -> None:
+        group = self._groups.pop(key, None)
+        if group:
+            start, end, digest = group
+            self.findings.append(Finding("private-key", start, end, digest.hexdigest()[:12]))
+
+
+def _merge(hits: list[Hit]) -> list[Hit]:
+    """Overlapping hits as one, named after the one starting first (the more telling rule
+    when they start together)."""
+    merged: list[Hit] = []
+    for hit in sorted(hits, key=lambda h: (h.start, h.priority, -h.end)):
+        if merged and hit.start < merged[-1].end:
+            last = merged[-1]
+            if hit.end > last.end:
+                merged[-1] = Hit(last.rule, last.start, hit.end, last.keep, last.group)
+        else:
+            merged.append(hit)
+    return merged
+
+
+def _unquote(value: str) -> str:
+    return value.strip().strip("\"'")
+
+
+class Redactor:
+    """Masks every secret in a complete text (the stream engine fed it in one piece)."""
+
+    def __init__(self, *, window: int = WINDOW) -> None:
+        self.window = window
+
+    def redact(self, text: str) -> tuple[str, list[Finding]]:
+        stream = StreamRedactor(window=self.window)
+        out = stream.feed(text) + stream.flush()
+        return out, stream.findings

@@ -1,0 +1,355 @@
+"""Recordings in the plugin's own tables: metadata in columns, the events as one gzip
+blob, retention rules, and the log of who viewed what.
+
+Every write is one statement or one ``atomic()`` block on the kernel's SQLite database
+(WAL, ``synchronous=FULL``): a recording is stored whole or not at all, even if the
+process dies halfway.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gzip
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from clustercord_builtins.terminal.formats import timeline
+from clustercord_builtins.terminal.recording import Recording
+
+RECORDINGS = "recordings"
+RETENTION = "retention"
+VIEWS = "views"
+DAY = 86400.0
+MAX_DAYS = 3650
+_SUMMARY_COLUMNS = (
+    "id, user, cluster, namespace, pod, container, command, started, duration, exit_code, "
+    "commands_count, size, redactions"
+)
+
+
+def create_tables(store: Any) -> None:
+    """The plugin's tables (idempotent): usable as a ``storage_migrations`` step."""
+    store.table(RECORDINGS).create(
+        {
+            "id": str,
+            "user": str,
+            "cluster": str,
+            "namespace": str,
+            "pod": str,
+            "container": str,
+            "command": str,
+            "started": float,
+            "duration": float,
+            "exit_code": int,
+            "commands_count": int,
+            "size": int,
+            "redactions": int,
+            "width": int,
+            "height": int,
+            "data": bytes,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    recordings = store.table(RECORDINGS)
+    recordings.create_index(["started"], if_not_exists=True)
+    recordings.create_index(["user", "started"], if_not_exists=True)
+    # An empty string is "any": SQLite would let two NULL keys of one scope coexist.
+    store.table(RETENTION).create(
+        {"cluster": str, "namespace": str, "days": int, "by": str, "at": float},
+        pk=("cluster", "namespace"),
+        if_not_exists=True,
+    )
+    store.table(VIEWS).create(
+        {"id": int, "session": str, "user": str, "action": str, "at": float},
+        pk="id",
+        if_not_exists=True,
+    )
+    store.table(VIEWS).create_index(["session", "at"], if_not_exists=True)
+
+
+MIGRATIONS = [(1, create_tables)]
+
+
+@dataclass
+class Summary:
+    id: str
+    user: str
+    cluster: str
+    namespace: str
+    pod: str
+    container: str | None
+    command: list[str]
+    started: float
+    duration: float
+    exit_code: int | None
+    commands_count: int
+    size: int
+    """Bytes the events take in storage (compressed)."""
+    redactions: int
+
+
+@dataclass
+class Match:
+    session: str
+    time: float
+    text: str
+    command_index: int | None
+    """Index in the recording's ``commands`` of the command the line belongs to (0-based);
+    None for output before the first command."""
+
+
+def pack(rec: Recording) -> bytes:
+    payload = {"events": [list(e) for e in rec.events], "commands": rec.commands}
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    # mtime=0: the same recording always packs to the same bytes.
+    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
+
+
+def unpack(blob: bytes) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(gzip.decompress(blob))
+    return payload
+
+
+class Recordings:
+    """The recordings of one plugin store."""
+
+    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._clock = clock
+        self._table = store.table(RECORDINGS)
+        self._db = self._table.db
+        # Made on first use too, so the class works without the migration having run
+        # (autocompletion builds one per keystroke: one query when all is in place).
+        names = set(self._db.table_names())
+        if not {store.table(t).name for t in (RECORDINGS, RETENTION, VIEWS)} <= names:
+            create_tables(store)
+
+    # -- recordings -------------------------------------------------------------------
+    def save(self, rec: Recording) -> Summary:
+        """Store ``rec``, replacing an earlier version of the same id."""
+        blob = pack(rec)
+        row = {
+            "id": rec.id,
+            "user": rec.user,
+            "cluster": rec.cluster,
+            "namespace": rec.namespace,
+            "pod": rec.pod,
+            "container": rec.container,
+            "command": json.dumps(rec.command),
+            "started": rec.started,
+            "duration": rec.duration,
+            "exit_code": rec.exit_code,
+            "commands_count": len(rec.commands),
+            "size": len(blob),
+            "redactions": rec.redactions,
+            "width": rec.width,
+            "height": rec.height,
+            "data": blob,
+        }
+        self._table.insert(row, replace=True)
+        return _summary(row)
+
+    def get(self, id: str) -> Recording | None:
+        rows = self._select("*", "id = ?", [id], limit=1)
+        if not rows:
+            return None
+        row = rows[0]
+        payload = unpack(row["data"])
+        return Recording(
+            id=row["id"],
+            user=row["user"],
+            cluster=row["cluster"],
+            namespace=row["namespace"],
+            pod=row["pod"],
+            container=row["container"],
+            command=json.loads(row["command"]),
+            started=row["started"],
+            width=row["width"],
+            height=row["height"],
+            events=[(t, code, data) for t, code, data in payload["events"]],
+            commands=payload["commands"],
+            duration=row["duration"],
+            exit_code=row["exit_code"],
+            redactions=row["redactions"],
+        )
+
+    def summary(self, id: str) -> Summary | None:
+        rows = self._select(_SUMMARY_COLUMNS, "id = ?", [id], limit=1)
+        return _summary(rows[0]) if rows else None
+
+    def list(
+        self,
+        *,
+        user: str | None = None,
+        cluster: str | None = None,
+        namespace: str | None = None,
+        limit: int = 25,
+    ) -> builtins.list[Summary]:
+        """Newest first."""
+        where, params = _filters(user=user, cluster=cluster, namespace=namespace)
+        return [_summary(r) for r in self._select(_SUMMARY_COLUMNS, where, params, limit)]
+
+    def ids(
+        self, prefix: str = "", *, user: str | None = None, limit: int = 25
+    ) -> builtins.list[Summary]:
+        """For autocompletion: recordings whose id starts with ``prefix`` or whose pod's
+        name contains it, newest first."""
+        where, params = _filters(user=user)
+        typed = prefix.strip().lower()
+        if typed:
+            clause = "(substr(id, 1, ?) = ? OR instr(lower(pod), ?) > 0)"
+            where = f"{where} AND {clause}" if where else clause
+            params += [len(typed), typed, typed]
+        return [_summary(r) for r in self._select(_SUMMARY_COLUMNS, where, params, limit)]
+
+    def search(
+        self,
+        query: str,
+        *,
+        session: str | None = None,
+        user: str | None = None,
+        limit: int = 50,
+    ) -> builtins.list[Match]:
+        """Lines of transcripts (commands and output, escape sequences removed) containing
+        ``query``, any case; newest sessions first, in order within one."""
+        needle = query.strip().lower()
+        if not needle:
+            return []
+        where, params = _filters(user=user, id=session)
+        matches: builtins.list[Match] = []
+        for row in self._select("id", where, params, limit=None):
+            rec = self.get(row["id"])
+            if rec is None:  # deleted meanwhile
+                continue
+            for t, text, command in timeline(rec):
+                if needle in text.lower():
+                    matches.append(Match(rec.id, t, text, command))
+                    if len(matches) >= limit:
+                        return matches
+        return matches
+
+    def delete(self, id: str) -> bool:
+        cursor = self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
+        return bool(cursor.rowcount > 0)
+
+    # -- retention ----------------------------------------------------------------------
+    def set_retention(
+        self, days: int, *, cluster: str | None = None, namespace: str | None = None, by: str
+    ) -> None:
+        """Keep recordings of a scope ``days`` days (1 to 3650); ``None`` is any cluster
+        or namespace. A second rule for the same scope replaces the first."""
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+            raise ValueError(f"days must be a whole number from 1 to {MAX_DAYS}, not {days!r}")
+        self.store.table(RETENTION).insert(
+            {
+                "cluster": cluster or "",
+                "namespace": namespace or "",
+                "days": days,
+                "by": by,
+                "at": self._clock(),
+            },
+            replace=True,
+        )
+
+    def clear_retention(self, *, cluster: str | None = None, namespace: str | None = None) -> bool:
+        table = self.store.table(RETENTION)
+        sql = f"DELETE FROM [{table.name}] WHERE cluster = ? AND namespace = ?"
+        return bool(self._db.execute(sql, [cluster or "", namespace or ""]).rowcount > 0)
+
+    def retention(self) -> builtins.list[dict[str, Any]]:
+        """The rules, most specific first: ``{cluster, namespace, days, by, at}``."""
+        rules = [
+            {**row, "cluster": row["cluster"] or None, "namespace": row["namespace"] or None}
+            for row in self.store.table(RETENTION).rows
+        ]
+        return sorted(
+            rules, key=lambda r: (_specificity(r), r["cluster"] or "", r["namespace"] or "")
+        )
+
+    def expire(self, now: float | None = None, *, default_days: int | None = None) -> int:
+        """Delete the recordings older than their rule allows; how many. The rule of a
+        recording is the most specific that matches: cluster and namespace, then namespace,
+        then cluster, then the global one, else ``default_days`` (None: kept)."""
+        now = self._clock() if now is None else now
+        rules = {(r["cluster"] or "", r["namespace"] or ""): r["days"] for r in self.retention()}
+        expired = []
+        for row in self._select("id, cluster, namespace, started", "", [], limit=None):
+            days = next(
+                (
+                    rules[scope]
+                    for scope in (
+                        (row["cluster"], row["namespace"]),
+                        ("", row["namespace"]),
+                        (row["cluster"], ""),
+                        ("", ""),
+                    )
+                    if scope in rules
+                ),
+                default_days,
+            )
+            if days is not None and row["started"] + days * DAY < now:
+                expired.append(row["id"])
+        with self._db.atomic():
+            for id in expired:
+                self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
+        return len(expired)
+
+    # -- who viewed what ----------------------------------------------------------------
+    def record_view(self, session: str, user: str, action: str) -> None:
+        """Append to the access log; entries are never changed nor deleted (they outlive
+        the recording they are about)."""
+        self.store.table(VIEWS).insert(
+            {"session": session, "user": user, "action": action, "at": self._clock()}
+        )
+
+    def views(self, session: str) -> builtins.list[dict[str, Any]]:
+        table = self.store.table(VIEWS)
+        rows = table.rows_where("session = ?", [session], order_by="at, id")
+        return [{k: row[k] for k in ("session", "user", "action", "at")} for row in rows]
+
+    # -- helpers --------------------------------------------------------------------------
+    def _select(
+        self, columns: str, where: str, params: builtins.list[Any], limit: int | None
+    ) -> builtins.list[dict[str, Any]]:
+        sql = f"SELECT {columns} FROM [{self._table.name}]"
+        if where:
+            sql += f" WHERE {where}"
+        sql += " ORDER BY started DESC, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        cursor = self._db.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _filters(**equal: str | None) -> tuple[str, list[Any]]:
+    given = {column: value for column, value in equal.items() if value is not None}
+    return " AND ".join(f"{column} = ?" for column in given), list(given.values())
+
+
+def _specificity(rule: dict[str, Any]) -> int:
+    return {(True, True): 0, (False, True): 1, (True, False): 2}.get(
+        (bool(rule["cluster"]), bool(rule["namespace"])), 3
+    )
+
+
+def _summary(row: dict[str, Any]) -> Summary:
+    return Summary(
+        id=row["id"],
+        user=row["user"],
+        cluster=row["cluster"],
+        namespace=row["namespace"],
+        pod=row["pod"],
+        container=row["container"],
+        command=json.loads(row["command"]),
+        started=row["started"],
+        duration=row["duration"],
+        exit_code=row["exit_code"],
+        commands_count=row["commands_count"],
+        size=row["size"],
+        redactions=row["redactions"],
+    )

@@ -1,0 +1,321 @@
+"""Exports: asciicast v2/v3 that read back, the spec's JSON, a text transcript that reads
+like the screen did, the chat replay's timed lines, and a self-contained HTML player."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from clustercord_builtins.terminal import formats
+from clustercord_builtins.terminal.recording import Recorder, Recording
+
+XSS = "</script><script>alert(1)</script>"
+
+
+class Clock:
+    """Moves 0.1 s each time it is read; ``pause`` adds idle time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.1
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def session() -> Recording:
+    """A shell session: a prompt, two commands with coloured and rewritten output (a
+    5 s pause before the second), an exit."""
+    clock = Clock()
+    rec = Recorder(
+        id="abcd2345",
+        user="1001",
+        cluster="prod",
+        namespace="shop",
+        pod="api-1",
+        container="api",
+        command=["/bin/sh"],
+        width=100,
+        height=30,
+        clock=clock,
+        wall=lambda: 1_705_312_800.0,
+    )
+    rec.output(b"/ # ")
+    rec.input("ls -la\n")
+    rec.output(b"ls -la\r\ntotal 48\r\n\x1b[1;34mbin\x1b[0m  app.py\r\n/ # ")
+    clock.pause(5)
+    rec.input("cat /app/config.json\n")
+    rec.output(
+        b'cat /app/config.json\r\n{\r\n  "database": "postgresql://app:pw@db/app",\r\n'
+        b'  "note": "' + XSS.encode() + b'"\r\n}\r\nloading 10%\rloading 100%\r\n'
+        b"typo\b\bpo\r\n/ # "
+    )
+    rec.resize(120, 40)
+    rec.input("exit\n")
+    return rec.finish(0)
+
+
+def lines(text: str) -> list[object]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+# -- asciicast ---------------------------------------------------------------------------------
+def test_asciicast_v2_header_and_events():
+    rec = session()
+    header, *events = lines(formats.to_asciicast_v2(rec))
+    assert header["version"] == 2
+    assert (header["width"], header["height"]) == (100, 30)
+    assert header["timestamp"] == 1_705_312_800
+    assert header["duration"] == pytest.approx(rec.duration)
+    assert header["command"] == "/bin/sh"
+    assert header["env"] == {"TERM": "xterm-256color"}
+    assert header["clustercord"]["exit_code"] == 0  # v2 has no exit event
+    assert {code for _, code, _ in events} == {"o", "i", "m", "r"}
+    times = [t for t, _, _ in events]
+    assert times == sorted(times)
+    assert ["r", "120x40"] in [e[1:] for e in events]
+    assert [d for _, c, d in events if c == "m"] == ["ls -la", "cat /app/config.json", "exit"]
+
+
+def test_asciicast_v3_intervals_add_up_to_the_duration():
+    rec = session()
+    header, *events = lines(formats.to_asciicast_v3(rec))
+    assert header["version"] == 3
+    assert header["term"] == {"cols": 100, "rows": 30, "type": "xterm-256color"}
+    assert header["tags"] == ["clustercord", "prod", "shop"]
+    assert events[-1][1:] == ["x", "0"]
+    assert all(e[0] >= 0 and round(e[0] * 1000) == pytest.approx(e[0] * 1000) for e in events)
+    assert sum(e[0] for e in events) == pytest.approx(rec.duration, abs=0.001)
+
+
+def test_v3_rounding_does_not_drift_over_many_events():
+    rng = random.Random(5)
+    steps = [rng.uniform(0.0001, 0.0019) for _ in range(5000)]
+    rec = Recording("x", "u", "c", "n", "p", None, ["sh"], 0.0, 80, 24)
+    now = 0.0
+    for step in steps:
+        now += step
+        rec.events.append((now, "o", "."))
+    rec.duration = now
+    _, *events = lines(formats.to_asciicast_v3(rec))
+    # Rounding each interval alone would be off by up to 2.5 s here.
+    assert sum(e[0] for e in events) == pytest.approx(now, abs=0.0005)
+
+
+@pytest.mark.parametrize("writer", [formats.to_asciicast_v2, formats.to_asciicast_v3])
+def test_asciicast_reads_back_as_the_same_recording(writer):
+    rec = session()
+    again = formats.parse_asciicast(writer(rec))
+    assert (again.id, again.user, again.cluster, again.namespace, again.pod, again.container) == (
+        rec.id,
+        rec.user,
+        rec.cluster,
+        rec.namespace,
+        rec.pod,
+        rec.container,
+    )
+    assert again.command == rec.command and again.commands == rec.commands
+    assert again.exit_code == 0 and (again.width, again.height) == (100, 30)
+    kept = [e for e in rec.events if writer is formats.to_asciicast_v3 or e[1] != "x"]
+    assert [e[1:] for e in again.events] == [e[1:] for e in kept]
+    assert [e[0] for e in again.events] == pytest.approx([e[0] for e in kept], abs=0.001)
+    assert formats.to_text(again) == formats.to_text(rec)
+
+
+def test_a_foreign_asciicast_reads_with_unknown_keys_codes_and_comments():
+    v3 = "\n".join(
+        [
+            '{"version": 3, "term": {"cols": 80, "rows": 24}, "command": "bash -l", "x-y": 1}',
+            "# a comment line",
+            '[0.5, "o", "$ "]',
+            '[1.0, "i", "ls\\r"]',
+            '[0.25, "z", "an event code from the future"]',
+            '[0.25, "o", "a  b\\r\\n"]',
+            '[0.1, "x", "2"]',
+        ]
+    )
+    rec = formats.parse_asciicast(v3)
+    assert [e[1] for e in rec.events] == ["o", "i", "o", "x"]
+    assert [e[0] for e in rec.events] == pytest.approx([0.5, 1.5, 2.0, 2.1])
+    assert rec.commands == ["ls"] and rec.command == ["bash", "-l"] and rec.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "line 1: empty"),
+        ("not json", "line 1: not valid JSON"),
+        ('{"version": 1, "width": 80, "height": 24}', "line 1: asciicast version 1"),
+        ('{"version": 2, "width": 80}', "line 1: the header needs the terminal size"),
+        ('{"version": 2, "width": 80, "height": 24}\n[0.1, "o", "a"]\n[0.2, "o"', "line 3"),
+        ('{"version": 2, "width": 80, "height": 24}\n[0.1, "o", "a"]\n{"t": 1}', "line 3"),
+        ('{"version": 3, "term": {"cols": 80, "rows": 24}}\n[-1, "o", "a"]', "line 2"),
+    ],
+)
+def test_a_malformed_asciicast_is_refused_naming_the_line(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        formats.parse_asciicast(text)
+
+
+def test_the_asciinema_cli_plays_the_export(tmp_path):
+    asciinema = shutil.which("asciinema")
+    if asciinema is None:
+        pytest.skip("the asciinema CLI is not installed (the format is checked structurally)")
+    cast = tmp_path / "session.cast"
+    rec = session()
+    cast.write_text(formats.to_asciicast_v2(rec))
+    played = subprocess.run([asciinema, "cat", str(cast)], capture_output=True, text=True)
+    assert played.returncode == 0, played.stderr
+    assert "total 48" in played.stdout
+
+
+# -- JSON, text, chat lines ----------------------------------------------------------------------
+def test_json_export_has_the_specs_shape():
+    rec = session()
+    data = formats.to_json(rec)
+    assert list(data) == [
+        "session_id",
+        "user",
+        "cluster",
+        "pod",
+        "namespace",
+        "start_time",
+        "duration",
+        "frames",
+        "commands",
+        "exit_code",
+        "redactions",
+    ]
+    assert data["start_time"] == "2024-01-15T10:00:00Z"
+    assert data["session_id"] == "abcd2345" and data["user"] == "1001"
+    assert {f["type"] for f in data["frames"]} == {"input", "output"}
+    typed = rec.events[1]
+    assert data["frames"][1] == {
+        "timestamp": round(typed[0], 3),
+        "type": "input",
+        "data": "ls -la\n",
+    }
+    assert data["commands"] == ["ls -la", "cat /app/config.json", "exit"]
+    assert data["redactions"] == 1  # the database URL's password
+    json.dumps(data)
+
+
+def test_text_reads_as_the_screen_did():
+    text = formats.to_text(session())
+    assert "\x1b" not in text and "\r" not in text
+    assert "bin  app.py\n" in text
+    assert "loading 100%\n" in text and "loading 10%" not in text  # overwritten in place
+    assert "\ntypo\n" in text  # two backspaces, then "po" over "po"
+    assert '"postgresql://app:************@db/app"' in text
+    assert text.startswith("/ # ls -la\ntotal 48\n")
+
+
+def test_chat_replay_lines_show_commands_and_output_with_their_time():
+    rec = session()
+    replay = formats.transcript_lines(rec)
+    texts = [t for _, t in replay]
+    assert texts[:4] == ["$ ls -la", "total 48", "bin  app.py", "$ cat /app/config.json"]
+    assert "/ # ls -la" not in texts  # the terminal's echo of a command shows once
+    times = {text: t for t, text in replay}
+    entered = rec.command_times()[1]
+    assert times["$ cat /app/config.json"] == entered and entered > 5
+    printed = next(t for t, code, data in rec.events if code == "o" and "database" in data)
+    assert times["{"] == times['  "database": "postgresql://app:************@db/app",'] == printed
+    indexed = formats.timeline(rec)
+    assert [c for _, t, c in indexed if t in ("total 48", "{", "$ exit")] == [0, 1, 2]
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+class Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+        if self._in_script:
+            self.scripts.append("")
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts[-1] += data
+
+
+def test_html_is_one_self_contained_page_that_nothing_in_it_can_break():
+    rec = session()
+    rec.commands.append(XSS)  # a command as hostile as the output
+    page = formats.to_html(rec)
+    parsed = Page()
+    parsed.feed(page)
+    assert [t for t, _ in parsed.tags].count("script") == 2  # the data and the player
+    assert XSS not in page and "alert(1)" in page
+    data = json.loads(parsed.scripts[0])
+    assert data["events"][-1][1:] == ["x", "0"]
+    assert any(XSS in d for _, _, d in data["events"])  # escaped, yet all there
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
+    assert "<link" not in page and "default-src 'none'" in page
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page  # transcript, list
+    for needed in ('id="play"', '<option value="4">4x</option>', "data-command=", "<noscript>"):
+        assert needed in page
+    assert "abcd2345" in page and "shop" in page and "api-1 (container api)" in page
+
+
+NODE_HARNESS = """
+const page = require("fs").readFileSync(0, "utf8");
+const scripts = [...page.matchAll(/<script[^>]*>([\\s\\S]*?)<\\/script>/g)].map(m => m[1]);
+const elements = {};
+const element = (id) => elements[id] ||= {
+  id, textContent: "", value: "1", dataset: {}, scrollTop: 0, scrollHeight: 0,
+  addEventListener() {},
+};
+element("recording").textContent = scripts[0];
+global.window = global;
+global.document = { getElementById: element, querySelectorAll: () => [] };
+eval(scripts[1]);
+const player = window.clustercordPlayer;
+const seen = {};
+for (const [name, at] of [["start", 0], ["second", player.markers[1]], ["end", player.total]]) {
+  player.seek(at);
+  seen[name] = elements.screen.textContent;
+}
+console.log(JSON.stringify({ total: player.total, markers: player.markers, seen }));
+"""
+
+
+def test_the_html_player_shows_what_the_text_export_shows():
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed to run the page's player")
+    rec = session()
+    page = formats.to_html(rec)
+    run = subprocess.run(
+        [node, "-e", NODE_HARNESS],
+        input=page,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    seen = result["seen"]
+    assert seen["start"] == ""
+    assert seen["end"] + "\n" == formats.to_text(rec)
+    # Jumping to the second command shows the first one's output, not what follows.
+    assert "bin  app.py" in seen["second"] and "database" not in seen["second"]
+    # The 5.1 s between two events plays as 2 s.
+    assert result["total"] == pytest.approx(rec.duration - 5.1 + 2, abs=0.01)
