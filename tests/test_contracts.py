@@ -142,6 +142,7 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
         "plugins": "enabled",
         "rbac": "enabled",
         "templates": "enabled",
+        "terminal": "enabled",
         "hello": "refused",
     }, listed.stdout  # the example is not signed yet
     assert str(ROOT) not in listed.stdout

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +161,8 @@ class Bot:
     harness: Any
     server: Any
     url: str
+    sandbox: Any = None
+    """The sandbox cluster the kernel talks to, for a bot started over one."""
 
     @property
     def frontend(self) -> Any:
@@ -199,6 +203,30 @@ async def start_bot(discord: Any, harness: Any, **settings: Any) -> Bot:
         kernel, discord_settings(discord, **settings), host="127.0.0.1", port=0, background=False
     )
     return Bot(discord, harness, server, server.url)
+
+
+@asynccontextmanager
+async def sandbox_bot(
+    discord: Any,
+    harness: Any,
+    sandbox_cluster: Callable[..., Any],
+    builtins: list[str],
+    identity: dict[str, str],
+) -> AsyncIterator[Bot]:
+    """A server with the ``builtins`` plugins over the ``homelab`` sandbox cluster, each
+    Discord user of ``identity`` acting as the Kubernetes user it maps to; closed after."""
+    sandbox = sandbox_cluster("homelab")
+    harness.add_builtins(builtins)
+    # Set, not ``harness.restart(identity=...)``: that starts a kernel, and start_bot would
+    # start a second one over it, the first never closed.
+    users = {discord_id: {"user": user} for discord_id, user in identity.items()}
+    harness.settings = replace(harness.settings, identity={"users": users})
+    running = await start_bot(discord, harness)
+    running.sandbox = sandbox
+    try:
+        yield running
+    finally:
+        await running.server.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.discord.conftest import start_bot
+from tests.discord.conftest import sandbox_bot
 
 ADMIN = "100000000000000071"  # mapped to the homelab's cluster-admin user
 NOBODY = "100000000000000072"  # mapped to a Kubernetes user with no rights
@@ -14,15 +14,12 @@ NOBODY = "100000000000000072"  # mapped to a Kubernetes user with no rights
 
 @pytest.fixture
 async def bot(fake_discord, clustercord_harness, sandbox_cluster):
-    sandbox = sandbox_cluster("homelab")
-    clustercord_harness.add_builtins(["cluster", "templates", "help", "plugins"])
-    await clustercord_harness.restart(
-        identity={"users": {ADMIN: {"user": "admin"}, NOBODY: {"user": "nobody"}}}
-    )
-    running = await start_bot(fake_discord, clustercord_harness)
-    running.sandbox = sandbox
-    yield running
-    await running.server.close()
+    builtins = ["cluster", "templates", "help", "plugins"]
+    identity = {ADMIN: "admin", NOBODY: "nobody"}
+    async with sandbox_bot(
+        fake_discord, clustercord_harness, sandbox_cluster, builtins, identity
+    ) as running:
+        yield running
 
 
 async def suggest(bot, command, focused, value="", user=ADMIN, **options):

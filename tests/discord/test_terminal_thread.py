@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from clustercord_builtins.terminal.storage import Recordings
-from tests.discord.conftest import start_bot
+from tests.discord.conftest import sandbox_bot
 
 OWNER = "100000000000000081"
 OTHER = "100000000000000082"
@@ -16,15 +16,11 @@ SECRET = "Tr0ub4dor-and-3"
 
 @pytest.fixture
 async def bot(fake_discord, clustercord_harness, sandbox_cluster):
-    sandbox = sandbox_cluster("homelab")
-    clustercord_harness.add_builtins(["terminal"])
-    await clustercord_harness.restart(
-        identity={"users": {OWNER: {"user": "admin"}, OTHER: {"user": "admin"}}}
-    )
-    running = await start_bot(fake_discord, clustercord_harness)
-    running.sandbox = sandbox
-    yield running
-    await running.server.close()
+    identity = {OWNER: "admin", OTHER: "admin"}
+    async with sandbox_bot(
+        fake_discord, clustercord_harness, sandbox_cluster, ["terminal"], identity
+    ) as running:
+        yield running
 
 
 def thread_text(discord, thread_id):

@@ -7,6 +7,7 @@ import base64
 import json
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 ALNUM = string.ascii_letters + string.digits
@@ -117,6 +118,9 @@ class Fakes:
         else:
             value = self.chars(ALNUM + "!#%^*", self.rng.randrange(12, 24))
         return Secret(value, "password")
+
+    def cookie(self) -> Secret:
+        return Secret(self.chars(ALNUM, 32), "cookie")
 
     def random_base64(self) -> Secret:
         return Secret(base64.b64encode(self.rng.randbytes(32)).decode(), "base64")
@@ -367,45 +371,39 @@ users:
     return Case(text, [token, client_key])
 
 
-def _decoded_secret(f: Fakes) -> Case:
-    password = f.password()
-    command = "kubectl get secret db -o jsonpath='{.data.password}' | base64 -d; echo"
-    return Case(f"$ {command}\n{password.value}\n", [password])
+def _one_secret(make: Callable[[Fakes], Secret], template: str) -> Callable[[Fakes], Case]:
+    """A maker of the session ``template`` with a secret of ``make`` where it says
+    ``{secret}`` (replaced, not formatted: the sessions have braces of their own)."""
+
+    def case(f: Fakes) -> Case:
+        secret = make(f)
+        return Case(template.replace("{secret}", secret.value), [secret])
+
+    return case
 
 
-def _mounted_secret(f: Fakes) -> Case:
-    password = f.password()
-    return Case(f"$ cat /etc/db-secret/password\n{password.value}\n", [password])
-
-
-def _registry_login(f: Fakes) -> Case:
-    password = f.password()
-    text = (
-        "$ history | tail -3\n  501  kubectl get pods\n"
-        f"  502  docker login -u deploy -p {password.value} registry.example.com\n"
-        "  503  history | tail -3\n"
-    )
-    return Case(text, [password])
-
-
-def _cookie(f: Fakes) -> Case:
-    session = Secret(f.chars(ALNUM, 32), "cookie")
-    text = (
-        "$ curl -si https://app.internal/login -d @creds.json | head -4\nHTTP/1.1 200 OK\n"
-        f"set-cookie: session={session.value}; Path=/; HttpOnly; Secure\n"
-        "content-type: application/json\n\n"
-    )
-    return Case(text, [session])
-
-
-def _free_text(f: Fakes) -> Case:
-    """Prose: no rule can know this one (counted, to keep the recall honest)."""
-    password = f.password()
-    text = (
-        "$ cat NOTES.md\n# Staging\n"
-        f"Ask ops for access; until rotation the login is admin / {password.value}\n"
-    )
-    return Case(text, [password])
+_decoded_secret = _one_secret(
+    Fakes.password,
+    "$ kubectl get secret db -o jsonpath='{.data.password}' | base64 -d; echo\n{secret}\n",
+)
+_mounted_secret = _one_secret(Fakes.password, "$ cat /etc/db-secret/password\n{secret}\n")
+_registry_login = _one_secret(
+    Fakes.password,
+    "$ history | tail -3\n  501  kubectl get pods\n"
+    "  502  docker login -u deploy -p {secret} registry.example.com\n"
+    "  503  history | tail -3\n",
+)
+_cookie = _one_secret(
+    Fakes.cookie,
+    "$ curl -si https://app.internal/login -d @creds.json | head -4\nHTTP/1.1 200 OK\n"
+    "set-cookie: session={secret}; Path=/; HttpOnly; Secure\n"
+    "content-type: application/json\n\n",
+)
+# Prose: no rule can know this one (counted, to keep the recall honest).
+_free_text = _one_secret(
+    Fakes.password,
+    "$ cat NOTES.md\n# Staging\nAsk ops for access; until rotation the login is admin / {secret}\n",
+)
 
 
 # -- output without a secret ------------------------------------------------------------

@@ -13,42 +13,18 @@ from html.parser import HTMLParser
 import pytest
 
 from clustercord_builtins.terminal import formats
-from clustercord_builtins.terminal.recording import Recorder, Recording
+from clustercord_builtins.terminal.recording import Recording
+
+from .conftest import Clock, recorder
 
 XSS = "</script><script>alert(1)</script>"
-
-
-class Clock:
-    """Moves 0.1 s each time it is read; ``pause`` adds idle time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 0.1
-        return self.now
-
-    def pause(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def session() -> Recording:
     """A shell session: a prompt, two commands with coloured and rewritten output (a
     5 s pause before the second), an exit."""
     clock = Clock()
-    rec = Recorder(
-        id="abcd2345",
-        user="1001",
-        cluster="prod",
-        namespace="shop",
-        pod="api-1",
-        container="api",
-        command=["/bin/sh"],
-        width=100,
-        height=30,
-        clock=clock,
-        wall=lambda: 1_705_312_800.0,
-    )
+    rec = recorder(command=["/bin/sh"], width=100, height=30, clock=clock)
     rec.output(b"/ # ")
     rec.input("ls -la\n")
     rec.output(b"ls -la\r\ntotal 48\r\n\x1b[1;34mbin\x1b[0m  app.py\r\n/ # ")

@@ -8,38 +8,9 @@ import re
 
 import pytest
 
-from clustercord_builtins.terminal.recording import (
-    HIDDEN_INPUT,
-    Recorder,
-    Recording,
-    new_session_id,
-)
+from clustercord_builtins.terminal.recording import HIDDEN_INPUT, Recording, new_session_id
 
-
-class Clock:
-    """A monotonic clock that moves a quarter second each time it is read."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        self.now += 0.25
-        return self.now
-
-
-def recorder(**options) -> Recorder:
-    settings = {
-        "id": "abcd2345",
-        "user": "1001",
-        "cluster": "prod",
-        "namespace": "shop",
-        "pod": "api-7c5ddbdf54-x2x7k",
-        "container": "api",
-        "command": ["sh"],
-        "clock": Clock(),
-        "wall": lambda: 1_705_312_800.0,
-    }
-    return Recorder(**(settings | options))
+from .conftest import NOW, recorder
 
 
 def codes(recording: Recording) -> list[str]:
@@ -67,7 +38,7 @@ def test_a_session_becomes_timed_events_markers_and_commands():
     assert recording.duration == times[-1]
     assert recording.events[-1] == (recording.duration, "x", "0")
     assert (recording.width, recording.height, recording.exit_code) == (100, 30, 0)
-    assert recording.started == 1_705_312_800.0
+    assert recording.started == NOW
     assert recording.command_times() == [t for t, c, _ in recording.events if c == "m"]
 
 
@@ -162,6 +133,23 @@ def test_output_of_a_command_that_prints_a_bare_secret_is_masked_whole():
     assert rec.output(b"Summer2024!x\n") == "************\n"
     rec.input("echo done\n")
     assert rec.output(b"done\n") == "done\n"  # the next command is shown again
+
+
+@pytest.mark.parametrize(
+    ("command", "whole"),
+    [
+        ("echo $DB_PASSWORD", True),
+        ('printf "%s" "${API_TOKEN}"', True),
+        ("printenv GITHUB_TOKEN", True),
+        ("echo DB_PASSWORD=set; uname -s", False),  # nothing bare: the value rule is enough
+        ("echo the token expired", False),
+    ],
+)
+def test_only_commands_that_print_a_bare_secret_mask_their_whole_output(command, whole):
+    rec = recorder()
+    rec.input(command + "\n")
+    shown = rec.output(b"Linux\n")
+    assert shown == ("************\n" if whole else "Linux\n")
 
 
 def test_a_terminal_echo_of_a_revealing_command_stays_readable():

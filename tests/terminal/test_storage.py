@@ -12,35 +12,18 @@ import textwrap
 import pytest
 
 from clustercord.storage import Database, PluginStore
-from clustercord_builtins.terminal.recording import Recorder, Recording
+from clustercord_builtins.terminal.recording import Recording
 from clustercord_builtins.terminal.storage import DAY, Match, Recordings
 
-NOW = 1_705_312_800.0
+from .conftest import NOW, Clock, recorder
 
 
 def recording(
-    id: str,
-    *,
-    user: str = "1001",
-    cluster: str = "prod",
-    namespace: str = "shop",
-    pod: str = "api-1",
-    started: float = NOW,
-    steps: list[tuple[str, str]] = (),
+    id: str, *, started: float = NOW, steps: list[tuple[str, str]] = (), **where: str
 ) -> Recording:
-    """A session of ``(command, output)`` steps, recorded as the plugin records one."""
-    ticks = iter(range(1, 10_000))
-    rec = Recorder(
-        id=id,
-        user=user,
-        cluster=cluster,
-        namespace=namespace,
-        pod=pod,
-        container="app",
-        command=["sh"],
-        clock=lambda: float(next(ticks)),
-        wall=lambda: started,
-    )
+    """A session of ``(command, output)`` steps, recorded as the plugin records one, a
+    second a step; ``where`` replaces the recorder's user, cluster, namespace or pod."""
+    rec = recorder(id=id, clock=Clock(step=1.0), wall=lambda: started, **where)
     for command, output in steps:
         rec.input(command + "\n")
         rec.output(output.encode())
@@ -63,7 +46,7 @@ def test_a_saved_recording_comes_back_whole(store):
     assert recordings.get("aaaa1111") == rec
     assert recordings.summary("aaaa1111") == summary
     assert (summary.commands_count, summary.redactions, summary.exit_code) == (2, 1, 0)
-    assert summary.command == ["sh"] and summary.container == "app"
+    assert summary.command == ["sh"] and summary.container == "api"
     blob = store.query("SELECT data FROM recordings WHERE id = 'aaaa1111'")[0]["data"]
     assert summary.size == len(blob) and blob[:2] == b"\x1f\x8b"  # gzip
     assert recordings.get("nope") is None and recordings.summary("nope") is None
@@ -269,16 +252,7 @@ def _noisy_session(size: int) -> tuple[Recording, int]:
         total += len(line)
     raw = "".join(lines).encode()
     ticks = iter(range(10**6))
-    rec = Recorder(
-        id="noisy",
-        user="1",
-        cluster="c",
-        namespace="n",
-        pod="p",
-        container=None,
-        command=["sh"],
-        clock=lambda: next(ticks) / 100,
-    )
+    rec = recorder(id="noisy", clock=lambda: next(ticks) / 100)
     rec.input("kubectl logs -f deploy/web\n")
     for at in range(0, len(raw), 4096):
         rec.output(raw[at : at + 4096])

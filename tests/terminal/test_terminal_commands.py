@@ -63,6 +63,7 @@ async def test_a_command_runs_in_the_pod_and_is_recorded(harness, sandbox):
     assert listed["id"] == session and listed["pod"] == pod and listed["exit_code"] == 3
 
     replay = await run(harness, f"/terminal playback session:{session}")
+    assert replay.reply.ephemeral  # a recording is shown to the one who asked, not the channel
     lines = replay.reply.data["lines"]
     assert any("$ echo out; echo err >&2; exit 3" in line for line in lines), lines
     assert any(line.startswith("[00:00] out") for line in lines), lines

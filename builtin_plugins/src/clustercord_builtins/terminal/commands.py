@@ -324,7 +324,9 @@ def _replay_button(session: str) -> Button:
 def replay(ctx: CommandContext, value: str) -> Reply:
     """The Playback button under a finished session."""
     ctx.options["session"] = value
-    return playback(ctx)
+    reply = playback(ctx)
+    reply.ephemeral = True  # like /terminal playback: for the one who pressed it
+    return reply
 
 
 def _header(recording: Recording) -> str:

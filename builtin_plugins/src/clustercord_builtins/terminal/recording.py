@@ -43,7 +43,10 @@ def new_session_id() -> str:
 
 
 @dataclass
-class Recording:
+class SessionInfo:
+    """Who ran what, where and when: the fields a :class:`Recording` and the summary of a
+    stored one (``storage.Summary``) both begin with."""
+
     id: str
     user: str
     cluster: str
@@ -53,6 +56,10 @@ class Recording:
     command: list[str]
     """The argv started, such as ``["sh"]`` or ``["sh", "-c", "ls"]``."""
     started: float
+
+
+@dataclass
+class Recording(SessionInfo):
     width: int
     height: int
     events: list[tuple[float, str, str]] = field(default_factory=list)

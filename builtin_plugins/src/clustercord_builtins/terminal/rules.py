@@ -313,7 +313,8 @@ _REVEALING = re.compile(
     | \bget\s+secrets?\b.*(?:jsonpath|go-template|template=)
     | \bview-secret\b
     | \b(?:vault|bao)\s+(?:kv\s+get|read)\b.*-field
-    | \b(?:printenv|echo|printf)\b.*\b\w*(?:pass(?:wd|word)?|token|secret|api_?key|private_?key)\b
+    | \bprintenv\s+\w*(?:pass(?:wd|word)?|token|secret|api_?key|private_?key)
+    | \b(?:echo|printf)\b.*\$\{?\w*(?:pass(?:wd|word)?|token|secret|api_?key|private_?key)
     | \b(?:cat|head|tail|less|more|xxd|strings)\b\s+\S*secret
     """
 )

@@ -13,25 +13,22 @@ import gzip
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from clustercord_builtins.terminal.formats import timeline
-from clustercord_builtins.terminal.recording import Recording
+from clustercord_builtins.terminal.recording import Recording, SessionInfo
 
 RECORDINGS = "recordings"
 RETENTION = "retention"
 VIEWS = "views"
 DAY = 86400.0
 MAX_DAYS = 3650
-_SUMMARY_COLUMNS = (
-    "id, user, cluster, namespace, pod, container, command, started, duration, exit_code, "
-    "commands_count, size, redactions"
-)
 
 
 def create_tables(store: Any) -> None:
-    """The plugin's tables (idempotent): usable as a ``storage_migrations`` step."""
+    """The plugin's tables (idempotent): usable as a ``storage_migrations`` step. The
+    columns are spelt out, not taken from the dataclasses: a migration must not change."""
     store.table(RECORDINGS).create(
         {
             "id": str,
@@ -75,21 +72,18 @@ MIGRATIONS = [(1, create_tables)]
 
 
 @dataclass
-class Summary:
-    id: str
-    user: str
-    cluster: str
-    namespace: str
-    pod: str
-    container: str | None
-    command: list[str]
-    started: float
+class Summary(SessionInfo):
+    """A stored recording without its events: what lists and access checks need."""
+
     duration: float
     exit_code: int | None
     commands_count: int
     size: int
     """Bytes the events take in storage (compressed)."""
     redactions: int
+
+
+_SUMMARY_COLUMNS = ", ".join(f.name for f in fields(Summary))
 
 
 @dataclass
@@ -100,6 +94,10 @@ class Match:
     command_index: int | None
     """Index in the recording's ``commands`` of the command the line belongs to (0-based);
     None for output before the first command."""
+
+
+_PACKED = ("events", "commands")
+"""The fields of a recording stored in its blob (``data``); the others have columns."""
 
 
 def pack(rec: Recording) -> bytes:
@@ -132,54 +130,33 @@ class Recordings:
     def save(self, rec: Recording) -> Summary:
         """Store ``rec``, replacing an earlier version of the same id."""
         blob = pack(rec)
-        row = {
-            "id": rec.id,
-            "user": rec.user,
-            "cluster": rec.cluster,
-            "namespace": rec.namespace,
-            "pod": rec.pod,
-            "container": rec.container,
+        # A column for each field (``command`` as JSON) but those in the blob, and the two
+        # counts a summary shows without opening it.
+        row = {f.name: getattr(rec, f.name) for f in fields(rec) if f.name not in _PACKED}
+        row |= {
             "command": json.dumps(rec.command),
-            "started": rec.started,
-            "duration": rec.duration,
-            "exit_code": rec.exit_code,
             "commands_count": len(rec.commands),
             "size": len(blob),
-            "redactions": rec.redactions,
-            "width": rec.width,
-            "height": rec.height,
             "data": blob,
         }
         self._table.insert(row, replace=True)
-        return _summary(row)
+        return _load(Summary, row)
 
     def get(self, id: str) -> Recording | None:
         rows = self._select("*", "id = ?", [id], limit=1)
         if not rows:
             return None
-        row = rows[0]
-        payload = unpack(row["data"])
-        return Recording(
-            id=row["id"],
-            user=row["user"],
-            cluster=row["cluster"],
-            namespace=row["namespace"],
-            pod=row["pod"],
-            container=row["container"],
-            command=json.loads(row["command"]),
-            started=row["started"],
-            width=row["width"],
-            height=row["height"],
+        payload = unpack(rows[0]["data"])
+        return _load(
+            Recording,
+            rows[0],
             events=[(t, code, data) for t, code, data in payload["events"]],
             commands=payload["commands"],
-            duration=row["duration"],
-            exit_code=row["exit_code"],
-            redactions=row["redactions"],
         )
 
     def summary(self, id: str) -> Summary | None:
         rows = self._select(_SUMMARY_COLUMNS, "id = ?", [id], limit=1)
-        return _summary(rows[0]) if rows else None
+        return _load(Summary, rows[0]) if rows else None
 
     def list(
         self,
@@ -191,7 +168,7 @@ class Recordings:
     ) -> builtins.list[Summary]:
         """Newest first."""
         where, params = _filters(user=user, cluster=cluster, namespace=namespace)
-        return [_summary(r) for r in self._select(_SUMMARY_COLUMNS, where, params, limit)]
+        return [_load(Summary, r) for r in self._select(_SUMMARY_COLUMNS, where, params, limit)]
 
     def ids(
         self, prefix: str = "", *, user: str | None = None, limit: int = 25
@@ -204,7 +181,7 @@ class Recordings:
             clause = "(substr(id, 1, ?) = ? OR instr(lower(pod), ?) > 0)"
             where = f"{where} AND {clause}" if where else clause
             params += [len(typed), typed, typed]
-        return [_summary(r) for r in self._select(_SUMMARY_COLUMNS, where, params, limit)]
+        return [_load(Summary, r) for r in self._select(_SUMMARY_COLUMNS, where, params, limit)]
 
     def search(
         self,
@@ -337,19 +314,11 @@ def _specificity(rule: dict[str, Any]) -> int:
     )
 
 
-def _summary(row: dict[str, Any]) -> Summary:
-    return Summary(
-        id=row["id"],
-        user=row["user"],
-        cluster=row["cluster"],
-        namespace=row["namespace"],
-        pod=row["pod"],
-        container=row["container"],
-        command=json.loads(row["command"]),
-        started=row["started"],
-        duration=row["duration"],
-        exit_code=row["exit_code"],
-        commands_count=row["commands_count"],
-        size=row["size"],
-        redactions=row["redactions"],
-    )
+_Loaded = TypeVar("_Loaded", Summary, Recording)
+
+
+def _load(cls: type[_Loaded], row: dict[str, Any], **packed: Any) -> _Loaded:
+    """A ``cls`` from a row of the recordings table: each field from the column of its
+    name (``command`` is JSON there), but those ``packed`` in the blob, given apart."""
+    columns = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+    return cls(**columns | packed | {"command": json.loads(row["command"])})
