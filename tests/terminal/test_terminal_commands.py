@@ -113,6 +113,12 @@ async def test_a_recording_is_its_owners_and_the_admins_and_views_are_logged(har
     assert (await run(harness, f"/terminal download session:{session}")).ok
     views = recordings(harness).views(session)
     assert [(v["user"], v["action"]) for v in views] == [(ADMIN, "playback"), (ALICE, "download")]
+    shown = await run(harness, f"/terminal views session:{session}")
+    assert [row[1:] for row in shown.reply.tables[0].rows] == [
+        [f"<@{ADMIN}>", "playback"],
+        [f"<@{ALICE}>", "download"],
+    ]
+    assert not (await run(harness, f"/terminal views session:{session}", user=BOB)).ok
 
 
 async def test_search_finds_commands_and_output_and_jump_opens_that_command(harness, sandbox):

@@ -211,6 +211,15 @@ def search(ctx: CommandContext) -> Reply:
     return Reply(tables=[table], data={"matches": [asdict(m) for m in matches]})
 
 
+def views(ctx: CommandContext) -> Reply:
+    recordings = Recordings(ctx.store)
+    summary = _owned(ctx, recordings)
+    seen = recordings.views(summary.id)
+    rows = [[_when(v["at"]), f"<@{v['user']}>", v["action"]] for v in seen]
+    table = Table(["WHEN", "WHO", "WHAT"], rows, title=f"{len(rows)} views of `{summary.id}`")
+    return Reply(tables=[table], data={"views": seen})
+
+
 def delete(ctx: CommandContext) -> Reply:
     recordings = Recordings(ctx.store)
     summary = _owned(ctx, recordings)

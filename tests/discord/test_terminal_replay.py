@@ -1,0 +1,66 @@
+"""A recorded `/terminal exec` in Discord, end to end: the reply's Playback button answers its
+owner privately with the transcript in pages and refuses anyone else; the recording downloads
+as an asciicast file attachment Discord accepts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.discord.conftest import sandbox_bot
+from tests.discord.test_interactions import EPHEMERAL, button
+
+OWNER = "100000000000000091"
+OTHER = "100000000000000092"
+
+
+@pytest.fixture
+async def bot(fake_discord, clustercord_harness, sandbox_cluster):
+    identity = {OWNER: "admin", OTHER: "admin"}
+    async with sandbox_bot(
+        fake_discord, clustercord_harness, sandbox_cluster, ["terminal"], identity
+    ) as running:
+        yield running
+
+
+def flags(result):
+    return (result.initial.get("data") or {}).get("flags", 0) | (result.message or {}).get(
+        "flags", 0
+    )
+
+
+async def test_playback_button_and_download(bot):
+    discord = bot.discord
+    pod = bot.sandbox.kubectl("get", "pods", "-n", "media", "-o", "name").stdout.split()[0][4:]
+    ran = await discord.invoke(
+        bot.url,
+        "terminal exec",
+        {"pod": pod, "namespace": "media", "command": "seq 1 45"},
+        user_id=OWNER,
+    )
+    await discord.wait_for(lambda: "exit 0" in (ran.message or {}).get("content", ""))
+    session = ran.message["content"].split("`")[1]
+    playback = button(ran.message, "Playback")["custom_id"]
+
+    refused = await discord.click(bot.url, ran.message, playback, user_id=OTHER)
+    await discord.wait_for(lambda: refused.message is not None)
+    assert flags(refused) & EPHEMERAL
+    assert f"no recording '{session}' of yours" in refused.message["content"]
+
+    shown = await discord.click(bot.url, ran.message, playback, user_id=OWNER)
+    await discord.wait_for(lambda: "Replaying session" in (shown.message or {}).get("content", ""))
+    assert flags(shown) & EPHEMERAL
+    assert "[00:00] 1\n" in shown.message["content"]
+    assert button(shown.message, "▶")  # 46 lines, 20 a page
+
+    downloaded = await discord.invoke(
+        bot.url, "terminal download", {"session": session, "version": 3}, user_id=OWNER
+    )
+    await discord.wait_for(lambda: (downloaded.message or {}).get("attachments"))
+    assert flags(downloaded) & EPHEMERAL
+    (attachment,) = downloaded.message["attachments"]
+    assert attachment["filename"] == f"{session}.cast"
+    lines = discord.attachment_data(attachment).decode().splitlines()
+    assert json.loads(lines[0])["version"] == 3
+    assert json.loads(lines[-1])[1:] == ["x", "0"]  # the exit status closes a v3 recording
