@@ -4,6 +4,7 @@ as an asciicast file attachment Discord accepts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -64,3 +65,45 @@ async def test_playback_button_and_download(bot):
     lines = discord.attachment_data(attachment).decode().splitlines()
     assert json.loads(lines[0])["version"] == 3
     assert json.loads(lines[-1])[1:] == ["x", "0"]  # the exit status closes a v3 recording
+
+
+async def test_a_live_replay_edits_one_message_and_its_buttons_steer_it(bot):
+    discord = bot.discord
+    pod = bot.sandbox.kubectl("get", "pods", "-n", "media", "-o", "name").stdout.split()[0][4:]
+    line = "for i in $(seq 1 30); do echo tick-$i; sleep 0.2; done"
+    ran = await discord.invoke(
+        bot.url, "terminal exec", {"pod": pod, "namespace": "media", "command": line}, user_id=OWNER
+    )
+    await discord.wait_for(lambda: "exit 0" in (ran.message or {}).get("content", ""), 20)
+    session = ran.message["content"].split("`")[1]
+
+    live = await discord.invoke(
+        bot.url, "terminal playback", {"session": session, "speed": 1}, user_id=OWNER
+    )
+    content = lambda: (live.message or {}).get("content", "")  # noqa: E731
+    await discord.wait_for(lambda: "tick-2" in content() and "Replay 1x" in content())
+    assert flags(live) & EPHEMERAL
+
+    async def press(label):
+        pressed = await discord.click(
+            bot.url, live.message, button(live.message, label)["custom_id"], user_id=OWNER
+        )
+        await discord.wait_for(lambda: pressed.message is not None)
+        return pressed.message["content"]
+
+    assert await press("Pause") == "⏸️ Paused."
+    await discord.wait_for(lambda: "Replay 1x, paused" in content())
+    frozen = content()
+    await asyncio.sleep(0.6)  # paused: the replay does not move on
+    assert content() == frozen
+    assert await press("Faster") == "⏩ 2x."
+    await discord.wait_for(lambda: "Replay 2x, paused" in content())
+    assert await press("Resume") == "▶️ Playing."
+    await discord.wait_for(lambda: "Replay 2x" in content() and "paused" not in content())
+
+    assert await press("Stop") == "🛑 Stopping."
+    await discord.wait_for(lambda: "Replay stopped" in content())
+    assert "tick-30" not in content()
+    # The edits came at a bounded rate: far fewer than the lines replayed.
+    edits = [r for r in discord.requests if r.method == "PATCH" and "/messages/" in r.path]
+    assert 2 <= len(edits) <= 20

@@ -164,3 +164,15 @@ async def test_retention_deletes_old_recordings_and_keeps_the_rest(harness, sand
     assert [s.id for s in store.list()] == [new.id]
     shown = await run(harness, "/terminal retention show")
     assert ["*", "media", 2] in shown.reply.tables[0].rows
+
+
+async def test_a_live_replay_prints_the_lines_as_they_come_on_the_console(harness, sandbox):
+    pod = first_pod(sandbox)
+    line = "echo first; sleep 0.3; echo second"
+    made = await run(harness, f'/terminal exec pod:{pod} namespace:media command:"{line}"')
+    session = made.reply.data["session"]
+    live = await harness.run(f"/terminal playback session:{session} speed:16", user=ALICE)
+    assert live.ok, live.text
+    printed = [reply.text for reply in live.sent]
+    assert printed[0].endswith(f"$ {line}") and printed[1:] == ["[00:00] first", "[00:00] second"]
+    assert live.text == "⏹️ Replay finished." and live.reply.data["stopped"] is False

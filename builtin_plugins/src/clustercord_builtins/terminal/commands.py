@@ -15,9 +15,15 @@ from typing import Any
 from clustercord_builtins.terminal import formats
 from clustercord_builtins.terminal.ansi import strip_ansi
 from clustercord_builtins.terminal.recording import Recorder, Recording, new_session_id
-from clustercord_builtins.terminal.session import fence, run_command, run_shell
+from clustercord_builtins.terminal.session import (
+    IDLE_LIMIT,
+    Replay,
+    fence,
+    run_command,
+    run_shell,
+)
 from clustercord_builtins.terminal.storage import Recordings, Summary
-from clustercord_sdk import Button, CommandContext, File, Reply, Table
+from clustercord_sdk import Button, CommandContext, File, Progress, Reply, Table
 from clustercord_sdk.errors import CommandError, PermissionDenied
 from clustercord_sdk.kubernetes import default_container
 
@@ -26,6 +32,9 @@ INLINE_OUTPUT = 1800
 
 PAGE_LINES = 20
 """Transcript lines per playback page (a page is one message of at most 2,000 characters)."""
+
+LIVE_LINES, LIVE_CHARS = 15, 1500
+"""What a live replay's message shows: its last lines, within one chat message."""
 
 EXPORTS: dict[str, tuple[str, str, Any]] = {
     # format: (file extension, MIME type, writer)
@@ -138,21 +147,32 @@ def list_sessions(ctx: CommandContext) -> Reply:
     return Reply(tables=[table], data={"sessions": [asdict(s) for s in found]})
 
 
-def playback(ctx: CommandContext) -> Reply:
-    recording = _readable(ctx, "playback")
-    lines = [f"[{_clock(t)}] {text}" for t, text in formats.transcript_lines(recording)]
-    if not lines:
-        lines = ["(the session printed nothing)"]
-    starts = _command_lines(recording, lines)
+async def playback(ctx: CommandContext) -> Reply:
+    """The transcript in pages; with ``speed``, a live replay the viewer can steer."""
+    speed = ctx.options.get("speed")
+    recording = _readable(ctx, "replay" if speed else "playback")
+    lines = [(t, f"[{_clock(t)}] {text}") for t, text in formats.transcript_lines(recording)]
+    first = _jump_line(ctx, recording, [text for _, text in lines])
+    if not speed:
+        return _pages(recording, [text for _, text in lines], first)
+    return await _live(ctx, recording, lines[first:], float(speed))
+
+
+def _jump_line(ctx: CommandContext, recording: Recording, lines: list[str]) -> int:
+    """The transcript line of the command ``jump:`` asks for (0 without one)."""
     jump = ctx.options.get("jump")
-    if jump is not None and jump > len(recording.commands):
+    if jump is None:
+        return 0
+    if jump > len(recording.commands):
         raise CommandError(f"jump: the session has {len(recording.commands)} commands, not {jump}")
-    first = starts[jump - 1] if jump else 0
+    return _command_lines(recording, lines)[jump - 1]
+
+
+def _pages(recording: Recording, lines: list[str], first: int) -> Reply:
+    lines = lines or ["(the session printed nothing)"]
     header = _header(recording)
     pages = [
-        Reply(
-            text=f"{header}\n{fence(chr(10).join(lines[i : i + PAGE_LINES]))}",
-        )
+        Reply(text=f"{header}\n{fence(chr(10).join(lines[i : i + PAGE_LINES]))}")
         for i in range(0, len(lines), PAGE_LINES)
     ]
     # The page holding the wanted command comes first; ◀ still reaches the earlier ones.
@@ -161,6 +181,74 @@ def playback(ctx: CommandContext) -> Reply:
     if len(pages) == 1:
         return Reply(text=pages[0].text, data={"session": recording.id, "lines": lines})
     return Reply(pages=pages, data={"session": recording.id, "lines": lines, "page": opening})
+
+
+async def _live(
+    ctx: CommandContext, recording: Recording, lines: list[tuple[float, str]], speed: float
+) -> Reply:
+    """Each line when its time comes (pauses of the recording cut to ``IDLE_LIMIT``). In
+    chat one message is edited, with buttons that pause, speed up or stop it; a terminal
+    (the console) simply prints the lines as they come."""
+    header = _header(recording)
+    total = max(recording.duration, lines[-1][0] if lines else 0.0) or None
+    console = ctx.invocation.frontend == "console"
+    shown: list[str] = []
+
+    def view(t: float) -> Reply:
+        state = f"{replay.speed:g}x" + (", paused" if replay.paused else "")
+        return Reply(
+            text=f"{header}\n{fence(_window(shown))}",
+            progress=Progress(t, total, f"Replay {state}"),
+            buttons=_controls(replay),
+        )
+
+    with Replay(ctx.user_id, speed) as replay:
+        at = lines[0][0] if lines else 0.0
+        for t, text in lines:
+            left: float | None = min(max(t - at, 0.0), IDLE_LIMIT)
+            while (left := await replay.wait(left)) is not None:
+                if not console:
+                    await ctx.send(view(at))  # paused, resumed or faster: show it now
+            if replay.stopped:
+                break
+            at = t
+            shown.append(text)
+            await ctx.send(Reply(text=text) if console else view(t))
+    ending = "⏹️ Replay stopped." if replay.stopped else "⏹️ Replay finished."
+    data = {"session": recording.id, "lines": shown, "stopped": replay.stopped}
+    if console:
+        return Reply(text=ending, data=data)
+    return Reply(text=f"{header}\n{fence(_window(shown))}\n{ending}", data=data)
+
+
+def _window(shown: list[str]) -> str:
+    """The last lines of a live replay, as many as fit one chat message."""
+    text = "\n".join(shown[-LIVE_LINES:]) or " "
+    return text[-LIVE_CHARS:]
+
+
+def _controls(replay: Replay) -> list[Button]:
+    def control(label: str, op: str, emoji: str) -> Button:
+        return Button(label, action="commands:steer", value=f"{replay.id}:{op}", emoji=emoji)
+
+    return [
+        control("Resume", "resume", "▶️") if replay.paused else control("Pause", "pause", "⏸️"),
+        control("Faster", "faster", "⏩"),
+        control("Stop", "stop", "🛑"),
+    ]
+
+
+def steer(ctx: CommandContext, value: str) -> Reply:
+    """A button of a live replay: pause, resume, faster or stop it."""
+    replay_id, _, op = value.partition(":")
+    replay = Replay.running(replay_id)
+    if replay is None:
+        return Reply(text="This replay has ended.", ephemeral=True)
+    if replay.viewer != ctx.user_id:
+        return Reply.fail("Only the one watching this replay can steer it.", ephemeral=True)
+    getattr(replay, op)()
+    said = {"pause": "⏸️ Paused.", "resume": "▶️ Playing.", "stop": "🛑 Stopping."}
+    return Reply(text=said.get(op, f"⏩ {replay.speed:g}x."), ephemeral=True)
 
 
 def download(ctx: CommandContext) -> Reply:
@@ -333,7 +421,9 @@ def _replay_button(session: str) -> Button:
 def replay(ctx: CommandContext, value: str) -> Reply:
     """The Playback button under a finished session."""
     ctx.options["session"] = value
-    reply = playback(ctx)
+    recording = _readable(ctx, "playback")
+    lines = [f"[{_clock(t)}] {text}" for t, text in formats.transcript_lines(recording)]
+    reply = _pages(recording, lines, 0)
     reply.ephemeral = True  # like /terminal playback: for the one who pressed it
     return reply
 

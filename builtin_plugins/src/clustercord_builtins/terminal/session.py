@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,13 @@ QUIET = 0.3
 """Seconds without output after which a held, unfinished line is shown."""
 
 TERMINAL_SIZE = (100, 30)
+
+IDLE_LIMIT = 2.0
+"""Seconds a pause of the recording lasts at most in a live replay (asciinema's
+``idle_time_limit``): nobody wants to watch someone think for a minute."""
+
+REPLAY_TICK = 0.05
+"""Seconds between looks at a live replay's buttons while it waits."""
 
 # Typed alone on a line, these reach the shell as the control character a terminal sends.
 CONTROL_KEYS = {"^C": "\x03", "^D": "\x04", "^Z": "\x1a", "^\\": "\x1c"}
@@ -169,3 +177,60 @@ async def run_shell(
 
 def _where(target: dict[str, Any]) -> dict[str, Any]:
     return {k: target[k] for k in ("namespace", "cluster", "container")}
+
+
+class Replay:
+    """A live replay's state, shared by its loop and the buttons that steer it.
+
+    Replays are found by id through a registry in memory: a replay lives exactly as long as
+    the command that plays it (``with Replay(...)``), so a restart simply ends it.
+    """
+
+    _running: dict[str, Replay] = {}
+
+    def __init__(self, viewer: str, speed: float) -> None:
+        self.id = secrets.token_hex(4)
+        self.viewer = viewer
+        self.speed = speed
+        self.paused = False
+        self.stopped = False
+        self._changed = False  # the view is to be redrawn
+
+    @classmethod
+    def running(cls, replay_id: str) -> Replay | None:
+        return cls._running.get(replay_id)
+
+    def __enter__(self) -> Replay:
+        Replay._running[self.id] = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        Replay._running.pop(self.id, None)
+
+    def pause(self) -> None:
+        self.paused, self._changed = True, True
+
+    def resume(self) -> None:
+        self.paused, self._changed = False, True
+
+    def faster(self) -> None:
+        self.speed, self._changed = min(self.speed * 2, 64.0), True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    async def wait(self, seconds: float) -> float | None:
+        """Let ``seconds`` of the recording pass at the current speed; time stands still
+        while paused. Returns the time still to wait when the viewer changed something
+        (redraw the view, then wait again); ``None`` once waited, or stopped."""
+        remaining = seconds
+        while (remaining > 0 or self.paused) and not self.stopped:
+            if self._changed:
+                self._changed = False
+                return remaining
+            playing, speed = not self.paused, self.speed
+            step = min(REPLAY_TICK, remaining / speed) if playing else REPLAY_TICK
+            await asyncio.sleep(step)
+            if playing:  # the time this step played, at the speed it played at
+                remaining -= step * speed
+        return None

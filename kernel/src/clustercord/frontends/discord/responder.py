@@ -8,8 +8,9 @@ deferred ("ClusterCord is thinking…") and the result fills that message later.
 Once the token is close to expiry, messages go out as ordinary bot messages in
 the channel (or the user's DMs, for ephemeral ones), which need no token.
 
-Progress replies edit one message, at most once per ``progress_interval``
-seconds; the latest value wins and the final answer replaces the bar.
+Replies that carry progress edit one message, at most once per ``progress_interval``
+seconds; the latest wins and the final answer replaces it. Besides a bar, such a reply
+may carry text and buttons: a live view (a terminal replay) that the user can steer.
 
 On the interaction server, a *final* first answer travels in the HTTP reply to
 Discord's request (:class:`HttpAnswer`) instead of a second request to the callback
@@ -251,8 +252,9 @@ class Responder:
             self._initial_done(deferred=True)
 
     async def send(self, reply: Reply) -> None:
-        """An intermediate reply (the dispatcher's ``send``): progress edits one message."""
-        if reply.progress is not None and reply == Reply(progress=reply.progress):
+        """An intermediate reply (the dispatcher's ``send``): one with progress edits the
+        live message, anything else is a message of its own."""
+        if reply.progress is not None:
             await self._progress(reply)
             return
         await self.post(self.render(reply))
