@@ -96,10 +96,13 @@ async def test_a_live_replay_edits_one_message_and_its_buttons_steer_it(bot):
     frozen = content()
     await asyncio.sleep(0.6)  # paused: the replay does not move on
     assert content() == frozen
+    assert await press("Back 10 s") == "⏪ Back 10 s."  # to the start: nothing shown yet
+    await discord.wait_for(lambda: "tick-" not in content() and "paused" in content())
     assert await press("Faster") == "⏩ 2x."
     await discord.wait_for(lambda: "Replay 2x, paused" in content())
     assert await press("Resume") == "▶️ Playing."
     await discord.wait_for(lambda: "Replay 2x" in content() and "paused" not in content())
+    await discord.wait_for(lambda: "tick-1\n" in content())  # played again from the start
 
     assert await press("Stop") == "🛑 Stopping."
     await discord.wait_for(lambda: "Replay stopped" in content())

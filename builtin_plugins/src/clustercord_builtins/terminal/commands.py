@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from bisect import bisect_left
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,9 @@ INLINE_OUTPUT = 1800
 
 PAGE_LINES = 20
 """Transcript lines per playback page (a page is one message of at most 2,000 characters)."""
+
+REWIND = 10.0
+"""Seconds of the recording the ⏪ button goes back."""
 
 LIVE_LINES, LIVE_CHARS = 15, 1500
 """What a live replay's message shows: its last lines, within one chat message."""
@@ -187,8 +191,8 @@ async def _live(
     ctx: CommandContext, recording: Recording, lines: list[tuple[float, str]], speed: float
 ) -> Reply:
     """Each line when its time comes (pauses of the recording cut to ``IDLE_LIMIT``). In
-    chat one message is edited, with buttons that pause, speed up or stop it; a terminal
-    (the console) simply prints the lines as they come."""
+    chat one message is edited, with buttons that go back, pause, speed up or stop it; a
+    terminal (the console) simply prints the lines as they come."""
     header = _header(recording)
     total = max(recording.duration, lines[-1][0] if lines else 0.0) or None
     console = ctx.invocation.frontend == "console"
@@ -202,18 +206,32 @@ async def _live(
             buttons=_controls(replay),
         )
 
+    times = [t for t, _ in lines]
+
+    async def show(reply: Reply) -> None:
+        if not console or reply.progress is None:
+            await ctx.send(reply)
+
     with Replay(ctx.user_id, speed) as replay:
-        at = lines[0][0] if lines else 0.0
-        for t, text in lines:
+        i, at = 0, (times[0] if times else 0.0)
+        while i < len(lines):
+            t, text = lines[i]
             left: float | None = min(max(t - at, 0.0), IDLE_LIMIT)
-            while (left := await replay.wait(left)) is not None:
-                if not console:
-                    await ctx.send(view(at))  # paused, resumed or faster: show it now
+            while (left := await replay.wait(left)) is not None and not replay.rewound:
+                await show(view(at))  # paused, resumed or faster: show it now
             if replay.stopped:
                 break
+            if replay.rewound:  # back REWIND seconds: those lines play again
+                replay.rewound = False
+                i = bisect_left(times, at - REWIND)
+                at = times[i]
+                del shown[i:]
+                await show(view(at))
+                continue
             at = t
             shown.append(text)
-            await ctx.send(Reply(text=text) if console else view(t))
+            i += 1
+            await show(Reply(text=text) if console else view(t))
     ending = "⏹️ Replay stopped." if replay.stopped else "⏹️ Replay finished."
     data = {"session": recording.id, "lines": shown, "stopped": replay.stopped}
     if console:
@@ -232,6 +250,7 @@ def _controls(replay: Replay) -> list[Button]:
         return Button(label, action="commands:steer", value=f"{replay.id}:{op}", emoji=emoji)
 
     return [
+        control("Back 10 s", "rewind", "⏪"),
         control("Resume", "resume", "▶️") if replay.paused else control("Pause", "pause", "⏸️"),
         control("Faster", "faster", "⏩"),
         control("Stop", "stop", "🛑"),
@@ -247,7 +266,12 @@ def steer(ctx: CommandContext, value: str) -> Reply:
     if replay.viewer != ctx.user_id:
         return Reply.fail("Only the one watching this replay can steer it.", ephemeral=True)
     getattr(replay, op)()
-    said = {"pause": "⏸️ Paused.", "resume": "▶️ Playing.", "stop": "🛑 Stopping."}
+    said = {
+        "pause": "⏸️ Paused.",
+        "resume": "▶️ Playing.",
+        "stop": "🛑 Stopping.",
+        "rewind": f"⏪ Back {REWIND:g} s.",
+    }
     return Reply(text=said.get(op, f"⏩ {replay.speed:g}x."), ephemeral=True)
 
 

@@ -194,6 +194,7 @@ class Replay:
         self.speed = speed
         self.paused = False
         self.stopped = False
+        self.rewound = False  # the loop goes back, then clears it
         self._changed = False  # the view is to be redrawn
 
     @classmethod
@@ -215,6 +216,9 @@ class Replay:
 
     def faster(self) -> None:
         self.speed, self._changed = min(self.speed * 2, 64.0), True
+
+    def rewind(self) -> None:
+        self.rewound, self._changed = True, True
 
     def stop(self) -> None:
         self.stopped = True
