@@ -32,6 +32,7 @@ import cluster  # benchmarks/cluster.py, beside this file
 import discord as discord_bench  # benchmarks/discord.py
 import rbac  # benchmarks/rbac.py
 import templates  # benchmarks/templates.py
+import terminal  # benchmarks/terminal.py
 
 CLI = Path(sys.executable).parent / "clustercord"
 BASELINE_IMPORTS = "import hikari, kubernetes, pluggy, sqlite_utils"
@@ -437,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += [
             Row(*r) for r in templates.bench_templates(max(3, profile.cold_runs // 3), scratch)
         ]
+        rows += [Row(*r) for r in terminal.bench_terminal(args.quick, scratch)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary(rows)

@@ -19,6 +19,10 @@ masked as it comes (one finding per key), until ``END`` or a line that is not ke
 
 Findings carry a hash prefix of each secret (never the secret): enough to tell that two
 sessions leaked the same one.
+
+Most output needs no work: while nothing is under way, whole lines with nothing in them that
+a rule or the structure looks for are released as they are, many at once, and the same as
+line by line (see :meth:`StreamRedactor._drain`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ WINDOW = 8192
 """Characters held back at most: of an unfinished line, or of lines awaiting a ``kind``."""
 KNOWN_MIN = 6
 """Characters a secret needs to be masked again wherever it shows up later."""
+_ESCAPES = ("\x1b", "\x9b", "\x07")  # what starts (or ends) an escape sequence
+_ESCAPE_CHAR = re.compile("[" + "".join(_ESCAPES) + "]")
 MASK = "*" * 12
 PREFIXED_MASK = "*" * 15  # after a kept prefix: ``sk_live_***************``, as in the spec
 
@@ -51,6 +57,8 @@ _KEY_LINE = re.compile(
     r"(?: +(?P<value>.*?))? *,? *$"
 )
 _CLOSER = re.compile(r"^ *[}\]] *,? *$")
+# What the structure and private keys act on besides what the rules look for, all folded.
+_NOTEWORTHY = re.compile(rules.any_of([*rules.NEEDED, "kind", "data", "-----begin"]))
 
 
 @dataclass(frozen=True)
@@ -76,15 +84,23 @@ class _Line:
     text: str  # as received, terminator included
     offset: int  # of its first character in everything fed
     plain: str  # without escape codes and terminator: what the rules read
-    origins: list[int]
+    origins: list[int] | None  # where each character of plain is in text (None: the same)
     hits: list[Hit] = field(default_factory=list)
     if_secret: list[Hit] = field(default_factory=list)  # applied if kind: Secret follows
     closes: list[int] = field(default_factory=list)  # the private keys (groups) it ends
 
     @classmethod
     def of(cls, text: str, offset: int) -> _Line:
+        if not any(code in text for code in _ESCAPES):
+            return cls(text, offset, text.rstrip("\r\n"), None)  # no escape codes: most lines
         plain, origins = plain_with_origins(text)
         return cls(text, offset, plain.rstrip("\r\n"), origins)
+
+    def span(self, hit: Hit) -> tuple[int, int]:
+        """Where ``hit`` (over ``plain``) is in ``text``."""
+        if self.origins is None:
+            return hit.start, hit.end
+        return self.origins[hit.start], self.origins[hit.end - 1] + 1
 
 
 @dataclass
@@ -145,10 +161,10 @@ class StreamRedactor:
 
     def feed(self, text: str) -> str:
         self._tail += text
-        return "".join(self._process(s) for s in self._segments(final=False))
+        return self._drain(final=False)
 
     def flush(self) -> str:
-        out = "".join(self._process(s) for s in self._segments(final=True))
+        out = self._drain(final=True)
         if self._pending:
             self._decide(True)
             out += self._release()
@@ -157,20 +173,77 @@ class StreamRedactor:
         return out
 
     # -- cutting the input into lines -----------------------------------------------
-    def _segments(self, *, final: bool) -> Iterator[str]:
-        while self._tail:
-            newline = self._tail.find("\n", 0, self.window)
-            if newline >= 0:
-                cut = newline + 1
-            elif len(self._tail) > self.window:
-                space = max(self._tail.rfind(c, self.window // 2, self.window) for c in " \t\r")
-                cut = space + 1 if space >= 0 else self.window
-            elif final:
-                cut = len(self._tail)
-            else:
-                return
-            segment, self._tail = self._tail[:cut], self._tail[cut:]
-            yield segment
+    def _drain(self, *, final: bool) -> str:
+        """Process the input line by line, as far as it goes (to its end if ``final``);
+        what is released. While nothing is under way, whole lines that need no work (see
+        :meth:`_look`) are released as they are, many at once."""
+        tail, at, out = self._tail, 0, []
+        marks: list[int] = []  # where lines need work, up to where it looked (ascending)
+        looked = next_mark = known = 0
+        try:
+            while at < len(tail):
+                if self._quiet():
+                    if at >= looked or len(self._known) != known:  # a secret was learned
+                        marks = self._look(tail, at)
+                        looked, next_mark, known = marks.pop(), 0, len(self._known)
+                    while next_mark < len(marks) and marks[next_mark] < at:
+                        next_mark += 1
+                    stop = marks[next_mark] if next_mark < len(marks) else looked
+                    end = tail.rfind("\n", at, stop) + 1
+                    if end > at:
+                        out.append(tail[at:end])
+                        self._offset += end - at
+                        at = end
+                        continue
+                cut = self._cut(tail, at, final)
+                if cut is None:
+                    break
+                out.append(self._process(tail[at:cut]))
+                at = cut
+        finally:  # the rest, cut once (not once a line: a frame holds hundreds)
+            self._tail = tail[at:]
+        return "".join(out)
+
+    def _quiet(self) -> bool:
+        """Whether nothing is under way that a line could continue: no lines held, no
+        block, object or key open, no masking of whole lines."""
+        return not (
+            self._held
+            or self._block
+            or self._awaiting is not None
+            or self._kinds
+            or self._key is not None
+            or self._certificate
+            or self._mask_all is not None
+        )
+
+    def _look(self, tail: str, at: int) -> list[int]:
+        """Where, in the whole lines from ``at`` on (a window of them), something calls for
+        work while nothing is under way: escape codes, known secrets, what the rules or the
+        structure look for. The last item is where those lines end."""
+        end = tail.rfind("\n", at, at + self.window) + 1
+        if end <= at:
+            return [at]
+        chunk = tail[at:end]
+        folded = rules.fold(chunk)  # as long as chunk: the places are the same
+        patterns = (_NOTEWORTHY, rules.RUN, _ESCAPE_CHAR)
+        marks = [m.start() for pattern in patterns for m in pattern.finditer(folded)]
+        marks += [i for known in self._known_in(chunk) for i in _occurrences(chunk, known)]
+        return [at + mark for mark in sorted(marks)] + [end]
+
+    def _cut(self, tail: str, at: int, final: bool) -> int | None:
+        """Where the line from ``at`` ends; None if it may go on."""
+        window = self.window
+        newline = tail.find("\n", at, at + window)
+        if newline >= 0:
+            return newline + 1
+        if len(tail) - at > window:
+            low, high = at + window // 2, at + window
+            space = max(tail.rfind(c, low, high) for c in " \t\r")
+            return space + 1 if space >= 0 else high
+        if final:
+            return len(tail)
+        return None
 
     # -- one line ---------------------------------------------------------------------
     def _process(self, text: str) -> str:
@@ -181,11 +254,7 @@ class StreamRedactor:
         self._structure(line)
         self._private_key(line)
         line.hits += rules.detect(line.plain, entropy_rules=not self._certificate)
-        line.hits += [
-            Hit("known-secret", m.start(), m.end())
-            for known in self._known
-            for m in re.finditer(re.escape(known), line.plain)
-        ]
+        line.hits += self._known_hits(line.plain)
         if self._mask_all is not None and line.plain.strip():
             echoed = self._mask_all and line.plain.rstrip().endswith(self._mask_all)
             if not echoed:
@@ -195,6 +264,20 @@ class StreamRedactor:
         if self._pending and self._held_size > self.window:
             self._decide(True)
         return "" if self._pending else self._release()
+
+    def _known_hits(self, plain: str) -> list[Hit]:
+        """Every occurrence of a known secret in ``plain`` (of each, left to right, not
+        overlapping itself)."""
+        return [
+            Hit("known-secret", at, at + len(known))
+            for known in self._known_in(plain)
+            for at in _occurrences(plain, known)
+        ]
+
+    def _known_in(self, text: str) -> list[str]:
+        """The known secrets that ``text`` holds (a substring test each: a fraction of a
+        nanosecond a character, where a pattern of them all would take hundreds)."""
+        return [known for known in self._known if known in text]
 
     def _structure(self, line: _Line) -> None:
         """Follow YAML/JSON nesting: ``data:`` blocks, their object's ``kind``, and block
@@ -281,6 +364,8 @@ class StreamRedactor:
 
     def _private_key(self, line: _Line) -> None:
         plain = line.plain
+        if self._key is None and not self._certificate and "-----BEGIN" not in plain:
+            return  # nothing begins, nothing is under way
         if self._certificate:
             self._certificate = not _CERT_END.search(plain)
         elif _CERT_BEGIN.search(plain) and not _CERT_END.search(plain):
@@ -332,7 +417,7 @@ class StreamRedactor:
         pieces = []
         at = 0
         for hit in _merge(line.hits):
-            start, end = line.origins[hit.start], line.origins[hit.end - 1] + 1
+            start, end = line.span(hit)
             secret = line.plain[hit.start : hit.end]
             # Escape codes inside the secret stay, so colours reset as they would have.
             codes = "".join(ESCAPE.findall(line.text[start:end]))
@@ -372,6 +457,14 @@ def _merge(hits: list[Hit]) -> list[Hit]:
         else:
             merged.append(hit)
     return merged
+
+
+def _occurrences(text: str, part: str) -> Iterator[int]:
+    """Where ``part`` is in ``text``, left to right, not overlapping itself."""
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + len(part))
 
 
 def _unquote(value: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Merging overlapping hits keeps the most telling rule: a Stripe key assigned to
@@ -64,29 +65,49 @@ class Hit:
         return PRIORITY[self.rule]
 
 
-# A token's recognisable start is the group ``keep``; the whole match is the secret.
+# A token's recognisable start is the group ``keep``; the whole match is the secret. Each
+# pattern comes with literals a match cannot do without (one of them, in lower case): see
+# :func:`_needs`.
 _TOKENS = [
-    ("jwt", r"(?<![\w-])(?P<keep>eyJ)[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),
-    ("github-token", r"(?<![\w-])(?P<keep>gh[pousr]_|github_pat_)[A-Za-z0-9_]{22,255}"),
-    ("stripe-key", r"(?<![\w-])(?P<keep>[sr]k_(?:live|test)_)[A-Za-z0-9]{10,247}"),
-    ("slack-token", r"(?<![\w-])(?P<keep>xox[abeoprs]-)[A-Za-z0-9-]{10,250}"),
-    ("slack-webhook", r"(?P<keep>https://hooks\.slack\.com/services/)[A-Za-z0-9_/]{20,}"),
-    ("google-api-key", r"(?<![\w-])(?P<keep>AIza)[A-Za-z0-9_-]{35}(?![\w-])"),
+    (
+        "jwt",
+        r"(?<![\w-])(?P<keep>eyJ)[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*",
+        ("eyj",),
+    ),
+    (
+        "github-token",
+        r"(?<![\w-])(?P<keep>gh[pousr]_|github_pat_)[A-Za-z0-9_]{22,255}",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    (
+        "stripe-key",
+        r"(?<![\w-])(?P<keep>[sr]k_(?:live|test)_)[A-Za-z0-9]{10,247}",
+        ("k_live_", "k_test_"),
+    ),
+    ("slack-token", r"(?<![\w-])(?P<keep>xox[abeoprs]-)[A-Za-z0-9-]{10,250}", ("xox",)),
+    (
+        "slack-webhook",
+        r"(?P<keep>https://hooks\.slack\.com/services/)[A-Za-z0-9_/]{20,}",
+        ("hooks.slack.com",),
+    ),
+    ("google-api-key", r"(?<![\w-])(?P<keep>AIza)[A-Za-z0-9_-]{35}(?![\w-])", ("aiza",)),
     (
         "aws-access-key-id",
         r"(?<![A-Za-z0-9])(?P<keep>A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+        ("a3t", "akia", "asia", "abia", "acca"),
     ),
     (
         "discord-token",
         r"(?<![\w-])[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![\w-])",
+        (),  # no literal: its first part is a run (see RUN)
     ),
 ]
-_TOKEN_RULES = [(rule, re.compile(pattern)) for rule, pattern in _TOKENS]
+_TOKEN_RULES = [(rule, re.compile(pattern), needs) for rule, pattern, needs in _TOKENS]
 
 # For the kernel's audit log, which masks whole matches (``secret_patterns``): it stores each
 # ``/terminal exec`` command line, and ``PGPASSWORD=... psql`` must not reach it in clear.
 AUDIT_PATTERNS = [
-    *(pattern for _, pattern in _TOKENS),
+    *(pattern for _, pattern, _ in _TOKENS),
     r"(?i)[\w.-]*(?:passw(?:or)?d|passphrase|secret|token|api[_-]?key)[\w.-]*[\"']?\s*[:=]\s*"
     r"(?:\"[^\"]*\"|'[^']*'|[^\s\"'&,;]+)",
     r"(?i)--(?:password|passwd|token|client-secret|api-key|access-token|auth-token|secret-key)"
@@ -102,34 +123,39 @@ _CONTEXT = [
         "aws-secret-key",
         r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?"
         r"(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        ("aws",),
     ),
     (
         "authorization",
         r"(?i)\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?"
         r"(?:bearer|basic|token|bot|digest|negotiate|apikey)\s+(?P<secret>[^\s\"',;]+)",
+        ("authorization",),
     ),
-    ("bearer-token", r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{16,})"),
+    ("bearer-token", r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{16,})", ("bearer",)),
     # Only the password: ``postgres://app:***@db:5432``. Greedy, so a password with an
     # unescaped ``@`` is masked up to the last one.
     (
         "url-credentials",
         r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^/\s:@\"']{1,128}:(?P<secret>[^/\s\"']{1,256})@"
         r"(?=[^\s@/])",
+        ("://",),
     ),
     (
         "cli-flag",
         r"(?<![\w-])--(?:password|passwd|token|client-secret|api-key|access-token"
         r"|auth-token|secret-key)(?:=|\s+)" + _VALUE,
+        ("--",),
     ),
-    ("mysql-password", r"\bmysql\w*\b.{0,200}?\s-p(?P<secret>[^\s-]\S*)"),
+    ("mysql-password", r"\bmysql\w*\b.{0,200}?\s-p(?P<secret>[^\s-]\S*)", ("mysql",)),
     (
         "cli-flag",
         r"\b(?:docker|podman|buildah|skopeo|helm|oras)\b.{0,100}?\blogin\b.{0,200}?\s-p[= ]?"
         + _VALUE,
+        ("login",),
     ),
-    ("cli-flag", r"\bredis-cli\b.{0,200}?\s-a\s+" + _VALUE),
+    ("cli-flag", r"\bredis-cli\b.{0,200}?\s-a\s+" + _VALUE, ("redis-cli",)),
 ]
-_CONTEXT_RULES = [(rule, re.compile(pattern)) for rule, pattern in _CONTEXT]
+_CONTEXT_RULES = [(rule, re.compile(pattern), needs) for rule, pattern, needs in _CONTEXT]
 
 # ``password=``, ``DB_PASSWORD:``, ``"apiKey": "..."``, ``client_secret = ...``: the key
 # ends with a secret word; ``password_file`` or ``secretName`` do not.
@@ -170,6 +196,47 @@ _DIGEST_BEFORE = re.compile(
 _DIGEST_NAME = re.compile(r"(?i)(?:sha(?:1|224|256|384|512)|md5)-")
 _DIGEST_NAME_BEFORE = re.compile(r"(?i)(?:sha(?:1|224|256|384|512)|md5)[-:]$")
 _PATH_SEGMENT = re.compile(r"[a-z0-9._-]{6,}")
+_HEX_WORD = re.compile(r"[0-9a-fA-F]+")
+_HEX_LETTER = re.compile(r"[a-fA-F]")
+_LOWER = re.compile(r"[a-z]")
+_UPPER = re.compile(r"[A-Z]")
+_DIGIT = re.compile(r"\d")
+_MASKED = re.compile(r"[^*\s]{0,12}\*{12,}")
+
+# Characters that case-insensitive patterns match to an ASCII letter which ``str.lower``
+# does not make one: ``(?i)s`` matches ``ſ``, and ``(?i)i`` matches ``ı`` and ``İ`` (which
+# lowers to two characters, ``i`` and a combining dot: the only one to change length).
+_FOLD = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"))
+# A key the keyword rule reads as naming a secret holds one of these (see _SECRET_WORD).
+_KEY_WORDS = ("pass", "secret", "token", "auth", "key")
+
+
+def any_of(words: Iterable[str]) -> str:
+    """A pattern matching where any of ``words`` starts, their common starts factored out:
+    Python's engine tries alternatives one by one, and ``a(?:uth|ws)`` is quicker to fail
+    than ``auth|aws``."""
+    rests: dict[str, set[str]] = {}
+    for word in words:
+        rests.setdefault(word[:1], set()).add(word[1:])
+    ends = "" in rests  # a word ends here: what follows is optional
+    branches = [re.escape(first) + any_of(rest) for first, rest in sorted(rests.items()) if first]
+    if not branches:
+        return ""
+    pattern = branches[0] if len(branches) == 1 and not ends else f"(?:{'|'.join(branches)})"
+    return pattern + "?" if ends else pattern
+
+
+# What any rule matches holds, folded, one of the rules' literals or a run of 20 characters
+# of base64's alphabet (high-entropy strings, and tokens without a telling start): a line
+# without either has nothing to mask. Two searches, over a line or many lines at once, cost
+# less than a combined one.
+NEEDED = [
+    *(s for _, _, needs in _TOKEN_RULES + _CONTEXT_RULES for s in needs),
+    *_KEY_WORDS,
+    "cookie",
+]
+LITERALS = re.compile(any_of(NEEDED))
+RUN = re.compile(r"[a-z0-9+/_-]{20}")
 
 
 def entropy(text: str) -> float:
@@ -182,7 +249,7 @@ def entropy(text: str) -> float:
 
 def is_mask(value: str) -> bool:
     """Whether ``value`` is what masking produced (so masking twice changes nothing)."""
-    return bool(re.fullmatch(r"[^*\s]{0,12}\*{12,}", value))
+    return bool(_MASKED.fullmatch(value))
 
 
 def is_secret_key(key: str) -> bool:
@@ -197,13 +264,46 @@ def is_block_header(value: str) -> bool:
 
 def detect(line: str, *, entropy_rules: bool = True) -> list[Hit]:
     """Every secret on ``line`` (no line terminator), possibly overlapping."""
-    hits = [_token_hit(rule, m) for rule, regex in _TOKEN_RULES for m in regex.finditer(line)]
-    hits += [_value_hit(rule, m) for rule, regex in _CONTEXT_RULES for m in regex.finditer(line)]
-    hits += _keywords(line)
-    hits += _cookies(line)
-    if entropy_rules:
+    folded = fold(line)
+    run, literal = RUN.search(folded), LITERALS.search(folded)
+    if not run and not literal:
+        return []  # most lines: nothing any rule could match
+    hits = [
+        _token_hit(rule, m)
+        for rule, regex, needs in _TOKEN_RULES
+        if not needs or (literal and _needs(folded, needs))
+        for m in regex.finditer(line)
+    ]
+    if literal:
+        hits += [
+            _value_hit(rule, m)
+            for rule, regex, needs in _CONTEXT_RULES
+            if _needs(folded, needs)
+            for m in regex.finditer(line)
+        ]
+        if _needs(folded, _KEY_WORDS):
+            hits += _keywords(line)
+        if "cookie" in folded:
+            hits += _cookies(line)
+    if entropy_rules and run:
         hits += _high_entropy(line)
     return [h for h in hits if h.end > h.start and not is_mask(line[h.start : h.end])]
+
+
+def fold(text: str) -> str:
+    """``text`` in lower case, as long as ``text``, for :data:`LITERALS`, :data:`RUN` and
+    :func:`_needs`: where a pattern matches, ignoring case or not, the folded text holds the
+    pattern's literals in lower case."""
+    if not text.isascii():
+        for char, letter in _FOLD:
+            text = text.replace(char, letter)  # each a quick scan (str.translate is slow)
+    return text.lower()
+
+
+def _needs(folded: str, literals: tuple[str, ...]) -> bool:
+    """Whether the folded line holds one of ``literals``, without which a rule cannot match:
+    a substring test costs a fraction of a pattern's scan."""
+    return any(literal in folded for literal in literals)
 
 
 def _token_hit(rule: str, match: re.Match[str]) -> Hit:
@@ -263,15 +363,16 @@ def _cookies(line: str) -> list[Hit]:
 
 
 def _looks_random(value: str) -> bool:
-    return len(value) >= 12 and entropy(value) >= 3.0 and bool(re.search(r"\d", value))
+    return len(value) >= 12 and entropy(value) >= 3.0 and bool(_DIGIT.search(value))
 
 
 def _high_entropy(line: str) -> list[Hit]:
     hits = []
     for match in _B64.finditer(line):
         word = match.group()
-        digest = _DIGEST_NAME.match(word) or _DIGEST_NAME_BEFORE.search(line[: match.start()])
-        if _random_base64(word) and not digest:
+        if _random_base64(word) and not (
+            _DIGEST_NAME.match(word) or _DIGEST_NAME_BEFORE.search(line[: match.start()])
+        ):
             hits.append(Hit("high-entropy-base64", match.start(), match.end()))
     for match in _HEX.finditer(line):
         if _random_hex(match.group()) and not _is_digest(line, match):
@@ -281,9 +382,9 @@ def _high_entropy(line: str) -> list[Hit]:
 
 def _random_base64(word: str) -> bool:
     core = word.rstrip("=")
-    if len(core) < BASE64_MIN or re.fullmatch(r"[0-9a-fA-F]+", core):
+    if len(core) < BASE64_MIN or _HEX_WORD.fullmatch(core):
         return False  # hex is judged by the hex rule
-    if not (re.search(r"[a-z]", core) and re.search(r"[A-Z]", core) and re.search(r"\d", core)):
+    if not (_LOWER.search(core) and _UPPER.search(core) and _DIGIT.search(core)):
         return False  # words, names and paths lack one of the three; random text has all
     if "/" in core and any(_PATH_SEGMENT.fullmatch(s) for s in core.split("/")):
         return False  # a path such as ReplicaSet/nginx-deployment-66b6c48dd5
@@ -294,7 +395,7 @@ def _random_hex(word: str) -> bool:
     return (
         len(word) >= HEX_MIN
         and entropy(word) >= HEX_ENTROPY
-        and bool(re.search(r"[a-fA-F]", word) and re.search(r"\d", word))
+        and bool(_HEX_LETTER.search(word) and _DIGIT.search(word))
     )
 
 
