@@ -16,6 +16,7 @@ from clustercord.kubernetes import exec as pod_exec
 from clustercord.policy import CONSOLE_USER
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
+from tests.conftest import process_alive
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
@@ -145,14 +146,6 @@ def joined(chunks, stream: str = "stdout") -> bytes:
     return b"".join(data for name, data in chunks if name == stream)
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"  # a zombie has ended, waiting to be reaped
-    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
-        return False
-
-
 async def test_output_streams_and_exit_code(harness, cluster):
     chunks, code = await run(harness, EXIT_7)
     assert joined(chunks) == b"out\n"
@@ -223,13 +216,13 @@ async def test_close_kills_a_command_that_still_runs(harness):
     async with session:
         stream, data = await session.read(timeout=10)
         pid = int(data)
-        assert stream == "stdout" and alive(pid)
+        assert stream == "stdout" and process_alive(pid)
         with pytest.raises(TimeoutError):  # a read still waiting when the session closes
             await session.read(timeout=0.2)
     deadline = time.monotonic() + 5
-    while alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    assert not alive(pid)
+    assert not process_alive(pid)
     assert await session.read() is None and session.exit_code is None
 
 

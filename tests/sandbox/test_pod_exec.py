@@ -12,6 +12,8 @@ import time
 import aiohttp
 import pytest
 
+from tests.conftest import process_alive
+
 from .conftest import (
     KUBECTL,
     _read_until,
@@ -109,17 +111,9 @@ def test_the_process_is_killed_when_the_client_hangs_up(kubeconfig, pod):
     client.kill()
     client.wait(5)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and process_alive(pid):
         time.sleep(0.05)
-    assert not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"  # a zombie is dead, waiting to be reaped
-    except FileNotFoundError:
-        return False
+    assert not process_alive(pid)
 
 
 EXEC_GET_ONLY = """\
