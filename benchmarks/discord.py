@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import shutil
 import socket
@@ -36,18 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from measure import percentile  # benchmarks/measure.py
+
 CONCURRENCY = 200
 P99_TARGET_MS = 500.0
 RATIO_TARGET = 1.3
 STARTUP_TIMEOUT = 120.0
 ACK_DEADLINE = 3.0  # Discord's, in seconds
 CLI = Path(sys.executable).parent / "clustercord"
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (p99 of 200 values is the 198th smallest)."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
 
 
 def clustercord_available() -> bool:

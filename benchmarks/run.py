@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,7 @@ import discord as discord_bench  # benchmarks/discord.py
 import rbac  # benchmarks/rbac.py
 import templates  # benchmarks/templates.py
 import terminal  # benchmarks/terminal.py
+from measure import median, met, percentile, spread  # benchmarks/measure.py
 
 CLI = Path(sys.executable).parent / "clustercord"
 BASELINE_IMPORTS = "import hikari, kubernetes, pluggy, sqlite_utils"
@@ -72,25 +71,8 @@ class Row:
 
 
 # -- helpers ----------------------------------------------------------------------------
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (p99 of 1,000 values is the 990th smallest)."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
-
-
 def verdict(ratio: float, target: float) -> str:
-    return f"ratio {ratio:.2f} (target ≤ {target:g}: {'met' if ratio <= target else 'MISSED'})"
-
-
-def spread(values: list[float], unit: str, digits: int = 1) -> str:
-    return (
-        f"median {median(values):.{digits}f} {unit}  "
-        f"(min {min(values):.{digits}f}, max {max(values):.{digits}f}, n={len(values)})"
-    )
+    return f"ratio {ratio:.2f} (target ≤ {target:g}: {met(ratio <= target)})"
 
 
 def header(title: str) -> None:
@@ -197,7 +179,7 @@ def bench_cold_start(profile: Profile, scratch: Path) -> list[Row]:
 
 
 def _target(ratio: float, target: float) -> str:
-    return f"≤ {target:g} {'met' if ratio <= target else 'MISSED'}"
+    return f"≤ {target:g} {met(ratio <= target)}"
 
 
 # -- 2. guarded hook dispatch -------------------------------------------------------------

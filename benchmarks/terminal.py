@@ -25,11 +25,9 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import math
 import os
 import random
 import shutil
-import statistics
 import string
 import subprocess
 import sys
@@ -39,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+from measure import median, met, percentile, spread  # benchmarks/measure.py
 
 FRAME_P99_TARGET_MS = 5.0
 STORAGE_TARGET = 10.0
@@ -226,23 +226,6 @@ class Output:
 
 
 # -- helpers ----------------------------------------------------------------------------
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile, as in run.py."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
-
-
-def _spread(values: list[float], unit: str, digits: int = 0) -> str:
-    return (
-        f"median {statistics.median(values):.{digits}f} {unit} "
-        f"(min {min(values):.{digits}f}, max {max(values):.{digits}f}, n={len(values)})"
-    )
-
-
-def _met(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
 # -- 1. frame latency -------------------------------------------------------------------
 def _one_frame(first: Any, second: Any, frame: bytes) -> tuple[int, int]:
     """Nanoseconds each recorder takes to record ``frame``, one right after the other."""
@@ -275,7 +258,7 @@ def bench_frames(profile: Profile) -> list[Row]:
         raise RuntimeError("the recorder masked nothing in output that holds secrets")
     sizes = [len(f) for f in frames[100:]]
     print(
-        f"     frame sizes: median {statistics.median(sizes):,.0f} B, "
+        f"     frame sizes: median {median(sizes):,.0f} B, "
         f"{sum(sizes) / 1e6:.1f} MB in all; {recording.redactions} secrets masked"
     )
     for label, values in (
@@ -288,8 +271,8 @@ def bench_frames(profile: Profile) -> list[Row]:
             f"p99 {percentile(values, 99):7.3f} ms   max {max(values):7.3f} ms"
         )
     p99 = percentile(added, 99)
-    met = _met(p99 < FRAME_P99_TARGET_MS)
-    print(f"     p99 added {p99:.2f} ms (target < {FRAME_P99_TARGET_MS:g} ms: {met})")
+    verdict = met(p99 < FRAME_P99_TARGET_MS)
+    print(f"     p99 added {p99:.2f} ms (target < {FRAME_P99_TARGET_MS:g} ms: {verdict})")
     return [
         (
             "terminal: output frame, 200 B-4 KB",
@@ -297,7 +280,7 @@ def bench_frames(profile: Profile) -> list[Row]:
             f"p50 {percentile(plain_ms, 50):.3f} / p99 {percentile(plain_ms, 99):.3f} ms "
             "(decode + event)",
             f"+{p99:.2f} ms p99",
-            f"added p99 < {FRAME_P99_TARGET_MS:g} ms {met}",
+            f"added p99 < {FRAME_P99_TARGET_MS:g} ms {verdict}",
         )
     ]
 
@@ -349,9 +332,9 @@ def bench_bulk(profile: Profile, scratch: Path) -> list[Row]:
         raise RuntimeError("the recorder masked nothing in logs that hold secrets")
     size = stored_size(recording, scratch)
     gzipped = len(gzip.compress(data, compresslevel=9, mtime=0))
-    slower = statistics.median(paired)
-    print(f"     Recorder.output (redacted)   {_spread(ours, 'MB/s', 2)}")
-    print(f"     decode + event (baseline)    {_spread(plain, 'MB/s', 1)}")
+    slower = median(paired)
+    print(f"     Recorder.output (redacted)   {spread(ours, 'MB/s', 2)}")
+    print(f"     decode + event (baseline)    {spread(plain, 'MB/s', 1)}")
     print(f"     time ratio {slower:.0f}x (median of the per-run ratios)")
     print(
         f"     stored {size / 1e3:,.0f} KB for {megabytes:.1f} MB raw: "
@@ -362,8 +345,8 @@ def bench_bulk(profile: Profile, scratch: Path) -> list[Row]:
     return [
         (
             f"terminal: record {megabytes:.0f} MB of logs",
-            f"{statistics.median(ours):.2f} MB/s",
-            f"{statistics.median(plain):.0f} MB/s (decode + event)",
+            f"{median(ours):.2f} MB/s",
+            f"{median(plain):.0f} MB/s (decode + event)",
             f"{slower:.0f}x slower",
             "-",
         ),
@@ -372,7 +355,7 @@ def bench_bulk(profile: Profile, scratch: Path) -> list[Row]:
             f"{size / 1e3:,.0f} KB",
             f"{megabytes:.1f} MB raw",
             f"{ratio:.1f}x smaller",
-            f"≥ {STORAGE_TARGET:g}x {_met(ratio >= STORAGE_TARGET)}",
+            f"≥ {STORAGE_TARGET:g}x {met(ratio >= STORAGE_TARGET)}",
         ),
     ]
 
@@ -514,26 +497,26 @@ async def _exec_rows(reps: int, scratch: Path) -> list[Row]:
         data = expected.encode()
         recording_ms = [_feed(recorder([shell, "-c", EXEC_LINE]), data)[0] * 1000 for _ in range(3)]
     paired = [our / their for our, their in zip(our_ms, their_ms, strict=True)]
-    ratio = statistics.median(paired)
-    print(f"     /terminal exec      {_spread(our_ms, 'ms')}")
-    print(f"     kubectl exec        {_spread(their_ms, 'ms')}")
+    ratio = median(paired)
+    print(f"     /terminal exec      {spread(our_ms, 'ms', 0)}")
+    print(f"     kubectl exec        {spread(their_ms, 'ms', 0)}")
     print(
         f"     ratio {ratio:.2f}, the median of the per-round ratios (target ≤ {EXEC_TARGET:g}: "
-        f"{_met(ratio <= EXEC_TARGET)}); ratio of the medians "
-        f"{statistics.median(our_ms) / statistics.median(their_ms):.2f}"
+        f"{met(ratio <= EXEC_TARGET)}); ratio of the medians "
+        f"{median(our_ms) / median(their_ms):.2f}"
     )
     print(
         f"     of which: recording the output (decode, redaction, events) "
-        f"{statistics.median(recording_ms):.0f} ms; kubectl exec of `true` (kubectl's start-up "
-        f"and connection alone) {statistics.median(bare_ms):.0f} ms"
+        f"{median(recording_ms):.0f} ms; kubectl exec of `true` (kubectl's start-up "
+        f"and connection alone) {median(bare_ms):.0f} ms"
     )
     return [
         (
             f"terminal: /terminal exec `{EXEC_LINE}`",
-            f"{statistics.median(our_ms):.0f} ms",
-            f"{statistics.median(their_ms):.0f} ms (kubectl exec)",
+            f"{median(our_ms):.0f} ms",
+            f"{median(their_ms):.0f} ms (kubectl exec)",
             f"{ratio:.2f}",
-            f"≤ {EXEC_TARGET:g} {_met(ratio <= EXEC_TARGET)}",
+            f"≤ {EXEC_TARGET:g} {met(ratio <= EXEC_TARGET)}",
         )
     ]
 

@@ -9,7 +9,7 @@ half-typed command.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from clustercord_sdk.errors import ClusterCordError
@@ -19,6 +19,9 @@ SUGGESTIONS_MAX = 25
 
 LOOKUP_TIMEOUT = 2.0
 """Seconds a lookup may take, leaving time to answer within Discord's 3."""
+
+KUBERNETES_OPTIONS = {"namespace": "namespaces", "pod": "pods", "deployment": "deployments.apps"}
+"""The options named after a kind of object, and the resource :func:`suggest` lists."""
 
 
 def rank(names: Iterable[str], typed: str, limit: int = SUGGESTIONS_MAX) -> list[str]:
@@ -52,3 +55,21 @@ async def object_names(
     except (ClusterCordError, TimeoutError):
         return []
     return rank((item["metadata"]["name"] for item in items), typed)
+
+
+async def suggest(
+    kubernetes: Any, option: str, typed: str, options: Mapping[str, Any]
+) -> list[str]:
+    """Suggestions for the options Kubernetes commands share: ``cluster`` (every cluster's
+    name) and those of :data:`KUBERNETES_OPTIONS` (names of objects in the ``cluster`` and
+    ``namespace`` already given in ``options``). Empty for any other option. Give a
+    :class:`~clustercord_sdk.kubernetes.Kubernetes` acting for the invoking user."""
+    if option == "cluster":
+        return rank((c.name for c in kubernetes.clusters()), typed)
+    resource = KUBERNETES_OPTIONS.get(option)
+    if resource is None:
+        return []
+    namespace = None if resource == "namespaces" else options.get("namespace")
+    return await object_names(
+        kubernetes, resource, typed, namespace=namespace, cluster=options.get("cluster")
+    )

@@ -15,6 +15,13 @@ from typing import Any, Literal
 ButtonStyle = Literal["primary", "secondary", "success", "danger", "link"]
 
 
+def code_block(text: str, language: str = "") -> str:
+    """``text`` as a chat code block (Markdown fences) that nothing in it can close: a
+    fence inside would end the block early, so a zero-width space defuses it."""
+    defused = text.replace("```", "`\u200b``")
+    return f"```{language}\n{defused}\n```"
+
+
 @dataclass
 class Field:
     """A name/value pair shown in a card."""

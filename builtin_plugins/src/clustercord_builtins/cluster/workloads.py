@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from clustercord_sdk import Card, CommandContext, Field, File, Reply, Table
 from clustercord_sdk.kubernetes import default_container
+from clustercord_sdk.reply import code_block
 
 # A log longer than this is attached as a file (a chat message holds 2,000 characters,
 # and the code fence and the header take some of them).
@@ -142,19 +143,15 @@ async def pod_logs(ctx: CommandContext) -> Reply:
     if not lines:
         return Reply(text=f"{header}: the log is empty.", data={**data, "attached": False})
     if len(log) <= INLINE_LOG_CHARS:
-        return Reply(text=f"{header}:\n{_code_block(log)}", data={**data, "attached": False})
-    preview = _code_block("\n".join(lines[-PREVIEW_LINES:])[-INLINE_LOG_CHARS:])
+        block = code_block(log.rstrip("\n"))
+        return Reply(text=f"{header}:\n{block}", data={**data, "attached": False})
+    preview = code_block("\n".join(lines[-PREVIEW_LINES:])[-INLINE_LOG_CHARS:].rstrip("\n"))
     attachment = File(f"{name}-{container}.log", log.encode(), "container log", "text/plain")
     return Reply(
         text=f"{header}: {len(lines)} lines, attached; the last ones:\n{preview}",
         files=[attachment],
         data={**data, "attached": True},
     )
-
-
-def _code_block(text: str) -> str:
-    """Text in a chat code block; a fence inside it is broken so it cannot close the block."""
-    return "```\n" + text.rstrip("\n").replace("```", "`\u200b``") + "\n```"
 
 
 async def delete_pod(ctx: CommandContext) -> Reply:

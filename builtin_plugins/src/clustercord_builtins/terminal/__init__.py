@@ -4,7 +4,7 @@ masked before it is stored or shown; playback, search, asciicast download and ex
 from clustercord_builtins.terminal.rules import AUDIT_PATTERNS
 from clustercord_builtins.terminal.storage import MIGRATIONS, Recordings
 from clustercord_sdk import hookimpl
-from clustercord_sdk.completion import object_names, rank
+from clustercord_sdk.completion import suggest
 
 EXPIRY_JOB = "terminal-expire-recordings"
 
@@ -34,13 +34,4 @@ async def autocomplete(command, option, value, invocation, ctx):
             {"name": f"{s.id} · {s.namespace}/{s.pod} · {' '.join(s.command)}"[:100], "value": s.id}
             for s in Recordings(ctx.store).ids(value, user=owner)
         ]
-    if option == "cluster":
-        return rank((c.name for c in ctx.kubernetes.clusters()), value)
-    kubernetes = ctx.kubernetes.acting_for(invocation)
-    cluster = invocation.options.get("cluster")
-    if option == "namespace":
-        return await object_names(kubernetes, "namespaces", value, cluster=cluster)
-    if option == "pod":
-        namespace = invocation.options.get("namespace")
-        return await object_names(kubernetes, "pods", value, namespace=namespace, cluster=cluster)
-    return []
+    return await suggest(ctx.kubernetes.acting_for(invocation), option, value, invocation.options)

@@ -19,7 +19,6 @@ from clustercord_builtins.terminal.recording import Recorder, Recording, new_ses
 from clustercord_builtins.terminal.session import (
     IDLE_LIMIT,
     Replay,
-    fence,
     run_command,
     run_shell,
 )
@@ -27,6 +26,7 @@ from clustercord_builtins.terminal.storage import Recordings, Summary
 from clustercord_sdk import Button, CommandContext, File, Progress, Reply, Table
 from clustercord_sdk.errors import CommandError, PermissionDenied
 from clustercord_sdk.kubernetes import default_container
+from clustercord_sdk.reply import code_block
 
 INLINE_OUTPUT = 1800
 """Characters of command output shown in the reply; more comes as a file."""
@@ -60,24 +60,19 @@ async def exec_command(ctx: CommandContext) -> Reply:
         raise CommandError(f"command: {exc}") from None
     recorder = _recorder(ctx, target, argv)
     recorder.input(line + "\n")  # what was asked, so search and jump find it
-    recording, timed_out = await run_command(
-        ctx.kubernetes, recorder, target, float(ctx.config.get("exec_timeout", 300))
-    )
+    timeout = float(ctx.config.get("exec_timeout", 300))
+    recording, timed_out = await run_command(ctx.kubernetes, recorder, target, timeout)
     summary = Recordings(ctx.store).save(recording)
     output = strip_ansi("".join(d for _, code, d in recording.events if code == "o"))
-    outcome = (
-        f"stopped after {ctx.config.get('exec_timeout', 300)} s"
-        if timed_out
-        else f"exit {recording.exit_code}"
-    )
+    outcome = f"stopped after {timeout:g} s" if timed_out else f"exit {recording.exit_code}"
     header = f"🎥 `{recording.id}` · {_place(summary)} · {outcome} · {recording.duration:.1f} s"
     data = {"session": recording.id, "exit_code": recording.exit_code, "output": output}
     buttons = [_replay_button(recording.id)]
     if not output.strip():
         return Reply(text=f"{header}\n(no output)", buttons=buttons, data=data)
     if len(output) <= INLINE_OUTPUT:
-        return Reply(text=f"{header}\n{fence(output.rstrip())}", buttons=buttons, data=data)
-    preview = fence(output[-INLINE_OUTPUT:].split("\n", 1)[-1].rstrip())
+        return Reply(text=f"{header}\n{code_block(output.rstrip())}", buttons=buttons, data=data)
+    preview = code_block(output[-INLINE_OUTPUT:].split("\n", 1)[-1].rstrip())
     attachment = File(f"{recording.id}.txt", output.encode(), "command output", "text/plain")
     return Reply(
         text=f"{header} (last lines; the whole output is attached)\n{preview}",
@@ -155,28 +150,35 @@ async def playback(ctx: CommandContext) -> Reply:
     """The transcript in pages; with ``speed``, a live replay the viewer can steer."""
     speed = ctx.options.get("speed")
     recording = _readable(ctx, "replay" if speed else "playback")
-    lines = [(t, f"[{_clock(t)}] {text}") for t, text in formats.transcript_lines(recording)]
-    first = _jump_line(ctx, recording, [text for _, text in lines])
+    lines = _transcript(recording)
+    first = _jump_line(ctx, recording, lines)
     if not speed:
-        return _pages(recording, [text for _, text in lines], first)
-    return await _live(ctx, recording, lines[first:], float(speed))
+        return _pages(recording, [text for _, text, _ in lines], first)
+    return await _live(ctx, recording, [(t, text) for t, text, _ in lines[first:]], float(speed))
 
 
-def _jump_line(ctx: CommandContext, recording: Recording, lines: list[str]) -> int:
+def _transcript(recording: Recording) -> list[tuple[float, str, int | None]]:
+    """The session's lines as shown: ``[mm:ss]`` first, each with its command's index."""
+    return [(t, f"[{_clock(t)}] {text}", n) for t, text, n in formats.timeline(recording)]
+
+
+def _jump_line(
+    ctx: CommandContext, recording: Recording, lines: list[tuple[float, str, int | None]]
+) -> int:
     """The transcript line of the command ``jump:`` asks for (0 without one)."""
     jump = ctx.options.get("jump")
     if jump is None:
         return 0
     if jump > len(recording.commands):
         raise CommandError(f"jump: the session has {len(recording.commands)} commands, not {jump}")
-    return _command_lines(recording, lines)[jump - 1]
+    return next((i for i, (_, _, n) in enumerate(lines) if n == jump - 1), 0)
 
 
 def _pages(recording: Recording, lines: list[str], first: int) -> Reply:
     lines = lines or ["(the session printed nothing)"]
     header = _header(recording)
     pages = [
-        Reply(text=f"{header}\n{fence(chr(10).join(lines[i : i + PAGE_LINES]))}")
+        Reply(text=f"{header}\n{code_block(chr(10).join(lines[i : i + PAGE_LINES]))}")
         for i in range(0, len(lines), PAGE_LINES)
     ]
     # The page holding the wanted command comes first; ◀ still reaches the earlier ones.
@@ -201,7 +203,7 @@ async def _live(
     def view(t: float) -> Reply:
         state = f"{replay.speed:g}x" + (", paused" if replay.paused else "")
         return Reply(
-            text=f"{header}\n{fence(_window(shown))}",
+            text=f"{header}\n{code_block(_window(shown))}",
             progress=Progress(t, total, f"Replay {state}"),
             buttons=_controls(replay),
         )
@@ -236,7 +238,7 @@ async def _live(
     data = {"session": recording.id, "lines": shown, "stopped": replay.stopped}
     if console:
         return Reply(text=ending, data=data)
-    return Reply(text=f"{header}\n{fence(_window(shown))}\n{ending}", data=data)
+    return Reply(text=f"{header}\n{code_block(_window(shown))}\n{ending}", data=data)
 
 
 def _window(shown: list[str]) -> str:
@@ -427,17 +429,6 @@ def _readable(ctx: CommandContext, action: str, recordings: Recordings | None = 
     return recording
 
 
-def _command_lines(recording: Recording, lines: list[str]) -> list[int]:
-    """For each command, the index of the transcript line where it was typed."""
-    starts: list[int] = []
-    at = 0
-    for command in recording.commands:
-        found = next((i for i in range(at, len(lines)) if command.strip() in lines[i]), at)
-        starts.append(found)
-        at = found + 1 if found < len(lines) else at
-    return starts
-
-
 def _replay_button(session: str) -> Button:
     return Button("Playback", action="commands:replay", value=session, emoji="▶️")
 
@@ -446,8 +437,7 @@ def replay(ctx: CommandContext, value: str) -> Reply:
     """The Playback button under a finished session."""
     ctx.options["session"] = value
     recording = _readable(ctx, "playback")
-    lines = [f"[{_clock(t)}] {text}" for t, text in formats.transcript_lines(recording)]
-    reply = _pages(recording, lines, 0)
+    reply = _pages(recording, [text for _, text, _ in _transcript(recording)], 0)
     reply.ephemeral = True  # like /terminal playback: for the one who pressed it
     return reply
 

@@ -15,6 +15,7 @@ from typing import Any
 from clustercord_builtins.terminal.ansi import strip_ansi
 from clustercord_builtins.terminal.recording import Recorder, Recording
 from clustercord_sdk.errors import CommandError
+from clustercord_sdk.reply import code_block
 
 CHAT_CHUNK = 1900
 """Characters of output per chat message: Discord's 2,000 less the code fence."""
@@ -37,11 +38,6 @@ REPLAY_TICK = 0.05
 
 # Typed alone on a line, these reach the shell as the control character a terminal sends.
 CONTROL_KEYS = {"^C": "\x03", "^D": "\x04", "^Z": "\x1a", "^\\": "\x1c"}
-
-
-def fence(text: str) -> str:
-    """``text`` in a code block that nothing in it can close."""
-    return "```\n" + text.replace("```", "`\u200b``") + "\n```"
 
 
 def chunks(text: str, size: int = CHAT_CHUNK) -> list[str]:
@@ -94,7 +90,7 @@ class ChatOutput:
         text, self._pending = strip_ansi(self._pending).strip("\n"), ""
         for piece in chunks(text):
             if piece.strip():
-                await self._post(fence(piece))
+                await self._post(code_block(piece))
 
 
 async def run_command(

@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from clustercord.frontends.discord import limits
-from clustercord_sdk.reply import Button, Card, Confirmation, File, Modal, Progress, Reply, Table
+from clustercord_sdk.reply import (
+    Button,
+    Card,
+    Confirmation,
+    File,
+    Modal,
+    Progress,
+    Reply,
+    Table,
+    code_block,
+)
 
 ELLIPSIS = "…"
 REPLY_FILE = "reply.txt"
@@ -447,12 +457,6 @@ def parse_color(color: str | None) -> int | None:
         return int(text.lstrip("#"), 16) & 0xFFFFFF
     except ValueError:
         return None
-
-
-def code_block(text: str, language: str = "") -> str:
-    # A ``` inside the text would end the block early; a zero-width space defuses it.
-    defused = text.replace("```", "`\u200b``")
-    return f"```{language}\n{defused}\n```"
 
 
 def table_text(table: Table) -> str:
