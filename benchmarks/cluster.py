@@ -32,7 +32,7 @@ def _pod(i: int) -> dict[str, Any]:
 
 
 async def _fill(server: Any) -> None:
-    from clustercord.sandbox.objects import WriteOptions
+    from clustercord_sandbox.objects import WriteOptions
 
     registry = server.registry
     namespaces = registry.lookup("", "v1", "namespaces")
@@ -47,7 +47,7 @@ def bench_sandbox(reps: int, scratch: Path) -> list[tuple[str, str, str]]:
     import yaml
     from kubernetes import client, config
 
-    from clustercord.sandbox.background import BackgroundSandbox
+    from clustercord_sandbox.background import BackgroundSandbox
 
     rows = []
     box = BackgroundSandbox()

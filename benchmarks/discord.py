@@ -6,7 +6,7 @@ response (the callback, or the HTTP reply when it carries the response). Two ser
 each in its own process, under the same load in the same run, bursts interleaved:
 
 - the baseline: a bare hikari ``RESTBot`` with a lightbulb command that answers "pong"
-  (``clustercord_sdk.testing.discord_reference``);
+  (``clustercord_testing.discord_reference``);
 - ``clustercord serve --mode interactions`` answering ``/ping`` too: the command of a
   one-handler plugin installed for the benchmark (``benchping``), so that both sides
   do comparable work and the ratio is ClusterCord's own cost per command.
@@ -108,7 +108,7 @@ def _reference_argv(discord: Any, port: int) -> list[str]:
 
 async def _serve_reference(api_url: str, token: str, key: str, guild: str, port: int) -> None:
     """The baseline server process: the bare lightbulb bot until terminated."""
-    from clustercord_sdk.testing.discord_reference import ApplicationSettings, reference_bot
+    from clustercord_testing.discord_reference import ApplicationSettings, reference_bot
 
     settings = ApplicationSettings(token, key, api_url, guild)
     async with reference_bot(settings, port=port) as bot:
@@ -152,8 +152,8 @@ def _add_ping_plugin(package: Path) -> Path:
 def _clustercord_env(discord: Any, scratch: Path) -> dict[str, str]:
     """A data directory trusting a throwaway key, and a signed copy of the builtins."""
     from clustercord.signing import TrustStore
-    from clustercord_sdk.testing.harness import TestSigner
-    from clustercord_sdk.testing.site import signed_builtins_site
+    from clustercord_testing.harness import TestSigner
+    from clustercord_testing.site import signed_builtins_site
 
     data_dir = scratch / "discord-data"
     signer = TestSigner()
@@ -252,7 +252,7 @@ async def _start_clustercord(side: Side, stack: AsyncExitStack, scratch: Path) -
 
 
 async def measure(rounds: int, scratch: Path) -> list[tuple[str, str, str, str, str]]:
-    from clustercord_sdk.testing.discord import FakeDiscord
+    from clustercord_testing.discord import FakeDiscord
 
     # Discord drops an answer later than 3 s; here every answer is timed, however late,
     # and the late ones are counted.

@@ -107,7 +107,7 @@ def _subject(rng: random.Random, namespace: str) -> dict[str, str]:
 
 def generate(seed: int = 1) -> list[dict[str, Any]]:
     """The bootstrap policy plus generated objects, exactly the target counts of each kind."""
-    from clustercord.sandbox.fixtures import empty
+    from clustercord_sandbox.fixtures import empty
 
     rng = random.Random(seed)
     base = [o for o in empty() if o["kind"] != "Namespace"]
@@ -220,10 +220,10 @@ class Reviews:
 
 def bench_rbac(reps: int = 5) -> list[tuple[str, str, str, str, str]]:
     """Rows of (name, measured, baseline, ratio, target) for benchmarks/run.py's summary."""
-    from clustercord.sandbox.background import BackgroundSandbox
-    from clustercord.sandbox.fixtures import load
     from clustercord_builtins.rbac.audit import Auditor
     from clustercord_builtins.rbac.questions import who_can
+    from clustercord_sandbox.background import BackgroundSandbox
+    from clustercord_sandbox.fixtures import load
     from clustercord_sdk.rbac import Attributes, RBACSnapshot, user_info_for_subject
 
     objects = generate()

@@ -130,8 +130,8 @@ def _check_plugin_list(done: subprocess.CompletedProcess[str], names: list[str])
 
 def bench_cold_start(profile: Profile, scratch: Path) -> list[Row]:
     from clustercord.signing import TrustStore
-    from clustercord_sdk.testing.harness import TestSigner
-    from clustercord_sdk.testing.site import signed_builtins_site
+    from clustercord_testing.harness import TestSigner
+    from clustercord_testing.site import signed_builtins_site
 
     header(f"1. Cold start: a fresh process, {profile.cold_runs} runs each, interleaved")
     if not CLI.exists():
@@ -354,7 +354,7 @@ async def bench_invocations(profile: Profile, kernel: Any) -> list[Row]:
 
 # -- main -------------------------------------------------------------------------------
 async def in_process(profile: Profile, scratch: Path) -> list[Row]:
-    from clustercord_sdk.testing.harness import KernelHarness, TestSigner
+    from clustercord_testing.harness import KernelHarness, TestSigner
 
     signer = TestSigner()
     harness = KernelHarness(scratch / "harness-data", signer)

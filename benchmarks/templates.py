@@ -105,8 +105,8 @@ def _kubectl(kubectl: str, kubeconfig: Path, manifest: str) -> float:
 
 
 async def _deploy_rows(reps: int, scratch: Path) -> list[tuple[str, str, str, str, str]]:
-    from clustercord.sandbox.background import BackgroundSandbox
-    from clustercord_sdk.testing.harness import KernelHarness, TestSigner
+    from clustercord_sandbox.background import BackgroundSandbox
+    from clustercord_testing.harness import KernelHarness, TestSigner
 
     kubectl = shutil.which("kubectl")
     if kubectl is None:

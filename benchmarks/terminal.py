@@ -433,7 +433,7 @@ def _first_pod(kubectl: str, kubeconfig: Path) -> str:
 
 
 async def _exec_rows(reps: int, scratch: Path) -> list[Row]:
-    from clustercord_sdk.testing.harness import KernelHarness, TestSigner
+    from clustercord_testing.harness import KernelHarness, TestSigner
 
     kubectl = shutil.which("kubectl")
     if kubectl is None:

@@ -131,12 +131,3 @@ def crash_looping(container: str, image: str, restarts: int) -> dict[str, Any]:
             ]
         }
     }
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a local process runs (the sandbox runs exec'd commands as local processes)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"  # a zombie has ended, waiting to be reaped
-    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
-        return False

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from clustercord_sdk.testing.site import signed_builtins_site
+from clustercord_testing.site import signed_builtins_site
 
 CLI = [sys.executable, "-c", "import sys; from clustercord.cli import main; sys.exit(main())"]
 

@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from clustercord_sdk.testing import TestSigner
+from clustercord_testing import TestSigner
 
 SIDE_EFFECT = """
 import pathlib

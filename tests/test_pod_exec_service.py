@@ -16,7 +16,7 @@ from clustercord.kubernetes import exec as pod_exec
 from clustercord.policy import CONSOLE_USER
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
-from tests.conftest import process_alive
+from clustercord_testing.sandbox import process_alive
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 

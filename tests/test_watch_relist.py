@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from clustercord.kubernetes.watches import ClusterWatcher
-from clustercord.sandbox.objects import WriteOptions
-from clustercord.sandbox.server import SandboxServer
+from clustercord_sandbox.objects import WriteOptions
+from clustercord_sandbox.server import SandboxServer
 
 from .conftest import crash_looping, running, until
 

@@ -232,8 +232,8 @@ async def sandbox_bot(
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_bot(tmp_path_factory, clustercord_signer):
     """One interaction server for a whole test module (tests that leave no lasting change)."""
-    from clustercord_sdk.testing.discord import FakeDiscord
-    from clustercord_sdk.testing.harness import KernelHarness
+    from clustercord_testing.discord import FakeDiscord
+    from clustercord_testing.harness import KernelHarness
 
     root = tmp_path_factory.mktemp("discord")
     async with FakeDiscord() as discord:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from clustercord_sdk.testing.site import signed_builtins_site
+from clustercord_testing.site import signed_builtins_site
 
 CLI = [sys.executable, "-c", "import sys; from clustercord.cli import main; sys.exit(main())"]
 

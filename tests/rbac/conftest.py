@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from clustercord_sdk.testing.sandbox import SandboxCluster, running_sandbox
+from clustercord_testing.sandbox import SandboxCluster, running_sandbox
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from clustercord.kubernetes.identity import IdentityMap
-from clustercord.sandbox.fixtures import homelab
+from clustercord_sandbox.fixtures import homelab
 from clustercord_sdk.errors import PermissionDenied
 from clustercord_sdk.rbac import (
     Attributes,

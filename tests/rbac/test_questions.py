@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from clustercord_sdk.testing.site import signed_builtins_site
+from clustercord_testing.site import signed_builtins_site
 
 
 async def test_who_can_lists_subjects_and_the_bindings_that_grant(rbac):

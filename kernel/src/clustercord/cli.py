@@ -1,4 +1,4 @@
-"""``clustercord``: the command line (see ARCHITECTURE.md, "Stable command-line surface").
+"""``clustercord``: the command line (README.md, "Command line").
 
 Exit codes: 0 success, 1 a command error (with a clear message), 2 a usage error.
 Heavy libraries are imported inside the subcommands that need them, so that
@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--quiet", action="store_true")
 
-    from clustercord.sandbox import cli as sandbox_cli
-
-    sandbox_cli.add_parser(sub)
+    sandbox_cli = _sandbox_cli()
+    if sandbox_cli is not None:
+        sandbox_cli.add_parser(sub)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True)
@@ -242,8 +242,10 @@ def _with_sandbox(fixture: str | None) -> Iterator[None]:
     if fixture is None:
         yield
         return
-    from clustercord.sandbox.background import BackgroundSandbox
-    from clustercord.sandbox.fixtures import FixtureError
+    if _sandbox_cli() is None:
+        raise UsageError("--sandbox needs the sandbox: pip install 'clustercord[sandbox]'")
+    from clustercord_sandbox.background import BackgroundSandbox
+    from clustercord_sandbox.fixtures import FixtureError
 
     try:
         box = BackgroundSandbox(fixture=fixture)
@@ -457,10 +459,19 @@ def _sign_builtins(signer: Any) -> list[str]:
 
 
 # -- sandbox ----------------------------------------------------------------------------
-def _sandbox(args: argparse.Namespace) -> int:
-    from clustercord.sandbox import cli as sandbox_cli
+# The sandbox is a distribution of its own (clustercord-sandbox), an optional extra of the
+# kernel: this command line is the only place the kernel reaches it.
+def _sandbox_cli() -> Any:
+    """The sandbox's command-line module, or None when the sandbox is not installed."""
+    try:
+        from clustercord_sandbox import cli
+    except ImportError:
+        return None
+    return cli
 
-    return sandbox_cli.run(args)
+
+def _sandbox(args: argparse.Namespace) -> int:
+    return int(_sandbox_cli().run(args, _settings().data_dir))
 
 
 # -- discord ---------------------------------------------------------------------------

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from clustercord.sandbox import fixtures
-from clustercord.sandbox.discovery import resource_list
-from clustercord.sandbox.errors import ApiError
-from clustercord.sandbox.objects import ObjectAPI
-from clustercord.sandbox.openapi import OpenAPIDocuments
-from clustercord.sandbox.patch import merge_patch, strategic_merge_patch
-from clustercord.sandbox.registry import default_registry
-from clustercord.sandbox.selectors import field_predicate, label_predicate
-from clustercord.sandbox.store import SandboxStore
+from clustercord_sandbox import fixtures
+from clustercord_sandbox.discovery import resource_list
+from clustercord_sandbox.errors import ApiError
+from clustercord_sandbox.objects import ObjectAPI
+from clustercord_sandbox.openapi import OpenAPIDocuments
+from clustercord_sandbox.patch import merge_patch, strategic_merge_patch
+from clustercord_sandbox.registry import default_registry
+from clustercord_sandbox.selectors import field_predicate, label_predicate
+from clustercord_sandbox.store import SandboxStore
 
 POD = {
     "metadata": {"name": "p", "labels": {"app": "web", "tier": "fe"}},

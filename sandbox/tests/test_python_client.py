@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from clustercord.sandbox.server import SandboxServer
+from clustercord_sandbox.server import SandboxServer
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from clustercord.sandbox.errors import ApiError
-from clustercord.sandbox.eviction import VIOLATION, PodEviction, pdb_status
+from clustercord_sandbox.errors import ApiError
+from clustercord_sandbox.eviction import VIOLATION, PodEviction, pdb_status
 
 from .conftest import sandbox_with_nodes
 

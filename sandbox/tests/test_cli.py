@@ -12,11 +12,11 @@ import pytest
 from .conftest import KUBECTL
 
 SCRIPT = """
-import argparse, sys
-from clustercord.sandbox import cli
+import argparse, pathlib, sys, tempfile
+from clustercord_sandbox import cli
 parser = argparse.ArgumentParser()
 cli.add_parser(parser.add_subparsers(dest="command"))
-sys.exit(cli.run(parser.parse_args(sys.argv[1:])))
+sys.exit(cli.run(parser.parse_args(sys.argv[1:]), pathlib.Path(tempfile.mkdtemp())))
 """
 
 

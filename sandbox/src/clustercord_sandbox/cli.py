@@ -1,24 +1,20 @@
-"""`clustercord sandbox`: the sandbox API server in the foreground (the lead wires it in)."""
+"""`clustercord sandbox`: the sandbox API server in the foreground.
+
+The kernel's command line offers this command when the sandbox is installed; it hands over
+its data directory, so the sandbox needs nothing of the kernel.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 from pathlib import Path
 
 from . import BANNER
 
 DEFAULT_PORT = 8001  # not 6443, so it never collides with a real local cluster
-
-
-def default_kubeconfig() -> Path:
-    from clustercord.config import default_data_dir
-
-    data = os.environ.get("CLUSTERCORD_DATA_DIR")
-    return (Path(data) if data else default_data_dir()) / "sandbox" / "kubeconfig"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -42,8 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serves until Ctrl-C (or SIGTERM); exit 2 on a bad fixture, 1 if the port is taken."""
+def run(args: argparse.Namespace, data_dir: Path) -> int:
+    """Serves until Ctrl-C (or SIGTERM); exit 2 on a bad fixture, 1 if the port is taken.
+    Without ``--kubeconfig`` the kubeconfig goes to ``data_dir/sandbox/kubeconfig``."""
     from . import fixtures
 
     try:
@@ -52,12 +49,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         return 2
     try:
-        return asyncio.run(_serve(args, objects))
+        return asyncio.run(_serve(args, objects, data_dir))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(args: argparse.Namespace, objects: list[dict]) -> int:  # type: ignore[type-arg]
+async def _serve(args: argparse.Namespace, objects: list[dict], data_dir: Path) -> int:  # type: ignore[type-arg]
     from . import fixtures
     from .server import SandboxServer
     from .store import SandboxStore
@@ -73,7 +70,7 @@ async def _serve(args: argparse.Namespace, objects: list[dict]) -> int:  # type:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}")
         return 1
-    path = server.write_kubeconfig(args.kubeconfig or default_kubeconfig())
+    path = server.write_kubeconfig(args.kubeconfig or data_dir / "sandbox" / "kubeconfig")
     print(BANNER)
     print(f"API: {server.url}   kubeconfig: {path}")
     print(f"Try: KUBECONFIG={path} kubectl get ns")

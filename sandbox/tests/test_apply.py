@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from clustercord.sandbox.managedfields import decode, encode, path_string
+from clustercord_sandbox.managedfields import decode, encode, path_string
 
 APPLY = "application/apply-patch+yaml"
 
@@ -247,13 +247,13 @@ def test_paths_print_like_the_api_server():
 
 # -- merge semantics, on the module itself ---------------------------------------------------
 def _pod_rt():
-    from clustercord.sandbox.registry import default_registry
+    from clustercord_sandbox.registry import default_registry
 
     return default_registry().lookup("", "v1", "pods")
 
 
 def _apply_as(live, manager: str, spec: dict, finalizers=None) -> dict:
-    from clustercord.sandbox.apply import apply
+    from clustercord_sandbox.apply import apply
 
     meta = {"name": "p", "namespace": "default"}
     if finalizers is not None:

@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from clustercord.sandbox import fixtures
-from clustercord.sandbox.background import BackgroundSandbox
-from clustercord.sandbox.controllers import (
+from clustercord_sandbox import fixtures
+from clustercord_sandbox.background import BackgroundSandbox
+from clustercord_sandbox.controllers import (
     REVISION,
     TEMPLATE_HASH,
     Controllers,
 )
-from clustercord.sandbox.objects import ObjectAPI, WriteOptions
-from clustercord.sandbox.registry import default_registry
-from clustercord.sandbox.store import SandboxStore
+from clustercord_sandbox.objects import ObjectAPI, WriteOptions
+from clustercord_sandbox.registry import default_registry
+from clustercord_sandbox.store import SandboxStore
 
 from .conftest import sandbox_with_controllers
 

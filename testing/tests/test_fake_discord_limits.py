@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from clustercord_sdk.testing import discord_limits as limits
-from clustercord_sdk.testing.discord_limits import (
+from clustercord_testing import discord_limits as limits
+from clustercord_testing.discord_limits import (
     check_autocomplete,
     check_command,
     check_commands,

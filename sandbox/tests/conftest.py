@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from clustercord.sandbox import fixtures
-from clustercord.sandbox.background import BackgroundSandbox
-from clustercord.sandbox.controllers import Controllers, start_controllers
-from clustercord.sandbox.server import SandboxServer
-from clustercord.sandbox.store import SandboxStore
+from clustercord_sandbox import fixtures
+from clustercord_sandbox.background import BackgroundSandbox
+from clustercord_sandbox.controllers import Controllers, start_controllers
+from clustercord_sandbox.server import SandboxServer
+from clustercord_sandbox.store import SandboxStore
 
 KUBECTL = shutil.which("kubectl")
 

@@ -4,6 +4,8 @@ It is not a Kubernetes distribution (nothing runs containers); it is faithful en
 that the real `kubectl` and the official Python client work against it.
 """
 
+__version__ = "0.1.0"
+
 # Nothing heavy is imported here: `clustercord --help` builds the sandbox's parser, and
 # the CLI must not pay for aiohttp unless the sandbox runs.
 BANNER = "ClusterCord sandbox: a Kubernetes API for demos and tests, not a Kubernetes distribution."

@@ -12,7 +12,7 @@ The fake answers the REST endpoints a hikari ``RESTBot`` (or ``GatewayBot``'s RE
 client) with lightbulb 3 calls: the application, commands, interaction callbacks,
 webhook follow-ups, channel messages, DMs and threads. It records every request
 (:attr:`FakeDiscord.requests`) and checks every payload against Discord's limits
-(:mod:`clustercord_sdk.testing.discord_limits`): a payload Discord would reject is
+(:mod:`clustercord_testing.discord_limits`): a payload Discord would reject is
 answered the way Discord answers it *and* recorded in :attr:`FakeDiscord.violations`,
 which the ``fake_discord`` pytest fixture turns into a failed test.
 
@@ -56,7 +56,7 @@ from aiohttp.multipart import MultipartResponseWrapper
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from clustercord_sdk.testing import discord_limits as limits
+from clustercord_testing import discord_limits as limits
 
 JSON = dict[str, Any]
 

@@ -11,9 +11,10 @@
 
 The harness signs your plugin with a throwaway key in a temporary GnuPG home and
 trusts only that key, so the plugin goes through the same verification, grant and
-guard as in production. It needs the ``clustercord`` kernel and ``gpg`` installed.
+guard as in production. It needs ``gpg`` installed.
 """
 
-from clustercord_sdk.testing.harness import KernelHarness, RunResult, TestSigner
+from clustercord_testing.harness import KernelHarness, RunResult, TestSigner
 
-__all__ = ["KernelHarness", "RunResult", "TestSigner"]
+__version__ = "0.1.0"
+__all__ = ["KernelHarness", "RunResult", "TestSigner", "__version__"]

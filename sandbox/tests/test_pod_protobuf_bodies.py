@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from clustercord.sandbox import protowire
+from clustercord_sandbox import protowire
 
 CASES = {
     "deployment": (

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
-from clustercord.sandbox import protowire
-from clustercord.sandbox.server import SandboxServer
-from clustercord.sandbox.tokens import ISSUER
+from clustercord_sandbox import protowire
+from clustercord_sandbox.server import SandboxServer
+from clustercord_sandbox.tokens import ISSUER
 
 UNAUTHORIZED = "You must be logged in to the server (Unauthorized)"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from clustercord_sdk.testing.harness import TestSigner
+from clustercord_testing.harness import TestSigner
 
 
 def signed_builtins_site(site: Path, signer: TestSigner) -> Path:

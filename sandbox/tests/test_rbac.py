@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clustercord.sandbox import fixtures, protowire
-from clustercord.sandbox.auth import DATA, bootstrap_objects, forbidden
-from clustercord.sandbox.background import BackgroundSandbox
-from clustercord.sandbox.objects import WriteOptions
-from clustercord.sandbox.server import SandboxServer
+from clustercord_sandbox import fixtures, protowire
+from clustercord_sandbox.auth import DATA, bootstrap_objects, forbidden
+from clustercord_sandbox.background import BackgroundSandbox
+from clustercord_sandbox.objects import WriteOptions
+from clustercord_sandbox.server import SandboxServer
 from clustercord_sdk.rbac import Attributes, RBACSnapshot, UserInfo
 
 VIEW_TOKEN = "alice-view-token"

@@ -12,7 +12,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import process_alive
+from clustercord_testing.sandbox import process_alive
 
 from .conftest import (
     KUBECTL,

@@ -3,8 +3,8 @@
 ``sandbox_cluster("homelab")`` starts one in a background thread, points ``KUBECONFIG`` at it
 for the rest of the test and stops it afterwards. For a cluster shared by several tests (a
 module-scoped fixture), ``with running_sandbox("homelab", directory) as cluster:`` does the
-same for the length of the block. The sandbox ships with the kernel (``clustercord.sandbox``),
-which a plugin's tests have installed anyway to run the harness.
+same for the length of the block. The sandbox is its own distribution (``clustercord-sandbox``),
+which the testing kit depends on.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class SandboxCluster:
 
     def __init__(self, kubeconfig: Path, background: Any) -> None:
         self.kubeconfig = kubeconfig
-        # clustercord.sandbox.background.BackgroundSandbox; `.server` is the API server
+        # clustercord_sandbox.background.BackgroundSandbox; `.server` is the API server
         # (its store, clock and options), for tests that need to reach behind the API.
         self.background = background
 
@@ -68,7 +68,7 @@ class SandboxCluster:
 
 def _start(fixture: str, kubeconfig: Path, **server_options: Any) -> SandboxCluster:
     """Starts a sandbox of ``fixture`` and writes its kubeconfig to ``kubeconfig``."""
-    from clustercord.sandbox.background import BackgroundSandbox
+    from clustercord_sandbox.background import BackgroundSandbox
 
     box = BackgroundSandbox(fixture=fixture, **server_options)
     box.start()
@@ -108,3 +108,12 @@ def sandbox_clusters(
     yield start
     for cluster in started:
         cluster.background.stop()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a local process runs (the sandbox runs exec'd commands as local processes)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"  # a zombie has ended, waiting to be reaped
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
+        return False

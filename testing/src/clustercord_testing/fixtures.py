@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 import pytest_asyncio
 
-from clustercord_sdk.testing.harness import KernelHarness, TestSigner
-from clustercord_sdk.testing.sandbox import SandboxCluster, sandbox_clusters
+from clustercord_testing.harness import KernelHarness, TestSigner
+from clustercord_testing.sandbox import SandboxCluster, sandbox_clusters
 
 if TYPE_CHECKING:
-    from clustercord_sdk.testing.discord import FakeDiscord
+    from clustercord_testing.discord import FakeDiscord
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +46,10 @@ def sandbox_cluster(
 
 @pytest_asyncio.fixture
 async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    """A started :class:`~clustercord_sdk.testing.discord.FakeDiscord`; the test fails if
+    """A started :class:`~clustercord_testing.discord.FakeDiscord`; the test fails if
     anything was sent that Discord would reject (its ``violations``)."""
     # Imported here: aiohttp, cryptography and regex load only for tests that use it.
-    from clustercord_sdk.testing.discord import FakeDiscord
+    from clustercord_testing.discord import FakeDiscord
 
     async with FakeDiscord() as discord:
         yield discord
