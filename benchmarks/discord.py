@@ -252,7 +252,7 @@ async def _start_clustercord(side: Side, stack: AsyncExitStack, scratch: Path) -
 
 
 async def measure(rounds: int, scratch: Path) -> list[tuple[str, str, str, str, str]]:
-    from clustercord_testing.discord import FakeDiscord
+    from clustercord_testing.fake_discord import FakeDiscord
 
     # Discord drops an answer later than 3 s; here every answer is timed, however late,
     # and the late ones are counted.

@@ -1,4 +1,4 @@
-"""The command-line surface of ARCHITECTURE.md, run as a user would, in subprocesses.
+"""The stable command-line surface (README, "Command line"), run as a user would, in subprocesses.
 
 The builtin plugins are copied into a private site folder (shadowing the installed
 distribution) and signed there with a throwaway key, these tests never touch the

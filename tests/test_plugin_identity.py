@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clustercord.kubernetes.service import ApiStatusError
+from clustercord.kubernetes.calls import ApiStatusError
 from clustercord_sdk.permissions import compile_rules, parse_permissions
 from clustercord_sdk.rbac import UserInfo
 

@@ -152,3 +152,38 @@ async def test_verifying_leaves_no_gpg_agent_behind(clustercord_harness, make_pl
         check=True,
     ).stdout.strip()
     assert socket and not Path(socket).exists()
+
+
+async def test_a_sourceless_bytecode_file_is_not_covered_by_the_signature(
+    clustercord_harness, make_plugin
+):
+    def tamper(folder):
+        import py_compile
+
+        source = folder.parent / "evil_source.py"
+        source.write_text("raise SystemExit('planted code ran')\n")
+        py_compile.compile(str(source), cfile=str(folder / "evil.pyc"))
+
+    _, bad = await _start_with(clustercord_harness, make_plugin, tamper)
+    await assert_refused(clustercord_harness, bad, "file not covered by the signature: evil.pyc")
+
+
+async def test_planted_bytecode_cache_does_not_run(clustercord_harness, make_plugin):
+    """A ``__pycache__`` entry forged to match the source's time and size would run instead
+    of the source under Python's own loader; the kernel compiles the signed source."""
+    import importlib.util
+    import os
+    import py_compile
+
+    folder = clustercord_harness.add_plugin(make_plugin("cached"))
+    source = folder / "commands.py"
+    evil = "def run(ctx):\n    return 'planted bytecode ran'\n"
+    size = source.stat().st_size
+    forged = folder.parent / "forged.py"
+    forged.write_text(evil.rstrip("\n").ljust(size - 1) + "\n")
+    stat = source.stat()
+    os.utime(forged, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    py_compile.compile(str(forged), cfile=importlib.util.cache_from_source(str(source)))
+    await clustercord_harness.start()
+    assert clustercord_harness.plugin("cached").state == "enabled"  # caches are not signed
+    assert (await clustercord_harness.run("/cached")).text == "cached ran"

@@ -26,7 +26,7 @@ from clustercord_sdk.reply import (
     Table,
     TextInput,
 )
-from clustercord_testing import discord_limits
+from clustercord_testing.fake_discord import limits as discord_limits
 
 
 class MemoryMinter:

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from clustercord.frontends.discord.app import DiscordSettings
 from clustercord.frontends.discord.server import SignatureCheck
+from clustercord.frontends.discord.settings import DiscordSettings
 from clustercord_sdk.errors import UsageError
 
 

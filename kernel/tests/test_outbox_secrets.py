@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clustercord.kernel import OutboxNotifier
 from clustercord.secretbox import SecretBox
+from clustercord.services.notifications import OutboxNotifier
 from clustercord.storage import Database
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.reply import Reply

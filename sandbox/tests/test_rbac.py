@@ -292,7 +292,7 @@ def test_local_subject_access_review_stays_in_its_namespace(kubectl):
 
 def test_bootstrap_policy_ships_with_the_package():
     objects = bootstrap_objects()
-    assert DATA.as_posix().endswith("clustercord/sandbox/data")  # packaged, not /work/shared
+    assert DATA.as_posix().endswith("clustercord_sandbox/data")  # packaged, not /work/shared
     names = {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"}
     assert {"cluster-admin", "admin", "edit", "view", "system:basic-user"} <= names
     basic = next(o for o in objects if o["metadata"]["name"] == "system:basic-user")

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from clustercord_testing.discord import FakeDiscord
+from clustercord_testing.fake_discord import FakeDiscord
 
 pytest_plugins = ["pytester"]
 

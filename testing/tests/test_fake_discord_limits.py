@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from clustercord_testing import discord_limits as limits
-from clustercord_testing.discord_limits import (
+from clustercord_testing.fake_discord import limits
+from clustercord_testing.fake_discord.limits import (
     check_autocomplete,
     check_command,
     check_commands,

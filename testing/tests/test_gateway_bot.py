@@ -8,8 +8,8 @@ import asyncio
 import hikari
 import lightbulb
 
-from clustercord_testing.discord import FakeDiscord
 from clustercord_testing.discord_reference import COMMANDS
+from clustercord_testing.fake_discord import FakeDiscord
 
 
 async def test_a_gateway_bot_starts_registers_and_answers(fake_discord: FakeDiscord) -> None:

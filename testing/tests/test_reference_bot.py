@@ -13,8 +13,8 @@ import lightbulb
 import pytest
 from nacl.signing import VerifyKey
 
-from clustercord_testing.discord import STALE_AGE, FakeDiscord
 from clustercord_testing.discord_reference import ReferenceBot, reference_bot
+from clustercord_testing.fake_discord import STALE_AGE, FakeDiscord
 
 PODS = ["jellyfin-0", "jellyseerr-7c9", "prowlarr-5d4", "radarr-0"]
 

@@ -180,7 +180,7 @@ def demo_plugin(root: Path, slow: float = 0.9) -> Path:
 
 
 def discord_settings(discord: Any, **overrides: Any) -> Any:
-    from clustercord.frontends.discord.app import DiscordSettings
+    from clustercord.frontends.discord.settings import DiscordSettings
 
     values = {
         "token": discord.bot_token,
@@ -232,7 +232,7 @@ async def sandbox_bot(
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_bot(tmp_path_factory, clustercord_signer):
     """One interaction server for a whole test module (tests that leave no lasting change)."""
-    from clustercord_testing.discord import FakeDiscord
+    from clustercord_testing.fake_discord import FakeDiscord
     from clustercord_testing.harness import KernelHarness
 
     root = tmp_path_factory.mktemp("discord")

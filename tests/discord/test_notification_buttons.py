@@ -46,7 +46,7 @@ async def test_a_button_in_a_notification_reaches_the_plugin(
 
 
 def test_rows_queued_before_the_plugin_column_are_kept(tmp_path):
-    from clustercord.kernel import OutboxNotifier
+    from clustercord.services.notifications import OutboxNotifier
     from clustercord.storage import Database
 
     path = tmp_path / "old.db"

@@ -82,7 +82,7 @@ async def test_gateway_mode_registers_the_commands(clustercord_harness, tmp_path
     """As far as the fake goes: the gateway bot's REST client syncs the commands."""
     from clustercord.frontends.discord.app import DiscordFrontend
     from clustercord.frontends.discord.server import gateway_bot
-    from clustercord_testing.discord import FakeDiscord
+    from clustercord_testing.fake_discord import FakeDiscord
     from tests.discord.conftest import demo_plugin
 
     # A gateway bot reads its application id from the token, as Discord's tokens carry it.

@@ -7,7 +7,7 @@ import itertools
 
 from clustercord.frontends.discord.render import REPLY_FILE, Renderer
 from clustercord_builtins.rbac.commands import AUDIT_PAGE_FINDINGS, SEVERITY_LOOK
-from clustercord_testing import discord_limits
+from clustercord_testing.fake_discord import limits as discord_limits
 
 
 class Minter:

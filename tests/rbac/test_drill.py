@@ -41,8 +41,8 @@ async def choose(discord, url, message, label):
 async def test_select_drills_from_subject_to_rules(
     fake_discord, clustercord_harness, homelab, monkeypatch
 ):
-    from clustercord.frontends.discord.app import DiscordSettings
     from clustercord.frontends.discord.server import start_interaction_server
+    from clustercord.frontends.discord.settings import DiscordSettings
 
     monkeypatch.setenv("KUBECONFIG", str(homelab.kubeconfig))
     # The clicking Discord user acts as the homelab's cluster admin on Kubernetes.

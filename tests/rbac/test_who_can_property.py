@@ -1,5 +1,5 @@
 """Property: ``/rbac who-can`` names exactly the identities the sandbox's SubjectAccessReview
-allows, on randomly generated RBAC sets (the seed is tests/sandbox/test_rbac.py's)."""
+allows, on randomly generated RBAC sets (the seed is sandbox/tests/test_rbac.py's)."""
 
 from __future__ import annotations
 

@@ -147,17 +147,19 @@ async def _kernel() -> Any:
     return await Kernel(_settings()).start()
 
 
-def _invocation(args: argparse.Namespace, path: tuple[str, ...], options: dict[str, str]) -> Any:
-    from clustercord.policy import CONSOLE_USER
-    from clustercord_sdk.context import Invocation
+def _frontend(kernel: Any, renderer: Any, args: argparse.Namespace, **kwargs: Any) -> Any:
+    """The console front end for ``run`` and ``console``, acting as ``--as`` with ``--roles``."""
+    from clustercord.frontends.console import ConsoleFrontend
 
-    return Invocation(
-        user_id=args.as_user or CONSOLE_USER,
-        command=path,
-        options=options,
-        roles=frozenset(r.strip() for r in args.roles.split(",") if r.strip()),
+    kernel.conversations.register("console", renderer.open_conversation)
+    return ConsoleFrontend(
+        kernel,
+        renderer,
+        user_id=args.as_user,
+        roles=args.roles.split(","),
         cluster=getattr(args, "cluster", None),
-        frontend="console",
+        yes=args.yes,
+        **kwargs,
     )
 
 
@@ -180,55 +182,16 @@ async def _run_async(
     kernel = await _kernel()
     try:
         renderer = ConsoleRenderer(Console(stderr=args.json), kernel.settings.output_dir)
-        kernel.conversations.register("console", renderer.open_conversation)
         # With --json, stdout carries only the final reply's JSON: interim replies are dropped.
-        outcome = await _dispatch(kernel, renderer, args, path, options, interim=not args.json)
+        console = _frontend(kernel, renderer, args, interim=not args.json)
+        outcome = await console.run(path, options)
         if args.json:
             print(reply_to_json(outcome.reply))
         else:
-            _render(renderer, outcome.reply)
+            console.show(outcome.reply)
         return int(outcome.exit_code)
     finally:
         kernel.close()
-
-
-async def _dispatch(
-    kernel: Any,
-    renderer: Any,
-    args: argparse.Namespace,
-    path: tuple[str, ...],
-    options: dict[str, str],
-    *,
-    interim: bool = True,
-) -> Any:
-    """Run one command typed at the terminal (``run`` or the console) and return its
-    outcome: confirmations are asked on ``renderer``, interim replies shown there
-    when ``interim``, and approval decisions delivered before returning."""
-    from clustercord.frontends.console import local_attachment
-
-    async def send(reply: Any) -> None:
-        if interim:
-            _render(renderer, reply)
-
-    async def ask(confirmation: Any) -> bool:
-        return bool(await renderer.ask(confirmation, args.yes))
-
-    outcome = await kernel.dispatcher.dispatch(
-        _invocation(args, path, options),
-        send=send,
-        ask=ask,
-        attachments=local_attachment,
-        fill=renderer.fill,
-    )
-    await kernel.deliver_decisions()
-    return outcome
-
-
-def _render(renderer: Any, reply: Any) -> None:
-    if reply.progress is not None and not (reply.text or reply.cards or reply.tables):
-        renderer.progress(reply.progress)
-    else:
-        renderer.render(reply)
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -278,7 +241,7 @@ async def _console_async(args: argparse.Namespace) -> int:
     kernel = await _kernel()
     console = Console()
     renderer = ConsoleRenderer(console, kernel.settings.output_dir)
-    kernel.conversations.register("console", renderer.open_conversation)
+    frontend = _frontend(kernel, renderer, args)
     admin = KernelPluginAdmin(kernel)
 
     async def dispatch_line(line: str) -> None:
@@ -287,8 +250,8 @@ async def _console_async(args: argparse.Namespace) -> int:
         except UsageError as exc:
             console.print(f"[red]Error:[/red] {exc}", highlight=False)
             return
-        outcome = await _dispatch(kernel, renderer, args, path, options)
-        _render(renderer, outcome.reply)
+        outcome = await frontend.run(path, options)
+        frontend.show(outcome.reply)
 
     console.print(
         "[bold]ClusterCord console[/bold] — /help lists commands, Tab completes, Ctrl-D quits."

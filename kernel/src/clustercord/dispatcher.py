@@ -4,23 +4,25 @@ A front end turns a Discord interaction or a console line into an
 :class:`~clustercord_sdk.context.Invocation` and gives two callbacks: ``send``
 (render an intermediate reply) and ``ask`` (put a confirmation to the user).
 Everything else, and so every rule, is here, so a command behaves the same in both.
+
+The command's own steps (resolve the path, parse the options, confirm a destructive
+command, fill forms in place) are here; stamping, the access policy, the call of plugin
+code, its guard, its audit row and what it leaves pending go through the kernel's one
+door (:mod:`clustercord.door`), as component actions (:meth:`Dispatcher.act`) and jobs do.
 """
 
 from __future__ import annotations
 
-import asyncio
 import difflib
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from clustercord.door import Door, Kind, Passage
 from clustercord.plugins.manager import Plugin, PluginManager
-from clustercord.policy import AccessPolicy
-from clustercord.services.audit import AuditLog
-from clustercord_sdk.context import CommandContext, Invocation
+from clustercord_sdk.context import Asker, CommandContext, Invocation, Sender
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.manifest import CommandSpec
 from clustercord_sdk.options import parse_options
@@ -28,8 +30,6 @@ from clustercord_sdk.reply import Confirmation, File, Modal, Reply
 
 log = logging.getLogger("clustercord.dispatcher")
 
-Send = Callable[[Reply], Awaitable[None]]
-Ask = Callable[[Confirmation], Awaitable[bool]]
 Fill = Callable[[Modal], Awaitable[dict[str, str] | None]]
 """Answers a form in place (console prompts): input name → text, or ``None`` if abandoned."""
 Attachments = Callable[[str], File]
@@ -56,10 +56,9 @@ MAX_FORMS = 10
 
 
 class Dispatcher:
-    def __init__(self, manager: PluginManager, policy: AccessPolicy, audit: AuditLog) -> None:
+    def __init__(self, manager: PluginManager, door: Door) -> None:
         self.manager = manager
-        self.policy = policy
-        self.audit = audit
+        self.door = door
 
     def resolve(self, path: tuple[str, ...]) -> tuple[Plugin, CommandSpec]:
         commands = self.manager.commands()
@@ -88,20 +87,22 @@ class Dispatcher:
         self,
         invocation: Invocation,
         *,
-        send: Send,
-        ask: Ask,
+        send: Sender,
+        ask: Asker,
         attachments: Attachments | None = None,
         fill: Fill | None = None,
+        resolved: tuple[Plugin, CommandSpec] | None = None,
     ) -> Outcome:
         """Run one command. With ``fill``, a form the command answers with is filled in
         place and its submission handed to the plugin's ``action`` (console prompts);
-        without it the form is returned for the front end to show (a Discord modal)."""
+        without it the form is returned for the front end to show (a Discord modal).
+        ``resolved``: the front end already looked the command up (:meth:`resolve`)."""
         start = time.perf_counter()
         plugin_name: str | None = None
         secret_names: tuple[str, ...] = ()
-        invocation = self.policy.stamp(invocation)
+        invocation = self.door.stamp(invocation)
         try:
-            plugin, command = self.resolve(invocation.command)
+            plugin, command = resolved or self.resolve(invocation.command)
             plugin_name = plugin.name
             secret_names = tuple(o.name for o in command.options if o.secret)
             options = parse_options(list(command.options), invocation.options)
@@ -110,7 +111,7 @@ class Dispatcher:
                     if attachments is None:
                         raise UsageError(f"option {spec.name}: this front end takes no files")
                     options[spec.name] = attachments(options[spec.name])
-            denied = self.policy.check(invocation, command)
+            denied = self.door.command_refusal(invocation, command)
             if denied is None:
                 denied = await self._plugin_veto(invocation, plugin, command)
             if denied is not None:
@@ -122,16 +123,18 @@ class Dispatcher:
                     "cancelled", Reply(text="Cancelled."), "not confirmed", plugin_name
                 )
             else:
-                reply = await self._run(plugin, command, invocation, options, send, ask)
-                reply = await self._fill_forms(plugin, invocation, reply, fill, send, ask)
-                if command.ephemeral:
-                    reply.ephemeral = True
-                outcome = Outcome(
-                    "error" if reply.error else "ok",
-                    reply,
-                    reply.text if reply.error else None,
-                    plugin_name,
+                ctx = CommandContext(
+                    invocation=invocation,
+                    options=options,
+                    plugin=plugin.context,  # type: ignore[arg-type]
+                    _send=send,
+                    _ask=ask,
                 )
+                passage = await self.door.command(plugin, command, ctx, send=send)
+                passage = await self._fill_forms(plugin, invocation, passage, fill, send, ask)
+                if command.ephemeral:
+                    passage.reply.ephemeral = True
+                outcome = Outcome(passage.status, passage.reply, passage.message, plugin_name)
         except UsageError as exc:
             outcome = Outcome("usage", Reply.fail(str(exc), ephemeral=True), str(exc), plugin_name)
         except PermissionDenied as exc:
@@ -143,16 +146,13 @@ class Dispatcher:
             message = f"plugin {plugin_name} failed: {type(exc).__name__}: {exc}"
             outcome = Outcome("error", Reply.fail(message), message, plugin_name)
         outcome.duration_ms = (time.perf_counter() - start) * 1000
-        await self.audit.arecord(
+        await self.door.record(
+            "command",
             invocation.path,
-            actor=f"{invocation.frontend}:{invocation.user_id}",
+            Passage(outcome.status, outcome.reply or Reply(), outcome.message, outcome.duration_ms),
             plugin=plugin_name,
-            cluster=invocation.cluster,
-            namespace=invocation.namespace,
-            options=dict(invocation.options),
-            result={"usage": "error"}.get(outcome.status, outcome.status),
-            message=outcome.message,
-            duration_ms=round(outcome.duration_ms, 3),
+            invocation=invocation,
+            options=invocation.options,
             secret_names=secret_names,
         )
         await self.manager.call_all(
@@ -165,7 +165,46 @@ class Dispatcher:
                 "message": outcome.message,
             },
         )
+        await self.door.deliver()
         return outcome
+
+    async def act(
+        self,
+        invocation: Invocation,
+        *,
+        plugin: str,
+        action: str | None,
+        kind: Kind = "action",
+        value: Any = None,
+        values: list[Any] | None = None,
+        fields: dict[str, str] | None = None,
+        send: Sender,
+        ask: Asker,
+        named_command: bool = False,
+    ) -> Passage:
+        """Run a plugin's component handler for a click, a choice or a submitted form
+        (``kind="form"``): through the kernel's door, like every call of plugin code."""
+        return await self.door.action(
+            invocation,
+            plugin=plugin,
+            action=action,
+            kind=kind,
+            value=value,
+            values=values,
+            fields=fields,
+            send=send,
+            ask=ask,
+            named_command=named_command,
+        )
+
+    def component_refusal(
+        self, invocation: Invocation, plugin: str, *, named_command: bool = False
+    ) -> str | None:
+        """Why the access policy refuses this component (any kind: a page, a confirmation,
+        an action) to whoever uses it; see :meth:`Door.component_refusal`."""
+        return self.door.component_refusal(
+            self.door.stamp(invocation), plugin, named_command=named_command
+        )
 
     def _inactive_owner(self, path: tuple[str, ...]) -> Plugin | None:
         for plugin in self.manager.plugins.values():
@@ -176,7 +215,7 @@ class Dispatcher:
 
     async def autocomplete(self, invocation: Invocation, option: str, value: str) -> list[Any]:
         """Suggestions for an option declared ``autocomplete``, from its plugin's hook."""
-        invocation = self.policy.stamp(invocation)
+        invocation = self.door.stamp(invocation)
         try:
             plugin, command = self.resolve(invocation.command)
         except UsageError:
@@ -218,84 +257,33 @@ class Dispatcher:
         self,
         plugin: Plugin,
         invocation: Invocation,
-        reply: Reply,
+        passage: Passage,
         fill: Fill | None,
-        send: Send,
-        ask: Ask,
-    ) -> Reply:
-        """Answer forms in place while the plugin asks for them (successive modals)."""
+        send: Sender,
+        ask: Asker,
+    ) -> Passage:
+        """Answer forms in place while the plugin asks for them (successive modals); each
+        submission goes through the door as a Discord modal's does."""
         if fill is None:
-            return reply
+            return passage
         for _ in range(MAX_FORMS):
+            reply = passage.reply
             modal = reply.modal
             if modal is None:
-                return reply
+                return passage
             if reply.text or reply.cards:
                 await send(Reply(text=reply.text, cards=reply.cards))
             fields = await fill(modal)
             if fields is None:
-                return Reply(text="Cancelled: the form was not filled in.")
-            reply = await _call_action(plugin, invocation, modal.action, fields, send, ask)
+                return Passage("ok", Reply(text="Cancelled: the form was not filled in."))
+            passage = await self.door.action(
+                invocation,
+                plugin=plugin.name,
+                action=modal.action,
+                kind="form",
+                fields=fields,
+                send=send,
+                ask=ask,
+                deliver=False,
+            )
         raise CommandError(f"plugin {plugin.name} asked for more than {MAX_FORMS} forms in a row")
-
-    async def _run(
-        self,
-        plugin: Plugin,
-        command: CommandSpec,
-        invocation: Invocation,
-        options: dict[str, Any],
-        send: Send,
-        ask: Ask,
-    ) -> Reply:
-        assert plugin.context is not None
-        handler = plugin.handlers[command.path]
-        ctx = CommandContext(
-            invocation=invocation, options=options, plugin=plugin.context, _send=send, _ask=ask
-        )
-        if inspect.isasyncgenfunction(handler):
-            # Each yielded reply but the last is sent as it comes (progress); the last is final.
-            last: Any = None
-            async for item in handler(ctx):
-                if last is not None:
-                    await send(_as_reply(last))
-                last = item
-            return _as_reply(last)
-        if inspect.iscoroutinefunction(handler):
-            return _as_reply(await handler(ctx))
-        # A synchronous handler may block (network, disk): keep the event loop free.
-        return _as_reply(await asyncio.to_thread(handler, ctx))
-
-
-async def _call_action(
-    plugin: Plugin,
-    invocation: Invocation,
-    action: str,
-    fields: dict[str, str],
-    send: Send,
-    ask: Ask,
-) -> Reply:
-    """Call a plugin's component handler with the arguments it declares (``ctx``, ``fields``),
-    as the Discord front end does for a submitted modal."""
-    from clustercord.plugins.manager import resolve_handler
-
-    assert plugin.module is not None and plugin.context is not None
-    function = resolve_handler(plugin.module, action, f"component {action}")
-    options: dict[str, Any] = {"value": None, "values": None, "fields": fields}
-    ctx = CommandContext(
-        invocation=invocation, options=options, plugin=plugin.context, _send=send, _ask=ask
-    )
-    wanted = inspect.signature(function).parameters
-    kwargs = {k: v for k, v in {"ctx": ctx, **options}.items() if k in wanted}
-    if inspect.iscoroutinefunction(function):
-        return _as_reply(await function(**kwargs))
-    return _as_reply(await asyncio.to_thread(function, **kwargs))
-
-
-def _as_reply(value: Any) -> Reply:
-    if value is None:
-        return Reply(text="Done.")
-    if isinstance(value, Reply):
-        return value
-    if isinstance(value, str):
-        return Reply(text=value)
-    raise CommandError(f"a command handler returned {type(value).__name__}, not a Reply")

@@ -10,6 +10,16 @@ from clustercord_sdk.context import Invocation
 from clustercord_sdk.manifest import CommandSpec
 
 CONSOLE_USER = "console"
+"""The user id of whoever sits at the console (``clustercord run``/``console`` without ``--as``)."""
+
+
+def is_local_operator(invocation: Invocation) -> bool:
+    """Whether the invocation comes from the local operator: the person at the console who
+    already holds the kubeconfig and the data directory (not a Discord user, nor ``--as``).
+
+    The one place that says so: the access policy (``console_admin``) and the Kubernetes
+    service (no SubjectAccessReview for the operator) both ask here."""
+    return invocation.frontend == "console" and invocation.user_id == CONSOLE_USER
 
 
 class AccessPolicy:
@@ -17,7 +27,7 @@ class AccessPolicy:
         self.config = config
 
     def is_admin(self, invocation: Invocation) -> bool:
-        if invocation.frontend == "console" and invocation.user_id == CONSOLE_USER:
+        if is_local_operator(invocation):
             return self.config.console_admin
         admins = self.config.admins
         return f"user:{invocation.user_id}" in admins or any(

@@ -28,9 +28,10 @@ import gnupg
 
 SIGNATURE_FILE = "SIGNATURE.asc"
 SIGNATURE_FORMAT = "clustercord-plugin-signature/1"
-# Files that are never part of a signature: the signature itself and bytecode caches.
+# Never part of a signature: the signature itself and bytecode caches, which the kernel
+# never loads (plugins/loader.py compiles the signed source). Any other file counts, a
+# sourceless ``.pyc`` beside the code included, so it must be signed or the plugin is refused.
 _IGNORED_DIRS = {"__pycache__"}
-_IGNORED_SUFFIXES = (".pyc", ".pyo")
 
 
 class SigningError(Exception):
@@ -55,7 +56,6 @@ def plugin_files(folder: Path) -> dict[str, str]:
             path.is_dir()
             or (relative.name == SIGNATURE_FILE and len(relative.parts) == 1)
             or _IGNORED_DIRS.intersection(relative.parts)
-            or path.suffix in _IGNORED_SUFFIXES
         ):
             continue
         hashes[relative.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -2,6 +2,11 @@
 
 It is not a Kubernetes distribution (nothing runs containers); it is faithful enough at the API
 that the real `kubectl` and the official Python client work against it.
+
+It is a distribution of its own, `clustercord-sandbox`, not part of the kernel: it depends on
+the SDK only (its RBAC library and label selectors), the kernel reaches it only behind its
+`clustercord sandbox` command line when it is installed (the `clustercord[sandbox]` extra),
+and the testing kit (`clustercord-testing`) starts it for tests.
 """
 
 __version__ = "0.1.0"

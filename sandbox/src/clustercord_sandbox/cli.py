@@ -1,7 +1,8 @@
 """`clustercord sandbox`: the sandbox API server in the foreground.
 
-The kernel's command line offers this command when the sandbox is installed; it hands over
-its data directory, so the sandbox needs nothing of the kernel.
+The kernel's command line offers this command when the sandbox (its own distribution,
+``clustercord-sandbox``, the kernel's ``sandbox`` extra) is installed; it hands over its data
+directory, so the sandbox needs nothing of the kernel.
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ import asyncio
 import base64
 import json
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from .patch import JSON_PATCH, json_patch, merge_patch
 from .podexec import PodExec
 from .podlogs import PodLogs
 from .registry import Registry, ResourceType, default_registry
+from .resource_request import ResourceRequest, SubresourceHandler
 from .selectors import field_predicate, label_predicate
 from .store import SandboxStore, WatchEvent
 from .tables import to_table, wants_table
@@ -53,21 +53,6 @@ Authorizer = Callable[[UserInfo, Attributes], bool]
 def allow_all(user: UserInfo, attributes: Attributes) -> bool:
     """An authorizer that allows everything, for callers that want no RBAC at all."""
     return True
-
-
-@dataclass
-class ResourceRequest:
-    rt: ResourceType
-    namespace: str
-    name: str
-    subresource: str
-
-
-# A handler for one subresource (`pods/log`, `*/scale`, ...): it gets the request after
-# authentication and authorization, with the user it acts for.
-SubresourceHandler = Callable[
-    [web.Request, ResourceRequest, UserInfo], Awaitable[web.StreamResponse]
-]
 
 
 class SandboxServer:

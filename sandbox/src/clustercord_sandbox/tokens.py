@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 from aiohttp import web
@@ -29,10 +29,8 @@ from clustercord_sdk.rbac import UserInfo
 from . import errors
 from .errors import ApiError
 from .registry import ResourceType
+from .resource_request import ResourceRequest
 from .store import SandboxStore
-
-if TYPE_CHECKING:
-    from .server import ResourceRequest
 
 # What kubeadm clusters use for `--service-account-issuer` and, by default, `--api-audiences`.
 ISSUER = "https://kubernetes.default.svc.cluster.local"

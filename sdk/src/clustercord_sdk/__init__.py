@@ -7,10 +7,11 @@ they receive a :class:`~clustercord_sdk.context.CommandContext` and return a
 :class:`~clustercord_sdk.reply.Reply`.
 """
 
-from clustercord_sdk.context import CommandContext, HookContext, Invocation, PluginContext
+from clustercord_sdk.context import CommandContext, HookContext, PluginContext
 from clustercord_sdk.errors import CommandError, ManifestError, PermissionDenied, UsageError
 from clustercord_sdk.events import Event
 from clustercord_sdk.hookspecs import hookimpl
+from clustercord_sdk.invocation import Invocation
 from clustercord_sdk.reply import (
     Button,
     Card,

@@ -8,33 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clustercord_sdk.errors import CommandError
+from clustercord_sdk.invocation import Invocation
 from clustercord_sdk.kubernetes import Kubernetes
 from clustercord_sdk.reply import Confirmation, Progress, Reply
 from clustercord_sdk.services import Approvals, Audit, Notifier, PluginAdmin, Scheduler, Store
 
-
-@dataclass(frozen=True)
-class Invocation:
-    """Who asked for what, from where. Built by a front end, checked by the dispatcher."""
-
-    user_id: str
-    command: tuple[str, ...]
-    """The command path, e.g. ``("plugin", "list")``."""
-    options: Mapping[str, Any] = field(default_factory=dict)
-    roles: frozenset[str] = frozenset()
-    user_name: str | None = None
-    guild_id: str | None = None
-    channel_id: str | None = None
-    cluster: str | None = None
-    namespace: str | None = None
-    frontend: str = "console"
-    admin: bool = False
-    """Whether the user is a ClusterCord admin, stamped by the kernel from its access policy
-    before a plugin sees the invocation (a front end's own value is never trusted)."""
-
-    @property
-    def path(self) -> str:
-        return " ".join(self.command)
+__all__ = [
+    "Asker",
+    "CommandContext",
+    "HookContext",
+    "Invocation",
+    "PluginContext",
+    "Sender",
+]
 
 
 @dataclass

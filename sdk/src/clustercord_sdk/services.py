@@ -10,12 +10,10 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from clustercord_sdk.invocation import Invocation
 from clustercord_sdk.reply import Reply
-
-if TYPE_CHECKING:  # context imports this module
-    from clustercord_sdk.context import Invocation
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from clustercord_testing.harness import KernelHarness, TestSigner
 from clustercord_testing.sandbox import SandboxCluster, sandbox_clusters
 
 if TYPE_CHECKING:
-    from clustercord_testing.discord import FakeDiscord
+    from clustercord_testing.fake_discord import FakeDiscord
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +46,10 @@ def sandbox_cluster(
 
 @pytest_asyncio.fixture
 async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    """A started :class:`~clustercord_testing.discord.FakeDiscord`; the test fails if
+    """A started :class:`~clustercord_testing.fake_discord.FakeDiscord`; the test fails if
     anything was sent that Discord would reject (its ``violations``)."""
     # Imported here: aiohttp, cryptography and regex load only for tests that use it.
-    from clustercord_testing.discord import FakeDiscord
+    from clustercord_testing.fake_discord import FakeDiscord
 
     async with FakeDiscord() as discord:
         yield discord

@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clustercord_sdk.context import Invocation
 from clustercord_sdk.reply import Confirmation, Modal, Reply
 
 _counter = itertools.count(1)
@@ -155,44 +154,52 @@ class KernelHarness:
     ) -> RunResult:
         """Run a command line as ``user`` and capture every reply.
 
-        Each form (modal) the command asks for is answered, like console prompts, with the
-        next dict of ``forms`` (input name → text); with none left it is abandoned.
+        It goes through the kernel's console front end (:class:`ConsoleFrontend`), as
+        ``clustercord run`` does. Each form (modal) the command asks for is answered, like
+        console prompts, with the next dict of ``forms`` (input name → text); with none
+        left it is abandoned.
         """
-        from clustercord.frontends.commandline import parse_command_line
+        from clustercord.frontends.console import ConsoleFrontend
 
-        path, options = parse_command_line(line)
-        sent: list[Reply] = []
-        asked: list[Confirmation] = []
-
-        async def send(reply: Reply) -> None:
-            sent.append(reply)
-
-        async def ask(confirmation: Confirmation) -> bool:
-            asked.append(confirmation)
-            return yes
-
-        answers = iter(forms)
-        filled: list[Modal] = []
-
-        async def fill(modal: Modal) -> dict[str, str] | None:
-            filled.append(modal)
-            return next(answers, None)
-
-        invocation = Invocation(
-            user_id=user, command=path, options=options, roles=frozenset(roles), frontend=frontend
+        recorder = _Recorder(iter(forms))
+        console = ConsoleFrontend(
+            self.kernel, recorder, user_id=user, roles=roles, yes=yes, frontend=frontend
         )
-        from clustercord.frontends.console import local_attachment
-
-        outcome = await self.kernel.dispatcher.dispatch(
-            invocation, send=send, ask=ask, attachments=local_attachment, fill=fill
+        outcome = await console.run_line(line)
+        return RunResult(
+            outcome.status,
+            outcome.reply,
+            recorder.sent,
+            recorder.asked,
+            outcome.exit_code,
+            recorder.filled,
         )
-        await self.kernel.deliver_decisions()
-        return RunResult(outcome.status, outcome.reply, sent, asked, outcome.exit_code, filled)
 
     def close(self) -> None:
         if self.kernel is not None:
             self.kernel.close()
             self.kernel = None
+
+
+class _Recorder:
+    """The harness's console surface: keeps what a terminal would have shown."""
+
+    def __init__(self, answers: Iterator[dict[str, str]]) -> None:
+        self.answers = answers
+        self.sent: list[Reply] = []
+        self.asked: list[Confirmation] = []
+        self.filled: list[Modal] = []
+
+    def render(self, reply: Reply) -> None:
+        self.sent.append(reply)
+
+    async def ask(self, confirmation: Confirmation, assume_yes: bool) -> bool:
+        self.asked.append(confirmation)
+        return assume_yes
+
+    async def fill(self, modal: Modal) -> dict[str, str] | None:
+        self.filled.append(modal)
+        return next(self.answers, None)
 
 
 def _manifest_name(folder: Path) -> str:

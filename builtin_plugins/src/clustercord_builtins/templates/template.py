@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from clustercord_sdk.errors import UsageError
+from clustercord_sdk.options import Choice, OptionSpec
 
 SCHEMA_FILE = Path(__file__).with_name("template.schema.json")
 ELEVATED_FEATURES = frozenset({"hostNetwork", "hostPath", "hostPort", "runAsRoot"})
@@ -29,6 +33,36 @@ class Variable:
     description: str = ""
     secret: bool = False
     validation: dict[str, Any] = field(default_factory=dict)
+
+
+def _spec(variable: Variable) -> OptionSpec:
+    rules = variable.validation
+    return OptionSpec(
+        name=variable.name,
+        type=variable.type,
+        choices=tuple(Choice(str(c), c) for c in rules.get("choices", ())),
+        min=rules.get("min"),
+        max=rules.get("max"),
+        min_length=rules.get("min_length"),
+        max_length=rules.get("max_length"),
+    )
+
+
+def check_value(variable: Variable, raw: Any) -> Any:
+    """``raw`` converted to the variable's type and validated; ``ValueError`` otherwise.
+    The message never repeats a secret variable's value."""
+    try:
+        value = _spec(variable).parse(raw)
+    except UsageError as error:
+        message = str(error).removeprefix(f"option {variable.name}: ")
+        if variable.secret:
+            message = "the value is not valid for its type and rules"
+        raise ValueError(message) from None
+    pattern = variable.validation.get("pattern")
+    if pattern is not None and not re.fullmatch(pattern, str(value)):
+        shown = "the value" if variable.secret else repr(value)
+        raise ValueError(f"{shown} does not match the pattern {pattern}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -127,8 +161,6 @@ def load_template(
 ) -> Template:
     """Check ``data`` and build a :class:`Template`. Manifests given as file names are
     read from ``folder`` (curated templates only: a submitted file carries its content)."""
-    from clustercord_builtins.templates.variables import check_value
-
     check_schema(data, source)
     variables = []
     seen: set[str] = set()

@@ -1,7 +1,9 @@
 """Typed template variables: parsing ``vars:``, checking values, generating secrets.
 
 Values are converted by the SDK's own option parser (the same types and messages as
-command options), then checked against the variable's ``validation``. A secret variable
+command options), then checked against the variable's ``validation``: that is
+``check_value``, which lives beside :class:`Variable` in :mod:`.template` (loading a
+template checks its defaults with it) and is importable from here too. A secret variable
 left empty is generated with :mod:`secrets`; its value never appears in a message.
 """
 
@@ -15,9 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clustercord_builtins.templates.template import Template, Variable
-from clustercord_sdk.errors import UsageError
-from clustercord_sdk.options import Choice, OptionSpec
+from clustercord_builtins.templates.template import Template, Variable, check_value
 from clustercord_sdk.reply import TextInput
 
 REDACTED = "<secret>"
@@ -44,36 +44,6 @@ class Values:
 
     def secrets(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.values.items() if k in self.secret}
-
-
-def _spec(variable: Variable) -> OptionSpec:
-    rules = variable.validation
-    return OptionSpec(
-        name=variable.name,
-        type=variable.type,
-        choices=tuple(Choice(str(c), c) for c in rules.get("choices", ())),
-        min=rules.get("min"),
-        max=rules.get("max"),
-        min_length=rules.get("min_length"),
-        max_length=rules.get("max_length"),
-    )
-
-
-def check_value(variable: Variable, raw: Any) -> Any:
-    """``raw`` converted to the variable's type and validated; ``ValueError`` otherwise.
-    The message never repeats a secret variable's value."""
-    try:
-        value = _spec(variable).parse(raw)
-    except UsageError as error:
-        message = str(error).removeprefix(f"option {variable.name}: ")
-        if variable.secret:
-            message = "the value is not valid for its type and rules"
-        raise ValueError(message) from None
-    pattern = variable.validation.get("pattern")
-    if pattern is not None and not re.fullmatch(pattern, str(value)):
-        shown = "the value" if variable.secret else repr(value)
-        raise ValueError(f"{shown} does not match the pattern {pattern}")
-    return value
 
 
 def generate_secret(variable: Variable) -> str:

@@ -1,4 +1,9 @@
-"""Render Replies in a terminal with rich, and ask confirmations there.
+"""The console front end: run typed commands, render Replies with rich, ask there.
+
+:class:`ConsoleFrontend` is the façade ``clustercord run``, the console REPL and the
+testing kit's harness share: it turns a command line into an Invocation, hands it to the
+kernel's dispatcher, and shows what comes back on a :class:`ConsoleSurface` (a
+:class:`ConsoleRenderer` on a terminal; the harness records instead).
 
 The console cannot click buttons or hold an attachment, so it shows what a
 Discord user would see in the closest terminal form: panels for cards, tables,
@@ -13,8 +18,9 @@ import asyncio
 import json
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -34,9 +40,22 @@ from rich.style import Style
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from clustercord.policy import CONSOLE_USER
+from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, UsageError
 from clustercord_sdk.reply import Card, Confirmation, File, Modal, Progress, Reply, Table
 from clustercord_sdk.services import Message
+
+__all__ = [
+    "ConsoleConversation",
+    "ConsoleFrontend",
+    "ConsoleRenderer",
+    "ConsoleSurface",
+    "is_only_progress",
+    "local_attachment",
+    "reply_to_json",
+    "safe_file_name",
+]
 
 EPHEMERAL_NOTE = "(only you can see this)"
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
@@ -64,8 +83,103 @@ def safe_file_name(name: str) -> str:
     return base
 
 
-def _is_only_progress(reply: Reply) -> bool:
+def is_only_progress(reply: Reply) -> bool:
+    """Whether ``reply`` only moves the progress bar (anything else in it is a result, and a
+    live view's buttons are kept). The one place the console decides it."""
     return reply.progress is not None and reply == Reply(progress=reply.progress)
+
+
+def local_attachment(value: str) -> File:
+    """An attachment option in the console is a path to a local file."""
+    path = Path(value).expanduser()
+    try:
+        return File(name=path.name, data=path.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"cannot read {value}: {exc.strerror}") from None
+
+
+class ConsoleSurface(Protocol):
+    """Where a console command's replies go and its questions are put."""
+
+    def render(self, reply: Reply) -> None: ...
+
+    async def ask(self, confirmation: Confirmation, assume_yes: bool) -> bool: ...
+
+    async def fill(self, modal: Modal) -> dict[str, str] | None: ...
+
+
+class ConsoleFrontend:
+    """The console front end for one person at the keyboard (``clustercord run``, the
+    console, the testing kit's harness): a command line becomes an Invocation for the
+    kernel's dispatcher; replies, confirmations and forms go to ``surface``.
+
+    ``user_id`` defaults to the local operator (:data:`~clustercord.policy.CONSOLE_USER`);
+    ``--as`` acts as a Discord user, whose access policy applies. With ``interim`` false,
+    intermediate replies are dropped (``--json``: stdout carries only the final reply).
+    Pending approvals are delivered by the kernel's door after every command.
+    """
+
+    def __init__(
+        self,
+        kernel: Any,
+        surface: ConsoleSurface,
+        *,
+        user_id: str | None = None,
+        roles: Iterable[str] = (),
+        cluster: str | None = None,
+        yes: bool = False,
+        interim: bool = True,
+        frontend: str = "console",
+    ) -> None:
+        self.kernel = kernel
+        self.surface = surface
+        self.user_id = user_id or CONSOLE_USER
+        self.roles = frozenset(r.strip() for r in roles if r.strip())
+        self.cluster = cluster
+        self.yes = yes
+        self.interim = interim
+        self.frontend = frontend
+
+    def invocation(self, path: tuple[str, ...], options: dict[str, Any]) -> Invocation:
+        return Invocation(
+            user_id=self.user_id,
+            command=path,
+            options=options,
+            roles=self.roles,
+            cluster=self.cluster,
+            frontend=self.frontend,
+        )
+
+    async def run_line(self, line: str) -> Any:
+        """Parse and run one typed line (``/cmd sub opt:value``); a bad line raises
+        :class:`~clustercord_sdk.errors.UsageError`."""
+        from clustercord.frontends.commandline import parse_command_line
+
+        path, options = parse_command_line(line)
+        return await self.run(path, options)
+
+    async def run(self, path: tuple[str, ...], options: dict[str, Any]) -> Any:
+        """Run one command and return its :class:`~clustercord.dispatcher.Outcome`:
+        confirmations are asked on the surface, forms filled there in place, interim
+        replies shown (when ``interim``). The final reply is the caller's to :meth:`show`."""
+
+        async def send(reply: Reply) -> None:
+            if self.interim:
+                self.surface.render(reply)
+
+        async def ask(confirmation: Confirmation) -> bool:
+            return bool(await self.surface.ask(confirmation, self.yes))
+
+        return await self.kernel.dispatcher.dispatch(
+            self.invocation(path, options),
+            send=send,
+            ask=ask,
+            attachments=local_attachment,
+            fill=self.surface.fill,
+        )
+
+    def show(self, reply: Reply) -> None:
+        self.surface.render(reply)
 
 
 class ConsoleRenderer:
@@ -82,7 +196,7 @@ class ConsoleRenderer:
 
     def render(self, reply: Reply) -> None:
         """Print a reply; a progress-only reply moves the progress bar instead."""
-        if _is_only_progress(reply):
+        if is_only_progress(reply):
             assert reply.progress is not None
             self.progress(reply.progress)
             return
@@ -409,15 +523,3 @@ def _progress_line(p: Progress) -> str:
         fraction = p.fraction or 0.0
         return f"{label}: {p.current:g}/{p.total:g} ({fraction:.0%})"
     return f"{label}: {p.current:g}"
-
-
-__all__ = ["ConsoleRenderer", "reply_to_json", "safe_file_name"]
-
-
-def local_attachment(value: str) -> File:
-    """An attachment option in the console is a path to a local file."""
-    path = Path(value).expanduser()
-    try:
-        return File(name=path.name, data=path.read_bytes())
-    except OSError as exc:
-        raise UsageError(f"cannot read {value}: {exc.strerror}") from None

@@ -119,6 +119,20 @@ def _retry_after(error: Any) -> float | None:
         return None
 
 
+class ApiStatusError(Exception):
+    """A non-2xx answer, shaped like the client's ``ApiException`` for :func:`explain`.
+
+    Raised by ``KubernetesService.request`` and by the ``pods/exec`` WebSocket handshake;
+    it lives here, below both, so neither has to import the other for it."""
+
+    def __init__(self, status: int, reason: str, body: bytes, headers: Any) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body.decode("utf-8", errors="replace") if body else ""
+        self.headers = headers
+
+
 async def call(
     function: Callable[[], T],
     action: Action,

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from clustercord.kubernetes.service import ApiStatusError
+from clustercord.kubernetes.calls import ApiStatusError
 from clustercord_sdk.errors import CommandError, UsageError
 from clustercord_sdk.kubernetes import Stream
 

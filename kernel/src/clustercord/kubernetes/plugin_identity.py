@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from clustercord.kubernetes.service import ApiStatusError, KubernetesService
+from clustercord.kubernetes.calls import ApiStatusError
+from clustercord.kubernetes.service import KubernetesService
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.permissions import Permission, compile_rules, parse_permission
 

@@ -14,20 +14,23 @@ import shlex
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
-from clustercord.kubernetes.calls import Action, call, check_declared, explain
+from clustercord.kubernetes.calls import (
+    Action,
+    ApiStatusError,
+    call,
+    check_declared,
+    explain,
+)
 from clustercord.kubernetes.clusters import ClusterRegistry
 from clustercord.kubernetes.identity import IdentityMap
-from clustercord.policy import CONSOLE_USER
+from clustercord.policy import is_local_operator
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.kubernetes import ClusterInfo, ExecSession
 from clustercord_sdk.permissions import Permission, covers, parse_permission
-
-if TYPE_CHECKING:
-    from clustercord.kubernetes.plugin_identity import PluginIdentities
 
 _GET_POD = Permission("pods", "", None, "get")
 _EXAMPLE = "['sh', '-c', 'echo hi']"
@@ -38,15 +41,14 @@ _PATCH_TYPES = {
 }
 
 
-class ApiStatusError(Exception):
-    """A non-2xx answer, shaped like the client's ``ApiException`` for :func:`explain`."""
+class PluginCredentials(Protocol):
+    """What the service needs of the per-plugin identities (``plugin_identity.PluginIdentities``,
+    which builds on this module): a client authenticated as the plugin, and forgetting its
+    token after a 401. A Protocol, so this module does not import the one above it."""
 
-    def __init__(self, status: int, reason: str, body: bytes, headers: Any) -> None:
-        super().__init__(f"{status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.body = body.decode("utf-8", errors="replace") if body else ""
-        self.headers = headers
+    def client(self, cluster: str, plugin: str, permissions: tuple[Permission, ...]) -> Any: ...
+
+    def invalidate(self, cluster: str, plugin: str) -> None: ...
 
 
 class KubernetesService:
@@ -68,7 +70,7 @@ class KubernetesService:
         self._lock = threading.Lock()
         # Set by the kernel: plugins then call clusters as their own ServiceAccounts
         # (plugin_identity.py). Left None, plugin calls use the kubeconfig's credentials.
-        self.plugin_identities: PluginIdentities | None = None
+        self.plugin_identities: PluginCredentials | None = None
 
     @property
     def registry(self) -> ClusterRegistry:
@@ -477,7 +479,7 @@ class PluginKubernetes:
             identities.invalidate(cluster, self.plugin)
         return identities.client(cluster, self.plugin, self.permissions)
 
-    def _identities(self) -> PluginIdentities | None:
+    def _identities(self) -> PluginCredentials | None:
         """Whose credentials the plugin's calls carry: its ServiceAccount's, or (``None``) the
         kernel's. A plugin that declares no permissions has no ServiceAccount; it can only ask
         for the version, which needs no rights."""
@@ -496,9 +498,7 @@ class PluginKubernetes:
     async def _review(self, action: Action) -> None:
         """Ask the cluster whether the invoking user's own identity may do this."""
         invocation = self.invocation
-        if invocation is None or (
-            invocation.frontend == "console" and invocation.user_id == CONSOLE_USER
-        ):
+        if invocation is None or is_local_operator(invocation):
             return
         identity = self.service.identities.resolve(invocation.user_id, invocation.roles)
         attributes = {"verb": action.verb, "group": action.group, "resource": action.resource}

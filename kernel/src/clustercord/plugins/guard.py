@@ -6,6 +6,13 @@ second; one that overruns its budget is interrupted with :class:`HookTimeout`:
 in the main thread by a signal, which also breaks a blocking ``time.sleep`` or
 socket read, elsewhere by an asynchronous exception. Arming costs two dict
 operations, so guarded dispatch stays within a small factor of bare pluggy.
+
+Hooks and jobs spend the default :class:`Budget` (the hook timeout, failures counted
+towards auto-disable). What a person started (commands, component actions, forms)
+passes the same guard with its own budget (see :mod:`clustercord.door`): it may run
+long, a blocking function runs in a worker thread (still interrupted by the watchdog),
+and a :class:`~clustercord_sdk.errors.ClusterCordError` it raises is its answer to the
+person, not a failure of the plugin.
 """
 
 from __future__ import annotations
@@ -35,6 +42,28 @@ class CallResult:
     value: Any = None
     error: BaseException | None = None
     duration: float = 0.0
+    answered: bool = False
+    """``error`` is the plugin's answer to a person (a ``ClusterCordError``), not a failure."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How a guarded call may spend: its time, and what its failures cost the plugin."""
+
+    timeout: float | None = None
+    """Seconds before the call is interrupted; ``None``: the guard's own (hook) timeout."""
+    unlimited: bool = False
+    """No time limit at all (a command that legitimately waits minutes)."""
+    counts: bool = True
+    """A failure counts towards disabling the plugin (hooks, jobs, actions)."""
+    in_thread: bool = False
+    """A synchronous function runs in a worker thread (it may block long) instead of inline."""
+    answers: tuple[type[BaseException], ...] = ()
+    """Exceptions that are the plugin's answer, not a failure: returned as ``error`` with
+    ``ok`` false and ``answered`` true, neither counted nor logged."""
+
+
+HOOK_BUDGET = Budget()
 
 
 class Watchdog:
@@ -125,63 +154,119 @@ class Guard:
         self.failures: dict[str, int] = {}
 
     def call(
-        self, plugin: str, name: str, function: Callable[..., Any], kwargs: dict[str, Any]
+        self,
+        plugin: str,
+        name: str,
+        function: Callable[..., Any],
+        kwargs: dict[str, Any],
+        budget: Budget = HOOK_BUDGET,
     ) -> CallResult:
         """Run a synchronous plugin function inline, interrupted if it overruns."""
         start = time.perf_counter()
-        token = self.watchdog.arm(self.timeout)
         try:
-            try:
-                value = function(**kwargs)
-            finally:
-                self.watchdog.disarm(token)
+            value = self._bounded(function, kwargs, budget)
         except HookTimeout as exc:
-            error: BaseException = TimeoutError(f"{name} did not return within {self.timeout:g} s")
+            error: BaseException = self._timeout_error(name, budget)
             error.__cause__ = exc
-            return self.failed(plugin, name, error, start)
+            return self.failed(plugin, name, error, start, budget)
+        except budget.answers as exc:
+            return self._answered(plugin, name, exc, start)
         except Exception as exc:
-            return self.failed(plugin, name, exc, start)
+            return self.failed(plugin, name, exc, start, budget)
+        return self._succeeded(plugin, name, value, start, budget)
+
+    async def acall(
+        self,
+        plugin: str,
+        name: str,
+        function: Callable[..., Any],
+        kwargs: dict[str, Any],
+        budget: Budget = HOOK_BUDGET,
+    ) -> CallResult:
+        """Run a plugin function that may be ``async``; coroutines get ``wait_for``, a
+        synchronous function runs inline (or in a worker thread, if the budget says so)."""
+        if not inspect.iscoroutinefunction(function) and not budget.in_thread:
+            return self.call(plugin, name, function, kwargs, budget)
+        start = time.perf_counter()
+        limit = self._limit(budget)
+        try:
+            if inspect.iscoroutinefunction(function):
+                value = await asyncio.wait_for(function(**kwargs), limit)
+            else:
+                # The watchdog interrupts the worker thread; wait_for frees the caller even
+                # if the thread sits in a blocking call the interruption cannot reach. It is
+                # started from this thread, so the main thread's signal is installed.
+                self.watchdog._start()
+                work = asyncio.to_thread(self._bounded, function, kwargs, budget)
+                value = await asyncio.wait_for(work, limit)
+        except (TimeoutError, HookTimeout):
+            return self.failed(plugin, name, self._timeout_error(name, budget), start, budget)
+        except budget.answers as exc:
+            return self._answered(plugin, name, exc, start)
+        except Exception as exc:
+            return self.failed(plugin, name, exc, start, budget)
+        return self._succeeded(plugin, name, value, start, budget)
+
+    def _limit(self, budget: Budget) -> float | None:
+        if budget.unlimited:
+            return None
+        return self.timeout if budget.timeout is None else budget.timeout
+
+    def _bounded(self, function: Callable[..., Any], kwargs: dict[str, Any], budget: Budget) -> Any:
+        limit = self._limit(budget)
+        if limit is None:
+            return function(**kwargs)
+        token = self.watchdog.arm(limit)
+        try:
+            return function(**kwargs)
+        finally:
+            self.watchdog.disarm(token)
+
+    def _timeout_error(self, name: str, budget: Budget) -> TimeoutError:
+        return TimeoutError(f"{name} did not return within {self._limit(budget):g} s")
+
+    def _succeeded(
+        self, plugin: str, name: str, value: Any, start: float, budget: Budget
+    ) -> CallResult:
         if self.trace:
             self._trace(plugin, name, start, "ok")
-        if self.failures.get(plugin):
+        if budget.counts and self.failures.get(plugin):
             self.failures[plugin] = 0
         return CallResult(True, value, duration=time.perf_counter() - start)
 
-    async def acall(
-        self, plugin: str, name: str, function: Callable[..., Any], kwargs: dict[str, Any]
-    ) -> CallResult:
-        """Run a plugin function that may be ``async``; coroutines get ``wait_for``."""
-        if not inspect.iscoroutinefunction(function):
-            return self.call(plugin, name, function, kwargs)
-        start = time.perf_counter()
-        try:
-            value = await asyncio.wait_for(function(**kwargs), self.timeout)
-        except TimeoutError:
-            error = TimeoutError(f"{name} did not return within {self.timeout:g} s")
-            return self.failed(plugin, name, error, start)
-        except Exception as exc:
-            return self.failed(plugin, name, exc, start)
+    def _answered(self, plugin: str, name: str, error: BaseException, start: float) -> CallResult:
         if self.trace:
-            self._trace(plugin, name, start, "ok")
-        self.failures[plugin] = 0
-        return CallResult(True, value, duration=time.perf_counter() - start)
+            self._trace(plugin, name, start, f"answered {type(error).__name__}: {error}")
+        return CallResult(False, error=error, duration=time.perf_counter() - start, answered=True)
 
-    def failed(self, plugin: str, name: str, error: BaseException, start: float) -> CallResult:
-        """Count and report a failure of ``plugin`` (callers that inline :meth:`call` use it)."""
-        count = self.failures.get(plugin, 0) + 1
-        self.failures[plugin] = count
+    def failed(
+        self,
+        plugin: str,
+        name: str,
+        error: BaseException,
+        start: float,
+        budget: Budget = HOOK_BUDGET,
+    ) -> CallResult:
+        """Count and report a failure of ``plugin`` (callers that inline :meth:`call` use it).
+
+        With a budget whose failures do not count (commands), it is only logged and traced."""
+        count = 0
+        what = f"{name} failed"
+        if budget.counts:
+            count = self.failures.get(plugin, 0) + 1
+            self.failures[plugin] = count
+            what += f" ({count} in a row)"
         log.warning(
-            "plugin %s: %s failed (%d in a row): %s: %s",
+            "plugin %s: %s: %s: %s",
             plugin,
-            name,
-            count,
+            what,
             type(error).__name__,
             error,
             exc_info=not isinstance(error, TimeoutError),
         )
         if self.trace:
             self._trace(plugin, name, start, f"{type(error).__name__}: {error}")
-        if self.on_failure is not None:
+        if budget.counts and self.on_failure is not None:
             self.on_failure(plugin, error, count)
         return CallResult(False, error=error, duration=time.perf_counter() - start)
 

@@ -1,6 +1,6 @@
 """The plugin manager: verify before import, grant before enable, guard every call.
 
-Lifecycle of a discovered plugin (see README "Plugins"):
+Lifecycle of a discovered plugin (see README "How plugins are trusted"):
 
 1. located on disk from its entry point (nothing imported: :mod:`.discovery`);
 2. manifest validated, signature and every file's sha256 verified against pinned
@@ -25,7 +25,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +33,7 @@ import pluggy
 from clustercord.config import Settings
 from clustercord.plugins.discovery import PluginSource
 from clustercord.plugins.guard import CallResult, Guard
+from clustercord.plugins.loader import VERIFIED_IMPORTS
 from clustercord.signing import TrustStore, VerificationFailure, Verified, verify_plugin_folder
 from clustercord.storage import Database
 from clustercord_sdk import API_VERSION, hookspecs
@@ -246,26 +246,17 @@ class PluginManager:
             listener("enabled", plugin)
 
     def _import(self, plugin: Plugin) -> None:
-        """Import the plugin from the verified folder, and only from there."""
-        source, manifest = plugin.source, plugin.manifest
-        assert source.folder is not None and manifest is not None
-        init = source.folder / "__init__.py"
+        """Import the plugin from the verified folder, and only from its signed source
+        (plugins/loader.py: no bytecode caches, no unsigned parent package)."""
+        source, manifest, verified = plugin.source, plugin.manifest, plugin.verified
+        assert source.folder is not None and manifest is not None and verified is not None
         existing = sys.modules.get(source.module)
-        if existing is not None and Path(getattr(existing, "__file__", "") or "") == init:
-            module = existing
+        if existing is not None and VERIFIED_IMPORTS.loaded(existing, source.folder):
+            module = existing  # the same verified folder, imported by an earlier start
         else:
-            spec = importlib.util.spec_from_file_location(
-                source.module, init, submodule_search_locations=[str(source.folder)]
+            module = VERIFIED_IMPORTS.install().import_package(
+                source.module, source.folder, verified.signed["files"]
             )
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load {init}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[source.module] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[source.module]
-                raise
         self.pm.register(module, name=manifest.name)
         unknown = [impl.name for impl in self.pm.get_hookcallers(module) or [] if impl.spec is None]
         if unknown:

@@ -8,5 +8,9 @@
   custom ids whose state lives in the kernel's database;
 - :mod:`.responder`: one interaction's answer: direct, deferred, follow-ups, and the
   bot-owned message once the interaction token has expired;
-- :mod:`.app`: ``clustercord serve`` in gateway or interaction-server mode.
+- :mod:`.app`: the front end proper, an adapter: interactions in, the kernel's
+  dispatcher (commands, component actions, modal submissions) in the middle, answers out;
+- :mod:`.server`: ``clustercord serve`` in gateway or interaction-server mode;
+- :mod:`.settings`: ``[discord]`` and the ``DISCORD_*`` environment;
+- :mod:`.notifications`: delivery of the plugins' queued notifications.
 """

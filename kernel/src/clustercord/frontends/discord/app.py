@@ -4,7 +4,14 @@
 the enabled plugins' manifests (re-synced when a plugin is enabled or disabled),
 the interaction lifecycle (see :mod:`.responder`), components routed back to
 plugins (see :mod:`.components`), autocomplete through the plugins' hook, the
-guild allowlist, and delivery of plugins' notifications (channel messages and DMs).
+guild allowlist, and delivery of plugins' notifications (see :mod:`.notifications`).
+
+It is an adapter: it translates interactions, renders and delivers answers. Commands go
+to the kernel's dispatcher (``dispatch``), clicks and modal submissions too (``act``);
+the kernel's door checks the access policy, runs the plugin's handler in its guard,
+audits the call and delivers pending approvals. Only what is Discord's own is decided
+here: which servers and DMs the bot answers, and who may press a button meant for one
+user.
 
 Lightbulb receives the command and autocomplete interactions of registered
 commands; everything lightbulb would ignore (an unknown or stale command, our
@@ -16,10 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,21 +31,29 @@ from typing import Any
 
 import hikari
 
-from clustercord.dispatcher import _as_reply
 from clustercord.frontends.discord import limits
-from clustercord.frontends.discord.commands import CommandPlan, lightbulb_commands, plan_commands
+from clustercord.frontends.discord.commands import (
+    CommandPlan,
+    client_started,
+    lightbulb_commands,
+    plan_commands,
+)
 from clustercord.frontends.discord.components import ComponentStore, parse_custom_id
+from clustercord.frontends.discord.notifications import NotificationDelivery
 from clustercord.frontends.discord.render import DiscordMessage, Renderer, clip
 from clustercord.frontends.discord.responder import (
     HttpAnswer,
     Responder,
     initial_response,
 )
+from clustercord.frontends.discord.settings import DiscordSettings
 from clustercord.frontends.discord.threads import Threads
-from clustercord.plugins.manager import ENABLED, resolve_handler
-from clustercord_sdk.context import CommandContext, Invocation
-from clustercord_sdk.errors import UsageError
+from clustercord.plugins.manager import ENABLED
+from clustercord_sdk.context import Invocation
+from clustercord_sdk.errors import ClusterCordError, UsageError
 from clustercord_sdk.reply import Confirmation, File, Reply
+
+__all__ = ["DiscordFrontend", "DiscordSettings", "autocomplete_choices", "command_path"]
 
 log = logging.getLogger("clustercord.discord")
 
@@ -50,82 +62,6 @@ UNKNOWN_COMMAND = "❓ /{path} is not a ClusterCord command here (any more). Try
 HTTP_ANSWER_WAIT = 5.0
 """How long an interaction server request waits for an answer to carry (lightbulb's
 figure); the responder defers well before, so Discord hears from us within 3 s."""
-
-
-@dataclass(frozen=True)
-class DiscordSettings:
-    """``[discord]`` in the config file and the ``DISCORD_*`` environment."""
-
-    token: str | None = None
-    public_key: str | None = None
-    api_url: str | None = None
-    """``CLUSTERCORD_DISCORD_API_URL``: another REST base URL (tests, compatible proxies)."""
-    guilds: tuple[int, ...] = ()
-    """Register commands in these servers (instant); empty: globally."""
-    allowed_guilds: frozenset[str] | None = None
-    """Only these servers may use the bot; default: ``guilds`` when set, else any."""
-    allow_dms: bool = True
-    defer_after: float = 2.0
-    """Answer directly if the command finishes this fast, else defer (Discord waits 3 s)."""
-    confirm_timeout: float = 300.0
-    component_ttl: float = 7 * 24 * 3600.0
-    progress_interval: float = 1.0
-    token_lifetime: float = limits.TOKEN_LIFETIME_SECONDS
-    alerts_channel: str | None = None
-    """Where notifications without a channel or user go."""
-    max_attachment_bytes: int = limits.ATTACHMENT_BYTES_MAX
-    signature_max_age: float = 300.0
-    """An interaction signed longer ago than this is refused as stale (401)."""
-
-    @classmethod
-    def load(
-        cls, table: Mapping[str, Any], env: Mapping[str, str] | None = None
-    ) -> DiscordSettings:
-        """Read ``[discord]`` and the environment; a bad value raises :class:`UsageError`."""
-        env = os.environ if env is None else env
-        known = {f for f in cls.__dataclass_fields__ if f not in ("token", "public_key")}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise UsageError(f"[discord]: unknown key {unknown[0]!r} (keys: {', '.join(known)})")
-
-        def ids(value: Any, key: str) -> list[str]:
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, list) or not all(str(v).isdigit() for v in value):
-                raise UsageError(f"[discord]: {key} must be a list of server (guild) ids")
-            return [str(v) for v in value]
-
-        guilds = ids(env.get("CLUSTERCORD_DISCORD_GUILDS", table.get("guilds", [])), "guilds")
-        allowed = table.get("allowed_guilds")
-        allowed_set = frozenset(ids(allowed, "allowed_guilds")) if allowed is not None else None
-        if allowed_set is None and guilds:
-            allowed_set = frozenset(guilds)
-        numbers: dict[str, Any] = {}
-        for key in (
-            "defer_after",
-            "confirm_timeout",
-            "component_ttl",
-            "progress_interval",
-            "token_lifetime",
-            "signature_max_age",
-        ):
-            if key in table:
-                try:
-                    numbers[key] = float(table[key])
-                except (TypeError, ValueError):
-                    raise UsageError(f"[discord]: {key} must be a number of seconds") from None
-        if not 0 < numbers.get("defer_after", 2.0) < limits.INITIAL_RESPONSE_SECONDS:
-            raise UsageError("[discord]: defer_after must be above 0 and below 3 seconds")
-        return cls(
-            token=env.get("DISCORD_TOKEN") or None,
-            public_key=env.get("DISCORD_PUBLIC_KEY") or None,
-            api_url=env.get("CLUSTERCORD_DISCORD_API_URL") or table.get("api_url") or None,
-            guilds=tuple(int(g) for g in guilds),
-            allowed_guilds=allowed_set,
-            allow_dms=bool(table.get("allow_dms", True)),
-            alerts_channel=str(table["alerts_channel"]) if table.get("alerts_channel") else None,
-            **numbers,
-        )
 
 
 @dataclass
@@ -146,6 +82,9 @@ class DiscordFrontend:
         self.app = app
         self.settings = settings
         self.store = ComponentStore(kernel.database, ttl=settings.component_ttl)
+        self.notifications = NotificationDelivery(
+            kernel.notifier, app, self.store, settings.alerts_channel
+        )
         self.client = lightbulb.client_from_app(app, default_enabled_guilds=settings.guilds)
         self.plan = CommandPlan()
         self._registered: list[Any] = []
@@ -160,8 +99,12 @@ class DiscordFrontend:
         if isinstance(app, hikari.RESTBot):
             server = app.interaction_server
             server.set_listener(hikari.CommandInteraction, self._rest_command, replace=True)
-            server.set_listener(hikari.ComponentInteraction, self._rest_other, replace=True)
-            server.set_listener(hikari.ModalInteraction, self._rest_other, replace=True)
+            server.set_listener(
+                hikari.ComponentInteraction, self._rest_component_or_modal, replace=True
+            )
+            server.set_listener(
+                hikari.ModalInteraction, self._rest_component_or_modal, replace=True
+            )
         else:
             app.event_manager.subscribe(hikari.InteractionCreateEvent, self._gateway_interaction)
 
@@ -212,7 +155,7 @@ class DiscordFrontend:
     async def resync(self) -> None:
         await asyncio.sleep(0)
         self.register_commands()
-        if self.client._started:  # a client not started yet syncs when it starts
+        if client_started(self.client):  # a client not started yet syncs when it starts
             await self.client.sync_application_commands()
 
     def _known(self, interaction: Any) -> bool:
@@ -237,7 +180,7 @@ class DiscordFrontend:
         async for answer in self._answer_over_http(interaction, run):
             yield answer
 
-    async def _rest_other(self, interaction: Any) -> Any:
+    async def _rest_component_or_modal(self, interaction: Any) -> Any:
         async def run(interaction: Any, answered: asyncio.Event) -> None:
             await self.handle_interaction(interaction, answered.set)
 
@@ -289,16 +232,24 @@ class DiscordFrontend:
     async def run_command(
         self, interaction: Any, path: tuple[str, ...], options: Any, on_initial: Any
     ) -> None:
-        spec = self.plan.leaves[path]
-        plugin = self.plan.owners[path[0]]
         user_id = str(interaction.user.id)
         values = {o.name: option_value(o) for o in options or () if o.value is not None}
-        secret = any(o.secret and o.name in values for o in spec.options)
+        try:
+            # Looked up once: the dispatcher is handed what was found.
+            resolved = self.kernel.dispatcher.resolve(path)
+        except ClusterCordError:  # disabled since it was registered: the dispatcher says so
+            resolved = None
+        spec = resolved[1] if resolved is not None else None
+        owner = resolved[0].name if resolved is not None else self.plan.owners.get(path[0], "")
+        secret = spec is not None and any(o.secret and o.name in values for o in spec.options)
         renderer = Renderer(
-            self.store.minter(plugin, invoker=user_id, command=path), user_id=user_id
+            self.store.minter(owner, invoker=user_id, command=path), user_id=user_id
         )
         responder = self._responder(
-            interaction, renderer, ephemeral=spec.ephemeral or secret, on_initial=on_initial
+            interaction,
+            renderer,
+            ephemeral=spec is None or spec.ephemeral or secret,
+            on_initial=on_initial,
         )
         refusal = self._place_refusal(interaction)
         if refusal is not None:
@@ -316,9 +267,12 @@ class DiscordFrontend:
                 return await self._ask(responder, confirmation)
 
             outcome = await self.kernel.dispatcher.dispatch(
-                invocation, send=responder.send, ask=ask, attachments=files.__getitem__
+                invocation,
+                send=responder.send,
+                ask=ask,
+                attachments=files.__getitem__,
+                resolved=resolved,
             )
-            await self.kernel.deliver_decisions()
             return outcome.reply  # type: ignore[no-any-return]
 
         await responder.run(work(), self.settings.defer_after)
@@ -363,7 +317,7 @@ class DiscordFrontend:
         """Download the attachment options (the dispatcher's lookup is synchronous)."""
         files: dict[str, File] = {}
         resolved = interaction.resolved
-        for option in spec.options:
+        for option in spec.options if spec is not None else ():
             if option.type != "attachment" or option.name not in values:
                 continue
             attachment = resolved.attachments.get(int(values[option.name])) if resolved else None
@@ -424,7 +378,11 @@ class DiscordFrontend:
             owner = f"<@{component.invoker}>" if component.invoker else "the person it was for"
             await self._reply_ephemeral(interaction, f"🚫 Only {owner} can answer this.")
             return
-        refusal = self._place_refusal(interaction) or self._policy_refusal(interaction, component)
+        refusal = self._place_refusal(interaction) or self.kernel.dispatcher.component_refusal(
+            self._invocation(interaction, component.command, {}),
+            component.plugin,
+            named_command=bool(component.state.get("named_command")),
+        )
         if refusal is not None:
             await self._reply_ephemeral(interaction, f"🚫 {refusal}")
             return
@@ -454,20 +412,6 @@ class DiscordFrontend:
         if component is None or component.expired(time.time()):
             return None
         return component
-
-    def _policy_refusal(self, interaction: Any, component: Any) -> str | None:
-        """Whoever clicks must be allowed to run the command the component came from, or
-        the one its button names (``Button.command``: an Approve button is pressed by
-        those who may run ``/approval approve``)."""
-        spec = self.plan.leaves.get(component.command)
-        if component.state.get("named_command") and (
-            spec is None or self.plan.owners.get(component.command[0]) != component.plugin
-        ):
-            return f"this button names /{' '.join(component.command)}, not a command of its plugin"
-        if spec is None:
-            return None
-        invocation = self._invocation(interaction, component.command, {})
-        return self.kernel.policy.check(invocation, spec)  # type: ignore[no-any-return]
 
     async def _page(self, interaction: Any, component: Any, on_initial: Any) -> None:
         pages = self.store.get(component.state["ref"])
@@ -525,7 +469,7 @@ class DiscordFrontend:
             if getattr(item, "custom_id", None)
         }
         self.store.expire(component.custom_id)
-        await self._action(interaction, component, on_initial, fields=fields)
+        await self._action(interaction, component, on_initial, kind="form", fields=fields)
 
     async def _action(
         self,
@@ -533,66 +477,37 @@ class DiscordFrontend:
         component: Any,
         on_initial: Any,
         *,
+        kind: str = "action",
         value: Any = None,
         values: list[Any] | None = None,
         fields: dict[str, str] | None = None,
     ) -> None:
-        """Run the plugin's component handler (``module:function``) for the clicking user."""
+        """Hand a click, a choice or a submitted modal to the kernel (which checks, runs,
+        guards and audits the plugin's handler) and deliver its answer."""
         user_id = str(interaction.user.id)
-        plugin = self.kernel.manager.plugins.get(component.plugin)
-        action = component.state.get("action")
-        if plugin is None or plugin.state != ENABLED or plugin.module is None:
-            await self._reply_ephemeral(
-                interaction, f"❌ Plugin {component.plugin} is not enabled any more."
-            )
-            return
-        if not action:
-            await self._reply_ephemeral(interaction, "This button does nothing.")
-            return
         renderer = Renderer(
-            self.store.minter(plugin.name, invoker=user_id, command=component.command),
+            self.store.minter(component.plugin, invoker=user_id, command=component.command),
             user_id=user_id,
         )
         responder = self._responder(interaction, renderer, on_initial=on_initial)
-        invocation = self.kernel.policy.stamp(self._invocation(interaction, component.command, {}))
-        options = {"value": value, "values": values, "fields": fields}
 
         async def ask(confirmation: Confirmation) -> bool:
             return await self._ask(responder, confirmation)
 
         async def work() -> Reply:
-            try:
-                function = resolve_handler(plugin.module, action, f"component {action}")
-            except (ImportError, ValueError) as exc:
-                return Reply.fail(f"plugin {plugin.name}: {exc}", ephemeral=True)
-            ctx = CommandContext(
-                invocation=invocation,
-                options=options,
-                plugin=plugin.context,
-                _send=responder.send,
-                _ask=ask,
+            passage = await self.kernel.dispatcher.act(
+                self._invocation(interaction, component.command, {}),
+                plugin=component.plugin,
+                action=component.state.get("action"),
+                kind=kind,
+                value=value,
+                values=values,
+                fields=fields,
+                send=responder.send,
+                ask=ask,
+                named_command=bool(component.state.get("named_command")),
             )
-            wanted = inspect.signature(function).parameters
-            available = {"ctx": ctx, **options}
-            kwargs = {k: v for k, v in available.items() if k in wanted}
-            start = time.perf_counter()
-            result = await self.kernel.guard.acall(
-                plugin.name, f"component {action}", function, kwargs
-            )
-            reply = (
-                _as_reply(result.value)
-                if result.ok
-                else Reply.fail(f"plugin {plugin.name} failed: {result.error}", ephemeral=True)
-            )
-            await self.kernel.audit.arecord(
-                f"component {action}",
-                actor=f"discord:{user_id}",
-                plugin=plugin.name,
-                result="ok" if result.ok and not reply.error else "error",
-                message=reply.text if reply.error else None,
-                duration_ms=round((time.perf_counter() - start) * 1000, 3),
-            )
-            return reply
+            return passage.reply  # type: ignore[no-any-return]
 
         await responder.run(work(), self.settings.defer_after)
 
@@ -602,46 +517,12 @@ class DiscordFrontend:
 
     # -- notifications -------------------------------------------------------------------
     async def deliver_notifications(self) -> int:
-        """Send the plugins' queued notifications: to a channel, a user's DMs, or alerts."""
-        from clustercord.frontends.discord.responder import message_kwargs
-
-        sent = 0
-        rest = self.app.rest
-        for row in self.kernel.notifier.pending():
-            reply = Reply.from_dict(json.loads(row["reply"]))
-            channel = row["channel"] or None
-            try:
-                if row["user"] and not channel:
-                    channel = (await rest.create_dm_channel(int(row["user"]))).id
-                channel = channel or self.settings.alerts_channel
-                if channel is None:
-                    log.warning("notification %s has no channel, user or alerts_channel", row["id"])
-                    self.kernel.notifier.delivered(row["id"])
-                    continue
-                # Buttons route back to the plugin that notified (rows queued before the
-                # outbox knew plugins have none: their buttons answer "not enabled").
-                minter = self.store.minter(row.get("plugin") or "notify")
-                renderer = Renderer(minter, user_id=row["user"])
-                message = renderer.render(reply)
-                await rest.create_message(
-                    int(channel), **message_kwargs(message, self.app.entity_factory)
-                )
-            except hikari.HTTPError as exc:
-                log.warning("notification %s not delivered yet: %s", row["id"], exc)
-                continue
-            self.kernel.notifier.delivered(row["id"])
-            sent += 1
-        return sent
+        """Send the plugins' queued notifications (see :mod:`.notifications`)."""
+        return await self.notifications.deliver()
 
     async def run_background(self, stop: asyncio.Event, tick: float = 1.0) -> None:
         """Deliver notifications until ``stop`` is set (beside the kernel's own loop)."""
-        while not stop.is_set():
-            try:
-                await self.deliver_notifications()
-            except Exception:
-                log.exception("delivering notifications failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), tick)
+        await self.notifications.run(stop, tick)
 
 
 # -- helpers ----------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, load_settings: Callable[[], Any]) -> int:
-    from clustercord.frontends.discord.app import DiscordSettings
+    from clustercord.frontends.discord.settings import DiscordSettings
 
     settings = load_settings()
     discord = DiscordSettings.load(settings.discord)

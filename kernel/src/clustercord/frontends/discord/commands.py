@@ -315,6 +315,13 @@ Complete = Callable[[Any, tuple[str, ...]], Awaitable[None]]
 """``(lightbulb autocomplete context, command path)``: answers an autocomplete."""
 
 
+def client_started(client: Any) -> bool:
+    """Whether a lightbulb client has started (and so syncs commands only when asked).
+
+    Lightbulb 3 keeps this private; this module is the one place its internals are read."""
+    return bool(client._started)
+
+
 def lightbulb_commands(
     payloads: Iterable[Mapping[str, Any]], invoke: Invoke, complete: Complete
 ) -> list[Any]:

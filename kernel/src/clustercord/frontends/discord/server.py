@@ -21,7 +21,8 @@ from typing import Any
 import hikari
 from aiohttp import web
 
-from clustercord.frontends.discord.app import DiscordFrontend, DiscordSettings
+from clustercord.frontends.discord.app import DiscordFrontend
+from clustercord.frontends.discord.settings import DiscordSettings
 from clustercord_sdk.errors import UsageError
 
 log = logging.getLogger("clustercord.discord")

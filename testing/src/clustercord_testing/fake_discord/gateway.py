@@ -1,0 +1,124 @@
+"""The fake Discord's gateway: just enough of it for a ``GatewayBot`` to start.
+
+HELLO, IDENTIFY (checked: the bot token, intents), READY and heartbeats, with zlib or
+zstd transport compression; no guilds, members or other events, and no resumed
+sessions. Interactions then arrive as ``INTERACTION_CREATE`` events, which
+:mod:`.interactions` dispatches through the :class:`~.GatewaySession` of the bot.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import secrets
+import zlib
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+
+from clustercord_testing.fake_discord.state import (
+    API_PREFIX,
+    JSON,
+    DiscordState,
+    GatewaySession,
+)
+
+
+def _stream_compressor(kind: str) -> Callable[[bytes], bytes] | None:
+    """Discord's transport compression: one stream per connection, flushed per message."""
+    if kind == "zlib-stream":
+        deflate = zlib.compressobj()
+        return lambda data: deflate.compress(data) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    if kind == "zstd-stream":  # what hikari asks for when zstd is importable
+        for module in ("compression.zstd", "backports.zstd"):
+            try:
+                zstd = importlib.import_module(module)
+            except ImportError:
+                continue
+            squeeze = zstd.ZstdCompressor()
+            flush_block = zstd.ZstdCompressor.FLUSH_BLOCK
+            return lambda data: bytes(squeeze.compress(data, mode=flush_block))
+    return None
+
+
+class Gateway(DiscordState):
+    """The gateway routes: ``GET /gateway(/bot)`` and the websocket at ``/gateway``."""
+
+    def _add_gateway_routes(self, app: web.Application) -> None:
+        add = app.router.add_route
+        add("GET", f"{API_PREFIX}/gateway", self._get_gateway)
+        add("GET", f"{API_PREFIX}/gateway/bot", self._get_gateway)
+        add("GET", "/gateway", self._gateway)
+
+    async def _get_gateway(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "url": self.gateway_url,
+                "shards": 1,
+                "session_start_limit": {
+                    "total": 1000, "remaining": 999, "reset_after": 86_400_000,
+                    "max_concurrency": 1,
+                },
+            }
+        )  # fmt: skip
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """Enough of Discord's gateway for a bot to start: HELLO, IDENTIFY, READY,
+        heartbeats; interactions then arrive as ``INTERACTION_CREATE``."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        compression = request.query.get("compress")
+        compress = _stream_compressor(compression) if compression else None
+        if compression and compress is None:
+            self._violate(f"gateway: compression {compression!r} is not available here")
+            await ws.close(code=4000, message=b"Unsupported compression")
+            return ws
+        session = GatewaySession(ws, compress)
+        await session.send({"op": 10, "s": None, "t": None, "d": {"heartbeat_interval": 41_250}})
+        try:
+            async for message in ws:
+                if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    continue  # hikari sends its JSON in binary frames
+                payload = json.loads(message.data)
+                if payload.get("op") == 1:  # heartbeat
+                    await session.send({"op": 11, "s": None, "t": None, "d": None})
+                elif payload.get("op") == 2:  # identify
+                    if not await self._identify(session, payload.get("d") or {}):
+                        break
+                elif payload.get("op") == 6:  # resume: no sessions survive here
+                    await session.send({"op": 9, "s": None, "t": None, "d": False})
+        finally:
+            if session in self.gateway_sessions:
+                self.gateway_sessions.remove(session)
+        return ws
+
+    async def _identify(self, session: GatewaySession, identify: JSON) -> bool:
+        if identify.get("token") != self.bot_token:
+            self._violate("gateway: IDENTIFY with a wrong bot token")
+            await session.ws.close(code=4004, message=b"Authentication failed.")
+            return False
+        if "intents" not in identify:
+            self._violate("gateway: IDENTIFY without intents")
+            await session.ws.close(code=4013, message=b"Invalid intent(s).")
+            return False
+        session.identify = identify
+        self.gateway_sessions.append(session)
+        await session.dispatch(
+            "READY",
+            {
+                "v": 10,
+                "user": {**self.bot_user, "flags": 0, "mfa_enabled": False, "verified": True},
+                # Real Discord lists the guilds as unavailable and sends GUILD_CREATE for
+                # each; the fake sends none, so nothing waits for them.
+                "guilds": [],
+                "session_id": secrets.token_hex(16),
+                "resume_gateway_url": self.gateway_url,
+                "shard": identify.get("shard", [0, 1]),
+                "application": {"id": self.application_id, "flags": 1 << 23},
+                "private_channels": [],
+                "presences": [],
+            },
+        )
+        await self._notify()
+        return True
