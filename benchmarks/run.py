@@ -28,6 +28,7 @@ from typing import Any
 
 import cluster  # benchmarks/cluster.py, beside this file
 import discord as discord_bench  # benchmarks/discord.py
+import isolation  # benchmarks/isolation.py
 import rbac  # benchmarks/rbac.py
 import templates  # benchmarks/templates.py
 import terminal  # benchmarks/terminal.py
@@ -421,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             Row(*r) for r in templates.bench_templates(max(3, profile.cold_runs // 3), scratch)
         ]
         rows += [Row(*r) for r in terminal.bench_terminal(args.quick, scratch)]
+        rows += [Row(*r) for r in isolation.run(args.quick, scratch)]  # prints its header
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary(rows)

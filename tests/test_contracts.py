@@ -381,3 +381,13 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
     ).stdout.strip()
     cli_run("keys", "sign", folder, "--key", fingerprint)
     assert "greeting #1" in cli_run("run", "/hello name:wheel")
+
+
+def test_the_kernels_builtin_list_is_what_the_builtins_distribution_ships():
+    import tomllib
+
+    from clustercord.plugins.discovery import BUILTIN_PLUGINS
+
+    project = tomllib.loads((ROOT / "builtin_plugins" / "pyproject.toml").read_text("utf-8"))
+    shipped = set(project["project"]["entry-points"]["clustercord.plugins"])
+    assert shipped == set(BUILTIN_PLUGINS)

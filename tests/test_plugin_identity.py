@@ -261,3 +261,52 @@ async def test_kernel_credentials_without_rbac_rights_refuse_the_plugin(
     )
     # Nothing was done with the kernel's credentials instead.
     assert cluster.kubectl("get", "clusterrole", ROLE, check=False).returncode == 1
+
+
+async def test_a_plugin_declaring_no_permission_has_no_cluster_access(
+    clustercord_harness, make_plugin, cluster
+):
+    """A trusted plugin that declares nothing is enabled without approval, and gets nothing:
+    no ServiceAccount, and never the kernel's credentials (which could list Secrets and
+    bind cluster-admin)."""
+    quiet = {
+        "commands": [{"name": "quiet", "description": "try", "handler": "commands:run"}],
+    }
+    code = """
+        from clustercord_sdk.errors import CommandError
+
+        async def run(ctx):
+            outcomes = []
+            for attempt in (
+                lambda: ctx.kubernetes.version(),
+                lambda: ctx.kubernetes.list("secrets", namespace="default"),
+                lambda: ctx.kubernetes.create(
+                    "clusterrolebindings.rbac.authorization.k8s.io",
+                    {"metadata": {"name": "quiet-admin"},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                 "kind": "ClusterRole", "name": "cluster-admin"},
+                     "subjects": [{"kind": "Group", "name": "system:authenticated",
+                                   "apiGroup": "rbac.authorization.k8s.io"}]},
+                ),
+            ):
+                try:
+                    await attempt()
+                    outcomes.append("allowed")
+                except CommandError as exc:
+                    outcomes.append(str(exc))
+            return " | ".join(outcomes)
+    """
+    clustercord_harness.add_plugin(make_plugin("quiet", manifest=quiet, modules={"commands": code}))
+    await clustercord_harness.start()
+    assert clustercord_harness.plugin("quiet").state == "enabled"
+    answer = await clustercord_harness.run("/quiet")
+    outcomes = answer.text.split(" | ")
+    assert "allowed" not in outcomes, answer.text
+    assert (
+        "plugin quiet declares no Kubernetes permission: it has no access to clusters"
+        in (outcomes[0])
+    )
+    missing = cluster.kubectl("get", "clusterrolebinding", "quiet-admin", check=False)
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
+    accounts = cluster.kubectl("get", "serviceaccounts", "-A", "-o", "name").stdout
+    assert "plugin-quiet" not in accounts

@@ -1,4 +1,7 @@
-"""The audit log: hash chain, tamper detection, append-only triggers and secret masking."""
+"""The audit log: keyed chain, tamper detection, append-only triggers and secret masking.
+
+The chain's own checks; the key, the head file, anchors, intents and old-format logs are in
+test_audit_keyed.py."""
 
 from __future__ import annotations
 
@@ -15,10 +18,11 @@ import pytest
 from clustercord.services.audit import (
     GENESIS,
     MASK,
+    AuditKey,
     AuditLog,
     mask_secrets,
     mask_text,
-    row_hash,
+    row_mac,
     verify_rows,
 )
 from clustercord.storage import Database
@@ -27,6 +31,9 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 # A fake key block, split so that secret scanners do not take this file for a leak.
 _MARK = "RSA " + "PRIVATE KEY-----"
 PEM = f"-----BEGIN {_MARK}\nMIIEowIBAAKCAQEA\nabcdef==\n-----END {_MARK}"
+
+
+MISMATCH = "seq {}: MAC mismatch (row edited, or the chain recomputed without the key)"
 
 
 class Clock:
@@ -120,18 +127,20 @@ def test_an_edit_behind_the_triggers_back_is_named_by_seq(path: Path, audit: Aud
     raw(path, "UPDATE _audit SET actor = 'u-mallory' WHERE seq = 3")
     result = AuditLog(Database(path)).verify()
     assert not result.ok
-    assert result.problems == ["seq 3: hash mismatch (row edited)"]
+    assert result.problems == [MISMATCH.format(3)]
 
 
-def test_an_edit_with_a_recomputed_hash_breaks_the_link_to_the_next_row(
+def test_an_edit_with_a_mac_under_the_right_key_breaks_the_link_to_the_next_row(
     path: Path, audit: AuditLog
 ) -> None:
+    # Only someone holding the key gets this far; the next row still names the old MAC.
     rows = fill(audit)
     forged = {**rows[2], "options": {"name": "something-else"}}
+    assert audit.key is not None
     raw(
         path,
         f"UPDATE _audit SET options = '{json.dumps(forged['options'])}', "
-        f"hash = '{row_hash(forged)}' WHERE seq = 3",
+        f"hash = '{row_mac(forged, audit.key)}' WHERE seq = 3",
     )
     problems = audit.verify().problems
     assert problems == ["seq 4: prev_hash does not match seq 3 (row removed or reordered)"]
@@ -150,7 +159,11 @@ def test_a_deleted_middle_row_is_detected(path: Path, audit: AuditLog) -> None:
 def test_deleted_rows_at_the_end_are_detected(path: Path, audit: AuditLog) -> None:
     fill(audit)
     raw(path, "DELETE FROM _audit WHERE seq >= 4")
-    assert audit.verify().problems == ["rows after seq 3 are missing: the log had reached seq 5"]
+    assert audit.verify().problems == [
+        "rows after seq 3 are missing: the log had reached seq 5",
+        "rows after seq 3 are missing: audit.head records that the log reached seq 5 "
+        "(rows deleted at the end)",
+    ]
     # Appending afterwards does not paper over the hole.
     audit.record("pod list", actor="u-alice")
     problems = audit.verify().problems
@@ -234,9 +247,12 @@ def test_export_is_json_lines_that_verify_offline(audit: AuditLog) -> None:
     audit.export(out)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines == rows
-    assert verify_rows(lines).ok
+    assert verify_rows(lines, key=audit.key).ok
+    # Without the key an export can be read, never vouched for.
+    assert verify_rows(lines).problems == ["seq 1-4: 4 keyed rows not checked: no audit key"]
+    assert not verify_rows(lines, key=AuditKey.ephemeral()).ok
     lines[1]["namespace"] = "kube-system"
-    assert verify_rows(lines).problems == ["seq 2: hash mismatch (row edited)"]
+    assert verify_rows(lines, key=audit.key).problems == [MISMATCH.format(2)]
 
     tail = io.StringIO()
     assert audit.export(tail, since_seq=2) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import stat
 
 import pytest
@@ -141,3 +143,114 @@ def test_per_user_defaults_are_stored(database, tmp_path):
     assert registry(database, tmp_path).default_for("7") == ("two", "media")
     with pytest.raises(CommandError, match="no cluster named 'three'"):
         reg.set_default("7", "three")
+
+
+# -- duplicate names: the entry checked is the entry stored ----------------------------------
+EXEC = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "sh"}}
+
+
+def two_users_same_name() -> str:
+    """The attack: the first ``admin`` runs a program, the second is harmless."""
+    document = yaml.safe_load(kubeconfig())
+    document["users"] = [
+        {"name": "home-admin", "user": EXEC},
+        {"name": "home-admin", "user": {"token": TOKEN}},
+    ]
+    return yaml.safe_dump(document)
+
+
+def duplicated(key: str) -> str:
+    document = yaml.safe_load(kubeconfig())
+    document[key].append(document[key][0])
+    return yaml.safe_dump(document)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (two_users_same_name(), "users[1]: a second user named 'home-admin'"),
+        (duplicated("clusters"), "clusters[1]: a second cluster named 'home'"),
+        (duplicated("contexts"), "contexts[1]: a second context named 'home'"),
+    ],
+)
+def test_duplicate_names_are_refused_and_nothing_changes(database, tmp_path, text, message):
+    reg = registry(database, tmp_path)
+    reg.add("kept", kubeconfig("kept"), by="42")
+    with pytest.raises(UsageError, match=re.escape(message)):
+        reg.add("homelab", text, by="42")
+    assert [row["name"] for row in database.db["_clusters"].rows] == ["kept"]
+    assert [c.name for c in reg.list()] == ["kept"]
+    assert [c.name for c in registry(database, tmp_path).list()] == ["kept"]
+
+
+def test_a_duplicate_in_a_host_kubeconfig_is_reported_not_guessed(database, tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(two_users_same_name())
+    reg = registry(database, tmp_path, KUBECONFIG=str(path))
+    assert reg.list() == []
+    assert reg.problems == [
+        f"{path}: users[1]: a second user named 'home-admin'; each user name must be unique"
+    ]
+
+
+def test_only_the_checked_context_is_stored(database, tmp_path):
+    document = yaml.safe_load(kubeconfig("home"))
+    other = yaml.safe_load(kubeconfig("other", server="https://192.0.2.9:6443"))
+    for key in ("clusters", "users", "contexts"):
+        document[key] += other[key]
+    reg = registry(database, tmp_path)
+    reg.add("homelab", yaml.safe_dump(document), by="42")
+    stored = json.loads(reg.secrets.open(database.db["_clusters"].get("homelab")["kubeconfig"]))
+    assert stored["users"] == [{"name": "home-admin", "user": {"token": TOKEN}}]
+    assert [c["name"] for c in stored["clusters"]] == ["home"]
+    assert [c["name"] for c in stored["contexts"]] == ["home"]
+    assert reg.kubeconfig("homelab") == stored
+
+
+def test_a_stored_upload_that_cannot_be_read_can_be_removed_and_added_again(database, tmp_path):
+    """A row stored before duplicates were refused (the exec user kept, the harmless one
+    checked): it must not be invisible and stuck, nor make re-adding a raw IntegrityError."""
+    box = registry(database, tmp_path).secrets
+    database.db["_clusters"].insert(
+        {
+            "name": "homelab",
+            "kubeconfig": box.seal(json.dumps(yaml.safe_load(two_users_same_name()))),
+            "added_by": "42",
+            "added_at": 0.0,
+        }
+    )
+    reg = registry(database, tmp_path)
+    assert reg.list() == []
+    assert reg.problems == [
+        "uploaded cluster homelab: homelab: users[1]: a second user named 'home-admin'; "
+        "each user name must be unique"
+    ]
+    with pytest.raises(UsageError, match="'homelab' is stored but cannot be used") as refused:
+        reg.add("homelab", kubeconfig(), by="42")
+    assert "a second user named 'home-admin'" in str(refused.value)
+    assert "/cluster remove homelab" in str(refused.value)
+
+    reg.remove("homelab")
+    assert list(database.db["_clusters"].rows) == [] and reg.problems == []
+    reg.add("homelab", kubeconfig(), by="42")
+    assert [c.name for c in registry(database, tmp_path).list()] == ["homelab"]
+
+
+def test_re_adding_a_name_is_a_clear_error_even_when_stored_meanwhile(
+    database, tmp_path, monkeypatch
+):
+    reg = registry(database, tmp_path)
+    reg.add("homelab", kubeconfig(), by="42")
+    with pytest.raises(UsageError, match="a cluster named 'homelab' exists"):
+        reg.add("homelab", kubeconfig(), by="42")
+    stale = registry(database, tmp_path)
+    registry(database, tmp_path).remove("homelab")
+    registry(database, tmp_path).add("homelab", kubeconfig(), by="7")  # another process
+    stale._clusters.pop("homelab")  # this one did not see it yet
+    with pytest.raises(UsageError, match="a cluster named 'homelab' is already stored"):
+        stale.add("homelab", kubeconfig(), by="42")
+    # Stored between the check and the insert: still a clear error, not an IntegrityError.
+    monkeypatch.setattr(stale, "_stored", lambda name: False)
+    with pytest.raises(UsageError, match="a cluster named 'homelab' is already stored"):
+        stale.add("homelab", kubeconfig(), by="42")
+    assert [c.name for c in reg.list()] == ["homelab"]

@@ -35,6 +35,8 @@ def test_sandbox_command_serves_until_interrupted(tmp_path):
         assert "not a Kubernetes distribution" in banner
         assert re.search(r"API: https://127\.0\.0\.1:\d+", banner)
         assert f"KUBECONFIG={kubeconfig} kubectl get ns" in banner
+        # What pods' processes are: isolated, or why they are refused, said at start.
+        assert process.stdout.readline().startswith("Pod processes: ")
         out = subprocess.run(
             [KUBECTL, "--kubeconfig", str(kubeconfig), "get", "ns", "-o", "name"],
             capture_output=True,
@@ -42,6 +44,24 @@ def test_sandbox_command_serves_until_interrupted(tmp_path):
             timeout=30,
         ).stdout
         assert "namespace/kube-system" in out
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_unsafe_host_exec_is_said_at_start(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "sandbox", "--port", "0", "--unsafe-host-exec",
+         "--kubeconfig", str(tmp_path / "kubeconfig")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        assert "--unsafe-host-exec" in lines[3] and "unisolated" in lines[3]
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0
     finally:

@@ -1,4 +1,5 @@
-"""`kubectl exec` against the sandbox: the command runs as a local process over WebSocket."""
+"""`kubectl exec` against the sandbox: the command runs in the pod's namespaces over WebSocket
+(what those namespaces hide and contain: test_pod_isolation.py)."""
 
 from __future__ import annotations
 
@@ -54,13 +55,11 @@ def test_stdin_is_passed_through(kubectl, pod):
     assert result.stdout == "SHOUT\n"
 
 
-def test_the_environment_is_clean_and_the_directory_temporary(kubectl, pod, monkeypatch):
+def test_the_environment_is_clean_and_the_home_the_pods(kubectl, pod):
     out = kubectl("exec", pod, "-c", "web", "--", "sh", "-c", "env; pwd").stdout
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    workdir = out.splitlines()[-1]
     assert env["HOSTNAME"] == pod
-    assert env["HOME"] == workdir and "clustercord-exec-" in workdir
-    assert not os.path.exists(workdir), "the temporary directory is removed afterwards"
+    assert env["HOME"] == "/root" and out.splitlines()[-1] == "/", "the pod's home, its root"
     # Nothing of the test process's (and so the sandbox's) environment leaks in.
     leaked = set(env) & (set(os.environ) - {"PATH", "HOME", "HOSTNAME", "PWD", "SHLVL", "_"})
     assert not leaked
@@ -99,7 +98,7 @@ def test_interactive_exec_with_a_terminal(kubeconfig, pod):
 SLEEPER = ("sh", "-c", "echo $$; exec sleep 60")
 
 
-def test_the_process_is_killed_when_the_client_hangs_up(kubeconfig, pod):
+def test_the_process_is_killed_when_the_client_hangs_up(kubeconfig, pod, server):
     assert KUBECTL is not None
     client = subprocess.Popen(
         [KUBECTL, "--kubeconfig", str(kubeconfig), "exec", pod, "-c", "web", "--", *SLEEPER],
@@ -107,7 +106,9 @@ def test_the_process_is_killed_when_the_client_hangs_up(kubeconfig, pod):
         text=True,
     )
     assert client.stdout is not None
-    pid = int(client.stdout.readline())
+    # $$ is the pid in the pod's PID namespace: the host knows the process by another.
+    pid = server.isolation.host_pid("default", pod, int(client.stdout.readline()))
+    assert pid is not None and process_alive(pid)
     client.kill()
     client.wait(5)
     deadline = time.monotonic() + 5

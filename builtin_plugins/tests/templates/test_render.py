@@ -25,7 +25,7 @@ def one(content, variables=(), **extra):
 
 
 def render(template, **values):
-    return render_manifests(template, values, release="demo", namespace="games")
+    return render_manifests(template, values, release="demo", namespace="games", helm_allowed=True)
 
 
 def test_objects_are_put_in_the_namespace_and_marked_as_ours():
@@ -83,29 +83,3 @@ def test_a_helm_chart_without_helm_says_helm_is_required(monkeypatch):
         "template demo needs helm to render chart plex 6.4.3, and helm is not installed here "
         "(https://helm.sh/docs/intro/install/)"
     )
-
-
-@pytest.mark.skipif(shutil.which("helm") is None, reason="helm is not installed on this machine")
-def test_a_helm_chart_is_rendered_by_helm(tmp_path):
-    chart = tmp_path / "hello"
-    (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: hello\nversion: 0.1.0\n")
-    (chart / "templates" / "cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ .Release.Name }}-hello'}\n"
-        "data: {greeting: '{{ .Values.greeting }}'}\n"
-    )
-    template = one(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
-        variables=[{"name": "greeting", "type": "string", "default": "hi"}],
-        helm_charts=[
-            {
-                "repo": f"file://{tmp_path}",
-                "chart": str(chart),
-                "version": "0.1.0",
-                "values": "greeting: {{ greeting }}",
-            }
-        ],
-    )
-    rendered = render(template, greeting="hello")
-    assert rendered.objects[1]["metadata"]["name"] == "demo-hello"
-    assert rendered.objects[1]["data"] == {"greeting": "hello"}

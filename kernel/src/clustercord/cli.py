@@ -41,22 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--roles", default="", help="comma-separated Discord role ids of that user")
     run.add_argument("--json", action="store_true", help="print the Reply as JSON")
     run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
-    run.add_argument(
-        "--sandbox",
-        metavar="FIXTURE",
-        help="start an embedded sandbox cluster (homelab, empty or a YAML file) for this command",
-    )
+    _sandbox_options(run, "for this command")
 
     console = sub.add_parser("console", help="interactive console (history and completion)")
     console.add_argument("--as", dest="as_user", metavar="USER_ID")
     console.add_argument("--roles", default="")
     console.add_argument("--yes", action="store_true")
-    console.add_argument(
-        "--sandbox",
-        metavar="FIXTURE",
-        help="start an embedded sandbox cluster (homelab, empty or a YAML "
-        "file) and connect the console to it",
-    )
+    _sandbox_options(console, "and connect the console to it")
 
     plugins = sub.add_parser("plugins", help="installed plugins and their verification")
     plugins_sub = plugins.add_subparsers(dest="action", required=True)
@@ -102,12 +93,40 @@ def build_parser() -> argparse.ArgumentParser:
     exp = audit_sub.add_parser("export", help="write the log as JSON lines")
     exp.add_argument("--output", "-o", type=Path, help="file (default: standard output)")
     exp.add_argument("--since", type=int, default=0, help="only entries after this sequence number")
-    audit_sub.add_parser("verify", help="check the hash chain; exit 1 if it was tampered with")
+    check = audit_sub.add_parser(
+        "verify", help="check the keyed chain and its head; exit 1 if it was tampered with"
+    )
+    check.add_argument(
+        "--anchor",
+        metavar="LINE",
+        help="a line printed by `clustercord audit anchor`: the log must still hold that head",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 on warnings too (a command started with no result recorded)",
+    )
+    audit_sub.add_parser(
+        "anchor", help="print the current head (seq, MAC, time) as one line to keep elsewhere"
+    )
 
     from clustercord.frontends.discord import cli as discord_cli
 
     discord_cli.add_parsers(sub)
     return parser
+
+
+def _sandbox_options(parser: argparse.ArgumentParser, purpose: str) -> None:
+    parser.add_argument(
+        "--sandbox",
+        metavar="FIXTURE",
+        help=f"start an embedded sandbox cluster (homelab, empty or a YAML file) {purpose}",
+    )
+    parser.add_argument(
+        "--unsafe-host-exec",
+        action="store_true",
+        help="with --sandbox: run pods' commands on this machine, unisolated (exec, terminals)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
     from clustercord.frontends.commandline import parse_command_line
 
     path, options = parse_command_line(args.line)
-    with _with_sandbox(args.sandbox):
+    with _with_sandbox(args.sandbox, args.unsafe_host_exec):
         return asyncio.run(_run_async(args, path, options))
 
 
@@ -195,13 +214,15 @@ async def _run_async(
 
 
 def _console(args: argparse.Namespace) -> int:
-    with _with_sandbox(args.sandbox):
+    with _with_sandbox(args.sandbox, args.unsafe_host_exec):
         return asyncio.run(_console_async(args))
 
 
 @contextlib.contextmanager
-def _with_sandbox(fixture: str | None) -> Iterator[None]:
-    """Run a sandbox cluster beside the kernel and point ``KUBECONFIG`` at it (first)."""
+def _with_sandbox(fixture: str | None, host_exec: bool = False) -> Iterator[None]:
+    """Run a sandbox cluster beside the kernel and point ``KUBECONFIG`` at it (first).
+    Its pods' commands run in namespaces of their own; where the machine cannot make them,
+    the sandbox refuses exec and this says so (``host_exec``: on the host, unisolated)."""
     if fixture is None:
         yield
         return
@@ -211,8 +232,8 @@ def _with_sandbox(fixture: str | None) -> Iterator[None]:
     from clustercord_sandbox.fixtures import FixtureError
 
     try:
-        box = BackgroundSandbox(fixture=fixture)
-        box.start()
+        box = BackgroundSandbox(fixture=fixture, host_exec=host_exec)
+        box.start()  # it warns when its pods' commands cannot be isolated, or are not
     except FixtureError as exc:
         raise UsageError(f"--sandbox {fixture}: {exc}") from None
     try:
@@ -414,7 +435,7 @@ def _sign_builtins(signer: Any) -> list[str]:
 
     signed = []
     for source in discover():
-        if source.builtin and source.folder is not None:
+        if source.claims_builtin and source.folder is not None:
             manifest = load_manifest(source.folder / MANIFEST_FILE)
             sign_plugin_folder(source.folder, dict(manifest.raw), signer)
             signed.append(manifest.name)
@@ -446,13 +467,20 @@ def _discord(args: argparse.Namespace) -> int:
 
 # -- audit -----------------------------------------------------------------------------
 def _audit(args: argparse.Namespace) -> int:
-    from clustercord.services.audit import AuditLog
+    from clustercord.services.audit import AuditLog, format_anchor, parse_anchor
     from clustercord.storage import Database
 
+    anchor = None
+    if getattr(args, "anchor", None):
+        try:
+            anchor = parse_anchor(args.anchor)
+        except ValueError as exc:
+            raise UsageError(f"--anchor: {exc}") from None
     settings = _settings()
     database = Database(settings.database_path)
+    log: AuditLog | None = None
     try:
-        log = AuditLog(database)
+        log = AuditLog(database, create_key=False)  # never makes a key: verify reports it
         if args.action == "export":
             if args.output:
                 with open(args.output, "w", encoding="utf-8") as stream:
@@ -461,15 +489,29 @@ def _audit(args: argparse.Namespace) -> int:
             else:
                 log.export(sys.stdout, since_seq=args.since)
             return 0
-        result = log.verify()
-        if result.ok:
-            print(f"audit log intact: {result.count} entries, head {result.head}")
+        result = log.verify(anchor=anchor)
+        if not result.ok:
+            print(f"audit log TAMPERED ({len(result.problems)} problems):", file=sys.stderr)
+            for problem in result.problems[:50]:
+                print(f"  {problem}", file=sys.stderr)
+            if len(result.problems) > 50:
+                print(f"  … and {len(result.problems) - 50} more", file=sys.stderr)
+            if args.action == "anchor":
+                print("no anchor printed: the log does not verify", file=sys.stderr)
+            return 1
+        if args.action == "anchor":
+            print(format_anchor(log.head()))
             return 0
-        print(f"audit log TAMPERED ({len(result.problems)} problems):", file=sys.stderr)
-        for problem in result.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
+        for warning in result.warnings:
+            print(f"warning: {warning}")
+        print(
+            f"audit log intact: {result.count} entries, head seq {result.last_seq} "
+            f"{result.head}" + (", the anchor matches" if anchor is not None else "")
+        )
+        return 1 if args.strict and result.warnings else 0
     finally:
+        if log is not None:
+            log.close()
         database.close()
 
 

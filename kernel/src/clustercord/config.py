@@ -46,6 +46,24 @@ class Settings:
     hook_timeout: float = 5.0
     max_hook_failures: int = 3
     auto_grant_builtins: bool = True
+    builtin_plugins: frozenset[str] | None = None
+    """Entry points that may be builtins (signed by a release or development key); ``None``:
+    the kernel's own list (``plugins.discovery.BUILTIN_PLUGINS``). Not read from the file or
+    the environment: the testing kit sets it for plugins a test installs as builtins."""
+    isolation: str = "signer"
+    """Which plugins run in a process of their own (``clustercord.isolation``): ``signer``
+    (all but the builtins signed by a release or development key), ``all``, or ``keys`` (all
+    but those signed by a release or development key: the testing kit's default)."""
+    isolate: frozenset[str] = frozenset()
+    """Plugins isolated whatever signed them (tests)."""
+    isolation_timeout: float = 300.0
+    """Seconds a call of an isolated plugin may take before its process is stopped."""
+    isolation_memory_mb: int = 512
+    """Address space of an isolated plugin's process (``RLIMIT_AS``)."""
+    isolation_uids: int | None = 2_000_000
+    """When the kernel runs as root, each isolated plugin's process drops to a uid (and gid)
+    of its own in ``[isolation_uids, isolation_uids + 1,000,000)``, derived from the data
+    directory and the plugin's name; ``None``: no drop."""
     access: AccessConfig = AccessConfig()
     plugin_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per-plugin config from the file (``[plugins.<name>]``); admin changes are stored."""
@@ -115,6 +133,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         default=default,
         console_admin=bool(access_raw.get("console_admin", True)),
     )
+    isolation = env.get("CLUSTERCORD_ISOLATION", raw.get("isolation", "signer"))
+    if isolation not in ("signer", "keys", "all"):
+        raise UsageError(f"{where}: isolation must be signer, keys or all, not {isolation!r}")
     settings = Settings(
         data_dir=data_dir,
         plugins_allowlist=frozenset(allow) if allow is not None else None,
@@ -123,6 +144,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         max_hook_failures=pick("max_hook_failures", "CLUSTERCORD_MAX_HOOK_FAILURES", int, 3),
         auto_grant_builtins=pick(
             "auto_grant_builtins", "CLUSTERCORD_AUTO_GRANT_BUILTINS", bool, True
+        ),
+        isolation=pick("isolation", "CLUSTERCORD_ISOLATION", str, "signer"),
+        isolation_timeout=pick("isolation_timeout", "CLUSTERCORD_ISOLATION_TIMEOUT", float, 300.0),
+        isolation_memory_mb=pick(
+            "isolation_memory_mb", "CLUSTERCORD_ISOLATION_MEMORY_MB", int, 512
         ),
         access=access,
         plugin_config=raw.get("plugins", {}),

@@ -7,8 +7,9 @@ Everything else, and so every rule, is here, so a command behaves the same in bo
 
 The command's own steps (resolve the path, parse the options, confirm a destructive
 command, fill forms in place) are here; stamping, the access policy, the call of plugin
-code, its guard, its audit row and what it leaves pending go through the kernel's one
-door (:mod:`clustercord.door`), as component actions (:meth:`Dispatcher.act`) and jobs do.
+code, its guard, its audit rows (intent, then result) and what it leaves pending go
+through the kernel's one door (:mod:`clustercord.door`), as component actions
+(:meth:`Dispatcher.act`) and jobs do.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class Dispatcher:
         start = time.perf_counter()
         plugin_name: str | None = None
         secret_names: tuple[str, ...] = ()
+        intent: int | None = None  # the seq of the audit intent row, once the handler runs
         invocation = self.door.stamp(invocation)
         try:
             plugin, command = resolved or self.resolve(invocation.command)
@@ -130,6 +132,14 @@ class Dispatcher:
                     _send=send,
                     _ask=ask,
                 )
+                intent = await self.door.intent(
+                    "command",
+                    invocation.path,
+                    plugin=plugin_name,
+                    invocation=invocation,
+                    options=invocation.options,
+                    secret_names=secret_names,
+                )
                 passage = await self.door.command(plugin, command, ctx, send=send)
                 passage = await self._fill_forms(plugin, invocation, passage, fill, send, ask)
                 if command.ephemeral:
@@ -154,6 +164,7 @@ class Dispatcher:
             invocation=invocation,
             options=invocation.options,
             secret_names=secret_names,
+            intent=intent,
         )
         await self.manager.call_all(
             "on_command_complete",

@@ -12,9 +12,12 @@ jobs each go the same way:
    plugin manager's :class:`~clustercord.plugins.guard.Guard` (time budget, exceptions
    isolated, failures counted), with the :class:`~clustercord.plugins.guard.Budget` of its
    kind (:data:`KINDS`);
-5. **audit** it: one row per call, the same columns for every kind (actor, action, plugin,
+5. **audit** it in two rows, the same columns for every kind (actor, action, plugin,
    cluster, namespace, options, result, message, duration); the action names the kind
-   (a command's path, ``component …``, ``form …``, ``job …``);
+   (a command's path, ``component …``, ``form …``, ``job …``): an *intent*
+   (:meth:`Door.intent`, ``result="started"``, no duration) committed before step 4 calls
+   the plugin, and the result row after, naming the intent's seq (``intent_seq``); a process
+   killed midway leaves "started, no result", which ``clustercord audit verify`` reports;
 6. **deliver** what the call left pending (:meth:`Door.deliver`): approval requests (published
    as ``approval:requested`` events) and decisions (each plugin's ``on_approval_decided``),
    so no front end has to remember to.
@@ -25,7 +28,6 @@ makes them through the same Guard, unaudited.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import time
@@ -34,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from clustercord.events import EventBus
+from clustercord.plugins.calling import declared_arguments
 from clustercord.plugins.guard import HOOK_BUDGET, Budget, CallResult, Guard
 from clustercord.plugins.manager import ENABLED, Plugin, PluginManager, resolve_handler
 from clustercord.policy import AccessPolicy
@@ -58,21 +61,6 @@ KINDS: dict[str, str] = {
 
 SCHEDULER_ACTOR = "kernel:scheduler"
 """The audit actor of a job run (no person started it)."""
-
-
-def declared_arguments(
-    function: Callable[..., Any], available: Mapping[str, Any], *, positional: str | None = None
-) -> tuple[Callable[..., Any], dict[str, Any]]:
-    """``function`` ready to call with the keyword arguments it declares, out of
-    ``available``: a handler takes ``ctx``, ``value``, ``fields``, ``job``… only if it names
-    them (one rule for every kind). ``positional`` names the argument a handler gets first
-    whatever it calls it (a command handler is ``handler(ctx)``)."""
-    wanted = inspect.signature(function).parameters
-    kwargs = {name: value for name, value in available.items() if name in wanted}
-    if positional is not None and positional not in wanted and wanted:
-        kwargs.pop(positional, None)
-        return functools.partial(function, available[positional]), kwargs
-    return function, kwargs
 
 
 def as_reply(value: Any) -> Reply:
@@ -247,6 +235,15 @@ class Door:
             return Passage("ok", Reply(text="This button does nothing.", ephemeral=True))
         name = action or "-"
         options = {"value": value, "values": values, "fields": fields}
+        # What the person chose, never the plugin's state (a button's value may be anything
+        # the plugin keeps server-side); of a form, whose values may be secrets (a password
+        # typed in), only the names of its fields.
+        recorded: dict[str, Any] = (
+            {"fields": sorted(fields or {})}
+            if kind == "form"
+            else ({"values": values} if values is not None else {})
+        )
+        intent: int | None = None
         if owner is None or not enabled or not action:
             message = f"Plugin {plugin} is not enabled any more."
             passage = Passage("error", Reply.fail(message, ephemeral=True), message)
@@ -266,21 +263,22 @@ class Door:
                     _send=send,
                     _ask=ask,
                 )
+                intent = await self.intent(
+                    kind, name, invocation=invocation, plugin=plugin, options=recorded
+                )
                 result = await self.call(
                     kind, owner, function, {"ctx": ctx, **options}, name=name, send=send
                 )
                 passage = self._passage(kind, plugin, result)
         passage.duration_ms = (time.perf_counter() - start) * 1000
-        # What the person chose, never the plugin's state (a button's value may be anything
-        # the plugin keeps server-side); of a form, whose values may be secrets (a password
-        # typed in), only the names of its fields.
-        recorded: dict[str, Any] = (
-            {"fields": sorted(fields or {})}
-            if kind == "form"
-            else ({"values": values} if values is not None else {})
-        )
         await self.record(
-            kind, name, passage, invocation=invocation, plugin=plugin, options=recorded
+            kind,
+            name,
+            passage,
+            invocation=invocation,
+            plugin=plugin,
+            options=recorded,
+            intent=intent,
         )
         if deliver:
             await self.deliver()
@@ -293,12 +291,16 @@ class Door:
         if plugin is None or plugin.state != ENABLED or plugin.module is None:
             return None
         start = time.perf_counter()
+        intent: int | None = None
         try:
             function = resolve_handler(plugin.module, job.handler, f"job {job.id}")
         except (ImportError, ValueError) as exc:
             log.warning("plugin %s: job handler %s not found: %s", plugin.name, job.handler, exc)
             passage = Passage("error", Reply.fail(str(exc)), str(exc))
         else:
+            intent = await self.intent(
+                "job", job.handler, plugin=plugin.name, options={"job": job.id}
+            )
             result = await self.call(
                 "job", plugin, function, {"job": job, "ctx": plugin.context}, name=job.handler
             )
@@ -308,7 +310,9 @@ class Door:
                 message = f"{type(result.error).__name__}: {result.error}"
                 passage = Passage("error", Reply.fail(message), message)
         passage.duration_ms = (time.perf_counter() - start) * 1000
-        await self.record("job", job.handler, passage, plugin=plugin.name, options={"job": job.id})
+        await self.record(
+            "job", job.handler, passage, plugin=plugin.name, options={"job": job.id}, intent=intent
+        )
         await self.deliver()
         return passage
 
@@ -345,9 +349,12 @@ class Door:
         invocation: Invocation | None = None,
         options: Mapping[str, Any] | None = None,
         secret_names: tuple[str, ...] = (),
-    ) -> None:
-        """The audit row of one call through the door; the same columns for every kind."""
-        await self.audit.arecord(
+        intent: int | None = None,
+    ) -> int:
+        """The audit row of one call through the door; the same columns for every kind.
+        ``intent``: the seq of the call's intent row. Returns the row's seq."""
+        started = passage.status == "started"
+        row = await self.audit.arecord(
             audit_action(kind, name),
             actor=(
                 f"{invocation.frontend}:{invocation.user_id}"
@@ -360,7 +367,31 @@ class Door:
             options=dict(options or {}),
             result=passage.result,
             message=passage.message,
-            duration_ms=round(passage.duration_ms, 3),
+            duration_ms=None if started else round(passage.duration_ms, 3),
+            intent_seq=intent,
+            secret_names=secret_names,
+        )
+        return int(row["seq"])
+
+    async def intent(
+        self,
+        kind: str,
+        name: str,
+        *,
+        plugin: str | None,
+        invocation: Invocation | None = None,
+        options: Mapping[str, Any] | None = None,
+        secret_names: tuple[str, ...] = (),
+    ) -> int:
+        """The intent row of a call about to run (``result="started"``), committed before
+        the plugin code runs; returns its seq, for the result row's ``intent``."""
+        return await self.record(
+            kind,
+            name,
+            Passage("started", Reply()),
+            plugin=plugin,
+            invocation=invocation,
+            options=options,
             secret_names=secret_names,
         )
 

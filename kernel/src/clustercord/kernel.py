@@ -17,6 +17,7 @@ from clustercord.config import Settings
 from clustercord.dispatcher import Dispatcher
 from clustercord.door import Door
 from clustercord.events import EventBus
+from clustercord.isolation.host import IsolationHost
 from clustercord.kubernetes.clusters import ClusterAdmin, ClusterRegistry
 from clustercord.kubernetes.identity import IdentityMap
 from clustercord.kubernetes.plugin_identity import PluginIdentities
@@ -75,6 +76,9 @@ class Kernel:
             self._context_for,
             secret_sink=self.audit.add_patterns,
         )
+        # Plugins that are not release-signed builtins run in a process of their own.
+        self.isolation = IsolationHost(settings)
+        self.manager.isolation = self.isolation
         self.events = EventBus(self.manager)
         self.conversations = ConversationHub()  # front ends register their openers
         self.policy = AccessPolicy(settings.access)
@@ -101,6 +105,7 @@ class Kernel:
         return self
 
     def close(self) -> None:
+        self.isolation.close()
         self.audit.close()
         self.database.close()
 

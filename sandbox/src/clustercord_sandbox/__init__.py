@@ -1,7 +1,8 @@
 """The ClusterCord sandbox: a Kubernetes API server for demos and tests.
 
-It is not a Kubernetes distribution (nothing runs containers); it is faithful enough at the API
-that the real `kubectl` and the official Python client work against it.
+It is not a Kubernetes distribution (no container image runs; what is exec'd in a pod runs in
+that pod's own Linux namespaces, see `isolation`); it is faithful enough at the API that the
+real `kubectl` and the official Python client work against it.
 
 It is a distribution of its own, `clustercord-sandbox`, not part of the kernel: it depends on
 the SDK only (its RBAC library and label selectors), the kernel reaches it only behind its

@@ -17,7 +17,11 @@ from .store import SandboxStore
 
 
 class BackgroundSandbox:
-    """`with BackgroundSandbox() as sandbox:` → a running server, stopped on exit."""
+    """`with BackgroundSandbox() as sandbox:` → a running server, stopped on exit.
+
+    `server_options` go to `SandboxServer`: e.g. `host_exec=True` runs exec'd commands on the
+    host, unisolated (`--unsafe-host-exec`), `pod_limits=isolation.Limits(...)`.
+    """
 
     def __init__(
         self, fixture: str = "empty", store: SandboxStore | None = None, **server_options: Any

@@ -36,6 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--kubeconfig", type=Path, default=None, help="where to write the kubeconfig"
     )
+    parser.add_argument(
+        "--unsafe-host-exec",
+        action="store_true",
+        help="run kubectl exec/debug/attach commands as local processes on this machine, "
+        "unisolated (by default they run in each pod's own Linux namespaces through "
+        "bubblewrap, or are refused where the machine cannot make them)",
+    )
     return parser
 
 
@@ -60,7 +67,12 @@ async def _serve(args: argparse.Namespace, objects: list[dict], data_dir: Path) 
     from .server import SandboxServer
     from .store import SandboxStore
 
-    server = SandboxServer(SandboxStore(), host=args.host, port=args.port)
+    server = SandboxServer(
+        SandboxStore(),
+        host=args.host,
+        port=args.port,
+        host_exec=getattr(args, "unsafe_host_exec", False),
+    )
     try:
         fixtures.load(server.api, objects)
     except Exception as exc:  # a FixtureError, or an ApiError from a bad object
@@ -75,6 +87,7 @@ async def _serve(args: argparse.Namespace, objects: list[dict], data_dir: Path) 
     print(BANNER)
     print(f"API: {server.url}   kubeconfig: {path}")
     print(f"Try: KUBECONFIG={path} kubectl get ns")
+    print(server.pod_processes)
     print("Ctrl-C stops it.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,8 +3,8 @@
 GET returns the pod; PUT and PATCH may only add ephemeral containers (existing ones cannot be
 changed or removed, names must be unique in the pod, a target must be one of its containers),
 as on a real API server. An added container is reported running at once (the sandbox runs no
-containers); `kubectl debug -it` then attaches to it, which `podexec` serves with a local
-process.
+images); `kubectl debug -it` then attaches to it, which `podexec` serves with a process in the
+target pod's namespaces, with the capabilities the container's securityContext grants.
 """
 
 from __future__ import annotations

@@ -1,18 +1,24 @@
-"""`pods/exec` over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`) as a LOCAL process.
+"""`pods/exec` over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`) in the pod's namespaces.
 
-The sandbox runs no containers, so `kubectl exec POD -- CMD` runs CMD on the machine that runs
-the sandbox: it is for demos and tests, never a security boundary, and it is why the sandbox
-listens on 127.0.0.1 by default. To keep that honest and contained, the process
+The sandbox runs no images, so `kubectl exec POD -- CMD` runs the host's CMD, but inside the
+pod's own Linux namespaces (see `isolation`: its PID 1, network, hostname, a private
+filesystem view of read-only system directories, its user, no capabilities unless granted,
+its limits). The process
 
-- runs in a fresh temporary directory (removed afterwards) with a clean environment: `PATH`,
-  `HOME`, `HOSTNAME`, `TERM` (with a tty) and the container's literal `env` values; nothing of
-  the sandbox's own environment (tokens, keys) leaks into it;
-- gets a pseudo-terminal when `tty=true`, so an interactive `kubectl exec -it POD -- sh` works
-  (resize messages on channel 4 resize it);
-- is killed (its whole process group) when the WebSocket closes.
+- gets a clean environment: `PATH`, `HOME`, `HOSTNAME`, `TERM` (with a tty) and the
+  container's literal `env` values; nothing of the sandbox's own environment (tokens, keys)
+  leaks into it;
+- gets a pseudo-terminal (of the pod's own /dev/pts) when `tty=true`, so an interactive
+  `kubectl exec -it POD -- sh` works (resize messages on channel 4 resize it);
+- is killed (its process group, and in a pod every process it started) when the WebSocket
+  closes.
+
+Where the host cannot make namespaces, exec is refused with a `Status` saying why; with
+`--unsafe-host-exec` the command runs as a local process in a temporary directory instead.
 
 `pods/attach` to an ephemeral container (what `kubectl debug -it` does) runs that container's
-command (`sh` without one) the same way; a regular container has no process to attach to (400).
+command (`sh` without one) the same way, in the target pod's namespaces; a regular container
+has no process to attach to (400).
 
 Channels, as in the kubelet's stream protocol: 0 stdin, 1 stdout, 2 stderr, 3 error (a
 `Status` when the command ends: Success, or Failure with reason `NonZeroExitCode` and a cause
@@ -26,9 +32,7 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
 import struct
-import tempfile
 import termios
 from collections.abc import Callable
 from typing import Any
@@ -38,13 +42,14 @@ from aiohttp import WSMsgType, web
 from clustercord_sdk.rbac import Attributes, UserInfo
 
 from . import errors
+from .errors import ApiError
+from .isolation import Isolation, IsolationError, Launch
 from .objects import ObjectAPI
 from .podlogs import container_of, default_container
 
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
-SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 Authorize = Callable[[UserInfo, Attributes], None]
 
@@ -52,10 +57,17 @@ Authorize = Callable[[UserInfo, Attributes], None]
 class PodExec:
     """The `pods/exec` and `pods/attach` handlers."""
 
-    def __init__(self, api: ObjectAPI, authorize: Authorize, grace: float = 0.5) -> None:
+    def __init__(
+        self,
+        api: ObjectAPI,
+        authorize: Authorize,
+        grace: float = 0.5,
+        isolation: Isolation | None = None,
+    ) -> None:
         self.api = api
         self.authorize = authorize
         self.grace = grace  # how long to collect output after the process exits
+        self.isolation = isolation or Isolation()
 
     async def attach(self, request: web.Request, req: Any, user: UserInfo) -> web.StreamResponse:
         """Attaching to an ephemeral container (`kubectl debug -it`) starts its command.
@@ -114,6 +126,9 @@ class PodExec:
                 f"cannot {subresource} into a container in a {phase.lower()} pod; "
                 f"current phase is {phase}"
             )
+        refusal = self.isolation.refusal()
+        if refusal is not None:
+            raise ApiError(500, "InternalError", refusal)
         ws = web.WebSocketResponse(protocols=(V5, V4), autoping=True)
         if not ws.can_prepare(request).ok:
             raise errors.bad_request("Upgrade request required (pods/exec speaks WebSocket)")
@@ -123,9 +138,26 @@ class PodExec:
             return ws
         query = request.query
         session = _Session(ws, ws.ws_protocol == V5, query.get("tty") == "true", self.grace)
-        env = _environment(pod, container, tty=session.tty)
-        await session.run(command, env, stdin=query.get("stdin") == "true")
+        try:
+            launch = await self.isolation.launch(pod, container, command, session.tty, self._config)
+        except FileNotFoundError as exc:
+            await session.status(_failure(command, exc))
+            return ws
+        except (IsolationError, OSError) as exc:
+            await session.status(_internal(f"the pod's namespaces could not be made: {exc}"))
+            return ws
+        await session.run(command, launch, stdin=query.get("stdin") == "true")
         return ws
+
+    def _config(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ConfigMap or Secret of the pod's namespace, for its volumes (None if missing)."""
+        rt = self.api.registry.lookup("", "v1", plural)
+        if rt is None or not name:
+            return None
+        try:
+            return self.api.get(rt, namespace, name)
+        except ApiError:
+            return None
 
 
 class _Session:
@@ -135,49 +167,64 @@ class _Session:
         self.ws, self.v5, self.tty, self.grace = ws, v5, tty, grace
         self.process: asyncio.subprocess.Process | None = None
         self.master: int | None = None
+        self.launch_kill: Callable[[int], None] = lambda pid: None
 
-    async def run(self, command: list[str], env: dict[str, str], stdin: bool) -> None:
-        with tempfile.TemporaryDirectory(prefix="clustercord-exec-") as workdir:
-            env["HOME"] = workdir
-            try:
-                outputs = await self._spawn(command, env, workdir, stdin)
-            except OSError as exc:
-                await self._status(_failure(command, exc))
+    async def run(self, command: list[str], launch: Launch, stdin: bool) -> None:
+        try:
+            await self._run(command, launch, stdin)
+        finally:
+            if launch.cleanup is not None:
+                launch.cleanup()
+
+    async def _run(self, command: list[str], launch: Launch, stdin: bool) -> None:
+        self.launch_kill = launch.kill
+        for note in launch.notes:
+            await self._send(STDERR, f"{note}\n".encode())
+        try:
+            outputs = await self._spawn(launch, stdin)
+        except OSError as exc:
+            await self.status(_failure(command, exc))
+            return
+        reader = asyncio.ensure_future(self._read_socket())
+        try:
+            assert self.process is not None
+            waiter = asyncio.ensure_future(self.process.wait())
+            await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():  # the client went away first
                 return
-            reader = asyncio.ensure_future(self._read_socket())
-            try:
-                assert self.process is not None
-                waiter = asyncio.ensure_future(self.process.wait())
-                await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not waiter.done():  # the client went away first
-                    return
-                # Output the process wrote just before exiting is still in flight.
-                await asyncio.wait(outputs, timeout=self.grace)
-                await self._status(_exit_status(command, waiter.result()))
-            finally:
-                reader.cancel()
-                for task in outputs:
-                    task.cancel()
-                self._kill()
-                if self.master is not None:
-                    asyncio.get_running_loop().remove_reader(self.master)
-                    os.close(self.master)
+            # Output the process wrote just before exiting is still in flight.
+            await asyncio.wait(outputs, timeout=self.grace)
+            await self.status(_exit_status(command, waiter.result()))
+        finally:
+            reader.cancel()
+            for task in outputs:
+                task.cancel()
+            self._kill()
+            if self.master is not None:
+                asyncio.get_running_loop().remove_reader(self.master)
+                os.close(self.master)
 
-    async def _spawn(
-        self, command: list[str], env: dict[str, str], workdir: str, stdin: bool
-    ) -> list[asyncio.Future[None]]:
+    async def _spawn(self, launch: Launch, stdin: bool) -> list[asyncio.Future[None]]:
         if self.tty:
-            master, slave = os.openpty()
+            master, slave = launch.open_pty()
+
+            def preexec() -> None:
+                if launch.controlling_terminal:
+                    _controlling_terminal()
+                if launch.preexec is not None:
+                    launch.preexec()
+
             try:
                 self.process = await asyncio.create_subprocess_exec(
-                    *command,
+                    *launch.argv,
                     stdin=slave,
                     stdout=slave,
                     stderr=slave,
-                    cwd=workdir,
-                    env=env,
+                    cwd=launch.cwd,
+                    env=launch.env,
                     start_new_session=True,
-                    preexec_fn=_controlling_terminal,
+                    preexec_fn=preexec,
+                    pass_fds=launch.pass_fds,
                 )
             except OSError:
                 os.close(master)
@@ -188,13 +235,15 @@ class _Session:
             os.set_blocking(master, False)
             return [asyncio.ensure_future(self._pump_pty(master))]
         self.process = await asyncio.create_subprocess_exec(
-            *command,
+            *launch.argv,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            cwd=workdir,
-            env=env,
+            cwd=launch.cwd,
+            env=launch.env,
             start_new_session=True,
+            preexec_fn=launch.preexec,
+            pass_fds=launch.pass_fds,
         )
         assert self.process.stdout is not None and self.process.stderr is not None
         return [
@@ -266,32 +315,18 @@ class _Session:
             with contextlib.suppress(ConnectionError):
                 await self.ws.send_bytes(bytes([channel]) + data)
 
-    async def _status(self, status: dict[str, Any]) -> None:
+    async def status(self, status: dict[str, Any]) -> None:
         await self._send(ERROR, json.dumps(status).encode())
         await self.ws.close()
 
     def _kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            self.launch_kill(self.process.pid)
 
 
 def _controlling_terminal() -> None:
     """In the child, after setsid: make the pty (its stdin) the controlling terminal."""
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def _environment(pod: dict[str, Any], container: dict[str, Any], tty: bool) -> dict[str, str]:
-    """A clean environment: nothing of the sandbox's own (its tokens) reaches the command."""
-    env = {
-        str(e["name"]): str(e["value"])
-        for e in container.get("env") or []
-        if isinstance(e, dict) and "name" in e and isinstance(e.get("value"), str)
-    }
-    env.update({"PATH": SAFE_PATH, "HOSTNAME": pod["metadata"]["name"]})
-    if tty:
-        env["TERM"] = "xterm"
-    return env
 
 
 def _exit_status(command: list[str], code: int) -> dict[str, Any]:
@@ -311,10 +346,15 @@ def _exit_status(command: list[str], code: int) -> dict[str, Any]:
 
 def _failure(command: list[str], exc: OSError) -> dict[str, Any]:
     """The command could not start (e.g. not found): an error like the runtime's."""
+    name = command[0] if command else ""
+    return _internal(f'failed to exec in container: exec: "{name}": {exc.strerror or exc}')
+
+
+def _internal(message: str) -> dict[str, Any]:
     return {
         "metadata": {},
         "status": "Failure",
-        "message": f'failed to exec in container: exec: "{command[0]}": {exc.strerror or exc}',
+        "message": message,
         "reason": "InternalError",
         "code": 500,
     }

@@ -1,7 +1,10 @@
 """The sandbox's HTTP face: a Kubernetes API over aiohttp that the real kubectl accepts.
 
-It is a sandbox for demos and tests, not a Kubernetes distribution: nothing runs containers.
-It listens on 127.0.0.1 unless told otherwise.
+It is a sandbox for demos and tests, not a Kubernetes distribution: nothing runs container
+images. What `kubectl exec`, `debug` and attach run in a pod runs in that pod's own Linux
+namespaces (`isolation`), or is refused where the host cannot make them (`host_exec=True`,
+the `--unsafe-host-exec` option, runs it on the host instead). It listens on 127.0.0.1 unless
+told otherwise.
 
 A request goes: authentication (bearer token) → impersonation → authorization (a pluggable
 `Authorizer`, RBAC over the store's objects by default; see `auth.py`) → discovery / OpenAPI /
@@ -13,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +36,7 @@ from .controllers import Controllers, start_controllers
 from .ephemeral import EphemeralContainers
 from .errors import ApiError
 from .eviction import DisruptionController, PodEviction
+from .isolation import Isolation, Limits
 from .objects import ListOptions, ObjectAPI, WriteOptions
 from .openapi import OpenAPIDocuments
 from .patch import JSON_PATCH, json_patch, merge_patch
@@ -44,6 +50,7 @@ from .tables import to_table, wants_table
 from .tokens import MIN_EXPIRATION_SECONDS, TOKEN_REVIEW, ServiceAccountTokens
 
 ADMIN_USER = "sandbox-admin"
+log = logging.getLogger(__name__)
 
 
 # The SDK's RBAC types, so the RBAC library can be plugged in as the authorizer as is.
@@ -70,6 +77,8 @@ class SandboxServer:
         bookmark_interval: float = 30.0,
         tls: bool = True,
         min_token_seconds: int = MIN_EXPIRATION_SECONDS,
+        host_exec: bool = False,
+        pod_limits: Limits | None = None,
     ) -> None:
         self.store = store if store is not None else SandboxStore()
         self.registry = registry or default_registry()
@@ -107,7 +116,11 @@ class SandboxServer:
         # Pod subresources (logs, exec, eviction, ephemeral containers) live in their own modules.
         self.pod_logs = PodLogs(self.api, lambda: self._closing.is_set())
         self.subresources["pods/log"] = self.pod_logs.handle
-        pod_exec = PodExec(self.api, self._authorize)
+        # Pods' processes: in namespaces of their own, or (host_exec) unsafely on the host.
+        self.isolation = Isolation(host_exec=host_exec, limits=pod_limits)
+        self.pod_processes = ""  # what start() found: printed by the command line
+        self._pod_reaper: asyncio.Task[None] | None = None
+        pod_exec = PodExec(self.api, self._authorize, isolation=self.isolation)
         self.subresources["pods/exec"] = pod_exec.handle
         self.subresources["pods/attach"] = pod_exec.attach
         self.evictions = PodEviction(self.api, _body)
@@ -139,9 +152,32 @@ class SandboxServer:
         # PodDisruptionBudget status, kept current as kube-controller-manager does.
         self.disruption = DisruptionController(self.evictions, self.store)
         self.disruption.start()
+        self.pod_processes = await self.isolation.start()
+        if self.isolation.refusal() is not None or self.isolation.host_exec:
+            log.warning("%s", self.pod_processes)
+        self._pod_reaper = asyncio.ensure_future(self._reap_pods(self.store.subscribe()))
+
+    async def _reap_pods(self, queue: asyncio.Queue[WatchEvent]) -> None:
+        """A deleted pod's processes end with it (its namespaces' init is killed)."""
+        try:
+            while True:
+                event = await queue.get()
+                if event.plural == "pods" and event.group == "" and event.type == "DELETED":
+                    meta = event.object.get("metadata") or {}
+                    await self.isolation.release(
+                        meta.get("namespace", ""), meta.get("name", ""), meta.get("uid")
+                    )
+        finally:
+            self.store.unsubscribe(queue)
 
     async def stop(self) -> None:
         self._closing.set()
+        if self._pod_reaper is not None:
+            self._pod_reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pod_reaper
+            self._pod_reaper = None
+        await self.isolation.stop()
         if self.disruption is not None:
             await self.disruption.stop()
             self.disruption = None

@@ -6,7 +6,7 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,26 @@ class RunResult:
 class KernelHarness:
     """A kernel with its own data directory, trusting only the test signer."""
 
-    def __init__(self, data_dir: Path, signer: TestSigner, **settings: Any) -> None:
+    def __init__(
+        self, data_dir: Path, signer: TestSigner, *, isolated: bool | None = None, **settings: Any
+    ) -> None:
+        """``isolated=True``: the kernel's own tiers, as in production: builtins added with
+        ``add_builtins`` run in-process, every other plugin in a process of its own. By
+        default (``None``) only plugins added with ``add_plugin(isolated=True)`` are isolated
+        (the test key is trusted as a release key, and plugins signed by one may run
+        in-process), unless ``CLUSTERCORD_ISOLATION`` says otherwise (``signer``, ``all``)."""
+        import os
+
         from clustercord.config import load_settings
 
         self.data_dir = data_dir
         self.signer = signer
-        self.settings = load_settings(env={"CLUSTERCORD_DATA_DIR": str(data_dir)}, **settings)
+        env = {"CLUSTERCORD_DATA_DIR": str(data_dir)}
+        if isolated is None:
+            env["CLUSTERCORD_ISOLATION"] = os.environ.get("CLUSTERCORD_ISOLATION", "keys")
+        else:
+            env["CLUSTERCORD_ISOLATION"] = "signer" if isolated else "keys"
+        self.settings = load_settings(env=env, **settings)
         self.sources: list[Any] = []
         self.kernel: Any = None
         self._plugins_dir = data_dir / "installed-plugins"
@@ -83,9 +97,18 @@ class KernelHarness:
         )
 
     def add_plugin(
-        self, folder: Path, *, sign: bool = True, builtin: bool = False, copy: bool = True
+        self,
+        folder: Path,
+        *,
+        sign: bool = True,
+        builtin: bool = False,
+        copy: bool = True,
+        isolated: bool = False,
     ) -> Path:
-        """Install the plugin in ``folder`` (copied, then signed); returns the installed folder."""
+        """Install the plugin in ``folder`` (copied, then signed); returns the installed folder.
+        ``builtin``: installed as one of the kernel's builtins (signed by the test key, which
+        is trusted as a release key), so it is granted what it declares. ``isolated``: it runs
+        in a process of its own, as a third-party plugin does."""
         from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, PluginSource
 
         folder = Path(folder)
@@ -99,9 +122,17 @@ class KernelHarness:
         if sign:
             self.signer.sign(folder)
         module = f"cc_test_{folder.name.replace('-', '_')}_{next(_counter)}"
+        entry_point = _manifest_name(folder)
+        if isolated:
+            self.settings = replace(self.settings, isolate=self.settings.isolate | {entry_point})
+        if builtin:  # a builtin of this test's kernel, as if it shipped in its list
+            from clustercord.plugins.discovery import BUILTIN_PLUGINS
+
+            names = self.settings.builtin_plugins or BUILTIN_PLUGINS
+            self.settings = replace(self.settings, builtin_plugins=names | {entry_point})
         self.sources.append(
             PluginSource(
-                entry_point=_manifest_name(folder),
+                entry_point=entry_point,
                 module=module,
                 folder=folder,
                 distribution=BUILTIN_DISTRIBUTION if builtin else "test-plugins",
@@ -132,8 +163,6 @@ class KernelHarness:
 
     async def restart(self, **settings: Any) -> Any:
         """A new kernel on the same data directory: what survives a restart."""
-        from dataclasses import replace
-
         self.close()
         if settings:
             self.settings = replace(self.settings, **settings)

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clustercord_builtins.templates.template import Template, load_template, load_template_file
+from clustercord_builtins.templates.template import (
+    Template,
+    TemplateError,
+    load_template,
+    load_template_file,
+)
 from clustercord_sdk.errors import CommandError
 
 CATALOG = Path(__file__).with_name("catalog")
@@ -63,8 +68,14 @@ def community_entry(row: dict[str, Any]) -> Entry:
 
 
 def entries(store: Any) -> list[Entry]:
+    """Every template; a stored community template that no longer passes the checks (one
+    accepted before a check existed: an unsafe chart, say) is left out, never served."""
     out = [Entry(t, "curated", "verified") for t in curated().values()]
-    out += [community_entry(row) for row in community_rows(store)]
+    for row in community_rows(store):
+        try:
+            out.append(community_entry(row))
+        except (TemplateError, ValueError, KeyError):
+            continue
     return out
 
 

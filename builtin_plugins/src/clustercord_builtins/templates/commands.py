@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import secrets
 from typing import Any
 
 from clustercord_builtins.templates import catalog, policy
@@ -12,6 +14,7 @@ from clustercord_builtins.templates.limits import RenderLimits, run_limited
 from clustercord_builtins.templates.readiness import wait_ready
 from clustercord_builtins.templates.render import render_lines, render_manifests
 from clustercord_builtins.templates.template import Template, TemplateError
+from clustercord_builtins.templates.validation import checks
 from clustercord_builtins.templates.variables import (
     ASK,
     VariableError,
@@ -22,7 +25,7 @@ from clustercord_builtins.templates.variables import (
     resolve,
 )
 from clustercord_sdk import Card, CommandContext, Field, File, Modal, Reply, Table
-from clustercord_sdk.errors import CommandError
+from clustercord_sdk.errors import CommandError, PermissionDenied
 
 
 def _vars(ctx: CommandContext) -> dict[str, Any]:
@@ -48,6 +51,37 @@ def _deployer(ctx: CommandContext, cluster: str | None = None) -> Deployer:
     )
 
 
+HELM_CHECK_NAMESPACE = "cc-helm-access-check"
+
+
+async def helm_access(kube: Any, cluster: str) -> None:
+    """The access check before helm may run for this user: may their Kubernetes identity create
+    a namespace (what ``/template submit``'s dry run needs)? Asked of the cluster with a
+    server-side dry run, which also passes the user's SubjectAccessReview: a chat user with no
+    mapped identity, or one who may not, is refused here and helm never starts."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": f"{HELM_CHECK_NAMESPACE}-{secrets.token_hex(4)}"},
+    }
+    try:
+        await kube.create("namespaces", body, cluster=cluster, dry_run=True)
+    except PermissionDenied as error:
+        raise PermissionDenied(
+            f"helm runs only for users allowed to submit templates: {error}"
+        ) from None
+
+
+async def _helm_allowed(ctx: CommandContext, template: Template, cluster: str | None) -> bool:
+    """Whether a render of ``template`` may run helm: only when it has charts and the user
+    passed :func:`helm_access` (refused with the reason otherwise)."""
+    if not template.helm_charts:
+        return False
+    name, _ = ctx.kubernetes.target(cluster)
+    await helm_access(ctx.kubernetes, name)
+    return True
+
+
 def _limits(ctx: CommandContext, entry: catalog.Entry) -> RenderLimits | None:
     """Bounded rendering for community templates (see :mod:`.limits`); none for curated ones."""
     return None if entry.source == "curated" else RenderLimits.from_config(ctx.config)
@@ -69,13 +103,22 @@ def post_install(
     return run_limited(template.name, limits, render_lines, lines, context)
 
 
-def estimate_of(template: Template, limits: RenderLimits | None = None) -> policy.Report:
+def estimate_of(
+    template: Template, limits: RenderLimits | None = None, *, helm_allowed: bool = False
+) -> policy.Report:
     """The policy report of a render with defaults (secrets redacted): resources, warnings."""
     values = resolve(template, {}, redact_secrets=True)
     rendered = render_manifests(
-        template, values.values, release=template.name, namespace="preview", limits=limits
+        template,
+        values.values,
+        release=template.name,
+        namespace="preview",
+        limits=limits,
+        helm_allowed=helm_allowed,
+        check=checks(template),
     )
-    return policy.check(rendered.objects, template.features)
+    report: policy.Report = rendered.report
+    return report
 
 
 # -- browsing ---------------------------------------------------------------------------
@@ -115,11 +158,14 @@ def search(ctx: CommandContext) -> Reply:
     )
 
 
-def info(ctx: CommandContext) -> Reply:
+async def info(ctx: CommandContext) -> Reply:
     entry = catalog.find(ctx.store, ctx.options["template"])
     template = entry.template
+    helm = await _helm_allowed(ctx, template, None)
     try:
-        report = estimate_of(template, _limits(ctx, entry))
+        report = await asyncio.to_thread(
+            functools.partial(estimate_of, template, _limits(ctx, entry), helm_allowed=helm)
+        )
     except TemplateError as error:
         raise CommandError(str(error)) from None
     estimate = report.estimate.as_dict()
@@ -178,18 +224,23 @@ def info(ctx: CommandContext) -> Reply:
     )
 
 
-def render(ctx: CommandContext) -> Reply:
+async def render(ctx: CommandContext) -> Reply:
     entry = catalog.find(ctx.store, ctx.options["template"])
     template = entry.template
     namespace = ctx.options.get("namespace") or template.name
+    helm = await _helm_allowed(ctx, template, None)
     try:
         values = resolve(template, _vars(ctx), redact_secrets=True)
-        rendered = render_manifests(
-            template,
-            values.values,
-            release=template.name,
-            namespace=namespace,
-            limits=_limits(ctx, entry),
+        rendered = await asyncio.to_thread(
+            functools.partial(
+                render_manifests,
+                template,
+                values.values,
+                release=template.name,
+                namespace=namespace,
+                limits=_limits(ctx, entry),
+                helm_allowed=helm,
+            )
         )
     except (VariableError, TemplateError) as error:
         raise CommandError(f"{template.name}: {error}") from None
@@ -334,8 +385,11 @@ async def _deploy(
     wait: bool,
 ) -> Reply:
     deployer = _deployer(ctx, cluster)
+    helm = await _helm_allowed(ctx, entry.template, deployer.cluster)
     # In a thread: a community template's render may take up to its limit (seconds).
-    plan = await asyncio.to_thread(deployer.plan, entry, namespace, given)
+    plan = await asyncio.to_thread(
+        functools.partial(deployer.plan, entry, namespace, given, helm_allowed=helm)
+    )
     outcome = await deployer.deploy(plan)
     waiting: list[str] = []
     if wait:
@@ -448,7 +502,8 @@ async def update(ctx: CommandContext) -> Reply:
     release = await deployer.find(ctx.options["deployment"])
     entry = catalog.find(ctx.store, release.template)
     catalog.deployable(entry)
-    outcome = await deployer.update(release, entry, _vars(ctx))
+    helm = await _helm_allowed(ctx, entry.template, deployer.cluster)
+    outcome = await deployer.update(release, entry, _vars(ctx), helm_allowed=helm)
     files = (
         [File(f"{release.release}.diff", outcome.diff.encode(), "what changed", "text/x-diff")]
         if outcome.diff

@@ -11,11 +11,13 @@ until an admin verifies it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 from typing import Any
 
 from clustercord_builtins.templates import catalog
+from clustercord_builtins.templates.commands import helm_access
 from clustercord_builtins.templates.deployer import Deployer
 from clustercord_builtins.templates.kinds import apply_order
 from clustercord_builtins.templates.limits import RenderLimits
@@ -58,8 +60,15 @@ async def server_dry_run(deployer: Deployer, checked: Any) -> str:
     return namespace
 
 
-async def validate_submission(data: bytes, deployer: Deployer | None) -> tuple[Any, Any]:
-    """The pipeline; raises :class:`TemplateError` or :class:`CommandError` with the reason."""
+async def validate_submission(
+    data: bytes, deployer: Deployer | None, *, helm_allowed: bool = False
+) -> tuple[Any, Any]:
+    """The pipeline; raises :class:`TemplateError` or :class:`CommandError` with the reason.
+
+    The JSON file is read here (a bounded size, and JSON has no aliases); its manifests are
+    rendered, parsed, checked against the Kubernetes schemas and the policy in the bounded
+    child (:func:`check_template` with limits). ``helm_allowed``: the caller ran
+    :func:`.commands.helm_access` for this user (a template with charts is refused without)."""
     if len(data) > MAX_SIZE:
         raise TemplateError(f"the file is {len(data)} bytes; at most {MAX_SIZE} are accepted")
     raw = parse_template_json(data, "the submitted template")
@@ -70,7 +79,9 @@ async def validate_submission(data: bytes, deployer: Deployer | None) -> tuple[A
         )
     limits = deployer.render_limits if deployer is not None else RenderLimits()
     # In a thread: the bounded render takes a child process and up to its limit.
-    checked = await asyncio.to_thread(check_template, template, limits=limits)
+    checked = await asyncio.to_thread(
+        functools.partial(check_template, template, limits=limits, helm_allowed=helm_allowed)
+    )
     if checked.report.errors:
         raise TemplateError(
             "the security policy refuses it:\n"
@@ -91,8 +102,12 @@ async def submit(ctx: CommandContext) -> Reply:
         by=ctx.user_id,
         render_limits=RenderLimits.from_config(ctx.config),
     )
+    # The access check comes first, before anything of the file is read or run: only a user
+    # whose identity may create namespaces (the dry run below does) gets further, so a chat
+    # user with no mapped identity cannot make the bot render, parse or run helm at all.
+    await helm_access(ctx.kubernetes, cluster)
     try:
-        template, checked = await validate_submission(upload.data, deployer)
+        template, checked = await validate_submission(upload.data, deployer, helm_allowed=True)
     except (TemplateError, VariableError, CommandError) as error:
         raise CommandError(f"{upload.name} was not accepted: {error}") from None
     existing = [r for r in catalog.community_rows(ctx.store) if r["name"] == template.name]

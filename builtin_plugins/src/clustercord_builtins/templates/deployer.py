@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ from clustercord_builtins.templates.limits import RenderLimits
 from clustercord_builtins.templates.lock import held
 from clustercord_builtins.templates.render import MANAGED_BY, MANAGER, Rendered, render_manifests
 from clustercord_builtins.templates.template import TemplateError
+from clustercord_builtins.templates.validation import checks
 from clustercord_builtins.templates.variables import Values, VariableError, resolve
 from clustercord_sdk.errors import CommandError
 
@@ -115,7 +117,11 @@ class Deployer:
         *,
         release: str | None = None,
         previous: dict[str, Any] | None = None,
+        helm_allowed: bool = False,
     ) -> Plan:
+        """Variables, render and policy: nothing touched yet. The policy runs with the render
+        (in the bounded child for a community template). ``helm_allowed``: the caller checked
+        that the user may make helm run."""
         template = entry.template
         release = release or template.name
         try:
@@ -126,10 +132,12 @@ class Deployer:
                 release=release,
                 namespace=namespace,
                 limits=self.limits_for(entry),
+                helm_allowed=helm_allowed,
+                check=checks(template),
             )
         except (VariableError, TemplateError) as error:
             raise CommandError(f"{template.name}: {error}") from None
-        report = policy.check(rendered.objects, template.features)
+        report: policy.Report = rendered.report
         if report.errors:
             lines = "\n".join(f"- {e}" for e in report.errors[:10])
             raise CommandError(f"{template.name} breaks the security policy:\n{lines}")
@@ -285,11 +293,7 @@ class Deployer:
         fresh = not await self._namespace_exists(plan.namespace)
         # A namespace that does not exist yet holds nothing to take over.
         existing = {} if fresh else await self.existing(plan.namespace)
-        if ("Secret", parent_name(plan.release)) in existing:
-            raise CommandError(
-                f"{plan.release} is already deployed in namespace {plan.namespace}: use "
-                "/template update (nothing was changed)"
-            )
+        interrupted = self._installed(existing, plan)
         foreign = self.foreign(existing, plan)
         if foreign:
             raise CommandError(
@@ -302,7 +306,38 @@ class Deployer:
         await self.progress(0, total, "checking with a server-side dry run")
         created_namespace = await self._namespace(plan.namespace, exists=not fresh)
         async with held(self.kube, self.cluster, plan.namespace, plan.release, self.by):
+            if interrupted is not None:
+                # Read again under the lock: what we saw may have finished meanwhile.
+                again = await self.existing(plan.namespace)
+                interrupted = self._installed(again, plan)
+                if interrupted is not None:
+                    created_namespace = created_namespace or interrupted.created_namespace
+                    self._history(
+                        interrupted,
+                        "install",
+                        "interrupted",
+                        reason="the deploy that left it 'deploying' died; deployed again",
+                    )
             return await self._install(plan, ordered, total, created_namespace)
+
+    def _installed(
+        self, existing: dict[tuple[str, str], dict[str, Any]], plan: Plan
+    ) -> Release | None:
+        """The release a killed deploy left ``deploying`` here (to deploy again), ``None``
+        when there is none; refused when the release is deployed (that is an update)."""
+        parent = existing.get(("Secret", parent_name(plan.release)))
+        if parent is None:
+            return None
+        release = Release.from_secret(parent)
+        if release.status == "deploying" and release.revision <= 1:
+            # Only a process that died mid-install leaves this: its Lease is taken over when
+            # its holder is known dead (lock.py), and the install runs again over what it
+            # applied (the same objects, labelled with this deployment's applyset).
+            return release
+        raise CommandError(
+            f"{plan.release} is already deployed in namespace {plan.namespace}: use "
+            "/template update (nothing was changed)"
+        )
 
     async def _install(
         self, plan: Plan, ordered: list[dict[str, Any]], total: int, created_namespace: bool
@@ -439,16 +474,28 @@ class Deployer:
         return read_values_secret(found[0]) if found else {}
 
     # -- update ------------------------------------------------------------------------------
-    async def update(self, release: Release, entry: Entry, given: dict[str, Any]) -> Outcome:
+    async def update(
+        self, release: Release, entry: Entry, given: dict[str, Any], *, helm_allowed: bool = False
+    ) -> Outcome:
         async with held(self.kube, self.cluster, release.namespace, release.release, self.by):
-            return await self._update(release, entry, given)
+            return await self._update(release, entry, given, helm_allowed=helm_allowed)
 
-    async def _update(self, release: Release, entry: Entry, given: dict[str, Any]) -> Outcome:
+    async def _update(
+        self, release: Release, entry: Entry, given: dict[str, Any], *, helm_allowed: bool
+    ) -> Outcome:
         previous = {**release.values, **await self.previous_secrets(release)}
         # In a thread: a community template's render may take up to its limit (seconds),
         # and the event loop serves everyone else meanwhile.
         plan = await asyncio.to_thread(
-            self.plan, entry, release.namespace, given, release=release.release, previous=previous
+            functools.partial(
+                self.plan,
+                entry,
+                release.namespace,
+                given,
+                release=release.release,
+                previous=previous,
+                helm_allowed=helm_allowed,
+            )
         )
         await self.check_cluster(plan)
         existing = await self.existing(release.namespace)

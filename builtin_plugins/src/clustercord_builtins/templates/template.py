@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clustercord_builtins.templates.charts import ChartError, check_entry
 from clustercord_sdk.errors import UsageError
 from clustercord_sdk.options import Choice, OptionSpec
 
@@ -150,10 +151,19 @@ def check_schema(data: dict[str, Any], source: str = "template.json") -> None:
         )
 
 
+MESSAGE_MAX = 300
+
+
+def bounded(message: str, limit: int = MESSAGE_MAX) -> str:
+    """``message`` cut to ``limit`` characters: a schema error quotes the value it is about,
+    and a value may be large."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
 def _message(error: Any) -> str:
     if error.validator == "oneOf" and error.path and "manifests" in error.path:
         return "must be a file name ending .yaml/.yml(.j2) or {name, content}"
-    return str(error.message)
+    return bounded(str(error.message))
 
 
 def load_template(
@@ -186,6 +196,11 @@ def load_template(
             except ValueError as error:
                 raise TemplateError(f"{where}.default: {error}") from None
         variables.append(variable)
+    for index, chart in enumerate(data.get("helm_charts", ())):
+        try:
+            check_entry(chart, f"helm_charts[{index}].")
+        except ChartError as error:
+            raise TemplateError(f"{source}: {error}") from None
     manifests = []
     for index, item in enumerate(data["manifests"]):
         if isinstance(item, str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from clustercord_builtins.templates import policy
 from clustercord_builtins.templates.kinds import describe
 from clustercord_builtins.templates.limits import RenderLimits
 from clustercord_builtins.templates.render import Rendered, render_manifests
-from clustercord_builtins.templates.template import Template, TemplateError, json_path
+from clustercord_builtins.templates.template import Template, TemplateError, bounded, json_path
 from clustercord_builtins.templates.variables import resolve
 
 KUBERNETES_VERSION = "1.30"
@@ -84,7 +85,7 @@ def validate_object(obj: dict[str, Any], version: str = KUBERNETES_VERSION) -> N
     )
     if error is not None:
         raise ManifestError(
-            f"{describe(obj)}: {json_path(error.absolute_path)}: {error.message} "
+            f"{describe(obj)}: {json_path(error.absolute_path)}: {bounded(error.message)} "
             f"(Kubernetes {version} schema)"
         )
 
@@ -99,22 +100,49 @@ class Checked:
     warnings: list[str] = field(default_factory=list)
 
 
+def inspect(
+    objects: list[dict[str, Any]], *, features: tuple[str, ...], schemas: bool = False
+) -> policy.Report:
+    """What the render's ``check`` runs (in the bounded child for community templates):
+    with ``schemas`` every object against its Kubernetes schema and no object twice; then
+    the security policy, whose report is returned."""
+    if schemas:
+        for obj in objects:
+            validate_object(obj)
+        names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+        duplicates = sorted({f"{k}/{n}" for k, n in names if names.count((k, n)) > 1})
+        if duplicates:
+            raise ManifestError(f"objects rendered twice: {', '.join(duplicates)}")
+    return policy.check(objects, features)
+
+
+def checks(template: Template, *, schemas: bool = False) -> Callable[..., policy.Report]:
+    """The ``check`` of a render of ``template``: :func:`inspect`, picklable for the child."""
+    return functools.partial(inspect, features=template.features, schemas=schemas)
+
+
 def check_template(
-    template: Template, *, namespace: str = "validate", limits: RenderLimits | None = None
+    template: Template,
+    *,
+    namespace: str = "validate",
+    limits: RenderLimits | None = None,
+    helm_allowed: bool = False,
 ) -> Checked:
     """Render with defaults (secrets generated), validate every object, run the policy.
 
-    ``limits`` bounds the render (a submitted template); the curated catalog renders in-process.
+    ``limits`` bounds the render, the parsing and these checks (a submitted template: all of
+    it in the child process); the curated catalog is checked in-process. ``helm_allowed``:
+    the caller checked that the user may make helm run (charts are refused otherwise).
     """
     values = resolve(template, {}, redact_secrets=False)
     rendered = render_manifests(
-        template, values.values, release=template.name, namespace=namespace, limits=limits
+        template,
+        values.values,
+        release=template.name,
+        namespace=namespace,
+        limits=limits,
+        helm_allowed=helm_allowed,
+        check=checks(template, schemas=True),
     )
-    for obj in rendered.objects:
-        validate_object(obj)
-    names = [(o["kind"], o["metadata"]["name"]) for o in rendered.objects]
-    duplicates = sorted({f"{k}/{n}" for k, n in names if names.count((k, n)) > 1})
-    if duplicates:
-        raise ManifestError(f"objects rendered twice: {', '.join(duplicates)}")
-    report = policy.check(rendered.objects, template.features)
+    report = rendered.report
     return Checked(template, rendered, report, [str(w) for w in report.warnings])

@@ -9,7 +9,9 @@ The console cannot click buttons or hold an attachment, so it shows what a
 Discord user would see in the closest terminal form: panels for cards, tables,
 a line listing the actions, and files saved to a directory with their path.
 Plugin text is always shown literally (never as rich markup), so a ``[`` in a
-pod name cannot restyle or hide output.
+pod name cannot restyle or hide output, and passes
+:func:`~clustercord.frontends.inert.inert` first: an escape sequence in a pod name, an
+option value or an API error is shown as ``\x1b[2J``, never played by the terminal.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from rich.style import Style
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from clustercord.frontends.inert import inert, inert_reply
 from clustercord.policy import CONSOLE_USER
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, UsageError
@@ -63,9 +66,17 @@ _NAME_AND_SUFFIXES = re.compile(r"(.+?)((?:\.[A-Za-z0-9]{1,5})*)\Z", re.DOTALL)
 _MAX_NAME_BYTES = 200
 
 
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def reply_to_json(reply: Reply) -> str:
-    """The reply as JSON for ``--json`` output and scripts (files as base64)."""
-    return json.dumps(reply.to_dict(), indent=2, ensure_ascii=False, default=str)
+    """The reply as JSON for ``--json`` output and scripts (files as base64).
+
+    JSON escapes C0 controls itself; DEL, C1 controls and bidirectional overrides are
+    escaped too (``\\u009b``), so the text is the same for a parser and inert on a terminal.
+    """
+    text = json.dumps(reply.to_dict(), indent=2, ensure_ascii=False, default=str)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def safe_file_name(name: str) -> str:
@@ -202,7 +213,7 @@ class ConsoleRenderer:
             return
         # Anything else is a result: the bar has done its job and would be in the way.
         self.finish()
-        self._render(reply)
+        self._render(inert_reply(reply))
 
     def _render(self, reply: Reply) -> None:
         c = self.console
@@ -257,9 +268,9 @@ class ConsoleRenderer:
                 grid.add_row(Text(item.name), Text(item.value))
             parts.append(grid)
         if card.url:
-            parts.append(Text(card.url, style="dim underline"))
+            parts.append(Text(inert(card.url), style="dim underline"))
         if card.image:
-            parts.append(Text(f"[image: {card.image}]", style="dim"))
+            parts.append(Text(f"[image: {inert(card.image)}]", style="dim"))
         if card.footer:
             # In the body, not the border: a border subtitle is cut to the panel's width.
             parts.append(Text(card.footer, style="dim"))
@@ -286,9 +297,9 @@ class ConsoleRenderer:
     def _actions(self, reply: Reply) -> Text | None:
         items: list[str] = []
         for button in reply.buttons:
-            label = f"{button.emoji} {button.label}" if button.emoji else button.label
+            label = f"{inert(button.emoji)} {button.label}" if button.emoji else button.label
             if button.url:
-                label += f" <{button.url}>"
+                label += f" <{inert(button.url)}>"
             if button.disabled:
                 label += " (disabled)"
             items.append(f"[{label}]")
@@ -341,12 +352,12 @@ class ConsoleRenderer:
         On a non-terminal console (pipes, captured output) nothing is drawn:
         a bar redrawn into a log file is only noise.
         """
-        description = p.label or "Working"
+        description = inert(p.label or "Working")
         if self.console.is_terminal:
             if self._bar is None:
                 self._bar = RichProgress(
                     SpinnerColumn(),
-                    TextColumn("{task.description}"),
+                    TextColumn("{task.description}", markup=False),
                     BarColumn(),
                     MofNCompleteColumn(),
                     TimeElapsedColumn(),
@@ -403,6 +414,10 @@ class ConsoleRenderer:
         returned, so the command stops with nothing done.
         """
         self.finish()
+        # Labels and title shown inert; names and prefilled values are the plugin's own.
+        shown = inert_reply(Reply(modal=modal)).modal
+        assert shown is not None
+        modal = shown
         stdin = self._stdin if self._stdin is not None else sys.stdin
         if stdin is None or not _isatty(stdin):
             self.console.print(self._modal(modal))
@@ -412,7 +427,7 @@ class ConsoleRenderer:
         fields: dict[str, str] = {}
         try:
             for item in modal.inputs:
-                label = item.label + ("" if item.required else " (optional)")
+                label = Text(item.label + ("" if item.required else " (optional)"))
                 # rich's password prompt uses getpass: nothing is echoed or kept in history.
                 answer = await asyncio.to_thread(
                     Prompt.ask,
@@ -420,7 +435,9 @@ class ConsoleRenderer:
                     console=self.console,
                     password=item.secret,
                     default=item.value or "",
-                    show_default=not item.secret and bool(item.value),
+                    show_default=not item.secret
+                    and bool(item.value)
+                    and inert(item.value or "") == item.value,
                     stream=self._stdin,
                 )
                 fields[item.name] = answer
@@ -441,7 +458,8 @@ class ConsoleRenderer:
 
     @staticmethod
     def _prompt_text(confirmation: Confirmation) -> Text:
-        return Text(confirmation.prompt, style="bold red" if confirmation.danger else "bold")
+        style = "bold red" if confirmation.danger else "bold"
+        return Text(inert(confirmation.prompt), style=style)
 
 
 class ConsoleConversation:
@@ -469,9 +487,9 @@ class ConsoleConversation:
         if self.closed:
             raise CommandError(f"the conversation {self.title!r} is closed")
         reply = Reply(text=reply) if isinstance(reply, str) else reply
-        prefix = Text(f"[{self.title}] ", style="bold cyan")
+        prefix = Text(f"[{inert(self.title)}] ", style="bold cyan")
         if reply == Reply(text=reply.text, ephemeral=reply.ephemeral) and reply.text:
-            self.renderer.console.print(prefix + Text(reply.text))
+            self.renderer.console.print(prefix + Text(inert(reply.text)))
         else:
             self.renderer.console.print(prefix)
             self.renderer.render(reply)
@@ -483,7 +501,8 @@ class ConsoleConversation:
             return None
         if self._reading is None:
             stdin = self.renderer._stdin if self.renderer._stdin is not None else sys.stdin
-            self.renderer.console.print(Text(f"[{self.title}] > ", style="bold cyan"), end="")
+            prompt = Text(f"[{inert(self.title)}] > ", style="bold cyan")
+            self.renderer.console.print(prompt, end="")
             # A blocking read in a thread keeps the event loop running.
             self._reading = asyncio.ensure_future(asyncio.to_thread(stdin.readline))
         try:

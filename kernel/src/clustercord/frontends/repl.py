@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clustercord.frontends.commandline import split_option, tokenize
+from clustercord.frontends.inert import inert
 
 CommandWords = Callable[[], list[dict[str, Any]]]
 """Returns ``[{"path": "plugin config", "description": ..., "options": [...]}, ...]``."""
@@ -188,9 +189,9 @@ def print_help(console: Console, commands: list[dict[str, Any]]) -> None:
             for o in command.get("options") or []
         )
         table.add_row(
-            Text("/" + str(command.get("path", ""))),
-            Text(options),
-            Text(str(command.get("description") or "")),
+            Text(inert("/" + str(command.get("path", "")))),
+            Text(inert(options)),
+            Text(inert(str(command.get("description") or ""))),
         )
     console.print(table)
     console.print(
@@ -252,7 +253,7 @@ async def _run_interruptible(work: Awaitable[None], console: Console) -> None:
                 raise  # the REPL itself is being cancelled: let it stop
             console.print(Text("Interrupted", style="yellow"))
         except Exception as exc:  # the caller should have handled it; keep the REPL alive
-            console.print(Text(f"Error: {exc}", style="bold red"))
+            console.print(Text(inert(f"Error: {exc}"), style="bold red"))
 
 
 @contextlib.contextmanager

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clustercord.kubernetes.kubeconfig import parse_kubeconfig
+from clustercord.kubernetes.kubeconfig import parse_kubeconfig, restrict
 from clustercord.secretbox import SecretBox
 from clustercord.storage import Database
 from clustercord_sdk.errors import CommandError, UsageError
@@ -173,14 +174,15 @@ class ClusterRegistry:
 
     # -- uploads -----------------------------------------------------------------------
     def add(self, name: str, kubeconfig_text: str, *, by: str) -> Cluster:
-        """Check and store an uploaded kubeconfig, encrypted. Nothing is stored on error."""
+        """Check and store an uploaded kubeconfig, encrypted. Nothing is stored on error.
+
+        What is stored is the one context chosen, built from the entries the check read,
+        and checked again as it will be read back at every start."""
         if not name or not name.replace("-", "").replace("_", "").isalnum() or len(name) > 63:
             raise UsageError(f"cluster name {name!r}: letters, digits, - and _ (at most 63)")
-        if name in self._clusters:
-            raise UsageError(f"a cluster named {name!r} exists ({self._clusters[name].source})")
-        data, contexts = parse_kubeconfig(
-            kubeconfig_text, source="the uploaded kubeconfig", untrusted=True
-        )
+        self._refuse_taken(name)
+        source = "the uploaded kubeconfig"
+        data, contexts = parse_kubeconfig(kubeconfig_text, source=source, untrusted=True)
         if len(contexts) > 1 and not data.get("current-context"):
             names = ", ".join(c.name for c in contexts)
             raise UsageError(
@@ -188,20 +190,60 @@ class ClusterRegistry:
                 "current-context: upload one context"
             )
         chosen = next((c for c in contexts if c.name == data.get("current-context")), contexts[0])
-        with self.database.transaction():
-            self.database.db["_clusters"].insert(
-                {
-                    "name": name,
-                    "kubeconfig": self.secrets.seal(json.dumps(_only(data, chosen.name))),
-                    "added_by": by,
-                    "added_at": time.time(),
-                }
-            )
+        stored = json.dumps(restrict(data, chosen, source))
+        _, (checked,) = parse_kubeconfig(stored, source=source, untrusted=True)
+        if checked != chosen:  # cannot happen: the kept entries are the ones checked
+            raise UsageError(f"{source}: its context {chosen.name!r} could not be kept as read")
+        try:
+            with self.database.transaction():
+                self.database.db["_clusters"].insert(
+                    {
+                        "name": name,
+                        "kubeconfig": self.secrets.seal(stored),
+                        "added_by": by,
+                        "added_at": time.time(),
+                    }
+                )
+        except sqlite3.IntegrityError:  # stored meanwhile (another process)
+            raise UsageError(
+                f"a cluster named {name!r} is already stored; remove it first "
+                f"(/cluster remove {name}) or choose another name"
+            ) from None
         cluster = Cluster(name, chosen.server, chosen.namespace, f"uploaded by {by}", chosen.name)
         self._clusters[name] = cluster
         return cluster
 
+    def _refuse_taken(self, name: str) -> None:
+        if name in self._clusters:
+            raise UsageError(f"a cluster named {name!r} exists ({self._clusters[name].source})")
+        if self._stored(name):
+            prefix = f"uploaded cluster {name}: "
+            problem = next((p for p in self.problems if p.startswith(prefix)), None)
+            state = (
+                "is already stored"
+                if problem is None
+                else f"is stored but cannot be used ({problem[len(prefix) :]})"
+            )
+            raise UsageError(
+                f"a cluster named {name!r} {state}; remove it first "
+                f"(/cluster remove {name}) or choose another name"
+            )
+
+    def _stored(self, name: str) -> bool:
+        return (
+            self.database.conn.execute("SELECT 1 FROM _clusters WHERE name = ?", (name,)).fetchone()
+            is not None
+        )
+
     def remove(self, name: str) -> None:
+        """Forget an uploaded cluster, also one stored that can no longer be read."""
+        cluster = self._clusters.get(name)
+        if cluster is None and self._stored(name):
+            with self.database.transaction():
+                self.database.db["_clusters"].delete(name)
+            prefix = f"uploaded cluster {name}: "
+            self.problems = [p for p in self.problems if not p.startswith(prefix)]
+            return
         cluster = self.get(name)
         if not cluster.source.startswith("uploaded"):
             raise CommandError(f"cluster {name!r} comes from {cluster.source}; remove it there")
@@ -226,21 +268,6 @@ class ClusterRegistry:
         if len(clusters) == 1:
             return clusters[0].name, clusters[0].namespace
         return None, None
-
-
-def _only(data: dict[str, Any], context_name: str) -> dict[str, Any]:
-    """Keep just one context with its cluster and user: nothing else is stored."""
-    context = next(c for c in data["contexts"] if c["name"] == context_name)
-    cluster = next(c for c in data["clusters"] if c["name"] == context["context"]["cluster"])
-    user = next(u for u in data["users"] if u["name"] == context["context"]["user"])
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": context_name,
-        "contexts": [context],
-        "clusters": [cluster],
-        "users": [user],
-    }
 
 
 class ClusterAdmin:

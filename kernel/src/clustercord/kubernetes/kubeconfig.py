@@ -3,6 +3,11 @@
 An uploaded kubeconfig comes from chat, so it is held to stricter rules than a file an
 operator put on the host: credential plugins (``exec``, ``auth-provider``) and local
 file references would run commands or read files on the bot's machine, and are refused.
+
+Two clusters, users or contexts of the same name are refused in any kubeconfig (kubectl
+refuses them too): with two users ``admin``, a check could read one entry while the
+client uses the other. What is kept of an upload is built by :func:`restrict` from the
+very entries the check read.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class Context:
     server: str
     namespace: str
     user: str
+    cluster: str = ""
 
 
 def parse_kubeconfig(
@@ -62,7 +68,8 @@ def parse_kubeconfig(
         if untrusted:
             _refuse_host_access(source, clusters[cluster_name], f"clusters[{cluster_name}]")
             _refuse_host_access(source, users[user_name], f"users[{user_name}]")
-        found.append(Context(name, server, context.get("namespace") or "default", user_name))
+        namespace = context.get("namespace") or "default"
+        found.append(Context(name, server, namespace, user_name, cluster_name))
     current = data.get("current-context")
     if current and current not in contexts:
         raise UsageError(f"{source}: current-context {current!r} is not defined")
@@ -73,7 +80,7 @@ def _named(data: dict[str, Any], key: str, inner: str, source: str) -> dict[str,
     items = data.get(key) or []
     if not isinstance(items, list):
         raise UsageError(f"{source}: {key} must be a list")
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for index, item in enumerate(items):
         if (
             not isinstance(item, dict)
@@ -81,8 +88,30 @@ def _named(data: dict[str, Any], key: str, inner: str, source: str) -> dict[str,
             or not isinstance(item.get(inner), dict)
         ):
             raise UsageError(f"{source}: {key}[{index}] needs a name and a {inner} mapping")
-        out[str(item["name"])] = item[inner]
+        name = str(item["name"])
+        if name in out:
+            raise UsageError(
+                f"{source}: {key}[{index}]: a second {inner} named {name!r}; each {inner} "
+                "name must be unique"
+            )
+        out[name] = item[inner]
     return out
+
+
+def restrict(data: dict[str, Any], context: Context, source: str = "kubeconfig") -> dict[str, Any]:
+    """A kubeconfig of just ``context`` (found by :func:`parse_kubeconfig` in ``data``),
+    its cluster and its user: the entries the check read, nothing else."""
+    contexts = _named(data, "contexts", "context", source)
+    clusters = _named(data, "clusters", "cluster", source)
+    users = _named(data, "users", "user", source)
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": context.name,
+        "contexts": [{"name": context.name, "context": contexts[context.name]}],
+        "clusters": [{"name": context.cluster, "cluster": clusters[context.cluster]}],
+        "users": [{"name": context.user, "user": users[context.user]}],
+    }
 
 
 def _refuse_host_access(source: str, entry: dict[str, Any], where: str) -> None:

@@ -69,7 +69,7 @@ class KubernetesService:
         self._resources: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         # Set by the kernel: plugins then call clusters as their own ServiceAccounts
-        # (plugin_identity.py). Left None, plugin calls use the kubeconfig's credentials.
+        # (plugin_identity.py). Left None, every plugin call is refused (never the kernel's own).
         self.plugin_identities: PluginCredentials | None = None
 
     @property
@@ -384,7 +384,7 @@ class PluginKubernetes:
                 return await attempt(renew=False)
             except ApiStatusError as error:
                 # A 401 gets one fresh token, as PluginIdentities.request does for other calls.
-                if error.status != 401 or self._identities() is None:
+                if error.status != 401:
                     raise
                 return await attempt(renew=True)
         except ApiStatusError as error:
@@ -465,27 +465,33 @@ class PluginKubernetes:
     def _send(self, cluster: str, method: str, path: str, **kwargs: Any) -> Any:
         """One request as the plugin's own ServiceAccount (blocking: in a worker thread)."""
         identities = self._identities()
-        if identities is None:
-            return self.service.request(cluster, method, path, **kwargs)
         return identities.request(cluster, self.plugin, self.permissions, method, path, **kwargs)
 
     def _client(self, cluster: str, *, renew: bool = False) -> Any:
         """The API client the plugin's calls go with (blocking: it may request a token).
         ``renew`` drops the plugin's token first, after the cluster answered 401."""
         identities = self._identities()
-        if identities is None:
-            return self.service.client(cluster)
         if renew:
             identities.invalidate(cluster, self.plugin)
         return identities.client(cluster, self.plugin, self.permissions)
 
-    def _identities(self) -> PluginCredentials | None:
-        """Whose credentials the plugin's calls carry: its ServiceAccount's, or (``None``) the
-        kernel's. A plugin that declares no permissions has no ServiceAccount; it can only ask
-        for the version, which needs no rights."""
+    def _identities(self) -> PluginCredentials:
+        """Whose credentials the plugin's calls carry: always its own ServiceAccount's. The
+        kernel's credentials never serve a plugin: a plugin that declares no Kubernetes
+        permission has no ServiceAccount, so no cluster access at all (not even
+        ``/version``), and without plugin identities every plugin call is refused."""
         if not self.permissions:
-            return None
-        return self.service.plugin_identities
+            raise PermissionDenied(
+                f"plugin {self.plugin} declares no Kubernetes permission: it has no access to "
+                "clusters"
+            )
+        identities = self.service.plugin_identities
+        if identities is None:
+            raise CommandError(
+                f"plugin {self.plugin}: this kernel runs without per-plugin identities, and "
+                "the kernel's own credentials never serve a plugin"
+            )
+        return identities
 
     async def _run(self, function: Any, action: Action, *, check: bool = True) -> Any:
         if check:

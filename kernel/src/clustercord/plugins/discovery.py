@@ -18,6 +18,12 @@ from importlib_metadata import EntryPoint, distributions
 
 GROUP = "clustercord.plugins"
 BUILTIN_DISTRIBUTION = "clustercord-builtins"
+BUILTIN_PLUGINS = frozenset(
+    {"approvals", "cluster", "help", "plugins", "rbac", "templates", "terminal"}
+)
+"""The entry points this kernel ships as builtins. A name is only a claim: the plugin
+manager also requires the signature of a release or development key (``Plugin.builtin``).
+A new builtin plugin is added here as well as to builtin_plugins/pyproject.toml."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,9 @@ class PluginSource:
     """Why the folder could not be located, when it could not."""
 
     @property
-    def builtin(self) -> bool:
-        return self.distribution == BUILTIN_DISTRIBUTION
+    def claims_builtin(self) -> bool:
+        """Whether it presents itself as one of this kernel's builtin plugins (by name)."""
+        return self.distribution == BUILTIN_DISTRIBUTION and self.entry_point in BUILTIN_PLUGINS
 
 
 def locate_package(module: str, path: Sequence[str] | None = None) -> Path:

@@ -36,7 +36,7 @@ class UnsignedCode(ImportError):
     """Code a plugin tried to import that its signature does not cover."""
 
 
-class _SignedSourceLoader(importlib.machinery.SourceFileLoader):
+class SignedSourceLoader(importlib.machinery.SourceFileLoader):
     """Compiles the source file, checked against its signed sha256; never reads or writes
     bytecode caches."""
 
@@ -95,7 +95,7 @@ class VerifiedImports(importlib.abc.MetaPathFinder):
         spec = module.__spec__
         return (
             spec is not None
-            and isinstance(spec.loader, _SignedSourceLoader)
+            and isinstance(spec.loader, SignedSourceLoader)
             and Path(spec.loader.path) == folder.resolve() / "__init__.py"
         )
 
@@ -128,7 +128,7 @@ class VerifiedImports(importlib.abc.MetaPathFinder):
             if key not in signed:
                 continue
             path = folder / relative
-            loader = _SignedSourceLoader(fullname, str(path), signed[key], f"plugin file {key}")
+            loader = SignedSourceLoader(fullname, str(path), signed[key], f"plugin file {key}")
             spec = importlib.util.spec_from_file_location(
                 fullname,
                 path,

@@ -31,7 +31,8 @@ from typing import Any
 import pluggy
 
 from clustercord.config import Settings
-from clustercord.plugins.discovery import PluginSource
+from clustercord.isolation.stub import IsolatedPackage
+from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, BUILTIN_PLUGINS, PluginSource
 from clustercord.plugins.guard import CallResult, Guard
 from clustercord.plugins.loader import VERIFIED_IMPORTS
 from clustercord.signing import TrustStore, VerificationFailure, Verified, verify_plugin_folder
@@ -68,6 +69,8 @@ class Plugin:
     granted: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     handlers: dict[tuple[str, ...], Callable[..., Any]] = field(default_factory=dict)
+    builtin: bool = False
+    """One of this kernel's builtin plugins (see ``PluginManager._is_builtin``)."""
 
     @property
     def name(self) -> str:
@@ -99,6 +102,9 @@ class PluginManager:
         self.guard = guard
         self.context_factory = context_factory
         self.secret_sink = secret_sink
+        self.isolation: Any = None
+        """The isolated tier (``clustercord.isolation.host.IsolationHost``), set by the
+        kernel: plugins it isolates are started in a process of their own, not imported."""
         """Receives the ``secret_patterns`` of each plugin enabled (the audit log's masking)."""
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
@@ -152,6 +158,7 @@ class PluginManager:
         except VerificationFailure as exc:
             plugin.reason = str(exc)
             return plugin
+        plugin.builtin = self._is_builtin(plugin)
         manifest = plugin.manifest
         if not manifest.api_compatible(API_VERSION):
             plugin.reason = (
@@ -187,13 +194,27 @@ class PluginManager:
             plugin.state, plugin.reason = ENABLED, None
         return plugin
 
+    def _is_builtin(self, plugin: Plugin) -> bool:
+        """Decided by who signed it (a release key or this machine's development key), not
+        by the name it gives itself; the name only narrows which plugins may claim it: an
+        entry point of the kernel's list in the builtin distribution. A package that calls
+        itself ``clustercord-builtins`` is an ordinary plugin unless such a key signed it."""
+        names = self.settings.builtin_plugins
+        return (
+            plugin.source.distribution == BUILTIN_DISTRIBUTION
+            and plugin.source.entry_point in (BUILTIN_PLUGINS if names is None else names)
+            and plugin.verified is not None
+            and plugin.verified.signer.kind in ("release", "dev")
+        )
+
     def _initial_grant(self, plugin: Plugin) -> list[str]:
         """What a plugin seen for the first time is granted without asking anyone.
 
         Nothing, unless it asks for nothing or it is a builtin plugin of this
-        installation (signed, shipped with the kernel) and auto-grant is on.
+        installation (shipped with the kernel, signed by a release or development key) and
+        auto-grant is on.
         """
-        if plugin.source.builtin and self.settings.auto_grant_builtins:
+        if plugin.builtin and self.settings.auto_grant_builtins:
             return plugin.wanted
         return []
 
@@ -221,7 +242,11 @@ class PluginManager:
 
     async def _activate(self, plugin: Plugin) -> None:
         try:
-            self._import(plugin)
+            if self.isolation is not None and self.isolation.isolates(plugin):
+                await self.isolation.activate(plugin, self.pm)  # its stub, registered
+                self._impls.clear()
+            else:
+                self._import(plugin)
         except Exception as exc:  # plugin code failed to import: keep serving the rest
             log.exception("plugin %s failed to load", plugin.name)
             self._deactivate(plugin)
@@ -270,6 +295,8 @@ class PluginManager:
         self._impls.clear()
 
     def _deactivate(self, plugin: Plugin) -> None:
+        if self.isolation is not None:
+            self.isolation.stop(plugin.name)
         if self.pm.has_plugin(plugin.name):
             self.pm.unregister(name=plugin.name)
         plugin.handlers = {}
@@ -473,6 +500,8 @@ class PluginManager:
 def resolve_handler(package: ModuleType, handler: str, owner: str) -> Callable[..., Any]:
     """The function a ``module:function`` string names, relative to a plugin's package
     (command handlers, job handlers). Raises ImportError naming ``owner`` if it is not one."""
+    if isinstance(package, IsolatedPackage):  # a proxy that runs it in the plugin's process
+        return package.handler(handler, owner)
     module_name, _, attr = handler.partition(":")
     module = importlib.import_module(f"{package.__name__}.{module_name}")
     function = getattr(module, attr, None)

@@ -31,7 +31,7 @@ from typing import Any
 
 import hikari
 
-from clustercord.frontends.discord import limits
+from clustercord.frontends.discord import limits, replay
 from clustercord.frontends.discord.commands import (
     CommandPlan,
     client_started,
@@ -41,6 +41,7 @@ from clustercord.frontends.discord.commands import (
 from clustercord.frontends.discord.components import ComponentStore, parse_custom_id
 from clustercord.frontends.discord.notifications import NotificationDelivery
 from clustercord.frontends.discord.render import DiscordMessage, Renderer, clip
+from clustercord.frontends.discord.replay import InteractionMemory
 from clustercord.frontends.discord.responder import (
     HttpAnswer,
     Responder,
@@ -48,6 +49,7 @@ from clustercord.frontends.discord.responder import (
 )
 from clustercord.frontends.discord.settings import DiscordSettings
 from clustercord.frontends.discord.threads import Threads
+from clustercord.frontends.inert import inert
 from clustercord.plugins.manager import ENABLED
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import ClusterCordError, UsageError
@@ -85,6 +87,9 @@ class DiscordFrontend:
         self.notifications = NotificationDelivery(
             kernel.notifier, app, self.store, settings.alerts_channel
         )
+        self.interactions_seen = InteractionMemory(kernel.database, settings.signature_max_age)
+        """Interaction ids received within the signature window: each is answered once."""
+        lightbulbs = _interaction_listeners(app)
         self.client = lightbulb.client_from_app(app, default_enabled_guilds=settings.guilds)
         self.plan = CommandPlan()
         self._registered: list[Any] = []
@@ -105,7 +110,24 @@ class DiscordFrontend:
             server.set_listener(
                 hikari.ModalInteraction, self._rest_component_or_modal, replace=True
             )
+            complete = server.get_listener(hikari.AutocompleteInteraction)
+            if complete is not None:  # lightbulb's: answered after the id is claimed
+
+                async def _rest_autocomplete(interaction: Any) -> Any:
+                    if not self._first_delivery(interaction):
+                        yield None
+                        return
+                    async for answer in complete(interaction):
+                        yield answer
+
+                server.set_listener(
+                    hikari.AutocompleteInteraction, _rest_autocomplete, replace=True
+                )
         else:
+            # Lightbulb's own listener would run a duplicated INTERACTION_CREATE again:
+            # ours claims the id first and hands lightbulb what it handles.
+            for listener in _interaction_listeners(app) - lightbulbs:
+                app.event_manager.unsubscribe(hikari.InteractionCreateEvent, listener)
             app.event_manager.subscribe(hikari.InteractionCreateEvent, self._gateway_interaction)
 
     # -- commands ---------------------------------------------------------------------
@@ -136,7 +158,10 @@ class DiscordFrontend:
         for task in list(self._tasks):
             task.cancel()
         self.kernel.conversations.unregister("discord", self.open_conversation)
-        await self.client.stop()
+        try:
+            await self.client.stop()
+        finally:
+            self.interactions_seen.close()
 
     async def open_conversation(self, plugin: str, title: str, invocation: Invocation) -> Any:
         """A thread in the channel the command came from, for a plugin's conversation."""
@@ -190,7 +215,10 @@ class DiscordFrontend:
     async def _answer_over_http(self, interaction: Any, run: Any) -> Any:
         """hikari's listener for an interaction server request: ``run`` handles it while the
         request waits for a final answer to carry back (otherwise: 204, the answer having
-        gone through the callback endpoint)."""
+        gone through the callback endpoint). A replayed request runs nothing."""
+        if not self._first_delivery(interaction):
+            yield None
+            return
         answer = self._http_answers[interaction.id] = HttpAnswer()
         answered = asyncio.Event()
         task = asyncio.create_task(run(interaction, answered))
@@ -201,13 +229,32 @@ class DiscordFrontend:
         yield response
         await task
 
+    def _first_delivery(self, interaction: Any) -> bool:
+        """Claim the interaction's id: ``False`` when it was already received (a replayed
+        request, a duplicated gateway event), which then runs nothing."""
+        request = replay.current()
+        signed_at = request.signed_at if request else interaction.created_at.timestamp()
+        if self.interactions_seen.claim(interaction.id, signed_at):
+            return True
+        if request is not None:
+            request.replayed = str(interaction.id)
+        log.warning("refused interaction %s: already received", interaction.id)
+        return False
+
     async def _gateway_interaction(self, event: Any) -> None:
         interaction = event.interaction
+        if not self._first_delivery(interaction):
+            return
         if isinstance(interaction, hikari.CommandInteraction):
             if not self._known(interaction):
                 path = " ".join(command_path(interaction))
                 await self._reply_ephemeral(interaction, UNKNOWN_COMMAND.format(path=path))
-            return  # lightbulb runs the known ones
+                return
+            await self.client.handle_interaction_create(interaction)  # lightbulb runs it
+            return
+        if isinstance(interaction, hikari.AutocompleteInteraction):
+            await self.client.handle_interaction_create(interaction)
+            return
         await self.handle_interaction(interaction, lambda: None)
 
     async def handle_interaction(self, interaction: Any, on_initial: Any) -> None:
@@ -512,6 +559,7 @@ class DiscordFrontend:
         await responder.run(work(), self.settings.defer_after)
 
     async def _reply_ephemeral(self, interaction: Any, text: str) -> None:
+        text = inert(text, mentions=True)  # may quote a command or a refusal's reason
         message = DiscordMessage(content=clip(text, limits.CONTENT_MAX), flags=limits.EPHEMERAL)
         await initial_response(interaction, message, http=self._http_answers.get(interaction.id))
 
@@ -526,6 +574,13 @@ class DiscordFrontend:
 
 
 # -- helpers ----------------------------------------------------------------------------
+def _interaction_listeners(app: Any) -> set[Any]:
+    """The INTERACTION_CREATE listeners of a gateway app (none for a REST bot)."""
+    if isinstance(app, hikari.RESTBot):
+        return set()
+    return set(app.event_manager.get_listeners(hikari.InteractionCreateEvent))
+
+
 def command_path(interaction: Any) -> tuple[str, ...]:
     path = [interaction.command_name]
     options = interaction.options or []

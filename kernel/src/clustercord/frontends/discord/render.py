@@ -8,6 +8,10 @@ and the whole reply goes along as a text attachment (``reply.txt``).
 
 Buttons, selects, modals and page arrows need custom ids whose state lives on the
 server; the renderer asks a :class:`Minter` for them (see :mod:`.components`).
+
+Every text shown passes :func:`~clustercord.frontends.inert.inert` first: control
+characters become visible escapes and ``@everyone``/``@here`` cannot ping (the messages
+also carry ``allowed_mentions`` with nothing to parse, see :mod:`.responder`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from clustercord.frontends.discord import limits
+from clustercord.frontends.inert import inert, inert_reply
 from clustercord_sdk.reply import (
     Button,
     Card,
@@ -123,12 +128,18 @@ class Renderer:
         self.user_id = user_id
 
     def render(self, reply: Reply) -> DiscordMessage:
+        reply = inert_reply(reply, mentions=True)
         if reply.pages:
-            return self.render_page(reply, 0)
+            return self._render_page(reply, 0)
         return self._render(reply)
 
     def render_page(self, reply: Reply, index: int, pages_ref: str | None = None) -> DiscordMessage:
         """Page ``index`` of a paged reply, with ◀ ▶ buttons (the pages are kept server-side)."""
+        return self._render_page(inert_reply(reply, mentions=True), index, pages_ref)
+
+    def _render_page(
+        self, reply: Reply, index: int, pages_ref: str | None = None
+    ) -> DiscordMessage:
         pages = reply.pages
         index = max(0, min(index, len(pages) - 1))
         page = pages[index]
@@ -429,7 +440,8 @@ def _fit_files(files: list[File], message: DiscordMessage) -> list[File]:
     fitting = []
     for file in files:
         if len(file.data) > limits.ATTACHMENT_BYTES_MAX:
-            notes.append(f"{file.name} ({len(file.data) // 1024} KiB) is too large to attach")
+            name = inert(file.name, mentions=True)
+            notes.append(f"{name} ({len(file.data) // 1024} KiB) is too large to attach")
         else:
             fitting.append(file)
     if len(fitting) > limits.ATTACHMENTS_MAX:

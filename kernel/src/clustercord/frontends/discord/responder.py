@@ -313,7 +313,12 @@ class Responder:
                 # A public "thinking…" message cannot become private: say so there,
                 # and send the private answer as an ephemeral follow-up.
                 await self.interaction.edit_initial_response(
-                    "Answered privately.", components=[], embeds=[]
+                    "Answered privately.",
+                    components=[],
+                    embeds=[],
+                    user_mentions=False,
+                    role_mentions=False,
+                    mentions_everyone=False,
                 )
                 self.original_filled = True
             if self.deferred and not self.original_filled:

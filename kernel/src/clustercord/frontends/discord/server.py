@@ -5,7 +5,10 @@ HTTP endpoint. Discord's documentation asks for 401 on a bad signature, and a
 captured request must not be replayable later: in front of hikari's RESTBot we
 refuse *stale* (and unsigned) requests with 401; hikari verifies the signature
 itself (once is enough: it is a tenth of what an interaction costs) and its 400
-for a forged one becomes our 401.
+for a forged one becomes our 401. Within the timestamp window, a request whose
+interaction id was already received runs nothing and gets 409: the frontend claims
+each id once, after hikari verified the signature (so a forged request cannot use up
+a real interaction's id) and before any work (see :mod:`.replay`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import hikari
 from aiohttp import web
 
 from clustercord.frontends.discord.app import DiscordFrontend
+from clustercord.frontends.discord.replay import delivery
 from clustercord.frontends.discord.settings import DiscordSettings
 from clustercord_sdk.errors import UsageError
 
@@ -143,7 +147,14 @@ async def start_interaction_server(
         headers = request.headers
         problem = check.problem(headers.get(SIGNATURE), headers.get(TIMESTAMP))
         if problem is None:
-            response = await bot.interaction_server.aiohttp_hook(request)
+            with delivery(float(headers[TIMESTAMP])) as current:
+                response = await bot.interaction_server.aiohttp_hook(request)
+            if current.replayed is not None:
+                return web.Response(
+                    status=409,
+                    text=f"replayed interaction: {current.replayed} was already received; "
+                    "it runs once",
+                )
             if response.status != 400 or response.body != FORGED:
                 return response
             problem = "invalid request signature"

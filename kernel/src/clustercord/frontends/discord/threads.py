@@ -21,6 +21,7 @@ import hikari
 from clustercord.frontends.discord import limits
 from clustercord.frontends.discord.render import Renderer, clip
 from clustercord.frontends.discord.responder import message_kwargs
+from clustercord.frontends.inert import inert
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.reply import Reply
 from clustercord_sdk.services import Message
@@ -118,7 +119,7 @@ class Threads:
         """A public thread in ``channel_id`` (on ``first`` when given, so people see where
         it started); returns its :class:`Conversation`."""
         rest = self.app.rest
-        name = clip(name.strip() or "ClusterCord", THREAD_NAME_MAX)
+        name = clip(inert(name, mentions=True).strip() or "ClusterCord", THREAD_NAME_MAX)
         me = await rest.fetch_my_user()
         if first is not None:
             starter = Conversation(rest, self.app.entity_factory, renderer, int(channel_id), me.id)

@@ -1,0 +1,45 @@
+"""The isolated tier: plugins that are not release-signed builtins run in a child process.
+
+- :mod:`.protocol`: length-prefixed JSON frames and the codec of the SDK's values (no
+  pickle: the kernel never unpickles what a child sends, it only builds allowlisted SDK
+  dataclasses from JSON);
+- :mod:`.child`: the child's main: limits itself, drops privileges when it can, imports the
+  verified plugin from its signed source and runs its handlers and hooks, with ``ctx`` a proxy
+  whose every call is a request to the kernel;
+- :mod:`.host`: the kernel side: which plugins are isolated, spawning and supervising each
+  child, the stub package registered with pluggy, serving the child's requests with the
+  plugin's own kernel-side context (so every permission check stays in the kernel);
+- :mod:`.stub`: the package object that stands for an isolated plugin in the kernel.
+
+This package imports nothing of the kernel at its top: the child imports only
+:mod:`.protocol`, :mod:`.child`, :mod:`clustercord.plugins.loader` and
+:mod:`clustercord.plugins.calling`.
+
+What holds (tested in ``tests/isolation``), and what does not:
+
+- The plugin holds no kernel object: the kernel's services, credentials and database exist
+  only in the kernel's process; what the plugin reaches is an allowlist of requests (store,
+  Kubernetes as its own ServiceAccount and for the invoking user, send, confirm, scheduler,
+  approvals, audit, notifier, log), each checked by the kernel as for an in-process plugin.
+- Its environment is scrubbed (no ``KUBECONFIG``, no tokens, no ``CLUSTERCORD_*``), it inherits
+  no descriptor of the kernel's but its pipes, and its home, ``TMPDIR`` and working directory
+  are ``<data dir>/plugins/<name>/``.
+- Resource limits (``setrlimit``, set by the child itself before any plugin code runs):
+  512 MB of address space (a 4 GB allocation fails, the process is ended and the plugin
+  marked failed), 3600 s of CPU time over its life, 256 open files, no core files.
+- A per-call wall-clock timeout (``isolation_timeout``, or the guard's budget for hooks and
+  jobs) ends a process that spins, sleeps or is stopped; a crash is answered at once. The
+  kernel's loop never waits on a child (writes go through a thread of their own).
+- **When the kernel runs as root** (the tests), each plugin's process drops to a uid and gid
+  of its own (no account needed) before its code runs: file permissions hold (the data
+  directory's ``secret.key``, signing keys, kubeconfigs, ``/proc/<kernel>/environ`` and
+  ``mem``), ``RLIMIT_NPROC`` holds (a fork bomb stops at 64 tasks, and only that plugin's
+  budget is spent), and plugins cannot signal or trace each other or the kernel.
+- **When the kernel is not root**, the process runs as the kernel's user: the limits above
+  hold except ``RLIMIT_NPROC`` (it would count the kernel's own processes), and the plugin
+  can read what that user can read if it knows the path (``secret.key``, a kubeconfig);
+  nothing of it is handed to it. Running the kernel's container with a second uid, or a
+  user namespace, would close that (not done yet).
+- Not a VM: the process shares the host's kernel, network and ``/tmp``; no seccomp filter,
+  no network namespace, no cgroup (memory is bounded by address space, not RSS).
+"""

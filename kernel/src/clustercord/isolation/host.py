@@ -1,0 +1,754 @@
+"""The kernel side of the isolated tier: who is isolated, their processes, their requests.
+
+**Who.** Decided by who signed, never by a name alone (:func:`isolates`): a plugin runs in the
+kernel's process only when its signer's pinned key is of kind ``release`` or ``dev`` *and* it
+is one of the builtin entry points shipped with the kernel (``Plugin.builtin``: the entry
+points of ``plugins.discovery.BUILTIN_PLUGINS``).
+Every other plugin runs in a child process of its own. The ``isolation`` setting can isolate
+everything (``all``), or, for the testing harness, keep every plugin signed by a ``release``
+or ``dev`` key in-process (``keys``); ``isolate`` names plugins isolated whatever signed them.
+
+**How.** :class:`IsolationHost` starts one child per isolated plugin
+(``python -I -B -m clustercord.isolation.child``: isolated mode, so neither ``PYTHON*``
+variables nor the working directory reach its imports), with a scrubbed environment (``PATH``,
+``HOME`` and ``TMPDIR`` in ``<data dir>/plugins/<name>/``, a locale; no ``KUBECONFIG``, no
+token, no ``CLUSTERCORD_*``), ``close_fds`` (only its three pipes), its own session (so a kill
+takes its descendants too) and the limits of :class:`Limits`. When the kernel runs as root it
+also gives the child a uid and gid of its own to drop to before the plugin's code runs
+(:meth:`IsolationHost.user`: ``isolation_uids`` plus a hash of the data directory and the
+plugin's name; no account is needed), so ``RLIMIT_NPROC`` binds each plugin alone and no
+two plugins share files or may signal each other; the plugin's directory is chowned to it.
+
+The plugin registers with pluggy as an :class:`~clustercord.isolation.stub.IsolatedPackage`:
+one ``async`` proxy per hook it implements, taking the hook's arguments; command, component
+and job handlers are proxies too. A call sends the arguments (SDK values as tagged JSON, a
+``ctx`` as a description: config, invocation, options) and waits; meanwhile the child's
+requests (``store.get``, ``kube-user.list``, ``send``, ``notifier.notify`` …) are served with
+the plugin's kernel-side context: the same objects an in-process plugin gets, so every
+permission check (declared permissions, the plugin's ServiceAccount, the user's
+SubjectAccessReview) stays in the kernel. Only an allowlist of methods is served.
+
+**When it fails.** A call that does not answer within ``isolation_timeout`` (or the guard's
+budget, for hooks and jobs), a process that ends (a crash, ``os._exit``, a signal, the CPU
+limit) or a ``MemoryError`` (the address-space limit) ends that process (its whole session),
+answers the call with :class:`ProcessFailure` or ``TimeoutError`` naming the reason, and
+records it as the plugin's ``reason``. The next call starts a new process, after a backoff
+that doubles with each consecutive failure (none after the first, 0.5 s … 30 s); a call
+during the backoff is answered at once. The kernel and the other plugins keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import inspect
+import itertools
+import logging
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clustercord.config import Settings
+from clustercord.isolation.protocol import (
+    FrameError,
+    encode,
+    error_from_wire,
+    error_to_wire,
+    from_wire,
+    read_frame,
+    to_wire,
+    write_all,
+)
+from clustercord.isolation.stub import IsolatedPackage
+from clustercord.plugins.manager import Plugin
+from clustercord_sdk import hookspecs
+from clustercord_sdk.context import CommandContext, PluginContext
+from clustercord_sdk.errors import ClusterCordError, CommandError
+from clustercord_sdk.reply import Confirmation, Reply
+
+log = logging.getLogger("clustercord.isolation")
+
+IN_PROCESS_KEYS = frozenset({"release", "dev"})
+"""Kinds of pinned key whose plugins may run in-process."""
+MODES = ("signer", "keys", "all")
+
+HANDSHAKE_TIMEOUT = 20.0
+UID_SPAN = 1_000_000
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters (newlines included) a plugin's log line may not carry into the
+kernel's log as they are: one record stays one line, and no terminal escapes."""
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+MAX_BACKOFF = 30.0
+_SERVED: dict[str, frozenset[str]] = {
+    "store": frozenset({"get", "set", "delete", "keys", "query"}),
+    "kube": frozenset(
+        {"clusters", "target", "version", "get", "list", "create", "patch", "apply", "delete"}
+        | {"logs"}
+    ),
+    "scheduler": frozenset({"every", "cron", "cancel", "jobs"}),
+    "approvals": frozenset({"request", "get", "pending"}),
+    "audit": frozenset({"record"}),
+    "notifier": frozenset({"notify"}),
+}
+"""The services a child may call, method by method; nothing else is reachable."""
+_HOOKSPECS = frozenset(
+    name
+    for name in dir(hookspecs)
+    if getattr(getattr(hookspecs, name), f"{hookspecs.PROJECT}_spec", None) is not None
+)
+_SERVED["kube-user"] = _SERVED["kube"]
+
+
+def isolates(plugin: Plugin, settings: Settings) -> bool:
+    """Whether ``plugin`` runs in a process of its own (see the module's docstring)."""
+    if plugin.name in settings.isolate or settings.isolation == "all":
+        return True
+    kind = plugin.verified.signer.kind if plugin.verified is not None else None
+    if kind not in IN_PROCESS_KEYS:
+        return True
+    if settings.isolation == "keys":
+        return False
+    # A builtin: one of the kernel's entry points (plugins.discovery.BUILTIN_PLUGINS), in the
+    # builtin distribution, signed by a release or development key (PluginManager._is_builtin).
+    return not plugin.builtin
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one isolated plugin's process may use (``resource.setrlimit``)."""
+
+    memory_mb: int = 512
+    """Address space (``RLIMIT_AS``)."""
+    cpu_seconds: int = 3600
+    """CPU time over the process's life (``RLIMIT_CPU``); it restarts after."""
+    open_files: int = 256
+    processes: int = 64
+    """``RLIMIT_NPROC`` of the plugin's own uid (threads count); only when it drops to one:
+    root ignores it, and for a non-root kernel it would count the kernel's own threads."""
+
+
+class ProcessFailure(Exception):
+    """An isolated plugin's process failed a call: it ended, hit a limit, or is restarting."""
+
+
+class RemoteError(Exception):
+    """An exception raised by the plugin's code in its process, carried by type name."""
+
+
+_REMOTE: dict[str, type[RemoteError]] = {}
+
+
+def _remote(name: str, message: str) -> Exception:
+    """An exception whose class bears the plugin's exception's name (``ZeroDivisionError``),
+    so the answer reads as it would in-process; never the plugin's own class."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,79}", name):
+        name = "RemoteError"
+    cls = _REMOTE.get(name)
+    if cls is None:
+        cls = _REMOTE[name] = type(name, (RemoteError,), {"__module__": "plugin"})
+    return cls(message)
+
+
+def describe_end(returncode: int | None, limits: Limits) -> str:
+    if returncode is None:
+        return "its process stopped answering"
+    if returncode == 70:  # child.MEMORY_EXIT
+        return f"its process reached its memory limit ({limits.memory_mb} MB) and was stopped"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = {
+            "SIGKILL": ": memory or a kill from outside?",
+            "SIGXCPU": f": its CPU time limit ({limits.cpu_seconds} s)",
+            "SIGSEGV": ": a crash",
+        }.get(name, "")
+        return f"its process ended (killed by {name}{hint})"
+    return f"its process ended (exit status {returncode})"
+
+
+class Child:
+    """One running process of an isolated plugin and the calls in flight to it."""
+
+    def __init__(self, host: IsolationHost, plugin: Plugin, proc: subprocess.Popen[bytes]) -> None:
+        self.host = host
+        self.plugin = plugin
+        self.name = plugin.name
+        self.proc = proc
+        self.loop = asyncio.get_running_loop()
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self.wfd = proc.stdin.fileno()
+        self.rfd = proc.stdout.fileno()
+        self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.sessions: dict[int, Any] = {}
+        self.ready: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        self.alive = True
+        self.ending: str | None = None
+        """Why the kernel ended it, when it did (a timeout, a disable)."""
+        self.stderr: collections.deque[str] = collections.deque(maxlen=20)
+        self.started = time.monotonic()
+        self.info: dict[str, Any] = {}
+        self.plugin_log = logging.getLogger(f"clustercord.plugin.{self.name}")
+        threading.Thread(target=self._read, name=f"plugin-{self.name}", daemon=True).start()
+        threading.Thread(target=self._write, name=f"plugin-{self.name}-in", daemon=True).start()
+        threading.Thread(target=self._drain, name=f"plugin-{self.name}-err", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message for the process: the kernel's loop never blocks on a full pipe
+        (a process that stops reading only stalls its own writer thread)."""
+        self.outbox.put(encode(message))
+
+    def kill(self, reason: str | None = None, *, failure: bool = True) -> None:
+        """End the process and its descendants. With a ``reason`` (on the loop), the plugin
+        is marked failed at once (unless ``failure`` is false: it was disabled)."""
+        if reason is not None and self.ending is None:
+            self.ending = reason
+            self.alive = False
+            self.host.ended(self, reason, failure=failure)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its descendants too
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.outbox.put(None)
+
+    # -- threads -----------------------------------------------------------------------
+    def _call_soon(self, function: Any, *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the kernel is gone
+            self.loop.call_soon_threadsafe(function, *args)
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = read_frame(self.rfd)
+                if message is None:
+                    break
+                op = message.get("op")
+                if op == "done":
+                    self._call_soon(self._done, message)
+                elif op == "request":
+                    self._call_soon(self.host.serve, self, message)
+                elif op == "log":
+                    level = message.get("level")
+                    text = _CONTROL.sub(_escape, str(message.get("message"))[:4000])
+                    self.plugin_log.log(
+                        level if isinstance(level, int) else logging.INFO, "%s", text
+                    )
+                elif op in ("ready", "failed"):
+                    self._call_soon(self._settle, message)
+        except (FrameError, OSError, ValueError) as exc:
+            self.ending = self.ending or f"its process broke the protocol ({exc})"
+            self.kill()
+        try:
+            returncode: int | None = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            returncode = None
+        self.alive = False
+        self.outbox.put(None)
+        with contextlib.suppress(OSError):
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+        self._call_soon(self._ended, returncode)
+
+    def _write(self) -> None:
+        while (data := self.outbox.get()) is not None:
+            try:
+                write_all(self.wfd, data)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in iter(self.proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()[:1000]
+            self.stderr.append(line)
+            self.plugin_log.debug("stderr: %s", line)
+        self.proc.stderr.close()
+
+    # -- on the loop -------------------------------------------------------------------
+    def _settle(self, message: dict[str, Any]) -> None:
+        if not self.ready.done():
+            self.ready.set_result(message)
+
+    def _done(self, message: dict[str, Any]) -> None:
+        future = self.pending.get(int(message.get("id", 0)))
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _ended(self, returncode: int | None) -> None:
+        reason = self.ending or describe_end(returncode, self.host.limits)
+        if not self.ready.done():
+            tail = "; ".join(line for line in list(self.stderr)[-3:] if line)
+            self.ready.set_result({"op": "failed", "error": reason + (f": {tail}" if tail else "")})
+        for future in list(self.pending.values()):
+            if not future.done():
+                future.set_exception(ProcessFailure(reason))
+        self.host.ended(self, reason)
+
+
+@dataclass
+class Health:
+    """What the host remembers of a plugin's failures (for the backoff and ``reason``)."""
+
+    failures: int = 0
+    reason: str | None = None
+    retry_at: float = 0.0
+    restarts: int = 0
+
+
+class IsolationHost:
+    """Spawns, supervises and proxies the isolated plugins of one kernel."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limits = Limits(memory_mb=settings.isolation_memory_mb)
+        self.timeout = settings.isolation_timeout
+        self.children: dict[str, Child] = {}
+        self.health: dict[str, Health] = {}
+        self.plugins: dict[str, Plugin] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.dropping = settings.isolation_uids is not None and os.geteuid() == 0
+        """Whether isolated processes drop to a uid of their own (the kernel is root)."""
+
+    def isolates(self, plugin: Plugin) -> bool:
+        return isolates(plugin, self.settings)
+
+    def user(self, name: str) -> tuple[int, int] | None:
+        """The ``(uid, gid)`` plugin ``name``'s process drops to, or ``None`` (no drop)."""
+        base = self.settings.isolation_uids
+        if base is None or not self.dropping:
+            return None
+        uid = base + zlib.crc32(f"{self.settings.data_dir}\0{name}".encode()) % UID_SPAN
+        return uid, uid
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def activate(self, plugin: Plugin, pm: Any) -> None:
+        """Start the plugin's process and register its stub with pluggy (``pm``); raises
+        ImportError with the child's reason when it cannot load."""
+        self.plugins[plugin.name] = plugin
+        self.health[plugin.name] = Health()
+        child = await self._spawn(plugin)
+        # What the process says it implements is the plugin's word (its code ran there
+        # already): only hookspecs' own names, with boolean options, are taken.
+        reported = child.info.get("hooks")
+        hooks: dict[str, dict[str, bool]] = {}
+        for hook, options in reported.items() if isinstance(reported, dict) else ():
+            if not isinstance(hook, str) or hook not in _HOOKSPECS:
+                self.stop(plugin.name)
+                raise ImportError(f"implements unknown hooks: {str(hook)[:80]}")
+            opts = options if isinstance(options, dict) else {}
+            hooks[hook] = {k: opts.get(k) is True for k in ("tryfirst", "trylast")}
+        if "storage_migrations" in hooks:
+            self.stop(plugin.name)
+            raise ImportError("storage_migrations is not available to isolated plugins yet")
+        stub = IsolatedPackage(plugin.name, lambda spec, owner: self._handler(plugin, spec, owner))
+        for hook, options in hooks.items():
+            setattr(stub, hook, self._hook(plugin, hook, options))
+        assert plugin.manifest is not None
+        pm.register(stub, name=plugin.manifest.name)
+        plugin.module = stub
+        plugin.handlers = {
+            command.path: stub.handler(command.handler, f"/{command.name}")
+            for command in plugin.manifest.commands
+        }
+
+    def stop(self, name: str) -> None:
+        """End the plugin's process (it was disabled)."""
+        child = self.children.pop(name, None)
+        if child is not None:
+            child.kill("the plugin was disabled", failure=False)
+
+    def close(self) -> None:
+        for name in list(self.children):
+            self.stop(name)
+
+    def process(self, name: str) -> Child | None:
+        """The plugin's running process, if it has one."""
+        child = self.children.get(name)
+        return child if child is not None and child.alive else None
+
+    async def _spawn(self, plugin: Plugin) -> Child:
+        source, verified = plugin.source, plugin.verified
+        assert source.folder is not None and verified is not None
+        home = self.settings.data_dir / "plugins" / plugin.name
+        (home / "tmp").mkdir(parents=True, exist_ok=True)
+        os.chmod(home, 0o700)
+        user = self.user(plugin.name)
+        if user is not None:
+            for path in (home, home / "tmp"):
+                os.chown(path, *user)
+            # Its own directory is reached from its working directory; nothing else of the
+            # data directory by path (the database, the audit log, files), whatever the modes
+            # of what lies inside.
+            mode = self.settings.data_dir.stat().st_mode
+            if mode & 0o007:
+                os.chmod(self.settings.data_dir, mode & ~0o007)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "TMPDIR": str(home / "tmp"),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "MALLOC_ARENA_MAX": "2",  # glibc's per-thread arenas would eat the address space
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-B", "-m", "clustercord.isolation.child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=home,
+            close_fds=True,
+            start_new_session=True,
+        )
+        child = Child(self, plugin, proc)
+        self.children[plugin.name] = child
+        child.send(
+            {
+                "op": "load",
+                "name": plugin.name,
+                "module": source.module,
+                "folder": str(source.folder),
+                "files": verified.signed["files"],
+                "limits": {
+                    "memory_mb": self.limits.memory_mb,
+                    "cpu_seconds": self.limits.cpu_seconds,
+                    "open_files": self.limits.open_files,
+                    "processes": self.limits.processes,
+                },
+                "user": {"uid": user[0], "gid": user[1]} if user is not None else None,
+            }
+        )
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(child.ready), HANDSHAKE_TIMEOUT)
+        except TimeoutError:
+            child.kill(f"its process did not load within {HANDSHAKE_TIMEOUT:g} s", failure=False)
+            raise ImportError(f"its process did not load within {HANDSHAKE_TIMEOUT:g} s") from None
+        if answer.get("op") != "ready":
+            child.kill()
+            self.children.pop(plugin.name, None)
+            raise ImportError(f"in its process: {answer.get('error')}")
+        child.info = answer
+        return child
+
+    async def _ready(self, plugin: Plugin) -> Child:
+        """The plugin's live process, restarted (after the backoff) if it ended."""
+        child = self.children.get(plugin.name)
+        if child is not None and child.alive and child.ready.done():
+            return child
+        lock = self._locks.setdefault(plugin.name, asyncio.Lock())
+        async with lock:
+            child = self.children.get(plugin.name)
+            if child is not None and child.alive and child.ready.done():
+                return child
+            health = self.health.setdefault(plugin.name, Health())
+            wait = health.retry_at - time.monotonic()
+            if wait > 0:
+                raise ProcessFailure(
+                    f"{health.reason or 'its process ended'}; it restarts in {wait:.1f} s"
+                )
+            try:
+                child = await self._spawn(plugin)
+            except ImportError as exc:
+                self._failed(plugin.name, f"its process could not restart: {exc}")
+                raise ProcessFailure(f"its process could not restart: {exc}") from None
+            health.restarts += 1
+            log.info("plugin %s: process restarted (pid %d)", plugin.name, child.pid)
+            return child
+
+    def ended(self, child: Child, reason: str, *, failure: bool = True) -> None:
+        """A child's process ended or is being ended (called on the loop)."""
+        if self.children.get(child.name) is child:
+            del self.children[child.name]
+            if failure:
+                self._failed(child.name, reason)
+
+    def _failed(self, name: str, reason: str) -> None:
+        health = self.health.setdefault(name, Health())
+        health.failures += 1
+        health.reason = reason
+        delay = 0.0 if health.failures == 1 else min(MAX_BACKOFF, 0.5 * 2 ** (health.failures - 2))
+        health.retry_at = time.monotonic() + delay
+        log.warning("plugin %s: %s", name, reason)
+        plugin = self.plugins.get(name)
+        if plugin is not None:
+            plugin.reason = f"plugin {name}: {reason} (it restarts on the next call)"
+
+    def _succeeded(self, name: str) -> None:
+        health = self.health.get(name)
+        if health is not None and health.failures:
+            health.failures = 0
+            plugin = self.plugins.get(name)
+            if plugin is not None and plugin.reason and plugin.reason.startswith("plugin "):
+                plugin.reason = None
+
+    # -- calls -----------------------------------------------------------------------------
+    def _hook(self, plugin: Plugin, hook: str, options: dict[str, bool]) -> Any:
+        spec = getattr(hookspecs, hook)
+        parameters = list(inspect.signature(spec).parameters.values())
+
+        # pluggy reads a hook implementation's argument names from its code object, so the
+        # proxy is compiled with the hookspec's own names (identifiers of our SDK, never
+        # anything the plugin's process said).
+        names = [p.name for p in parameters]
+        if not all(name.isidentifier() for name in [*names, hook]):
+            raise ImportError(f"hook {hook} has unusable argument names")
+
+        async def forward(arguments: dict[str, Any]) -> Any:
+            return await self.call(plugin, "hook", hook, arguments)
+
+        namespace: dict[str, Any] = {"_forward": forward}
+        pairs = ", ".join(f"{name!r}: {name}" for name in names)
+        # A fixed template over hookspec names (see above):
+        exec(
+            f"async def {hook}({', '.join(names)}):\n    return await _forward({{{pairs}}})\n",
+            namespace,
+        )
+        proxy = namespace[hook]
+        marker = f"{hookspecs.PROJECT}_impl"
+        setattr(
+            proxy,
+            marker,
+            {
+                "tryfirst": bool(options.get("tryfirst")),
+                "trylast": bool(options.get("trylast")),
+                "hookwrapper": False,
+                "wrapper": False,
+                "optionalhook": False,
+                "specname": None,
+            },
+        )
+        return proxy
+
+    def _handler(self, plugin: Plugin, spec: str, owner: str) -> Any:
+        module_name, _, attribute = spec.partition(":")
+        if not module_name or not attribute:
+            raise ImportError(f"handler {spec} of {owner} is not a function")
+        command = owner.startswith("/")
+
+        async def proxy(
+            ctx: Any = None,
+            value: Any = None,
+            values: Any = None,
+            fields: Any = None,
+            job: Any = None,
+        ) -> Any:
+            args = {"value": value, "values": values, "fields": fields, "job": job}
+            if command:
+                args = {}
+            elif job is not None:
+                args = {"job": job}
+            else:
+                del args["job"]
+            return await self.call(plugin, "handler", spec, {"ctx": ctx, **args}, command=command)
+
+        proxy.__name__ = proxy.__qualname__ = attribute
+        return proxy
+
+    async def call(
+        self,
+        plugin: Plugin,
+        kind: str,
+        name: str,
+        kwargs: dict[str, Any],
+        *,
+        command: bool = False,
+    ) -> Any:
+        """Call hook or handler ``name`` in the plugin's process with ``kwargs``."""
+        child = await self._ready(plugin)
+        ctx = kwargs.pop("ctx", None)
+        ident = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = child.loop.create_future()
+        child.pending[ident] = future
+        child.sessions[ident] = ctx
+        try:
+            child.send(
+                {
+                    "op": "call",
+                    "id": ident,
+                    "kind": kind,
+                    "name": name,
+                    "command": command,
+                    "args": {k: to_wire(v) for k, v in kwargs.items()},
+                    "ctx": _describe(ctx),
+                }
+            )
+            answer = await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            # Not a TimeoutError: the guard would take it for its own budget's.
+            reason = f"{name} did not answer within {self.timeout:g} s"
+            child.kill(reason)
+            raise ProcessFailure(f"{reason}; its process was stopped") from None
+        except asyncio.CancelledError:
+            child.kill(f"{name} overran its time budget")
+            raise
+        except (BrokenPipeError, OSError) as exc:
+            child.kill()
+            raise ProcessFailure(f"its process is gone ({exc})") from None
+        finally:
+            child.pending.pop(ident, None)
+            child.sessions.pop(ident, None)
+        if answer.get("ok"):
+            self._succeeded(plugin.name)
+            return from_wire(answer.get("value"))
+        if answer.get("fatal") == "memory":
+            reason = describe_end(70, self.limits)
+            child.kill(reason)
+            raise ProcessFailure(reason)
+        error = answer.get("error")
+        if (
+            isinstance(error, dict)
+            and error.get("trace")
+            and error.get("type")
+            not in (
+                "CommandError",
+                "UsageError",
+                "PermissionDenied",
+            )
+        ):
+            log.debug("plugin %s: %s failed in its process:\n%s", plugin.name, name, error["trace"])
+        raise error_from_wire(error, remote=_remote)
+
+    # -- the child's requests ----------------------------------------------------------------
+    def serve(self, child: Child, message: dict[str, Any]) -> None:
+        """A request of the child, on the loop: answered at once when the service is
+        synchronous (store, scheduler, approvals, audit), from a task when it awaits
+        (Kubernetes, ``send``, ``ask``, notifications)."""
+        ident = message.get("id")
+        try:
+            value = self._serve(child, message)
+        except Exception as exc:
+            self._answer(child, ident, message, error=exc)
+            return
+        if inspect.isawaitable(value):
+            task = asyncio.ensure_future(self._finish(child, ident, message, value))
+            self._tasks.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._tasks.discard)
+        else:
+            self._answer(child, ident, message, value)
+
+    async def _finish(self, child: Child, ident: Any, message: dict[str, Any], work: Any) -> None:
+        try:
+            value = await work
+        except Exception as exc:
+            self._answer(child, ident, message, error=exc)
+        else:
+            self._answer(child, ident, message, value)
+
+    def _answer(
+        self,
+        child: Child,
+        ident: Any,
+        message: dict[str, Any],
+        value: Any = None,
+        *,
+        error: Exception | None = None,
+    ) -> None:
+        answer: dict[str, Any]
+        if error is None:
+            answer = {"op": "result", "id": ident, "ok": True, "value": to_wire(value)}
+        elif isinstance(error, ClusterCordError):
+            answer = {"op": "result", "id": ident, "ok": False, "error": error_to_wire(error)}
+        else:
+            log.warning(
+                "plugin %s: request %s failed",
+                child.name,
+                message.get("method"),
+                exc_info=error,
+            )
+            wire = {"type": "KernelError", "message": f"{type(error).__name__}: {error}"}
+            answer = {"op": "result", "id": ident, "ok": False, "error": wire}
+        if child.alive:
+            with contextlib.suppress(OSError):
+                child.send(answer)
+
+    def _serve(self, child: Child, message: dict[str, Any]) -> Any:
+        """The value of the request, or an awaitable of it."""
+        plugin_ctx: PluginContext | None = child.plugin.context
+        if plugin_ctx is None:
+            raise CommandError(f"plugin {child.name} is not active")
+        method = str(message.get("method", ""))
+        raw_args, raw_kwargs = message.get("args") or [], message.get("kwargs") or {}
+        if not isinstance(raw_args, list) or not isinstance(raw_kwargs, dict):
+            raise CommandError(f"malformed request {method}")
+        args = from_wire(raw_args)
+        kwargs = {str(k): from_wire(v) for k, v in raw_kwargs.items()}
+        call = message.get("call")
+        session = child.sessions.get(call) if isinstance(call, int) else None
+        if method in ("send", "ask"):
+            if not isinstance(session, CommandContext):
+                raise CommandError(f"ctx.{method} needs a command in progress")
+            if method == "send":
+                reply = args[0] if args else None
+                if not isinstance(reply, Reply):
+                    raise CommandError("ctx.send takes a Reply")
+                return session.send(reply)
+            confirmation = args[0] if args else None
+            if not isinstance(confirmation, Confirmation):
+                raise CommandError("ctx.confirm takes a prompt")
+            return session.confirm(confirmation.prompt, danger=confirmation.danger)
+        service, _, name = method.partition(".")
+        if name not in _SERVED.get(service, frozenset()):
+            raise CommandError(f"{method} is not a service an isolated plugin can call")
+        target: Any
+        if service == "kube-user":
+            if not isinstance(session, CommandContext):
+                raise CommandError("acting for a user needs a command in progress")
+            target = session.kubernetes
+        elif service == "kube":
+            target = plugin_ctx.kubernetes
+            if target is None:
+                raise CommandError(f"plugin {child.name} has no Kubernetes service")
+        else:
+            target = getattr(plugin_ctx, service)
+        function = getattr(target, name)
+        try:
+            inspect.signature(function).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise CommandError(f"{method}: {exc}") from None
+        return function(*args, **kwargs)
+
+
+def _describe(ctx: Any) -> dict[str, Any] | None:
+    """A context as the child rebuilds it (its services become proxies there)."""
+    if isinstance(ctx, CommandContext):
+        return {
+            "type": "command",
+            "config": to_wire(dict(ctx.config)),
+            "invocation": to_wire(ctx.invocation),
+            "options": to_wire(ctx.options),
+        }
+    if isinstance(ctx, PluginContext):
+        return {"type": "plugin", "config": to_wire(dict(ctx.config))}
+    return None
+
+
+def home_of(settings: Settings, name: str) -> Path:
+    """The directory of an isolated plugin's process: its ``HOME``, ``TMPDIR`` and cwd."""
+    return settings.data_dir / "plugins" / name
