@@ -6,7 +6,13 @@ bootstrap policy. Measured: a full audit (snapshot + every risk rule + escalatio
 who-can, peak memory, and, as the baseline in the same run, the same checks answered by one
 SubjectAccessReview each through the sandbox API server.
 
-    python benchmarks/rbac.py [--quick]
+And the user's commands end to end, as issue 18 asks of every benchmark: ``clustercord run
+"/rbac audit"`` (who-can, matrix, visualize too), with console rendering and with ``--json``
+(its output size), against the same cluster served by the sandbox, next to ``clustercord run
+"/plugin list"`` (the start-up every command pays) in the same run. Goal: < 2 s beyond that
+start-up, JSON < 1 MB.
+
+    python benchmarks/rbac.py [--quick] [--commands]
 """
 
 from __future__ import annotations
@@ -14,16 +20,30 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
+import shutil
 import ssl
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS, NAMESPACES = 1374, 721, 4491, 676, 200
 AUDIT_TARGET_S, WHO_CAN_TARGET_MS, MEMORY_TARGET_MB = 2.0, 100.0, 300.0
+#: The user's command end to end (``clustercord run``): seconds beyond the start-up of
+#: ``clustercord run "/plugin list"``, and the size of its ``--json`` answer.
+COMMAND_TARGET_S, JSON_TARGET_MB = 2.0, 1.0
+COMMANDS = (
+    "/rbac audit",
+    "/rbac who-can verb:get resource:secrets",
+    "/rbac matrix namespace:ns-017",
+    "/rbac visualize",
+)
 SAR_SAMPLE = 300  # subjects asked one by one through the API server
 RBAC = "rbac.authorization.k8s.io"
 
@@ -218,7 +238,7 @@ class Reviews:
         return bool(answer["status"]["allowed"])
 
 
-def bench_rbac(reps: int = 5) -> list[tuple[str, str, str, str, str]]:
+def bench_rbac(reps: int = 5, scratch: Path | None = None) -> list[tuple[str, str, str, str, str]]:
     """Rows of (name, measured, baseline, ratio, target) for benchmarks/run.py's summary."""
     from clustercord_builtins.rbac.audit import Auditor
     from clustercord_builtins.rbac.questions import who_can
@@ -292,6 +312,7 @@ def bench_rbac(reps: int = 5) -> list[tuple[str, str, str, str, str]]:
             offline = snapshot.authorize(user, question).allowed
             offline_ms.append((time.perf_counter() - start) * 1000)
             disagreements += online != offline
+        command_rows = end_to_end(box, max(3, reps // 2), scratch)
     finally:
         box.stop()
     per_sar = _median(sar_ms)
@@ -309,6 +330,7 @@ def bench_rbac(reps: int = 5) -> list[tuple[str, str, str, str, str]]:
         return f"< {target:g} {'met' if value < target else 'MISSED'}"
 
     return [
+        *command_rows,
         (
             "rbac: full audit (big cluster)",
             f"{_median(audit_s) * 1000:.0f} ms",
@@ -340,6 +362,104 @@ def bench_rbac(reps: int = 5) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
+def _run(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[1:]} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return elapsed, done
+
+
+def end_to_end(box: Any, reps: int, scratch: Path | None) -> list[tuple[str, str, str, str, str]]:
+    """The user's commands as they run them: ``clustercord run`` (console rendering) and
+    ``clustercord run --json`` against the big cluster the sandbox serves, each run next to
+    ``clustercord run "/plugin list"`` (the start-up every command pays), interleaved."""
+    from clustercord.signing import TrustStore
+    from clustercord_testing.harness import TestSigner
+    from clustercord_testing.site import signed_builtins_site
+
+    cli = Path(sys.executable).parent / "clustercord"
+    own = scratch is None
+    root = (
+        Path(tempfile.mkdtemp(prefix="ccbench-rbac")) if scratch is None else scratch / "rbac-e2e"
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    signer = TestSigner()
+    try:
+        data_dir = root / "data"
+        data_dir.mkdir()
+        signed_builtins_site(root / "site", signer)
+        TrustStore(data_dir / "trust").trust(signer.public_key, label="bench", kind="release")
+        env = {
+            **os.environ,
+            "CLUSTERCORD_DATA_DIR": str(data_dir),
+            "PYTHONPATH": str(root / "site"),
+            "KUBECONFIG": str(box.write_kubeconfig(root / "kubeconfig")),
+            "COLUMNS": "120",
+        }
+        runs: dict[tuple[str, bool], list[float]] = {}
+        sizes: dict[tuple[str, bool], int] = {}
+        startup: list[float] = []
+        plain = [str(cli), "run"]
+        _run([*plain, "/plugin list"], env)  # warm-up: bytecode, the trust store
+        for _ in range(reps):
+            startup.append(_run([*plain, "/plugin list"], env)[0])
+            for command in COMMANDS:
+                for as_json in (False, True):
+                    argv = [*plain, *(["--json"] if as_json else []), command]
+                    elapsed, done = _run(argv, env)
+                    runs.setdefault((command, as_json), []).append(elapsed)
+                    sizes[(command, as_json)] = len(done.stdout.encode())
+    finally:
+        signer.cleanup()
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
+    base = _median(startup)
+    print(f'  clustercord run "/plugin list"     median {base:7.2f} s  (start-up, n={reps})')
+    rows = []
+    for (command, as_json), values in runs.items():
+        beyond = _median(values) - base
+        size = sizes[(command, as_json)] / 2**20
+        flag = "--json " if as_json else ""
+        shown = f"{flag}{command}"
+        print(
+            f"  run {shown:<54} median {_median(values):6.2f} s"
+            f"  (+{beyond:.2f} s; output {size:.2f} MB)"
+        )
+        target = f"+ < {COMMAND_TARGET_S:g} s {'met' if beyond < COMMAND_TARGET_S else 'MISSED'}"
+        if as_json:
+            target += f"; < {JSON_TARGET_MB:g} MB {'met' if size < JSON_TARGET_MB else 'MISSED'}"
+        rows.append(
+            (
+                f"rbac e2e: run {flag}{command.split(' ', 2)[1]}",
+                f"{_median(values):.2f} s ({size:.2f} MB)"
+                if as_json
+                else f"{_median(values):.2f} s",
+                f"{base:.2f} s (/plugin list)",
+                f"+{beyond:.2f} s",
+                target,
+            )
+        )
+    return rows
+
+
+def serve_and_run(objects: list[dict[str, Any]], reps: int) -> list[tuple[str, str, str, str, str]]:
+    """:func:`end_to_end` alone: a sandbox serving ``objects``, the commands run against it."""
+    from clustercord_sandbox.background import BackgroundSandbox
+    from clustercord_sandbox.fixtures import load
+
+    box = BackgroundSandbox()
+    server = box.start()
+    try:
+        box.call(server.controllers.stop())
+        server.controllers = None
+        box.call(_load(load, server, objects), timeout=600)
+        return end_to_end(box, reps, None)
+    finally:
+        box.stop()
+
+
 async def _load(load: Any, server: Any, objects: list[dict[str, Any]]) -> None:
     load(server.api, objects)
 
@@ -347,7 +467,15 @@ async def _load(load: Any, server: Any, objects: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
+    parser.add_argument(
+        "--commands", action="store_true", help="only the commands end to end (clustercord run)"
+    )
     args = parser.parse_args(argv)
+    if args.commands:
+        print("== RBAC: the user's commands end to end on a big cluster")
+        for row in serve_and_run(generate(), 3 if args.quick else 5):
+            print("  " + "  ".join(row))
+        return 0
     print("== RBAC: a big cluster, audited offline; baseline SubjectAccessReviews")
     rows = bench_rbac(3 if args.quick else 7)
     for row in rows:

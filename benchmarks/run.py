@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += [Row(*row) for row in cluster.bench_sandbox(profile.dispatch_reps, scratch)]
         rows += [Row(*row) for row in discord_bench.run(args.quick)]  # prints its own header
         header("7. RBAC on a big cluster, audited offline; baseline SubjectAccessReviews")
-        rows += [Row(*row) for row in rbac.bench_rbac(profile.dispatch_reps)]
+        rows += [Row(*row) for row in rbac.bench_rbac(profile.dispatch_reps, scratch)]
         rows += [
             Row(*r) for r in templates.bench_templates(max(3, profile.cold_runs // 3), scratch)
         ]

@@ -3,6 +3,7 @@ and the guard around hook calls holds: exceptions, hangs, repeated failures."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -269,6 +270,15 @@ async def test_hook_storage_migrations(clustercord_harness, add_plugin):
     await harness.restart()  # already applied: not run twice
     store = harness.plugin("db").context.store
     assert store.query("select name, players from games") == [{"name": "chess", "players": None}]
+    # Its SQL reads its own tables only: no other table's rows, names or even row counts.
+    for sql in (
+        "select * from _plugins",
+        "select count(*) from _plugins",
+        "select count(*) from _audit",
+        "select name from sqlite_master",
+    ):
+        with pytest.raises(sqlite3.DatabaseError, match=r"not authorized|prohibited"):
+            store.query(sql)
 
 
 # -- the guard -------------------------------------------------------------------------

@@ -125,11 +125,11 @@ async def kernel(clustercord_harness, monkeypatch, fresh):
 
 
 async def test_a_fresh_cluster_audits_clean_but_counts_its_own_bindings(kernel):
-    result = await kernel.run("/rbac audit")
+    result = await kernel.run("/rbac audit all:true")
     assert result.ok, result.text
     assert result.reply.data["findings"] == []
     assert result.reply.data["summary"]["hidden_system_findings"] > 0
-    system = await kernel.run("/rbac audit include_system:true")
+    system = await kernel.run("/rbac audit include_system:true all:true")
     ids = {f["id"] for f in system.reply.data["findings"]}
     # system:masters holds cluster-admin through the bootstrap binding
     assert "RBAC-001" in ids
@@ -137,7 +137,7 @@ async def test_a_fresh_cluster_audits_clean_but_counts_its_own_bindings(kernel):
 
 
 async def test_every_rule_fires_on_its_planted_binding(planted, kernel):
-    result = await kernel.run("/rbac audit")
+    result = await kernel.run("/rbac audit all:true")
     assert result.ok, result.text
     findings = result.reply.data["findings"]
     by_user: dict[str, set[str]] = {}
@@ -224,7 +224,7 @@ subjects: [{{apiGroup: {RBAC}, kind: User, name: u-masters}}]
 
 async def test_escalation_paths_are_spelled_out(planted, kernel):
     planted.apply(ESCALATORS)
-    findings = (await kernel.run("/rbac audit")).reply.data["findings"]
+    findings = (await kernel.run("/rbac audit all:true")).reply.data["findings"]
     escalations: dict[str, list[str]] = {}
     for f in findings:
         if f["id"] == "RBAC-090":
@@ -272,7 +272,7 @@ async def test_default_cluster_roles_fire_only_what_they_grant(planted, kernel):
             ]
         )
     )
-    findings = (await kernel.run("/rbac audit")).reply.data["findings"]
+    findings = (await kernel.run("/rbac audit all:true")).reply.data["findings"]
     ids: dict[str, set[str]] = {}
     for f in findings:
         ids.setdefault(f["subject"]["name"], set()).add(f["id"])

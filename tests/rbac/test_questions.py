@@ -141,6 +141,10 @@ def test_cli_json_prints_subjects_and_allowed(homelab, tmp_path, clustercord_sig
         "data"
     ]["subjects"]
     assert {b["name"] for b in who["data"]["bindings"]} >= {"prometheus", "admin-cluster-admin"}
+    audit = json.loads(cli(env, "run", "--json", "/rbac audit").stdout)["data"]
+    assert {"summary", "groups", "page", "pages", "cursor"} <= set(audit)
+    assert "findings" not in audit and audit["page"] == 1
+    assert audit["cursor"] == {"page": 2, "command": "/rbac audit page:2"}
     can = cli(env, "run", "--json", "/rbac can-i subject:group:family verb:delete resource:pods")
     assert json.loads(can.stdout)["data"]["allowed"] is False
     bad = cli(env, "run", "/rbac can-i subject:nobody verb:get resource:pods", check=False)
@@ -156,9 +160,14 @@ def cli(env, *args, check=True):
 
 
 async def test_a_large_matrix_comes_in_pages(rbac):
+    """Only the page shown is computed; page:N (or ▶) asks for the next one."""
     many = ",".join(f"user:u{i}" for i in range(23)) + ",user:admin"
     result = await rbac.run(f"/rbac matrix namespace:media subjects:{many}")
-    assert result.ok and len(result.reply.pages) == 2
-    assert [len(p.tables[0].rows) for p in result.reply.pages] == [20, 4]
-    assert result.reply.pages[1].tables[0].rows[-1][:2] == ["user:admin", "✅ CRUD"]
-    assert len(result.reply.data["rows"]) == 24
+    assert result.ok and not result.reply.pages
+    assert result.reply.data["pages"] == 2 and result.reply.data["subjects"] == 24
+    assert len(result.reply.tables[0].rows) == len(result.reply.data["rows"]) == 20
+    assert f"next: /rbac matrix namespace:media subjects:{many} page:2" in result.text
+    second = await rbac.run(f"/rbac matrix namespace:media subjects:{many} page:2")
+    assert len(second.reply.tables[0].rows) == 4
+    assert second.reply.tables[0].rows[-1][:2] == ["user:admin", "✅ CRUD"]
+    assert second.reply.buttons[1].disabled and not second.reply.buttons[0].disabled

@@ -58,7 +58,7 @@ def _of(findings, rule_id, name):
 
 
 async def test_missing_service_accounts_are_findings_until_created(kernel, planted):
-    result = await kernel.run("/rbac audit")
+    result = await kernel.run("/rbac audit all:true")
     assert result.ok, result.text
     findings = result.reply.data["findings"]
     (ghost,) = _of(findings, "RBAC-063", "ghost")
@@ -84,7 +84,7 @@ async def test_missing_service_accounts_are_findings_until_created(kernel, plant
             for name in ("ghost", "robot")
         )
     )
-    result = await kernel.run("/rbac audit")
+    result = await kernel.run("/rbac audit all:true")
     findings = result.reply.data["findings"]
     assert not [f for f in findings if f["id"] == "RBAC-063"]
     (path,) = _of(findings, "RBAC-090", "u-pod-maker")

@@ -49,6 +49,16 @@ ASKS = st.lists(
 )
 
 
+def review(api: Api, user: UserInfo, attributes: dict[str, str]) -> bool:
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {"user": user.name, "groups": list(user.groups), "resourceAttributes": attributes},
+    }
+    answer = api.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body)
+    return bool(answer["status"]["allowed"])
+
+
 class Api:
     def __init__(self, server: Any) -> None:
         self.url = server.url
@@ -135,14 +145,61 @@ async def test_who_can_equals_subject_access_review(
                 },
             }
             answer = api.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
-            named = any(subject_applies(user, s, "") for s in allowed_subjects)
-            if not where:
-                # without a namespace, who-can also lists RoleBinding subjects (each allowed in
-                # its own namespace): the cluster-wide review agrees only on cluster bindings
-                named = any(
-                    subject_applies(user, s, "")
-                    for b in result.reply.data["bindings"]
-                    if b["kind"] == "ClusterRoleBinding"
-                    for s in b["subjects"]
-                )
+            # Without a namespace the request is cluster-wide: who-can answers it from
+            # ClusterRoleBindings alone, as Kubernetes' subject locator and the review do.
+            named = any(subject_applies(user, s, where) for s in allowed_subjects)
             assert answer["status"]["allowed"] is named, (line, user, answer["status"])
+        data = result.reply.data
+        assert len(data["subjects"]) == len(data["allowed"]) == len(result.reply.tables[0].rows)
+        assert len({tuple(s.values()) for s in data["subjects"]}) == len(data["subjects"])
+
+
+async def test_the_issues_example_a_cluster_scoped_question(rbac_fresh):
+    """Issue 18: ``who-can verb:get resource:namespaces`` listed user:alice (a RoleBinding of
+    edit in team-a), said "5 subjects" above 6 rows and named group:system:masters twice."""
+    harness, server = rbac_fresh
+    api = Api(server)
+    tag = f"i{uuid.uuid4().hex[:6]}"
+    team = f"{tag}-team-a"
+    api.call("POST", "/api/v1/namespaces", {"metadata": {"name": team}})
+    alice = {"apiGroup": RBAC, "kind": "User", "name": f"{tag}-alice"}
+    api.call(
+        "POST",
+        f"/apis/{RBAC}/v1/namespaces/{team}/rolebindings",
+        {
+            "metadata": {"name": "alice-edit"},
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "edit"},
+            "subjects": [alice],
+        },
+    )
+    result = await harness.run("/rbac who-can verb:get resource:namespaces")
+    assert result.ok, result.text
+    data, table = result.reply.data, result.reply.tables[0]
+    labels = [row[0] for row in table.rows]
+    assert f"user:{tag}-alice" not in labels
+    assert table.title.startswith(f"{len(table.rows)} subjects may ")
+    assert len(labels) == len(set(labels)) == len(data["subjects"])
+    masters = next(a for a in data["allowed"] if a["name"] == "system:masters")
+    ways = {(w["binding"] or {}).get("name") for w in masters["ways"]}
+    assert ways == {None, "cluster-admin"}  # a privileged group, and its bootstrap binding
+    assert labels.count("group:system:masters") == 1
+    assert "privileged group" in table.rows[labels.index("group:system:masters")][1]
+    # Kubernetes agrees with every row, and says no to alice, as can-i does.
+    asked = {"verb": "get", "resource": "namespaces"}
+    alice_user = UserInfo.authenticated(alice["name"])
+    assert review(api, alice_user, asked) is False
+    can = await harness.run(f"/rbac can-i subject:user:{tag}-alice verb:get resource:namespaces")
+    assert can.reply.data["allowed"] is False
+    for subject in data["subjects"]:
+        if subject["kind"] == "User":
+            assert review(api, UserInfo.authenticated(subject["name"]), asked), subject
+        elif subject["kind"] == "Group":
+            member = UserInfo.authenticated(f"{tag}-member", (subject["name"],))
+            assert review(api, member, asked), subject
+    # The namespaced view, apart: alice may get her own namespace's object, only there.
+    wide = await harness.run("/rbac who-can verb:get resource:namespaces in_namespaces:true")
+    assert wide.reply.data["subjects"] == data["subjects"]
+    local = [a for a in wide.reply.data["namespaced"] if a["name"] == alice["name"]]
+    assert [w["scope"] for w in local[0]["ways"]] == [team]
+    assert review(api, alice_user, {**asked, "namespace": team, "name": team}) is True
+    assert f"user:{tag}-alice" in [row[0] for row in wide.reply.tables[1].rows]

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "dev-setup", help="create and trust a development key, sign the builtin plugins"
     )
     dev.add_argument("--quiet", action="store_true")
+    forget = keys_sub.add_parser(
+        "forget-sealed",
+        help="the data key is lost for good: delete what was sealed with it (uploaded "
+        "clusters, undelivered credentials, sealed plugin data), so a new key can be made",
+    )
+    forget.add_argument("--yes", action="store_true", help="really delete it")
 
     sandbox_cli = _sandbox_cli()
     if sandbox_cli is not None:
@@ -362,10 +368,35 @@ def _keys(args: argparse.Namespace) -> int:
             return _sign(args, keys)
         elif args.action == "dev-setup":
             return _dev_setup(args, keys, trust)
+        elif args.action == "forget-sealed":
+            return _forget_sealed(settings, confirmed=args.yes)
     except SigningError as exc:
         print(f"clustercord: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _forget_sealed(settings: Any, *, confirmed: bool) -> int:
+    """Only for a data key that is lost for good: the kernel refuses to start over sealed
+    data it cannot read, and never makes a new key over it on its own."""
+    from clustercord.secretbox import forget_sealed, sealed_inventory
+    from clustercord.storage import Database
+
+    database = Database(settings.database_path)
+    try:
+        lost = sealed_inventory(database)
+        if not lost:
+            print("nothing sealed is stored: there is nothing to forget")
+            return 0
+        if not confirmed:
+            print("this deletes, for good: " + "; ".join(lost))
+            print("restore the key from a backup instead if you can; else run again with --yes")
+            return 1
+        forget_sealed(database)
+        print("deleted: " + "; ".join(lost) + ". The next start makes a new data key.")
+        return 0
+    finally:
+        database.close()
 
 
 DEV_KEY_NAME = "ClusterCord development key"

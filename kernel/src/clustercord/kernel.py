@@ -27,14 +27,14 @@ from clustercord.plugins.discovery import PluginSource, discover
 from clustercord.plugins.guard import Guard
 from clustercord.plugins.manager import Plugin, PluginManager
 from clustercord.policy import AccessPolicy
-from clustercord.secretbox import SecretBox
+from clustercord.secretbox import DataKey
 from clustercord.services.approvals import ApprovalService
 from clustercord.services.audit import AuditLog
 from clustercord.services.conversations import ConversationHub
 from clustercord.services.notifications import OutboxNotifier
 from clustercord.services.scheduler import SchedulerService
 from clustercord.signing import TrustStore
-from clustercord.storage import Database, PluginStore
+from clustercord.storage import Database, PluginStore, secure_data_dir
 from clustercord_sdk.context import PluginContext
 from clustercord_sdk.services import PluginInfo
 
@@ -50,8 +50,18 @@ class Kernel:
         plugin_path: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # At rest: the data directory 0700, the database and key files 0600, the files
+        # directory 0700 (tightened, and logged, if looser).
+        secure_data_dir(settings.data_dir, settings.output_dir)
         self.database = Database(settings.database_path)
+        # A missing or changed data key over sealed data stops the start here, saying what
+        # would be lost; it is never replaced by a new one.
+        self.data_key = DataKey(settings.data_dir, self.database)
+        try:
+            self.data_key.check()
+        except BaseException:
+            self.database.close()
+            raise
         self.audit = AuditLog(self.database)
         self.scheduler = SchedulerService(self.database)
         self.approvals = ApprovalService(
@@ -65,9 +75,7 @@ class Kernel:
             max_failures=settings.max_hook_failures,
             trace=settings.trace_plugins,
         )
-        self.notifier = OutboxNotifier(
-            self.database, secrets=lambda: SecretBox.from_settings(settings.data_dir)
-        )
+        self.notifier = OutboxNotifier(self.database, secrets=self.data_key.box)
         self.manager = PluginManager(
             settings,
             self.database,
@@ -86,7 +94,7 @@ class Kernel:
         self.door = Door(self.manager, self.policy, self.audit, self.guard, self.events)
         self.dispatcher = Dispatcher(self.manager, self.door)
         self.kubernetes = KubernetesService(
-            lambda: ClusterRegistry(self.database, SecretBox.from_settings(settings.data_dir)),
+            lambda: ClusterRegistry(self.database, self.data_key.box()),
             IdentityMap.from_config(settings.identity),
         )
         # Plugins reach clusters as their own ServiceAccounts; disabling one revokes its RBAC.
@@ -112,10 +120,11 @@ class Kernel:
     def _context_for(self, plugin: Plugin) -> PluginContext:
         assert plugin.manifest is not None
         capabilities = set(plugin.manifest.capabilities)
+        sealer = self.data_key.sealer(plugin.name)
         return PluginContext(
             plugin=plugin.name,
             config=plugin.config,
-            store=PluginStore(self.database, plugin.name),
+            store=PluginStore(self.database, plugin.name, sealer),
             scheduler=self.scheduler.for_plugin(plugin.name),
             approvals=self.approvals.for_plugin(plugin.name),
             audit=self.audit.for_plugin(plugin.name),
@@ -133,6 +142,7 @@ class Kernel:
                 )
                 if name in capabilities
             },
+            sealer=sealer,
         )
 
     def _approval_decided(self, approval: Any) -> None:

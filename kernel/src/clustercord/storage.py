@@ -4,13 +4,21 @@ Durability: WAL journal with ``synchronous=FULL``, so a committed transaction
 survives the process being killed at any instant (and a power cut); a write
 interrupted midway is rolled back on the next open, never half-applied.
 Kernel tables start with ``_``; a plugin's tables are ``<plugin>__<name>``.
+
+At rest: the database file (and its ``-wal``/``-shm``, which SQLite creates with the
+database's mode) is created 0600 and tightened to 0600 when opened if looser;
+:func:`secure_data_dir` does the same for the data directory (0700), the key files and the
+files directory (0700, its files 0600) at the kernel's start.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +28,54 @@ from typing import Any
 import sqlite_utils
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+log = logging.getLogger("clustercord.kernel")
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+KEY_FILES = ("secret.key", "audit.key", "audit.head")
+"""Files of the data directory that hold or guard a secret (mode 0600)."""
+
+
+def tighten(path: Path, mode: int) -> bool:
+    """Make ``path`` no more open than ``mode`` (owner only); True if it was looser. A
+    symbolic link is left alone (its target is not ours to change)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(info.st_mode) or not stat.S_IMODE(info.st_mode) & ~mode & 0o777:
+        return False
+    os.chmod(path, stat.S_IMODE(info.st_mode) & mode)
+    log.warning(
+        "%s was mode %04o, readable or writable by others: now %04o",
+        path,
+        stat.S_IMODE(info.st_mode),
+        stat.S_IMODE(info.st_mode) & mode,
+    )
+    return True
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory of mode 0700 (made with its parents if missing)."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    tighten(path, PRIVATE_DIR)
+    return path
+
+
+def secure_data_dir(data_dir: Path, files_dir: Path | None = None) -> None:
+    """At start: the data directory 0700; the database, its WAL and shared memory, and the
+    key files 0600; the files directory (console output files) 0700 and the files in it
+    0600. Whatever was looser is tightened and logged."""
+    private_dir(data_dir)
+    for name in ("clustercord.db", "clustercord.db-wal", "clustercord.db-shm", *KEY_FILES):
+        tighten(data_dir / name, PRIVATE_FILE)
+    if files_dir is not None:
+        private_dir(files_dir)
+        for root, dirs, files in os.walk(files_dir):
+            for name in dirs:
+                tighten(Path(root) / name, PRIVATE_DIR)
+            for name in files:
+                tighten(Path(root) / name, PRIVATE_FILE)
 
 
 class Database:
@@ -32,7 +88,12 @@ class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: SQLite gives the WAL and shm files the
+            # database's mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+            for suffix in ("", "-wal", "-shm"):
+                tighten(Path(f"{self.path}{suffix}"), PRIVATE_FILE)
         self.conn = self.connect()
         self.db = sqlite_utils.Database(self.conn)
         self.lock = threading.RLock()
@@ -129,9 +190,12 @@ class Database:
 class PluginStore:
     """The :class:`clustercord_sdk.services.Store` of one plugin."""
 
-    def __init__(self, database: Database, plugin: str) -> None:
+    def __init__(self, database: Database, plugin: str, sealer: Any = None) -> None:
         self._database = database
         self.plugin = plugin
+        self.sealer = sealer
+        """The plugin's :class:`~clustercord_sdk.services.Sealer` (also ``ctx.sealer``), for
+        code that holds only the store; ``None`` on a store without a data key."""
         self._prefix = plugin.replace("-", "_") + "__"
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -177,7 +241,9 @@ class PluginStore:
 
 def _read_only_authorizer(allowed: set[str]) -> Callable[..., int]:
     def authorize(action: int, arg1: Any, arg2: Any, dbname: Any, source: Any) -> int:
-        if action == sqlite3.SQLITE_READ and dbname == "main" and arg1 not in allowed:
+        # A read outside the plugin's tables is refused, even one that names no column:
+        # ``count(*)`` reports its table with no database name, and would tell row counts.
+        if action == sqlite3.SQLITE_READ and dbname != "temp" and arg1 not in allowed:
             return sqlite3.SQLITE_DENY
         if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION):
             return sqlite3.SQLITE_OK

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
+from .clusterbasics import ClusterBasics
 from .objects import ObjectAPI, WriteOptions, now
 from .registry import ResourceType
 from .store import SandboxStore
@@ -295,8 +296,9 @@ async def cancel_task(task: asyncio.Task[None] | None) -> None:
             await task
 
 
-class Controllers:
-    """All sandbox controllers over one `ObjectAPI`; see the module docstring."""
+class Controllers(ClusterBasics):
+    """All sandbox controllers over one `ObjectAPI`; see the module docstring (and
+    `clusterbasics` for events, endpoints and what every cluster has)."""
 
     def __init__(self, api: ObjectAPI, seed: int = 0, debounce: float = 0.01) -> None:
         self.api = api
@@ -308,6 +310,10 @@ class Controllers:
         self._writes = 0
         self._settled = -1  # the store version right after our last reconcile
         self._task: asyncio.Task[None] | None = None
+        self._basics_types()
+
+    def _basics_write(self) -> None:
+        self._writes += 1
 
     # -- driving -------------------------------------------------------------------------------
     def reconcile_once(self) -> int:
@@ -337,6 +343,7 @@ class Controllers:
         self._each(self.types.job, self._reconcile_job)
         self._schedule()
         self._run_pods()
+        self._reconcile_basics()
 
     def _each(self, rt: ResourceType, reconcile: Callable[[Obj], None]) -> None:
         """Reconciles every object of a type; one malformed object must not block the rest."""
@@ -358,8 +365,17 @@ class Controllers:
                 if event.resource_version <= self._settled:
                     continue  # our own writes
                 await asyncio.sleep(self._debounce)  # let a burst (kubectl apply -f) land
+                burst = [event]
                 while not queue.empty():
-                    queue.get_nowait()
+                    burst.append(queue.get_nowait())
+                for change in burst:  # a pod someone else deleted: its kubelet stops it
+                    if (
+                        change.type == "DELETED"
+                        and change.group == ""
+                        and change.plural == "pods"
+                        and change.resource_version > self._settled
+                    ):
+                        self.record_killing(change.object)
                 self._safe_reconcile()
         finally:
             self.store.unsubscribe(queue)
@@ -392,6 +408,8 @@ class Controllers:
             log.debug("controller could not create %s %s: %s", rt.kind, _name(obj), exc)
             return None
         self._writes += 1
+        if rt is self.types.pod:
+            self.record_owner(created, "SuccessfulCreate", f"Created pod: {_name(created)}")
         return created
 
     def _update(self, rt: ResourceType, obj: Obj) -> Obj:
@@ -418,6 +436,9 @@ class Controllers:
         with contextlib.suppress(errors.ApiError):  # already gone
             self.api.delete(rt, _ns(obj), _name(obj))
             self._writes += 1
+            if rt is self.types.pod:
+                self.record_owner(obj, "SuccessfulDelete", f"Deleted pod: {_name(obj)}")
+                self.record_killing(obj)
 
     def _owned_pods(self, owner: Obj) -> list[Obj]:
         uid = _uid(owner)
@@ -569,6 +590,14 @@ class Controllers:
         for rs in owned:
             want = replicas if _uid(rs) == _uid(current) else 0
             if rs["spec"].get("replicas") != want:
+                had = int(rs["spec"].get("replicas") or 0)
+                self.record(
+                    deployment,
+                    "ScalingReplicaSet",
+                    f"Scaled {'up' if want > had else 'down'} replica set {_name(rs)} "
+                    f"from {had} to {want}",
+                    "deployment-controller",
+                )
                 rs["spec"]["replicas"] = want
                 _meta(rs).setdefault("annotations", {})[
                     "deployment.kubernetes.io/desired-replicas"
@@ -599,6 +628,14 @@ class Controllers:
         created = self._create(self.types.replicaset, rs)
         if created is not None:
             owned.append(created)
+            if created["spec"].get("replicas"):
+                self.record(
+                    deployment,
+                    "ScalingReplicaSet",
+                    f"Scaled up replica set {_name(created)} from 0 to "
+                    f"{created['spec']['replicas']}",
+                    "deployment-controller",
+                )
         return created
 
     def _prune_history(self, deployment: Obj, owned: list[Obj], current: Obj) -> None:
@@ -856,6 +893,12 @@ class Controllers:
                 condition(conditions, "PodScheduled", "True")
             ]
             self._set_status(self.types.pod, pod, status)
+            self.record(
+                pod,
+                "Scheduled",
+                f"Successfully assigned {_ns(pod)}/{_name(pod)} to {_name(node)}",
+                "default-scheduler",
+            )
 
     def _mark_unschedulable(self, pod: Obj, all_nodes: list[Obj], usable: list[Obj]) -> None:
         total = len(all_nodes)
@@ -879,6 +922,8 @@ class Controllers:
         status["conditions"] = [c for c in conditions if c.get("type") != "PodScheduled"] + [
             condition(conditions, "PodScheduled", "False", "Unschedulable", message)
         ]
+        if pod.get("status") != status:
+            self.record(pod, "FailedScheduling", message, "default-scheduler", type_="Warning")
         self._set_status(self.types.pod, pod, status)
 
     # -- the kubelets -----------------------------------------------------------------------
@@ -902,6 +947,7 @@ class Controllers:
                 used.add(ip)
                 status = _running_status(pod, node, ip)
             self._set_status(self.types.pod, pod, status)
+            self.record_started(pod, _name(node))
 
     @staticmethod
     def _allocate_ip(node: Obj, node_names: list[str], used: set[Any]) -> str:
@@ -918,13 +964,23 @@ class Controllers:
         return f"{prefix}254"
 
 
-def start_controllers(api: ObjectAPI, store: SandboxStore | None = None) -> Controllers:
+def start_controllers(
+    api: ObjectAPI,
+    store: SandboxStore | None = None,
+    *,
+    ca_pem: bytes = b"",
+    api_endpoint: tuple[str, int] | None = None,
+) -> Controllers:
     """Starts the controllers on the running event loop; `await handle.stop()` ends them.
 
-    `store` must be `api.store` (it is accepted so callers can pass what they hold).
+    `store` must be `api.store` (it is accepted so callers can pass what they hold). With the
+    server's CA and address, every namespace gets `kube-root-ca.crt` and `default` the
+    `kubernetes` Service.
     """
     assert store is None or store is api.store, "the controllers must watch the API's store"
-    return Controllers(api).start()
+    controllers = Controllers(api)
+    controllers.ca_pem, controllers.api_endpoint = ca_pem, api_endpoint
+    return controllers.start()
 
 
 # -- object builders and status helpers -------------------------------------------------------

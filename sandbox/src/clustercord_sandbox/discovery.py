@@ -97,8 +97,10 @@ def _subresource(rt: Any, sub: str) -> dict[str, Any]:
         kind, verbs = "Pod", ["get"]
     elif sub == "eviction":
         kind, verbs, group, version = "Eviction", ["create"], "policy", "v1"
-    elif sub in ("exec", "attach", "portforward"):
+    elif sub in ("exec", "attach"):
         kind, verbs = "PodExecOptions", ["create", "get"]
+    elif sub == "portforward":
+        kind, verbs = "PodPortForwardOptions", ["create", "get"]
     elif sub == "token":
         kind, verbs, group, version = "TokenRequest", ["create"], "authentication.k8s.io", "v1"
     elif sub == "binding":

@@ -6,6 +6,7 @@ kubectl and client libraries parse `reason`, `details` and `message` (kubectl pr
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .registry import ResourceType
@@ -28,6 +29,7 @@ class ApiError(Exception):
         self.details = details
 
     def status(self) -> dict[str, Any]:
+        """The `Status` in the field order of Go's `metav1.Status` (what `encode` keeps)."""
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -35,11 +37,40 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.details is not None:
-            body["details"] = self.details
+            body["details"] = _go_details(self.details)
+        body["code"] = self.code
         return body
+
+
+_DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_ORDER = ("reason", "message", "field")
+
+
+def _go_details(details: dict[str, Any]) -> dict[str, Any]:
+    """`StatusDetails` in Go's field order, empty fields left out (they are `omitempty`)."""
+    out = {key: details[key] for key in _DETAILS_ORDER if details.get(key)}
+    if "causes" in out:
+        out["causes"] = [
+            {key: cause[key] for key in _CAUSE_ORDER if cause.get(key)} for cause in out["causes"]
+        ]
+    out.update({k: v for k, v in details.items() if k not in _DETAILS_ORDER})
+    return out
+
+
+# Go's encoding/json escapes these inside strings (HTML safety, JavaScript line separators).
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def encode(body: Any) -> bytes:
+    """JSON as the API server writes it (Go's `json.Encoder`): compact, UTF-8, `<>&` escaped,
+    a trailing newline. Keys keep their order, so a body built in Go field order (a `Status`)
+    is byte for byte the API server's."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return (text.translate(_GO_ESCAPES) + "\n").encode()
 
 
 def _details(rt: ResourceType, name: str, **extra: Any) -> dict[str, Any]:

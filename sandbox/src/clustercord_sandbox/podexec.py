@@ -46,6 +46,7 @@ from .errors import ApiError
 from .isolation import Isolation, IsolationError, Launch
 from .objects import ObjectAPI
 from .podlogs import container_of, default_container
+from .resource_request import query_flag
 
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
@@ -137,7 +138,7 @@ class PodExec:
             await ws.close(message=b"unsupported stream protocol")
             return ws
         query = request.query
-        session = _Session(ws, ws.ws_protocol == V5, query.get("tty") == "true", self.grace)
+        session = _Session(ws, ws.ws_protocol == V5, query_flag(query, "tty"), self.grace)
         try:
             launch = await self.isolation.launch(pod, container, command, session.tty, self._config)
         except FileNotFoundError as exc:
@@ -146,7 +147,7 @@ class PodExec:
         except (IsolationError, OSError) as exc:
             await session.status(_internal(f"the pod's namespaces could not be made: {exc}"))
             return ws
-        await session.run(command, launch, stdin=query.get("stdin") == "true")
+        await session.run(command, launch, stdin=query_flag(query, "stdin"))
         return ws
 
     def _config(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -274,9 +275,17 @@ class _Session:
 
     async def _read_socket(self) -> None:
         async for message in self.ws:
-            if message.type != WSMsgType.BINARY or not message.data:
+            # The API server reads a text frame's UTF-8 bytes as it reads a binary frame's
+            # (the official Python client up to v36 sends stdin as text: chr(0) + data).
+            if message.type == WSMsgType.BINARY:
+                payload: bytes = message.data
+            elif message.type == WSMsgType.TEXT:
+                payload = message.data.encode()
+            else:
                 continue
-            channel, data = message.data[0], message.data[1:]
+            if not payload:
+                continue
+            channel, data = payload[0], payload[1:]
             if channel == STDIN:
                 self._write_stdin(data)
             elif channel == RESIZE:
@@ -316,7 +325,8 @@ class _Session:
                 await self.ws.send_bytes(bytes([channel]) + data)
 
     async def status(self, status: dict[str, Any]) -> None:
-        await self._send(ERROR, json.dumps(status).encode())
+        # Compact, as the kubelet's `json.Marshal` writes it.
+        await self._send(ERROR, json.dumps(status, separators=(",", ":")).encode())
         await self.ws.close()
 
     def _kill(self) -> None:

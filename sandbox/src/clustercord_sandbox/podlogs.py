@@ -31,6 +31,7 @@ from . import errors
 from .errors import ApiError
 from .objects import ObjectAPI
 from .registry import ResourceType
+from .resource_request import query_flag
 
 Line = tuple[datetime, str]
 
@@ -94,9 +95,9 @@ class LogOptions:
             since = _parse_time(query["sinceTime"], "sinceTime")
         return cls(
             container=query.get("container", ""),
-            follow=_flag(query, "follow"),
-            previous=_flag(query, "previous"),
-            timestamps=_flag(query, "timestamps"),
+            follow=query_flag(query, "follow"),
+            previous=query_flag(query, "previous"),
+            timestamps=query_flag(query, "timestamps"),
             tail_lines=_int_option(query, "tailLines", minimum=0),
             since=since,
             limit_bytes=_int_option(query, "limitBytes", minimum=1),
@@ -319,13 +320,6 @@ def _parse_time(value: Any, name: str) -> datetime:
     except ValueError:
         raise errors.bad_request(f"{name} must be an RFC 3339 time, not {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _flag(query: Any, name: str) -> bool:
-    value = query.get(name, "false")
-    if value not in ("true", "false", "1", "0", ""):
-        raise errors.bad_request(f"{name} must be true or false, not {value!r}")
-    return value in ("true", "1")
 
 
 def _int_option(query: Any, name: str, minimum: int) -> int | None:

@@ -131,6 +131,42 @@ _SERVICE_SPEC = {
     **_one("text", clusterIP=3, type=4, externalName=11),
     **_many("text", externalIPs=5),
 }
+# batch/v1 CronJob (`kubectl create cronjob`).
+_CRON_JOB_SPEC = {
+    **_one("text", schedule=1, concurrencyPolicy=3, timeZone=8),
+    **_one("int", startingDeadlineSeconds=2, successfulJobsHistoryLimit=6),
+    **_one("int", failedJobsHistoryLimit=7),
+    **_one("bool", suspend=4),
+    **_one({**_one(_META, metadata=1), **_one(_JOB_SPEC, spec=2)}, jobTemplate=5),
+}
+# networking/v1 Ingress (`kubectl create ingress`). An IngressRule embeds its
+# IngressRuleValue inline (`json:",inline"`): the empty name merges it into the rule.
+_INGRESS_BACKEND = {
+    **_one(_one("text", apiGroup=1, kind=2, name=3), resource=3),
+    **_one({**_one("text", name=1), **_one(_one("text", name=1) | _one("count", number=2), port=2)},
+           service=4),
+}  # fmt: skip
+_HTTP_INGRESS_PATH = {
+    **_one("text", path=1, pathType=3),
+    **_one(_INGRESS_BACKEND, backend=2),
+}
+_INGRESS_RULE = {
+    **_one("text", host=1),
+    **_one(_one(_many(_HTTP_INGRESS_PATH, paths=1), http=1), **{"": 2}),
+}
+_INGRESS_SPEC = {
+    **_one(_INGRESS_BACKEND, defaultBackend=1),
+    **_many({**_many("text", hosts=1), **_one("text", secretName=2)}, tls=2),
+    **_many(_INGRESS_RULE, rules=3),
+    **_one("text", ingressClassName=4),
+}
+# core/v1 ResourceQuota (`kubectl create quota`).
+_SCOPE_REQUIREMENT = {**_one("text", scopeName=1, operator=2), **_many("text", values=3)}
+_RESOURCE_QUOTA_SPEC = {
+    **_one("quantities", hard=1),
+    **_many("text", scopes=2),
+    **_one(_many(_SCOPE_REQUIREMENT, matchExpressions=1), scopeSelector=3),
+}
 _DELETE_OPTIONS = {
     **_one("int", gracePeriodSeconds=1),
     **_one(_one("text", uid=1, resourceVersion=2), preconditions=2),
@@ -170,6 +206,15 @@ _OBJECTS: dict[str, Schema] = {
     "PodDisruptionBudget": _object(_one(_PDB_SPEC, spec=2)),
     "Service": _object(_one(_SERVICE_SPEC, spec=2)),
     "Job": _object(_one(_JOB_SPEC, spec=2)),
+    "CronJob": _object(_one(_CRON_JOB_SPEC, spec=2)),
+    "Ingress": _object(_one(_INGRESS_SPEC, spec=2)),
+    "ResourceQuota": _object(_one(_RESOURCE_QUOTA_SPEC, spec=2)),
+    # scheduling/v1 PriorityClass (`kubectl create priorityclass`): `value` has no omitempty.
+    "PriorityClass": _object(
+        _one("int", value=2),
+        _one("flag", globalDefault=3),
+        _one("text", description=4, preemptionPolicy=5),
+    ),
     "Role": _object(_many(_POLICY_RULE, rules=2)),
     "ClusterRole": _object(
         _many(_POLICY_RULE, rules=2),
@@ -251,7 +296,9 @@ def _message(data: bytes, schema: Schema) -> dict[str, Any]:
             out.setdefault(name, {})[key] = values
             continue
         decoded = _scalar(value, kind) if isinstance(kind, str) else _message(value, kind)
-        if repeated:
+        if not name:  # an embedded struct that JSON inlines (`json:",inline"`)
+            out.update(decoded)
+        elif repeated:
             out.setdefault(name, []).append(decoded)
         else:
             out[name] = decoded

@@ -55,13 +55,9 @@ def _core(kind: str, plural: str, namespaced: bool, **kw: object) -> ResourceTyp
 
 
 def _defn(group: str, version: str, kind: str) -> str:
-    package = {
-        "": "core",
-        "rbac.authorization.k8s.io": "rbac",
-        "networking.k8s.io": "networking",
-        "coordination.k8s.io": "coordination",
-        "storage.k8s.io": "storage",
-    }.get(group, group)
+    if group == "apiregistration.k8s.io":  # served by the aggregator, its own Go module
+        return f"io.k8s.kube-aggregator.pkg.apis.apiregistration.{version}.{kind}"
+    package = group.split(".")[0] if group else "core"
     return f"io.k8s.api.{package}.{version}.{kind}"
 
 
@@ -80,6 +76,7 @@ _ROWS: list[ResourceType] = [
             "ephemeralcontainers",
             "exec",
             "attach",
+            "portforward",
             "binding",
         ),
     ),
@@ -111,6 +108,22 @@ _ROWS: list[ResourceType] = [
         subresources=("status",),
     ),
     _core("Endpoints", "endpoints", True, short_names=("ep",), singular="endpoints"),
+    _core(
+        "ReplicationController",
+        "replicationcontrollers",
+        True,
+        short_names=("rc",),
+        categories=("all",),
+        subresources=("status", "scale"),
+    ),
+    _core(
+        "ResourceQuota", "resourcequotas", True, short_names=("quota",), subresources=("status",)
+    ),
+    _core("LimitRange", "limitranges", True, short_names=("limits",)),
+    _core("PodTemplate", "podtemplates", True),
+    _core(
+        "ComponentStatus", "componentstatuses", False, short_names=("cs",), verbs=("get", "list")
+    ),
 ]
 
 # Workloads are in `kubectl get all` and have a status; the apps/v1 ones that scale, a scale.
@@ -150,6 +163,17 @@ _ROWS += [
     ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+    ResourceType("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False),
+    ResourceType("storage.k8s.io", "v1", "CSINode", "csinodes", False),
+    ResourceType("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities", True),
+    ResourceType(
+        "storage.k8s.io",
+        "v1",
+        "VolumeAttachment",
+        "volumeattachments",
+        False,
+        subresources=("status",),
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",
@@ -162,6 +186,99 @@ _ROWS += [
         definition="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
         "CustomResourceDefinition",
     ),
+]
+
+# The rest of a stock v1.32 cluster's discovery (its default-enabled, GA resources): stored
+# objects, validated against their OpenAPI definitions; no controller acts on them. Each
+# group-version's rows are together, the preferred version first (autoscaling: only v2, the
+# preferred one, is served: the sandbox does not convert between versions).
+_STATUS = ("status",)
+_EXTENSIONS = ("api-extensions",)
+_ROWS += [
+    ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True),
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        True,
+        ("hpa",),
+        categories=("all",),
+        subresources=_STATUS,
+    ),
+    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    # No `ev` short name here: kubectl 1.32 warns on every `get ev` when two groups claim it.
+    ResourceType("events.k8s.io", "v1", "Event", "events", True),
+    ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    ResourceType(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        False,
+        categories=_EXTENSIONS,
+        subresources=_STATUS,
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        False,
+        categories=_EXTENSIONS,
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        False,
+        categories=_EXTENSIONS,
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        False,
+        categories=_EXTENSIONS,
+        subresources=_STATUS,
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        False,
+        categories=_EXTENSIONS,
+    ),
+    ResourceType(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        False,
+        ("csr",),
+        subresources=("approval", "status"),
+    ),
+    ResourceType(
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "FlowSchema",
+        "flowschemas",
+        False,
+        subresources=_STATUS,
+    ),
+    ResourceType(
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        False,
+        subresources=_STATUS,
+    ),
+    ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    ResourceType("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
 ]
 
 

@@ -39,6 +39,8 @@ def label_predicate(text: str | None) -> Predicate:
 
 
 def _field_value(obj: dict[str, Any], path: str) -> str:
+    if path == "source":  # an Event's `source` field label is its component
+        path = "source.component"
     current: Any = obj
     for part in path.split("."):
         current = current.get(part) if isinstance(current, dict) else None
@@ -59,7 +61,12 @@ SUPPORTED_FIELDS = {
     "involvedObject.namespace",
     "involvedObject.kind",
     "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
     "reason",
+    "reportingComponent",
+    "source",
     "spec.unschedulable",
 }
 

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from clustercord_sdk.rbac import Attributes, Decision, UserInfo
 
-from . import discovery, errors, protowire
+from . import discovery, errors, openapi_v2, protowire
 from . import tls as tls_certs
 from .auth import REVIEWS, AccessReviews, RBACAuthorizer, TokenAuthenticator, forbidden, impersonate
 from .controllers import Controllers, start_controllers
@@ -39,11 +39,12 @@ from .eviction import DisruptionController, PodEviction
 from .isolation import Isolation, Limits
 from .objects import ListOptions, ObjectAPI, WriteOptions
 from .openapi import OpenAPIDocuments
+from .openapi_v2 import OpenAPIV2
 from .patch import JSON_PATCH, json_patch, merge_patch
 from .podexec import PodExec
 from .podlogs import PodLogs
 from .registry import Registry, ResourceType, default_registry
-from .resource_request import ResourceRequest, SubresourceHandler
+from .resource_request import ResourceRequest, SubresourceHandler, query_flag
 from .selectors import field_predicate, label_predicate
 from .store import SandboxStore, WatchEvent
 from .tables import to_table, wants_table
@@ -84,6 +85,7 @@ class SandboxServer:
         self.registry = registry or default_registry()
         self.api = ObjectAPI(self.store, self.registry)
         self.openapi = OpenAPIDocuments(self.registry)
+        self.openapi_v2 = OpenAPIV2(self.registry)
         self.host, self.port = host, port
         self.rbac = RBACAuthorizer(self.store)
         self.authorizer: Authorizer = authorizer or self.rbac
@@ -123,6 +125,7 @@ class SandboxServer:
         pod_exec = PodExec(self.api, self._authorize, isolation=self.isolation)
         self.subresources["pods/exec"] = pod_exec.handle
         self.subresources["pods/attach"] = pod_exec.attach
+        self.subresources["pods/portforward"] = _no_port_forward
         self.evictions = PodEviction(self.api, _body)
         self.subresources["pods/eviction"] = self.evictions.handle
         self.subresources["pods/ephemeralcontainers"] = EphemeralContainers(self.api, _body).handle
@@ -148,7 +151,12 @@ class SandboxServer:
             assert server is not None and server.sockets
             self.port = server.sockets[0].getsockname()[1]
         # Deployments become ReplicaSets and running Pods, as on a real cluster.
-        self.controllers = start_controllers(self.api, self.store)
+        self.controllers = start_controllers(
+            self.api,
+            self.store,
+            ca_pem=self.certificate.ca_pem if self.certificate else b"",
+            api_endpoint=(self.host, self.port),
+        )
         # PodDisruptionBudget status, kept current as kube-controller-manager does.
         self.disruption = DisruptionController(self.evictions, self.store)
         self.disruption.start()
@@ -271,13 +279,21 @@ class SandboxServer:
                 return _json(group)
         if parts in (["healthz"], ["livez"], ["readyz"]):
             return web.Response(text="ok")
+        if parts == ["openapi", "v2"]:
+            # kubectl asks for protobuf only (to validate a `kind: List`); others for JSON.
+            if openapi_v2.PROTOBUF in request.headers.get("Accept", ""):
+                return web.Response(
+                    body=self.openapi_v2.protobuf(),
+                    headers={"Content-Type": openapi_v2.PROTOBUF_CONTENT_TYPE},
+                )
+            return web.Response(body=self.openapi_v2.json(), content_type="application/json")
         if parts[:2] == ["openapi", "v3"]:
             if len(parts) == 2:
                 return _json(self.openapi.discovery())
             body = self.openapi.document("/".join(parts[2:]))
             if body is not None:
                 return web.Response(body=body, content_type="application/json")
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
     # -- resources -------------------------------------------------------------------------
     def _parse(self, group: str, version: str, rest: list[str]) -> ResourceRequest | None:
@@ -304,14 +320,16 @@ class SandboxServer:
         if not rest:
             body = discovery.resource_list(self.registry, group, version)
             if body is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise ApiError(
+                    404, "NotFound", "the server could not find the requested resource", {}
+                )
             self._authorize(user, Attributes.non_resource("get", request.path))
             return _json(body)
         req = self._parse(group, version, rest)
         if req is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         query = request.query
-        watch = query.get("watch") in ("true", "1")
+        watch = query_flag(query, "watch")
         verb = _verb(request.method, bool(req.name), watch)
         self._authorize(
             user,
@@ -338,7 +356,7 @@ class SandboxServer:
                     f"{req.rt.plural}/{req.subresource} is not implemented by the ClusterCord "
                     "sandbox yet"
                 )
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         handler = {
             "get": self._get,
             "list": self._list,
@@ -480,7 +498,7 @@ class SandboxServer:
         rt = req.rt
         namespace = req.namespace if rt.namespaced and req.namespace else None
         table = wants_table(request.headers.get("Accept", ""))
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = query_flag(query, "allowWatchBookmarks")
         timeout = float(query.get("timeoutSeconds", "0") or 0) or None
         start_rv = query.get("resourceVersion", "")
 
@@ -495,8 +513,7 @@ class SandboxServer:
                 if table and kind != "ERROR" and kind != "BOOKMARK":
                     rv = obj["metadata"]["resourceVersion"]
                     obj = to_table(rt, [obj], {"resourceVersion": rv}, self.store)
-                line = json.dumps({"type": kind, "object": obj}) + "\n"
-                await response.write(line.encode())
+                await response.write(errors.encode({"type": kind, "object": obj}))
 
             def selected(obj: dict[str, Any]) -> bool:
                 return labels(obj) and fields(obj)
@@ -586,6 +603,20 @@ class SandboxServer:
 
 # -- helpers -------------------------------------------------------------------------------
 
+
+async def _no_port_forward(
+    request: web.Request, req: ResourceRequest, user: UserInfo
+) -> web.StreamResponse:
+    """`kubectl port-forward`: nothing listens in a sandbox pod (no images run), so say so
+    clearly instead of a 404."""
+    raise ApiError(
+        400,
+        "BadRequest",
+        f'pod "{req.name}" has no ports to forward: the ClusterCord sandbox runs no containers '
+        "(kubectl port-forward needs a real cluster; kubectl exec runs commands in the pod)",
+    )
+
+
 # Queued to a watch stream by `end_watches`: the stream ends there.
 _END_OF_WATCH = WatchEvent(-1, "END", "", "", "", {})
 
@@ -609,7 +640,7 @@ def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> we
     if warnings:
         headers["Warning"] = ", ".join(f'299 - "{w.replace(chr(34), chr(39))}"' for w in warnings)
     return web.Response(
-        body=json.dumps(body).encode(),
+        body=errors.encode(body),
         status=status,
         content_type="application/json",
         headers=headers,
@@ -680,7 +711,7 @@ def _write_options(request: web.Request) -> WriteOptions:
         field_validation=validation,
         field_manager=query.get("fieldManager", ""),
         user_agent=request.headers.get("User-Agent", ""),
-        force=query.get("force") in ("true", "1"),
+        force=query_flag(query, "force"),
     )
 
 

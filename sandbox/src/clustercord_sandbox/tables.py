@@ -113,7 +113,74 @@ def _created_at(obj: dict[str, Any]) -> str:
 NAME: Column = ("Name", "string", 0, _name)
 AGE: Column = ("Age", "string", 0, _age)
 
+
+def _endpoints(obj: dict[str, Any]) -> str:
+    """`10.244.0.2:80,10.244.1.2:80 + 3 more...`, as kubectl's printer writes Endpoints."""
+    pairs = [
+        f"{address.get('ip')}:{port.get('port')}"
+        for subset in obj.get("subsets") or []
+        for port in subset.get("ports") or [{}]
+        for address in subset.get("addresses") or []
+    ]
+    return _first_three(pairs)
+
+
+def _first_three(items: list[str]) -> str:
+    if not items:
+        return "<none>"
+    extra = f" + {len(items) - 3} more..." if len(items) > 3 else ""
+    return ",".join(items[:3]) + extra
+
+
+def _slice_ports(obj: dict[str, Any]) -> str:
+    ports = [str(p.get("port")) for p in obj.get("ports") or [] if p.get("port") is not None]
+    return ",".join(ports) if ports else "<unset>"
+
+
+def _slice_endpoints(obj: dict[str, Any]) -> str:
+    return _first_three([a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []])
+
+
+def _event_last_seen(obj: dict[str, Any]) -> str:
+    seen = (
+        obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
+    )
+    return human_age(seen)
+
+
+def _event_object(obj: dict[str, Any]) -> str:
+    involved = obj.get("involvedObject") or obj.get("regarding") or {}
+    return f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}"
+
+
+def _event_message(obj: dict[str, Any]) -> str:
+    return str(obj.get("message") or obj.get("note") or "")
+
+
 COLUMNS: dict[str, list[Column]] = {
+    "Event": [
+        ("Last Seen", "string", 0, _event_last_seen),
+        ("Type", "string", 0, _spec("type", "")),
+        ("Reason", "string", 0, _spec("reason", "")),
+        ("Object", "string", 0, _event_object),
+        ("Message", "string", 0, _event_message),
+        ("Name", "string", 1, _name),
+    ],
+    "Endpoints": [NAME, ("Endpoints", "string", 0, _endpoints), AGE],
+    "EndpointSlice": [
+        NAME,
+        ("AddressType", "string", 0, _spec("addressType", "")),
+        ("Ports", "string", 0, _slice_ports),
+        ("Endpoints", "string", 0, _slice_endpoints),
+        AGE,
+    ],
+    "ReplicationController": [
+        NAME,
+        ("Desired", "integer", 0, _spec("spec.replicas", 1)),
+        ("Current", "integer", 0, _spec("status.replicas", 0)),
+        ("Ready", "integer", 0, _spec("status.readyReplicas", 0)),
+        AGE,
+    ],
     "Pod": [
         NAME,
         ("Ready", "string", 0, _pod_ready),

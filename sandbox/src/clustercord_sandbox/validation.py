@@ -258,8 +258,11 @@ def _required(
         return
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
+        # The top level's metadata is checked on its own (`validate` leaves it out of `body`;
+        # Event's schema requires it).
+        skipped = ("apiVersion", "kind", "metadata") if not path else ("apiVersion", "kind")
         for name in schema.get("required", []):
-            if value.get(name) in (None, "", [], {}) and name not in ("apiVersion", "kind"):
+            if value.get(name) in (None, "", [], {}) and name not in skipped:
                 causes.append(
                     (f"{path}.{name}" if path else name, "FieldValueRequired", "Required value")
                 )

@@ -11,7 +11,15 @@ from clustercord_sdk.errors import CommandError
 from clustercord_sdk.invocation import Invocation
 from clustercord_sdk.kubernetes import Kubernetes
 from clustercord_sdk.reply import Confirmation, Progress, Reply
-from clustercord_sdk.services import Approvals, Audit, Notifier, PluginAdmin, Scheduler, Store
+from clustercord_sdk.services import (
+    Approvals,
+    Audit,
+    Notifier,
+    PluginAdmin,
+    Scheduler,
+    Sealer,
+    Store,
+)
 
 __all__ = [
     "Asker",
@@ -42,6 +50,10 @@ class PluginContext:
     :attr:`CommandContext.kubernetes`, which also acts for the invoking user."""
     services: Mapping[str, Any] = field(default_factory=dict)
     """Further services by name, for capabilities added after this SDK version."""
+    sealer: Sealer | None = None
+    """Encryption at rest with a key of the plugin's own (derived from the kernel's data
+    key); ``None`` where the kernel offers none (a plugin then stores data unsealed or
+    refuses, as it sees fit)."""
 
     def require(self, capability: str) -> Any:
         """The service behind a capability, or a clear error if it was not granted."""

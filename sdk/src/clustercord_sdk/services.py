@@ -39,6 +39,25 @@ class Store(Protocol):
         ...
 
 
+@runtime_checkable
+class Sealer(Protocol):
+    """Encryption at rest for a plugin's own data (``ctx.sealer``).
+
+    The kernel's sealer uses a key derived from the data key and the plugin's name: what
+    one plugin sealed, another cannot open, and a copy of the database without the data key
+    reveals nothing. Seal before storing; a value that cannot be opened (another plugin's,
+    another data key's, altered) raises :class:`~clustercord_sdk.errors.CommandError`.
+    """
+
+    def seal(self, data: bytes) -> bytes:
+        """``data`` encrypted and authenticated (a fresh nonce each call)."""
+        ...
+
+    def open(self, token: bytes) -> bytes:
+        """The bytes :meth:`seal` was given."""
+        ...
+
+
 @dataclass
 class Job:
     """A scheduled job of a plugin, as persisted by the kernel."""

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
-from clustercord_sdk import Card, CommandContext, Field, File, Reply, Table
+from clustercord_sdk import Button, Card, CommandContext, Field, File, Reply, Table
 from clustercord_sdk.errors import UsageError
 from clustercord_sdk.rbac import Attributes, chat_user_id
 
-from . import questions
-from .audit import Finding
+from . import questions, view
 from .audit import audit as run_audit
 from .drill import subject_select
 from .exports import to_json, to_markdown, to_pdf
-from .graph import Graph, dot_binary, graph_for_scope, render, to_dot, to_mermaid, to_tree
+from .graph import (
+    MAX_BINDINGS,
+    Graph,
+    dot_binary,
+    graph_for_scope,
+    render,
+    to_dot,
+    to_mermaid,
+    to_tree,
+)
 from .loading import load
 from .report import build_report, summary
 from .resources import resolve_resource
@@ -38,16 +47,9 @@ def _subject(ctx: CommandContext, text: str) -> Subject:
     return parse_subject(text, identity_directory(ctx), roles)
 
 
-# Five finding cards (and the summary) stay inside Discord's 10 embeds and 6,000
-# characters a message, with long binding → role → rule paths.
-AUDIT_PAGE_FINDINGS = 5
-SEVERITY_LOOK = {
-    "critical": ("🔴", "red"),
-    "high": ("🟠", "orange"),
-    "medium": ("🟡", "yellow"),
-    "low": ("🔵", "blue"),
-}
 UNUSED_ROWS = 50
+WHO_CAN_ROWS = 25
+VISUALIZE_TOP = 15
 TREE_CHARS = 3500  # a Discord embed description holds 4,096
 
 
@@ -65,22 +67,77 @@ def _asked(ctx: CommandContext, snapshot: Any) -> Any:
 async def who_can(ctx: CommandContext) -> Reply:
     loaded = await load(ctx, ctx.options.get("cluster"))
     attributes = _asked(ctx, loaded.snapshot)
-    answer = questions.who_can(loaded.snapshot, attributes)
-    subjects = answer.subjects()
-    table = Table(
-        ["SUBJECT", "VIA", "ROLE", "SCOPE"],
-        answer.rows(),
-        title=f"{len(subjects)} subjects may {attributes} on {loaded.cluster}",
+    in_namespaces = bool(ctx.options.get("in_namespaces")) and not attributes.namespace
+    answer = questions.who_can(loaded.snapshot, attributes, in_namespaces=in_namespaces)
+    allowed = answer.allowed()
+    where = (
+        f"in namespace {attributes.namespace}"
+        if attributes.namespace
+        else "cluster-wide (ClusterRoleBindings; RoleBindings count only in their namespace)"
     )
+    size = WHO_CAN_ROWS
+    pages = max(1, -(-len(allowed) // size))
+    number = view.clamp(ctx.options.get("page"), pages)
+    chunk = allowed[(number - 1) * size : number * size]
+    shown = (
+        f", {(number - 1) * size + 1}–{(number - 1) * size + len(chunk)} shown" if pages > 1 else ""
+    )
+    tables = [
+        Table(
+            ["SUBJECT", "VIA", "ROLE", "SCOPE"],
+            [a.row() for a in chunk],
+            title=f"{len(allowed)} subject{'s' if len(allowed) != 1 else ''} may {attributes} "
+            f"on {loaded.cluster}{shown}",
+        )
+    ]
+    data: dict[str, Any] = {
+        "request": _request(attributes),
+        "scope": "namespace" if attributes.namespace else "cluster",
+        "subjects": [plain_subject(a.subject) for a in allowed],
+        "allowed": [a.to_dict() for a in allowed],
+        "bindings": answer.bindings(),
+        "page": number,
+        "pages": pages,
+    }
+    text = [where]
+    if in_namespaces:
+        local = answer.only_in_namespaces()
+        data["namespaced"] = [a.to_dict() for a in local]
+        rows = [
+            [a.label, a.row()[1], a.row()[3]] for a in local[: WHO_CAN_ROWS if number == 1 else 0]
+        ]
+        if rows:
+            tables.append(
+                Table(
+                    ["SUBJECT", "VIA", "ONLY IN"],
+                    rows,
+                    title=f"{len(local)} more may do it only in some namespaces "
+                    "(ask with namespace: to check one)"
+                    + (f", first {len(rows)} shown" if len(local) > len(rows) else ""),
+                )
+            )
+    elif not attributes.namespace:
+        text.append("in_namespaces:true also lists who may do it in some namespace.")
+    if pages > 1:
+        text.append(view.page_hint(_command_line(ctx, "who-can", exclude=("page",)), number, pages))
     return Reply(
-        tables=[table],
-        selects=subject_select(loaded.cluster, subjects),
-        data={
-            "request": _request(attributes),
-            "subjects": subjects,
-            "bindings": answer.bindings(),
-        },
+        text="\n".join(text),
+        tables=tables,
+        buttons=_nav(ctx, "who-can", number, pages),
+        selects=subject_select(loaded.cluster, [a.subject for a in chunk]),
+        data=data,
     )
+
+
+def _command_line(ctx: CommandContext, sub: str, exclude: tuple[str, ...] = ()) -> str:
+    """``/rbac <sub> opt:value ...`` as typed, for a next-page hint."""
+    parts = [f"/rbac {sub}"]
+    for key, value in ctx.options.items():
+        if key in exclude or value in (None, "", False):
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        parts.append(f"{key}:{text}")
+    return " ".join(parts)
 
 
 async def can_i(ctx: CommandContext) -> Reply:
@@ -130,30 +187,42 @@ async def matrix(ctx: CommandContext) -> Reply:
     if not rows:
         raise UsageError(f"no binding grants anything in namespace {namespace!r}")
     resources = [resolve_resource(r, None, snapshot) for r in questions.MATRIX_RESOURCES]
-    result = questions.matrix(snapshot, namespace, rows, resources)
-    columns = ["SUBJECT", *(r.resource for r in resources)]
+    # Only the page shown is computed: a namespace of a big cluster has a thousand subjects.
     size = questions.MATRIX_PAGE_ROWS
-    chunks = [result[i : i + size] for i in range(0, len(result), size)]
-    pages = [
-        Reply(
-            tables=[
-                Table(
-                    columns,
-                    [
-                        [row["label"], *(questions.shown(v) for v in row["cells"].values())]  # type: ignore[union-attr]
-                        for row in chunk
-                    ],
-                    title=f"Permissions in {namespace} on {loaded.cluster} ({n + 1}/{len(chunks)})",
-                )
-            ]
-        )
-        for n, chunk in enumerate(chunks)
-    ]
-    data = {"namespace": namespace, "resources": [str(r) for r in resources], "rows": result}
-    selects = subject_select(loaded.cluster, [subject for _, subject, _ in rows])
-    if len(pages) == 1:
-        return Reply(tables=pages[0].tables, selects=selects, data=data)
-    return Reply(text=f"{len(result)} subjects in {len(pages)} pages", pages=pages, data=data)
+    pages = max(1, -(-len(rows) // size))
+    number = view.clamp(ctx.options.get("page"), pages)
+    chunk = rows[(number - 1) * size : number * size]
+    result = questions.matrix(snapshot, namespace, chunk, resources)
+    columns = ["SUBJECT", *(r.resource for r in resources)]
+    title = f"Permissions in {namespace} on {loaded.cluster}"
+    if pages > 1:
+        title += f" ({number}/{pages}: subjects {(number - 1) * size + 1}–"
+        title += f"{(number - 1) * size + len(chunk)} of {len(rows)})"
+    table = Table(
+        columns,
+        [[row["label"], *(questions.shown(v) for v in row["cells"].values())] for row in result],  # type: ignore[attr-defined]
+        title=title,
+    )
+    data = {
+        "namespace": namespace,
+        "resources": [str(r) for r in resources],
+        "rows": result,
+        "subjects": len(rows),
+        "page": number,
+        "pages": pages,
+    }
+    hint = (
+        view.page_hint(_command_line(ctx, "matrix", exclude=("page",)), number, pages)
+        if pages > 1
+        else None
+    )
+    return Reply(
+        text=hint,
+        tables=[table],
+        buttons=_nav(ctx, "matrix", number, pages),
+        selects=subject_select(loaded.cluster, [subject for _, subject, _ in chunk]),
+        data=data,
+    )
 
 
 def _request(attributes: Attributes) -> dict[str, str]:
@@ -168,65 +237,108 @@ def _request(attributes: Attributes) -> dict[str, str]:
 
 
 async def audit(ctx: CommandContext) -> Reply:
-    loaded = await load(ctx, ctx.options.get("cluster"), service_accounts=True)
-    include_system = bool(ctx.options.get("include_system"))
+    """The summary and one page of findings grouped by (rule, subject); ``all:true`` adds
+    every finding to the data (scripts), ``/rbac export`` makes the whole report a file."""
+    state = {
+        "cluster": ctx.options.get("cluster"),
+        "severity": ctx.options.get("severity") or "low",
+        "include_system": bool(ctx.options.get("include_system")),
+    }
+    return await _audit_page(ctx, state, ctx.options.get("page"), bool(ctx.options.get("all")))
+
+
+async def page(ctx: CommandContext, value: Any) -> Reply:
+    """◀ ▶ of a paged answer (audit, who-can, matrix): the command again, for the page asked
+    for, from the cluster as it is now. Only that page is built."""
+    if not isinstance(value, dict) or value.get("command") not in _PAGED:
+        raise UsageError("this button is not one the rbac plugin made")
+    options = {**(value.get("options") or {}), "page": value.get("page")}
+    return await _PAGED[value["command"]](dataclasses.replace(ctx, options=options))
+
+
+def _nav(ctx: CommandContext, sub: str, number: int, pages: int) -> list[Button]:
+    options = {k: v for k, v in ctx.options.items() if k not in ("page", "all")}
+    return view.nav_buttons("commands:page", {"command": sub, "options": options}, number, pages)
+
+
+async def _audit_page(
+    ctx: CommandContext, state: dict[str, Any], page: Any, everything: bool
+) -> Reply:
+    loaded = await load(ctx, state["cluster"], service_accounts=True)
+    include_system = bool(state["include_system"])
+    minimum = state["severity"] if state["severity"] in SEVERITIES else "low"
+    state = {**state, "cluster": loaded.cluster, "severity": minimum}
     result = run_audit(
         loaded.snapshot, include_system=include_system, service_accounts=loaded.service_accounts
     )
-    minimum = ctx.options.get("severity") or "low"
     shown = [
         f for f in result.findings if SEVERITIES.index(f.severity) <= SEVERITIES.index(minimum)
     ]
+    groups = view.group(shown)
+    info = view.summarise(groups, shown)
+    bounds = view.paginate(groups)
+    number = view.clamp(page, len(bounds))
+    start, end = bounds[number - 1]
+    on_page = groups[start:end]
+    command = _audit_command(state)
+    hint = view.page_hint(command, number, len(bounds))
     counts = result.counts()
-    headline = ", ".join(f"{counts[s]} {s}" for s in SEVERITIES)
-    card = Card(
-        title=f"RBAC audit of {loaded.cluster}",
-        description=f"{len(result.findings)} findings: {headline}",
-        fields=[
-            Field("Objects", loaded.summary()),
-            Field(
-                "Kubernetes' own bindings",
-                f"{result.hidden_system} findings hidden (include_system:true shows them)"
-                if not include_system
-                else "included",
-            ),
-        ],
-        color="red" if counts["critical"] else "orange" if counts["high"] else "green",
-    )
-    size = AUDIT_PAGE_FINDINGS
-    chunks = [shown[i : i + size] for i in range(0, len(shown), size)] or [[]]
-    pages = [
-        Reply(cards=([card] if n == 0 else []) + [finding_card(f) for f in chunk])
-        for n, chunk in enumerate(chunks)
-    ]
-    data = {
+    cards = []
+    if number == 1:
+        headline = ", ".join(f"{counts[s]} {s}" for s in SEVERITIES)
+        cards.append(
+            Card(
+                title=f"RBAC audit of {loaded.cluster}",
+                description=f"{len(result.findings)} findings: {headline}; {len(groups)} "
+                f"(rule, subject) pairs shown"
+                + (f" at {minimum} or above" if minimum != "low" else ""),
+                fields=[
+                    *view.summary_fields(info),
+                    Field("Objects", loaded.summary()),
+                    Field(
+                        "Kubernetes' own bindings",
+                        f"{result.hidden_system} findings hidden (include_system:true shows them)"
+                        if not include_system
+                        else "included",
+                    ),
+                ],
+                footer="The whole report: /rbac export (pdf, json, markdown)",
+                color="red" if counts["critical"] else "orange" if counts["high"] else "green",
+            )
+        )
+    cards.extend(view.rule_cards(on_page))
+    data: dict[str, Any] = {
         "cluster": loaded.cluster,
-        "summary": summary(result),
-        "findings": [f.to_dict() for f in shown],
+        "summary": {**summary(result), **info},
+        "page": number,
+        "pages": len(bounds),
+        "groups": [g.to_dict() for g in on_page],
+        "cursor": {"page": number + 1, "command": f"{command} page:{number + 1}"}
+        if number < len(bounds)
+        else None,
     }
-    selects = subject_select(loaded.cluster, [f.subject for f in shown])
-    if len(pages) == 1:
-        return Reply(cards=pages[0].cards, selects=selects, data=data)
+    if everything:
+        data["findings"] = [f.to_dict() for f in shown]
     return Reply(
-        text=f"{len(shown)} findings in {len(pages)} pages", pages=pages, selects=selects, data=data
+        text=hint if len(bounds) > 1 else None,
+        cards=cards,
+        buttons=_nav(ctx, "audit", number, len(bounds)),
+        selects=subject_select(loaded.cluster, [g.subject for g in on_page]),
+        data=data,
     )
 
 
-def finding_card(finding: Finding) -> Card:
-    """One finding as a card (a Discord embed) in its severity's colour: a wide table row
-    of six long cells reads badly in a chat column; a card reads at a glance."""
-    icon, color = SEVERITY_LOOK[finding.severity]
-    label = subject_label(finding.subject)
-    message = finding.message or finding.rule.title
-    return Card(
-        title=f"{icon} {finding.rule.id} · {finding.severity} · {label}",
-        description=message.removeprefix(f"{label}: "),  # the title names the subject
-        fields=[
-            Field("Path", " → ".join(finding.steps())),
-            Field("Fix", finding.rule.recommendation),
-        ],
-        color=color,
-    )
+_PAGED = {"audit": audit, "who-can": who_can, "matrix": matrix}
+
+
+def _audit_command(state: dict[str, Any]) -> str:
+    """The command line that shows the same audit (for the next page's hint)."""
+    parts = ["/rbac audit"]
+    if state.get("severity") not in (None, "low"):
+        parts.append(f"severity:{state['severity']}")
+    if state.get("include_system"):
+        parts.append("include_system:true")
+    return " ".join(parts)
 
 
 async def visualize(ctx: CommandContext) -> Reply:
@@ -243,6 +355,10 @@ async def visualize(ctx: CommandContext) -> Reply:
     )
     if not graph.nodes:
         return Reply(text=f"No bindings to draw for {graph.title}.", data=graph.to_dict())
+    if graph.truncated:
+        return _too_big_to_draw(
+            loaded, graph, include_system=bool(ctx.options.get("include_system"))
+        )
     fmt = ctx.options.get("format") or "png"
     file = drawing(graph, fmt, f"rbac-{_slug(graph.title)}")
     tree = to_tree(graph)
@@ -255,6 +371,42 @@ async def visualize(ctx: CommandContext) -> Reply:
         image=file.name if fmt == "png" else None,
     )
     return Reply(cards=[card], files=[file], data=graph.to_dict())
+
+
+def _too_big_to_draw(loaded: Any, graph: Graph, *, include_system: bool) -> Reply:
+    """A scope with more bindings than a drawing can hold (MAX_BINDINGS): where they are,
+    and how to ask for a drawing someone can read, instead of an unreadable one."""
+    from .audit import is_builtin
+
+    per_namespace: dict[str, int] = {}
+    for binding in loaded.snapshot.bindings:
+        if include_system or not is_builtin(binding):
+            where = binding.namespace or "cluster-wide"
+            per_namespace[where] = per_namespace.get(where, 0) + 1
+    total = sum(per_namespace.values())
+    ranked = sorted(per_namespace.items(), key=lambda item: (-item[1], item[0]))
+    rows = [[where, n] for where, n in ranked[:VISUALIZE_TOP]]
+    left = len(ranked) - len(rows)
+    return Reply(
+        text=f"{graph.title}: {total} bindings, more than one drawing can show "
+        f"({MAX_BINDINGS}). Draw a part: /rbac visualize namespace:NS or user:SUBJECT; "
+        "the whole: /rbac export format:html (search and filters) or format:json.",
+        tables=[
+            Table(
+                ["SCOPE", "BINDINGS"],
+                rows,
+                title="Where the bindings are"
+                + (f" (top {len(rows)} of {len(ranked)} scopes)" if left else ""),
+            )
+        ],
+        data={
+            "title": graph.title,
+            "drawn": False,
+            "bindings": total,
+            "max_bindings": MAX_BINDINGS,
+            "scopes": dict(ranked),
+        },
+    )
 
 
 async def export(ctx: CommandContext) -> Reply:

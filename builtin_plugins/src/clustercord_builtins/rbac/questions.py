@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clustercord_sdk.rbac import (
     Attributes,
@@ -64,17 +64,70 @@ def binding_dict(binding: Binding | None) -> dict[str, object] | None:
 
 
 @dataclass(frozen=True)
+class Way:
+    """One way a subject is allowed: a binding and its role, or a privileged group."""
+
+    binding: Binding | None
+    role_text: str
+
+    @property
+    def via(self) -> str:
+        return self.binding.describe() if self.binding is not None else "privileged group"
+
+    @property
+    def scope(self) -> str:
+        if self.binding is None:
+            return "all (bypasses RBAC)"
+        return self.binding.namespace or "cluster-wide"
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """A subject, once, with every way it is allowed."""
+
+    subject: dict[str, str]
+    ways: list[Way]
+
+    @property
+    def label(self) -> str:
+        return subject_label(self.subject)
+
+    def row(self) -> list[str]:
+        return [
+            self.label,
+            "; ".join(w.via for w in self.ways),
+            "; ".join(dict.fromkeys(w.role_text for w in self.ways)),
+            ", ".join(dict.fromkeys(w.scope for w in self.ways)),
+        ]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **plain_subject(self.subject),
+            "ways": [{"binding": binding_dict(w.binding), "scope": w.scope} for w in self.ways],
+        }
+
+
+@dataclass(frozen=True)
 class WhoCan:
-    """The answer to who-can: distinct subjects, and every grant with its binding."""
+    """The answer to who-can, as Kubernetes' subject locator gives it: for a request without
+    a namespace (cluster-scoped, or across all namespaces) only ClusterRoleBindings and the
+    privileged groups count; with a namespace, that namespace's RoleBindings too.
+    ``namespaced`` (asked for) holds the subjects allowed only in some namespaces."""
 
     attributes: Attributes
     grants: list[SubjectGrant]
+    namespaced: list[SubjectGrant] = field(default_factory=list)
+
+    def allowed(self) -> list[Allowed]:
+        return _by_subject(self.grants)
+
+    def only_in_namespaces(self) -> list[Allowed]:
+        """Subjects a RoleBinding allows in its namespace that the answer does not name."""
+        named = {subject_key(g.subject) for g in self.grants}
+        return _by_subject([g for g in self.namespaced if subject_key(g.subject) not in named])
 
     def subjects(self) -> list[dict[str, str]]:
-        seen: dict[tuple[str, str, str], dict[str, str]] = {}
-        for grant in self.grants:
-            seen.setdefault(subject_key(grant.subject), plain_subject(grant.subject))
-        return list(seen.values())
+        return [plain_subject(a.subject) for a in self.allowed()]
 
     def bindings(self) -> list[dict[str, object]]:
         seen: dict[int, dict[str, object]] = {}
@@ -86,31 +139,41 @@ class WhoCan:
         return list(seen.values())
 
     def rows(self) -> list[list[str]]:
-        rows = []
-        for grant in self.grants:
-            if grant.binding is None:
-                rows.append(
-                    [subject_label(grant.subject), "privileged group", "(bypasses RBAC)", "all"]
-                )
-                continue
-            scope = grant.binding.namespace or "cluster-wide"
+        return [a.row() for a in self.allowed()]
+
+
+def _by_subject(grants: Iterable[SubjectGrant]) -> list[Allowed]:
+    out: dict[tuple[str, str, str], Allowed] = {}
+    for grant in grants:
+        entry = out.setdefault(
+            subject_key(grant.subject), Allowed(plain_subject(grant.subject), [])
+        )
+        if grant.binding is None:
+            way = Way(None, "(bypasses RBAC)")
+        else:
             assert grant.role is not None
-            rows.append(
-                [
-                    subject_label(grant.subject),
-                    grant.binding.describe(),
-                    grant.role.describe(),
-                    scope,
-                ]
-            )
-        return rows
+            way = Way(grant.binding, grant.role.describe())
+        if any(w.binding is way.binding for w in entry.ways):
+            continue  # the same binding (or privileged group) naming the subject twice
+        entry.ways.append(way)
+    return list(out.values())
 
 
-def who_can(snapshot: RBACSnapshot, attributes: Attributes) -> WhoCan:
-    """``AllowedSubjects``; without a namespace, RoleBindings of every namespace count (each
-    in its own namespace, which the answer's scope column shows)."""
-    grants = snapshot.subjects_who_can(attributes, all_namespaces=not attributes.namespace)
-    return WhoCan(attributes, grants)
+def who_can(
+    snapshot: RBACSnapshot, attributes: Attributes, *, in_namespaces: bool = False
+) -> WhoCan:
+    """``AllowedSubjects`` of the request. Without a namespace, RoleBindings do not allow it
+    (Kubernetes checks a cluster-scoped or all-namespaces request against ClusterRoleBindings
+    only); ``in_namespaces`` adds, apart, who a RoleBinding allows in its own namespace."""
+    grants = snapshot.subjects_who_can(attributes)
+    namespaced: list[SubjectGrant] = []
+    if in_namespaces and not attributes.namespace:
+        namespaced = [
+            g
+            for g in snapshot.subjects_who_can(attributes, all_namespaces=True)
+            if g.binding is not None and g.binding.kind == "RoleBinding"
+        ]
+    return WhoCan(attributes, grants, namespaced)
 
 
 # --- matrix ----------------------------------------------------------------------------------

@@ -1,6 +1,11 @@
 """Recordings in the plugin's own tables: metadata in columns, the events as one gzip
 blob, retention rules, and the log of who viewed what.
 
+At rest the blob is compressed, then sealed with the plugin's
+:class:`~clustercord_sdk.services.Sealer` (the kernel's, derived from its data key): the
+database file holds neither the output nor its gzip stream. Rows stored before sealing
+(a bare gzip stream) are still read; a store without a sealer (a unit test's) stores gzip.
+
 Every write is one statement or one ``atomic()`` block on the kernel's SQLite database
 (WAL, ``synchronous=FULL``): a recording is stored whole or not at all, even if the
 process dies halfway.
@@ -18,6 +23,8 @@ from typing import Any, TypeVar
 
 from clustercord_builtins.terminal.formats import timeline
 from clustercord_builtins.terminal.recording import Recording, SessionInfo
+from clustercord_sdk.errors import CommandError
+from clustercord_sdk.services import Sealer
 
 RECORDINGS = "recordings"
 RETENTION = "retention"
@@ -107,16 +114,34 @@ def pack(rec: Recording) -> bytes:
     return gzip.compress(text.encode(), compresslevel=9, mtime=0)
 
 
-def unpack(blob: bytes) -> dict[str, Any]:
+def unpack(blob: bytes, sealer: Sealer | None = None) -> dict[str, Any]:
+    """The payload of a stored blob: sealed (opened with ``sealer``) or a bare gzip stream
+    (a row stored before recordings were sealed)."""
+    blob = bytes(blob)
+    if not blob.startswith(_GZIP):
+        if sealer is None:
+            raise CommandError("this recording is sealed and this store has no sealer to open it")
+        blob = sealer.open(blob)
     payload: dict[str, Any] = json.loads(gzip.decompress(blob))
     return payload
+
+
+_GZIP = b"\x1f\x8b"
 
 
 class Recordings:
     """The recordings of one plugin store."""
 
-    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        sealer: Sealer | None = None,
+    ) -> None:
         self.store = store
+        # The kernel's store carries the plugin's sealer (the same as ``ctx.sealer``).
+        self.sealer: Sealer | None = sealer or getattr(store, "sealer", None)
         self._clock = clock
         self._table = store.table(RECORDINGS)
         self._db = self._table.db
@@ -130,6 +155,8 @@ class Recordings:
     def save(self, rec: Recording) -> Summary:
         """Store ``rec``, replacing an earlier version of the same id."""
         blob = pack(rec)
+        if self.sealer is not None:
+            blob = self.sealer.seal(blob)
         # A column for each field (``command`` as JSON) but those in the blob, and the two
         # counts a summary shows without opening it.
         row = {f.name: getattr(rec, f.name) for f in fields(rec) if f.name not in _PACKED}
@@ -146,7 +173,7 @@ class Recordings:
         rows = self._select("*", "id = ?", [id], limit=1)
         if not rows:
             return None
-        payload = unpack(rows[0]["data"])
+        payload = unpack(rows[0]["data"], self.sealer)
         return _load(
             Recording,
             rows[0],

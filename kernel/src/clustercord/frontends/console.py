@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -331,8 +332,10 @@ class ConsoleRenderer:
         while True:
             candidate = self.files_dir / (f"{stem}-{counter}{suffix}" if counter else name)
             try:
-                # "x" mode creates atomically, so two writers cannot clobber each other.
-                with open(candidate, "xb") as handle:
+                # O_EXCL creates atomically, so two writers cannot clobber each other; 0600:
+                # what a reply carries (a report, a recording) is the operator's alone.
+                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
                     handle.write(file.data)
                 break
             except FileExistsError:

@@ -21,6 +21,23 @@ What holds (tested in ``tests/isolation``), and what does not:
   only in the kernel's process; what the plugin reaches is an allowlist of requests (store,
   Kubernetes as its own ServiceAccount and for the invoking user, send, confirm, scheduler,
   approvals, audit, notifier, log), each checked by the kernel as for an in-process plugin.
+- Its tables: ``ctx.store.table(name)`` is ``<plugin>__<name>`` in the kernel, each operation
+  a request; keyword arguments that take SQL are refused, ``where``/``select``/``order_by``
+  run on the store's read-only connection that sees only the plugin's tables, and
+  ``delete_where`` on a connection whose authorizer allows reading and deleting that one
+  table. ``storage_migrations`` run in the process against that store; the kernel records
+  each version once its step succeeded (no transaction spans the pipe: a step that fails
+  midway runs again at the next activation) and a failure disables the plugin, saying so.
+- ``ctx.kubernetes.exec`` and ``conversations``: the kernel opens them (exec as the plugin's
+  identity, checked as in-process; a conversation for the invocation of the call in flight,
+  never one the plugin describes) and holds them by handle for that process only (16 at
+  most); they are closed when the process ends. ``identity-map`` and ``cluster-registry``
+  are served read-only. ``plugin-admin`` and ``approvals-admin`` are refused at activation,
+  naming the in-process tier.
+- A restarted process runs ``on_enable`` again before the call that restarted it.
+- The in-process tier for a plugin that is not a builtin: its manifest asks for capability
+  ``in-process`` and an admin granted it (``host.granted_in_process``); ``isolation = "all"``
+  and the ``isolate`` list still isolate it.
 - Its environment is scrubbed (no ``KUBECONFIG``, no tokens, no ``CLUSTERCORD_*``), it inherits
   no descriptor of the kernel's but its pipes, and its home, ``TMPDIR`` and working directory
   are ``<data dir>/plugins/<name>/``.

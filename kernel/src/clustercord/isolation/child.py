@@ -28,9 +28,11 @@ reported as a breach of the memory limit and ends the process.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import contextvars
 import ctypes
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -154,11 +156,138 @@ class StoreProxy:
         plain = dict(params) if isinstance(params, Mapping) else list(params)
         return list(self._channel.request("store.query", sql, plain))
 
-    def table(self, name: str) -> Any:
+    def table(self, name: str) -> TableProxy:
+        return TableProxy(self._channel, str(name))
+
+    def transaction(self) -> Any:
         raise CommandError(
-            "ctx.store.table() is not available to an isolated plugin yet: use get, set, "
-            "keys and query"
+            "ctx.store.transaction() is not available to an isolated plugin: each table "
+            "call is atomic on its own"
         )
+
+
+_COLUMN_TYPES = {str: "TEXT", int: "INTEGER", float: "FLOAT", bytes: "BLOB", bool: "INTEGER"}
+
+
+def _column_type(value: Any) -> Any:
+    """A column type as it crosses the pipe: Python types become SQLite's names."""
+    if isinstance(value, type):
+        return _COLUMN_TYPES.get(value, "TEXT")
+    return value
+
+
+class TableProxy:
+    """``ctx.store.table(name)``: the plugin's table ``<plugin>__<name>``, each operation a
+    request the kernel serves on that table only (the subset of ``sqlite_utils.db.Table``
+    plugins use: create, insert, upsert, update, get, rows, rows_where, count, delete ...).
+    SQL fragments (``where``, ``select``, ``order_by``) run on the kernel's read-only
+    connection that sees this plugin's tables alone."""
+
+    def __init__(self, channel: Channel, name: str) -> None:
+        self._channel = channel
+        self._name = name
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.request(f"table.{method}", self._name, *args, **kwargs)
+
+    @property
+    def name(self) -> str:
+        return str(self._call("name"))
+
+    def exists(self) -> bool:
+        return bool(self._call("exists"))
+
+    @property
+    def count(self) -> int:
+        return int(self._call("count"))
+
+    def count_where(self, where: str | None = None, where_args: Any = None) -> int:
+        return int(self._call("count_where", where, _params(where_args)))
+
+    @property
+    def columns_dict(self) -> dict[str, str]:
+        return dict(self._call("columns_dict"))
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.rows_where()
+
+    def rows_where(
+        self,
+        where: str | None = None,
+        where_args: Any = None,
+        order_by: str | None = None,
+        select: str = "*",
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return list(
+            self._call(
+                "rows_where",
+                where,
+                _params(where_args),
+                order_by=order_by,
+                select=select,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    def get(self, pk_values: Any) -> dict[str, Any]:
+        found = self._call("get", pk_values)
+        if found is None:
+            from sqlite_utils.db import NotFoundError
+
+            raise NotFoundError(f"no row {pk_values!r} in {self._name}")
+        return dict(found)
+
+    def create(self, columns: Mapping[str, Any], **kwargs: Any) -> TableProxy:
+        self._call("create", {k: _column_type(v) for k, v in columns.items()}, **kwargs)
+        return self
+
+    def create_index(self, columns: Any, **kwargs: Any) -> TableProxy:
+        self._call("create_index", list(columns), **kwargs)
+        return self
+
+    def add_column(self, name: str, col_type: Any = None, **kwargs: Any) -> TableProxy:
+        self._call("add_column", name, _column_type(col_type), **kwargs)
+        return self
+
+    def insert(self, record: Mapping[str, Any], **kwargs: Any) -> TableProxy:
+        self._call("insert_all", [dict(record)], **kwargs)
+        return self
+
+    def insert_all(self, records: Any, **kwargs: Any) -> TableProxy:
+        self._call("insert_all", [dict(r) for r in records], **kwargs)
+        return self
+
+    def upsert(self, record: Mapping[str, Any], **kwargs: Any) -> TableProxy:
+        self._call("upsert_all", [dict(record)], **kwargs)
+        return self
+
+    def upsert_all(self, records: Any, **kwargs: Any) -> TableProxy:
+        self._call("upsert_all", [dict(r) for r in records], **kwargs)
+        return self
+
+    def update(
+        self, pk_values: Any, updates: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> TableProxy:
+        self._call("update", pk_values, dict(updates or {}), **kwargs)
+        return self
+
+    def delete(self, pk_values: Any) -> TableProxy:
+        self._call("delete", pk_values)
+        return self
+
+    def delete_where(self, where: str | None = None, where_args: Any = None) -> TableProxy:
+        self._call("delete_where", where, _params(where_args))
+        return self
+
+
+def _params(params: Any) -> Any:
+    if params is None:
+        return []
+    return dict(params) if isinstance(params, Mapping) else list(params)
 
 
 class KubernetesProxy:
@@ -181,10 +310,15 @@ class KubernetesProxy:
         found = self._channel.request(f"{self._service}.target", cluster, namespace)
         return (str(found[0]), str(found[1]))
 
+    async def exec(self, name: str, command: Any, **kwargs: Any) -> ExecProxy:
+        """``pods/exec``: the kernel opens the session as the plugin's identity (checked as
+        in-process); its input and output travel over the pipe."""
+        plain = command if isinstance(command, str) else list(command)
+        opened = await self._channel.arequest(f"{self._service}.exec", name, plain, **kwargs)
+        return ExecProxy(self._channel, int(opened["session"]))
+
     def __getattr__(self, name: str) -> Any:
         if name not in ("version", "get", "list", "create", "patch", "apply", "delete", "logs"):
-            if name == "exec":
-                raise CommandError("ctx.kubernetes.exec is not available to isolated plugins yet")
             raise AttributeError(name)
         method = f"{self._service}.{name}"
 
@@ -193,6 +327,152 @@ class KubernetesProxy:
 
         call.__name__ = name
         return call
+
+
+class ExecProxy:
+    """:class:`clustercord_sdk.kubernetes.ExecSession` whose WebSocket is the kernel's."""
+
+    def __init__(self, channel: Channel, session: int) -> None:
+        self._channel = channel
+        self._session = session
+        self._exit_code: int | None = None
+        self._closed = False
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._exit_code
+
+    async def read(self, timeout: float | None = None) -> tuple[str, bytes] | None:
+        answer = await self._channel.arequest("exec.read", self._session, timeout)
+        if answer.get("exit_code") is not None:
+            self._exit_code = int(answer["exit_code"])
+        if answer.get("timeout"):
+            raise TimeoutError(f"no output within {timeout} s")
+        chunk = answer.get("chunk")
+        if chunk is None:
+            return None
+        return (str(chunk[0]), bytes(chunk[1]))
+
+    def __aiter__(self) -> Any:
+        return self._chunks()
+
+    async def _chunks(self) -> Any:
+        while (chunk := await self.read()) is not None:
+            yield chunk
+
+    async def write(self, data: str | bytes) -> None:
+        await self._channel.arequest("exec.write", self._session, data)
+
+    async def close_stdin(self) -> None:
+        await self._channel.arequest("exec.close_stdin", self._session)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        await self._channel.arequest("exec.resize", self._session, int(cols), int(rows))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        answer = await self._channel.arequest("exec.close", self._session)
+        if isinstance(answer, dict) and answer.get("exit_code") is not None:
+            self._exit_code = int(answer["exit_code"])
+
+    async def __aenter__(self) -> ExecProxy:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class ConversationProxy:
+    """:class:`clustercord_sdk.services.Conversation` held by the kernel."""
+
+    def __init__(self, channel: Channel, handle: int, ident: str) -> None:
+        self._channel = channel
+        self._handle = handle
+        self._id = ident
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    async def send(self, reply: Reply | str) -> str:
+        return str(await self._channel.arequest("conversation.send", self._handle, reply))
+
+    async def receive(self, timeout: float = 60.0) -> Any:
+        return await self._channel.arequest("conversation.receive", self._handle, timeout)
+
+    async def close(self) -> None:
+        await self._channel.arequest("conversation.close", self._handle)
+
+
+class ConversationsProxy:
+    """The ``conversations`` capability: opened where the command in flight came from (the
+    kernel takes the invocation of the call, never one the plugin describes)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    async def open(self, title: str, *, for_invocation: Any = None) -> ConversationProxy:
+        opened = await self._channel.arequest("conversations.open", str(title))
+        return ConversationProxy(self._channel, int(opened["handle"]), str(opened["id"]))
+
+
+class _Identity:
+    def __init__(self, user: str, groups: Any) -> None:
+        self.user = user
+        self.groups = tuple(groups)
+
+    def __repr__(self) -> str:
+        return f"KubernetesIdentity(user={self.user!r}, groups={self.groups!r})"
+
+
+class IdentityMapProxy:
+    """The ``identity-map`` capability, read only: who a Discord user is in Kubernetes."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    def resolve(self, user_id: str, roles: Any = ()) -> _Identity:
+        found = self._channel.request("identity-map.resolve", str(user_id), list(roles))
+        return _Identity(str(found["user"]), found["groups"])
+
+    def discord_ids_of(self, kubernetes_user: str) -> list[str]:
+        return list(self._channel.request("identity-map.discord_ids_of", str(kubernetes_user)))
+
+
+class ClusterRegistryProxy:
+    """The ``cluster-registry`` capability, read only (list, defaults, problems); adding,
+    removing or choosing clusters needs the in-process tier."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        return builtins.list(self._channel.request("cluster-registry.list"))
+
+    def defaults(self, user: str) -> tuple[str | None, str | None]:
+        found = self._channel.request("cluster-registry.defaults", str(user))
+        return (found[0], found[1])
+
+    def problems(self) -> builtins.list[str]:
+        return builtins.list(self._channel.request("cluster-registry.problems"))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("add", "remove", "use"):
+            raise CommandError(
+                f"cluster-registry {name} is not available to an isolated plugin: it needs "
+                "the in-process tier (an admin's in-process grant)"
+            )
+        raise AttributeError(name)
+
+
+SERVICES: dict[str, Callable[[Channel], Any]] = {
+    "conversations": ConversationsProxy,
+    "identity-map": IdentityMapProxy,
+    "cluster-registry": ClusterRegistryProxy,
+}
+"""Capability services an isolated plugin gets (as proxies), by capability."""
 
 
 class SchedulerProxy:
@@ -224,6 +504,20 @@ class ApprovalsProxy:
 
     def pending(self) -> list[Approval]:
         return list(self._channel.request("approvals.pending"))
+
+
+class SealerProxy:
+    """``ctx.sealer``: sealed and opened by the kernel with the plugin's own key (the key
+    never enters the process)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    def seal(self, data: bytes) -> bytes:
+        return bytes(self._channel.request("sealer.seal", bytes(data)))
+
+    def open(self, token: bytes) -> bytes:
+        return bytes(self._channel.request("sealer.open", bytes(token)))
 
 
 class AuditProxy:
@@ -366,6 +660,14 @@ def die_with_parent() -> None:
         os._exit(0)
 
 
+def _sealer(channel: Channel, described: Mapping[str, Any]) -> dict[str, Any]:
+    """``sealer=`` when the kernel gives the plugin one (and the SDK has the field)."""
+    names = {f.name for f in dataclasses.fields(PluginContext)}
+    if described.get("sealer") and "sealer" in names:
+        return {"sealer": SealerProxy(channel)}
+    return {}
+
+
 class Plugin:
     """The imported plugin and how to call it."""
 
@@ -416,6 +718,12 @@ class Plugin:
             notifier=NotifierProxy(channel),
             log=self.log,
             kubernetes=KubernetesProxy(channel),
+            **_sealer(channel, described),
+            services={
+                name: SERVICES[name](channel)
+                for name in described.get("services") or ()
+                if name in SERVICES
+            },
         )
         if described.get("type") != "command":
             return plugin
@@ -451,6 +759,8 @@ class Plugin:
         if ctx is not None:
             args["ctx"] = ctx
         name = str(message.get("name"))
+        if message.get("kind") == "migrate":
+            return await self.migrate(ctx)
         if message.get("kind") == "hook":
             function, names = self.hooks[name]
             kwargs = {k: args[k] for k in names if k in args}
@@ -472,6 +782,35 @@ class Plugin:
         return await loop.run_in_executor(
             self.executor, functools.partial(context.run, function, **kwargs)
         )
+
+    async def migrate(self, ctx: Any) -> list[int]:
+        """``storage_migrations``, run here against the proxied store: the kernel says which
+        version is recorded, each step above it runs in order and the kernel records its
+        version once it has succeeded (a failed step is not recorded: it runs again at the
+        next activation, so steps are written to be re-runnable)."""
+        found = self.hooks.get("storage_migrations")
+        if found is None:
+            return []
+        function, names = found
+        loop = asyncio.get_running_loop()
+        kwargs = {"ctx": ctx} if "ctx" in names else {}
+        steps = function(**kwargs)
+        if inspect.isawaitable(steps):
+            steps = await steps
+        pairs = sorted(((int(v), fn) for v, fn in steps or ()), key=lambda pair: pair[0])
+        current = int(await self.channel.arequest("migrations.version"))
+        applied = []
+        for version, step in pairs:
+            if version <= current:
+                continue
+            context = contextvars.copy_context()
+            await loop.run_in_executor(
+                self.executor, functools.partial(context.run, step, ctx.store)
+            )
+            await self.channel.arequest("migrations.record", version)
+            applied.append(version)
+            current = version
+        return applied
 
 
 async def serve(channel: Channel, plugin: Plugin) -> None:

@@ -3,7 +3,8 @@
 **Who.** Decided by who signed, never by a name alone (:func:`isolates`): a plugin runs in the
 kernel's process only when its signer's pinned key is of kind ``release`` or ``dev`` *and* it
 is one of the builtin entry points shipped with the kernel (``Plugin.builtin``: the entry
-points of ``plugins.discovery.BUILTIN_PLUGINS``).
+points of ``plugins.discovery.BUILTIN_PLUGINS``), or when its manifest asks for capability
+``in-process`` and an admin granted it (:func:`granted_in_process`).
 Every other plugin runs in a child process of its own. The ``isolation`` setting can isolate
 everything (``all``), or, for the testing harness, keep every plugin signed by a ``release``
 or ``dev`` key in-process (``keys``); ``isolate`` names plugins isolated whatever signed them.
@@ -49,6 +50,7 @@ import os
 import queue
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -98,12 +100,13 @@ _SERVED: dict[str, frozenset[str]] = {
     "store": frozenset({"get", "set", "delete", "keys", "query"}),
     "kube": frozenset(
         {"clusters", "target", "version", "get", "list", "create", "patch", "apply", "delete"}
-        | {"logs"}
+        | {"logs", "exec"}
     ),
     "scheduler": frozenset({"every", "cron", "cancel", "jobs"}),
     "approvals": frozenset({"request", "get", "pending"}),
     "audit": frozenset({"record"}),
     "notifier": frozenset({"notify"}),
+    "sealer": frozenset({"seal", "open"}),
 }
 """The services a child may call, method by method; nothing else is reachable."""
 _HOOKSPECS = frozenset(
@@ -112,12 +115,49 @@ _HOOKSPECS = frozenset(
     if getattr(getattr(hookspecs, name), f"{hookspecs.PROJECT}_spec", None) is not None
 )
 _SERVED["kube-user"] = _SERVED["kube"]
+_OWN: dict[str, frozenset[str]] = {
+    "table": frozenset(
+        {"name", "exists", "count", "count_where", "columns_dict", "rows_where", "get"}
+        | {"create", "create_index", "add_column", "insert_all", "upsert_all", "update"}
+        | {"delete", "delete_where"}
+    ),
+    "exec": frozenset({"read", "write", "close_stdin", "resize", "close"}),
+    "conversations": frozenset({"open"}),
+    "conversation": frozenset({"send", "receive", "close"}),
+    "identity-map": frozenset({"resolve", "discord_ids_of"}),
+    "cluster-registry": frozenset({"list", "defaults", "problems"}),
+    "migrations": frozenset({"version", "record"}),
+}
+"""Requests served by the host itself (handles, tables, capability services, migrations)."""
+_TABLE_OPTIONS: dict[str, frozenset[str]] = {
+    "create": frozenset({"pk", "not_null", "defaults", "if_not_exists", "column_order"}),
+    "create_index": frozenset({"index_name", "unique", "if_not_exists"}),
+    "add_column": frozenset({"not_null_default"}),
+    "insert_all": frozenset(
+        {"pk", "alter", "ignore", "replace", "column_order", "not_null", "defaults", "hash_id"}
+    ),
+    "upsert_all": frozenset({"pk", "alter", "column_order", "not_null", "defaults", "hash_id"}),
+    "update": frozenset({"alter"}),
+}
+"""Keyword arguments of ``sqlite_utils`` a table request may pass: none of them takes SQL
+(``conversions``, ``foreign_keys`` and the like are refused)."""
+PROXIED_SERVICES = frozenset({"conversations", "identity-map", "cluster-registry"})
+"""Capability services an isolated plugin gets as proxies (read-only parts for the
+identity map and the cluster registry)."""
+IN_PROCESS_ONLY = frozenset({"plugin-admin", "approvals-admin"})
+"""Capabilities that act on the kernel itself: only for plugins in the in-process tier."""
+IN_PROCESS_CAPABILITY = "in-process"
+"""The capability that, once an admin has granted it, runs a plugin in the kernel's process."""
+MAX_HANDLES = 16
+"""Exec sessions and conversations one process may hold open at once."""
 
 
 def isolates(plugin: Plugin, settings: Settings) -> bool:
     """Whether ``plugin`` runs in a process of its own (see the module's docstring)."""
     if plugin.name in settings.isolate or settings.isolation == "all":
         return True
+    if granted_in_process(plugin):
+        return False
     kind = plugin.verified.signer.kind if plugin.verified is not None else None
     if kind not in IN_PROCESS_KEYS:
         return True
@@ -126,6 +166,17 @@ def isolates(plugin: Plugin, settings: Settings) -> bool:
     # A builtin: one of the kernel's entry points (plugins.discovery.BUILTIN_PLUGINS), in the
     # builtin distribution, signed by a release or development key (PluginManager._is_builtin).
     return not plugin.builtin
+
+
+def granted_in_process(plugin: Plugin) -> bool:
+    """The manifest asks for the ``in-process`` capability and an admin granted it (the
+    grant machinery of the plugin manager: ``/plugin permissions name:X approve:true``)."""
+    manifest = plugin.manifest
+    return (
+        manifest is not None
+        and IN_PROCESS_CAPABILITY in manifest.capabilities
+        and f"capability:{IN_PROCESS_CAPABILITY}" in plugin.granted
+    )
 
 
 @dataclass(frozen=True)
@@ -198,6 +249,10 @@ class Child:
         self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.sessions: dict[int, Any] = {}
+        self.handles: dict[int, Any] = {}
+        """Exec sessions and conversations the kernel holds for this process, by handle."""
+        self.migrating: set[int] = set()
+        """Calls running ``storage_migrations`` (the only ones that may record a version)."""
         self.ready: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self.alive = True
         self.ending: str | None = None
@@ -231,6 +286,19 @@ class Child:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
         self.outbox.put(None)
+        self._call_soon(self.release)
+
+    def release(self) -> None:
+        """Close what the kernel held for the process (exec sessions, conversations); on
+        the loop."""
+        handles, self.handles = list(self.handles.values()), {}
+        for handle in handles:
+            close = getattr(handle, "close", None)
+            if close is None:
+                continue
+            task = asyncio.ensure_future(_quietly(close()))
+            self.host._tasks.add(task)
+            task.add_done_callback(self.host._tasks.discard)
 
     # -- threads -----------------------------------------------------------------------
     def _call_soon(self, function: Any, *args: Any) -> None:
@@ -300,6 +368,7 @@ class Child:
             future.set_result(message)
 
     def _ended(self, returncode: int | None) -> None:
+        self.release()
         reason = self.ending or describe_end(returncode, self.host.limits)
         if not self.ready.done():
             tail = "; ".join(line for line in list(self.stderr)[-3:] if line)
@@ -308,6 +377,13 @@ class Child:
             if not future.done():
                 future.set_exception(ProcessFailure(reason))
         self.host.ended(self, reason)
+
+
+async def _quietly(work: Any) -> None:
+    try:
+        await work
+    except Exception:  # a session already gone: nothing to release
+        log.debug("closing a handle failed", exc_info=True)
 
 
 @dataclass
@@ -334,6 +410,9 @@ class IsolationHost:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Future[None]] = set()
         self.dropping = settings.isolation_uids is not None and os.geteuid() == 0
+        self.database: Any = None
+        """The kernel's :class:`~clustercord.storage.Database` (set by the plugin manager):
+        migration versions, and ``delete_where`` on a connection of its own."""
         """Whether isolated processes drop to a uid of their own (the kernel is root)."""
 
     def isolates(self, plugin: Plugin) -> bool:
@@ -351,6 +430,14 @@ class IsolationHost:
     async def activate(self, plugin: Plugin, pm: Any) -> None:
         """Start the plugin's process and register its stub with pluggy (``pm``); raises
         ImportError with the child's reason when it cannot load."""
+        assert plugin.manifest is not None
+        kernel_only = sorted(IN_PROCESS_ONLY & set(plugin.manifest.capabilities))
+        if kernel_only:
+            raise ImportError(
+                f"capability {', '.join(kernel_only)} needs the in-process tier, and this "
+                f"plugin runs isolated: an admin can grant it capability "
+                f"{IN_PROCESS_CAPABILITY!r} (declared in its manifest) to run it in-process"
+            )
         self.plugins[plugin.name] = plugin
         self.health[plugin.name] = Health()
         child = await self._spawn(plugin)
@@ -364,9 +451,6 @@ class IsolationHost:
                 raise ImportError(f"implements unknown hooks: {str(hook)[:80]}")
             opts = options if isinstance(options, dict) else {}
             hooks[hook] = {k: opts.get(k) is True for k in ("tryfirst", "trylast")}
-        if "storage_migrations" in hooks:
-            self.stop(plugin.name)
-            raise ImportError("storage_migrations is not available to isolated plugins yet")
         stub = IsolatedPackage(plugin.name, lambda spec, owner: self._handler(plugin, spec, owner))
         for hook, options in hooks.items():
             setattr(stub, hook, self._hook(plugin, hook, options))
@@ -377,6 +461,19 @@ class IsolationHost:
             command.path: stub.handler(command.handler, f"/{command.name}")
             for command in plugin.manifest.commands
         }
+
+    def implements(self, name: str, hook: str) -> bool:
+        plugin = self.plugins.get(name)
+        module = plugin.module if plugin is not None else None
+        return isinstance(module, IsolatedPackage) and callable(getattr(module, hook, None))
+
+    async def migrate(self, plugin: Plugin) -> list[int]:
+        """Run the plugin's ``storage_migrations`` in its process (see ``child.Plugin.migrate``);
+        the versions applied. Raises what the failing step raised."""
+        if not self.implements(plugin.name, "storage_migrations"):
+            return []
+        applied = await self.call(plugin, "migrate", "storage_migrations", {"ctx": plugin.context})
+        return [int(v) for v in applied or ()]
 
     def stop(self, name: str) -> None:
         """End the plugin's process (it was disabled)."""
@@ -480,7 +577,20 @@ class IsolationHost:
                 raise ProcessFailure(f"its process could not restart: {exc}") from None
             health.restarts += 1
             log.info("plugin %s: process restarted (pid %d)", plugin.name, child.pid)
+            await self._reenable(plugin)
             return child
+
+    async def _reenable(self, plugin: Plugin) -> None:
+        """``on_enable`` again in a restarted process: what it set up in the process (its
+        state, handlers it registers) is back before the call that restarted it is sent.
+        A failure is logged and kept as the plugin's reason; the call goes on."""
+        if plugin.context is None or not self.implements(plugin.name, "on_enable"):
+            return
+        try:
+            await self.call(plugin, "hook", "on_enable", {"ctx": plugin.context})
+        except Exception as exc:
+            log.warning("plugin %s: on_enable failed after a restart: %s", plugin.name, exc)
+            plugin.reason = f"on_enable failed after a restart: {type(exc).__name__}: {exc}"
 
     def ended(self, child: Child, reason: str, *, failure: bool = True) -> None:
         """A child's process ended or is being ended (called on the loop)."""
@@ -587,6 +697,8 @@ class IsolationHost:
         future: asyncio.Future[dict[str, Any]] = child.loop.create_future()
         child.pending[ident] = future
         child.sessions[ident] = ctx
+        if kind == "migrate":
+            child.migrating.add(ident)
         try:
             child.send(
                 {
@@ -614,6 +726,7 @@ class IsolationHost:
         finally:
             child.pending.pop(ident, None)
             child.sessions.pop(ident, None)
+            child.migrating.discard(ident)
         if answer.get("ok"):
             self._succeeded(plugin.name)
             return from_wire(answer.get("value"))
@@ -714,6 +827,8 @@ class IsolationHost:
                 raise CommandError("ctx.confirm takes a prompt")
             return session.confirm(confirmation.prompt, danger=confirmation.danger)
         service, _, name = method.partition(".")
+        if name in _OWN.get(service, frozenset()):
+            return self._serve_own(child, plugin_ctx, session, call, service, name, args, kwargs)
         if name not in _SERVED.get(service, frozenset()):
             raise CommandError(f"{method} is not a service an isolated plugin can call")
         target: Any
@@ -726,13 +841,259 @@ class IsolationHost:
             if target is None:
                 raise CommandError(f"plugin {child.name} has no Kubernetes service")
         else:
-            target = getattr(plugin_ctx, service)
+            target = getattr(plugin_ctx, service, None)
+            if target is None:
+                raise CommandError(f"plugin {child.name} has no {service} service")
         function = getattr(target, name)
         try:
             inspect.signature(function).bind(*args, **kwargs)
         except TypeError as exc:
             raise CommandError(f"{method}: {exc}") from None
+        if name == "exec":
+            return self._hold(child, function(*args, **kwargs), "session")
+        if service == "store":
+            try:
+                return function(*args, **kwargs)
+            except sqlite3.Error as exc:  # its SQL: an answer, not a kernel failure
+                raise CommandError(f"{method}: {exc}") from None
         return function(*args, **kwargs)
+
+    async def _hold(self, child: Child, opening: Any, key: str, **more: Any) -> dict[str, Any]:
+        """Open an exec session or a conversation and keep it for the process, by handle."""
+        if len(child.handles) >= MAX_HANDLES:
+            opening.close()  # the coroutine, never awaited
+            raise CommandError(
+                f"plugin {child.name} has {MAX_HANDLES} sessions open already: close some"
+            )
+        held = await opening
+        if not child.alive:
+            await _quietly(held.close())
+            raise CommandError(f"plugin {child.name}'s process ended")
+        handle = next(self._ids)
+        child.handles[handle] = held
+        return {key: handle, **{k: getter(held) for k, getter in more.items()}}
+
+    def _handle(self, child: Child, args: list[Any], kind: type | tuple[type, ...]) -> Any:
+        handle = args[0] if args else None
+        held = child.handles.get(handle) if isinstance(handle, int) else None
+        if held is None or not isinstance(held, kind):
+            raise CommandError("no such session (it was closed, or is not this plugin's)")
+        return held
+
+    def _serve_own(
+        self,
+        child: Child,
+        plugin_ctx: PluginContext,
+        session: Any,
+        call: Any,
+        service: str,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Tables, exec sessions, conversations, read-only capability services, migrations."""
+        if service == "table":
+            if not args or not isinstance(args[0], str):
+                raise CommandError("table: a table name is needed")
+            try:
+                return _table(self.database, plugin_ctx.store, name, args[0], args[1:], kwargs)
+            except (sqlite3.Error, ValueError) as exc:  # its SQL or its name: an answer
+                raise CommandError(f"table {args[0]}: {exc}") from None
+        if service == "migrations":
+            if call not in child.migrating:
+                raise CommandError("migration versions are recorded only while migrating")
+            return self._migration(child.name, name, args)
+        if service == "exec":
+            held = self._handle(child, args, object)
+            if not hasattr(held, "close_stdin"):
+                raise CommandError("no such exec session")
+            return _exec(child, held, args[0], name, args[1:])
+        if service in ("conversations", "conversation"):
+            capability = plugin_ctx.services.get("conversations")
+            if capability is None:
+                raise CommandError(f"plugin {child.name} was not granted conversations")
+            if service == "conversations":
+                if not isinstance(session, CommandContext):
+                    raise CommandError("a conversation is opened for a command in progress")
+                title = str(args[0]) if args else "conversation"
+                opening = capability.open(title, for_invocation=session.invocation)
+                return self._hold(child, opening, "handle", id=lambda held: str(held.id))
+            conversation = self._handle(child, args, object)
+            if not hasattr(conversation, "receive"):
+                raise CommandError("no such conversation")
+            if name == "send":
+                reply = args[1] if len(args) > 1 else None
+                if not isinstance(reply, (Reply, str)):
+                    raise CommandError("conversation.send takes a Reply or a string")
+                return conversation.send(reply)
+            if name == "receive":
+                timeout = args[1] if len(args) > 1 else 60.0
+                if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+                    raise CommandError("conversation.receive: timeout is a number of seconds")
+                return conversation.receive(max(0.0, min(float(timeout), 3600.0)))
+            child.handles.pop(args[0], None)
+            return conversation.close()
+        found = plugin_ctx.services.get(service)
+        if found is None:
+            raise CommandError(f"plugin {child.name} was not granted {service}")
+        function = getattr(found, name)
+        try:
+            inspect.signature(function).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise CommandError(f"{service}.{name}: {exc}") from None
+        return function(*args, **kwargs)
+
+    def _migration(self, plugin: str, name: str, args: list[Any]) -> int | None:
+        database = self.database
+        if database is None:
+            raise CommandError("the kernel keeps no migration versions here")
+        scope = f"plugin:{plugin}"
+        row = database.conn.execute(
+            "SELECT version FROM _migrations WHERE scope = ?", (scope,)
+        ).fetchone()
+        current = int(row[0]) if row else 0
+        if name == "version":
+            return current
+        version = args[0] if args else None
+        if not isinstance(version, int) or isinstance(version, bool) or version <= current:
+            raise CommandError(f"migration version {version!r} is not above {current}")
+        with database.transaction():
+            database.conn.execute(
+                "INSERT INTO _migrations(scope, version) VALUES (?, ?) "
+                "ON CONFLICT(scope) DO UPDATE SET version = excluded.version",
+                (scope, version),
+            )
+        return None
+
+
+async def _exec(child: Child, session: Any, handle: int, name: str, args: list[Any]) -> Any:
+    """One operation on an exec session the kernel holds for the process."""
+    if name == "read":
+        timeout = args[0] if args else None
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+        ):
+            raise CommandError("read: timeout is a number of seconds")
+        try:
+            chunk = await session.read(timeout)
+        except TimeoutError:
+            return {"timeout": True, "exit_code": session.exit_code}
+        return {"chunk": chunk, "exit_code": session.exit_code}
+    if name == "write":
+        data = args[0] if args else None
+        if not isinstance(data, (str, bytes)):
+            raise CommandError("write takes str or bytes")
+        await session.write(data)
+        return None
+    if name == "close_stdin":
+        await session.close_stdin()
+        return None
+    if name == "resize":
+        cols, rows = [*args, 0, 0][:2]
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (cols, rows)):
+            raise CommandError("resize takes two integers")
+        await session.resize(cols, rows)
+        return None
+    child.handles.pop(handle, None)
+    await session.close()
+    return {"exit_code": session.exit_code}
+
+
+def _table(
+    database: Any, store: Any, method: str, short: str, args: list[Any], kwargs: dict[str, Any]
+) -> Any:
+    """One operation on the plugin's table ``short`` (``<plugin>__<short>``: the store
+    prefixes it, so no other table is reachable by name). Writes take keyword arguments of
+    :data:`_TABLE_OPTIONS` only; SQL fragments run on a connection that sees the plugin's
+    tables alone: read-only for reads (``PluginStore.query``), and for ``delete_where`` one
+    whose authorizer allows reading and deleting in that one table."""
+    table = store.table(short)  # ValueError for a name that is not letters, digits, _
+    allowed = _TABLE_OPTIONS.get(method, frozenset())
+    if method == "rows_where":
+        allowed = frozenset({"order_by", "select", "limit", "offset"})
+    refused = sorted(set(kwargs) - allowed)
+    if refused:
+        raise CommandError(f"table.{method}: unsupported arguments {', '.join(refused)}")
+    if method == "name":
+        return table.name
+    if method == "exists":
+        return table.exists()
+    if method == "columns_dict":
+        return {k: getattr(v, "__name__", str(v)) for k, v in table.columns_dict.items()}
+    if method == "count":
+        return table.count if table.exists() else 0
+    if method in ("count_where", "rows_where"):
+        if not table.exists():
+            return 0 if method == "count_where" else []
+        where = args[0] if args else None
+        params = args[1] if len(args) > 1 else []
+        select = "count(*) AS n" if method == "count_where" else kwargs.get("select") or "*"
+        sql = f'SELECT {select} FROM "{short}"'
+        if where:
+            sql += f" WHERE {where}"
+        if method == "rows_where":
+            if kwargs.get("order_by"):
+                sql += f" ORDER BY {kwargs['order_by']}"
+            limit, offset = kwargs.get("limit"), kwargs.get("offset")
+            if not all(v is None or (isinstance(v, int) and v >= 0) for v in (limit, offset)):
+                raise CommandError("rows_where: limit and offset are counts")
+            if limit is not None or offset is not None:
+                sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset or 0)}"
+        rows = store.query(sql, params)
+        return rows[0]["n"] if method == "count_where" else rows
+    if method == "get":
+        from sqlite_utils.db import NotFoundError
+
+        try:
+            return table.get(args[0] if args else None)
+        except NotFoundError:
+            return None
+    if method == "delete_where":
+        # Its own connection, under the lock that serialises the kernel's writers (a
+        # transaction of the shared connection would keep it waiting).
+        with database.lock if database is not None else contextlib.nullcontext():
+            _delete_where(database, table.name, args)
+        return None
+    with store.transaction():
+        if method == "create":
+            table.create(args[0] if args else {}, **kwargs)
+        elif method == "create_index":
+            table.create_index(args[0] if args else [], **kwargs)
+        elif method == "add_column":
+            table.add_column(*args[:2], **kwargs)
+        elif method == "insert_all":
+            table.insert_all(args[0] if args else [], **kwargs)
+        elif method == "upsert_all":
+            table.upsert_all(args[0] if args else [], **kwargs)
+        elif method == "update":
+            table.update(args[0] if args else None, args[1] if len(args) > 1 else {}, **kwargs)
+        else:
+            table.delete(args[0] if args else None)
+    return None
+
+
+def _delete_where(database: Any, full: str, args: list[Any]) -> None:
+    where = args[0] if args else None
+    params = args[1] if len(args) > 1 else []
+    if database is None:
+        raise CommandError("delete_where is not available here")
+    conn = database.connect()
+    try:
+
+        def authorize(action: int, arg1: Any, arg2: Any, dbname: Any, source: Any) -> int:
+            if action in (sqlite3.SQLITE_DELETE, sqlite3.SQLITE_READ):
+                return sqlite3.SQLITE_OK if arg1 == full else sqlite3.SQLITE_DENY
+            if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION):
+                return sqlite3.SQLITE_OK
+            return sqlite3.SQLITE_DENY
+
+        conn.set_authorizer(authorize)
+        sql = f'DELETE FROM "{full}"' + (f" WHERE {where}" if where else "")
+        conn.execute(sql, params)
+    except sqlite3.Error as exc:
+        raise CommandError(f"delete_where: {exc}") from None
+    finally:
+        conn.close()
 
 
 def _describe(ctx: Any) -> dict[str, Any] | None:
@@ -743,9 +1104,16 @@ def _describe(ctx: Any) -> dict[str, Any] | None:
             "config": to_wire(dict(ctx.config)),
             "invocation": to_wire(ctx.invocation),
             "options": to_wire(ctx.options),
+            "services": sorted(PROXIED_SERVICES & set(ctx.plugin.services)),
+            "sealer": getattr(ctx.plugin, "sealer", None) is not None,
         }
     if isinstance(ctx, PluginContext):
-        return {"type": "plugin", "config": to_wire(dict(ctx.config))}
+        return {
+            "type": "plugin",
+            "config": to_wire(dict(ctx.config)),
+            "services": sorted(PROXIED_SERVICES & set(ctx.services)),
+            "sealer": getattr(ctx, "sealer", None) is not None,
+        }
     return None
 
 

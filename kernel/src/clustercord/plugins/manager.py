@@ -243,6 +243,7 @@ class PluginManager:
     async def _activate(self, plugin: Plugin) -> None:
         try:
             if self.isolation is not None and self.isolation.isolates(plugin):
+                self.isolation.database = self.database  # its migrations' versions
                 await self.isolation.activate(plugin, self.pm)  # its stub, registered
                 self._impls.clear()
             else:
@@ -253,7 +254,8 @@ class PluginManager:
             plugin.state, plugin.reason = DISABLED, f"failed to load: {type(exc).__name__}: {exc}"
             return
         plugin.context = self.context_factory(plugin)
-        await self._run_migrations(plugin)
+        if not await self._run_migrations(plugin):
+            return
         result = await self.call_one(plugin, "on_enable", ctx=plugin.context)
         if result is not None and not result.ok:
             self._deactivate(plugin)
@@ -302,13 +304,26 @@ class PluginManager:
         plugin.handlers = {}
         self._impls.clear()
 
-    async def _run_migrations(self, plugin: Plugin) -> None:
+    async def _run_migrations(self, plugin: Plugin) -> bool:
+        """The plugin's storage migrations; false (and the plugin disabled) if an isolated
+        plugin's step failed. An isolated plugin's run in its process, against its proxied
+        store, the kernel recording each version (``IsolationHost.migrate``)."""
+        if isinstance(plugin.module, IsolatedPackage):
+            try:
+                await self.isolation.migrate(plugin)
+            except Exception as exc:
+                self._deactivate(plugin)
+                plugin.state = DISABLED
+                plugin.reason = f"storage migration failed: {type(exc).__name__}: {exc}"
+                return False
+            return True
         result = await self.call_one(plugin, "storage_migrations", ctx=plugin.context)
         if result is None or not result.ok or not result.value:
-            return
+            return True
         store = plugin.context.store if plugin.context else None
         steps = [(version, lambda fn=fn: fn(store)) for version, fn in result.value]
         self.database.migrate(f"plugin:{plugin.name}", steps)
+        return True
 
     # -- admin actions -----------------------------------------------------------------
     def get(self, name: str) -> Plugin:
