@@ -347,6 +347,7 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
     states = {p["name"]: p["state"] for p in json.loads(listed.stdout)["plugins"]}
     assert states == {
         "approvals": "enabled",
+        "audit": "enabled",
         "cluster": "enabled",
         "help": "enabled",
         "plugins": "enabled",

@@ -311,3 +311,93 @@ async def test_a_deploy_killed_midway_is_taken_over_at_once(templates, homelab, 
     assert row["status"] == "deployed"
     assert "statefulset.apps/nats" in homelab.names("killed", "statefulsets")
     assert (await templates.run("/template delete deployment:killed/nats delete_data:true")).ok
+
+
+def kill_midway(tmp_path, namespace: str) -> None:
+    """A deploy of nats into ``namespace``, killed with SIGKILL once its inventory is
+    written: it leaves the release 'deploying' and its Lease held by a dead process."""
+    killed = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(tmp_path / namespace), namespace],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert killed.stdout is not None
+    line = killed.stdout.readline()
+    assert line.strip() == "applying", killed.stderr.read() if killed.stderr else ""
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+
+
+def revisions(homelab, namespace: str) -> list[dict]:
+    secret = json.loads(
+        homelab.kubectl("get", "secret", "clustercord-release-nats", "-n", namespace, "-o", "json")
+    )
+    return json.loads(base64.b64decode(secret["data"]["release"]))["revisions"]
+
+
+async def test_a_deploy_killed_midway_is_interrupted_at_the_next_start(
+    clustercord_harness, homelab, tmp_path
+):
+    kill_midway(tmp_path, "restarted")
+    assert homelab.names("restarted", "leases") == {
+        "lease.coordination.k8s.io/clustercord-lock-nats"
+    }
+    assert [r["status"] for r in revisions(homelab, "restarted")] == ["deploying"]
+
+    # The bot starts again: before any command, the release is marked and the Lease is gone.
+    clustercord_harness.add_builtins(["templates", "cluster"])
+    await clustercord_harness.start()
+    plugin = clustercord_harness.plugin("templates")
+    assert plugin.state == "enabled", plugin.reason
+    (revision,) = revisions(homelab, "restarted")
+    assert revision["status"] == "interrupted"
+    assert revision["reason"].startswith("the install that left it 'deploying' died: process ")
+    assert homelab.names("restarted", "leases") == set()
+    history = [
+        (r["action"], r["status"], r["by"])
+        for r in plugin.context.store.table("history").rows_where("namespace = ?", ["restarted"])
+    ]
+    assert history == [("install", "interrupted", "clustercord")]
+
+    listed = await clustercord_harness.run("/template list-deployed")
+    (row,) = [d for d in listed.reply.data["deployments"] if d["namespace"] == "restarted"]
+    assert row["status"] == "interrupted"
+    # Deploying again goes ahead over what the killed deploy applied.
+    retried = await clustercord_harness.run(
+        "/template deploy template:nats namespace:restarted wait:false"
+    )
+    assert retried.ok, retried.text
+    assert [r["status"] for r in revisions(homelab, "restarted")] == ["deployed"]
+    assert (
+        await clustercord_harness.run("/template delete deployment:restarted/nats delete_data:true")
+    ).ok
+
+
+async def test_a_release_whose_holder_lives_is_left_alone_at_start(
+    clustercord_harness, homelab, tmp_path
+):
+    killed = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(tmp_path / "alive"), "alive"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert killed.stdout is not None
+        assert killed.stdout.readline().strip() == "applying"
+        clustercord_harness.add_builtins(["templates", "cluster"])
+        await clustercord_harness.start()  # the deploy still runs: its state is its own
+        assert [r["status"] for r in revisions(homelab, "alive")] == ["deploying"]
+        assert homelab.names("alive", "leases") == {
+            "lease.coordination.k8s.io/clustercord-lock-nats"
+        }
+    finally:
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+    await clustercord_harness.restart()  # now it is dead: interrupted
+    assert [r["status"] for r in revisions(homelab, "alive")] == ["interrupted"]
+    assert homelab.names("alive", "leases") == set()
+    assert (
+        await clustercord_harness.run("/template delete deployment:alive/nats delete_data:true")
+    ).ok

@@ -29,7 +29,7 @@ from clustercord.plugins.manager import Plugin, PluginManager
 from clustercord.policy import AccessPolicy
 from clustercord.secretbox import DataKey
 from clustercord.services.approvals import ApprovalService
-from clustercord.services.audit import AuditLog
+from clustercord.services.audit import AuditLog, AuditReader
 from clustercord.services.conversations import ConversationHub
 from clustercord.services.notifications import OutboxNotifier
 from clustercord.services.scheduler import SchedulerService
@@ -136,6 +136,7 @@ class Kernel:
                 name: service
                 for name, service in (
                     ("approvals-admin", self.approvals),
+                    ("audit-read", AuditReader(self.audit)),
                     ("cluster-registry", ClusterAdmin(lambda: self.kubernetes.registry)),
                     ("identity-map", self.kubernetes.identities),
                     ("conversations", self.conversations.for_plugin(plugin.name)),

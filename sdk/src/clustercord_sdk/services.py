@@ -146,6 +146,78 @@ class Audit(Protocol):
     ) -> None: ...
 
 
+@dataclass
+class AuditCheck:
+    """What :meth:`AuditReader.verify` found."""
+
+    ok: bool
+    """No tampering (warnings do not count)."""
+    count: int
+    head: str | None
+    """The MAC of the last entry (``None`` for an empty log)."""
+    problems: list[str] = field(default_factory=list)
+    """Tampering: entries edited, removed, reordered or re-chained."""
+    warnings: list[str] = field(default_factory=list)
+    """Not tampering: a call started with no result recorded (killed midway, or running)."""
+    last_seq: int = 0
+
+
+class AuditReader(Protocol):
+    """The kernel's audit log, read-only; given to plugins with the ``audit-read`` capability.
+
+    An entry is a dict with the log's columns: ``seq``, ``ts``, ``actor``
+    (``discord:<id>``, ``console:<user>``, ``scheduler``), ``action``, ``plugin``,
+    ``cluster``, ``namespace``, ``options`` (secrets already masked), ``result`` (``ok``,
+    ``error``, ``denied``, ``cancelled`` or ``started``), ``message``, ``duration_ms`` and
+    ``intent_seq`` (in a result, the seq of its ``started`` intent). :meth:`rows` and
+    :meth:`count` take the same filters and see one entry per call: its result, or its
+    intent while it has none (``result="started"``: started, no result).
+    """
+
+    def rows(
+        self,
+        *,
+        since_seq: int = 0,
+        upto_seq: int | None = None,
+        since_ts: float | None = None,
+        plugin: str | None = None,
+        actor: str | None = None,
+        result: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> builtins.list[dict[str, Any]]:
+        """Entries with ``since_seq < seq <= upto_seq``, newest first. ``actor`` matches the
+        whole actor or the user after its front end (``1234`` matches ``discord:1234``).
+        Intents count as answered only by results up to ``upto_seq``, so pages of one
+        ``upto_seq`` stay one consistent view while the log grows."""
+        ...
+
+    def count(
+        self,
+        *,
+        since_seq: int = 0,
+        upto_seq: int | None = None,
+        since_ts: float | None = None,
+        plugin: str | None = None,
+        actor: str | None = None,
+        result: str | None = None,
+    ) -> int:
+        """How many entries :meth:`rows` would give without a limit."""
+        ...
+
+    def entry(self, seq: int) -> dict[str, Any] | None:
+        """The row ``seq`` as stored (an intent or a result), or ``None``."""
+        ...
+
+    def head_seq(self) -> int:
+        """The seq of the last row (0 for an empty log)."""
+        ...
+
+    def verify(self) -> AuditCheck:
+        """Check the chain (the kernel's ``clustercord audit verify``)."""
+        ...
+
+
 class Notifier(Protocol):
     async def notify(
         self, reply: Reply, *, channel: str | None = None, user: str | None = None

@@ -18,6 +18,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -37,7 +38,7 @@ from clustercord_builtins.templates.inventory import (
 )
 from clustercord_builtins.templates.kinds import KINDS, apply_order, describe, kind_of
 from clustercord_builtins.templates.limits import RenderLimits
-from clustercord_builtins.templates.lock import held
+from clustercord_builtins.templates.lock import LEASES, expired, held, holder_dead, lock_name
 from clustercord_builtins.templates.render import MANAGED_BY, MANAGER, Rendered, render_manifests
 from clustercord_builtins.templates.template import TemplateError
 from clustercord_builtins.templates.validation import checks
@@ -46,6 +47,10 @@ from clustercord_sdk.errors import CommandError
 
 FIELD_MANAGER = "clustercord"
 HISTORY_TABLE = "history"
+STUCK = {"deploying": "install", "applying": "upgrade"}
+"""What a release's last revision says while an operation runs (and the action it was), which
+it keeps when the process running it is killed: ``reconcile`` marks those ``interrupted``."""
+INTERRUPTED = "interrupted"
 Progress = Callable[[float, float, str], Awaitable[None]]
 # Objects every namespace has that nobody deploys (the real server creates them).
 _SYSTEM = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
@@ -312,6 +317,7 @@ class Deployer:
                 interrupted = self._installed(again, plan)
                 if interrupted is not None:
                     created_namespace = created_namespace or interrupted.created_namespace
+                if interrupted is not None and interrupted.status == "deploying":
                     self._history(
                         interrupted,
                         "install",
@@ -329,7 +335,7 @@ class Deployer:
         if parent is None:
             return None
         release = Release.from_secret(parent)
-        if release.status == "deploying" and release.revision <= 1:
+        if release.status in ("deploying", INTERRUPTED) and release.revision <= 1:
             # Only a process that died mid-install leaves this: its Lease is taken over when
             # its holder is known dead (lock.py), and the install runs again over what it
             # applied (the same objects, labelled with this deployment's applyset).
@@ -438,6 +444,58 @@ class Deployer:
             },
             alter=True,
         )
+
+    # -- at start ----------------------------------------------------------------------------
+    async def reconcile(self) -> list[tuple[Release, str]]:
+        """Mark ``interrupted`` the releases a killed process left mid-operation on this
+        cluster, and release their Lease; returns each with the reason.
+
+        A release is left alone while its Lease's holder may be alive (this machine's live
+        process, or another machine's before the Lease expires): only a holder known dead
+        (``lock.holder_dead``), an expired Lease, or no Lease at all (nobody is working on
+        it) counts. The state is then changed under the Lease, taken over as a deploy would,
+        after reading the release again: an operation that finished meanwhile is kept.
+        """
+        done = []
+        for release, _ in await self.releases():
+            if release.status not in STUCK:
+                continue
+            leases = await self.kube.list(
+                LEASES,
+                namespace=release.namespace,
+                field_selector=f"metadata.name={lock_name(release.release)}",
+                cluster=self.cluster,
+            )
+            if not leases:
+                why = "no process holds its lock"
+            elif (dead := holder_dead(leases[0])) is not None:
+                why = dead
+            elif expired(leases[0], datetime.now(UTC)):
+                why = "its lock expired"
+            else:
+                continue  # its holder may still be working on it
+            try:
+                async with held(
+                    self.kube, self.cluster, release.namespace, release.release, self.by
+                ):
+                    found = await self.kube.list(
+                        "secrets",
+                        namespace=release.namespace,
+                        field_selector=f"metadata.name={parent_name(release.release)}",
+                        cluster=self.cluster,
+                    )
+                    current = Release.from_secret(found[0]) if found else None
+                    if current is None or current.status not in STUCK:
+                        continue  # finished (or deleted) meanwhile
+                    action = STUCK[current.status]
+                    reason = f"the {action} that left it {current.status!r} died: {why}"
+                    current.revisions[-1].update(status=INTERRUPTED, reason=reason)
+                    await self._apply(current.to_secret())
+                    self._history(current, action, INTERRUPTED, reason=reason)
+                    done.append((current, reason))
+            except CommandError:
+                continue  # taken by an operation that just started: it will take it over
+        return done
 
     # -- reading back ------------------------------------------------------------------------
     async def releases(self, namespace: str | None = None) -> list[tuple[Release, dict[str, Any]]]:

@@ -32,7 +32,12 @@ import pluggy
 
 from clustercord.config import Settings
 from clustercord.isolation.stub import IsolatedPackage
-from clustercord.plugins.discovery import BUILTIN_DISTRIBUTION, BUILTIN_PLUGINS, PluginSource
+from clustercord.plugins.discovery import (
+    BUILTIN_DISTRIBUTION,
+    BUILTIN_PLUGINS,
+    PluginSource,
+    record_mismatch,
+)
 from clustercord.plugins.guard import CallResult, Guard
 from clustercord.plugins.loader import VERIFIED_IMPORTS
 from clustercord.signing import TrustStore, VerificationFailure, Verified, verify_plugin_folder
@@ -157,6 +162,10 @@ class PluginManager:
             plugin.verified = verify_plugin_folder(source.folder, self.trust)
         except VerificationFailure as exc:
             plugin.reason = str(exc)
+            return plugin
+        mismatch = record_mismatch(source, plugin.verified.signed["files"])
+        if mismatch is not None:
+            plugin.reason = mismatch
             return plugin
         plugin.builtin = self._is_builtin(plugin)
         manifest = plugin.manifest

@@ -55,6 +55,7 @@ from typing import IO, Any, TypedDict, Unpack
 
 from clustercord.storage import Database
 from clustercord_sdk.errors import CommandError
+from clustercord_sdk.services import AuditCheck
 
 log = logging.getLogger("clustercord.audit")
 
@@ -942,6 +943,112 @@ class _GroupWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class AuditReader:
+    """The :class:`clustercord_sdk.services.AuditReader` of ``audit-read`` plugins: the log
+    read-only, one entry per call (see the Protocol), and :meth:`AuditLog.verify`."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    def _where(
+        self,
+        since_seq: int,
+        upto_seq: int | None,
+        since_ts: float | None,
+        plugin: str | None,
+        actor: str | None,
+        result: str | None,
+    ) -> tuple[str, list[Any]]:
+        clauses, params = ["seq > ?"], [int(since_seq)]
+        if upto_seq is not None:
+            clauses.append("seq <= ?")
+            params.append(int(upto_seq))
+        if since_ts is not None:
+            clauses.append("ts >= ?")
+            params.append(float(since_ts))
+        if plugin:
+            clauses.append("plugin = ?")
+            params.append(plugin)
+        if actor:
+            clauses.append("(actor = ? OR substr(actor, instr(actor, ':') + 1) = ?)")
+            params += [actor, actor]
+        if result:
+            clauses.append("result = ?")
+            params.append(result)
+        # An intent answered by a result (up to upto_seq) is that result's entry.
+        answered = "SELECT intent_seq FROM _audit WHERE intent_seq IS NOT NULL"
+        if upto_seq is not None:
+            answered += " AND seq <= ?"
+            params.append(int(upto_seq))
+        clauses.append(f"NOT (result = '{STARTED}' AND seq IN ({answered}))")
+        return " AND ".join(clauses), params
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        database = self._log._database
+        with database.lock:  # not inside another thread's transaction on the shared connection
+            return database.conn.execute(sql, params).fetchall()
+
+    def _row(self, values: Sequence[Any]) -> dict[str, Any]:
+        row = dict(zip(_COLUMNS, values, strict=True))
+        try:
+            row["options"] = json.loads(row["options"]) if row["options"] else {}
+        except ValueError:
+            pass  # left as text: verify() reports the row as edited
+        return row
+
+    def rows(
+        self,
+        *,
+        since_seq: int = 0,
+        upto_seq: int | None = None,
+        since_ts: float | None = None,
+        plugin: str | None = None,
+        actor: str | None = None,
+        result: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        where, params = self._where(since_seq, upto_seq, since_ts, plugin, actor, result)
+        sql = (
+            f"SELECT {', '.join(_COLUMNS)} FROM _audit WHERE {where} "
+            "ORDER BY seq DESC LIMIT ? OFFSET ?"
+        )
+        found = self._select(sql, [*params, max(0, int(limit)), max(0, int(offset))])
+        return [self._row(values) for values in found]
+
+    def count(
+        self,
+        *,
+        since_seq: int = 0,
+        upto_seq: int | None = None,
+        since_ts: float | None = None,
+        plugin: str | None = None,
+        actor: str | None = None,
+        result: str | None = None,
+    ) -> int:
+        where, params = self._where(since_seq, upto_seq, since_ts, plugin, actor, result)
+        return int(self._select(f"SELECT count(*) FROM _audit WHERE {where}", params)[0][0])
+
+    def entry(self, seq: int) -> dict[str, Any] | None:
+        found = self._select(f"SELECT {', '.join(_COLUMNS)} FROM _audit WHERE seq = ?", [int(seq)])
+        return self._row(found[0]) if found else None
+
+    def head_seq(self) -> int:
+        return self._log.head().seq
+
+    def verify(self) -> AuditCheck:
+        with self._log._database.lock:
+            found = self._log.verify()
+        return AuditCheck(
+            ok=found.ok,
+            count=found.count,
+            head=found.head,
+            problems=list(found.problems),
+            warnings=list(found.warnings),
+            last_seq=found.last_seq,
+        )
 
 
 class PluginAudit:

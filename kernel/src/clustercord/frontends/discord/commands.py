@@ -333,9 +333,9 @@ def lightbulb_commands(
     for payload in payloads:
         extra: dict[str, Any] = {}
         if "default_member_permissions" in payload:
-            extra["default_member_permissions"] = hikari.Permissions(
-                int(payload["default_member_permissions"])
-            )
+            # Discord wants a string of the bit set: hikari would send a Permissions as a
+            # JSON number, so the string is handed on as is (lightbulb only passes it on).
+            extra["default_member_permissions"] = str(payload["default_member_permissions"])
         if "contexts" in payload:
             extra["contexts"] = [hikari.ApplicationContextType(c) for c in payload["contexts"]]
         options = payload.get("options") or []
