@@ -407,7 +407,7 @@ async def test_every_kind_of_call_writes_its_intent_before_the_plugin_runs(
     async def ask(confirmation):
         return True
 
-    await kernel.dispatcher.act(
+    await kernel.door.action(
         Invocation(user_id="console", command=("probe",)),
         plugin="probe",
         action="actions:go",

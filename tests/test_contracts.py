@@ -84,6 +84,18 @@ MEMBERS = {
         {"clustercord_hello", "clustercord_sdk"},
         {},
     ),
+    # A plugin's own tests see what a third-party plugin's would: the SDK and the testing kit
+    # (which reaches the kernel for them), never the kernel itself.
+    "builtin_plugins/tests": (
+        "builtin_plugins/tests",
+        {"clustercord_builtins", "clustercord_sdk", "clustercord_testing"},
+        {},
+    ),
+    "examples/hello-plugin/tests": (
+        "examples/hello-plugin/tests",
+        {"clustercord_hello", "clustercord_sdk", "clustercord_testing"},
+        {},
+    ),
 }
 
 

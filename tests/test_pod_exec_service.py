@@ -99,13 +99,8 @@ NOSY_ACCOUNT = "system:serviceaccount:clustercord-system:plugin-nosy"
 def cluster(sandbox_cluster):
     cluster = sandbox_cluster()
     cluster.apply(CLUSTER)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        phase = cluster.kubectl("get", "pod", POD, "-o", "jsonpath={.status.phase}").stdout
-        if phase == "Running":
-            return cluster
-        time.sleep(0.1)
-    raise AssertionError(f"pod {POD} never ran")
+    cluster.wait_running(POD)
+    return cluster
 
 
 @pytest.fixture

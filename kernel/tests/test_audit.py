@@ -10,7 +10,6 @@ import io
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,34 +26,12 @@ from clustercord.services.audit import (
 )
 from clustercord.storage import Database
 
+from .conftest import MISMATCH, Clock, raw
+
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 # A fake key block, split so that secret scanners do not take this file for a leak.
 _MARK = "RSA " + "PRIVATE KEY-----"
 PEM = f"-----BEGIN {_MARK}\nMIIEowIBAAKCAQEA\nabcdef==\n-----END {_MARK}"
-
-
-MISMATCH = "seq {}: MAC mismatch (row edited, or the chain recomputed without the key)"
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        self.now += 1.5
-        return self.now
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "cc.db"
-
-
-@pytest.fixture
-def audit(path: Path) -> Iterator[AuditLog]:
-    log = AuditLog(Database(path), clock=Clock())
-    yield log
-    log.close()  # the writer thread arecord starts
 
 
 def fill(audit: AuditLog, count: int = 5) -> list[dict]:
@@ -70,17 +47,6 @@ def fill(audit: AuditLog, count: int = 5) -> list[dict]:
         )
         for n in range(1, count + 1)
     ]
-
-
-def raw(path: Path, *statements: str) -> None:
-    """Tamper with the file directly, as someone with shell access could."""
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TRIGGER IF EXISTS _audit_no_update")
-    conn.execute("DROP TRIGGER IF EXISTS _audit_no_delete")
-    for statement in statements:
-        conn.execute(statement)
-    conn.commit()
-    conn.close()
 
 
 def test_rows_are_chained_and_verify(audit: AuditLog) -> None:

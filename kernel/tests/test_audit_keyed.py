@@ -8,7 +8,6 @@ import hashlib
 import json
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,28 +29,7 @@ from clustercord.services.audit import (
 )
 from clustercord.storage import Database
 
-MISMATCH = "seq {}: MAC mismatch (row edited, or the chain recomputed without the key)"
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        self.now += 1.5
-        return self.now
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "clustercord.db"
-
-
-@pytest.fixture
-def audit(path: Path) -> Iterator[AuditLog]:
-    log = AuditLog(Database(path), clock=Clock())
-    yield log
-    log.close()
+from .conftest import MISMATCH, raw
 
 
 def fill(audit: AuditLog, count: int = 5) -> list[dict]:
@@ -59,17 +37,6 @@ def fill(audit: AuditLog, count: int = 5) -> list[dict]:
         audit.record(f"pod restart {n}", actor="u-alice", plugin="pods", options={"n": n})
         for n in range(1, count + 1)
     ]
-
-
-def raw(path: Path, *statements: str, params: list[tuple] | None = None) -> None:
-    """Tamper with the file directly, triggers dropped, as someone with the file could."""
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TRIGGER IF EXISTS _audit_no_update")
-    conn.execute("DROP TRIGGER IF EXISTS _audit_no_delete")
-    for index, statement in enumerate(statements):
-        conn.execute(statement, (params or [()] * len(statements))[index])
-    conn.commit()
-    conn.close()
 
 
 def reopen(path: Path, **kwargs) -> AuditLog:

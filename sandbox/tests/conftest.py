@@ -138,8 +138,9 @@ def sandbox_with_controllers(
     box.stop()
 
 
-def running_pod(kubectl, name: str) -> None:
-    kubectl("apply", "-f", "-", input=POD.format(name=name))
+def running_pod(kubectl, name: str, manifest: str | None = None) -> None:
+    """Applies ``manifest`` (default: the demo pod named ``name``), waits until it runs."""
+    kubectl("apply", "-f", "-", input=manifest or POD.format(name=name))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         phase = kubectl("get", "pod", name, "-o", "jsonpath={.status.phase}").stdout

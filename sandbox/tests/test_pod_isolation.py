@@ -26,7 +26,7 @@ from clustercord_sandbox.isolation import Limits
 from clustercord_sandbox.store import SandboxStore
 from clustercord_testing.sandbox import process_alive
 
-from .conftest import KUBECTL, kubectl_runner
+from .conftest import KUBECTL, kubectl_runner, running_pod
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 
@@ -90,13 +90,7 @@ def pods(kubeconfig) -> tuple[str, str]:
 
 
 def start_pod(kubectl, name: str, memory: str = "256Mi") -> None:
-    kubectl("apply", "-f", "-", input=POD.format(name=name, memory=memory))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if kubectl("get", "pod", name, "-o", "jsonpath={.status.phase}").stdout == "Running":
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"pod {name} never ran")
+    running_pod(kubectl, name, POD.format(name=name, memory=memory))
 
 
 def sh(kubectl, pod: str, script: str, check: bool = True, container: str = "main"):

@@ -347,7 +347,7 @@ async def test_components_jobs_approvals_and_notifications(clustercord_harness, 
     async def ask(confirmation):
         return True
 
-    pressed = await kernel.dispatcher.act(
+    pressed = await kernel.door.action(
         Invocation(user_id="console", command=("menu",)),
         plugin="flows",
         action="actions:press",

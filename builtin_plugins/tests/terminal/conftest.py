@@ -3,12 +3,10 @@ recorder of a session with clocks a test controls."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from clustercord.storage import Database, PluginStore
 from clustercord_builtins.terminal.recording import Recorder
 
 NOW = 1_705_312_800.0
@@ -16,11 +14,10 @@ NOW = 1_705_312_800.0
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator[PluginStore]:
-    """The ``terminal`` plugin's store on a kernel database of its own, as in production."""
-    database = Database(tmp_path / "clustercord.db")
-    yield PluginStore(database, "terminal")
-    database.close()
+def store(plugin_stores) -> Any:
+    """The ``terminal`` plugin's store on a kernel database of its own, as in production
+    (the testing kit's ``plugin_stores``)."""
+    return plugin_stores.store("terminal")
 
 
 class Clock:

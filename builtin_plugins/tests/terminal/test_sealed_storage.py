@@ -7,8 +7,6 @@ import gzip
 
 import pytest
 
-from clustercord.secretbox import PluginSealer, SecretBox
-from clustercord.storage import PluginStore
 from clustercord_builtins.terminal.storage import Recordings, pack
 from clustercord_sdk.errors import CommandError
 
@@ -16,16 +14,11 @@ from .test_storage import recording
 
 
 @pytest.fixture
-def box(tmp_path) -> SecretBox:
-    return SecretBox.from_settings(tmp_path / "keys", env={})
+def sealed(store, plugin_stores) -> Recordings:
+    return Recordings(store, sealer=plugin_stores.sealer("terminal"))
 
 
-@pytest.fixture
-def sealed(store, box) -> Recordings:
-    return Recordings(store, sealer=PluginSealer("terminal", lambda: box))
-
-
-def test_a_sealed_recording_comes_back_whole_and_is_no_gzip_stream(store, sealed, box):
+def test_a_sealed_recording_comes_back_whole_and_is_no_gzip_stream(store, sealed, plugin_stores):
     rec = recording("seal0001", steps=[("cat notes", "the launch code is 0000\n")])
     summary = sealed.save(rec)
     assert sealed.get("seal0001") == rec
@@ -35,7 +28,7 @@ def test_a_sealed_recording_comes_back_whole_and_is_no_gzip_stream(store, sealed
     assert [m.text for m in sealed.search("launch")] == ["the launch code is 0000"]
     # Another plugin's sealer, on the same data key, cannot open it.
     with pytest.raises(CommandError, match="sealed by another plugin"):
-        Recordings(store, sealer=PluginSealer("cluster", lambda: box)).get("seal0001")
+        Recordings(store, sealer=plugin_stores.sealer("cluster")).get("seal0001")
     # Nor can a store without a sealer.
     with pytest.raises(CommandError, match="sealed"):
         Recordings(store).get("seal0001")
@@ -52,8 +45,8 @@ def test_a_row_stored_before_sealing_is_still_read(store, sealed):
     assert not blob.startswith(b"\x1f\x8b") and sealed.get("old00001") == rec
 
 
-def test_the_kernels_store_carries_the_sealer(store, box):
-    carrying = PluginStore(store._database, "terminal", PluginSealer("terminal", lambda: box))
+def test_the_kernels_store_carries_the_sealer(store, plugin_stores):
+    carrying = plugin_stores.store("terminal", sealed=True)
     Recordings(carrying).save(recording("carr0001", steps=[("id", "uid=0\n")]))
     blob = store.query("SELECT data FROM recordings WHERE id = 'carr0001'")[0]["data"]
     assert not blob.startswith(b"\x1f\x8b")

@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 
-from clustercord.storage import Database, PluginStore
 from clustercord_builtins.terminal.recording import Recording
 from clustercord_builtins.terminal.storage import DAY, Match, Recordings
+from clustercord_testing.stores import PluginStores
 
 from .conftest import NOW, Clock, recorder
 
@@ -203,14 +203,14 @@ def test_every_view_is_logged_and_outlives_the_recording(store):
 
 # -- durability and size ------------------------------------------------------------------------
 def test_a_saved_recording_survives_the_process_being_killed(tmp_path):
-    path = tmp_path / "clustercord.db"
     code = textwrap.dedent(
         f"""
         import os, signal
-        from clustercord.storage import Database, PluginStore
+        from pathlib import Path
         from clustercord_builtins.terminal.recording import Recording
         from clustercord_builtins.terminal.storage import Recordings
-        recordings = Recordings(PluginStore(Database({str(path)!r}), "terminal"))
+        from clustercord_testing.stores import PluginStores
+        recordings = Recordings(PluginStores(Path({str(tmp_path)!r})).store("terminal"))
         events = [(0.5, "o", "hello\\n"), (1.0, "x", "0")]
         rec = Recording("kill0001", "1", "c", "n", "p", None, ["sh"], 1.0, 80, 24, events)
         recordings.save(rec)
@@ -219,12 +219,12 @@ def test_a_saved_recording_survives_the_process_being_killed(tmp_path):
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == -signal.SIGKILL, run.stderr
-    database = Database(path)
+    stores = PluginStores(tmp_path)
     try:
-        rec = Recordings(PluginStore(database, "terminal")).get("kill0001")
+        rec = Recordings(stores.store("terminal")).get("kill0001")
         assert rec is not None and rec.events == [(0.5, "o", "hello\n"), (1.0, "x", "0")]
     finally:
-        database.close()
+        stores.close()
 
 
 def _noisy_session(size: int) -> tuple[Recording, int]:

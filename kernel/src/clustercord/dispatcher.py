@@ -9,7 +9,7 @@ The command's own steps (resolve the path, parse the options, confirm a destruct
 command, fill forms in place) are here; stamping, the access policy, the call of plugin
 code, its guard, its audit rows (intent, then result) and what it leaves pending go
 through the kernel's one door (:mod:`clustercord.door`), as component actions
-(:meth:`Dispatcher.act`) and jobs do.
+(:meth:`Door.action <clustercord.door.Door.action>`) and jobs do.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from clustercord.door import Door, Kind, Passage
+from clustercord.door import Door, Passage
 from clustercord.plugins.manager import Plugin, PluginManager
 from clustercord_sdk.context import Asker, CommandContext, Invocation, Sender
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
@@ -178,35 +178,6 @@ class Dispatcher:
         )
         await self.door.deliver()
         return outcome
-
-    async def act(
-        self,
-        invocation: Invocation,
-        *,
-        plugin: str,
-        action: str | None,
-        kind: Kind = "action",
-        value: Any = None,
-        values: list[Any] | None = None,
-        fields: dict[str, str] | None = None,
-        send: Sender,
-        ask: Asker,
-        named_command: bool = False,
-    ) -> Passage:
-        """Run a plugin's component handler for a click, a choice or a submitted form
-        (``kind="form"``): through the kernel's door, like every call of plugin code."""
-        return await self.door.action(
-            invocation,
-            plugin=plugin,
-            action=action,
-            kind=kind,
-            value=value,
-            values=values,
-            fields=fields,
-            send=send,
-            ask=ask,
-            named_command=named_command,
-        )
 
     def component_refusal(
         self, invocation: Invocation, plugin: str, *, named_command: bool = False

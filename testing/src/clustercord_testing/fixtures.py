@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from clustercord_testing.harness import KernelHarness, TestSigner
 from clustercord_testing.sandbox import SandboxCluster, sandbox_clusters
+from clustercord_testing.stores import PluginStores
 
 if TYPE_CHECKING:
     from clustercord_testing.fake_discord import FakeDiscord
@@ -33,6 +34,15 @@ def clustercord_harness(tmp_path: Path, clustercord_signer: TestSigner) -> Itera
     harness = KernelHarness(tmp_path / "data", clustercord_signer)
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def plugin_stores(tmp_path: Path) -> Iterator[PluginStores]:
+    """Real plugin stores and sealers (``.store(name, sealed=...)``, ``.sealer(name)``) on a
+    kernel database in ``tmp_path``: a plugin's storage code tested as in production."""
+    stores = PluginStores(tmp_path / "plugin-stores")
+    yield stores
+    stores.close()
 
 
 @pytest.fixture

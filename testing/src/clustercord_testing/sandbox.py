@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,18 @@ class SandboxCluster:
     def apply(self, manifest: str) -> None:
         """``kubectl apply`` of a (multi-document) YAML or JSON manifest."""
         self.kubectl("apply", "-f", "-", input=manifest)
+
+    def wait_running(self, pod: str, namespace: str = "default", timeout: float = 10) -> None:
+        """Returns once ``pod`` is Running; an AssertionError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            phase = self.kubectl(
+                "get", "pod", pod, "-n", namespace, "-o", "jsonpath={.status.phase}"
+            ).stdout
+            if phase == "Running":
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"pod {pod} never ran")
 
 
 def _start(fixture: str, kubeconfig: Path, **server_options: Any) -> SandboxCluster:

@@ -542,7 +542,7 @@ class DiscordFrontend:
             return await self._ask(responder, confirmation)
 
         async def work() -> Reply:
-            passage = await self.kernel.dispatcher.act(
+            passage = await self.kernel.door.action(
                 self._invocation(interaction, component.command, {}),
                 plugin=component.plugin,
                 action=component.state.get("action"),
