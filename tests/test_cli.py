@@ -104,6 +104,18 @@ def test_console_runs_typed_lines_and_keeps_going_after_an_error(site):
     assert "no plugin named 'nope'" in shown
     assert "did you mean /plugin list" in shown
     assert "Every command you can run, with its options" in shown
+    # Piped lines are shown once each (an interactive editor would echo them twice).
+    for line in typed.splitlines()[:3]:
+        assert result.stdout.count(f"clustercord> {line}") == 1, line
+
+
+def test_piped_tables_keep_every_name_whole(site):
+    # Output piped to another program is not 80 columns of wrapped cells: each plugin's
+    # row is one line with its permissions whole, ready for grep.
+    env, _ = site
+    listed = run(env, "run", "/plugin list").stdout
+    rows = [line for line in listed.splitlines() if " templates " in line]
+    assert len(rows) == 1 and "storageclasses.storage.k8s.io" in rows[0]
 
 
 def test_disable_persists_and_audit_verifies_then_detects_an_edit(site):

@@ -170,7 +170,7 @@ def test_progress_only_reply_prints_nothing_on_a_pipe(tmp_path: Path) -> None:
 
 
 def test_progress_draws_a_bar_on_a_terminal(tmp_path: Path) -> None:
-    renderer, console = make(tmp_path, force_terminal=True)
+    renderer, console = make(tmp_path, force_terminal=True, color_system=None)
     renderer.render(Reply(progress=Progress(3, 10, "Copying")))
     assert renderer._bar is not None
     renderer.render(Reply(progress=Progress(10, 10, "Copying")))
@@ -222,3 +222,39 @@ def test_reply_to_json_round_trips() -> None:
     text = reply_to_json(reply)
     assert "héllo" in text
     assert Reply.from_dict(json.loads(text)) == reply
+
+
+PODS = Table(
+    ["Pod", "Status", "Node", "Message"],
+    [
+        ["jellyfin-hgxnx7lmrk-mtpxj", "Running", "worker-1", "ready since the last rollout"],
+        ["group:system:masters-reader", "Pending", "worker-2", "waiting for a volume " * 4],
+    ],
+)
+
+
+def test_a_narrow_terminal_keeps_names_whole_and_cuts_free_text(tmp_path: Path) -> None:
+    renderer, console = make(tmp_path, force_terminal=True, color_system=None)
+    console.width = 80
+    renderer.render(Reply(tables=[PODS]))
+    out = output(console)
+    assert "jellyfin-hgxnx7lmrk-mtpxj" in out and "group:system:masters-reader" in out
+    assert "…" in out  # the long message, not a name
+    assert all(len(line) <= 80 for line in out.splitlines())
+
+
+def test_columns_are_left_out_from_the_right_when_names_do_not_fit(tmp_path: Path) -> None:
+    renderer, console = make(tmp_path, force_terminal=True, color_system=None)
+    console.width = 50
+    renderer.render(Reply(tables=[PODS]))
+    out = output(console)
+    assert "jellyfin-hgxnx7lmrk-mtpxj" in out and "worker-1" not in out
+    assert "2 column(s) left out to fit 50 columns: Node, Message" in " ".join(out.split())
+
+
+def test_piped_output_is_never_cut(tmp_path: Path) -> None:
+    renderer, console = make(tmp_path)  # a file, not a terminal: full width
+    renderer.render(Reply(tables=[PODS]))
+    out = output(console)
+    assert "waiting for a volume " * 3 in out and "…" not in out
+    assert len([line for line in out.splitlines() if "group:system:masters-reader" in line]) == 1

@@ -159,3 +159,18 @@ async def test_ctrl_c_during_a_command_cancels_only_that_command(tmp_path: Path)
     assert seen == ["/slow", "/ping"]
     assert "Interrupted" in console.file.getvalue()  # type: ignore[attr-defined]
     assert signal.getsignal(signal.SIGINT) == before
+
+
+async def test_piped_lines_run_in_order_and_show_once(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    async def dispatch(line: str) -> None:
+        seen.append(line)
+
+    console = Console(file=io.StringIO(), width=100)
+    script = io.StringIO("/ping\n\n/plugin list\nexit\n/never\n")
+    await run_repl(dispatch, lambda: COMMANDS, tmp_path / "h", console, piped=script)
+    assert seen == ["/ping", "/plugin list"]
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert shown.count("/ping") == 1 and shown.count("/plugin list") == 1
+    assert not (tmp_path / "h").exists()  # a script's lines are not the user's history

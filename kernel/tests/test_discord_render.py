@@ -218,3 +218,37 @@ def test_an_image_card_points_at_its_attachment():
 
 def test_table_text_pads_ragged_rows():
     assert table_text(Table(["a"], [["1", "extra"], []])) == "a\n-  -----\n1  extra\n"
+
+
+HOSTILE_FENCES = ["```", "````", "x```@everyone", "``````````", "`` ` ``", "end`"]
+
+
+def _fences_hold(block: str) -> bool:
+    """A code block that opens once and closes once: nothing inside ends it early."""
+    return block.count("```") == 2 and block.startswith("```") and block.endswith("```")
+
+
+def test_a_value_made_of_backticks_cannot_close_a_code_block():
+    # A pod or user value with a run of backticks would end the table's code block and turn
+    # the rest of the reply into Markdown (mentions, links, fake headings).
+    for value in HOSTILE_FENCES:
+        table = render(Reply(tables=[Table(["pod"], [[value]])]))
+        assert _fences_hold(table.content), value
+        assert value in table.content.replace("\u200b", "")
+        data = render(Reply(data={"name": value}))
+        assert _fences_hold(data.content), value
+        rows = [[f"{value}-{n}"] for n in range(600)]
+        (embed,) = render(Reply(tables=[Table(["pod"], rows)])).embeds
+        assert _fences_hold(embed["description"]), value
+
+
+def test_a_wide_table_keeps_names_whole_and_attaches_every_column():
+    rows = [[f"jellyfin-hgxnx7lmrk-{n:05d}", "Running", "worker-1", "ok " * 30] for n in range(3)]
+    message = render(Reply(tables=[Table(["Pod", "Status", "Node", "Message"], rows)]))
+    block = message.content.split("```")[1]
+    assert all(len(line) <= 60 for line in block.splitlines())
+    assert "jellyfin-hgxnx7lmrk-00002" in block and "…" in block
+    wide = render(Reply(tables=[Table(["Pod", "A", "B", "C"], [["p" * 40, "a" * 17, "b", "c"]])]))
+    assert "-# 2 column(s) left out to fit 60 columns: B, C" in wide.content
+    assert "b" in attached_text(wide).split("p" * 40)[1]  # the file has every column
+    assert problems(wide) == []

@@ -107,3 +107,12 @@ async def test_visualize_needs_one_scope_and_a_known_subject(rbac):
     assert both.status != "ok" and "not both" in both.text
     nothing = await rbac.run("/rbac visualize namespace:nowhere format:dot")
     assert nothing.ok and "No bindings to draw" in nothing.text
+
+
+async def test_without_graphviz_visualize_says_how_to_get_it(rbac, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no `dot` anywhere
+    result = await rbac.run("/rbac visualize namespace:media format:png")
+    assert not result.ok
+    assert "Graphviz is not installed" in result.text and "apt-get install graphviz" in result.text
+    dot = await rbac.run("/rbac visualize namespace:media format:dot")
+    assert dot.ok and only_file(dot).name.endswith(".dot")

@@ -312,3 +312,21 @@ spec: {holderIdentity: replica-2, leaseDurationSeconds: 600, acquireTime: "%s"}
     deployed = await templates.run("/template deploy template:nats namespace:busy wait:false")
     assert deployed.ok, deployed.text
     assert homelab.names("busy", "leases") == set()  # released when done
+
+
+async def test_a_release_is_named_as_list_deployed_shows_it(templates, homelab):
+    # list-deployed shows the release name and namespace; a user types the name.
+    for namespace in ("name-a", "name-b"):
+        deployed = await templates.run(
+            f"/template deploy template:nats namespace:{namespace} wait:false"
+        )
+        assert deployed.ok, deployed.text
+    both = await templates.run("/template delete deployment:nats")
+    assert not both.ok
+    assert "2 deployments are named 'nats'" in both.text
+    assert "name-a/nats" in both.text and "name-b/nats" in both.text
+    assert kubectl_names(homelab, "name-a") and kubectl_names(homelab, "name-b")  # untouched
+    assert (await templates.run("/template delete deployment:name-a/nats delete_data:true")).ok
+    only = await templates.run("/template delete deployment:nats delete_data:true")
+    assert only.ok, only.text
+    assert kubectl_names(homelab, "name-b") == set()

@@ -287,7 +287,11 @@ async def _console_async(args: argparse.Namespace) -> int:
     background = asyncio.create_task(kernel.run_background(stop))
     try:
         await run_repl(
-            dispatch_line, admin.commands, kernel.settings.data_dir / "console_history", console
+            dispatch_line,
+            admin.commands,
+            kernel.settings.data_dir / "console_history",
+            console,
+            piped=None if sys.stdin.isatty() else sys.stdin,
         )
     finally:
         stop.set()

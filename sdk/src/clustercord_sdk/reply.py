@@ -9,6 +9,7 @@ Nothing here knows about either front end.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
@@ -16,10 +17,15 @@ ButtonStyle = Literal["primary", "secondary", "success", "danger", "link"]
 
 
 def code_block(text: str, language: str = "") -> str:
-    """``text`` as a chat code block (Markdown fences) that nothing in it can close: a
-    fence inside would end the block early, so a zero-width space defuses it."""
-    defused = text.replace("```", "`\u200b``")
+    """``text`` as a chat code block (Markdown fences) that nothing in it can close: any run
+    of backticks inside (three, four, ten) would end the block early, so a zero-width space
+    goes between every two of them; a trailing backtick is kept off the closing fence by the
+    newline before it."""
+    defused = _BACKTICK_PAIR.sub("`\u200b", text)
     return f"```{language}\n{defused}\n```"
+
+
+_BACKTICK_PAIR = re.compile(r"`(?=`)")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 from clustercord_sdk import Button, Card, CommandContext, Field, File, Reply, Table
 from clustercord_sdk.errors import UsageError
 from clustercord_sdk.rbac import Attributes, chat_user_id
+from clustercord_sdk.reply import code_block
 
 from . import questions, view
 from .audit import audit as run_audit
@@ -365,7 +366,7 @@ async def visualize(ctx: CommandContext) -> Reply:
     shown = tree if len(tree) <= TREE_CHARS else tree[:TREE_CHARS] + "\n… (the file has it all)"
     card = Card(
         title=f"RBAC graph: {graph.title}",
-        description=f"```\n{shown}```",
+        description=code_block(shown),
         footer=f"{len(graph.nodes)} nodes, {len(graph.edges)} edges"
         + (f"; {graph.truncated} bindings left out" if graph.truncated else ""),
         image=file.name if fmt == "png" else None,

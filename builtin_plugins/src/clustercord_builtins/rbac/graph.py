@@ -250,8 +250,10 @@ def render(dot: str, fmt: str, timeout: float = 60.0) -> bytes:
     binary = dot_binary()
     if binary is None:
         raise CommandError(
-            "Graphviz is not installed (the 'dot' program): install the graphviz package to "
-            "draw SVG or PNG; format:dot and format:mermaid work without it"
+            "Graphviz is not installed (the 'dot' program) on the machine running ClusterCord: "
+            "install it to draw PNG, SVG and the HTML view (Debian/Ubuntu: apt-get install "
+            "graphviz; Fedora: dnf install graphviz; macOS: brew install graphviz); "
+            "format:dot and format:mermaid work without it"
         )
     result = subprocess.run(
         [binary, f"-T{fmt}"], input=dot.encode(), capture_output=True, timeout=timeout

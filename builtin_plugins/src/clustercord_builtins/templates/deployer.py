@@ -513,11 +513,23 @@ class Deployer:
         return sorted(out, key=lambda pair: (pair[0].namespace, pair[0].release))
 
     async def find(self, deployment: str) -> Release:
-        """A deployment by id (``3f9a1c2e``) or ``namespace/release``."""
+        """A deployment by id (``3f9a1c2e``), ``namespace/release`` or the release name
+        ``/template list-deployed`` shows (``redis``) when only one namespace has it; a
+        name in several namespaces is answered with the choices, never guessed."""
         wanted = deployment.strip()
-        for release, _ in await self.releases():
+        releases = [release for release, _ in await self.releases()]
+        for release in releases:
             if wanted in (release.id, f"{release.namespace}/{release.release}"):
                 return release
+        named = [release for release in releases if release.release == wanted]
+        if len(named) == 1:
+            return named[0]
+        if named:
+            choices = ", ".join(f"{r.namespace}/{r.release} ({r.id})" for r in named)
+            raise CommandError(
+                f"{len(named)} deployments are named {wanted!r} on cluster {self.cluster}: "
+                f"{choices}; name one as namespace/release or by its id"
+            )
         raise CommandError(
             f"no deployment {wanted!r} on cluster {self.cluster} (see /template list-deployed)"
         )

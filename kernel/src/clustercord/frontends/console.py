@@ -17,11 +17,12 @@ option value or an API error is shown as ``\x1b[2J``, never played by the termin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -44,6 +45,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from clustercord.frontends.inert import inert, inert_reply
+from clustercord.frontends.tables import fit
 from clustercord.policy import CONSOLE_USER
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, UsageError
@@ -231,7 +233,7 @@ class ConsoleRenderer:
             c.print(self._card(card))
             printed = True
         for table in reply.tables:
-            c.print(self._table(table))
+            self._print_table(table)
             printed = True
         for index, page in enumerate(reply.pages, start=1):
             c.rule(Text(f"Page {index}/{len(reply.pages)}"))
@@ -283,17 +285,26 @@ class ConsoleRenderer:
             expand=False,
         )
 
-    def _table(self, table: Table) -> RichTable:
+    def _print_table(self, table: Table) -> None:
+        """A table whose names stay whole: fitted to the terminal's width, or at full
+        width when the output is not a terminal (piped, redirected: nothing is cut)."""
+        width = self.console.width if self.console.is_terminal else None
+        fitted = fit(table, width, _rich_overhead)
         out = RichTable(
             title=Text(table.title, style="bold") if table.title else None,
             box=box.SIMPLE_HEAD,
             title_justify="left",
         )
-        for column in table.columns:
-            out.add_column(Text(str(column)), overflow="fold")
-        for row in table.rows:
-            out.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-        return out
+        for name, size in zip(fitted.columns, fitted.widths, strict=True):
+            out.add_column(Text(name), no_wrap=True, min_width=size, max_width=size)
+        for row in fitted.rows:
+            out.add_row(*(Text(cell) for cell in row))
+        needed = sum(fitted.widths) + _rich_overhead(len(fitted.widths))
+        with _at_least(self.console, max(needed, len(table.title or ""))):
+            self.console.print(out)
+        note = fitted.hidden_note(width)
+        if note is not None:
+            self.console.print(Text(f"{note} (a wider terminal or --json shows them)", "dim"))
 
     def _actions(self, reply: Reply) -> Text | None:
         items: list[str] = []
@@ -520,6 +531,22 @@ class ConsoleConversation:
 
     async def close(self) -> None:
         self.closed = True
+
+
+@contextlib.contextmanager
+def _at_least(console: Console, width: int) -> Iterator[None]:
+    """The console at least ``width`` wide for a moment (``print(width=)`` cannot widen it)."""
+    before = console.width
+    console.width = max(before, width)
+    try:
+        yield
+    finally:
+        console.width = before
+
+
+def _rich_overhead(columns: int) -> int:
+    """Padding and edges of a ``box.SIMPLE_HEAD`` table around ``columns`` columns."""
+    return 3 * columns + 1
 
 
 def _isatty(stream: Any) -> bool:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
@@ -210,22 +211,30 @@ async def run_repl(
     console: Console,
     *,
     prompt: str = PROMPT,
+    piped: TextIO | None = None,
 ) -> None:
     """Read lines until ``exit``/``quit``/Ctrl-D and hand each one to ``dispatch_line``.
 
     Ctrl-C at the prompt clears the line; Ctrl-C while a command runs cancels
     that command and returns to the prompt instead of ending the session.
+    ``piped``: a stream that is not a terminal (a script fed to the console): its lines
+    are read as they are, each shown once after the prompt, with no editor that would
+    echo them a second time and no history kept.
     """
-    history_path = Path(history_path)
-    history_path.parent.mkdir(parents=True, exist_ok=True)
-    session: PromptSession[str] = PromptSession(
-        history=FileHistory(str(history_path)),
-        completer=CommandCompleter(command_words),
-        complete_while_typing=True,
-    )
+    if piped is not None:
+        read = _piped_reader(piped, console, prompt)
+    else:
+        history_path = Path(history_path)
+        history_path.parent.mkdir(parents=True, exist_ok=True)
+        session: PromptSession[str] = PromptSession(
+            history=FileHistory(str(history_path)),
+            completer=CommandCompleter(command_words),
+            complete_while_typing=True,
+        )
+        read = functools.partial(session.prompt_async, prompt)
     while True:
         try:
-            line = await session.prompt_async(prompt)
+            line = await read()
         except KeyboardInterrupt:
             continue
         except EOFError:
@@ -239,6 +248,18 @@ async def run_repl(
             print_help(console, command_words())
             continue
         await _run_interruptible(dispatch_line(line), console)
+
+
+def _piped_reader(stream: TextIO, console: Console, prompt: str) -> Callable[[], Awaitable[str]]:
+    async def read() -> str:
+        line = await asyncio.to_thread(stream.readline)
+        if not line:
+            raise EOFError
+        if line.strip():
+            console.print(Text(prompt + inert(line.strip()), style="dim"))
+        return line
+
+    return read
 
 
 async def _run_interruptible(work: Awaitable[None], console: Console) -> None:

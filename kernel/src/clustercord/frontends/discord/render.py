@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from clustercord.frontends.discord import limits
 from clustercord.frontends.inert import inert, inert_reply
+from clustercord.frontends.tables import fit
 from clustercord_sdk.reply import (
     Button,
     Card,
@@ -37,6 +38,9 @@ from clustercord_sdk.reply import (
 )
 
 ELLIPSIS = "…"
+TABLE_WIDTH = 60
+"""Characters a table may take in a code block before columns are left out: what a
+narrow desktop window or a tablet shows without wrapping (phones wrap at about 40)."""
 REPLY_FILE = "reply.txt"
 BUTTON_STYLES = {"primary": 1, "secondary": 2, "success": 3, "danger": 4, "link": 5}
 COLORS = {
@@ -200,8 +204,13 @@ class Renderer:
             embeds = [{"description": overflow.clip(reply.text, limits.EMBED_DESCRIPTION_MAX)}]
             parts = parts[1:]
         for table in reply.tables:
-            text = table_text(table)
+            fitted = fit(table, TABLE_WIDTH)
+            text = fitted.text()
             block = code_block(text)
+            note = fitted.hidden_note(TABLE_WIDTH)
+            if note is not None:  # the attached full reply has every column
+                overflow.cut = True
+                block += f"\n-# {note}"
             title = f"**{table.title}**\n" if table.title else ""
             if len("\n".join([*parts, title + block])) <= limits.CONTENT_MAX:
                 parts.append(title + block)
@@ -261,12 +270,9 @@ class Renderer:
         return embed
 
     def _table_embed(self, table: Table, text: str, overflow: _Overflow) -> dict[str, Any]:
-        room = limits.EMBED_DESCRIPTION_MAX - 8
-        if len(text) > room:
-            overflow.cut = True
-            text = text[: text.rfind("\n", 0, room - 2) if "\n" in text[:room] else room - 2]
-            text += "\n" + ELLIPSIS
-        embed: dict[str, Any] = {"description": code_block(text)}
+        embed: dict[str, Any] = {
+            "description": _fitting_block(text, limits.EMBED_DESCRIPTION_MAX, overflow)
+        }
         if table.title:
             embed["title"] = overflow.clip(table.title, limits.EMBED_TITLE_MAX)
         embed["footer"] = {"text": f"{len(table.rows)} rows"}
@@ -471,21 +477,10 @@ def parse_color(color: str | None) -> int | None:
         return None
 
 
-def table_text(table: Table) -> str:
-    """A monospace table: padded columns under a header line."""
-    width = max([len(table.columns), *(len(row) for row in table.rows)])
-    header = [str(c) for c in table.columns] + [""] * (width - len(table.columns))
-    rows = [header] + [
-        ["" if cell is None else str(cell).replace("\n", " ") for cell in row]
-        + [""] * (width - len(row))
-        for row in table.rows
-    ]
-    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def table_text(table: Table, width: int | None = None) -> str:
+    """A monospace table: padded columns under a heading line, fitted to ``width``
+    (see :mod:`clustercord.frontends.tables`; ``None``: every column, nothing cut)."""
+    return fit(table, width).text()
 
 
 def progress_line(progress: Progress) -> str:
@@ -528,3 +523,18 @@ def plain_text(reply: Reply) -> str:
     if not parts and reply.data is not None:
         parts.append(json.dumps(reply.data, indent=2, default=str))
     return "\n\n".join(parts) + "\n"
+
+
+def _fitting_block(text: str, limit: int, overflow: _Overflow) -> str:
+    """``text`` as a code block of at most ``limit`` characters, cut at a line end with an
+    ellipsis. Measured after defusing: the zero-width spaces that keep a run of backticks
+    from closing the block count too, so clipping afterwards would cut the closing fence."""
+    block = code_block(text)
+    kept = text
+    while len(block) > limit:
+        overflow.cut = True
+        room = max(len(kept) - (len(block) - limit) - len(ELLIPSIS) - 1, 0)
+        newline = kept.rfind("\n", 0, room)
+        kept = kept[: newline if newline > 0 else room]
+        block = code_block(f"{kept}\n{ELLIPSIS}")
+    return block
