@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clustercord.frontends.discord.render import REPLY_FILE, Renderer, table_text
+from clustercord.frontends.discord.render import REPLY_FILE, TABLE_WIDTH, Renderer, table_text
 from clustercord_sdk.reply import (
     Button,
     Card,
@@ -246,9 +246,11 @@ def test_a_wide_table_keeps_names_whole_and_attaches_every_column():
     rows = [[f"jellyfin-hgxnx7lmrk-{n:05d}", "Running", "worker-1", "ok " * 30] for n in range(3)]
     message = render(Reply(tables=[Table(["Pod", "Status", "Node", "Message"], rows)]))
     block = message.content.split("```")[1]
-    assert all(len(line) <= 60 for line in block.splitlines())
+    assert all(len(line) <= TABLE_WIDTH for line in block.splitlines())
     assert "jellyfin-hgxnx7lmrk-00002" in block and "…" in block
-    wide = render(Reply(tables=[Table(["Pod", "A", "B", "C"], [["p" * 40, "a" * 17, "b", "c"]])]))
-    assert "-# 2 column(s) left out to fit 60 columns: B, C" in wide.content
-    assert "b" in attached_text(wide).split("p" * 40)[1]  # the file has every column
+    assert "ok " * 29 + "ok" in attached_text(message)  # the cut message, whole in the file
+    name = "p" * (TABLE_WIDTH - 20)
+    wide = render(Reply(tables=[Table(["Pod", "A", "B", "C"], [[name, "a" * 17, "b", "c"]])]))
+    assert f"-# 2 column(s) left out to fit {TABLE_WIDTH} columns: B, C" in wide.content
+    assert "b" in attached_text(wide).split(name)[1]  # the file has every column
     assert problems(wide) == []

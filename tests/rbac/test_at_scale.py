@@ -4,7 +4,9 @@ drawn. 405 RoleBindings in one namespace are enough to cross every limit."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 
 import pytest
 
@@ -74,3 +76,45 @@ async def test_a_scope_too_big_to_draw_is_summarised(crowded):
     assert "/rbac visualize namespace:NS" in result.text
     assert result.reply.tables[0].rows[0] == ["crowd", USERS]
     assert len(json.dumps(result.reply.to_dict())) < 20_000
+
+
+@pytest.fixture
+async def middling(clustercord_harness, fresh, monkeypatch):
+    """60 RoleBindings in one namespace: drawable, but not in one picture."""
+    api = Api(fresh.server)
+    api.call("POST", "/api/v1/namespaces", {"metadata": {"name": "middling"}})
+    for i in range(60):
+        api.call(
+            "POST",
+            f"/apis/{RBAC}/v1/namespaces/middling/rolebindings",
+            {
+                "metadata": {"name": f"rb-{i}"},
+                "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": ROLES[i % 3]},
+                "subjects": [{"apiGroup": RBAC, "kind": "User", "name": f"m{i:02d}"}],
+            },
+        )
+    return await start_rbac(clustercord_harness, fresh, monkeypatch)
+
+
+ROLES = ("view", "edit", "admin")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+async def test_a_big_namespace_is_drawn_in_pages_discord_can_show(middling):
+    from PIL import Image
+
+    line = "/rbac visualize namespace:middling"
+    first = await middling.run(line)
+    assert first.ok, first.text
+    pages = first.reply.data["pages"]
+    assert pages > 1 and f"page 1 of {pages}; next: page:2" in first.reply.cards[0].footer
+    seen = set()
+    for number in range(1, pages + 1):
+        result = await middling.run(f"{line} page:{number}")
+        [file] = result.reply.files
+        image = Image.open(io.BytesIO(file.data))
+        assert max(image.size) <= 1600 and max(image.size) / min(image.size) <= 3, image.size
+        seen |= {n["label"] for n in result.reply.data["nodes"] if n["kind"] == "subject"}
+    assert {f"👤 user:m{i:02d}" for i in range(60)} <= seen  # every subject on some page
+    beyond = await middling.run(f"{line} page:{pages + 1}")
+    assert not beyond.ok and f"the graph has {pages} page(s)" in beyond.text

@@ -3,7 +3,10 @@ subject's bindings → a binding's role → the role's rules, each step a select
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+
+from clustercord_testing.fake_discord.state import LOADING
 
 USER = "100000000000000001"  # the fake Discord's default user
 
@@ -24,7 +27,9 @@ async def settled(discord, message_id):
 
     def answered():
         message = discord.messages.get(message_id)
-        return message if message and (message["components"] or message["embeds"]) else None
+        if not message or message["flags"] & LOADING:  # deferred: still "thinking…"
+            return None
+        return message if message["components"] or message["embeds"] or message["content"] else None
 
     return await discord.wait_for(answered, timeout=30)
 
@@ -83,7 +88,10 @@ async def test_select_drills_from_subject_to_rules(
         assert "ClusterRole edit" in str(role) and "sa:home/ci" in str(role)
 
         rules = await choose(discord, server.url, role, "ClusterRole 'edit'")
-        text = str(rules)
+        text = json.dumps(rules, ensure_ascii=False)  # str() would escape the quotes
+        # long rule lines are cut in the code block; the attached reply has every one whole
+        [attached] = rules["attachments"]
+        text += discord.attachment_data(attached).decode()
         assert "ClusterRole 'edit' (aggregated)" in text and "pods/exec" in text
     finally:
         await server.close()

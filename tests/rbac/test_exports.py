@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -34,11 +35,17 @@ async def test_visualize_a_namespace_as_png_shown_inline(rbac):
     assert file.name.endswith(".png") and result.reply.cards[0].image == file.name
     image = Image.open(io.BytesIO(file.data))
     image.load()
-    assert image.width > 200 and image.height > 50
+    # what Discord shows inline well: at most 1,600 px on the long side, at most 3:1
+    assert 200 < max(image.size) <= 1600 and max(image.size) / min(image.size) <= 3
     tree = result.reply.cards[0].description
     assert "👥 group:family\n└─ RoleBinding: family-view\n   └─ ClusterRole: view" in tree
-    assert "pods: Read" in tree and "pods/log: Read" in tree
-    assert "secrets" not in tree  # view never grants secrets
+    # view's many resources are one access node, not a leaf each
+    [read] = [n for n in result.reply.data["nodes"] if n["kind"] == "resource"]
+    assert read["access"] == "Read" and {"pods", "pods/log"} <= set(read["resources"])
+    assert f"Read: {len(read['resources'])} resources in " in tree
+    assert not any("secrets" in r for r in read["resources"])  # view never grants secrets
+    text = only_file(await rbac.run("/rbac visualize namespace:media format:text"))
+    assert "· pods/log" in text.data.decode()  # the text file lists the group's members
 
 
 @needs_dot
@@ -61,7 +68,10 @@ async def test_dot_export_compiles_and_mermaid_names_the_same_nodes(rbac, tmp_pa
     mermaid = only_file(await rbac.run("/rbac export format:mermaid")).data.decode()
     assert mermaid.startswith("graph LR\n")
     assert '"ClusterRoleBinding: admin-cluster-admin<br/>cluster-wide"' in mermaid
-    assert mermaid.count("-->") == dot.data.decode().count("->")
+    # the same edges, and both drawings carry the legend of the node kinds
+    edges = re.findall(r"(n\d+) -> (n\d+)", dot.data.decode())
+    assert edges and re.findall(r"(n\d+) --> (n\d+)", mermaid) == edges
+    assert "legend_resource" in mermaid and "cluster_legend" in dot.data.decode()
 
 
 async def test_json_export_validates_against_the_shipped_schema(rbac):
@@ -98,6 +108,11 @@ async def test_pdf_report_renders(rbac):
     for words in ("RBAC report: sandbox", "Executive summary", "Findings", "Permissions",
                   "Recommendations", "RBAC-001", "ci-edit"):  # fmt: skip
         assert words in text
+    # the graph counts view's resources; the PDF lists them, since nobody can click paper
+    if shutil.which("dot"):
+        listed = " ".join(text.split())
+        assert "Access groups in the graph" in listed and re.search(r"Read: \d+ resources", listed)
+        assert "pods/log" in listed.split("Access groups in the graph")[1]
     bitmap = pdf[1].render(scale=0.5).to_pil()
     assert bitmap.convert("L").getextrema()[0] < 128  # dark ink on the page, not a blank
 

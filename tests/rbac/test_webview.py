@@ -172,7 +172,12 @@ async def test_filters_by_subject_and_namespace(page):
 
 async def test_search_highlights_who_holds_a_permission(page):
     matched = await page.search("secrets")
-    assert "secrets: CRUD" in matched  # edit's rule
+    [crud] = [label for label in matched if label.startswith("CRUD: ")]  # edit's big group
+    shown = await page.js(
+        f"rbacView.showMembers(GRAPH.nodes.find(n => n.label === {json.dumps(crud)}).id)"
+    )
+    items = await page.js("[...document.querySelectorAll('#members li')].map(li => li.textContent)")
+    assert len(items) == shown > 3 and "secrets" in items  # the group opens to its resources
     assert "ClusterRoleBinding: admin-cluster-admin" in matched  # through cluster-admin's "*"
     assert any(label.endswith("sa:home/ci") for label in matched)
     assert not any("family" in label for label in matched)  # view reads no secrets

@@ -16,10 +16,15 @@ from .audit import audit as run_audit
 from .drill import subject_select
 from .exports import to_json, to_markdown, to_pdf
 from .graph import (
+    GROUP_INLINE,
+    MAX_ASPECT,
     MAX_BINDINGS,
+    PNG_MAX_INCHES,
     Graph,
     dot_binary,
     graph_for_scope,
+    paginate,
+    png_size,
     render,
     to_dot,
     to_mermaid,
@@ -361,17 +366,28 @@ async def visualize(ctx: CommandContext) -> Reply:
             loaded, graph, include_system=bool(ctx.options.get("include_system"))
         )
     fmt = ctx.options.get("format") or "png"
-    file = drawing(graph, fmt, f"rbac-{_slug(graph.title)}")
-    tree = to_tree(graph)
+    base = f"rbac-{_slug(graph.title)}"
+    # A picture shown inline is drawn a page at a time; the other formats zoom or scroll.
+    pages = paginate(graph) if fmt == "png" else [graph]
+    number = ctx.options.get("page") or 1
+    if not 1 <= number <= len(pages):
+        raise UsageError(f"page {number}: the graph has {len(pages)} page(s)")
+    shown_graph = pages[number - 1]
+    file = drawing(shown_graph, fmt, base if len(pages) == 1 else f"{base}-page-{number}")
+    tree = to_tree(shown_graph)
     shown = tree if len(tree) <= TREE_CHARS else tree[:TREE_CHARS] + "\n… (the file has it all)"
+    footer = f"{len(shown_graph.nodes)} nodes, {len(shown_graph.edges)} edges"
+    if len(pages) > 1:
+        following = f"; next: page:{number + 1}" if number < len(pages) else ""
+        footer += f" · page {number} of {len(pages)}{following}; format:html draws it all"
     card = Card(
-        title=f"RBAC graph: {graph.title}",
+        title=f"RBAC graph: {shown_graph.title}",
         description=code_block(shown),
-        footer=f"{len(graph.nodes)} nodes, {len(graph.edges)} edges"
-        + (f"; {graph.truncated} bindings left out" if graph.truncated else ""),
+        footer=footer,
         image=file.name if fmt == "png" else None,
     )
-    return Reply(cards=[card], files=[file], data=graph.to_dict())
+    data = {**shown_graph.to_dict(), "page": number, "pages": len(pages)}
+    return Reply(cards=[card], files=[file], data=data)
 
 
 def _too_big_to_draw(loaded: Any, graph: Graph, *, include_system: bool) -> Reply:
@@ -429,8 +445,14 @@ async def export(ctx: CommandContext) -> Reply:
             f"{base}.md", to_markdown(report, to_mermaid(graph)), "RBAC report", "text/markdown"
         )
     elif fmt == "pdf":
-        png = render(to_dot(graph), "png") if graph.nodes and dot_binary() else None
-        file = File(f"{base}.pdf", to_pdf(report, png), "RBAC report (PDF)", "application/pdf")
+        picture = png(graph) if graph.nodes and dot_binary() else None
+        groups = [
+            (node.label, node.resources)
+            for node in graph.nodes.values()
+            if len(node.resources) > GROUP_INLINE
+        ]
+        pdf = to_pdf(report, picture, groups)
+        file = File(f"{base}.pdf", pdf, "RBAC report (PDF)", "application/pdf")
     else:
         file = drawing(graph, fmt, base)
     s = report["summary"]
@@ -442,6 +464,18 @@ async def export(ctx: CommandContext) -> Reply:
     )
 
 
+def png(graph: Graph) -> bytes:
+    """The graph as a PNG a chat shows inline well: shrunk to about 1,600 px on its long
+    side, and a drawing longer than 3:1 (one chain of four nodes is 5:1) drawn again with
+    that aspect, so it is not a thin strip."""
+    picture = render(to_dot(graph, max_inches=PNG_MAX_INCHES), "png")
+    width, height = png_size(picture)
+    if max(width, height) <= MAX_ASPECT * min(width, height):
+        return picture
+    ratio = 1 / MAX_ASPECT if width > height else MAX_ASPECT  # Graphviz: height / width
+    return render(to_dot(graph, max_inches=PNG_MAX_INCHES, ratio=ratio), "png")
+
+
 def drawing(graph: Graph, fmt: str, base: str) -> File:
     """The graph as a file: dot, mermaid, svg or png."""
     if fmt == "dot":
@@ -449,12 +483,14 @@ def drawing(graph: Graph, fmt: str, base: str) -> File:
     if fmt == "mermaid":
         return File(f"{base}.mmd", to_mermaid(graph).encode(), "Mermaid", "text/plain")
     if fmt == "text":
-        return File(f"{base}.txt", to_tree(graph).encode(), "RBAC tree", "text/plain")
+        tree = to_tree(graph, members=True)
+        return File(f"{base}.txt", tree.encode(), "RBAC tree", "text/plain")
     if fmt == "html":
         return File(f"{base}.html", to_html(graph), f"{graph.title} (web view)", "text/html")
-    if fmt in ("svg", "png"):
-        types = {"svg": "image/svg+xml", "png": "image/png"}
-        return File(f"{base}.{fmt}", render(to_dot(graph), fmt), graph.title, types[fmt])
+    if fmt == "png":
+        return File(f"{base}.png", png(graph), graph.title, "image/png")
+    if fmt == "svg":
+        return File(f"{base}.svg", render(to_dot(graph), "svg"), graph.title, "image/svg+xml")
     raise UsageError(f"format {fmt!r}: one of png, svg, html, dot, mermaid, text")
 
 

@@ -109,7 +109,11 @@ def _subject_name(subject: dict[str, Any]) -> str:
     )
 
 
-def to_pdf(report: dict[str, Any], graph_png: bytes | None = None) -> bytes:
+def to_pdf(
+    report: dict[str, Any],
+    graph_png: bytes | None = None,
+    groups: list[tuple[str, list[str]]] | None = None,
+) -> bytes:
     """A PDF report with reportlab: cover, executive summary, findings, permissions,
     recommendations (and the graph, when Graphviz drew one)."""
     from xml.sax.saxutils import escape
@@ -201,6 +205,11 @@ def to_pdf(report: dict[str, Any], graph_png: bytes | None = None) -> bytes:
         scale = min(25 * cm / width, 13 * cm / height, 1.0)  # the frame minus the heading
         image = Image(io.BytesIO(graph_png), width * scale, height * scale)
         story += [PageBreak(), Paragraph("Graph", styles["Heading1"]), image]
+    if groups:
+        # The graph counts the resources of a big group; the reader of a PDF cannot click it.
+        story.append(Paragraph("Access groups in the graph", styles["Heading2"]))
+        for label, resources in groups:
+            story.append(p(f"{label}: {', '.join(resources)}", styles["BodyText"]))
     story += [PageBreak(), Paragraph("Recommendations", styles["Heading1"])]
     for rule_id, severity, text, n in recommendations(report):
         story.append(p(f"{rule_id} ({severity}, {n} findings): {text}", styles["BodyText"]))

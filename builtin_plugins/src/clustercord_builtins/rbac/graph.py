@@ -1,8 +1,14 @@
-"""The subject → binding → role → resources graph, and its drawings: text tree, DOT, Mermaid.
+"""The subject → binding → role → access graph, and its drawings: text tree, DOT, Mermaid.
 
 One :class:`Graph` serves every drawing, so the PNG in Discord, the SVG export and the Mermaid
 block in Markdown always show the same nodes. Rendering to SVG and PNG uses Graphviz's
 ``dot`` binary; without it the caller gets a clear error (and DOT still works).
+
+A role's resources are grouped by the access it gives them: the ``view`` ClusterRole is one
+node "Read: 57 resources in 9 API groups" (its ``resources`` listed in the HTML view, the PDF
+and the JSON), not 57 leaves in a column nobody can read. A PNG is drawn a page of bindings
+at a time (:func:`paginate`) and scaled to :data:`PNG_MAX_INCHES`, so what Discord shows
+inline stays about 1,600 px on its long side with an aspect of at most about 3:1.
 """
 
 from __future__ import annotations
@@ -21,6 +27,15 @@ from .subjects import Subject, subject_key, subject_label
 
 ICONS = {"User": "👤", "Group": "👥", "ServiceAccount": "🤖"}
 MAX_BINDINGS = 400  # beyond this a drawing is unreadable: the caller is told, and exports JSON
+GROUP_INLINE = 3
+"""An access node names up to this many resources; beyond, it counts them."""
+PAGE_ROWS = 10
+"""Nodes in the tallest column of one page of a PNG (subjects, bindings, roles or access):
+with four columns side by side, what keeps the picture within about 3:1."""
+MAX_ASPECT = 3.0
+PNG_MAX_INCHES = 16.0
+PNG_DPI = 100
+"""16 inches at 100 dpi: a PNG at most 1,600 px on its long side (Graphviz only shrinks)."""
 
 
 def verbs_label(verbs: Iterable[str]) -> str:
@@ -50,12 +65,44 @@ def resource_lines(rules: Iterable[PolicyRule]) -> dict[str, str]:
     return {name: verbs_label(v) for name, v in sorted(verbs.items())}
 
 
+def access_groups(rules: Iterable[PolicyRule]) -> dict[str, list[str]]:
+    """``{"Read": ["configmaps", "pods", ...], "CRUD": [...]}``: a role's resources grouped
+    by the access it gives them (the same summaries as :func:`resource_lines`)."""
+    groups: dict[str, list[str]] = {}
+    for name, access in resource_lines(rules).items():
+        groups.setdefault(access, []).append(name)
+    return groups
+
+
+def api_group(resource: str) -> str:
+    """The API group of a :func:`resource_lines` name (``deployments/status.apps``: apps)."""
+    if resource.startswith("/"):
+        return "non-resource URLs"
+    base = resource.split(" [", 1)[0]
+    return base.split(".", 1)[1] if "." in base else "core"
+
+
+def group_label(access: str, resources: list[str]) -> str:
+    """``pods: create``; ``CRUD: pods, secrets, services``; ``Read: 57 resources in 9 API
+    groups``."""
+    if len(resources) == 1:
+        return f"{resources[0]}: {access}"
+    if len(resources) <= GROUP_INLINE:
+        return f"{access}: {', '.join(resources)}"
+    groups = len({api_group(r) for r in resources})
+    return f"{access}: {len(resources)} resources in {groups} API group{'s' * (groups != 1)}"
+
+
 @dataclass
 class Node:
     id: str
-    kind: str  # subject | binding | role | resource
+    kind: str  # subject | binding | role | resource (a group of resources with one access)
     label: str
     detail: str = ""
+    access: str = ""
+    """For a resource group: the verbs held (``Read``, ``CRUD``, ``get, list``...)."""
+    resources: list[str] = field(default_factory=list)
+    """For a resource group: every resource in it."""
 
 
 @dataclass
@@ -129,11 +176,59 @@ def build_graph(
         rid = graph.add(_role_node(binding, role))
         graph.link(bid, rid)
         if role is not None:
-            for resource, verbs in resource_lines(role.rules).items():
-                graph.link(
-                    rid, graph.add(Node(f"{rid}|{resource}", "resource", f"{resource}: {verbs}"))
-                )
+            for access, names in access_groups(role.rules).items():
+                label = group_label(access, names)
+                node = Node(f"{rid}|{access}", "resource", label, access=access, resources=names)
+                graph.link(rid, graph.add(node))
     return graph
+
+
+def subgraph(graph: Graph, bindings: list[str], title: str) -> Graph:
+    """The part of ``graph`` around some of its binding nodes: their subjects, roles and
+    access groups, with the edges between them."""
+    keep = set(bindings)
+    for a, b in graph.edges:
+        if b in keep and graph.nodes[a].kind == "subject":
+            keep.add(a)
+    todo = list(bindings)
+    while todo:
+        for child in graph.children(todo.pop()):
+            if child not in keep:
+                keep.add(child)
+                todo.append(child)
+    part = Graph(title)
+    for node_id, node in graph.nodes.items():
+        if node_id in keep:
+            part.add(node)
+    for a, b in graph.edges:
+        if a in keep and b in keep:
+            part.link(a, b)
+    return part
+
+
+def paginate(graph: Graph, rows: int = PAGE_ROWS) -> list[Graph]:
+    """``graph`` cut into pages of bindings, each page's tallest column at most ``rows``
+    nodes (a binding that alone is taller gets a page of its own)."""
+    bindings = [n.id for n in graph.nodes.values() if n.kind == "binding"]
+    chunks: list[list[str]] = []
+    for binding in bindings:
+        if chunks and _tallest(subgraph(graph, [*chunks[-1], binding], "")) <= rows:
+            chunks[-1].append(binding)
+        else:
+            chunks.append([binding])
+    if len(chunks) <= 1:
+        return [graph]
+    return [
+        subgraph(graph, chunk, f"{graph.title} (page {i} of {len(chunks)})")
+        for i, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def _tallest(graph: Graph) -> int:
+    kinds: dict[str, int] = {}
+    for node in graph.nodes.values():
+        kinds[node.kind] = kinds.get(node.kind, 0) + 1
+    return max(kinds.values(), default=0)
 
 
 def _role_node(binding: Binding, role: ResolvedRole | None) -> Node:
@@ -170,22 +265,27 @@ def graph_for_scope(
 # --- drawings -------------------------------------------------------------------------------
 
 
-def to_tree(graph: Graph) -> str:
-    """The spec's text tree: subject, then └─ binding, role, resources."""
+def to_tree(graph: Graph, *, members: bool = False) -> str:
+    """The spec's text tree: subject, then └─ binding, role, access groups; ``members``
+    also lists every resource of a group that its label only counts (the text file)."""
     lines: list[str] = []
     for root in graph.roots():
         lines.append(graph.nodes[root].label)
-        _tree(graph, root, "", lines)
+        _tree(graph, root, "", lines, members)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _tree(graph: Graph, node: str, prefix: str, lines: list[str]) -> None:
+def _tree(graph: Graph, node: str, prefix: str, lines: list[str], members: bool) -> None:
     children = graph.children(node)
     for i, child in enumerate(children):
         last = i == len(children) - 1
         lines.append(f"{prefix}{'└─' if last else '├─'} {graph.nodes[child].label}")
-        _tree(graph, child, prefix + ("   " if last else "│  "), lines)
+        inner = prefix + ("   " if last else "│  ")
+        resources = graph.nodes[child].resources
+        if members and len(resources) > GROUP_INLINE:
+            lines.extend(f"{inner}   · {name}" for name in resources)
+        _tree(graph, child, inner, lines, members)
 
 
 _DOT_STYLE = {
@@ -206,8 +306,24 @@ def dot_ids(graph: Graph) -> dict[str, str]:
     return {node: f"n{i}" for i, node in enumerate(graph.nodes)}
 
 
-def to_dot(graph: Graph) -> str:
-    """Graphviz DOT, left to right like the spec's diagram."""
+_LEGEND = (
+    ("subject", "Subject (user, group, service account)"),
+    ("binding", "Binding"),
+    ("role", "Role"),
+    ("resource", "Access: verbs and resources"),
+)
+
+
+def to_dot(
+    graph: Graph,
+    *,
+    legend: bool = True,
+    max_inches: float | None = None,
+    ratio: float | None = None,
+) -> str:
+    """Graphviz DOT, left to right like the spec's diagram, with a legend of the node
+    kinds; ``max_inches`` shrinks the drawing to fit a square of that side (for a PNG),
+    ``ratio`` asks for that height/width."""
     ids = dot_ids(graph)
     out = [
         "digraph rbac {",
@@ -215,8 +331,21 @@ def to_dot(graph: Graph) -> str:
         f"  label={_dot_quote(graph.title)}; labelloc=t; fontname=Helvetica;",
         "  node [fontname=Helvetica, fontsize=10];",
     ]
+    if max_inches is not None:
+        out.append(f'  size="{max_inches:g},{max_inches:g}"; dpi={PNG_DPI};')
+    if ratio is not None:
+        out.append(f"  ratio={ratio:.3f};")
+    if legend:
+        out.append('  subgraph cluster_legend { label="Legend"; fontsize=9; style=dashed;')
+        out.extend(
+            f"    legend_{kind} [label={_dot_quote(text)}, {_DOT_STYLE[kind]}, fontsize=8];"
+            for kind, text in _LEGEND
+        )
+        chain = " -> ".join(f"legend_{kind}" for kind, _ in _LEGEND)
+        out += [f"    {chain} [style=dotted, arrowsize=0.5];", "  }"]
     for node_id, node in graph.nodes.items():
-        label = node.label if not node.detail else f"{node.label}\n{node.detail}"
+        label = _without_icon(node.label)  # Graphviz's fonts draw an emoji as a box
+        label = label if not node.detail else f"{label}\n{node.detail}"
         style = _DOT_STYLE[node.kind]
         if node.detail == "missing":
             style = 'shape=box, style="filled,dashed", fillcolor="#fee2e2"'
@@ -226,19 +355,46 @@ def to_dot(graph: Graph) -> str:
     return "\n".join(out) + "\n"
 
 
+def _without_icon(label: str) -> str:
+    icon, _, rest = label.partition(" ")
+    return rest if icon in ICONS.values() else label
+
+
 def _mermaid_text(text: str) -> str:
     return '"' + text.replace('"', "#quot;") + '"'
 
 
+_MERMAID_FILL = {
+    "subject": "#dbeafe",
+    "binding": "#fef3c7",
+    "role": "#dcfce7",
+    "resource": "#f3f4f6",
+}
+
+
 def to_mermaid(graph: Graph) -> str:
+    """Mermaid, the same nodes and groups as DOT, coloured by kind with the same legend."""
     ids = dot_ids(graph)
     out = ["graph LR"]
+    out += [
+        f"    classDef {kind} fill:{fill},stroke:#6b7280" for kind, fill in _MERMAID_FILL.items()
+    ]
     for node_id, node in graph.nodes.items():
         label = node.label if not node.detail else f"{node.label}<br/>{node.detail}"
         shape = ("([", "])") if node.kind == "subject" else ("[", "]")
-        out.append(f"    {ids[node_id]}{shape[0]}{_mermaid_text(label)}{shape[1]}")
+        out.append(f"    {ids[node_id]}{shape[0]}{_mermaid_text(label)}{shape[1]}:::{node.kind}")
     out.extend(f"    {ids[a]} --> {ids[b]}" for a, b in graph.edges)
+    out.append('    subgraph legend["Legend"]')
+    out += [f"        legend_{kind}[{_mermaid_text(text)}]:::{kind}" for kind, text in _LEGEND]
+    out.append("    end")
     return "\n".join(out) + "\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG, from its IHDR chunk."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def dot_binary() -> str | None:

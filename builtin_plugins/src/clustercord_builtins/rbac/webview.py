@@ -23,7 +23,7 @@ TEMPLATE = Path(__file__).with_name("webview.html")
 def to_html(graph: Graph) -> bytes:
     """The page for ``graph``; every name from the cluster is escaped (SVG text by Graphviz,
     the title by :func:`html.escape`, the JSON data against ``</script>``)."""
-    svg = render(to_dot(graph), "svg").decode()
+    svg = render(to_dot(graph, legend=False), "svg").decode()  # the page has its header
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: the SVG is inline
     ids = dot_ids(graph)
     data = {
@@ -35,6 +35,8 @@ def to_html(graph: Graph) -> bytes:
                 "kind": node.kind,
                 "label": node.label,
                 "detail": node.detail,
+                "access": node.access,
+                "resources": node.resources,
                 "namespace": node.detail
                 if node.kind == "binding" and node.detail != "cluster-wide"
                 else "",

@@ -4,10 +4,11 @@ A pod name broken over two lines cannot be copied, and a table wider than the sc
 every row into a mess. So, as ``kubectl get`` does, a table is fitted to a width before it
 is drawn:
 
-- a column whose cells hold no space is made of identifiers (names, statuses, ages): it is
-  never broken nor cut;
-- a column of free text (a cell with a space in it) gives way first: it shrinks down to
-  :data:`FREE_TEXT_MIN` characters and its long cells end with an ellipsis;
+- a column of names (pods, bindings, statuses, ages: cells of a few words at most) is never
+  broken nor cut;
+- a column of free text (a cell of :data:`FREE_TEXT_WORDS` words or more) gives way first:
+  it shrinks down to :data:`FREE_TEXT_MIN` characters and its long cells end with an
+  ellipsis;
 - when the identifiers alone do not fit, columns are left out from the right (the first
   columns are the ones a plugin puts first because they matter most), never the first one,
   and the caller says which were left out;
@@ -31,6 +32,9 @@ from clustercord_sdk.reply import Table
 ELLIPSIS = "…"
 FREE_TEXT_MIN = 12
 """Free text is not shrunk below this (or its heading's length)."""
+FREE_TEXT_WORDS = 4
+"""A cell of this many words is prose (a message, a list of permissions), not a name:
+``RoleBinding 'home/ci-edit'`` or ``5 minutes`` stay whole."""
 
 Overhead = Callable[[int], int]
 """Characters a front end adds around ``n`` columns (padding, separators, edges)."""
@@ -50,6 +54,13 @@ class Fitted:
     rows: list[list[str]]
     hidden: list[str]
     """Names of the columns left out, in the table's order."""
+    shortened: bool = False
+    """Whether a cell of free text was cut (with an ellipsis)."""
+
+    @property
+    def lossy(self) -> bool:
+        """Whether something of the table is not shown: the caller offers it all elsewhere."""
+        return self.shortened or bool(self.hidden)
 
     def text(self) -> str:
         """Monospace: padded columns under a heading and a rule."""
@@ -82,7 +93,7 @@ def fit(table: Table, width: int | None, overhead: Overhead = text_gaps) -> Fitt
     heading, rows = cells_of(table)
     count = len(heading)
     natural = [max(map(cell_len, [heading[i], *(row[i] for row in rows)])) for i in range(count)]
-    free = [any(" " in row[i] for row in rows) for i in range(count)]
+    free = [any(len(row[i].split()) >= FREE_TEXT_WORDS for row in rows) for i in range(count)]
     smallest = [
         min(natural[i], max(cell_len(heading[i]), FREE_TEXT_MIN)) if free[i] else natural[i]
         for i in range(count)
@@ -106,6 +117,7 @@ def fit(table: Table, width: int | None, overhead: Overhead = text_gaps) -> Fitt
         widths=[widths[i] for i in kept],
         rows=shown,
         hidden=[heading[i] for i in range(count) if i not in kept],
+        shortened=any(widths[i] < natural[i] for i in kept),
     )
 
 

@@ -38,7 +38,7 @@ from clustercord_sdk.reply import (
 )
 
 ELLIPSIS = "…"
-TABLE_WIDTH = 60
+TABLE_WIDTH = 72
 """Characters a table may take in a code block before columns are left out: what a
 narrow desktop window or a tablet shows without wrapping (phones wrap at about 40)."""
 REPLY_FILE = "reply.txt"
@@ -207,9 +207,9 @@ class Renderer:
             fitted = fit(table, TABLE_WIDTH)
             text = fitted.text()
             block = code_block(text)
+            overflow.cut |= fitted.lossy  # the attached full reply has every column and word
             note = fitted.hidden_note(TABLE_WIDTH)
-            if note is not None:  # the attached full reply has every column
-                overflow.cut = True
+            if note is not None:
                 block += f"\n-# {note}"
             title = f"**{table.title}**\n" if table.title else ""
             if len("\n".join([*parts, title + block])) <= limits.CONTENT_MAX:
