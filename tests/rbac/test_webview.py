@@ -4,17 +4,14 @@ drag pan, filters, permission search and the export of the visible subgraph."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import re
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 
-import aiohttp
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from clustercord_testing.browser import CHROMIUM, Page, open_page
+
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"),
     pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed"),
@@ -48,26 +45,8 @@ def planted(homelab):
     return homelab
 
 
-class Page:
-    """One Chromium tab over the DevTools protocol (no browser download: Debian's chromium)."""
-
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        self.socket = socket
-        self.ids = itertools.count(1)
-
-    async def send(self, method: str, **params: object) -> dict:
-        number = next(self.ids)
-        await self.socket.send_json({"id": number, "method": method, "params": params})
-        while True:
-            message = await asyncio.wait_for(self.socket.receive_json(), 30)
-            if message.get("id") == number:
-                assert "error" not in message, message
-                return message["result"]
-
-    async def js(self, expression: str) -> object:
-        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-        assert "exceptionDetails" not in result, result
-        return result["result"].get("value")
+class GraphPage(Page):
+    """The web view's tab, with what a user does there."""
 
     async def choose(self, select: str, value_js: str) -> None:
         """Set a filter as a user would pick it, and fire its change handler."""
@@ -86,9 +65,6 @@ class Page:
             ".map(([id]) => byId.get(id).label)"
         )
 
-    async def mouse(self, kind: str, x: float, y: float, **extra: object) -> None:
-        await self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, **extra)
-
 
 @pytest.fixture
 async def page(planted, rbac, tmp_path):
@@ -98,38 +74,8 @@ async def page(planted, rbac, tmp_path):
     assert file.name.endswith(".html") and file.content_type == "text/html"
     html = tmp_path / file.name
     html.write_bytes(file.data)
-    browser = subprocess.Popen(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--remote-debugging-port=0",
-         "--window-size=1200,800", html.as_uri()],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        port = None
-        assert browser.stderr is not None
-        for line in browser.stderr:
-            found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
-            if found:
-                port = int(found.group(1))
-                break
-        assert port, "Chromium did not start its DevTools endpoint"
-        async with aiohttp.ClientSession() as session:
-            for _ in range(50):
-                targets = await (await session.get(f"http://127.0.0.1:{port}/json/list")).json()
-                tabs = [t for t in targets if t["type"] == "page" and t["url"].startswith("file:")]
-                if tabs:
-                    break
-                await asyncio.sleep(0.1)
-            async with session.ws_connect(tabs[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                view = Page(ws)
-                for _ in range(50):
-                    if await view.js("document.readyState === 'complete' && !!window.rbacView"):
-                        break
-                    await asyncio.sleep(0.1)
-                yield view
-    finally:
-        browser.terminate()
-        browser.wait(10)
+    async with open_page(html, tmp_path, ready="!!window.rbacView", page_class=GraphPage) as view:
+        yield view
 
 
 async def test_wheel_zooms_and_drag_pans(page):

@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clustercord_builtins.terminal.ansi import Screen, screen_lines, strip_ansi
-from clustercord_builtins.terminal.player import PLAYER_SCRIPT, PLAYER_STYLE
+from clustercord_builtins.terminal.player import (
+    PAGE_STYLE,
+    PLAYER_VERSION,
+    START_SCRIPT,
+    player_script,
+    player_style,
+)
 from clustercord_builtins.terminal.recording import EVENT_CODES, Recording
 
 __all__ = [
@@ -169,13 +175,10 @@ def timeline(rec: Recording) -> list[tuple[float, str, int | None]]:
 
 
 def to_html(rec: Recording) -> str:
-    """One page that works offline: metadata, a player (play/pause, 1x/2x/4x, jump to a
-    command) and, without JavaScript, the plain transcript. The recording is embedded as
-    JSON with ``<``, ``>`` and ``&`` escaped, so nothing in it can close the script."""
-    data = {
-        "events": [[round(t, 3), code, d] for t, code, d in _ordered(rec)],
-        "duration": rec.duration,
-    }
+    """One page that works offline: metadata, asciinema-player (play/pause, speed, seeking,
+    a marker per command; see :mod:`.player`), the list of commands to jump to and, without
+    JavaScript, the plain transcript. The recording is embedded as JSON with ``<``, ``>`` and
+    ``&`` escaped, so nothing in it can close the script."""
     meta = [
         ("Session", rec.id),
         ("User", rec.user),
@@ -196,34 +199,34 @@ def to_html(rec: Recording) -> str:
         for n, c in enumerate(rec.commands)
     )
     title = html.escape(f"Terminal session {_title(rec)}")
+    # The player's terminal emulator is WebAssembly: 'wasm-unsafe-eval' lets it compile,
+    # nothing else may load or run (no network, no eval).
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; \
-style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+style-src 'unsafe-inline'; script-src 'unsafe-inline' 'wasm-unsafe-eval'; img-src data:; \
+font-src data:">
 <title>{title}</title>
-<style>{PLAYER_STYLE}</style>
+<!-- asciinema-player {PLAYER_VERSION} (Apache-2.0): github.com/asciinema/asciinema-player -->
+<style>{player_style()}</style>
+<style>{PAGE_STYLE}</style>
 </head>
 <body>
 <h1>{title}</h1>
 <table class="meta">
 {rows}
 </table>
-<div class="controls">
-<button type="button" id="play">Play</button>
-<label>Speed <select id="speed"><option value="1">1x</option><option value="2">2x</option>\
-<option value="4">4x</option></select></label>
-<span id="clock">00:00</span>
-</div>
-<pre id="screen"></pre>
+<div id="player"></div>
 <noscript><pre class="transcript">{html.escape(to_text(rec))}</pre></noscript>
 <h2>Commands</h2>
 <ol id="commands">
 {commands}
 </ol>
-<script type="application/json" id="recording">{_script_json(data)}</script>
-<script>{PLAYER_SCRIPT}</script>
+<script type="application/json" id="recording">{_script_json(to_asciicast_v2(rec))}</script>
+<script>{player_script()}</script>
+<script>{START_SCRIPT}</script>
 </body>
 </html>
 """
