@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     from clustercord.frontends.discord import cli as discord_cli
 
     discord_cli.add_parsers(sub)
+    from clustercord import backup_cli
+
+    backup_cli.add_parser(sub)
     return parser
 
 
@@ -146,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "audit": _audit,
         "serve": _discord,
         "discord": _discord,
+        "backup": _backup,
     }[args.command]
     try:
         return int(handler(args) or 0)
@@ -501,6 +505,12 @@ def _discord(args: argparse.Namespace) -> int:
 
 
 # -- audit -----------------------------------------------------------------------------
+def _backup(args: argparse.Namespace) -> int:
+    from clustercord import backup_cli
+
+    return backup_cli.run(args, _settings())
+
+
 def _audit(args: argparse.Namespace) -> int:
     from clustercord.services.audit import AuditLog, format_anchor, parse_anchor
     from clustercord.storage import Database

@@ -73,6 +73,10 @@ class Settings:
     """``[identity]``: Discord users and roles → Kubernetes user and groups (checked at load)."""
     discord: Mapping[str, Any] = field(default_factory=dict)
     """``[discord]``: guilds, allowlist and timings of the Discord front end (checked by it)."""
+    backup_every_hours: float = 0.0
+    """``[backup] every_hours``: a backup of the database that often while serving (0: off)."""
+    backup_keep: int = 7
+    """``[backup] keep``: how many scheduled backups are kept (the oldest go first)."""
 
     @property
     def database_path(self) -> Path:
@@ -156,8 +160,21 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         config_file=config_file,
         identity=_identity(raw.get("identity"), where),
         discord=_table(raw, "discord", where),
+        **_backup(_table(raw, "backup", where), where),
     )
     return replace(settings, **overrides) if overrides else settings
+
+
+def _backup(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    unknown = sorted(set(raw) - {"every_hours", "keep"})
+    if unknown:
+        raise UsageError(f"{where}: [backup] has no {', '.join(unknown)} (every_hours, keep)")
+    every, keep = raw.get("every_hours", 0.0), raw.get("keep", 7)
+    if isinstance(every, bool) or not isinstance(every, int | float) or every < 0:
+        raise UsageError(f"{where}: backup.every_hours must be a number of hours, 0 for none")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise UsageError(f"{where}: backup.keep must be a whole number, at least 1")
+    return {"backup_every_hours": float(every), "backup_keep": keep}
 
 
 def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:

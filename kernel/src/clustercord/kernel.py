@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+from clustercord import backups, instance
 from clustercord.config import Settings
 from clustercord.dispatcher import Dispatcher
 from clustercord.door import Door
@@ -53,14 +56,26 @@ class Kernel:
         # At rest: the data directory 0700, the database and key files 0600, the files
         # directory 0700 (tightened, and logged, if looser).
         secure_data_dir(settings.data_dir, settings.output_dir)
+        # Held while we run: a restore waits for every kernel of this directory to stop.
+        self._in_use = instance.in_use(settings.data_dir)
         self.database = Database(settings.database_path)
-        # A missing or changed data key over sealed data stops the start here, saying what
-        # would be lost; it is never replaced by a new one.
-        self.data_key = DataKey(settings.data_dir, self.database)
         try:
+            # A database from a newer ClusterCord stops the start here; one from an older
+            # one is backed up before anything below migrates it.
+            upgraded_from = backups.check_version(self.database)
+            if upgraded_from is not None and backups.holds_data(self.database):
+                saved = backups.create_backup(
+                    self.database, settings.data_dir, f"before-upgrade-from-{upgraded_from}"
+                )
+                log.warning("database from %s backed up to %s", upgraded_from, saved.path)
+            backups.record_version(self.database)
+            # A missing or changed data key over sealed data stops the start here, saying
+            # what would be lost; it is never replaced by a new one.
+            self.data_key = DataKey(settings.data_dir, self.database)
             self.data_key.check()
         except BaseException:
             self.database.close()
+            self._in_use.release()
             raise
         self.audit = AuditLog(self.database)
         self.scheduler = SchedulerService(self.database)
@@ -103,6 +118,7 @@ class Kernel:
         self.manager.listeners.append(self.plugin_identities.on_plugin_change)
         self._sources = sources
         self._plugin_path = plugin_path
+        self._last_backup: float | None = None
 
     async def start(self) -> Kernel:
         sources = self._sources if self._sources is not None else discover(self._plugin_path)
@@ -116,6 +132,7 @@ class Kernel:
         self.isolation.close()
         self.audit.close()
         self.database.close()
+        self._in_use.release()
 
     def _context_for(self, plugin: Plugin) -> PluginContext:
         assert plugin.manifest is not None
@@ -169,11 +186,30 @@ class Kernel:
             while not stop.is_set():
                 self.approvals.expire()
                 await self.deliver_decisions()
+                await self.scheduled_backup()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), tick)
         finally:
             await scheduler
             await asyncio.gather(*watchers, return_exceptions=True)
+
+    async def scheduled_backup(self) -> Path | None:
+        """A backup when ``[backup] every_hours`` have passed since the last scheduled one
+        (by the files' times, so a restart does not reset the clock); the oldest beyond
+        ``keep`` are deleted."""
+        every = self.settings.backup_every_hours
+        if every <= 0:
+            return None
+        if self._last_backup is None:  # once: the newest scheduled backup on disk
+            self._last_backup = backups.newest(self.settings.data_dir, "scheduled") or 0.0
+        if time.time() - self._last_backup < every * 3600:
+            return None
+        self._last_backup = time.time()
+        info = await asyncio.to_thread(
+            backups.create_backup, self.database, self.settings.data_dir, "scheduled"
+        )
+        backups.prune(self.settings.data_dir, self.settings.backup_keep, "scheduled")
+        return info.path
 
     def cluster_watchers(self) -> list[ClusterWatcher]:
         """Watchers for every cluster, if an enabled plugin subscribes to cluster events.

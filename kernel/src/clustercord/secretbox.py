@@ -360,6 +360,16 @@ def _create_key(path: Path) -> None:
     log.info("data key created: %s (back it up with the data directory)", path)
 
 
+def current_key_id(data_dir: Path, env: Mapping[str, str] | None = None) -> str | None:
+    """The id of the data key this directory would use, without ever creating one
+    (``None``: no key)."""
+    env = dict(os.environ) if env is None else env
+    if env.get(ENV_KEY):
+        return SecretBox(_as_fernet_key(env[ENV_KEY])).key_id
+    path = data_dir / KEY_FILE
+    return SecretBox(_read_key(path)).key_id if path.exists() else None
+
+
 def _read_key(path: Path) -> bytes:
     if path.stat().st_mode & 0o077:
         raise DataKeyError(f"{path} is readable by others; run: chmod 600 {path}")

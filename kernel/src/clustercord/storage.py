@@ -27,6 +27,8 @@ from typing import Any
 
 import sqlite_utils
 
+from clustercord_sdk.errors import CommandError
+
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 log = logging.getLogger("clustercord.kernel")
 
@@ -76,6 +78,10 @@ def secure_data_dir(data_dir: Path, files_dir: Path | None = None) -> None:
                 tighten(Path(root) / name, PRIVATE_DIR)
             for name in files:
                 tighten(Path(root) / name, PRIVATE_FILE)
+
+
+class SchemaTooNew(CommandError):
+    """Stored data at a schema version above what this code knows (a downgrade)."""
 
 
 class Database:
@@ -167,13 +173,23 @@ class Database:
 
     # -- migrations ----------------------------------------------------------------
     def migrate(self, scope: str, steps: Iterable[tuple[int, Callable[[], None]]]) -> list[int]:
-        """Run the steps above the recorded version for ``scope``, each atomically."""
+        """Run the steps above the recorded version for ``scope``, each atomically. Data at
+        a version above every step known here was written by newer code: refused, never
+        guessed at (:class:`SchemaTooNew`)."""
+        steps = sorted(steps, key=lambda pair: pair[0])
         row = self.conn.execute(
             "SELECT version FROM _migrations WHERE scope = ?", (scope,)
         ).fetchone()
         current = row[0] if row else 0
+        known = steps[-1][0] if steps else 0
+        if current > known:
+            raise SchemaTooNew(
+                f"{scope}: the stored data is at schema version {current}, newer than this "
+                f"code knows ({known}): it was written by a newer version; run that version "
+                "or restore a backup made before the upgrade (clustercord backup list)"
+            )
         applied = []
-        for version, step in sorted(steps, key=lambda pair: pair[0]):
+        for version, step in steps:
             if version <= current:
                 continue
             with self.transaction():

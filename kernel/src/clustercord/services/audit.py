@@ -71,7 +71,7 @@ HEAD_FILE = "audit.head"
 ANCHOR_PREFIX = "clustercord-audit-anchor"
 HEAD_SLOT = 256
 """Bytes per slot of the head file (two slots)."""
-_META_SCOPE = "_audit"
+_META_SCOPE = META_SCOPE = "_audit"
 """The kernel's own ``_kv`` scope for the key id (a plugin's scope is its name: no ``_``)."""
 HEAD_INTERVAL = 0.02
 """Seconds between two writes of the head file by the group writer (coalesced meanwhile)."""
@@ -745,16 +745,7 @@ class AuditLog:
 
     def iter_rows(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
         """Rows after ``since_seq`` in order, options parsed (as hashed)."""
-        cursor = self._database.conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM _audit WHERE seq > ? ORDER BY seq", (since_seq,)
-        )
-        for values in cursor:
-            row = dict(zip(_COLUMNS, values, strict=True))
-            try:
-                row["options"] = json.loads(row["options"]) if row["options"] else {}
-            except ValueError:
-                pass  # left as text: verify() reports the row as edited
-            yield row
+        return read_rows(self._database.conn, since_seq)
 
     def export(self, stream: IO[str], since_seq: int = 0) -> int:
         """Write rows as JSON lines; returns how many. An export can be checked with
@@ -795,6 +786,26 @@ class AuditLog:
         result.problems[:0] = extra
         result.ok = not result.problems
         return result
+
+
+def read_rows(conn: sqlite3.Connection, since_seq: int = 0) -> Iterator[dict[str, Any]]:
+    """The log's rows after ``since_seq`` from any connection to a ClusterCord database (the
+    kernel's, or a backup's), in order, options parsed (as hashed)."""
+    cursor = conn.execute(
+        f"SELECT {', '.join(_COLUMNS)} FROM _audit WHERE seq > ? ORDER BY seq", (since_seq,)
+    )
+    for values in cursor:
+        row = dict(zip(_COLUMNS, values, strict=True))
+        try:
+            row["options"] = json.loads(row["options"]) if row["options"] else {}
+        except ValueError:
+            pass  # left as text: verify_rows() reports the row as edited
+        yield row
+
+
+def last_counted_seq(conn: sqlite3.Connection) -> int:
+    """The highest seq ever given out (deleted rows included): truncation shows against it."""
+    return _counter(conn)
 
 
 def _counter(conn: sqlite3.Connection) -> int:

@@ -41,7 +41,15 @@ def run(args: argparse.Namespace, load_settings: Callable[[], Any]) -> int:
     settings = load_settings()
     discord = DiscordSettings.load(settings.discord)
     if args.command == "serve":
-        return _serve(args, settings, discord)
+        from clustercord import instance
+
+        # One bot per data directory: a second serve would answer every interaction twice.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = instance.serving(settings.data_dir)
+        try:
+            return _serve(args, settings, discord)
+        finally:
+            lock.release()
     return asyncio.run(_commands(args, settings, discord))
 
 
