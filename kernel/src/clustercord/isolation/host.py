@@ -61,6 +61,8 @@ from pathlib import Path
 from typing import Any
 
 from clustercord.config import Settings
+from clustercord.isolation import cgroups as cgroup_groups
+from clustercord.isolation.cgroups import Cgroups, Group
 from clustercord.isolation.protocol import (
     FrameError,
     encode,
@@ -72,6 +74,7 @@ from clustercord.isolation.protocol import (
     write_all,
 )
 from clustercord.isolation.stub import IsolatedPackage
+from clustercord.isolation.view import View, ViewUnavailable
 from clustercord.plugins.manager import Plugin
 from clustercord_sdk import hookspecs
 from clustercord_sdk.context import CommandContext, PluginContext
@@ -148,7 +151,13 @@ IN_PROCESS_ONLY = frozenset({"plugin-admin", "approvals-admin", "audit-read"})
 """Capabilities that act on or read the kernel itself: only for plugins in the in-process tier."""
 IN_PROCESS_CAPABILITY = "in-process"
 """The capability that, once an admin has granted it, runs a plugin in the kernel's process."""
+NETWORK_CAPABILITY = "network"
+"""The capability that, once an admin has granted it, leaves an isolated plugin the host's
+network (otherwise its process has a network namespace of its own: loopback only)."""
 MAX_HANDLES = 16
+_WRAPPER_TASKS = 4
+"""Tasks of the cgroup beyond the plugin's processes: bwrap's monitor and the namespace's
+init."""
 """Exec sessions and conversations one process may hold open at once."""
 
 
@@ -171,11 +180,16 @@ def isolates(plugin: Plugin, settings: Settings) -> bool:
 def granted_in_process(plugin: Plugin) -> bool:
     """The manifest asks for the ``in-process`` capability and an admin granted it (the
     grant machinery of the plugin manager: ``/plugin permissions name:X approve:true``)."""
+    return granted(plugin, IN_PROCESS_CAPABILITY)
+
+
+def granted(plugin: Plugin, capability: str) -> bool:
+    """The manifest declares ``capability`` and an admin granted it."""
     manifest = plugin.manifest
     return (
         manifest is not None
-        and IN_PROCESS_CAPABILITY in manifest.capabilities
-        and f"capability:{IN_PROCESS_CAPABILITY}" in plugin.granted
+        and capability in manifest.capabilities
+        and f"capability:{capability}" in plugin.granted
     )
 
 
@@ -215,9 +229,20 @@ def _remote(name: str, message: str) -> Exception:
     return cls(message)
 
 
-def describe_end(returncode: int | None, limits: Limits) -> str:
+def describe_end(
+    returncode: int | None, limits: Limits, *, wrapped: bool = False, oom: bool = False
+) -> str:
+    """Why a process ended. ``wrapped``: the status is bwrap's, which reports a child killed
+    by signal N as 128 + N. ``oom``: its cgroup's OOM killer killed it."""
+    if oom:
+        return (
+            f"its process went beyond its memory limit ({limits.memory_mb} MB resident, "
+            "cgroup) and was killed"
+        )
     if returncode is None:
         return "its process stopped answering"
+    if wrapped and returncode > 128:
+        returncode = -(returncode - 128)
     if returncode == 70:  # child.MEMORY_EXIT
         return f"its process reached its memory limit ({limits.memory_mb} MB) and was stopped"
     if returncode < 0:
@@ -237,8 +262,19 @@ def describe_end(returncode: int | None, limits: Limits) -> str:
 class Child:
     """One running process of an isolated plugin and the calls in flight to it."""
 
-    def __init__(self, host: IsolationHost, plugin: Plugin, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self,
+        host: IsolationHost,
+        plugin: Plugin,
+        proc: subprocess.Popen[bytes],
+        group: Group | None = None,
+        wrapped: bool = False,
+    ) -> None:
         self.host = host
+        self.group = group
+        """Its cgroups (removed when it ends)."""
+        self.wrapped = wrapped
+        """Started by bwrap: ``proc`` is bwrap, the plugin's process is inside."""
         self.plugin = plugin
         self.name = plugin.name
         self.proc = proc
@@ -369,7 +405,12 @@ class Child:
 
     def _ended(self, returncode: int | None) -> None:
         self.release()
-        reason = self.ending or describe_end(returncode, self.host.limits)
+        oom = self.group is not None and self.group.oom_killed()
+        if self.group is not None:
+            self.group.remove()
+        reason = self.ending or describe_end(
+            returncode, self.host.limits, wrapped=self.wrapped, oom=oom
+        )
         if not self.ready.done():
             tail = "; ".join(line for line in list(self.stderr)[-3:] if line)
             self.ready.set_result({"op": "failed", "error": reason + (f": {tail}" if tail else "")})
@@ -410,6 +451,12 @@ class IsolationHost:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Future[None]] = set()
         self.dropping = settings.isolation_uids is not None and os.geteuid() == 0
+        self.view: View | None = None
+        """The file and network view (probed at the first spawn: ``settings.isolation_sandbox``)."""
+        self._view_error: str | None = None
+        self.cgroups = Cgroups(self.limits.memory_mb, self.limits.processes + _WRAPPER_TASKS)
+        self.seccomp = True
+        """Each child installs the seccomp filter of :mod:`.seccomp` before plugin code."""
         self.database: Any = None
         """The kernel's :class:`~clustercord.storage.Database` (set by the plugin manager):
         migration versions, and ``delete_where`` on a connection of its own."""
@@ -482,8 +529,47 @@ class IsolationHost:
             child.kill("the plugin was disabled", failure=False)
 
     def close(self) -> None:
+        ending = list(self.children.values())
         for name in list(self.children):
             self.stop(name)
+        for child in ending:  # their cgroups can go once they are gone
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(2)
+            if child.group is not None:
+                child.group.remove(wait=2.0)
+        self.cgroups.close()
+
+    def status(self) -> dict[str, str]:
+        """What contains isolated processes here (``plugins list``): the file and network
+        view, the cgroups, the seccomp filter."""
+        view = (
+            self.view.reason
+            if self.view is not None
+            else (
+                self._view_error
+                or f"isolation_sandbox = {self.settings.isolation_sandbox}"
+                " (probed when the first isolated plugin starts)"
+            )
+        )
+        return {
+            "view": view,
+            "cgroups": self.cgroups.reason,
+            "seccomp": "seccomp filter in each process" if self.seccomp else "no seccomp filter",
+        }
+
+    def _probe_view(self) -> View:
+        """The view, probed once; ImportError (the plugin is not started) when the setting
+        asks for bwrap and it cannot run here."""
+        if self._view_error is not None:
+            raise ImportError(self._view_error)
+        if self.view is None:
+            try:
+                self.view = View.probe(self.settings.isolation_sandbox, self.settings.data_dir)
+            except (ViewUnavailable, ValueError) as exc:
+                self._view_error = str(exc)
+                raise ImportError(self._view_error) from None
+            log.info("isolated plugins: %s; %s", self.view.reason, self.cgroups.reason)
+        return self.view
 
     def process(self, name: str) -> Child | None:
         """The plugin's running process, if it has one."""
@@ -493,6 +579,7 @@ class IsolationHost:
     async def _spawn(self, plugin: Plugin) -> Child:
         source, verified = plugin.source, plugin.verified
         assert source.folder is not None and verified is not None
+        view = self._probe_view() if self.view is None else self.view
         home = self.settings.data_dir / "plugins" / plugin.name
         (home / "tmp").mkdir(parents=True, exist_ok=True)
         os.chmod(home, 0o700)
@@ -514,17 +601,40 @@ class IsolationHost:
             "LC_ALL": "C.UTF-8",
             "MALLOC_ARENA_MAX": "2",  # glibc's per-thread arenas would eat the address space
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-m", "clustercord.isolation.child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=home,
-            close_fds=True,
-            start_new_session=True,
-        )
-        child = Child(self, plugin, proc)
+        command = [sys.executable, "-I", "-B", "-m", "clustercord.isolation.child"]
+        wrapped = view.bwrap is not None
+        if wrapped:
+            network = granted(plugin, NETWORK_CAPABILITY)
+            command = [
+                *view.command(
+                    home=home, folder=source.folder, network=network, own_uid=user is not None
+                ),
+                *command,
+                "--wrapped",
+            ]
+        group = self.cgroups.create(plugin.name) if self.cgroups.available else None
+        joins = group.join_descriptors() if group is not None else []
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=home,
+                close_fds=True,
+                start_new_session=True,
+                # Into its cgroups before exec: bwrap and all under it are counted.
+                preexec_fn=(lambda: cgroup_groups.join(joins)) if joins else None,
+            )
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+        finally:
+            for fd in joins:
+                os.close(fd)
+        child = Child(self, plugin, proc, group, wrapped)
         self.children[plugin.name] = child
         child.send(
             {
@@ -534,12 +644,17 @@ class IsolationHost:
                 "folder": str(source.folder),
                 "files": verified.signed["files"],
                 "limits": {
-                    "memory_mb": self.limits.memory_mb,
+                    # With a memory cgroup, resident memory is bounded there; the address
+                    # space stays bounded too (a 4 GB allocation still fails at once), above.
+                    "memory_mb": self.limits.memory_mb * 2 + 512
+                    if self.cgroups.memory
+                    else self.limits.memory_mb,
                     "cpu_seconds": self.limits.cpu_seconds,
                     "open_files": self.limits.open_files,
                     "processes": self.limits.processes,
                 },
                 "user": {"uid": user[0], "gid": user[1]} if user is not None else None,
+                "seccomp": self.seccomp,
             }
         )
         try:
