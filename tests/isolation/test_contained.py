@@ -459,3 +459,22 @@ async def test_cgroups_are_removed_when_the_kernel_closes(clustercord_harness, i
     clustercord_harness.close()
     await asyncio.sleep(0)
     assert not any(root.exists() for root in roots), roots
+
+
+async def test_a_handler_raising_stop_iteration_fails_at_once(clustercord_harness, isolated_plugin):
+    # Raised into the executor's future as it is, StopIteration never reached the call: the
+    # user waited for the whole isolation_timeout.
+    isolated_plugin(
+        "stopper",
+        manifest=commands("stopper", "fine"),
+        modules={
+            "commands": "def stopper(ctx):\n    return next(iter([]))\n\n"
+            "def fine(ctx):\n    return 'fine'\n"
+        },
+    )
+    await clustercord_harness.start()
+    started = asyncio.get_running_loop().time()
+    ran = await clustercord_harness.run("/stopper")
+    assert asyncio.get_running_loop().time() - started < 10
+    assert not ran.ok and "StopIteration" in ran.text, ran.text
+    assert (await clustercord_harness.run("/fine")).text == "fine"

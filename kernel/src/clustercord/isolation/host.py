@@ -19,6 +19,9 @@ also gives the child a uid and gid of its own to drop to before the plugin's cod
 (:meth:`IsolationHost.user`: ``isolation_uids`` plus a hash of the data directory and the
 plugin's name; no account is needed), so ``RLIMIT_NPROC`` binds each plugin alone and no
 two plugins share files or may signal each other; the plugin's directory is chowned to it.
+Around that command, bwrap gives it a file view and namespaces of its own (:mod:`.view`; no
+network unless capability ``network`` was granted), and it starts inside cgroups of its own
+(:mod:`.cgroups`, joined before ``exec``); the child installs :mod:`.seccomp`'s filter.
 
 The plugin registers with pluggy as an :class:`~clustercord.isolation.stub.IsolatedPackage`:
 one ``async`` proxy per hook it implements, taking the hook's arguments; command, component
@@ -303,7 +306,23 @@ class Child:
 
     @property
     def pid(self) -> int:
+        """The host pid of what the kernel started (bwrap, when wrapped): its process group,
+        which the plugin's own process and its descendants share."""
         return self.proc.pid
+
+    def processes(self) -> list[int]:
+        """Host pids of every process of its group (bwrap's, the plugin's, its children)."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        fields = handle.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == self.proc.pid and fields[0] != "Z":
+                    found.append(int(entry))
+        return sorted(found)
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message for the process: the kernel's loop never blocks on a full pipe
