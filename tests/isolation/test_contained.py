@@ -9,7 +9,9 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -478,3 +480,79 @@ async def test_a_handler_raising_stop_iteration_fails_at_once(clustercord_harnes
     assert asyncio.get_running_loop().time() - started < 10
     assert not ran.ok and "StopIteration" in ran.text, ran.text
     assert (await clustercord_harness.run("/fine")).text == "fine"
+
+
+LINGER = {
+    "name": "linger",
+    "version": "0.1.0",
+    "api": ">=1.0,<2",
+    "description": "leaves a process of its own behind and spins",
+    "commands": [
+        {
+            "name": "linger",
+            "description": "linger",
+            "handler": "commands:linger",
+            "options": [{"name": "seconds", "type": "string", "description": "marker"}],
+        }
+    ],
+}
+LINGER_CODE = """
+import os, subprocess
+
+def linger(ctx):
+    # A process in a session of its own, with no pipe to the kernel: out of the reach of
+    # the kernel's kill of its process group.
+    subprocess.Popen(
+        ["sleep", ctx.options["seconds"]], start_new_session=True, close_fds=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    while True:
+        pass
+"""
+
+
+def test_nothing_of_a_plugin_outlives_a_kernel_killed_with_9(tmp_path, clustercord_signer):
+    from clustercord_testing.harness import TestSigner
+    from clustercord_testing.site import signed_builtins_site
+
+    from .test_escape_corpus import CLI, _cli, _processes_running, _wait
+    from .test_isolated_cli import install
+
+    publisher = TestSigner()
+    try:
+        site = tmp_path / "site"
+        signed_builtins_site(site, clustercord_signer)
+        plugin = tmp_path / "linger"
+        plugin.mkdir()
+        (plugin / "manifest.json").write_text(json.dumps(LINGER))
+        (plugin / "__init__.py").write_text("")
+        (plugin / "commands.py").write_text(LINGER_CODE)
+        install(site, plugin, "cc_linger", "linger", publisher)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(site),
+            "CLUSTERCORD_DATA_DIR": str(tmp_path / "data"),
+        }
+        env.pop("CLUSTERCORD_ISOLATION", None)
+        for signer, kind in ((clustercord_signer, "release"), (publisher, "third-party")):
+            key = tmp_path / f"{kind}.asc"
+            key.write_text(signer.public_key)
+            _cli(env, "keys", "trust", str(key), "--label", kind, "--kind", kind)
+        seconds = f"{400 + os.getpid() % 97}.25"  # its marker: a sleep no other test runs
+        running = subprocess.Popen(
+            [*CLI, "run", f"/linger seconds:{seconds}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert _wait(lambda: _processes_running(seconds) or running.poll() is not None, 60)
+            assert running.poll() is None, running.stderr.read() if running.stderr else ""
+        finally:
+            os.kill(running.pid, signal.SIGKILL)
+            running.wait()
+        assert _wait(lambda: not _processes_running(seconds), 15), (
+            f"a plugin's process outlived the killed kernel: {_processes_running(seconds)}"
+        )
+    finally:
+        publisher.cleanup()

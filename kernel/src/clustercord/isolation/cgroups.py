@@ -30,6 +30,9 @@ from pathlib import Path
 log = logging.getLogger("clustercord.isolation")
 
 PREFIX = "clustercord-"
+_SERIAL = itertools.count(1)
+"""Numbers groups across every kernel of this process (tests run several, one after the
+other, under the same ``clustercord-<pid>``): a group left behind never blocks a new one."""
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -183,7 +186,6 @@ class Cgroups:
         self.memory_mb = memory_mb
         self.processes = processes
         self.controllers, self.reason = discover()
-        self._serial = itertools.count(1)
         self._roots: dict[str, Path] = {}
         if self.controllers:
             self._remove_stale()
@@ -199,21 +201,22 @@ class Cgroups:
         return "memory" in self.controllers
 
     def _root(self, controller: Controller) -> Path:
-        root = self._roots.get(controller.name)
-        if root is None:
-            root = controller.base / f"{PREFIX}{os.getpid()}"
+        """``clustercord-<pid>`` under the kernel's group (made again if another kernel of
+        this process removed it when it closed)."""
+        root = controller.base / f"{PREFIX}{os.getpid()}"
+        if not root.is_dir():
             root.mkdir(exist_ok=True)
             if controller.version == 2:
                 with contextlib.suppress(OSError):
                     (root / "cgroup.subtree_control").write_text(f"+{controller.name}")
-            self._roots[controller.name] = root
+        self._roots[controller.name] = root
         return root
 
     def create(self, plugin: str) -> Group:
         """The groups of a new process of ``plugin``, limits set; an empty group where it
         cannot be made (logged: the process runs without it)."""
         group = Group(memory_bytes=self.memory_mb * 1024 * 1024)
-        name = f"{_SAFE.sub('_', plugin)[:60]}-{next(self._serial)}"
+        name = f"{_SAFE.sub('_', plugin)[:60]}-{next(_SERIAL)}"
         for controller in self.controllers.values():
             try:
                 path = self._root(controller) / name
@@ -239,11 +242,10 @@ class Cgroups:
                 (path / "memory.memsw.limit_in_bytes").write_text(str(memory))
 
     def close(self) -> None:
+        """Remove the kernel's ``clustercord-<pid>`` groups once empty (the groups of its
+        processes were removed as they ended; another kernel of this process may still
+        hold some: then it stays)."""
         for root in self._roots.values():
-            for child in root.iterdir() if root.is_dir() else ():
-                with contextlib.suppress(OSError):
-                    if child.is_dir():
-                        child.rmdir()
             with contextlib.suppress(OSError):
                 root.rmdir()
         self._roots = {}

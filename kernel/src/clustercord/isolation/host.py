@@ -46,6 +46,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
+import functools
 import inspect
 import itertools
 import logging
@@ -392,7 +394,11 @@ class Child:
         with contextlib.suppress(OSError):
             assert self.proc.stdout is not None
             self.proc.stdout.close()
-        self._call_soon(self._ended, returncode)
+        # Here, off the loop: the tasks its pid namespace ended may take a moment to leave.
+        oom = self.group is not None and self.group.oom_killed()
+        if self.group is not None:
+            self.group.remove(wait=2.0)
+        self._call_soon(self._ended, returncode, oom)
 
     def _write(self) -> None:
         while (data := self.outbox.get()) is not None:
@@ -422,11 +428,8 @@ class Child:
         if future is not None and not future.done():
             future.set_result(message)
 
-    def _ended(self, returncode: int | None) -> None:
+    def _ended(self, returncode: int | None, oom: bool = False) -> None:
         self.release()
-        oom = self.group is not None and self.group.oom_killed()
-        if self.group is not None:
-            self.group.remove()
         reason = self.ending or describe_end(
             returncode, self.host.limits, wrapped=self.wrapped, oom=oom
         )
@@ -437,6 +440,19 @@ class Child:
             if not future.done():
                 future.set_exception(ProcessFailure(reason))
         self.host.ended(self, reason)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+"""Loaded here, in the kernel: the forked child before ``exec`` only calls it."""
+
+
+def _before_exec(joins: list[int]) -> None:
+    """In the forked child, before ``exec``: into its cgroups (bwrap and all under it are
+    counted from the start), and SIGKILL when the kernel's thread that started it ends
+    (bwrap's ``--die-with-parent`` then takes the whole namespace), so a plugin that stops
+    reading its pipe cannot outlive a kernel killed with -9."""
+    _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    cgroup_groups.join(joins)
 
 
 async def _quietly(work: Any) -> None:
@@ -583,7 +599,9 @@ class IsolationHost:
             raise ImportError(self._view_error)
         if self.view is None:
             try:
-                self.view = View.probe(self.settings.isolation_sandbox, self.settings.data_dir)
+                self.view = View.probe(
+                    self.settings.isolation_sandbox, self.settings.data_dir, own_uid=self.dropping
+                )
             except (ViewUnavailable, ValueError) as exc:
                 self._view_error = str(exc)
                 raise ImportError(self._view_error) from None
@@ -643,8 +661,7 @@ class IsolationHost:
                 cwd=home,
                 close_fds=True,
                 start_new_session=True,
-                # Into its cgroups before exec: bwrap and all under it are counted.
-                preexec_fn=(lambda: cgroup_groups.join(joins)) if joins else None,
+                preexec_fn=functools.partial(_before_exec, joins) if wrapped or joins else None,
             )
         except BaseException:
             if group is not None:

@@ -66,9 +66,10 @@ class View:
     """The directories the child interpreter needs, read-only (probed once)."""
 
     @classmethod
-    def probe(cls, mode: str, data_dir: Path) -> View:
+    def probe(cls, mode: str, data_dir: Path, *, own_uid: bool) -> View:
         """Whether bwrap can wrap a child here (``auto``: a warning if not; ``bwrap``:
-        :class:`ViewUnavailable`; ``none``: no view at all)."""
+        :class:`ViewUnavailable`; ``none``: no view at all), tried as children will be
+        started (``own_uid``: they drop to a uid themselves, no user namespace)."""
         if mode not in MODES:
             raise ValueError(f"isolation_sandbox must be one of {', '.join(MODES)}, not {mode!r}")
         if mode == "none":
@@ -83,7 +84,7 @@ class View:
             view = cls(bwrap, "", paths)
             try:
                 argv = [
-                    *view.command(home=None, folder=None, network=False, own_uid=False),
+                    *view.command(home=None, folder=None, network=False, own_uid=own_uid),
                     sys.executable, "-I", "-B", "-c", "import clustercord.isolation.child",
                 ]  # fmt: skip
                 result = subprocess.run(argv, capture_output=True, timeout=30, env=_PROBE_ENV)
@@ -95,6 +96,8 @@ class View:
                     problem = "bwrap cannot make namespaces here: " + (
                         tail[0] if tail else f"exit {result.returncode}"
                     )
+                    if not own_uid:
+                        problem += " (no user namespaces for this user?)"
         if problem is None:
             assert bwrap is not None
             return cls(bwrap, "own file view, network only if declared (bubblewrap)", paths)
