@@ -556,3 +556,71 @@ def test_nothing_of_a_plugin_outlives_a_kernel_killed_with_9(tmp_path, clusterco
         )
     finally:
         publisher.cleanup()
+
+
+def test_cgroup_v2_groups_and_their_limits(tmp_path, monkeypatch):
+    # cgroup v2 as a delegated hierarchy would show it (a plain directory stands for the
+    # file system: the files the kernel reads and writes are the same).
+    unified = tmp_path / "unified"
+    own = unified / "system.slice" / "clustercord.service"
+    own.mkdir(parents=True)
+    (own / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (own / "cgroup.subtree_control").write_text("memory pids\n")  # delegated to its children
+    monkeypatch.setattr(cgroup_module, "_mounts", lambda: [(str(unified), "/", "cgroup2", {"rw"})])
+    monkeypatch.setattr(
+        cgroup_module, "_own_groups", lambda: {"": "/system.slice/clustercord.service"}
+    )
+    groups = cgroup_module.Cgroups(memory_mb=64, processes=40)
+    assert groups.reason == "cgroups: memory (cgroup v2), pids (cgroup v2)"
+    group = groups.create("my/plugin")
+
+    paths = {c.name: p for c, p in group.directories}
+    assert paths["memory"] == paths["pids"]  # one group, both controllers
+    assert paths["memory"].parent == own / f"clustercord-{os.getpid()}"
+    assert paths["memory"].name.startswith("my_plugin-")  # no path from a plugin's name
+    assert (paths["memory"] / "memory.max").read_text() == str(64 * 1024 * 1024)
+    assert (paths["memory"] / "memory.swap.max").read_text() == "0"
+    assert (paths["pids"] / "pids.max").read_text() == "40"
+    assert (paths["memory"].parent / "cgroup.subtree_control").read_text() == "+memory +pids"
+    assert not group.oom_killed()
+    (paths["memory"] / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert group.oom_killed()
+
+
+def test_cgroup_v2_not_delegated_falls_back_saying_so(tmp_path, monkeypatch):
+    # The kernel's own v2 group holds the kernel: v2 refuses to enable controllers for its
+    # children (the write fails), so there is no group to make: said, not failed.
+    unified = tmp_path / "unified"
+    own = unified / "user.slice"
+    own.mkdir(parents=True)
+    (own / "cgroup.controllers").write_text("memory pids\n")
+    (own / "cgroup.subtree_control").mkdir()  # stands for a file that refuses writes
+    monkeypatch.setattr(cgroup_module, "_mounts", lambda: [(str(unified), "/", "cgroup2", {"rw"})])
+    monkeypatch.setattr(cgroup_module, "_own_groups", lambda: {"": "/user.slice"})
+    groups = cgroup_module.Cgroups(memory_mb=64, processes=40)
+    assert not groups.available
+    assert groups.reason.startswith("no cgroup controller available")
+
+
+def test_cgroup_v1_memory_without_a_pids_hierarchy(tmp_path, monkeypatch):
+    memory = tmp_path / "memory"
+    own = memory / "kernel"
+    own.mkdir(parents=True)
+    monkeypatch.setattr(
+        cgroup_module, "_mounts", lambda: [(str(memory), "/", "cgroup", {"rw", "memory"})]
+    )
+    monkeypatch.setattr(cgroup_module, "_own_groups", lambda: {"memory": "/kernel"})
+    groups = cgroup_module.Cgroups(memory_mb=32, processes=40)
+    assert groups.memory and "pids" not in groups.controllers
+    assert groups.reason == "cgroups: memory (cgroup v1); not available: pids"
+    group = groups.create("p")
+    (path,) = (p for _, p in group.directories)
+    assert (path / "memory.limit_in_bytes").read_text() == str(32 * 1024 * 1024)
+    (path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    assert not group.oom_killed()
+    (path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert group.oom_killed()
+    for name in list(path.iterdir()):
+        name.unlink()  # what cgroupfs does by itself
+    group.remove()
+    assert not path.exists()

@@ -89,12 +89,8 @@ def discover() -> tuple[dict[str, Controller], str]:
         if fstype != "cgroup2" or "" not in own:
             continue
         base = Path(point) / _relative(own[""], root)
-        try:
-            available = set((base / "cgroup.controllers").read_text().split())
-        except OSError:
-            continue
-        for name in ("memory", "pids"):
-            if name in available and _writable(base):
+        if _writable(base):
+            for name in sorted(_delegated(base)):
                 controllers.setdefault(name, Controller(name, 2, base))
     for point, root, fstype, options in mounts:
         if fstype != "cgroup":
@@ -113,6 +109,24 @@ def discover() -> tuple[dict[str, Controller], str]:
     return controllers, f"cgroups: {line}"
 
 
+def _delegated(base: Path) -> set[str]:
+    """Of ``memory`` and ``pids``, what groups made under ``base`` can use (cgroup v2): what
+    ``base`` enables for its children, enabling it if it may (v2 refuses that to a group
+    that holds processes, unless an administrator delegated a subtree)."""
+    wanted = {"memory", "pids"}
+    try:
+        available = set((base / "cgroup.controllers").read_text().split()) & wanted
+        enabled = set((base / "cgroup.subtree_control").read_text().split())
+    except OSError:
+        return set()
+    for name in sorted(available - enabled):
+        with contextlib.suppress(OSError):
+            (base / "cgroup.subtree_control").write_text(f"+{name}")
+    with contextlib.suppress(OSError):
+        enabled = set((base / "cgroup.subtree_control").read_text().split())
+    return available & enabled
+
+
 def _relative(path: str, root: str) -> str:
     if root != "/" and (path == root or path.startswith(root.rstrip("/") + "/")):
         path = path[len(root) :]
@@ -129,7 +143,8 @@ class Group:
     def join_descriptors(self) -> list[int]:
         """Descriptors of each ``cgroup.procs``, opened now (before the fork): the child
         writes ``0`` (itself) to each before ``exec``."""
-        return [os.open(path / "cgroup.procs", os.O_WRONLY) for _, path in self.directories]
+        paths = dict.fromkeys(path for _, path in self.directories)  # v2: one for all
+        return [os.open(path / "cgroup.procs", os.O_WRONLY) for path in paths]
 
     def oom_killed(self) -> bool:
         """Whether the OOM killer killed a process of this group (it went beyond its
@@ -200,16 +215,18 @@ class Cgroups:
     def memory(self) -> bool:
         return "memory" in self.controllers
 
-    def _root(self, controller: Controller) -> Path:
-        """``clustercord-<pid>`` under the kernel's group (made again if another kernel of
-        this process removed it when it closed)."""
-        root = controller.base / f"{PREFIX}{os.getpid()}"
+    def _root(self, base: Path, version: int) -> Path:
+        """``clustercord-<pid>`` under the kernel's group ``base`` (made again if another
+        kernel of this process removed it when it closed). In v2, one directory serves every
+        controller, enabled for its children at once."""
+        root = base / f"{PREFIX}{os.getpid()}"
         if not root.is_dir():
             root.mkdir(exist_ok=True)
-            if controller.version == 2:
+            if version == 2:
+                names = sorted(c.name for c in self.controllers.values() if c.base == base)
                 with contextlib.suppress(OSError):
-                    (root / "cgroup.subtree_control").write_text(f"+{controller.name}")
-        self._roots[controller.name] = root
+                    (root / "cgroup.subtree_control").write_text(" ".join(f"+{n}" for n in names))
+        self._roots[str(root)] = root
         return root
 
     def create(self, plugin: str) -> Group:
@@ -217,10 +234,14 @@ class Cgroups:
         cannot be made (logged: the process runs without it)."""
         group = Group(memory_bytes=self.memory_mb * 1024 * 1024)
         name = f"{_SAFE.sub('_', plugin)[:60]}-{next(_SERIAL)}"
+        made: dict[Path, Path] = {}
         for controller in self.controllers.values():
             try:
-                path = self._root(controller) / name
-                path.mkdir()
+                path = made.get(controller.base)
+                if path is None:
+                    path = self._root(controller.base, controller.version) / name
+                    path.mkdir()
+                    made[controller.base] = path
                 group.directories.append((controller, path))
                 self._limit(controller, path, group.memory_bytes)
             except OSError as exc:
