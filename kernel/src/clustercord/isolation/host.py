@@ -67,6 +67,7 @@ from typing import Any
 
 from clustercord.config import Settings
 from clustercord.isolation import cgroups as cgroup_groups
+from clustercord.isolation import seccomp
 from clustercord.isolation.cgroups import Cgroups, Group
 from clustercord.isolation.protocol import (
     FrameError,
@@ -490,8 +491,14 @@ class IsolationHost:
         """The file and network view (probed at the first spawn: ``settings.isolation_sandbox``)."""
         self._view_error: str | None = None
         self.cgroups = Cgroups(self.limits.memory_mb, self.limits.processes + _WRAPPER_TASKS)
-        self.seccomp = True
-        """Each child installs the seccomp filter of :mod:`.seccomp` before plugin code."""
+        self.seccomp = seccomp.machine() in seccomp.ARCHITECTURES
+        """Each child installs the seccomp filter of :mod:`.seccomp` before plugin code (on
+        the architectures it has numbers for)."""
+        if not self.seccomp:
+            log.warning(
+                "isolated plugins run without a seccomp filter: none for architecture %s",
+                seccomp.machine(),
+            )
         self.database: Any = None
         """The kernel's :class:`~clustercord.storage.Database` (set by the plugin manager):
         migration versions, and ``delete_where`` on a connection of its own."""
@@ -589,7 +596,9 @@ class IsolationHost:
         return {
             "view": view,
             "cgroups": self.cgroups.reason,
-            "seccomp": "seccomp filter in each process" if self.seccomp else "no seccomp filter",
+            "seccomp": "seccomp filter in each process"
+            if self.seccomp
+            else f"no seccomp filter (none for {seccomp.machine()})",
         }
 
     def _probe_view(self) -> View:
