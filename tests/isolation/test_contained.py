@@ -624,3 +624,46 @@ def test_cgroup_v1_memory_without_a_pids_hierarchy(tmp_path, monkeypatch):
         name.unlink()  # what cgroupfs does by itself
     group.remove()
     assert not path.exists()
+
+
+LINKER = {
+    "manifest": commands("link", "crash", "fine", options=PATHS),
+    "modules": {
+        "commands": """
+            import os, shutil
+
+            def link(ctx):
+                # Its home is its own: swap its tmp for a link to a host path it cannot
+                # reach, hoping the kernel (root) chowns it at the next start.
+                shutil.rmtree("tmp")
+                os.symlink(ctx.options["path"], "tmp")
+                return "linked"
+
+            def crash(ctx):
+                os._exit(1)
+
+            def fine(ctx):
+                return "fine"
+        """
+    },
+}
+
+
+async def test_a_link_left_in_its_home_never_makes_a_host_file_its_own(
+    clustercord_harness, isolated_plugin, tmp_path
+):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    before = victim.stat()
+    isolated_plugin("linker", **LINKER)
+    kernel = await clustercord_harness.start()
+    if not kernel.isolation.dropping:
+        pytest.skip("no uid drop here: the kernel chowns nothing")
+    assert (await clustercord_harness.run(f"/link path:{victim}")).text == "linked"
+    home = kernel.settings.data_dir / "plugins" / "linker"
+    assert (home / "tmp").is_symlink()
+    assert not (await clustercord_harness.run("/crash")).ok
+    assert (await clustercord_harness.run("/fine")).text == "fine"  # restarted
+    after = victim.stat()
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+    assert (home / "tmp").is_dir() and not (home / "tmp").is_symlink()

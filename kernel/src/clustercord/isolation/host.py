@@ -627,12 +627,14 @@ class IsolationHost:
         assert source.folder is not None and verified is not None
         view = self._probe_view() if self.view is None else self.view
         home = self.settings.data_dir / "plugins" / plugin.name
-        (home / "tmp").mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
+        _own_tmp(home / "tmp")
         os.chmod(home, 0o700)
         user = self.user(plugin.name)
         if user is not None:
             for path in (home, home / "tmp"):
-                os.chown(path, *user)
+                # Never through a link: the plugin owns its home and may have left one there.
+                os.chown(path, *user, follow_symlinks=False)
             # Its own directory is reached from its working directory; nothing else of the
             # data directory by path (the database, the audit log, files), whatever the modes
             # of what lies inside.
@@ -1275,6 +1277,15 @@ def _describe(ctx: Any) -> dict[str, Any] | None:
             "sealer": getattr(ctx, "sealer", None) is not None,
         }
     return None
+
+
+def _own_tmp(tmp: Path) -> None:
+    """``<home>/tmp`` as a real directory. The plugin owns its home: it may have replaced
+    ``tmp`` with a link to any host path (``/etc``), which the kernel, often root, would
+    then make (chown) the plugin's. Whatever is there that is not a directory goes."""
+    if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+        tmp.unlink()
+    tmp.mkdir(exist_ok=True)
 
 
 def home_of(settings: Settings, name: str) -> Path:
