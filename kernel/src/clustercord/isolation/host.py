@@ -161,10 +161,10 @@ NETWORK_CAPABILITY = "network"
 """The capability that, once an admin has granted it, leaves an isolated plugin the host's
 network (otherwise its process has a network namespace of its own: loopback only)."""
 MAX_HANDLES = 16
+"""Exec sessions and conversations one process may hold open at once."""
 _WRAPPER_TASKS = 4
 """Tasks of the cgroup beyond the plugin's processes: bwrap's monitor and the namespace's
 init."""
-"""Exec sessions and conversations one process may hold open at once."""
 
 
 def isolates(plugin: Plugin, settings: Settings) -> bool:
