@@ -397,7 +397,9 @@ async def test_without_cgroups_start_up_goes_on_and_says_so_once(
         harness.close()
 
 
-async def test_isolation_sandbox_setting(tmp_path, clustercord_signer, make_plugin, monkeypatch):
+async def test_isolation_sandbox_setting(
+    tmp_path, clustercord_signer, make_plugin, monkeypatch, caplog
+):
     with pytest.raises(UsageError, match="isolation_sandbox must be auto, bwrap or none"):
         load_settings(
             env={"CLUSTERCORD_DATA_DIR": str(tmp_path), "CLUSTERCORD_ISOLATION_SANDBOX": "vm"}
@@ -411,11 +413,15 @@ async def test_isolation_sandbox_setting(tmp_path, clustercord_signer, make_plug
         strict.add_plugin(other, isolated=True)
         kernel = await strict.start()
         plugin = strict.plugin("other")
-        assert plugin.state != "enabled" or plugin.module is None
-        assert "isolation_sandbox = bwrap, but bwrap is not installed" in (plugin.reason or "")
+        assert plugin.state == "disabled" and plugin.module is None
+        assert plugin.reason == (
+            "failed to load: ImportError: isolation_sandbox = bwrap, but bwrap is not "
+            "installed (Debian package bubblewrap): isolated plugins are not started"
+        )
         assert kernel.isolation.process("other") is None
     finally:
         strict.close()
+    caplog.set_level(logging.WARNING, logger="clustercord.isolation")
     lenient = _harness(tmp_path, clustercord_signer, "lenient", isolation_sandbox="auto")
     try:
         lenient.add_plugin(other, isolated=True)
@@ -423,8 +429,24 @@ async def test_isolation_sandbox_setting(tmp_path, clustercord_signer, make_plug
         assert (await lenient.run("/other")).text == "other serves"
         assert kernel.isolation.view is not None and kernel.isolation.view.bwrap is None
         assert "bwrap is not installed" in kernel.isolation.status()["view"]
+        warned = [r.getMessage() for r in caplog.records if "WITHOUT their own file" in r.message]
+        assert len(warned) == 1 and "bwrap is not installed" in warned[0], warned
     finally:
         lenient.close()
+    # "none": no view, on purpose: no warning either.
+    caplog.clear()
+    plain = _harness(tmp_path, clustercord_signer, "plain", isolation_sandbox="none")
+    try:
+        plain.add_plugin(other, isolated=True)
+        kernel = await plain.start()
+        assert (await plain.run("/other")).text == "other serves"
+        assert (
+            kernel.isolation.status()["view"]
+            == "no file or network view (isolation_sandbox = none)"
+        )
+        assert not [r for r in caplog.records if "WITHOUT their own file" in r.getMessage()]
+    finally:
+        plain.close()
 
 
 def test_the_view_never_binds_a_directory_holding_the_data_dir(caplog):
