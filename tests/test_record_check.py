@@ -9,10 +9,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from clustercord.plugins.discovery import discover
+from clustercord_testing.site import signed_builtins_site
 
 _counter = itertools.count()
 
@@ -26,12 +31,19 @@ def install(harness, source: Path, site: Path, *, record: bool = True, edit=None
     """``source`` signed and installed into ``site`` as package ``<pkg>.hello`` of
     distribution ``cc-record-N``; ``edit(lines)`` may change RECORD's lines before they are
     written. Returns the installed plugin folder."""
+    folder = write_distribution(harness.signer, source, site, record=record, edit=edit)
+    harness.sources.extend(discover(path=[str(site)]))
+    return folder
+
+
+def write_distribution(signer, source: Path, site: Path, *, record: bool = True, edit=None):
+    """What :func:`install` writes into ``site`` (the plugin signed by ``signer``)."""
     n = next(_counter)
     package = f"cc_record_{n}"
     folder = site / package / "hello"
     shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"))
     (site / package / "__init__.py").write_text("")
-    harness.signer.sign(folder)
+    signer.sign(folder)
     info = site / f"cc_record_{n}-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: cc-record-{n}\nVersion: 1.0\n")
@@ -48,7 +60,6 @@ def install(harness, source: Path, site: Path, *, record: bool = True, edit=None
     if edit is not None:
         lines = edit(lines)
     (info / "RECORD").write_text("\n".join(lines) + "\n")
-    harness.sources.extend(discover(path=[str(site)]))
     return folder
 
 
@@ -139,3 +150,46 @@ async def test_an_editable_install_without_record_entries_is_unaffected(
     assert clustercord_harness.sources[-1].record == ()
     await clustercord_harness.start()
     assert clustercord_harness.plugin("hello").state == "enabled"
+
+
+def test_plugins_verify_runs_the_record_check(tmp_path, clustercord_signer, make_plugin):
+    """``clustercord plugins verify`` (the command line, real discovery) refuses what loading
+    refuses: a distribution whose RECORD disagrees with the signed files fails verify, with
+    the reason, and exits non-zero; the same plugin with an honest RECORD verifies."""
+    site = tmp_path / "site"
+    signed_builtins_site(site, clustercord_signer)
+    env = {**os.environ, "PYTHONPATH": str(site), "CLUSTERCORD_DATA_DIR": str(tmp_path / "data")}
+    key = tmp_path / "release.asc"
+    key.write_text(clustercord_signer.public_key)
+    trusted = _cli(env, "keys", "trust", str(key), "--label", "release", "--kind", "release")
+    assert trusted.returncode == 0, trusted.stderr
+    source = make_plugin("hello")
+    honest_folder = write_distribution(clustercord_signer, source, site)
+    honest = _cli(env, "plugins", "verify", "--json")
+    assert honest.returncode == 0, honest.stderr
+    states = {p["name"]: p["state"] for p in json.loads(honest.stdout)["plugins"]}
+    assert states["hello"] != "refused", states
+
+    # The same files, a second distribution whose RECORD lists code the signature lacks
+    # (the wheel shipped a module the signature does not cover).
+    def edit(lines):
+        package = lines[0].split("/")[0]
+        return [*lines, f"{package}/hello/backdoor.py,{record_hash(b'import os')},9"]
+
+    package = honest_folder.parent  # the honest one goes; its tampered twin comes
+    shutil.rmtree(package)
+    shutil.rmtree(site / f"{package.name}-1.0.dist-info")
+    write_distribution(clustercord_signer, source, site, edit=edit)
+    tampered = _cli(env, "plugins", "verify")
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    assert (
+        "refused: hello: the distribution's RECORD lists code the signature does not cover: "
+        "backdoor.py"
+    ) in tampered.stderr, tampered.stderr
+
+
+def _cli(env, *args):
+    command = "import sys; from clustercord.cli import main; sys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", command, *args], env=env, capture_output=True, text=True, timeout=120
+    )

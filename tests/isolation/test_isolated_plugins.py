@@ -88,7 +88,10 @@ async def test_commands_hooks_and_store_in_a_process_of_its_own(clustercord_harn
     streamed = await clustercord_harness.run("/steps")
     assert [r.progress.current for r in streamed.sent if r.progress] == [1, 2, 3]
     child_pid = int(streamed.text.split()[-1])
-    assert child_pid == kernel.isolation.process("worker").pid != os.getpid()
+    # The pid as the process sees it (in bwrap's pid namespace, not the host's).
+    worker = kernel.isolation.process("worker")
+    assert worker is not None and child_pid == worker.info["pid"]
+    assert worker.pid != os.getpid()
 
     asked = await clustercord_harness.run("/ask")
     assert asked.text == "yes" and [c.prompt for c in asked.asked] == ["sure?"]
@@ -210,7 +213,9 @@ async def test_environment_is_scrubbed_and_the_kernel_out_of_reach(
     assert ran.ok, ran.text
     seen = json.loads(ran.text)
     home = kernel.settings.data_dir / "plugins" / "peek"
-    assert set(seen["env"]) <= {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "MALLOC_ARENA_MAX"}
+    allowed = {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "MALLOC_ARENA_MAX", "PWD"}
+    assert set(seen["env"]) <= allowed, seen["env"]  # PWD: bwrap's, its own directory
+    assert seen["env"].get("PWD", str(home)) == str(home)
     assert seen["env"]["HOME"] == str(home) and seen["cwd"] == str(home)
     assert (home / "mine.txt").read_text() == "x"  # its own directory is writable
     # Nothing of the kernel's: its standard streams and the protocol's pipes (three pipes in
@@ -224,6 +229,13 @@ async def test_environment_is_scrubbed_and_the_kernel_out_of_reach(
     assert not any(t.startswith(str(kernel.settings.data_dir)) for t in files), files
     assert seen["kernel_types"] == []
     assert seen["kernel_modules"] == []
+    view = kernel.isolation.view
+    if view is not None and view.bwrap is not None:
+        # Its own file view: the keys, the database and the kubeconfig are not there at all,
+        # nor the kernel's process (a pid namespace of its own).
+        assert seen["reads"] == {str(p): "FileNotFoundError" for p in paths}
+        assert seen["parent_environ"] in ("FileNotFoundError", "PermissionError")
+        return
     if os.geteuid() == 0 and not kernel.isolation.dropping:
         pytest.skip("running as root with no unprivileged user: file permissions do not hold")
     assert seen["reads"] == {str(p): "PermissionError" for p in paths}

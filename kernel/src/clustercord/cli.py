@@ -306,26 +306,30 @@ async def _console_async(args: argparse.Namespace) -> int:
 
 # -- plugins ---------------------------------------------------------------------------
 def _plugins(args: argparse.Namespace) -> int:
-    async def collect() -> list[Any]:
+    async def collect() -> tuple[list[Any], dict[str, str]]:
         from clustercord.kernel import KernelPluginAdmin
 
         kernel = await _kernel()
         try:
-            return KernelPluginAdmin(kernel).list()
+            return KernelPluginAdmin(kernel).list(), kernel.isolation.status()
         finally:
             kernel.close()
 
-    infos = asyncio.run(collect())
+    infos, isolation = asyncio.run(collect())
     refused = [i for i in infos if i.state == "refused"]
     if args.json:
         from clustercord.kernel import info_dict
 
-        print(json.dumps({"plugins": [info_dict(i) for i in infos]}, indent=2))
+        listed = {"plugins": [info_dict(i) for i in infos], "isolation": isolation}
+        print(json.dumps(listed, indent=2))
     else:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"{len(infos)} plugins")
+        table = Table(
+            title=f"{len(infos)} plugins",
+            caption="Isolated plugins: " + "; ".join(isolation.values()),
+        )
         for column in ("Plugin", "Version", "State", "Signature", "Permissions", "Reason"):
             table.add_column(column)
         for i in infos:
@@ -338,6 +342,9 @@ def _plugins(args: argparse.Namespace) -> int:
                 i.reason or "",
             )
         Console().print(table)
+    if args.action == "verify":
+        for info in refused:  # whole, whatever the table's width cut
+            print(f"refused: {info.name}: {info.reason}", file=sys.stderr)
     return 1 if args.action == "verify" and refused else 0
 
 

@@ -64,6 +64,10 @@ class Settings:
     """When the kernel runs as root, each isolated plugin's process drops to a uid (and gid)
     of its own in ``[isolation_uids, isolation_uids + 1,000,000)``, derived from the data
     directory and the plugin's name; ``None``: no drop."""
+    isolation_sandbox: str = "auto"
+    """What wraps each isolated plugin's process (``clustercord.isolation.view``): ``bwrap``
+    (a file view and network namespace of its own; isolated plugins are not started if bwrap
+    cannot run), ``auto`` (bwrap where it works, a logged warning otherwise) or ``none``."""
     access: AccessConfig = AccessConfig()
     plugin_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per-plugin config from the file (``[plugins.<name>]``); admin changes are stored."""
@@ -140,6 +144,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     isolation = env.get("CLUSTERCORD_ISOLATION", raw.get("isolation", "signer"))
     if isolation not in ("signer", "keys", "all"):
         raise UsageError(f"{where}: isolation must be signer, keys or all, not {isolation!r}")
+    sandbox = env.get("CLUSTERCORD_ISOLATION_SANDBOX", raw.get("isolation_sandbox", "auto"))
+    if sandbox not in ("auto", "bwrap", "none"):
+        raise UsageError(f"{where}: isolation_sandbox must be auto, bwrap or none, not {sandbox!r}")
     settings = Settings(
         data_dir=data_dir,
         plugins_allowlist=frozenset(allow) if allow is not None else None,
@@ -154,6 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         isolation_memory_mb=pick(
             "isolation_memory_mb", "CLUSTERCORD_ISOLATION_MEMORY_MB", int, 512
         ),
+        isolation_sandbox=sandbox,
         access=access,
         plugin_config=raw.get("plugins", {}),
         files_dir=Path(env["CLUSTERCORD_FILES_DIR"]) if env.get("CLUSTERCORD_FILES_DIR") else None,

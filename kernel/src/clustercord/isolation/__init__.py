@@ -9,10 +9,11 @@
 - :mod:`.host`: the kernel side: which plugins are isolated, spawning and supervising each
   child, the stub package registered with pluggy, serving the child's requests with the
   plugin's own kernel-side context (so every permission check stays in the kernel);
-- :mod:`.stub`: the package object that stands for an isolated plugin in the kernel.
+- :mod:`.stub`: the package object that stands for an isolated plugin in the kernel;
+- :mod:`.view`, :mod:`.seccomp`, :mod:`.cgroups`: what contains its process (below).
 
 This package imports nothing of the kernel at its top: the child imports only
-:mod:`.protocol`, :mod:`.child`, :mod:`clustercord.plugins.loader` and
+:mod:`.protocol`, :mod:`.child`, :mod:`.seccomp`, :mod:`clustercord.plugins.loader` and
 :mod:`clustercord.plugins.calling`.
 
 What holds (tested in ``tests/isolation``), and what does not:
@@ -52,11 +53,33 @@ What holds (tested in ``tests/isolation``), and what does not:
   directory's ``secret.key``, signing keys, kubeconfigs, ``/proc/<kernel>/environ`` and
   ``mem``), ``RLIMIT_NPROC`` holds (a fork bomb stops at 64 tasks, and only that plugin's
   budget is spent), and plugins cannot signal or trace each other or the kernel.
-- **When the kernel is not root**, the process runs as the kernel's user: the limits above
-  hold except ``RLIMIT_NPROC`` (it would count the kernel's own processes), and the plugin
-  can read what that user can read if it knows the path (``secret.key``, a kubeconfig);
-  nothing of it is handed to it. Running the kernel's container with a second uid, or a
-  user namespace, would close that (not done yet).
-- Not a VM: the process shares the host's kernel, network and ``/tmp``; no seccomp filter,
-  no network namespace, no cgroup (memory is bounded by address space, not RSS).
+- **When the kernel is not root** there is no uid drop: the process runs as the kernel's
+  user, and ``RLIMIT_NPROC`` would count the kernel's own processes. What closes that is
+  the view below (a user namespace) and the pids cgroup.
+- **Its own file view** (:mod:`.view`, ``isolation_sandbox``: ``auto`` by default): bwrap
+  starts the child in mount, pid, IPC, UTS and network namespaces of its own, with a
+  filesystem of only the host's system directories, a few ``/etc`` files, the Python
+  installation and the ``sys.path`` directories (read-only), its own verified folder, and
+  ``<data dir>/plugins/<name>/`` read-write; a private ``/tmp``, its own ``/proc``, a
+  minimal ``/dev``. The data directory's keys, keyring, kubeconfigs and database, other
+  plugins' directories and the kernel user's home are absent, root or not (not root: a
+  user namespace, uid 1000 inside, no capability). ``bwrap`` refuses to start isolated
+  plugins where bwrap cannot run; ``auto`` warns once and runs them without the view.
+- **No network unless declared**: a network namespace of its own (loopback only) unless its
+  manifest declares capability ``network`` and an admin granted it.
+- **seccomp** (:mod:`.seccomp`, installed by the child before the plugin is imported):
+  ptrace, process_vm_*, mount and the mount API, chroot, pivot_root, unshare, setns, clone
+  with namespace flags, bpf, perf_event_open, keyrings, kexec, modules, reboot, swap,
+  userfaultfd, acct, clock setting, open_by_handle_at fail with ``EPERM``; other ABIs (x32,
+  32-bit) too.
+- **cgroups** (:mod:`.cgroups`): where the kernel may make groups (v2 delegated, or v1
+  ``memory``/``pids``), one per process under the kernel's own group: resident memory
+  (``isolation_memory_mb``; the OOM killer ends it, the plugin is marked failed saying so,
+  restarted with backoff; the address-space limit is then looser, so a 4 GB allocation
+  still fails at once) and ``pids.max``. Where there are none, it is said once in the log
+  and in ``IsolationHost.status()`` (``clustercord plugins list``).
+- Not a VM: the process shares the host's Linux kernel (the filter denies what plugins never
+  need; it is not an allowlist); a plugin granted ``network`` reaches what the host
+  reaches; without bwrap there is no view, and without cgroups memory is bounded by address
+  space only. CPU is bounded by time over the process's life, not by share.
 """

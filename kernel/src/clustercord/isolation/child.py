@@ -16,7 +16,9 @@ kernel. Before a line of the plugin runs, this module, which is kernel code:
    ``setuid``; checked by trying ``setuid(0)`` again), so ``RLIMIT_NPROC`` holds and files of
    the kernel's user (``secret.key``, signing keys, kubeconfigs, ``/proc/<kernel>/``) are
    closed to it;
-5. imports the plugin through :class:`~clustercord.plugins.loader.VerifiedImports`, from the
+5. installs the seccomp filter of :mod:`clustercord.isolation.seccomp` (ptrace, mount,
+   namespaces, BPF, keyrings, modules ... fail with ``EPERM``);
+6. imports the plugin through :class:`~clustercord.plugins.loader.VerifiedImports`, from the
    in-memory signed source, and answers ``ready`` with the hooks it implements.
 
 Then it serves ``call`` messages: hooks and ``module:function`` handlers, with ``ctx`` a proxy
@@ -50,6 +52,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from clustercord.isolation import seccomp
 from clustercord.isolation.protocol import (
     encode,
     error_from_wire,
@@ -650,13 +653,26 @@ def drop_privileges(uid: int, gid: int) -> None:
     raise RuntimeError("privileges could not be dropped")
 
 
-def die_with_parent() -> None:
+def _no_stop_iteration(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """A sync handler's ``StopIteration`` (a bare ``next()``) as a ``RuntimeError``: raised
+    into the executor's future as it is, it would never reach the call, which would hang
+    until its timeout (as PEP 479 does for generators)."""
+    try:
+        return function(**kwargs)
+    except StopIteration as exc:
+        raise RuntimeError(f"StopIteration escaped the handler: {exc!r}") from None
+
+
+def die_with_parent(*, wrapped: bool = False) -> None:
+    """SIGKILL when the parent ends; gone at once if it ended already. ``wrapped``: the
+    parent is bwrap's init (pid 1 of the plugin's pid namespace), which takes the whole
+    namespace with it when the kernel's bwrap ends (``--die-with-parent``)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if os.getppid() == 1:
+    if not wrapped and os.getppid() == 1:
         os._exit(0)
 
 
@@ -780,7 +796,7 @@ class Plugin:
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         return await loop.run_in_executor(
-            self.executor, functools.partial(context.run, function, **kwargs)
+            self.executor, functools.partial(context.run, _no_stop_iteration, function, kwargs)
         )
 
     async def migrate(self, ctx: Any) -> list[int]:
@@ -872,7 +888,7 @@ def main() -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
-    die_with_parent()
+    die_with_parent(wrapped="--wrapped" in sys.argv[1:])
     channel = Channel(rfd, wfd)
     load = read_frame(rfd)
     if load is None or load.get("op") != "load":
@@ -886,6 +902,8 @@ def main() -> int:
         if user is not None:
             pin_sys_path()
             drop_privileges(int(user["uid"]), int(user["gid"]))
+        if load.get("seccomp"):
+            seccomp.install()  # for good, every thread, before a line of the plugin runs
         threading.stack_size(4 * 1024 * 1024)
         finder = MemoryImports(sources).install()
         module = finder.import_package(str(load["module"]), folder, files)

@@ -19,6 +19,9 @@ also gives the child a uid and gid of its own to drop to before the plugin's cod
 (:meth:`IsolationHost.user`: ``isolation_uids`` plus a hash of the data directory and the
 plugin's name; no account is needed), so ``RLIMIT_NPROC`` binds each plugin alone and no
 two plugins share files or may signal each other; the plugin's directory is chowned to it.
+Around that command, bwrap gives it a file view and namespaces of its own (:mod:`.view`; no
+network unless capability ``network`` was granted), and it starts inside cgroups of its own
+(:mod:`.cgroups`, joined before ``exec``); the child installs :mod:`.seccomp`'s filter.
 
 The plugin registers with pluggy as an :class:`~clustercord.isolation.stub.IsolatedPackage`:
 one ``async`` proxy per hook it implements, taking the hook's arguments; command, component
@@ -43,6 +46,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
+import functools
 import inspect
 import itertools
 import logging
@@ -61,6 +66,9 @@ from pathlib import Path
 from typing import Any
 
 from clustercord.config import Settings
+from clustercord.isolation import cgroups as cgroup_groups
+from clustercord.isolation import seccomp
+from clustercord.isolation.cgroups import Cgroups, Group
 from clustercord.isolation.protocol import (
     FrameError,
     encode,
@@ -72,6 +80,7 @@ from clustercord.isolation.protocol import (
     write_all,
 )
 from clustercord.isolation.stub import IsolatedPackage
+from clustercord.isolation.view import View, ViewUnavailable
 from clustercord.plugins.manager import Plugin
 from clustercord_sdk import hookspecs
 from clustercord_sdk.context import CommandContext, PluginContext
@@ -148,8 +157,14 @@ IN_PROCESS_ONLY = frozenset({"plugin-admin", "approvals-admin", "audit-read"})
 """Capabilities that act on or read the kernel itself: only for plugins in the in-process tier."""
 IN_PROCESS_CAPABILITY = "in-process"
 """The capability that, once an admin has granted it, runs a plugin in the kernel's process."""
+NETWORK_CAPABILITY = "network"
+"""The capability that, once an admin has granted it, leaves an isolated plugin the host's
+network (otherwise its process has a network namespace of its own: loopback only)."""
 MAX_HANDLES = 16
 """Exec sessions and conversations one process may hold open at once."""
+_WRAPPER_TASKS = 4
+"""Tasks of the cgroup beyond the plugin's processes: bwrap's monitor and the namespace's
+init."""
 
 
 def isolates(plugin: Plugin, settings: Settings) -> bool:
@@ -171,11 +186,16 @@ def isolates(plugin: Plugin, settings: Settings) -> bool:
 def granted_in_process(plugin: Plugin) -> bool:
     """The manifest asks for the ``in-process`` capability and an admin granted it (the
     grant machinery of the plugin manager: ``/plugin permissions name:X approve:true``)."""
+    return granted(plugin, IN_PROCESS_CAPABILITY)
+
+
+def granted(plugin: Plugin, capability: str) -> bool:
+    """The manifest declares ``capability`` and an admin granted it."""
     manifest = plugin.manifest
     return (
         manifest is not None
-        and IN_PROCESS_CAPABILITY in manifest.capabilities
-        and f"capability:{IN_PROCESS_CAPABILITY}" in plugin.granted
+        and capability in manifest.capabilities
+        and f"capability:{capability}" in plugin.granted
     )
 
 
@@ -215,9 +235,20 @@ def _remote(name: str, message: str) -> Exception:
     return cls(message)
 
 
-def describe_end(returncode: int | None, limits: Limits) -> str:
+def describe_end(
+    returncode: int | None, limits: Limits, *, wrapped: bool = False, oom: bool = False
+) -> str:
+    """Why a process ended. ``wrapped``: the status is bwrap's, which reports a child killed
+    by signal N as 128 + N. ``oom``: its cgroup's OOM killer killed it."""
+    if oom:
+        return (
+            f"its process went beyond its memory limit ({limits.memory_mb} MB resident, "
+            "cgroup) and was killed"
+        )
     if returncode is None:
         return "its process stopped answering"
+    if wrapped and returncode > 128:
+        returncode = -(returncode - 128)
     if returncode == 70:  # child.MEMORY_EXIT
         return f"its process reached its memory limit ({limits.memory_mb} MB) and was stopped"
     if returncode < 0:
@@ -237,8 +268,19 @@ def describe_end(returncode: int | None, limits: Limits) -> str:
 class Child:
     """One running process of an isolated plugin and the calls in flight to it."""
 
-    def __init__(self, host: IsolationHost, plugin: Plugin, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self,
+        host: IsolationHost,
+        plugin: Plugin,
+        proc: subprocess.Popen[bytes],
+        group: Group | None = None,
+        wrapped: bool = False,
+    ) -> None:
         self.host = host
+        self.group = group
+        """Its cgroups (removed when it ends)."""
+        self.wrapped = wrapped
+        """Started by bwrap: ``proc`` is bwrap, the plugin's process is inside."""
         self.plugin = plugin
         self.name = plugin.name
         self.proc = proc
@@ -267,7 +309,23 @@ class Child:
 
     @property
     def pid(self) -> int:
+        """The host pid of what the kernel started (bwrap, when wrapped): its process group,
+        which the plugin's own process and its descendants share."""
         return self.proc.pid
+
+    def processes(self) -> list[int]:
+        """Host pids of every process of its group (bwrap's, the plugin's, its children)."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        fields = handle.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == self.proc.pid and fields[0] != "Z":
+                    found.append(int(entry))
+        return sorted(found)
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message for the process: the kernel's loop never blocks on a full pipe
@@ -337,7 +395,11 @@ class Child:
         with contextlib.suppress(OSError):
             assert self.proc.stdout is not None
             self.proc.stdout.close()
-        self._call_soon(self._ended, returncode)
+        # Here, off the loop: the tasks its pid namespace ended may take a moment to leave.
+        oom = self.group is not None and self.group.oom_killed()
+        if self.group is not None:
+            self.group.remove(wait=2.0)
+        self._call_soon(self._ended, returncode, oom)
 
     def _write(self) -> None:
         while (data := self.outbox.get()) is not None:
@@ -367,9 +429,11 @@ class Child:
         if future is not None and not future.done():
             future.set_result(message)
 
-    def _ended(self, returncode: int | None) -> None:
+    def _ended(self, returncode: int | None, oom: bool = False) -> None:
         self.release()
-        reason = self.ending or describe_end(returncode, self.host.limits)
+        reason = self.ending or describe_end(
+            returncode, self.host.limits, wrapped=self.wrapped, oom=oom
+        )
         if not self.ready.done():
             tail = "; ".join(line for line in list(self.stderr)[-3:] if line)
             self.ready.set_result({"op": "failed", "error": reason + (f": {tail}" if tail else "")})
@@ -377,6 +441,19 @@ class Child:
             if not future.done():
                 future.set_exception(ProcessFailure(reason))
         self.host.ended(self, reason)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+"""Loaded here, in the kernel: the forked child before ``exec`` only calls it."""
+
+
+def _before_exec(joins: list[int]) -> None:
+    """In the forked child, before ``exec``: into its cgroups (bwrap and all under it are
+    counted from the start), and SIGKILL when the kernel's thread that started it ends
+    (bwrap's ``--die-with-parent`` then takes the whole namespace), so a plugin that stops
+    reading its pipe cannot outlive a kernel killed with -9."""
+    _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    cgroup_groups.join(joins)
 
 
 async def _quietly(work: Any) -> None:
@@ -410,6 +487,18 @@ class IsolationHost:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Future[None]] = set()
         self.dropping = settings.isolation_uids is not None and os.geteuid() == 0
+        self.view: View | None = None
+        """The file and network view (probed at the first spawn: ``settings.isolation_sandbox``)."""
+        self._view_error: str | None = None
+        self.cgroups = Cgroups(self.limits.memory_mb, self.limits.processes + _WRAPPER_TASKS)
+        self.seccomp = seccomp.machine() in seccomp.ARCHITECTURES
+        """Each child installs the seccomp filter of :mod:`.seccomp` before plugin code (on
+        the architectures it has numbers for)."""
+        if not self.seccomp:
+            log.warning(
+                "isolated plugins run without a seccomp filter: none for architecture %s",
+                seccomp.machine(),
+            )
         self.database: Any = None
         """The kernel's :class:`~clustercord.storage.Database` (set by the plugin manager):
         migration versions, and ``delete_where`` on a connection of its own."""
@@ -482,8 +571,51 @@ class IsolationHost:
             child.kill("the plugin was disabled", failure=False)
 
     def close(self) -> None:
+        ending = list(self.children.values())
         for name in list(self.children):
             self.stop(name)
+        for child in ending:  # their cgroups can go once they are gone
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(2)
+            if child.group is not None:
+                child.group.remove(wait=2.0)
+        self.cgroups.close()
+
+    def status(self) -> dict[str, str]:
+        """What contains isolated processes here (``plugins list``): the file and network
+        view, the cgroups, the seccomp filter."""
+        view = (
+            self.view.reason
+            if self.view is not None
+            else (
+                self._view_error
+                or f"isolation_sandbox = {self.settings.isolation_sandbox}"
+                " (probed when the first isolated plugin starts)"
+            )
+        )
+        return {
+            "view": view,
+            "cgroups": self.cgroups.reason,
+            "seccomp": "seccomp filter in each process"
+            if self.seccomp
+            else f"no seccomp filter (none for {seccomp.machine()})",
+        }
+
+    def _probe_view(self) -> View:
+        """The view, probed once; ImportError (the plugin is not started) when the setting
+        asks for bwrap and it cannot run here."""
+        if self._view_error is not None:
+            raise ImportError(self._view_error)
+        if self.view is None:
+            try:
+                self.view = View.probe(
+                    self.settings.isolation_sandbox, self.settings.data_dir, own_uid=self.dropping
+                )
+            except (ViewUnavailable, ValueError) as exc:
+                self._view_error = str(exc)
+                raise ImportError(self._view_error) from None
+            log.info("isolated plugins: %s; %s", self.view.reason, self.cgroups.reason)
+        return self.view
 
     def process(self, name: str) -> Child | None:
         """The plugin's running process, if it has one."""
@@ -493,13 +625,16 @@ class IsolationHost:
     async def _spawn(self, plugin: Plugin) -> Child:
         source, verified = plugin.source, plugin.verified
         assert source.folder is not None and verified is not None
+        view = self._probe_view() if self.view is None else self.view
         home = self.settings.data_dir / "plugins" / plugin.name
-        (home / "tmp").mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
+        _own_tmp(home / "tmp")
         os.chmod(home, 0o700)
         user = self.user(plugin.name)
         if user is not None:
             for path in (home, home / "tmp"):
-                os.chown(path, *user)
+                # Never through a link: the plugin owns its home and may have left one there.
+                os.chown(path, *user, follow_symlinks=False)
             # Its own directory is reached from its working directory; nothing else of the
             # data directory by path (the database, the audit log, files), whatever the modes
             # of what lies inside.
@@ -514,17 +649,39 @@ class IsolationHost:
             "LC_ALL": "C.UTF-8",
             "MALLOC_ARENA_MAX": "2",  # glibc's per-thread arenas would eat the address space
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-m", "clustercord.isolation.child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=home,
-            close_fds=True,
-            start_new_session=True,
-        )
-        child = Child(self, plugin, proc)
+        command = [sys.executable, "-I", "-B", "-m", "clustercord.isolation.child"]
+        wrapped = view.bwrap is not None
+        if wrapped:
+            network = granted(plugin, NETWORK_CAPABILITY)
+            command = [
+                *view.command(
+                    home=home, folder=source.folder, network=network, own_uid=user is not None
+                ),
+                *command,
+                "--wrapped",
+            ]
+        group = self.cgroups.create(plugin.name) if self.cgroups.available else None
+        joins = group.join_descriptors() if group is not None else []
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=home,
+                close_fds=True,
+                start_new_session=True,
+                preexec_fn=functools.partial(_before_exec, joins) if wrapped or joins else None,
+            )
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+        finally:
+            for fd in joins:
+                os.close(fd)
+        child = Child(self, plugin, proc, group, wrapped)
         self.children[plugin.name] = child
         child.send(
             {
@@ -534,12 +691,17 @@ class IsolationHost:
                 "folder": str(source.folder),
                 "files": verified.signed["files"],
                 "limits": {
-                    "memory_mb": self.limits.memory_mb,
+                    # With a memory cgroup, resident memory is bounded there; the address
+                    # space stays bounded too (a 4 GB allocation still fails at once), above.
+                    "memory_mb": self.limits.memory_mb * 2 + 512
+                    if self.cgroups.memory
+                    else self.limits.memory_mb,
                     "cpu_seconds": self.limits.cpu_seconds,
                     "open_files": self.limits.open_files,
                     "processes": self.limits.processes,
                 },
                 "user": {"uid": user[0], "gid": user[1]} if user is not None else None,
+                "seccomp": self.seccomp,
             }
         )
         try:
@@ -1115,6 +1277,15 @@ def _describe(ctx: Any) -> dict[str, Any] | None:
             "sealer": getattr(ctx, "sealer", None) is not None,
         }
     return None
+
+
+def _own_tmp(tmp: Path) -> None:
+    """``<home>/tmp`` as a real directory. The plugin owns its home: it may have replaced
+    ``tmp`` with a link to any host path (``/etc``), which the kernel, often root, would
+    then make (chown) the plugin's. Whatever is there that is not a directory goes."""
+    if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+        tmp.unlink()
+    tmp.mkdir(exist_ok=True)
 
 
 def home_of(settings: Settings, name: str) -> Path:
