@@ -319,3 +319,17 @@ def test_conversion_round_trips():
              "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "y"},
                       "minReplicas": 1, "maxReplicas": 2}}  # fmt: skip
     assert autoscaling.to_v1(autoscaling.to_v2(plain)) == plain
+
+
+@pytest.mark.parametrize("spelling", ["True", "true"])  # the client up to v36, from v37
+def test_a_v1_watch_in_both_wire_forms(server, unique, spelling):
+    status, body = _request(server, "POST", HPAS.format(v="v2"), _v2(unique))
+    assert status == 201
+    rv = int(json.loads(body)["metadata"]["resourceVersion"]) - 1
+    path = f"{HPAS.format(v='v1')}?watch={spelling}&resourceVersion={rv}&timeoutSeconds=1"
+    status, body = _request(server, "GET", path)
+    events = [json.loads(line) for line in body.decode().splitlines() if line]
+    mine = [e for e in events if e["object"]["metadata"]["name"] == unique]
+    assert mine and mine[0]["type"] == "ADDED"
+    assert mine[0]["object"]["apiVersion"] == "autoscaling/v1"
+    assert mine[0]["object"]["spec"]["targetCPUUtilizationPercentage"] == 70

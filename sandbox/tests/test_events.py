@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -187,3 +190,47 @@ def test_the_event_ttl_option():
             duration(bad)
     with pytest.raises(ValueError, match="event_ttl must be positive"):
         SandboxServer(event_ttl=0)
+
+
+def test_the_sandbox_command_takes_an_event_ttl(tmp_path):
+    """`clustercord sandbox --event-ttl 1s`: an Event created with kubectl is gone soon."""
+    from .conftest import KUBECTL
+    from .test_cli import SCRIPT
+
+    if KUBECTL is None:
+        pytest.skip("kubectl is not installed")
+    kubeconfig = tmp_path / "kubeconfig"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "sandbox", "--port", "0", "--event-ttl", "1s",
+         "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for _ in range(4):  # the banner, the address, the hint, the pods' line
+            process.stdout.readline()
+        kubectl = kubectl_runner(kubeconfig)
+        kubectl("create", "-f", "-", input=json.dumps(_event("short")))
+        assert "hello from short" in kubectl("get", "events").stdout
+        _wait(
+            lambda: "hello from short" not in kubectl("get", "events").stdout,
+            timeout=6,
+            what="the event to expire",
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(10)
+
+
+def test_a_bad_event_ttl_is_refused_at_start(tmp_path):
+    from .test_cli import SCRIPT
+
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "sandbox", "--port", "0", "--event-ttl", "soon"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "argument --event-ttl: invalid duration 'soon'" in result.stderr

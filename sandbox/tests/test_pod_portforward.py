@@ -251,3 +251,28 @@ spec:
   nodeSelector: {{nowhere: "true"}}
   containers: [{{name: web, image: nginx}}]
 """
+
+
+def test_unisolated_pods_forward_nothing(unique, tmp_path):
+    """With --unsafe-host-exec a pod has no network of its own: a forward would reach this
+    machine's own services, so it is refused."""
+    from clustercord_sandbox import fixtures
+    from clustercord_sandbox.background import BackgroundSandbox
+
+    box = BackgroundSandbox(host_exec=True)
+    server = box.start()
+    try:
+
+        async def load() -> None:
+            fixtures.load(server.api, fixtures.homelab_nodes())
+
+        box.call(load())
+        kubeconfig = box.write_kubeconfig(tmp_path / "kubeconfig")
+        running_pod(kubectl_runner(kubeconfig), unique)
+        status, body = _http(
+            server, f"/api/v1/namespaces/default/pods/{unique}/portforward?ports=22", V4_HEADERS
+        )
+    finally:
+        box.stop()
+    assert status == 400
+    assert "does not forward ports with --unsafe-host-exec" in body["message"]
