@@ -1,15 +1,18 @@
 """port-forward into a sandbox pod's own network (issue 18): the official Python client's
-`kubernetes.stream.portforward` (WebSocket, `v4.channel.k8s.io`) reaches an HTTP server
-running in the pod, which nothing on the host can reach; kubectl (SPDY) gets a Status naming
-what is supported."""
+`kubernetes.stream.portforward` (WebSocket, `v4.channel.k8s.io`) and the real kubectl 1.32
+(SPDY tunneled in a WebSocket) reach an HTTP server running in the pod, which nothing on the
+host can reach."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import socket
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +22,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.stream import portforward, stream
 
-from .conftest import kubectl_runner, running_pod, sandbox_with_nodes
+from .conftest import KUBECTL, kubectl_runner, running_pod, sandbox_with_nodes
 
 sandbox = pytest.fixture(scope="module", name="sandbox")(sandbox_with_nodes)
 PORTS = (38081, 38082)  # where the pod's servers listen (in the pod's network namespace)
@@ -111,8 +114,8 @@ def test_nothing_listening_is_reported_on_the_error_channel(core, pod):
     while forward.error(9) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert forward.error(9) == (
-        "an error occurred forwarding 9 -> 9: failed to connect to localhost:9 inside the "
-        "pod's network namespace, IPv4: dial 127.0.0.1 port 9: connect: connection refused "
+        f"error forwarding port 9 to pod default/{pod}: failed to connect to localhost:9 inside "
+        "the pod's network namespace, IPv4: dial 127.0.0.1 port 9: connect: connection refused "
         "IPv6: dial ::1 port 9: connect: connection refused"
     )
 
@@ -195,12 +198,64 @@ def test_a_pending_pod_is_refused(server, kubectl, unique):
     assert "current phase is Pending" in body["message"]
 
 
-def test_kubectl_port_forward_is_told_what_is_supported(kubectl, pod):
-    # kubectl 1.32 asks for SPDY tunneled in a WebSocket (then plain SPDY): not served.
-    result = kubectl("port-forward", f"pod/{pod}", f"0:{PORTS[0]}", check=False)
-    assert result.returncode != 0
-    assert "forwards ports over WebSocket (v4.channel.k8s.io" in result.stderr
-    assert "not over SPDY (kubectl port-forward)" in result.stderr
+@contextlib.contextmanager
+def _kubectl_port_forward(kubeconfig, pod: str, remote: int):  # type: ignore[no-untyped-def]
+    """`kubectl port-forward pod/POD 0:REMOTE` running: (the local port, the process)."""
+    process = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "port-forward", f"pod/{pod}", f"0:{remote}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.match(rf"Forwarding from 127\.0\.0\.1:(\d+) -> {remote}$", line.strip())
+        assert found, (line, process.stderr.read() if process.poll() is not None else "")
+        yield int(found.group(1)), process
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+
+def test_kubectl_port_forward_reaches_the_pods_http_server(kubeconfig, core, pod):
+    _forward(core, pod, str(PORTS[0]))  # the pod's server is listening
+    with _kubectl_port_forward(kubeconfig, pod, PORTS[0]) as (local, _):
+        for _ in range(3):  # a connection each: an error and a data stream each
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/index.html", timeout=10) as r:
+                assert r.read() == b"hello-from-the-pod\n"
+
+
+def test_kubectl_port_forward_reports_nothing_listening(kubeconfig, pod):
+    with _kubectl_port_forward(kubeconfig, pod, 9) as (local, process):
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as conn:
+            conn.settimeout(10)
+            assert conn.recv(100) == b""  # the connection ends
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.kill()
+        _, stderr = process.communicate(timeout=10)
+    assert (
+        f"an error occurred forwarding {local} -> 9: error forwarding port 9 to pod "
+        f"default/{pod}: failed to connect to localhost:9 inside the pod's network namespace"
+    ) in stderr
+
+
+def test_a_plain_spdy_upgrade_is_told_what_is_supported(server, pod):
+    # kubectl's fallback when the WebSocket tunnel fails: a plain SPDY/3.1 upgrade.
+    status, body = _http(
+        server,
+        f"/api/v1/namespaces/default/pods/{pod}/portforward",
+        {"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+         "X-Stream-Protocol-Version": "portforward.k8s.io"},
+    )  # fmt: skip
+    assert status == 400
+    assert body["message"] == (
+        f'pod "{pod}": the ClusterCord sandbox forwards ports over WebSocket: '
+        "v4.channel.k8s.io (the official Python client's kubernetes.stream.portforward) or "
+        "SPDY/3.1+portforward.k8s.io (kubectl 1.31+); not over a plain SPDY upgrade"
+    )
 
 
 def test_the_relay_ends_with_the_connection(core, pod):
@@ -276,3 +331,21 @@ def test_unisolated_pods_forward_nothing(unique, tmp_path):
         box.stop()
     assert status == 400
     assert "does not forward ports with --unsafe-host-exec" in body["message"]
+
+
+def test_garbage_in_kubectls_tunnel_ends_it(server, pod):
+    async def run() -> aiohttp.WSMsgType:
+        context = ssl.create_default_context(cadata=server.certificate.ca_pem.decode())
+        url = f"{server.url}/api/v1/namespaces/default/pods/{pod}/portforward"
+        headers = {"Authorization": f"Bearer {server.admin_token}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                url, headers=headers, protocols=("SPDY/3.1+portforward.k8s.io",), ssl=context
+            ) as ws,
+        ):
+            assert ws.protocol == "SPDY/3.1+portforward.k8s.io"
+            await ws.send_bytes(b"\x80\x02\x00\x06\x00\x00\x00\x04\x00\x00\x00\x01")  # SPDY/2
+            return (await ws.receive(timeout=5)).type
+
+    assert asyncio.run(run()) in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
