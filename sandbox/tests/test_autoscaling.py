@@ -333,3 +333,14 @@ def test_a_v1_watch_in_both_wire_forms(server, unique, spelling):
     assert mine and mine[0]["type"] == "ADDED"
     assert mine[0]["object"]["apiVersion"] == "autoscaling/v1"
     assert mine[0]["object"]["spec"]["targetCPUUtilizationPercentage"] == 70
+
+
+def test_a_v1_update_without_min_replicas_gets_the_default(server, unique):
+    status, _ = _request(server, "POST", HPAS.format(v="v2"), _v2(unique))
+    assert status == 201
+    _, body = _request(server, "GET", f"{HPAS.format(v='v1')}/{unique}")
+    v1 = json.loads(body)
+    del v1["spec"]["minReplicas"]
+    status, body = _request(server, "PUT", f"{HPAS.format(v='v1')}/{unique}", v1)
+    assert status == 200, body
+    assert json.loads(body)["spec"]["minReplicas"] == 1

@@ -100,6 +100,31 @@ def test_different_messages_stay_separate_events(kubectl, unique):
     assert len(messages) == 3 and all(e.get("count") == 1 for e in _scaling_events(kubectl, unique))
 
 
+def test_many_similar_events_are_combined(kubectl, unique):
+    """client-go's aggregator: from the 10th different message for one object and reason,
+    one Event counts them, "(combined from similar events): <latest>"."""
+    kubectl("create", "deployment", unique, "--image=nginx", "--replicas=12")
+
+    def created() -> list[dict]:  # type: ignore[type-arg]
+        items = json.loads(kubectl("get", "events", "-o", "json").stdout)["items"]
+        return [
+            e
+            for e in items
+            if e["reason"] == "SuccessfulCreate" and e["involvedObject"]["name"].startswith(unique)
+        ]
+
+    events = _wait(
+        lambda: (found := created()) and sum(e["count"] for e in found) == 12 and found,
+        what="twelve SuccessfulCreate",
+    )
+    combined = [e for e in events if e["message"].startswith("(combined from similar events)")]
+    assert len(events) == 10 and len(combined) == 1, [e["message"] for e in events]
+    assert combined[0]["count"] == 3
+    assert combined[0]["message"].startswith("(combined from similar events): Created pod: ")
+    shown = kubectl("events", "--for", f"replicaset/{combined[0]['involvedObject']['name']}")
+    assert "(x3 over " in shown.stdout and "combined from similar events" in shown.stdout
+
+
 # -- expiry ------------------------------------------------------------------------------
 
 
@@ -234,3 +259,44 @@ def test_a_bad_event_ttl_is_refused_at_start(tmp_path):
     )
     assert result.returncode == 2
     assert "argument --event-ttl: invalid duration 'soon'" in result.stderr
+
+
+def test_the_python_client_sees_counts_series_and_expiry(short_lived, unique, tmp_path):
+    """The official client: a repeat's count in core/v1, its series in events.k8s.io, and
+    the expiry as a DELETED event of its watch."""
+    from kubernetes import client, config, watch
+
+    kubeconfig = short_lived.write_kubeconfig(tmp_path / "kubeconfig")
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))
+    core, new = client.CoreV1Api(api_client), client.EventsV1Api(api_client)
+    body = _event(unique)
+    body["count"], body["lastTimestamp"] = 4, "2026-01-01T00:00:04Z"
+    body["firstTimestamp"] = "2026-01-01T00:00:00Z"
+    created = core.create_namespaced_event("default", body)
+    assert created.count == 4
+    series = _wait(
+        lambda: _series_of(new, unique), timeout=5, what="the events.k8s.io copy's series"
+    )
+    assert series.count == 4
+    w = watch.Watch()
+    seen = []
+    for event in w.stream(
+        core.list_namespaced_event,
+        "default",
+        resource_version=created.metadata.resource_version,
+        timeout_seconds=5,
+    ):
+        seen.append((event["type"], event["object"].metadata.name))
+        if event["type"] == "DELETED" and event["object"].metadata.name == unique:
+            w.stop()
+            break
+    assert ("DELETED", unique) in seen
+
+
+def _series_of(api, name: str):  # type: ignore[no-untyped-def]
+    from kubernetes.client.rest import ApiException
+
+    try:
+        return api.read_namespaced_event(name, "default").series
+    except ApiException:
+        return None

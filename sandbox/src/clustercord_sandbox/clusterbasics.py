@@ -4,7 +4,8 @@
   `ScalingReplicaSet`, `SuccessfulCreate`, `SuccessfulDelete`, `Scheduled`, `Pulled`,
   `Created`, `Started`, `Killing`; `kubectl events` and `kubectl describe` list them. A
   repeated event (same source, object, type, reason and message) updates the first one
-  (`count`, `lastTimestamp`; `series` in events.k8s.io) as client-go's event recorder does;
+  (`count`, `lastTimestamp`; `series` in events.k8s.io) as client-go's event recorder does,
+  and so do, combined, many different messages for one object and reason (its aggregator);
   Events expire `event_ttl` after their last write (the store's leases, see `store.py`).
 - **Endpoints and EndpointSlices** for every Service with a selector (its pods with an IP:
   ready ones as addresses, the others as not-ready), so `kubectl expose` and `get endpoints`
@@ -58,6 +59,10 @@ _sequence = itertools.count()
 # How many recent events the recorder remembers to aggregate repeats (client-go's LRU size).
 EVENT_CACHE_SIZE = 4096
 EventKey = tuple[str, ...]
+# client-go's EventAggregator: from the 10th different message for one object and reason
+# within 10 minutes, events are combined into one.
+SIMILAR_EVENTS = 10
+SIMILAR_WINDOW = 600.0
 
 
 def _meta(obj: Obj) -> Obj:
@@ -83,6 +88,8 @@ class ClusterBasics:
     def _basics_types(self) -> None:
         # Recent events by client-go's aggregation key → the name of the Event that counts them.
         self._recent_events: OrderedDict[EventKey, str] = OrderedDict()
+        # Per object and reason: the different messages recently seen, and when last.
+        self._similar_events: OrderedDict[EventKey, tuple[set[str], float]] = OrderedDict()
         self._event_rt = _find(self.api, "", "events")
         self._service_rt = _find(self.api, "", "services")
         self._endpoints_rt = _find(self.api, "", "endpoints")
@@ -120,13 +127,8 @@ class ClusterBasics:
         if field_path:
             reference["fieldPath"] = field_path
         at = now()
-        # client-go's EventCorrelator key: source, the object (no resourceVersion), type,
-        # reason and message. A repeat bumps the first Event's count instead of adding one.
-        key = (
-            component, "", reference["kind"], namespace, name, field_path, reference["uid"],
-            reference["apiVersion"], type_, reason, message,
-        )  # fmt: skip
-        if self._count_repeat(key, namespace, at, component):
+        message, key = self._correlate(reference, reason, message, component, type_)
+        if self._count_repeat(key, namespace, at, component, message):
             return
         event = {
             "apiVersion": "v1",
@@ -152,9 +154,42 @@ class ClusterBasics:
             while len(self._recent_events) > EVENT_CACHE_SIZE:
                 self._recent_events.popitem(last=False)
 
-    def _count_repeat(self, key: EventKey, namespace: str, at: str, component: str) -> bool:
-        """Counts a repeat on the Event recorded first; False when there is none (never
-        recorded, forgotten, or expired)."""
+    def _correlate(
+        self, reference: Obj, reason: str, message: str, component: str, type_: str
+    ) -> tuple[str, EventKey]:
+        """client-go's EventCorrelator: the message to record and the key that counts its
+        repeats. The key is the source, the object (no resourceVersion), type, reason and
+        message; but once an object has had `SIMILAR_EVENTS` different messages for one
+        reason within `SIMILAR_WINDOW` seconds (the EventAggregator), the later ones count on
+        one Event, "(combined from similar events): <the latest message>"."""
+        similar = (
+            component, "", reference["kind"], reference["namespace"], reference["name"],
+            reference["uid"], reference["apiVersion"], type_, reason, component, "",
+        )  # fmt: skip
+        clock = time.monotonic()
+        messages, last = self._similar_events.get(similar, (set(), clock))
+        if clock - last > SIMILAR_WINDOW:
+            messages = set()
+        messages.add(message)
+        self._similar_events[similar] = (messages, clock)
+        self._similar_events.move_to_end(similar)
+        while len(self._similar_events) > EVENT_CACHE_SIZE:
+            self._similar_events.popitem(last=False)
+        if len(messages) >= SIMILAR_EVENTS:
+            messages.pop()  # the set never grows past the threshold
+            return f"(combined from similar events): {message}", similar
+        key = (
+            component, "", reference["kind"], reference["namespace"], reference["name"],
+            reference.get("fieldPath", ""), reference["uid"], reference["apiVersion"], type_,
+            reason, message,
+        )  # fmt: skip
+        return message, key
+
+    def _count_repeat(
+        self, key: EventKey, namespace: str, at: str, component: str, message: str
+    ) -> bool:
+        """Counts a repeat on the Event recorded first (with the latest message: a combined
+        one changes); False when there is none (never recorded, forgotten, or expired)."""
         name = self._recent_events.get(key)
         if name is None:
             return False
@@ -164,6 +199,7 @@ class ClusterBasics:
             return False
         current["count"] = int(current.get("count") or 1) + 1
         current["lastTimestamp"] = at
+        current["message"] = message
         try:
             self.api.update(
                 self._event_rt, namespace, name, current, WriteOptions(field_manager=component)

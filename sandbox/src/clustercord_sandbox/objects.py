@@ -42,7 +42,8 @@ Convert = Callable[[Obj], Obj]
 CONVERSIONS: dict[tuple[str, str, str], tuple[Convert, Convert]] = {
     ("autoscaling", "horizontalpodautoscalers", "v1"): (autoscaling.to_v1, autoscaling.to_v2),
 }
-# Defaults and validation a schema cannot express, on the stored form, by (group, kind).
+# Defaults a schema cannot express, on the stored form, by (group, kind), applied on every
+# write as the API server defaults every decoded body (their checks: validation.KIND_CHECKS).
 DEFAULTS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("autoscaling", "HorizontalPodAutoscaler"): autoscaling.default_hpa,
 }
@@ -256,6 +257,8 @@ class ObjectAPI:
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if rt.schema is not None:
             crds.apply_schema_defaults(new, rt.schema)
+        if (defaults := DEFAULTS.get((rt.group, rt.kind))) is not None:
+            defaults(new)
         validate(rt, new)
         crds.check_if_crd(rt, new)
         if _has_generation(rt) and new.get("spec") != current.get("spec"):

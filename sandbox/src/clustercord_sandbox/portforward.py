@@ -40,13 +40,13 @@ from .errors import ApiError
 from .isolation import IsolationError, Launch
 from .podexec import V4, PodExec
 
-# Runs in the pod: connects to localhost:PORT (IPv4, then IPv6, as the kubelet tries) and
-# relays stdin → socket, socket → stdout; a failure to connect is one line on stderr.
 log = logging.getLogger(__name__)
 Relay = tuple[asyncio.subprocess.Process, Launch]
 # Starts a relay to a port of the pod: the process, or why it could not start.
 StartRelay = Callable[[int], Awaitable[Relay | str]]
 
+# Runs in the pod: connects to localhost:PORT (IPv4, then IPv6, as the kubelet tries) and
+# relays stdin → socket, socket → stdout; a failure to connect is one line on stderr.
 RELAY = r"""
 import os, socket, sys, threading
 port = int(sys.argv[1])
@@ -112,6 +112,7 @@ class PodPortForward:
 
     async def handle(self, request: web.Request, req: Any, user: UserInfo) -> web.StreamResponse:
         pod = self.exec.api.get(req.rt, req.namespace, req.name)
+        self.exec.admit(request, req, user, pod, "portforward")  # RBAC first, as the API server
         offered = [
             p.strip()
             for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -125,7 +126,6 @@ class PodPortForward:
                 f"{TUNNEL} (kubectl 1.31+); not over a plain SPDY upgrade"
             )
         ports = parse_ports(request.query) if protocol == V4 else []
-        self.exec.admit(request, req, user, pod, "portforward")
         if self.isolation.host_exec:
             raise ApiError(
                 400,
