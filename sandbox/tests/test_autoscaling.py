@@ -344,3 +344,12 @@ def test_a_v1_update_without_min_replicas_gets_the_default(server, unique):
     status, body = _request(server, "PUT", f"{HPAS.format(v='v1')}/{unique}", v1)
     assert status == 200, body
     assert json.loads(body)["spec"]["minReplicas"] == 1
+
+
+def test_kubectl_explains_both_versions(kubectl):
+    v1 = kubectl(
+        "explain", "hpa.spec.targetCPUUtilizationPercentage", "--api-version=autoscaling/v1"
+    ).stdout
+    assert "VERSION:    v1" in v1 and "target average CPU utilization" in v1
+    v2 = kubectl("explain", "hpa.spec.metrics", "--api-version=autoscaling/v2").stdout
+    assert "VERSION:    v2" in v2 and "FIELD: metrics <[]MetricSpec>" in v2
