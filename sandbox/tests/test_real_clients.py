@@ -575,21 +575,11 @@ def test_an_unknown_path_and_go_escaping(server):
 # -- 8. port-forward ------------------------------------------------------------------------
 
 
-def test_port_forward_says_the_sandbox_runs_no_containers(kubectl, pod):
-    result = kubectl("port-forward", f"pod/{pod}", "0:80", check=False)
-    assert result.returncode != 0
-    assert "the ClusterCord sandbox runs no containers" in result.stderr
-
-
-def test_port_forward_in_discovery_and_for_the_python_client(server, pod, kubectl):
+def test_port_forward_in_discovery(kubectl):
+    # (port-forward itself: test_pod_portforward.py)
     resources = json.loads(kubectl("get", "--raw", "/api/v1").stdout)["resources"]
     entry = next(r for r in resources if r["name"] == "pods/portforward")
     assert entry["kind"] == "PodPortForwardOptions"
-    status, body = _request(
-        server, "POST", f"/api/v1/namespaces/default/pods/{pod}/portforward?ports=80", b""
-    )
-    assert status == 400
-    assert "runs no containers" in json.loads(body)["message"]
 
 
 def test_core_and_events_k8s_io_events_are_one_resource(kubectl, unique, api_client):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import signal
 from pathlib import Path
 
@@ -43,7 +44,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "unisolated (by default they run in each pod's own Linux namespaces through "
         "bubblewrap, or are refused where the machine cannot make them)",
     )
+    parser.add_argument(
+        "--event-ttl",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="how long Events live after their last change, like the API server's "
+        "--event-ttl (e.g. 1h, 30m, 90s, 1h30m; default 1h)",
+    )
     return parser
+
+
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def duration(text: str) -> float:
+    """A Go duration (`1h`, `30m`, `1h30m`, `90s`, `500ms`) or plain seconds, in seconds."""
+    parts = re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+", text.strip())
+    try:
+        if parts is None:
+            seconds = float(text)
+        else:
+            seconds = sum(
+                float(number) * _UNITS[unit]
+                for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+            )
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r} (e.g. 1h, 30m, 90s, 1h30m)"
+        ) from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"the duration must be positive, not {text!r}")
+    return seconds
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> int:
@@ -72,6 +104,7 @@ async def _serve(args: argparse.Namespace, objects: list[dict], data_dir: Path) 
         host=args.host,
         port=args.port,
         host_exec=getattr(args, "unsafe_host_exec", False),
+        **({"event_ttl": args.event_ttl} if getattr(args, "event_ttl", None) else {}),
     )
     try:
         fixtures.load(server.api, objects)

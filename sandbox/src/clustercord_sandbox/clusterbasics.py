@@ -2,7 +2,11 @@
 
 - **Events** (core/v1), as the controllers, the scheduler and the kubelets record them:
   `ScalingReplicaSet`, `SuccessfulCreate`, `SuccessfulDelete`, `Scheduled`, `Pulled`,
-  `Created`, `Started`, `Killing`; `kubectl events` and `kubectl describe` list them.
+  `Created`, `Started`, `Killing`; `kubectl events` and `kubectl describe` list them. A
+  repeated event (same source, object, type, reason and message) updates the first one
+  (`count`, `lastTimestamp`; `series` in events.k8s.io) as client-go's event recorder does,
+  and so do, combined, many different messages for one object and reason (its aggregator);
+  Events expire `event_ttl` after their last write (the store's leases, see `store.py`).
 - **Endpoints and EndpointSlices** for every Service with a selector (its pods with an IP:
   ready ones as addresses, the others as not-ready), so `kubectl expose` and `get endpoints`
   show what a cluster shows.
@@ -23,6 +27,7 @@ import hashlib
 import itertools
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 from . import errors
@@ -51,6 +56,13 @@ COMPONENTS = {
     "Deployment": "deployment-controller",
 }
 _sequence = itertools.count()
+# How many recent events the recorder remembers to aggregate repeats (client-go's LRU size).
+EVENT_CACHE_SIZE = 4096
+EventKey = tuple[str, ...]
+# client-go's EventAggregator: from the 10th different message for one object and reason
+# within 10 minutes, events are combined into one.
+SIMILAR_EVENTS = 10
+SIMILAR_WINDOW = 600.0
 
 
 def _meta(obj: Obj) -> Obj:
@@ -74,6 +86,10 @@ class ClusterBasics:
     api_endpoint: tuple[str, int] | None = None
 
     def _basics_types(self) -> None:
+        # Recent events by client-go's aggregation key → the name of the Event that counts them.
+        self._recent_events: OrderedDict[EventKey, str] = OrderedDict()
+        # Per object and reason: the different messages recently seen, and when last.
+        self._similar_events: OrderedDict[EventKey, tuple[set[str], float]] = OrderedDict()
         self._event_rt = _find(self.api, "", "events")
         self._service_rt = _find(self.api, "", "services")
         self._endpoints_rt = _find(self.api, "", "endpoints")
@@ -111,6 +127,9 @@ class ClusterBasics:
         if field_path:
             reference["fieldPath"] = field_path
         at = now()
+        message, key = self._correlate(reference, reason, message, component, type_)
+        if self._count_repeat(key, namespace, at, component, message):
+            return
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -131,6 +150,64 @@ class ClusterBasics:
         }
         with contextlib.suppress(errors.ApiError):  # e.g. a namespace being deleted
             self.api.create(self._event_rt, namespace, event, WriteOptions(field_manager=component))
+            self._recent_events[key] = event["metadata"]["name"]
+            while len(self._recent_events) > EVENT_CACHE_SIZE:
+                self._recent_events.popitem(last=False)
+
+    def _correlate(
+        self, reference: Obj, reason: str, message: str, component: str, type_: str
+    ) -> tuple[str, EventKey]:
+        """client-go's EventCorrelator: the message to record and the key that counts its
+        repeats. The key is the source, the object (no resourceVersion), type, reason and
+        message; but once an object has had `SIMILAR_EVENTS` different messages for one
+        reason within `SIMILAR_WINDOW` seconds (the EventAggregator), the later ones count on
+        one Event, "(combined from similar events): <the latest message>"."""
+        similar = (
+            component, "", reference["kind"], reference["namespace"], reference["name"],
+            reference["uid"], reference["apiVersion"], type_, reason, component, "",
+        )  # fmt: skip
+        clock = time.monotonic()
+        messages, last = self._similar_events.get(similar, (set(), clock))
+        if clock - last > SIMILAR_WINDOW:
+            messages = set()
+        messages.add(message)
+        self._similar_events[similar] = (messages, clock)
+        self._similar_events.move_to_end(similar)
+        while len(self._similar_events) > EVENT_CACHE_SIZE:
+            self._similar_events.popitem(last=False)
+        if len(messages) >= SIMILAR_EVENTS:
+            messages.pop()  # the set never grows past the threshold
+            return f"(combined from similar events): {message}", similar
+        key = (
+            component, "", reference["kind"], reference["namespace"], reference["name"],
+            reference.get("fieldPath", ""), reference["uid"], reference["apiVersion"], type_,
+            reason, message,
+        )  # fmt: skip
+        return message, key
+
+    def _count_repeat(
+        self, key: EventKey, namespace: str, at: str, component: str, message: str
+    ) -> bool:
+        """Counts a repeat on the Event recorded first (with the latest message: a combined
+        one changes); False when there is none (never recorded, forgotten, or expired)."""
+        name = self._recent_events.get(key)
+        if name is None:
+            return False
+        current = self.store.get("", "events", namespace, name)
+        if current is None:
+            del self._recent_events[key]
+            return False
+        current["count"] = int(current.get("count") or 1) + 1
+        current["lastTimestamp"] = at
+        current["message"] = message
+        try:
+            self.api.update(
+                self._event_rt, namespace, name, current, WriteOptions(field_manager=component)
+            )
+        except errors.ApiError:
+            return False
+        self._recent_events.move_to_end(key)
+        return True
 
     def record_owner(self, pod: Obj, reason: str, message: str) -> None:
         """An event on the pod's controlling owner (SuccessfulCreate, SuccessfulDelete)."""
@@ -393,11 +470,11 @@ MIRROR = "sandbox.clustercord.dev/mirror-of"
 EVENT_FIELDS = {
     "": (
         "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp",
-        "count", "type", "eventTime", "action", "related", "reportingComponent",
+        "count", "type", "eventTime", "series", "action", "related", "reportingComponent",
         "reportingInstance",
     ),
     "events.k8s.io": (
-        "eventTime", "reportingController", "reportingInstance", "action", "reason",
+        "eventTime", "series", "reportingController", "reportingInstance", "action", "reason",
         "regarding", "related", "note", "type", "deprecatedSource", "deprecatedFirstTimestamp",
         "deprecatedLastTimestamp", "deprecatedCount",
     ),
@@ -443,6 +520,7 @@ def to_new_event(event: Obj) -> Obj:
         "deprecatedFirstTimestamp": event.get("firstTimestamp"),
         "deprecatedLastTimestamp": event.get("lastTimestamp"),
         "deprecatedCount": event.get("count"),
+        "series": _series(event),
     }  # fmt: skip
     return {
         "apiVersion": "events.k8s.io/v1",
@@ -450,6 +528,17 @@ def to_new_event(event: Obj) -> Obj:
         "metadata": _mirror_meta(event, "v1"),
         **_pruned(body),
     }
+
+
+def _series(event: Obj) -> Obj | None:
+    """A repeated core/v1 Event's count as events.k8s.io's `series` (how the events API
+    says "seen N times"); None for an event seen once."""
+    if event.get("series"):
+        return dict(event["series"])
+    count = event.get("count") or 0
+    if count < 2:
+        return None
+    return {"count": count, "lastObservedTime": _micro(event.get("lastTimestamp"))}
 
 
 def to_core_event(event: Obj) -> Obj:
@@ -467,6 +556,7 @@ def to_core_event(event: Obj) -> Obj:
         "count": event.get("deprecatedCount"),
         "type": event.get("type"),
         "eventTime": event.get("eventTime"),
+        "series": event.get("series"),
         "action": event.get("action"),
         "related": event.get("related"),
         "reportingComponent": event.get("reportingController"),

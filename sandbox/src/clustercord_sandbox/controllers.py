@@ -494,7 +494,7 @@ class Controllers(ClusterBasics):
 
     # -- garbage collection -----------------------------------------------------------------
     def _all_objects(self) -> Iterator[tuple[ResourceType, Obj]]:
-        for rt in self.api.registry:
+        for rt in self.api.registry.stored():
             if "list" not in rt.verbs:
                 continue
             for obj in self._list(rt):

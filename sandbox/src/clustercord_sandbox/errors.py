@@ -102,8 +102,11 @@ def conflict(rt: ResourceType, name: str) -> ApiError:
 
 
 def invalid(rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
-    """422 Invalid; each cause is (field, reason type, message) like field.ErrorList."""
+    """422 Invalid; each cause is (field, reason type, message) like field.ErrorList; the
+    message lists them as Go's aggregate error does (in brackets when there are several)."""
     summary = ", ".join(f"{field}: {message}" for field, _, message in causes)
+    if len(causes) > 1:
+        summary = f"[{summary}]"
     kind = rt.kind if not rt.group else f"{rt.kind}.{rt.group}"
     return ApiError(
         422,

@@ -12,11 +12,12 @@ import copy
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import crds, errors
+from . import autoscaling, crds, errors
 from .apply import apply, validate_manager
 from .managedfields import default_manager, record_update
 from .patch import (
@@ -32,6 +33,20 @@ from .registry import Registry, ResourceType
 from .selectors import field_predicate, label_predicate
 from .store import SandboxStore
 from .validation import decode, validate
+
+Obj = dict[str, Any]
+Convert = Callable[[Obj], Obj]
+
+# Versions served by converting the stored object, as the API server converts through its
+# internal version: (group, plural, served version) → (stored → served, served → stored).
+CONVERSIONS: dict[tuple[str, str, str], tuple[Convert, Convert]] = {
+    ("autoscaling", "horizontalpodautoscalers", "v1"): (autoscaling.to_v1, autoscaling.to_v2),
+}
+# Defaults a schema cannot express, on the stored form, by (group, kind), applied on every
+# write as the API server defaults every decoded body (their checks: validation.KIND_CHECKS).
+DEFAULTS: dict[tuple[str, str], Callable[[Obj], None]] = {
+    ("autoscaling", "HorizontalPodAutoscaler"): autoscaling.default_hpa,
+}
 
 
 def now() -> str:
@@ -70,12 +85,35 @@ class ObjectAPI:
         self.registry = registry
         self._next_cluster_ip = 1
 
+    # -- versions ----------------------------------------------------------------------------
+    def _converted(self, rt: ResourceType) -> tuple[ResourceType, Convert, Convert] | None:
+        """For a version served by conversion: the stored version's row and both ways."""
+        if not rt.storage_version:
+            return None
+        stored = self.registry.lookup(rt.group, rt.storage_version, rt.plural)
+        down_up = CONVERSIONS.get((rt.group, rt.plural, rt.version))
+        assert stored is not None and down_up is not None, f"no conversion for {rt}"
+        return stored, *down_up
+
+    def present(self, rt: ResourceType, obj: Obj) -> Obj:
+        """A stored object as `rt`'s version serves it (watches and tables use it too)."""
+        converted = self._converted(rt)
+        return converted[1](obj) if converted is not None else obj
+
+    def _to_storage(
+        self, rt: ResourceType, namespace: str, body: Any, options: WriteOptions
+    ) -> Obj:
+        """A body of a converted version, checked against its own schema, in stored form."""
+        converted = self._converted(rt)
+        assert converted is not None
+        return converted[2](self._prepare(rt, namespace, body, options))
+
     # -- reads -----------------------------------------------------------------------------
     def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         obj = self.store.get(rt.group, rt.plural, namespace if rt.namespaced else "", name)
         if obj is None:
             raise errors.not_found(rt, name)
-        return obj
+        return self.present(rt, obj)
 
     def list(
         self, rt: ResourceType, namespace: str | None, options: ListOptions
@@ -106,6 +144,8 @@ class ObjectAPI:
             token_body = {"rv": rv, "start": list(_sort_key(items[-1]))}
             meta["continue"] = base64.urlsafe_b64encode(json.dumps(token_body).encode()).decode()
             meta["remainingItemCount"] = remaining
+        if rt.storage_version:
+            items = [self.present(rt, o) for o in items]
         return items, meta
 
     # -- create ----------------------------------------------------------------------------
@@ -119,6 +159,10 @@ class ObjectAPI:
         managed: bool = False,
     ) -> dict[str, Any]:
         """Creates an object; `managed` means its managedFields are already set (apply)."""
+        if (converted := self._converted(rt)) is not None:
+            stored = converted[0]
+            body = self._to_storage(rt, namespace, body, options)
+            return self.present(rt, self.create(stored, namespace, body, options, managed=managed))
         obj = self._prepare(rt, namespace, body, options)
         meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
@@ -169,6 +213,10 @@ class ObjectAPI:
         options: WriteOptions,
         subresource: str = "",
     ) -> dict[str, Any]:
+        if (converted := self._converted(rt)) is not None:
+            body = self._to_storage(rt, namespace, body, options)
+            updated = self.update(converted[0], namespace, name, body, options, subresource)
+            return self.present(rt, updated)
         current = self.get(rt, namespace, name)
         obj = self._prepare(rt, namespace, body, options)
         _check_name(obj, name)
@@ -209,6 +257,8 @@ class ObjectAPI:
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if rt.schema is not None:
             crds.apply_schema_defaults(new, rt.schema)
+        if (defaults := DEFAULTS.get((rt.group, rt.kind))) is not None:
+            defaults(new)
         validate(rt, new)
         crds.check_if_crd(rt, new)
         if _has_generation(rt) and new.get("spec") != current.get("spec"):
@@ -240,7 +290,7 @@ class ObjectAPI:
     ) -> dict[str, Any]:
         if patch_type == APPLY_PATCH:
             return self._apply(rt, namespace, name, patch, options, subresource)
-        current = self.get(rt, namespace, name)
+        current = self.get(rt, namespace, name)  # (in `rt`'s version: the patch is)
         if patch_type == JSON_PATCH:
             patched = json_patch(current, patch)
         elif patch_type == MERGE_PATCH:
@@ -255,6 +305,8 @@ class ObjectAPI:
         _check_resource_version(rt, name, patched, current)
         if patched["metadata"].get("name") != name:
             raise errors.bad_request("the patch may not change the object's name")
+        if rt.storage_version:
+            return self.update(rt, namespace, name, patched, options, subresource)
         obj = self._prepare(rt, namespace, patched, options)
         return self._replace(rt, current, obj, options, subresource)
 
@@ -276,6 +328,17 @@ class ObjectAPI:
         current = self.store.get(rt.group, rt.plural, namespace if rt.namespaced else "", name)
         _check_resource_version(rt, name, config, current)
         manager, force = options.field_manager, options.force
+        if (converted := self._converted(rt)) is not None:
+            # Fields are merged in the version applied, then stored converted.
+            stored_rt, down, up = converted
+            view = down(current) if current is not None else None
+            merged = up(apply(rt, view, config, manager, force, now(), subresource))
+            if current is None:
+                return down(self.create(stored_rt, namespace, merged, options, managed=True))
+            merged = self._prepare(stored_rt, namespace, merged, options)
+            return down(
+                self._replace(stored_rt, current, merged, options, subresource, managed=True)
+            )
         merged = apply(rt, current, config, manager, force, now(), subresource)
         if current is None:
             return self.create(rt, namespace, merged, options, managed=True)
@@ -334,13 +397,13 @@ class ObjectAPI:
         assert deleted is not None
         if crds.is_crd(rt):
             crds.unregister(self.registry, self.store, deleted)
-        return deleted
+        return self.present(rt, deleted)
 
     def finalize_namespace(self, namespace: str) -> bool:
         """The namespace controller's pass over a Terminating namespace: deletes its contents
         and, once nothing is left, the namespace. Returns whether it changed anything."""
         changed, holding = False, []
-        for rt in self.registry:
+        for rt in self.registry.stored():
             if not rt.namespaced or "delete" not in rt.verbs:
                 continue
             for obj in self.store.list(rt.group, rt.plural, namespace, copy_items=False):
@@ -367,7 +430,7 @@ class ObjectAPI:
 
     def _propagate(self, owner_uid: str, orphan: bool) -> None:
         """Orphans (drops the ownerReference) or deletes, depth first, the owner's dependents."""
-        for rt in self.registry:
+        for rt in self.registry.stored():
             for obj in self.store.list(rt.group, rt.plural):
                 refs = obj["metadata"].get("ownerReferences") or []
                 if not any(ref.get("uid") == owner_uid for ref in refs):
@@ -565,6 +628,8 @@ def _apply_defaults(rt: ResourceType, obj: dict[str, Any], api: ObjectAPI) -> No
         obj.setdefault("type", "Opaque")
     elif crds.is_crd(rt):
         obj["status"] = crds.status(obj, now())
+    if (defaults := DEFAULTS.get((rt.group, rt.kind))) is not None:
+        defaults(obj)
 
 
 def _workload_defaults(kind: str, spec: dict[str, Any]) -> None:

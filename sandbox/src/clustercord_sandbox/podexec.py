@@ -105,6 +105,32 @@ class PodExec:
         command: list[str],
         subresource: str,
     ) -> web.StreamResponse:
+        self.admit(request, req, user, pod, subresource)
+        ws = web.WebSocketResponse(protocols=(V5, V4), autoping=True)
+        if not ws.can_prepare(request).ok:
+            raise errors.bad_request("Upgrade request required (pods/exec speaks WebSocket)")
+        await ws.prepare(request)
+        if ws.ws_protocol not in (V5, V4):
+            await ws.close(message=b"unsupported stream protocol")
+            return ws
+        query = request.query
+        session = _Session(ws, ws.ws_protocol == V5, query_flag(query, "tty"), self.grace)
+        try:
+            launch = await self.isolation.launch(pod, container, command, session.tty, self.config)
+        except FileNotFoundError as exc:
+            await session.status(_failure(command, exc))
+            return ws
+        except (IsolationError, OSError) as exc:
+            await session.status(_internal(f"the pod's namespaces could not be made: {exc}"))
+            return ws
+        await session.run(command, launch, stdin=query_flag(query, "stdin"))
+        return ws
+
+    def admit(
+        self, request: web.Request, req: Any, user: UserInfo, pod: dict[str, Any], subresource: str
+    ) -> None:
+        """What a stream into a pod (exec, attach, portforward) needs: GET or POST, `create`
+        on the subresource, a running pod, and pods the machine can isolate."""
         if request.method not in ("GET", "POST"):
             raise errors.method_not_supported(
                 f"{request.method} is not supported on pods/{subresource}"
@@ -130,27 +156,8 @@ class PodExec:
         refusal = self.isolation.refusal()
         if refusal is not None:
             raise ApiError(500, "InternalError", refusal)
-        ws = web.WebSocketResponse(protocols=(V5, V4), autoping=True)
-        if not ws.can_prepare(request).ok:
-            raise errors.bad_request("Upgrade request required (pods/exec speaks WebSocket)")
-        await ws.prepare(request)
-        if ws.ws_protocol not in (V5, V4):
-            await ws.close(message=b"unsupported stream protocol")
-            return ws
-        query = request.query
-        session = _Session(ws, ws.ws_protocol == V5, query_flag(query, "tty"), self.grace)
-        try:
-            launch = await self.isolation.launch(pod, container, command, session.tty, self._config)
-        except FileNotFoundError as exc:
-            await session.status(_failure(command, exc))
-            return ws
-        except (IsolationError, OSError) as exc:
-            await session.status(_internal(f"the pod's namespaces could not be made: {exc}"))
-            return ws
-        await session.run(command, launch, stdin=query_flag(query, "stdin"))
-        return ws
 
-    def _config(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    def config(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A ConfigMap or Secret of the pod's namespace, for its volumes (None if missing)."""
         rt = self.api.registry.lookup("", "v1", plural)
         if rt is None or not name:

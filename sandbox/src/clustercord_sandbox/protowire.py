@@ -167,6 +167,11 @@ _RESOURCE_QUOTA_SPEC = {
     **_many("text", scopes=2),
     **_one(_many(_SCOPE_REQUIREMENT, matchExpressions=1), scopeSelector=3),
 }
+# autoscaling/v1 HorizontalPodAutoscaler (`kubectl autoscale` in 1.32 creates a v1 one).
+_HPA_V1_SPEC = {
+    **_one(_one("text", kind=1, name=2, apiVersion=3), scaleTargetRef=1),
+    **_one("int", minReplicas=2, maxReplicas=3, targetCPUUtilizationPercentage=4),
+}
 _DELETE_OPTIONS = {
     **_one("int", gracePeriodSeconds=1),
     **_one(_one("text", uid=1, resourceVersion=2), preconditions=2),
@@ -232,6 +237,11 @@ def _review(spec: Schema | None) -> Schema:
     return schema
 
 
+# Kinds whose field numbers differ between versions, by (apiVersion, kind); a version not
+# listed is an unknown kind (415).
+_VERSIONED: dict[tuple[str, str], Schema] = {
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): _object(_one(_HPA_V1_SPEC, spec=2)),
+}
 SCHEMAS: dict[str, Schema] = {
     "SelfSubjectAccessReview": _review(_SSAR_SPEC),
     "SubjectAccessReview": _review(_SAR_SPEC),
@@ -262,7 +272,8 @@ def decode(data: bytes) -> dict[str, Any]:
     envelope = _message(data[len(MAGIC) :], _UNKNOWN)
     type_meta = envelope.get("typeMeta") or {}
     kind = type_meta.get("kind", "")
-    schema = SCHEMAS.get(kind)
+    api_version = type_meta.get("apiVersion", "")
+    schema = _VERSIONED.get((api_version, kind)) or SCHEMAS.get(kind)
     if schema is None:
         raise UnknownKind(f"the sandbox cannot decode protobuf {kind or 'objects'}")
     body = _message(envelope.get("raw", b""), schema)

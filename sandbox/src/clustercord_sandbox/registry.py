@@ -31,6 +31,9 @@ class ResourceType:
     singular: str = field(default="")
     # A custom resource's structural schema (from its CRD); built-ins use `definition`.
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
+    # Set on a version served by converting the stored one (`conversion.py`): the version the
+    # objects are stored in. Empty: this version is the stored one.
+    storage_version: str = ""
 
     @property
     def api_version(self) -> str:
@@ -190,8 +193,8 @@ _ROWS += [
 
 # The rest of a stock v1.32 cluster's discovery (its default-enabled, GA resources): stored
 # objects, validated against their OpenAPI definitions; no controller acts on them. Each
-# group-version's rows are together, the preferred version first (autoscaling: only v2, the
-# preferred one, is served: the sandbox does not convert between versions).
+# group-version's rows are together, the preferred version first (autoscaling: v2, stored,
+# and v1, converted from it as the API server converts: `autoscaling.py`).
 _STATUS = ("status",)
 _EXTENSIONS = ("api-extensions",)
 _ROWS += [
@@ -205,6 +208,17 @@ _ROWS += [
         ("hpa",),
         categories=("all",),
         subresources=_STATUS,
+    ),
+    ResourceType(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        True,
+        ("hpa",),
+        categories=("all",),
+        subresources=_STATUS,
+        storage_version="v2",
     ),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     # No `ev` short name here: kubectl 1.32 warns on every `get ev` when two groups claim it.
@@ -330,6 +344,11 @@ class Registry:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(list(self._rows))  # a snapshot: CRD writes may change the table
+
+    def stored(self) -> list[ResourceType]:
+        """One row per stored resource (versions served by conversion left out): for passes
+        over every object, which would otherwise meet an object once per version."""
+        return [r for r in self._rows if not r.storage_version]
 
     def group_versions(self) -> list[tuple[str, str]]:
         seen: list[tuple[str, str]] = []

@@ -2,7 +2,8 @@
 
 It is a sandbox for demos and tests, not a Kubernetes distribution: nothing runs container
 images. What `kubectl exec`, `debug` and attach run in a pod runs in that pod's own Linux
-namespaces (`isolation`), or is refused where the host cannot make them (`host_exec=True`,
+namespaces (`isolation`), and port-forwards reach into them (`portforward`), or is refused
+where the host cannot make them (`host_exec=True`,
 the `--unsafe-host-exec` option, runs it on the host instead). It listens on 127.0.0.1 unless
 told otherwise.
 
@@ -43,6 +44,7 @@ from .openapi_v2 import OpenAPIV2
 from .patch import JSON_PATCH, json_patch, merge_patch
 from .podexec import PodExec
 from .podlogs import PodLogs
+from .portforward import PodPortForward
 from .registry import Registry, ResourceType, default_registry
 from .resource_request import ResourceRequest, SubresourceHandler, query_flag
 from .selectors import field_predicate, label_predicate
@@ -51,6 +53,7 @@ from .tables import to_table, wants_table
 from .tokens import MIN_EXPIRATION_SECONDS, TOKEN_REVIEW, ServiceAccountTokens
 
 ADMIN_USER = "sandbox-admin"
+EVENT_TTL = 3600.0  # the API server's --event-ttl default (1h)
 log = logging.getLogger(__name__)
 
 
@@ -80,8 +83,16 @@ class SandboxServer:
         min_token_seconds: int = MIN_EXPIRATION_SECONDS,
         host_exec: bool = False,
         pod_limits: Limits | None = None,
+        event_ttl: float = EVENT_TTL,
     ) -> None:
+        if event_ttl <= 0:
+            raise ValueError(f"event_ttl must be positive, not {event_ttl}")
         self.store = store if store is not None else SandboxStore()
+        # Events live `event_ttl` seconds after their last write (the API server's --event-ttl).
+        self.event_ttl = event_ttl
+        for group in ("", "events.k8s.io"):
+            self.store.set_ttl(group, "events", event_ttl)
+        self._expiry: asyncio.Task[None] | None = None
         self.registry = registry or default_registry()
         self.api = ObjectAPI(self.store, self.registry)
         self.openapi = OpenAPIDocuments(self.registry)
@@ -125,7 +136,7 @@ class SandboxServer:
         pod_exec = PodExec(self.api, self._authorize, isolation=self.isolation)
         self.subresources["pods/exec"] = pod_exec.handle
         self.subresources["pods/attach"] = pod_exec.attach
-        self.subresources["pods/portforward"] = _no_port_forward
+        self.subresources["pods/portforward"] = PodPortForward(pod_exec).handle
         self.evictions = PodEviction(self.api, _body)
         self.subresources["pods/eviction"] = self.evictions.handle
         self.subresources["pods/ephemeralcontainers"] = EphemeralContainers(self.api, _body).handle
@@ -164,6 +175,15 @@ class SandboxServer:
         if self.isolation.refusal() is not None or self.isolation.host_exec:
             log.warning("%s", self.pod_processes)
         self._pod_reaper = asyncio.ensure_future(self._reap_pods(self.store.subscribe()))
+        self._expiry = asyncio.ensure_future(self._expire_leases())
+
+    async def _expire_leases(self) -> None:
+        """Deletes Events whose lease ran out (checked a few times per TTL, at most each
+        second), as etcd expires the API server's event leases."""
+        interval = min(1.0, self.event_ttl / 4)
+        while True:
+            await asyncio.sleep(interval)
+            self.store.expire()
 
     async def _reap_pods(self, queue: asyncio.Queue[WatchEvent]) -> None:
         """A deleted pod's processes end with it (its namespaces' init is killed)."""
@@ -180,6 +200,11 @@ class SandboxServer:
 
     async def stop(self) -> None:
         self._closing.set()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+            self._expiry = None
         if self._pod_reaper is not None:
             self._pod_reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -510,6 +535,8 @@ class SandboxServer:
             await response.prepare(request)
 
             async def send(kind: str, obj: dict[str, Any]) -> None:
+                if kind != "ERROR" and kind != "BOOKMARK":
+                    obj = self.api.present(rt, obj)  # in the version watched
                 if table and kind != "ERROR" and kind != "BOOKMARK":
                     rv = obj["metadata"]["resourceVersion"]
                     obj = to_table(rt, [obj], {"resourceVersion": rv}, self.store)
@@ -602,19 +629,6 @@ class SandboxServer:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-async def _no_port_forward(
-    request: web.Request, req: ResourceRequest, user: UserInfo
-) -> web.StreamResponse:
-    """`kubectl port-forward`: nothing listens in a sandbox pod (no images run), so say so
-    clearly instead of a 404."""
-    raise ApiError(
-        400,
-        "BadRequest",
-        f'pod "{req.name}" has no ports to forward: the ClusterCord sandbox runs no containers '
-        "(kubectl port-forward needs a real cluster; kubectl exec runs commands in the pod)",
-    )
 
 
 # Queued to a watch stream by `end_watches`: the stream ends there.

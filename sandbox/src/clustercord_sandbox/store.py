@@ -2,6 +2,11 @@
 
 The interface is deliberately small (get / list / create / update / delete / events_since /
 subscribe) so a later slice can back it with a file or SQLite without touching the server.
+
+Some resources live only for a while after their last write, as etcd leases make the API
+server's Events expire (`--event-ttl`, 1 h by default): `set_ttl` gives a resource such a
+lease, renewed on every write, and `expire()` deletes what outlived it (a DELETED watch event,
+as the real server's lease expiry sends).
 Objects are stored as plain JSON dicts, exactly as they are served. A stored object is never
 changed in place (a write stores a new one), so watch events share it instead of copying it.
 """
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,8 +75,11 @@ class WatchEvent:
 class SandboxStore:
     """Objects by (group, plural, namespace, name); every write bumps the global version."""
 
-    def __init__(self, history: int = 2000) -> None:
+    def __init__(self, history: int = 2000, clock: Callable[[], float] = time.monotonic) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
+        self._clock = clock
+        self._ttls: dict[tuple[str, str], float] = {}  # (group, plural) → lease seconds
+        self._leases: dict[Key, float] = {}  # key → when it expires (on `clock`)
         self._version = 0
         self._history: deque[WatchEvent] = deque(maxlen=history)
         self._compacted = 0
@@ -123,6 +132,28 @@ class SandboxStore:
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return [clone(o) for o in items] if copy_items else items
 
+    # -- leases ----------------------------------------------------------------------------
+    def set_ttl(self, group: str, plural: str, seconds: float) -> None:
+        """Objects of this resource expire `seconds` after their last write."""
+        self._ttls[(group, plural)] = seconds
+
+    def _lease(self, group: str, plural: str, key: Key) -> None:
+        ttl = self._ttls.get((group, plural))
+        if ttl is not None:
+            self._leases[key] = self._clock() + ttl
+
+    def next_expiry(self) -> float | None:
+        """When (on the store's clock) the next lease ends, None without leases."""
+        return min(self._leases.values(), default=None)
+
+    def expire(self) -> int:
+        """Deletes the objects whose lease has ended; returns how many."""
+        now = self._clock()
+        due = [key for key, deadline in self._leases.items() if deadline <= now]
+        for group, plural, namespace, name in due:
+            self.delete(group, plural, namespace, name)
+        return len(due)
+
     # -- writes ----------------------------------------------------------------------------
     def _key(self, group: str, plural: str, obj: dict[str, Any]) -> Key:
         meta = obj["metadata"]
@@ -157,7 +188,9 @@ class SandboxStore:
         """Stores a new object (the caller checked it does not exist) and returns it."""
         obj = clone(obj)
         self._stamp(obj)
-        self._objects[self._key(group, plural, obj)] = obj
+        key = self._key(group, plural, obj)
+        self._objects[key] = obj
+        self._lease(group, plural, key)
         self._record("ADDED", group, plural, obj)
         return clone(obj)
 
@@ -168,11 +201,13 @@ class SandboxStore:
         # The replaced object is never mutated again, so the event may keep it as is.
         previous = self._objects.get(key)
         self._objects[key] = obj
+        self._lease(group, plural, key)
         self._record("MODIFIED", group, plural, obj, previous)
         return clone(obj)
 
     def delete(self, group: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         obj = self._objects.pop((group, plural, namespace, name), None)
+        self._leases.pop((group, plural, namespace, name), None)
         if obj is None:
             return None
         obj = {**obj, "metadata": {**obj["metadata"]}}  # earlier events share the stored one

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from . import autoscaling
 from .registry import ResourceType
 from .store import SandboxStore
 
@@ -141,11 +142,33 @@ def _slice_endpoints(obj: dict[str, Any]) -> str:
     return _first_three([a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []])
 
 
+def _event_first_seen(obj: dict[str, Any]) -> str:
+    first = obj.get("firstTimestamp") or obj.get("deprecatedFirstTimestamp")
+    return human_age(first or obj.get("eventTime") or obj["metadata"].get("creationTimestamp"))
+
+
 def _event_last_seen(obj: dict[str, Any]) -> str:
-    seen = (
-        obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
-    )
-    return human_age(seen)
+    """`printEvent`: the series' last observation, else lastTimestamp, else first seen."""
+    series = obj.get("series") or {}
+    last = series.get("lastObservedTime") or obj.get("lastTimestamp")
+    last = last or obj.get("deprecatedLastTimestamp")
+    return human_age(last) if last else _event_first_seen(obj)
+
+
+def _event_count(obj: dict[str, Any]) -> str:
+    series = obj.get("series") or {}
+    count = series.get("count") or obj.get("count") or obj.get("deprecatedCount") or 1
+    return str(count)
+
+
+def _event_subobject(obj: dict[str, Any]) -> str:
+    return str((obj.get("involvedObject") or obj.get("regarding") or {}).get("fieldPath", ""))
+
+
+def _event_source(obj: dict[str, Any]) -> str:
+    source = obj.get("source") or obj.get("deprecatedSource") or {}
+    component = source.get("component") or obj.get("reportingController") or ""
+    return ", ".join(part for part in (component, source.get("host", "")) if part)
 
 
 def _event_object(obj: dict[str, Any]) -> str:
@@ -157,13 +180,22 @@ def _event_message(obj: dict[str, Any]) -> str:
     return str(obj.get("message") or obj.get("note") or "")
 
 
+def _scale_target(obj: dict[str, Any]) -> str:
+    ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
 COLUMNS: dict[str, list[Column]] = {
     "Event": [
         ("Last Seen", "string", 0, _event_last_seen),
         ("Type", "string", 0, _spec("type", "")),
         ("Reason", "string", 0, _spec("reason", "")),
         ("Object", "string", 0, _event_object),
+        ("Subobject", "string", 1, _event_subobject),
+        ("Source", "string", 1, _event_source),
         ("Message", "string", 0, _event_message),
+        ("First Seen", "string", 1, _event_first_seen),
+        ("Count", "string", 1, _event_count),
         ("Name", "string", 1, _name),
     ],
     "Endpoints": [NAME, ("Endpoints", "string", 0, _endpoints), AGE],
@@ -241,6 +273,21 @@ COLUMNS: dict[str, list[Column]] = {
         ("Min Available", "string", 0, _int_or_string("spec.minAvailable")),
         ("Max Unavailable", "string", 0, _int_or_string("spec.maxUnavailable")),
         ("Allowed Disruptions", "integer", 0, _spec("status.disruptionsAllowed", 0)),
+        AGE,
+    ],
+    # (kubectl's printer converts to the internal version first; `targets` reads both.)
+    "HorizontalPodAutoscaler": [
+        NAME,
+        ("Reference", "string", 0, _scale_target),
+        ("Targets", "string", 0, autoscaling.targets),
+        (
+            "MinPods",
+            "string",
+            0,
+            lambda o: str((o.get("spec") or {}).get("minReplicas", "<unset>")),
+        ),
+        ("MaxPods", "integer", 0, _spec("spec.maxReplicas", 0)),
+        ("Replicas", "integer", 0, _spec("status.currentReplicas", 0)),
         AGE,
     ],
     # Served by the apiextensions server, which has no printer: the default convertor's.

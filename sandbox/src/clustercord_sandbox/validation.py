@@ -5,16 +5,19 @@ Two layers, in the server's order:
 1. decoding (400 BadRequest): wrong JSON types, and unknown fields under
    `fieldValidation=Strict` (kubectl's default); unknown fields are always dropped;
 2. validation (422 Invalid, with `details.causes[].field`): names (RFC 1123), required fields
-   from the OpenAPI definitions.
+   from the OpenAPI definitions, and a kind's own rules where the sandbox has them
+   (`KIND_CHECKS`: HorizontalPodAutoscaler's replica bounds and scale target).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import autoscaling
 from .errors import ApiError, bad_request, invalid
 from .openapi import resolve, schema_for, schema_types
 from .registry import ResourceType
@@ -33,6 +36,11 @@ _LABEL_MSG = (
     "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
     "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
+
+# A kind's own validation (the API server's `Validate<Kind>`), on the stored version.
+KIND_CHECKS: dict[tuple[str, str], Callable[[dict[str, Any]], list[tuple[str, str, str]]]] = {
+    ("autoscaling", "HorizontalPodAutoscaler"): autoscaling.validate_hpa,
+}
 
 # Resources whose names must be a DNS label (no dots), as in the real validators.
 _LABEL_NAMED = {("", "namespaces"), ("", "services")}
@@ -286,5 +294,13 @@ def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
             )
     body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     _required(body, schema_for(rt), "", causes)
+    check = KIND_CHECKS.get((rt.group, rt.kind))
+    if check is not None:
+        specific = check(obj)
+        # A kind's cause about a field (spec.scaleTargetRef.kind: Required) replaces the
+        # schema's about its parent (spec.scaleTargetRef: Required), as Go decodes an absent
+        # struct as an empty one and reports its fields.
+        causes = [c for c in causes if not any(f.startswith(c[0] + ".") for f, _, _ in specific)]
+        causes += [c for c in specific if c not in causes]
     if causes:
         raise invalid(rt, name, causes)
