@@ -27,6 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="ClusterCord: Kubernetes chat-ops for Discord, with signed plugins.",
     )
     parser.add_argument("--version", action="version", version=f"clustercord {__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("CLUSTERCORD_LOG_FORMAT", "text"),
+        help="log lines for a person (text) or one JSON object a line (json); secrets masked",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=os.environ.get("CLUSTERCORD_LOG_LEVEL", "warning"),
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one command through the console front end")
@@ -140,6 +151,9 @@ def _sandbox_options(parser: argparse.ArgumentParser, purpose: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from clustercord import logs
+
+    logs.configure(args.log_format, args.log_level)
     handler = {
         "sandbox": _sandbox,
         "run": _run,

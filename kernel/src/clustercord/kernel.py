@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from clustercord import backups, instance
+from clustercord import backups, instance, logs
 from clustercord.config import Settings
 from clustercord.dispatcher import Dispatcher
 from clustercord.door import Door
@@ -78,6 +78,8 @@ class Kernel:
             self._in_use.release()
             raise
         self.audit = AuditLog(self.database)
+        # Log lines are masked as audit rows are, with the patterns plugins add later too.
+        logs.mask_with(self.audit.mask_text)
         self.scheduler = SchedulerService(self.database)
         self.approvals = ApprovalService(
             self.database,

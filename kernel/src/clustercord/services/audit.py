@@ -94,6 +94,18 @@ BUILTIN_PATTERNS: tuple[re.Pattern[str], ...] = (
     ),
     re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]+", re.I),
     re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key id
+    re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})"),  # GitHub
+    re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),  # Slack
+    re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),  # Google API key
+    re.compile(r"\b[sr]k_live_[0-9A-Za-z]{16,}"),  # Stripe
+    re.compile(r"\b[MN][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,}"),  # Discord
+    # A value given to a telltale key: only the value goes (``password=********``).
+    re.compile(
+        r"\b(?:password|passwd|pwd|secret|token|api[_-]?key|client[_-]?secret)"
+        r"\s*[=:]\s*(?P<secret>[^\s,;&'\"]{3,})",
+        re.I,
+    ),
+    re.compile(r"://[^/\s:@]+:(?P<secret>[^/\s@]+)@"),  # a password in a URL
 )
 
 # Hashed, in this order; seq is included so a row cannot be moved. Chain version 1.
@@ -135,8 +147,16 @@ def compile_patterns(patterns: Patterns) -> list[re.Pattern[str]]:
 def mask_text(text: str, patterns: Patterns = ()) -> str:
     """``text`` with every match of a built-in or given secret pattern replaced by the mask."""
     for pattern in (*BUILTIN_PATTERNS, *compile_patterns(patterns)):
-        text = pattern.sub(MASK, text)
+        text = pattern.sub(_mask_match, text)
     return text
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    """The match masked; of a pattern with a ``secret`` group, only that group."""
+    if "secret" not in match.re.groupindex or match.start("secret") < 0:
+        return MASK
+    start, end = match.start("secret") - match.start(), match.end("secret") - match.start()
+    return match.group()[:start] + MASK + match.group()[end:]
 
 
 def looks_secret(name: str) -> bool:

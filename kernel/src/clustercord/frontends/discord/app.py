@@ -31,6 +31,7 @@ from typing import Any
 
 import hikari
 
+from clustercord import logs
 from clustercord.frontends.discord import limits, replay
 from clustercord.frontends.discord.commands import (
     CommandPlan,
@@ -259,6 +260,10 @@ class DiscordFrontend:
 
     async def handle_interaction(self, interaction: Any, on_initial: Any) -> None:
         """A component click or a modal submission."""
+        with logs.serving(str(interaction.id)):
+            await self._handle_interaction(interaction, on_initial)
+
+    async def _handle_interaction(self, interaction: Any, on_initial: Any) -> None:
         try:
             if isinstance(interaction, hikari.ComponentInteraction):
                 await self._component(interaction, on_initial)
@@ -277,6 +282,12 @@ class DiscordFrontend:
         await self.run_command(interaction, path, ctx.options, ctx.initial_response_sent.set)
 
     async def run_command(
+        self, interaction: Any, path: tuple[str, ...], options: Any, on_initial: Any
+    ) -> None:
+        with logs.serving(str(interaction.id)):
+            await self._run_command(interaction, path, options, on_initial)
+
+    async def _run_command(
         self, interaction: Any, path: tuple[str, ...], options: Any, on_initial: Any
     ) -> None:
         user_id = str(interaction.user.id)
