@@ -66,7 +66,7 @@ MEMBERS = {
         "kernel/src/clustercord",
         {"clustercord", "clustercord_sdk"},
         # The kernel reaches the sandbox only behind its `clustercord sandbox` command.
-        {"cli.py": {"clustercord_sandbox"}},
+        {"cli.py": {"clustercord_sandbox", "clustercord_marketplace"}},
     ),
     "builtin_plugins": (
         "builtin_plugins/src/clustercord_builtins",
@@ -77,6 +77,11 @@ MEMBERS = {
     "testing": (
         "testing/src/clustercord_testing",
         {"clustercord_testing", "clustercord", "clustercord_sandbox", "clustercord_sdk"},
+        {},
+    ),
+    "marketplace": (
+        "marketplace/src/clustercord_marketplace",
+        {"clustercord_marketplace", "clustercord", "clustercord_sdk"},
         {},
     ),
     "examples/hello-plugin": (
@@ -284,6 +289,7 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
         "builtin_plugins",
         "sandbox",
         "testing",
+        "marketplace",
         "examples/hello-plugin",
     ):
         subprocess.run(

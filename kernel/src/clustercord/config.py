@@ -73,6 +73,8 @@ class Settings:
     """``[identity]``: Discord users and roles → Kubernetes user and groups (checked at load)."""
     discord: Mapping[str, Any] = field(default_factory=dict)
     """``[discord]``: guilds, allowlist and timings of the Discord front end (checked by it)."""
+    marketplace: Mapping[str, Any] = field(default_factory=dict)
+    """``[marketplace]``: plugin sources (``clustercord.plugins.sources``, checked by it)."""
 
     @property
     def database_path(self) -> Path:
@@ -156,6 +158,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         config_file=config_file,
         identity=_identity(raw.get("identity"), where),
         discord=_table(raw, "discord", where),
+        marketplace=_table(raw, "marketplace", where),
     )
     return replace(settings, **overrides) if overrides else settings
 
