@@ -354,13 +354,15 @@ class Installer:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            _, err = await asyncio.wait_for(process.communicate(), PIP_TIMEOUT)
+            out, err = await asyncio.wait_for(process.communicate(), PIP_TIMEOUT)
         except TimeoutError:
             process.kill()
             await process.wait()
             raise InstallError(f"{label}: pip took longer than {PIP_TIMEOUT:g} s") from None
         if process.returncode != 0:
-            raise InstallError(f"{label}: {pip_failure(err.decode('utf-8', 'replace'))}")
+            # pip explains a conflict on standard output, and reports it on standard error.
+            said = (out + b"\n" + err).decode("utf-8", "replace")
+            raise InstallError(f"{label}: {pip_failure(said)}")
         sites = [p for p in prefix.rglob("site-packages") if p.is_dir()]
         if len(sites) != 1:
             raise InstallError(f"{label}: pip left {len(sites)} site-packages folders")
@@ -433,7 +435,7 @@ def kernel_distributions() -> dict[str, str]:
     return found
 
 
-_CONSTRAINT = re.compile(r"The user requested \(constraint\) ([A-Za-z0-9._-]+)==(\S+)")
+_CONSTRAINT = re.compile(r"The user requested \(constraint\) ([A-Za-z0-9._-]+) ?==(\S+)")
 _DEPENDS = re.compile(r"^\s*(\S+ \S+ depends on .+)$", re.M)
 
 
