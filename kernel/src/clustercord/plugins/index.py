@@ -11,6 +11,7 @@ and verify indexes with this module; the kernel's installer reads them with it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -120,6 +121,29 @@ def parse_index(data: bytes, *, label: str = INDEX_FILE, now: float | None = Non
     Raises :class:`IndexError_` naming ``label`` and the first problems found."""
     if len(data) >= MAX_INDEX_BYTES:
         raise IndexError_(f"{label}: {len(data):,} bytes, the limit is under {MAX_INDEX_BYTES:,}")
+    index = _parse(data, label)
+    now = time.time() if now is None else now
+    if index.valid_until <= now:
+        raise IndexError_(
+            f"{label}: stale index: valid until {iso(index.valid_until)}, now {iso(now)} "
+            "(the publisher must re-sign it)"
+        )
+    if index.generated > now + 300:
+        raise IndexError_(f"{label}: generated {iso(index.generated)}, in the future")
+    return index
+
+
+_PARSED: dict[bytes, Index] = {}
+"""The last indexes parsed, by the sha256 of their bytes: schema validation of a large
+index takes a while, and a source serves the same bytes until its publisher re-signs them
+(the signature and the freshness are still checked every time)."""
+
+
+def _parse(data: bytes, label: str) -> Index:
+    key = hashlib.sha256(data).digest()
+    cached = _PARSED.get(key)
+    if cached is not None:
+        return cached
     try:
         raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -139,14 +163,6 @@ def parse_index(data: bytes, *, label: str = INDEX_FILE, now: float | None = Non
         raise IndexError_(f"{label}: invalid index: {shown}{more}")
     generated = _timestamp(raw["generated"], f"{label}: generated")
     valid_until = _timestamp(raw["valid_until"], f"{label}: valid_until")
-    now = time.time() if now is None else now
-    if valid_until <= now:
-        raise IndexError_(
-            f"{label}: stale index: valid until {raw['valid_until']}, now {iso(now)} "
-            "(the publisher must re-sign it)"
-        )
-    if generated > now + 300:
-        raise IndexError_(f"{label}: generated {raw['generated']}, in the future")
     parsed: dict[str, IndexPlugin] = {}
     for i, entry in enumerate(raw["plugins"]):
         where = f"{label}: plugins[{i}]"
@@ -167,7 +183,11 @@ def parse_index(data: bytes, *, label: str = INDEX_FILE, now: float | None = Non
             installs=entry.get("installs"),
             verified_by=verified["by"] if verified else None,
         )
-    return Index(raw["name"], generated, valid_until, parsed)
+    index = Index(raw["name"], generated, valid_until, parsed)
+    if len(_PARSED) >= 8:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = index
+    return index
 
 
 def _version(item: dict[str, Any], where: str) -> IndexVersion:
