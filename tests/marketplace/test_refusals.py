@@ -256,3 +256,21 @@ async def test_a_10_mb_index_download_is_cut_at_the_limit(market_harness, market
     browsed = await market_harness.run("/plugin browse")
     assert "larger than the limit of 10,485,760 bytes" in browsed.text
     await asyncio.sleep(0)
+
+
+async def test_an_install_killed_midway_leaves_nothing_after_a_restart(
+    market_harness, market, wheels
+):
+    market.publish(wheels["hello-0.1.0"])
+    await market_harness.start()
+    assert (await market_harness.run("/plugin install name:hello")).ok
+    root = market_harness.settings.data_dir / "marketplace"
+    # What a process killed during an update leaves: a half-written version, a partial download.
+    (root / "plugins" / "hello" / "0.3.0-deadbeef" / "lib").mkdir(parents=True)
+    (root / "downloads" / "ab").mkdir(parents=True)
+    (root / "downloads" / "ab" / "x.whl.part").write_bytes(b"half")
+    await market_harness.restart()
+    assert leftovers(market_harness) != []  # the installed version is kept
+    assert all(p.startswith("plugins/hello/0.1.0-") for p in leftovers(market_harness))
+    assert market_harness.plugin("hello").state == "enabled"
+    assert (await market_harness.run("/hello name:Ada")).ok

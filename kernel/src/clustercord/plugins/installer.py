@@ -134,7 +134,11 @@ class Installer:
         }
 
     def installed_sources(self) -> list[PluginSource]:
-        """Where each marketplace plugin lives, for the kernel's start (nothing imported)."""
+        """Where each marketplace plugin lives, for the kernel's start (nothing imported).
+
+        Also deletes what an install stopped midway (a killed process) left behind: folders
+        no installed version names, and partial downloads."""
+        self._sweep()
         found = []
         for item in self.installed().values():
             match = [s for s in discover(path=[str(item.site)]) if s.entry_point == item.name]
@@ -143,6 +147,18 @@ class Installer:
             else:
                 log.error("marketplace plugin %s is missing from %s", item.name, item.site)
         return found
+
+    def _sweep(self) -> None:
+        kept = {item.prefix for item in self.installed().values()}
+        plugins = self.root / "plugins"
+        for folder in plugins.glob("*/*") if plugins.is_dir() else []:
+            if folder not in kept:
+                log.info("deleting %s, left by an install that did not finish", folder)
+                shutil.rmtree(folder, ignore_errors=True)
+        for folder in plugins.glob("*") if plugins.is_dir() else []:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        shutil.rmtree(self.root / "downloads", ignore_errors=True)
 
     # -- install and update ----------------------------------------------------------------
     async def resolve(self, name: str, version: str | None = None) -> tuple[Listing, IndexVersion]:
