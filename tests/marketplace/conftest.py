@@ -42,6 +42,7 @@ def build_wheel(
     api: str = ">=1.0,<2",
     dependencies: tuple[str, ...] = ("clustercord-sdk",),
     edit=None,
+    prepare=None,
 ) -> Path:
     """The hello example as distribution ``distribution`` (plugin ``name``) at ``version``,
     signed by ``signer``, built into a wheel by pip. ``edit(folder)`` changes the plugin
@@ -68,6 +69,8 @@ def build_wheel(
     project = project.replace("clustercord_hello", package)
     project = project.replace('hello = "', f'{name} = "')
     (source / "pyproject.toml").write_text(project)
+    if prepare is not None:
+        prepare(folder)
     signer.sign(folder)
     if edit is not None:
         edit(folder)
@@ -101,7 +104,23 @@ def wheels(tmp_path_factory, publisher):
             (folder / "commands.py").read_text() + "\nimport os  # added after signing\n"
         )
 
+    def use_words(folder: Path) -> None:
+        (folder / "commands.py").write_text(
+            "from acme_words import WORD\n\n\ndef hello(ctx):\n"
+            "    return f\"{WORD}, {ctx.options['name']}!\"\n"
+        )
+
     return {
+        "words": words_wheel(work),
+        "greeter": build_wheel(
+            work,
+            publisher,
+            version="1.0.0",
+            name="greeter",
+            distribution="acme-greeter",
+            dependencies=("clustercord-sdk", "acme-words>=1"),
+            prepare=use_words,
+        ),
         "hello-0.1.0": build_wheel(work, publisher, version="0.1.0"),
         "hello-0.2.0": build_wheel(work, publisher, version="0.2.0", permissions=("pods:read",)),
         "hello-0.3.0": build_wheel(work, publisher, version="0.3.0"),
@@ -133,6 +152,35 @@ def wheels(tmp_path_factory, publisher):
             edit=tamper,
         ),
     }
+
+
+def words_wheel(work: Path) -> Path:
+    """``acme-words``: an ordinary library (no plugin) a plugin depends on."""
+    source = work / "acme-words"
+    (source / "acme_words").mkdir(parents=True)
+    (source / "acme_words" / "__init__.py").write_text('WORD = "Howdy"\n')
+    (source / "pyproject.toml").write_text(
+        '[project]\nname = "acme-words"\nversion = "1.0.0"\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    )
+    out = work / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("acme_words-1.0.0-*.whl"))
 
 
 class Market:

@@ -3,6 +3,8 @@ built by pip, a real signed index, real gpg and real pip, without a restart."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -93,3 +95,16 @@ async def test_installed_plugin_survives_a_restart(market_harness, market, wheel
     await harness.restart()
     assert harness.plugin("hello").state == "enabled"
     assert (await harness.run("/hello name:Bo")).text == "👋 Hello, Bo! (greeting #1)"
+
+
+async def test_a_plugins_own_dependency_is_installed_beside_it(market_harness, market, wheels):
+    # The source folder holds the dependency's wheel too (pip finds it there, offline);
+    # build-index lists only the plugin.
+    market.publish(wheels["greeter"], wheels["words"])
+    await market_harness.start()
+    browsed = await market_harness.run("/plugin browse")
+    assert [e["name"] for e in browsed.reply.data["entries"]] == ["greeter"]
+    installed = await market_harness.run("/plugin install name:greeter")
+    assert installed.ok, installed.text
+    assert (await market_harness.run("/greeter name:Ada")).text == "Howdy, Ada!"
+    assert importlib.util.find_spec("acme_words") is None  # not in the kernel's environment

@@ -18,7 +18,7 @@ from clustercord.plugins.index import (
     iso,
     parse_index,
 )
-from clustercord.plugins.wheel import WheelError, read_wheel
+from clustercord.plugins.wheel import WheelError, is_plugin_wheel, read_wheel
 from clustercord.signing import Signer
 from clustercord_sdk.errors import CommandError, ManifestError
 from clustercord_sdk.manifest import load_manifest
@@ -46,6 +46,8 @@ def build_index(
     plugins: dict[str, dict[str, Any]] = {}
     for wheel_path in sorted(folder.rglob("*.whl")):
         relative = wheel_path.relative_to(folder).as_posix()
+        if not is_plugin_wheel(wheel_path):
+            continue  # a dependency's wheel, there for pip (--find-links), not listed
         try:
             wheel = read_wheel(wheel_path)
             manifest = load_manifest(wheel.manifest)

@@ -48,6 +48,17 @@ class WheelPlugin:
     """sha256 of every file under the plugin's folder (as ``plugin_files`` counts them)."""
 
 
+def is_plugin_wheel(path: Path) -> bool:
+    """Whether the wheel advertises a plugin entry point (otherwise: a dependency's wheel,
+    which a source may hold beside its plugins for pip to find)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+            return any(f"[{GROUP}]" in archive.read(n).decode("utf-8", "replace") for n in names)
+    except (OSError, zipfile.BadZipFile):
+        return True  # read_wheel says what is wrong with it
+
+
 def read_wheel(path: Path) -> WheelPlugin:
     """The one plugin a wheel ships. Raises :class:`WheelError`."""
     label = path.name
