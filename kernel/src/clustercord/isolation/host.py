@@ -533,8 +533,8 @@ class IsolationHost:
                 "module": source.module,
                 "folder": str(source.folder),
                 "files": verified.signed["files"],
-                # Where its distribution is installed: its dependencies are there too.
-                "paths": [str(source.folder.parents[source.module.count(".")])],
+                # A marketplace plugin's own dependencies, installed beside it.
+                "paths": list(source.paths),
                 "limits": {
                     "memory_mb": self.limits.memory_mb,
                     "cpu_seconds": self.limits.cpu_seconds,

@@ -34,7 +34,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -143,7 +143,7 @@ class Installer:
         for item in self.installed().values():
             match = [s for s in discover(path=[str(item.site)]) if s.entry_point == item.name]
             if match:
-                found.append(match[0])
+                found.append(replace(match[0], paths=(str(item.site),)))
             else:
                 log.error("marketplace plugin %s is missing from %s", item.name, item.site)
         return found
@@ -271,6 +271,7 @@ class Installer:
             source = next((s for s in discover(path=[str(site)]) if s.entry_point == name), None)
             if source is None:
                 raise InstallError(f"{label}: pip installed it, but its entry point is missing")
+            source = replace(source, paths=(str(site),))  # its dependencies are there
             await progress("registering commands")
             plugin = self.manager.examine(source)
             if plugin.state == REFUSED:
