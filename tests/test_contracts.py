@@ -96,6 +96,16 @@ MEMBERS = {
         {"clustercord_builtins", "clustercord_sdk", "clustercord_testing"},
         {},
     ),
+    "examples/minecraft": (
+        "examples/minecraft/src/clustercord_minecraft",
+        {"clustercord_minecraft", "clustercord_sdk"},
+        {},
+    ),
+    "examples/minecraft/tests": (
+        "examples/minecraft/tests",
+        {"clustercord_sdk", "clustercord_testing"},
+        {},
+    ),
     "examples/hello-plugin/tests": (
         "examples/hello-plugin/tests",
         {"clustercord_hello", "clustercord_sdk", "clustercord_testing"},
