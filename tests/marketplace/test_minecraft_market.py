@@ -39,8 +39,10 @@ def minecraft_wheel(work: Path, signer, version: str, extra: tuple[str, ...] = (
     )
     signer.sign(folder)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(work / "out"), str(source)],
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
+            *("-q", "-w", str(work / "out"), str(source)),
+        ],
         check=True,
         capture_output=True,
     )
