@@ -274,3 +274,20 @@ async def test_an_install_killed_midway_leaves_nothing_after_a_restart(
     assert all(p.startswith("plugins/hello/0.1.0-") for p in leftovers(market_harness))
     assert market_harness.plugin("hello").state == "enabled"
     assert (await market_harness.run("/hello name:Ada")).ok
+
+
+async def test_a_version_that_is_not_one_is_a_clear_error(market_harness, market, wheels):
+    market.publish(wheels["hello-0.1.0"])
+    await market_harness.start()
+    text = await refused(market_harness, "/plugin install name:hello version:latest;rm")
+    assert "'latest;rm' is not a version" in text
+
+
+def test_a_remote_index_may_not_point_at_local_files():
+    from clustercord.plugins.sources import DownloadError, Source
+
+    remote = Source("acme", "https://plugins.acme.example/")
+    assert remote.resolve("a-1.0-py3-none-any.whl").startswith("https://plugins.acme.example/")
+    with pytest.raises(DownloadError, match="may not name file:///dev/zero"):
+        remote.resolve("file:///dev/zero")
+    assert Source("mirror", "/srv/mirror").resolve("file:///srv/x.whl") == "file:///srv/x.whl"

@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from clustercord.plugins.discovery import BUILTIN_PLUGINS, PluginSource, discover
 from clustercord.plugins.index import IndexVersion
@@ -169,6 +169,10 @@ class Installer:
             raise InstallError(f"no plugin named {name!r} in the marketplace{_problems(catalog)}")
         plugin = listing.plugin
         if version is not None:
+            try:
+                Version(version)
+            except InvalidVersion:
+                raise InstallError(f"{version!r} is not a version (e.g. 1.2.0)") from None
             entry = plugin.version(version)
             if entry is None:
                 known = ", ".join(v.version for v in plugin.versions)

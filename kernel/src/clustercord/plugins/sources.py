@@ -74,8 +74,14 @@ class Source:
         return None
 
     def resolve(self, location: str) -> str:
-        """An index entry's wheel location as a URL or path relative to this source."""
-        if urlsplit(location).scheme:
+        """An index entry's wheel location as a URL or path relative to this source.
+
+        A remote source may not point at this machine's files (``file://``): the sha256
+        would protect what is installed, but reading a device or a pipe would not end."""
+        scheme = urlsplit(location).scheme
+        if scheme == "file" and self.local is None:
+            raise DownloadError(f"source {self.name}: a remote index may not name {location}")
+        if scheme:
             return location
         local = self.local
         if local is not None:
