@@ -21,6 +21,11 @@ async def test_install_and_remove_resync_discords_commands(
 
         await fake_discord.wait_for(lambda: "plugin" in names())
         assert "hello" not in names()
+        assert (await market_harness.run("/plugin browse")).ok  # fetches the index
+        offered = await fake_discord.autocomplete(
+            bot.url, "plugin install", focused="name", value="he"
+        )
+        assert [c["value"] for c in offered.choices] == ["hello"]
         assert (await market_harness.run("/plugin install name:hello")).ok
         await fake_discord.wait_for(lambda: "hello" in names())
         answer = await fake_discord.invoke(bot.url, "hello", {"name": "Ada"})

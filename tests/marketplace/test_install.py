@@ -108,3 +108,20 @@ async def test_a_plugins_own_dependency_is_installed_beside_it(market_harness, m
     assert installed.ok, installed.text
     assert (await market_harness.run("/greeter name:Ada")).text == "Howdy, Ada!"
     assert importlib.util.find_spec("acme_words") is None  # not in the kernel's environment
+
+
+async def test_update_without_a_name_updates_every_plugin_that_has_a_newer_version(
+    market_harness, market, wheels
+):
+    market.publish(wheels["hello-0.1.0"])
+    await market_harness.start()
+    assert (await market_harness.run("/plugin install name:hello")).ok
+    nothing = await market_harness.run("/plugin update")
+    assert nothing.text == "Every marketplace plugin is up to date."
+    market.publish(wheels["hello-0.3.0"])
+    updated = await market_harness.run("/plugin update")
+    assert updated.ok, updated.text
+    assert "Updated hello 0.3.0" in updated.text
+    assert market_harness.plugin("hello").manifest.version == "0.3.0"
+    again = await market_harness.run("/plugin update name:hello")
+    assert again.status == "error" and "newest version" in again.text

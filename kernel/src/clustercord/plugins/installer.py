@@ -229,8 +229,6 @@ class Installer:
             if current is None and update:
                 raise InstallError(f"{name} is not installed from the marketplace")
             listing, entry = await self.resolve(name, version)
-            if current is not None and current.version == entry.version:
-                raise InstallError(f"{name} {entry.version} is already installed")
             if (
                 update
                 and version is None
@@ -240,6 +238,8 @@ class Installer:
                 raise InstallError(
                     f"{name} {current.version} is the newest version this kernel supports"
                 )
+            if current is not None and current.version == entry.version:
+                raise InstallError(f"{name} {entry.version} is already installed")
             return await self._install(name, listing, entry, current, by, progress)
 
     async def _install(
