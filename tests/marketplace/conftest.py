@@ -110,7 +110,14 @@ def wheels(tmp_path_factory, publisher):
             "    return f\"{WORD}, {ctx.options['name']}!\"\n"
         )
 
+    def fail_on_enable(folder: Path) -> None:
+        (folder / "__init__.py").write_text(
+            "from clustercord_sdk import hookimpl\n\n\n@hookimpl\ndef on_enable(ctx):\n"
+            "    raise RuntimeError('cannot start')\n"
+        )
+
     return {
+        "hello-broken": build_wheel(work, publisher, version="0.4.0", prepare=fail_on_enable),
         "words": words_wheel(work),
         "greeter": build_wheel(
             work,

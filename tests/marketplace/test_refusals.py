@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import time
 
 import pytest
@@ -269,7 +271,14 @@ async def test_an_install_killed_midway_leaves_nothing_after_a_restart(
     (root / "plugins" / "hello" / "0.3.0-deadbeef" / "lib").mkdir(parents=True)
     (root / "downloads" / "ab").mkdir(parents=True)
     (root / "downloads" / "ab" / "x.whl.part").write_bytes(b"half")
+    # One that is still being written (another process installing now) is left alone.
+    (root / "plugins" / "hello" / "0.4.0-inflight" / "lib").mkdir(parents=True)
+    long_ago = time.time() - 7200
+    for path in (root / "plugins" / "hello" / "0.3.0-deadbeef", root / "downloads" / "ab"):
+        os.utime(path, (long_ago, long_ago))
     await market_harness.restart()
+    assert (root / "plugins" / "hello" / "0.4.0-inflight").exists()
+    shutil.rmtree(root / "plugins" / "hello" / "0.4.0-inflight")
     assert leftovers(market_harness) != []  # the installed version is kept
     assert all(p.startswith("plugins/hello/0.1.0-") for p in leftovers(market_harness))
     assert market_harness.plugin("hello").state == "enabled"
@@ -291,3 +300,20 @@ def test_a_remote_index_may_not_point_at_local_files():
     with pytest.raises(DownloadError, match="may not name file:///dev/zero"):
         remote.resolve("file:///dev/zero")
     assert Source("mirror", "/srv/mirror").resolve("file:///srv/x.whl") == "file:///srv/x.whl"
+
+
+async def test_an_update_that_cannot_start_rolls_back_with_its_grant(
+    market_harness, market, wheels
+):
+    market.publish(wheels["hello-0.2.0"])
+    await market_harness.start()
+    assert (await market_harness.run("/plugin install name:hello")).ok
+    assert (await market_harness.run("/plugin permissions name:hello approve:true")).ok
+    market.publish(wheels["hello-broken"])
+    text = await refused(market_harness, "/plugin update name:hello")
+    assert "hello 0.4.0 could not start: on_enable failed" in text
+    plugin = market_harness.plugin("hello")
+    assert plugin.manifest.version == "0.2.0" and plugin.state == "enabled"
+    assert plugin.granted == ["pods:read"]  # the rollback kept what the admin approved
+    assert (await market_harness.run("/hello name:Ada")).ok
+    assert all("/0.4.0" not in p for p in leftovers(market_harness))

@@ -149,16 +149,18 @@ class Installer:
         return found
 
     def _sweep(self) -> None:
+        """Only what is older than any install can last: another process on the same data
+        directory (``clustercord run`` beside ``clustercord serve``) may be installing now."""
         kept = {item.prefix for item in self.installed().values()}
-        plugins = self.root / "plugins"
-        for folder in plugins.glob("*/*") if plugins.is_dir() else []:
-            if folder not in kept:
+        stale = time.time() - 2 * PIP_TIMEOUT
+        plugins, downloads = self.root / "plugins", self.root / "downloads"
+        for folder in [*_children(plugins, "*/*"), *_children(downloads, "*")]:
+            if folder not in kept and _mtime(folder) < stale:
                 log.info("deleting %s, left by an install that did not finish", folder)
                 shutil.rmtree(folder, ignore_errors=True)
-        for folder in plugins.glob("*") if plugins.is_dir() else []:
-            if folder.is_dir() and not any(folder.iterdir()):
+        for folder in _children(plugins, "*"):
+            if not any(folder.iterdir()):
                 folder.rmdir()
-        shutil.rmtree(self.root / "downloads", ignore_errors=True)
 
     # -- install and update ----------------------------------------------------------------
     async def resolve(self, name: str, version: str | None = None) -> tuple[Listing, IndexVersion]:
@@ -395,11 +397,12 @@ class Installer:
         if current is not None and name in self.manager.plugins:
             old_source = self.manager.plugins[name].source
             await self.manager.withdraw(name)
-        self.manager.narrow_grant(plugin)
         try:
             await self.manager.put(plugin)
             if plugin.state not in (ENABLED, AWAITING):
                 raise InstallError(f"{label} could not start: {plugin.reason}")
+            # Only once it runs: a rolled-back update keeps the old version's grant.
+            self.manager.narrow_grant(plugin)
         except BaseException:
             if name in self.manager.plugins:
                 await self.manager.withdraw(name)
@@ -440,6 +443,17 @@ class Installer:
                     db.execute(f'DROP TABLE "{table}"')
             db.execute("DELETE FROM _kv WHERE scope = ?", [name])
             db.execute("DELETE FROM _migrations WHERE scope = ?", [f"plugin:{name}"])
+
+
+def _children(folder: Path, pattern: str) -> list[Path]:
+    return [p for p in folder.glob(pattern) if p.is_dir()] if folder.is_dir() else []
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _problems(catalog: Catalog) -> str:
