@@ -72,10 +72,10 @@ async def test_browse_install_approve_status_update_remove(
         assert status.reply.data["players"] == ["Alex"]
     assert harness.kernel.isolation.process("minecraft") is not None  # its own process
 
-    market.publish(minecraft_wheel(tmp_path / "build", publisher, "0.2.0", ("pods/log:get",)))
+    market.publish(minecraft_wheel(tmp_path / "build", publisher, "0.2.0", ("configmaps:read",)))
     updated = await harness.run("/plugin update name:minecraft")
     assert updated.ok, updated.text
-    assert "+ pods/log:get" in updated.asked[0].prompt
+    assert "+ configmaps:read" in updated.asked[0].prompt
     assert harness.plugin("minecraft").state == "awaiting-approval"
     assert (await harness.run("/minecraft-status server:x")).status != "ok"
 

@@ -3,6 +3,7 @@ real (sandbox) API server for the restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -108,3 +109,128 @@ async def test_restart_warns_players_then_restarts_the_statefulset(harness, sand
     )
     annotations = got["spec"]["template"]["metadata"]["annotations"]
     assert annotations["kubectl.kubernetes.io/restartedAt"] == result.reply.data["restarted_at"]
+
+
+async def until(condition, timeout: float = 15.0) -> bool:
+    for _ in range(int(timeout / 0.1)):
+        if condition():
+            return True
+        await asyncio.sleep(0.1)
+    return condition()
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+async def test_out_of_memory_crash_proposes_more_memory_and_an_approval_applies_it(
+    clustercord_harness, sandbox_cluster
+):
+    cluster = sandbox_cluster("empty")
+    cluster.kubectl("create", "namespace", "minecraft")
+    statefulset = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "survival", "namespace": "minecraft"},
+        "spec": {
+            "serviceName": "survival",
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "minecraft"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "minecraft"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "mc",
+                            "image": "itzg/minecraft-server",
+                            "resources": {"limits": {"memory": "2Gi"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    harness = clustercord_harness
+    harness.add_builtins(["plugins", "approvals"])
+    harness.add_plugin(PLUGIN)
+    kernel = await harness.start()
+    assert (await harness.run("/plugin permissions name:minecraft approve:true")).ok
+    stop = asyncio.Event()
+    background = asyncio.create_task(kernel.run_background(stop, tick=0.1))
+    try:
+        await asyncio.sleep(1.0)  # the watches list first
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(statefulset))
+
+        def pod_exists() -> bool:
+            found = cluster.kubectl("get", "pod", "survival-0", "-n", "minecraft", check=False)
+            return found.returncode == 0
+
+        assert await until(pod_exists)
+
+        async def crash_log() -> None:
+            cluster.server.pod_logs.append(
+                "minecraft", "survival-0", "mc", "java.lang.OutOfMemoryError: Java heap space"
+            )
+
+        # What the server printed as it died; the container restarted (and runs again).
+        cluster.background.call(crash_log())
+        crashed = {
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "mc",
+                        "image": "itzg/minecraft-server",
+                        "imageID": "",
+                        "ready": True,
+                        "restartCount": 2,
+                        "started": True,
+                        "state": {"running": {"startedAt": "2026-01-01T00:05:10Z"}},
+                        "lastState": {
+                            "terminated": {
+                                "reason": "Error",
+                                "exitCode": 1,
+                                "startedAt": "2026-01-01T00:00:00Z",
+                                "finishedAt": "2026-01-01T00:05:00Z",
+                            }
+                        },
+                    }
+                ]
+            }
+        }
+        cluster.kubectl(
+            "patch",
+            "pod",
+            "survival-0",
+            "-n",
+            "minecraft",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps(crashed),
+        )
+        pending: list[str] = []
+
+        async def proposed() -> bool:
+            listed = await harness.run("/approval list")
+            pending[:] = listed.reply.data.get("pending", [])
+            return bool(pending)
+
+        for _ in range(150):
+            if await proposed():
+                break
+            await asyncio.sleep(0.1)
+        assert pending, "no approval was proposed"
+        listed = await harness.run("/approval list")
+        assert "2Gi → 4Gi" in str(listed.reply)
+        approved = await harness.run(f"/approval approve id:{pending[0]}")
+        assert approved.ok, approved.text
+
+        def limit() -> str:
+            got = json.loads(
+                cluster.kubectl(
+                    "get", "statefulset", "survival", "-n", "minecraft", "-o", "json"
+                ).stdout
+            )
+            return got["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+
+        assert await until(lambda: limit() == "4Gi"), limit()
+    finally:
+        stop.set()
+        await background
