@@ -34,6 +34,8 @@ import templates  # benchmarks/templates.py
 import terminal  # benchmarks/terminal.py
 from measure import median, met, percentile, spread  # benchmarks/measure.py
 
+import marketplace  # benchmarks/marketplace.py
+
 CLI = Path(sys.executable).parent / "clustercord"
 BASELINE_IMPORTS = "import hikari, kubernetes, pluggy, sqlite_utils"
 EVENT_TYPE = "pod:start"
@@ -423,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         rows += [Row(*r) for r in terminal.bench_terminal(args.quick, scratch)]
         rows += [Row(*r) for r in isolation.run(args.quick, scratch)]  # prints its header
+        rows += [Row(*r) for r in marketplace.run(args.quick, scratch)]  # prints its header
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary(rows)

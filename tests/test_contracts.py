@@ -66,7 +66,7 @@ MEMBERS = {
         "kernel/src/clustercord",
         {"clustercord", "clustercord_sdk"},
         # The kernel reaches the sandbox only behind its `clustercord sandbox` command.
-        {"cli.py": {"clustercord_sandbox"}},
+        {"cli.py": {"clustercord_sandbox", "clustercord_marketplace"}},
     ),
     "builtin_plugins": (
         "builtin_plugins/src/clustercord_builtins",
@@ -79,6 +79,11 @@ MEMBERS = {
         {"clustercord_testing", "clustercord", "clustercord_sandbox", "clustercord_sdk"},
         {},
     ),
+    "marketplace": (
+        "marketplace/src/clustercord_marketplace",
+        {"clustercord_marketplace", "clustercord", "clustercord_sdk"},
+        {},
+    ),
     "examples/hello-plugin": (
         "examples/hello-plugin/src/clustercord_hello",
         {"clustercord_hello", "clustercord_sdk"},
@@ -89,6 +94,16 @@ MEMBERS = {
     "builtin_plugins/tests": (
         "builtin_plugins/tests",
         {"clustercord_builtins", "clustercord_sdk", "clustercord_testing"},
+        {},
+    ),
+    "examples/minecraft": (
+        "examples/minecraft/src/clustercord_minecraft",
+        {"clustercord_minecraft", "clustercord_sdk"},
+        {},
+    ),
+    "examples/minecraft/tests": (
+        "examples/minecraft/tests",
+        {"clustercord_sdk", "clustercord_testing"},
         {},
     ),
     "examples/hello-plugin/tests": (
@@ -284,6 +299,7 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
         "builtin_plugins",
         "sandbox",
         "testing",
+        "marketplace",
         "examples/hello-plugin",
     ):
         subprocess.run(

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_cli = _sandbox_cli()
     if sandbox_cli is not None:
         sandbox_cli.add_parser(sub)
+    marketplace_cli = _marketplace_cli()
+    if marketplace_cli is not None:
+        marketplace_cli.add_parser(sub)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True)
@@ -156,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(args.log_format, args.log_level)
     handler = {
         "sandbox": _sandbox,
+        "marketplace": _marketplace,
         "run": _run,
         "console": _console,
         "plugins": _plugins,
@@ -516,6 +520,22 @@ def _sandbox_cli() -> Any:
 
 def _sandbox(args: argparse.Namespace) -> int:
     return int(_sandbox_cli().run(args, _settings().data_dir))
+
+
+# -- marketplace --------------------------------------------------------------------------
+# The publisher tools are a distribution of their own (clustercord-marketplace), an optional
+# extra: this command line is the only place the kernel reaches them.
+def _marketplace_cli() -> Any:
+    """The marketplace tools' command-line module, or None when they are not installed."""
+    try:
+        from clustercord_marketplace import cli
+    except ImportError:
+        return None
+    return cli
+
+
+def _marketplace(args: argparse.Namespace) -> int:
+    return int(_marketplace_cli().run(args, _settings))
 
 
 # -- discord ---------------------------------------------------------------------------

@@ -81,6 +81,8 @@ class Settings:
     """``[backup] every_hours``: a backup of the database that often while serving (0: off)."""
     backup_keep: int = 7
     """``[backup] keep``: how many scheduled backups are kept (the oldest go first)."""
+    marketplace: Mapping[str, Any] = field(default_factory=dict)
+    """``[marketplace]``: plugin sources (``clustercord.plugins.sources``, checked by it)."""
 
     @property
     def database_path(self) -> Path:
@@ -169,6 +171,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         identity=_identity(raw.get("identity"), where),
         discord=_table(raw, "discord", where),
         **_backup(_table(raw, "backup", where), where),
+        marketplace=_table(raw, "marketplace", where),
     )
     return replace(settings, **overrides) if overrides else settings
 

@@ -28,7 +28,9 @@ from clustercord.kubernetes.service import KubernetesService
 from clustercord.kubernetes.watches import ClusterWatcher
 from clustercord.plugins.discovery import PluginSource, discover
 from clustercord.plugins.guard import Guard
+from clustercord.plugins.installer import Installer
 from clustercord.plugins.manager import Plugin, PluginManager
+from clustercord.plugins.sources import MarketplaceConfig, Sources
 from clustercord.policy import AccessPolicy
 from clustercord.secretbox import DataKey
 from clustercord.services.approvals import ApprovalService
@@ -39,7 +41,7 @@ from clustercord.services.scheduler import SchedulerService
 from clustercord.signing import TrustStore
 from clustercord.storage import Database, PluginStore, secure_data_dir
 from clustercord_sdk.context import PluginContext
-from clustercord_sdk.services import PluginInfo
+from clustercord_sdk.services import InstallProgress, MarketEntry, MarketPage, PluginInfo
 
 log = logging.getLogger("clustercord.kernel")
 
@@ -118,12 +120,24 @@ class Kernel:
         self.plugin_identities = PluginIdentities(self.kubernetes)
         self.kubernetes.plugin_identities = self.plugin_identities
         self.manager.listeners.append(self.plugin_identities.on_plugin_change)
+        # The marketplace: plugins installed, updated and removed while the kernel runs.
+        market = MarketplaceConfig.from_settings(settings.marketplace)
+        self.marketplace = Installer(
+            self.manager,
+            self.database,
+            Sources(market, self.trust, settings.data_dir / "marketplace" / "cache"),
+            settings.data_dir,
+            pip_index=market.pip_index,
+            forget_identity=self._forget_identity,
+        )
         self._sources = sources
         self._plugin_path = plugin_path
         self._last_backup: float | None = None
 
     async def start(self) -> Kernel:
-        sources = self._sources if self._sources is not None else discover(self._plugin_path)
+        sources = list(self._sources if self._sources is not None else discover(self._plugin_path))
+        names = {s.entry_point for s in sources}
+        sources += [s for s in self.marketplace.installed_sources() if s.entry_point not in names]
         self.manager.load(sources)
         await self.manager.start()
         # Plugins enabled from now on get their cluster identities at once (see plugin_identity).
@@ -164,6 +178,31 @@ class Kernel:
             },
             sealer=sealer,
         )
+
+    async def _forget_identity(self, plugin: str) -> None:
+        """A removed plugin's ClusterRole, binding and ServiceAccount, gone from every cluster
+        (a cluster that cannot be reached is logged: its tokens expire within the hour)."""
+        from clustercord.kubernetes.calls import ApiStatusError
+        from clustercord.kubernetes.plugin_identity import service_account_name
+
+        identities = self.plugin_identities
+        await identities.revoke(plugin)
+        path = (
+            f"/api/v1/namespaces/{identities.namespace}/serviceaccounts/"
+            f"{service_account_name(plugin)}"
+        )
+
+        def delete(cluster: str) -> None:
+            try:
+                self.kubernetes.request(cluster, "DELETE", path)
+            except ApiStatusError as error:
+                if error.status != 404:
+                    log.warning("cluster %s: ServiceAccount of %s kept: %s", cluster, plugin, error)
+            except Exception as error:
+                log.warning("cluster %s: ServiceAccount of %s kept: %s", cluster, plugin, error)
+
+        clusters = [c.name for c in self.kubernetes.registry.list()]
+        await asyncio.gather(*(asyncio.to_thread(delete, c) for c in clusters))
 
     def _approval_decided(self, approval: Any) -> None:
         self.door.approval_decided(approval)
@@ -292,6 +331,65 @@ class KernelPluginAdmin:
                 self._manager.commands().values(), key=lambda pc: pc[1].path
             )
         ]
+
+    # -- the marketplace ---------------------------------------------------------------------
+    async def browse(
+        self,
+        *,
+        category: str | None = None,
+        query: str | None = None,
+        page: int = 1,
+        per_page: int = 10,
+    ) -> MarketPage:
+        from clustercord.plugins.market_view import browse
+
+        catalog = await self._kernel.marketplace.sources.catalog()
+        return browse(
+            catalog,
+            self._kernel.marketplace.installed(),
+            category=category,
+            query=query,
+            page=page,
+            per_page=per_page,
+        )
+
+    async def market_entry(self, name: str, version: str | None = None) -> MarketEntry:
+        from clustercord.plugins.market_view import entry
+
+        listing, chosen = await self._kernel.marketplace.resolve(name, version)
+        return entry(listing, chosen, self._kernel.marketplace.installed())
+
+    def market_names(self) -> list[str]:
+        return self._kernel.marketplace.sources.cached_names()
+
+    def installed_from_market(self) -> list[str]:
+        return sorted(self._kernel.marketplace.installed())
+
+    async def install(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        by: str,
+        progress: InstallProgress | None = None,
+    ) -> PluginInfo:
+        plugin = await self._kernel.marketplace.install(
+            name, version=version, by=by, progress=progress
+        )
+        await self._kernel.plugin_identities.settle()
+        return self._manager.info(plugin)
+
+    async def update(
+        self, name: str, *, by: str, progress: InstallProgress | None = None
+    ) -> PluginInfo:
+        plugin = await self._kernel.marketplace.install(name, by=by, progress=progress, update=True)
+        await self._kernel.plugin_identities.settle()
+        return self._manager.info(plugin)
+
+    async def remove(self, name: str, *, by: str, purge_data: bool = False) -> str:
+        item = await self._kernel.marketplace.remove(name, purge_data=purge_data)
+        await self._kernel.plugin_identities.settle()
+        return item.version
 
 
 def info_dict(info: PluginInfo) -> dict[str, Any]:

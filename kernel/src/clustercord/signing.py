@@ -157,6 +157,37 @@ class TrustStore:
             )
         return bytes(result.data), pinned
 
+    def verify_detached(self, data: bytes, signature: bytes, what: str) -> TrustedKey:
+        """Check a detached signature (a signed index, ``what`` names it in errors); return
+        the pinned signer. Raises :class:`VerificationFailure` like :meth:`open_signed`."""
+        with tempfile.NamedTemporaryFile(prefix="ccsig", suffix=".asc") as handle:
+            handle.write(signature)
+            handle.flush()
+            result = self.gpg.verify_data(handle.name, data)
+        key_id = result.key_id or result.fingerprint or "unknown"
+        if not result.valid:
+            if result.status == "no public key":
+                raise VerificationFailure(
+                    "untrusted-key",
+                    f"{what} is signed by an untrusted key ({key_id}): `clustercord keys trust "
+                    "FILE` pins a publisher's key",
+                )
+            if result.status == "signature bad":
+                raise VerificationFailure(
+                    "bad-signature", f"bad signature: {what} was altered after signing"
+                )
+            status = result.status or "not an OpenPGP signature"
+            raise VerificationFailure("bad-signature", f"{what}: signature not valid ({status})")
+        if result.key_status is not None:
+            raise VerificationFailure("untrusted-key", f"signing key {key_id}: {result.key_status}")
+        fingerprint = result.pubkey_fingerprint or result.fingerprint
+        pinned = self.keys().get(fingerprint)
+        if pinned is None:
+            raise VerificationFailure(
+                "untrusted-key", f"{what} is signed by key {fingerprint}, which is not pinned"
+            )
+        return pinned
+
 
 class VerificationFailure(Exception):
     """A plugin failed verification. ``code`` is stable for scripts; the message is for people."""
@@ -263,6 +294,15 @@ class Signer:
     def clearsign(self, text: str) -> str:
         signed = self.gpg.sign(
             text, keyid=self.fingerprint, clearsign=True, passphrase=self.passphrase
+        )
+        if not signed.data:
+            raise SigningError(f"gpg could not sign: {signed.status or signed.stderr[-300:]}")
+        return str(signed)
+
+    def detach_sign(self, data: bytes) -> str:
+        """An armored detached signature of ``data`` (a marketplace index)."""
+        signed = self.gpg.sign(
+            data, keyid=self.fingerprint, detach=True, passphrase=self.passphrase
         )
         if not signed.data:
             raise SigningError(f"gpg could not sign: {signed.status or signed.stderr[-300:]}")

@@ -8,7 +8,7 @@ these interfaces only, never on the kernel's classes.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -289,6 +289,49 @@ class PluginInfo:
     failures: int = 0
 
 
+@dataclass(frozen=True)
+class MarketEntry:
+    """One plugin version offered by a marketplace source (``/plugin browse``)."""
+
+    name: str
+    version: str
+    description: str
+    category: str
+    source: str
+    api: str
+    permissions: builtins.list[str]
+    capabilities: builtins.list[str] = field(default_factory=builtins.list)
+    commands: builtins.list[str] = field(default_factory=builtins.list)
+    icon: str | None = None
+    author: str | None = None
+    homepage: str | None = None
+    stars: int | None = None
+    """As published by the source."""
+    installs: int | None = None
+    verified_by: str | None = None
+    """Who the source says verified the plugin; ``None``: not verified."""
+    installed: str | None = None
+    """The version installed here, if any."""
+    updatable: bool = False
+    """A newer version that this kernel supports is offered."""
+
+
+@dataclass(frozen=True)
+class MarketPage:
+    """One page of ``/plugin browse``."""
+
+    entries: builtins.list[MarketEntry]
+    page: int
+    pages: int
+    total: int
+    problems: builtins.list[str] = field(default_factory=builtins.list)
+    """Sources that could not be read, each with why (the rest are still listed)."""
+
+
+InstallProgress = Callable[[str], Awaitable[None]]
+"""Called with each step of an install (``checking permissions``, ``downloading``, …)."""
+
+
 class PluginAdmin(Protocol):
     """Kernel plugin management; given only to plugins with the ``plugin-admin`` capability."""
 
@@ -302,6 +345,40 @@ class PluginAdmin(Protocol):
     def commands(self) -> builtins.list[dict[str, Any]]:
         """Every enabled command: ``{"path", "description", "plugin", "options"}``."""
         ...
+
+    # The marketplace (README, "The plugin marketplace").
+    async def browse(
+        self,
+        *,
+        category: str | None = None,
+        query: str | None = None,
+        page: int = 1,
+        per_page: int = 10,
+    ) -> MarketPage: ...
+    async def market_entry(self, name: str, version: str | None = None) -> MarketEntry:
+        """The version ``install`` would fetch (to show its permissions first)."""
+        ...
+
+    def market_names(self) -> builtins.list[str]:
+        """Plugin names of the last fetched indexes (autocomplete; never fetches)."""
+        ...
+
+    async def install(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        by: str,
+        progress: InstallProgress | None = None,
+    ) -> PluginInfo: ...
+    async def update(
+        self, name: str, *, by: str, progress: InstallProgress | None = None
+    ) -> PluginInfo: ...
+    async def remove(self, name: str, *, by: str, purge_data: bool = False) -> str:
+        """Uninstall a marketplace plugin; returns the version removed."""
+        ...
+
+    def installed_from_market(self) -> builtins.list[str]: ...
 
 
 class ClusterAdmin(Protocol):

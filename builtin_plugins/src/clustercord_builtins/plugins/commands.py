@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clustercord_sdk import Card, CommandContext, Field, Reply, Table
-from clustercord_sdk.services import PluginInfo
+from clustercord_sdk.services import MarketEntry, PluginInfo
 
 STATE_ICONS = {"enabled": "🟢", "disabled": "⚪", "awaiting-approval": "🟡", "refused": "🔴"}
 
@@ -150,4 +150,169 @@ async def permissions(ctx: CommandContext) -> Reply:
     return Reply(
         tables=[Table(columns=["Declared", "Granted"], rows=rows, title=f"{name} permissions")],
         data={"declared": wanted, "granted": details.granted},
+    )
+
+
+# -- the marketplace ---------------------------------------------------------------------------
+def _stars(count: int | None) -> str:
+    return f"⭐ {count}" if count is not None else ""
+
+
+def _status(entry: MarketEntry) -> str:
+    if entry.installed is None:
+        return ""
+    if entry.updatable:
+        return f"installed {entry.installed}, ⬆ {entry.version}"
+    return f"installed {entry.installed}"
+
+
+async def browse(ctx: CommandContext) -> Reply:
+    page = await _admin(ctx).browse(
+        category=ctx.options.get("category"),
+        query=ctx.options.get("query"),
+        page=ctx.options.get("page") or 1,
+    )
+    rows = [
+        [
+            "✅" if e.verified_by else "",
+            f"{e.icon or '🧩'} {e.name}",
+            e.version,
+            _stars(e.stars),
+            e.category,
+            e.description,
+            _status(e),
+        ]
+        for e in page.entries
+    ]
+    table = Table(
+        columns=["", "Plugin", "Version", "Stars", "Category", "Description", "Here"],
+        rows=rows,
+        title=f"Marketplace: {page.total} plugins, page {page.page}/{page.pages}",
+    )
+    notes = [f"⚠ {p}" for p in page.problems]
+    if page.page < page.pages:
+        notes.append(f"Next: /plugin browse page:{page.page + 1}")
+    notes.append("✅ verified by the source · /plugin install name:… to install")
+    return Reply(
+        text="\n".join(notes),
+        tables=[table],
+        data={
+            "page": page.page,
+            "pages": page.pages,
+            "total": page.total,
+            "problems": page.problems,
+            "entries": [
+                {
+                    "name": e.name,
+                    "version": e.version,
+                    "category": e.category,
+                    "stars": e.stars,
+                    "verified_by": e.verified_by,
+                    "installed": e.installed,
+                    "updatable": e.updatable,
+                    "source": e.source,
+                }
+                for e in page.entries
+            ],
+        },
+    )
+
+
+def _steps(ctx: CommandContext):
+    done: list[str] = []
+
+    async def progress(step: str) -> None:
+        done.append(step)
+        await ctx.progress(len(done), 6, label=step.capitalize() + "…")
+
+    return progress, done
+
+
+def _asks(entry: MarketEntry) -> str:
+    wanted = grouped_permissions(entry.permissions) + [
+        f"capability:{c}" for c in entry.capabilities
+    ]
+    return "\n".join(f"• {w}" for w in wanted) or "• nothing (no Kubernetes access)"
+
+
+def _installed_text(verb: str, info: PluginInfo, added: list[str]) -> str:
+    lines = [f"✅ {verb} {info.name} {info.version}."]
+    if info.state == "awaiting-approval":
+        ask = ", ".join(added) or info.reason or ""
+        lines.append(
+            f"🟡 Disabled until an admin approves: {ask} "
+            f"(/plugin permissions name:{info.name} approve:true)"
+        )
+    elif info.state == "enabled" and info.commands:
+        lines.append("New commands: " + " ".join(info.commands))
+    return "\n".join(lines)
+
+
+async def install(ctx: CommandContext) -> Reply:
+    admin = _admin(ctx)
+    name, version = ctx.options["name"], ctx.options.get("version")
+    entry = await admin.market_entry(name, version)
+    verified = f"verified by {entry.verified_by}" if entry.verified_by else "not verified"
+    prompt = (
+        f"Install {entry.icon or '🧩'} {entry.name} {entry.version} from {entry.source} "
+        f"({verified})?\nIt asks for:\n{_asks(entry)}"
+    )
+    if not await ctx.confirm(prompt, danger=bool(entry.permissions or entry.capabilities)):
+        return Reply(text=f"Not installed: nothing of {name} was downloaded.")
+    progress, _ = _steps(ctx)
+    info = await admin.install(name, version=version, by=ctx.user_id, progress=progress)
+    added = [p for p in info.permissions if p not in info.granted]
+    return Reply(text=_installed_text("Installed", info, added), data=_as_data(info))
+
+
+async def update(ctx: CommandContext) -> Reply:
+    admin = _admin(ctx)
+    name = ctx.options.get("name")
+    if name:
+        names = [name]
+    else:
+        page = await admin.browse(per_page=25, page=1)
+        names = []
+        for number in range(1, page.pages + 1):
+            if number > 1:
+                page = await admin.browse(per_page=25, page=number)
+            names += [e.name for e in page.entries if e.updatable]
+        if not names:
+            return Reply(text="Every marketplace plugin is up to date.")
+    texts, data = [], []
+    for each in names:
+        entry = await admin.market_entry(each)
+        current = admin.info(each)
+        added = [p for p in entry.permissions if p not in current.granted]
+        removed = [p for p in current.permissions if p not in entry.permissions]
+        diff = "\n".join([f"+ {p}" for p in added] + [f"- {p}" for p in removed])
+        prompt = f"Update {each} {current.version} → {entry.version}?" + (
+            f"\nPermissions:\n{diff}" if diff else "\nSame permissions."
+        )
+        if not await ctx.confirm(prompt, danger=bool(added)):
+            texts.append(f"{each}: not updated.")
+            continue
+        progress, _ = _steps(ctx)
+        info = await admin.update(each, by=ctx.user_id, progress=progress)
+        text = _installed_text(
+            "Updated", info, [p for p in info.permissions if p not in info.granted]
+        )
+        if removed:
+            text += "\nNo longer granted (role narrowed): " + ", ".join(removed)
+        texts.append(text)
+        data.append(_as_data(info))
+    return Reply(text="\n".join(texts), data={"updated": data})
+
+
+async def remove(ctx: CommandContext) -> Reply:
+    admin = _admin(ctx)
+    name, purge = ctx.options["name"], bool(ctx.options.get("purge_data"))
+    what = "its commands, ServiceAccount and roles" + (", and all its data" if purge else "")
+    if not await ctx.confirm(f"Remove {name}: {what}?", danger=True):
+        return Reply(text=f"{name} kept.")
+    version = await admin.remove(name, by=ctx.user_id, purge_data=purge)
+    kept = "" if purge else " Its data is kept (purge_data:true deletes it)."
+    return Reply(
+        text=f"🗑 Removed {name} {version}: {what} are gone.{kept}",
+        data={"removed": name, "version": version, "purged": purge},
     )

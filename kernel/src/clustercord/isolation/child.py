@@ -899,6 +899,9 @@ def main() -> int:
         folder = Path(load["folder"])
         files = dict(load["files"])
         sources = read_sources(folder, files)
+        # The plugin's own dependencies (a marketplace plugin's, installed beside it); the
+        # plugin's package itself is still imported from its verified sources only.
+        sys.path.extend(p for p in load.get("paths", ()) if p not in sys.path)
         if user is not None:
             pin_sys_path()
             drop_privileges(int(user["uid"]), int(user["gid"]))

@@ -690,6 +690,8 @@ class IsolationHost:
                 "module": source.module,
                 "folder": str(source.folder),
                 "files": verified.signed["files"],
+                # A marketplace plugin's own dependencies, installed beside it.
+                "paths": list(source.paths),
                 "limits": {
                     # With a memory cgroup, resident memory is bounded there; the address
                     # space stays bounded too (a 4 GB allocation still fails at once), above.

@@ -45,6 +45,9 @@ class PluginSource:
     folder, hash algorithm, urlsafe-base64 digest)``, the last two empty when RECORD gives
     no hash. Empty for an editable install (its RECORD lists nothing under the folder) or a
     distribution without RECORD."""
+    paths: tuple[str, ...] = ()
+    """Directories its isolated process adds to its import path: a marketplace plugin's
+    dependencies, installed beside it (``plugins.installer``)."""
 
     @property
     def claims_builtin(self) -> bool:

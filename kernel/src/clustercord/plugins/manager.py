@@ -408,6 +408,50 @@ class PluginManager:
             )
         return plugin.config
 
+    # -- installed and removed while the kernel runs (the marketplace's installer) --------
+    def examine(self, source: PluginSource) -> Plugin:
+        """Verify a newly installed plugin and decide its state; nothing of it runs yet."""
+        return self._examine(source)
+
+    async def put(self, plugin: Plugin) -> Plugin:
+        """Make an examined plugin part of the kernel and activate it if it is enabled
+        (front ends and cluster identities hear ``enabled`` from the listeners)."""
+        if plugin.name in self.plugins:
+            raise CommandError(f"a plugin named {plugin.name} is already loaded")
+        self.plugins[plugin.name] = plugin
+        if plugin.state == ENABLED:
+            self.guard.failures[plugin.name] = 0
+            await self._activate(plugin)
+        return plugin
+
+    async def withdraw(self, name: str) -> Plugin:
+        """Stop a plugin and take it out of the kernel (its stored grant and config stay:
+        :meth:`forget` drops them). Listeners hear ``disabled`` if it was enabled."""
+        plugin = self.get(name)
+        was_enabled = plugin.state == ENABLED
+        if was_enabled and plugin.context is not None:
+            await self.call_one(plugin, "on_disable", ctx=plugin.context)
+        self._deactivate(plugin)
+        self.plugins.pop(name, None)
+        if was_enabled:
+            for listener in self.listeners:
+                listener("disabled", plugin)
+        return plugin
+
+    def forget(self, name: str) -> None:
+        """Drop what the kernel stored about a removed plugin (state, grant, config)."""
+        with self.database.transaction():
+            self.database.db.execute("DELETE FROM _plugins WHERE name = ?", [name])
+
+    def narrow_grant(self, plugin: Plugin) -> None:
+        """Keep only the grants the plugin still asks for: a version that dropped a
+        permission loses it for good (a later version asking again needs a new approval)."""
+        wanted = set(plugin.wanted)
+        granted = [g for g in plugin.granted if g in wanted]
+        if granted != plugin.granted:
+            plugin.granted = granted
+            self._save(plugin.name, granted=granted)
+
     def _on_hook_failure(self, name: str, error: BaseException, failures: int) -> None:
         if failures < self.settings.max_hook_failures:
             return
