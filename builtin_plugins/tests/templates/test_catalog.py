@@ -258,8 +258,11 @@ def test_the_redis_cluster_is_formed_by_a_job_once(nodes, replicas):
         assert f"until redis-cli -h redis-cluster-redis-{i}.{peers} ping" in script
         assert f"getent hosts redis-cluster-redis-{i}.{peers}" in script
     assert f"redis-cluster-redis-{nodes}." not in script
-    # Created only while the first node knows no other: never re-created over kept data.
+    # Created only while the first node knows no other: never re-created over kept data;
+    # a formed cluster only gets the nodes it does not know, as replicas.
     assert script.index("cluster_known_nodes:1") < script.index("--cluster create")
+    assert script.index("--cluster create") < script.index("--cluster add-node")
+    assert '--cluster add-node "$address" "$first:6379" --cluster-slave' in script
     start = objects["ConfigMap/redis-cluster-scripts"]["data"]["start.sh"]
     assert "--cluster-enabled yes" in start and '--masterauth "$REDIS_PASSWORD"' in start
 
