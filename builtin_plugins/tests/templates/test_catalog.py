@@ -295,6 +295,9 @@ def test_the_mongodb_replica_set_is_initiated_with_every_member():
             in script
         )
     assert script.index("rs.status()") < script.index("rs.initiate(")
+    # An initiated set is never re-initiated: the primary adds the members it lacks.
+    assert script.index("rs.add(host)") < script.index("rs.initiate(")
+    assert "?replicaSet=rs0" in script
     args = objects["StatefulSet/mongodb"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["--replSet", "rs0"] and "--keyFile" in args
 
