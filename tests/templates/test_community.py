@@ -21,6 +21,14 @@ data: {greeting: hello}
 """
 
 
+ADMIN = """apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: whoami-admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+"""
+
+
 def submission(version="1.0.0", manifests=None, **changes):
     data = {
         "name": "whoami",
@@ -132,6 +140,14 @@ async def test_submit_deploy_vote_verify_update_and_delete(templates, homelab, t
             "the manifests use hostNetwork but requirements.features does not declare it",
         ),
         (submission(name="minecraft"), "minecraft is the name of a curated template"),
+        (
+            submission(requirements={"features": ["clusterWide"]}),
+            "a community template may not create cluster-wide objects",
+        ),
+        (
+            submission(manifests=[{"name": "a.yaml", "content": ADMIN}]),
+            "the manifests use clusterWide but requirements.features does not declare it",
+        ),
     ],
 )
 async def test_bad_submissions_are_refused_with_the_reason(templates, tmp_path, content, message):

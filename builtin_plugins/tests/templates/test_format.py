@@ -152,3 +152,33 @@ def test_vars_as_pairs_or_json():
         parse_vars("a=1,oops")
     with pytest.raises(VariableError, match="vars: invalid JSON"):
         parse_vars("{nope")
+
+
+def test_previous_values_are_kept_and_checked_against_the_new_version():
+    """An update keeps the deployed values, but a newer version's tighter rules apply to
+    them too: an old value never slips past them (nor is a secret one repeated)."""
+    previous = {"token": "t", "players": 40, "host": "old.host", "password": "s3cret-" * 5}
+    kept = resolve(template(), {}, previous=previous)
+    assert (kept.values["players"], kept.values["host"]) == (40, "old.host")
+    assert kept.values["password"] == previous["password"] and not kept.generated
+
+    variables = json.loads(json.dumps(template().raw["variables"]))
+    variables[0]["validation"]["max"] = 20  # version 2 allows fewer players
+    variables[3]["validation"] = {"pattern": "^[a-z]+$"}  # and plainer passwords
+    tighter = template(variables=variables, version="2.0.0")
+    with pytest.raises(VariableError) as error:
+        resolve(tighter, {}, previous=previous)
+    assert str(error.value).startswith(
+        "variable players (integer): the deployed value no longer passes this version's rules "
+        "(40 is above the maximum 20); give a new one with vars:players=…"
+    )
+    with pytest.raises(VariableError) as error:
+        resolve(tighter, {"players": "12"}, previous=previous)
+    assert "variable password (string): the deployed value no longer passes" in str(error.value)
+    assert previous["password"] not in str(error.value)
+    assert (
+        resolve(tighter, {"players": "12", "password": "plain"}, previous=previous).values[
+            "players"
+        ]
+        == 12
+    )

@@ -121,16 +121,43 @@ def test_missing_limits_are_warnings_not_errors():
 
 
 def test_kinds_outside_the_supported_set_are_refused():
-    role = {
+    hook = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "x"},
+    }
+    (finding,) = policy.check([hook]).errors
+    assert (
+        finding.rule == "unsupported-kind"
+        and "MutatingWebhookConfiguration is not a kind templates may create" in finding.message
+    )
+
+
+CLUSTER_WIDE = [
+    {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": "x"},
-    }
-    (finding,) = policy.check([role]).errors
-    assert (
-        finding.rule == "unsupported-kind"
-        and "ClusterRole is not a kind templates may create" in finding.message
-    )
+    },
+    {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.com"},
+    },
+]
+
+
+@pytest.mark.parametrize("obj", CLUSTER_WIDE, ids=lambda o: o["kind"])
+def test_cluster_wide_objects_need_the_declared_elevated_feature(obj):
+    undeclared = policy.check([obj])
+    assert [(f.rule, str(f.message)) for f in undeclared.errors] == [
+        (
+            "undeclared-elevated",
+            "the manifests use clusterWide but requirements.features does not declare it",
+        )
+    ]
+    declared = policy.check([obj], ("clusterWide",))
+    assert declared.ok and declared.elevated == {"clusterWide"}
 
 
 def test_the_estimate_sums_requests_limits_replicas_and_storage():
@@ -160,3 +187,71 @@ def test_the_estimate_sums_requests_limits_replicas_and_storage():
         "memory_limits": "3Gi",
         "storage": "10Gi",
     }
+
+
+RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def role(*rules_):
+    return {
+        "apiVersion": RBAC,
+        "kind": "Role",
+        "metadata": {"name": "runner"},
+        "rules": list(rules_),
+    }
+
+
+def binding(ref_kind="Role", **subject):
+    return {
+        "apiVersion": RBAC,
+        "kind": "RoleBinding",
+        "metadata": {"name": "runner", "namespace": "ci"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": ref_kind, "name": "runner"},
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", **subject}],
+    }
+
+
+PODS = {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "create", "delete"]}
+
+
+def test_a_runner_may_manage_pods_in_its_own_namespace():
+    report = policy.check([role(PODS), binding(), binding(namespace="ci")])
+    assert report.ok, report.errors
+    assert not report.elevated
+
+
+@pytest.mark.parametrize(
+    ("obj", "rule", "path"),
+    [
+        (role({**PODS, "verbs": ["*"]}), "wildcard-in-rules", "rules[0].verbs"),
+        (role(PODS, {**PODS, "resources": ["*"]}), "wildcard-in-rules", "rules[1].resources"),
+        (role({**PODS, "apiGroups": ["*"]}), "wildcard-in-rules", "rules[0].apiGroups"),
+        (
+            role(
+                {
+                    "apiGroups": ["rbac.authorization.k8s.io"],
+                    "resources": ["roles"],
+                    "verbs": ["bind", "escalate"],
+                }
+            ),
+            "access-to-create-rbac",
+            "rules[0].verbs",
+        ),
+        (
+            role({"nonResourceURLs": ["/metrics"], "verbs": ["get"]}),
+            "wildcard-in-rules",
+            "rules[0].nonResourceURLs",
+        ),
+        (binding("ClusterRole"), "cluster-role-binding", "roleRef.kind"),
+        (binding(namespace="kube-system"), "foreign-subject", "subjects[0]"),
+    ],
+)
+def test_rbac_that_reaches_beyond_the_release_is_refused(obj, rule, path):
+    report = policy.check([obj])
+    assert (rule, path) in rules(report)
+
+
+def test_a_binding_of_a_user_or_group_is_refused():
+    obj = binding()
+    obj["subjects"] = [{"kind": "Group", "name": "system:masters", "apiGroup": RBAC[:-3]}]
+    assert rules(policy.check([obj])) == [("foreign-subject", "subjects[0]")]

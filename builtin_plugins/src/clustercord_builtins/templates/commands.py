@@ -497,6 +497,46 @@ async def list_deployed(ctx: CommandContext) -> Reply:
     )
 
 
+async def outdated(ctx: CommandContext) -> Reply:
+    """Deployed releases whose template has a newer version, with what an update changes."""
+    from clustercord_builtins.templates.outdated import outdated as find_outdated
+
+    deployer = _deployer(ctx)
+    found, orphans = await find_outdated(deployer, ctx.store)
+    rows = [
+        [
+            f"{c.release.namespace}/{c.release.release}",
+            c.release.template,
+            c.release.version,
+            c.latest,
+            c.summary(),
+        ]
+        for c in found
+    ]
+    if found:
+        text = (
+            f"{len(found)} deployments on {deployer.cluster} have a newer template version; "
+            "/template update deployment:<namespace/name> applies it."
+        )
+    else:
+        text = f"Every deployment on {deployer.cluster} runs its template's latest version."
+    if orphans:
+        text += " No longer in the catalog: " + ", ".join(orphans) + "."
+    return Reply(
+        text=text,
+        tables=[
+            Table(
+                ["Deployment", "Template", "Deployed", "Latest", "Changes"],
+                rows,
+                title=f"{len(rows)} outdated deployments",
+            )
+        ]
+        if rows
+        else [],
+        data={"outdated": [c.as_dict() for c in found], "orphans": orphans},
+    )
+
+
 async def update(ctx: CommandContext) -> Reply:
     deployer = _deployer(ctx)
     release = await deployer.find(ctx.options["deployment"])

@@ -73,6 +73,13 @@ async def validate_submission(
         raise TemplateError(f"the file is {len(data)} bytes; at most {MAX_SIZE} are accepted")
     raw = parse_template_json(data, "the submitted template")
     template = load_template(raw, source="the submitted template")
+    if "clusterWide" in template.features:
+        # CRDs and cluster-wide rights reach every namespace: only the curated operator
+        # stacks, reviewed with the code, may ship them.
+        raise TemplateError(
+            "a community template may not create cluster-wide objects (CRDs, ClusterRoles, "
+            "ClusterRoleBindings): only curated operator stacks do"
+        )
     if template.name in catalog.curated():
         raise TemplateError(
             f"{template.name} is the name of a curated template: choose another name"

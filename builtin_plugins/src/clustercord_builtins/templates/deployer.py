@@ -36,7 +36,14 @@ from clustercord_builtins.templates.inventory import (
     values_name,
     values_secret,
 )
-from clustercord_builtins.templates.kinds import KINDS, apply_order, describe, kind_of
+from clustercord_builtins.templates.kinds import (
+    DATA_KINDS,
+    NAMESPACED,
+    apply_order,
+    describe,
+    kind_of,
+    namespaced,
+)
 from clustercord_builtins.templates.limits import RenderLimits
 from clustercord_builtins.templates.lock import LEASES, expired, held, holder_dead, lock_name
 from clustercord_builtins.templates.render import MANAGED_BY, MANAGER, Rendered, render_manifests
@@ -172,14 +179,40 @@ class Deployer:
     async def existing(self, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
         """Every object of a kind templates create, in ``namespace``, by (kind, name)."""
         listings = await asyncio.gather(
-            *(self.kube.list(k.resource, namespace=namespace, cluster=self.cluster) for k in KINDS)
+            *(
+                self.kube.list(k.resource, namespace=namespace, cluster=self.cluster)
+                for k in NAMESPACED
+            )
         )
         found = {}
-        for kind, objects in zip(KINDS, listings, strict=True):
+        for kind, objects in zip(NAMESPACED, listings, strict=True):
             for obj in objects:
                 obj.setdefault("kind", kind.kind)
                 obj.setdefault("apiVersion", kind.api_version)
                 found[(kind.kind, obj["metadata"]["name"])] = obj
+        return found
+
+    async def cluster_wide(
+        self, objects: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The cluster-wide objects of ``objects`` (an operator's CRDs, ClusterRoles) that
+        exist already, by (kind, name): a fresh namespace says nothing about them."""
+        wanted = [(kind_of(o), o["metadata"]["name"]) for o in objects if not namespaced(o)]
+        listings = await asyncio.gather(
+            *(
+                self.kube.list(
+                    kind.resource, field_selector=f"metadata.name={name}", cluster=self.cluster
+                )
+                for kind, name in wanted
+                if kind is not None
+            )
+        )
+        found = {}
+        for (kind, name), items in zip(wanted, listings, strict=True):
+            for obj in items:
+                obj.setdefault("kind", kind.kind)  # type: ignore[union-attr]
+                obj.setdefault("apiVersion", kind.api_version)  # type: ignore[union-attr]
+                found[(obj["kind"], name)] = obj
         return found
 
     def foreign(self, existing: dict[tuple[str, str], dict[str, Any]], plan: Plan) -> list[str]:
@@ -234,7 +267,7 @@ class Deployer:
             kind.resource,
             obj,
             field_manager=FIELD_MANAGER,
-            namespace=obj["metadata"]["namespace"],
+            namespace=obj["metadata"].get("namespace"),
             cluster=self.cluster,
             dry_run=dry_run,
         )
@@ -245,7 +278,10 @@ class Deployer:
             return False
         try:
             await self.kube.delete(
-                kind.resource, ref["name"], namespace=namespace, cluster=self.cluster
+                kind.resource,
+                ref["name"],
+                namespace=namespace if kind.namespaced else None,
+                cluster=self.cluster,
             )
         except CommandError as error:
             if str(error).startswith("not found"):
@@ -298,6 +334,7 @@ class Deployer:
         fresh = not await self._namespace_exists(plan.namespace)
         # A namespace that does not exist yet holds nothing to take over.
         existing = {} if fresh else await self.existing(plan.namespace)
+        existing.update(await self.cluster_wide(plan.objects))
         interrupted = self._installed(existing, plan)
         foreign = self.foreign(existing, plan)
         if foreign:
@@ -569,6 +606,7 @@ class Deployer:
         )
         await self.check_cluster(plan)
         existing = await self.existing(release.namespace)
+        existing.update(await self.cluster_wide(plan.objects))
         foreign = self.foreign(existing, plan)
         if foreign:
             raise CommandError(
@@ -580,8 +618,8 @@ class Deployer:
         diff = render_diff(ordered, answers, existing)
         wanted = {(m["kind"], m["name"]) for m in map(member_ref, ordered)}
         gone = [m for m in release.members if (m["kind"], m["name"]) not in wanted]
-        keep = [m for m in gone if m["kind"] == "PersistentVolumeClaim"]
-        prune = [m for m in gone if m["kind"] != "PersistentVolumeClaim"]
+        keep = [m for m in gone if m["kind"] in DATA_KINDS]
+        prune = [m for m in gone if m["kind"] not in DATA_KINDS]
         release.version = entry.template.version
         release.values = plan.values.public()
         release.members = [member_ref(o) for o in ordered]
@@ -631,7 +669,7 @@ class Deployer:
         def label(ref: dict[str, str]) -> str:
             return f"{ref['kind']}/{ref['name']}"
 
-        keep = [r for r in members if r["kind"] == "PersistentVolumeClaim" and not delete_data]
+        keep = [r for r in members if r["kind"] in DATA_KINDS and not delete_data]
         doomed = [r for r in members if r not in keep]
         # Concurrent: owners go, and the garbage collector removes what they own either way.
         gone = await asyncio.gather(*(self._delete(r, release.namespace) for r in doomed))

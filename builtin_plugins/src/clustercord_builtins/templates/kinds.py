@@ -3,8 +3,10 @@
 This table is the single source of truth for three things: which kinds the security
 policy accepts in a template, the order of apply (what others refer to first) and
 delete (the reverse), and the permissions the plugin's manifest must declare (a test
-checks the manifest against it). Everything is namespaced: a template never creates
-cluster-wide objects.
+checks the manifest against it). Templates are namespaced (a CI runner's Role and
+RoleBinding stay in the release's namespace, and the policy limits what they may grant),
+except operator stacks that declare the elevated ``clusterWide`` feature: their CRDs,
+ClusterRoles and ClusterRoleBindings.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Kind:
     """As the SDK and permissions name it: ``deployments.apps``."""
     order: int
     workload: bool = False
+    namespaced: bool = True
 
     @property
     def group(self) -> str:
@@ -33,11 +36,38 @@ class Kind:
 
 
 KINDS = (
+    # Cluster-wide: only for templates that declare the clusterWide feature (operators).
+    Kind(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions.apiextensions.k8s.io",
+        -1,
+        namespaced=False,
+    ),
+    Kind(
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles.rbac.authorization.k8s.io",
+        0,
+        namespaced=False,
+    ),
+    Kind(
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings.rbac.authorization.k8s.io",
+        1,
+        namespaced=False,
+    ),
     Kind("v1", "ServiceAccount", "serviceaccounts", 0),
+    Kind("rbac.authorization.k8s.io/v1", "Role", "roles.rbac.authorization.k8s.io", 0),
+    Kind(
+        "rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings.rbac.authorization.k8s.io", 1
+    ),
     Kind("v1", "Secret", "secrets", 1),
     Kind("v1", "ConfigMap", "configmaps", 1),
     Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", 2),
     Kind("v1", "Service", "services", 3),
+    Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies.networking.k8s.io", 3),
     Kind("apps/v1", "Deployment", "deployments.apps", 4, workload=True),
     Kind("apps/v1", "StatefulSet", "statefulsets.apps", 4, workload=True),
     Kind("apps/v1", "DaemonSet", "daemonsets.apps", 4, workload=True),
@@ -48,6 +78,16 @@ KINDS = (
 _BY_KIND = {(k.api_version, k.kind): k for k in KINDS}
 _BY_GROUP_KIND = {k.group_kind: k for k in KINDS}
 SUPPORTED = ", ".join(k.group_kind for k in KINDS)
+NAMESPACED = tuple(k for k in KINDS if k.namespaced)
+CLUSTER_WIDE = tuple(k for k in KINDS if not k.namespaced)
+DATA_KINDS = ("PersistentVolumeClaim", "CustomResourceDefinition")
+"""Kept on delete unless delete_data: a claim holds data, and deleting a CRD deletes every
+custom resource of its kind, in every namespace."""
+
+
+def namespaced(obj: dict[str, Any]) -> bool:
+    kind = kind_of(obj)
+    return kind is None or kind.namespaced
 
 
 def kind_of(obj: dict[str, Any]) -> Kind | None:

@@ -2,7 +2,8 @@
 
 Blocked outright (no declaration makes them acceptable): privileged containers, the
 host's PID and IPC namespaces, container-runtime sockets and privilege escalation.
-Host networking, host paths, host ports and running as root are allowed only when
+Host networking, host paths, host ports, running as root and cluster-wide objects (an
+operator's CRDs, ClusterRoles and ClusterRoleBindings) are allowed only when
 ``requirements.features`` declares them; the template is then marked *elevated*.
 Images must name a version (no ``latest``, no bare name). Missing limits are warnings.
 Rule ids follow kube-linter's names, so findings can be looked up.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from clustercord_builtins.templates.kinds import SUPPORTED, describe, kind_of
+from clustercord_builtins.templates.kinds import SUPPORTED, describe, kind_of, namespaced
 from clustercord_sdk.options import parse_quantity
 
 RUNTIME_SOCKETS = ("docker.sock", "containerd.sock", "crio.sock", "cri-dockerd.sock")
@@ -123,6 +124,14 @@ def check(objects: list[dict[str, Any]], declared_features: tuple[str, ...] = ()
                 )
             )
             continue
+        if not namespaced(obj):
+            # Operators (Argo CD, Flux, Tekton) need their CRDs and cluster-wide rights: allowed
+            # only when declared, and the template is then elevated (admins are warned).
+            report.elevated.add("clusterWide")
+            continue
+        if obj.get("kind") in ("Role", "RoleBinding"):
+            _check_rbac(report, name, obj)
+            continue
         if obj.get("kind") == "PersistentVolumeClaim":
             report.estimate.storage += _storage(obj.get("spec") or {})
         spec, path = pod_spec(obj)
@@ -142,6 +151,53 @@ def check(objects: list[dict[str, Any]], declared_features: tuple[str, ...] = ()
             )
         )
     return report
+
+
+ESCALATING_VERBS = frozenset({"escalate", "bind", "impersonate"})
+
+
+def _check_rbac(report: Report, name: str, obj: dict[str, Any]) -> None:
+    """A template's Role may let its own workloads (a CI runner) manage pods in the release's
+    namespace; it may never grant everything, grant the rights to grant, or bind anything but
+    its own Role to its own ServiceAccounts: that would reach beyond the release."""
+
+    def block(rule: str, where: str, message: str) -> None:
+        report.errors.append(Finding(rule, name, where, message))
+
+    if obj["kind"] == "Role":
+        for index, rule in enumerate(obj.get("rules") or []):
+            where = f"rules[{index}]"
+            for field_ in ("apiGroups", "resources", "verbs"):
+                if "*" in (rule.get(field_) or []):
+                    block("wildcard-in-rules", f"{where}.{field_}", "a wildcard grants everything")
+            verbs = ESCALATING_VERBS & set(rule.get("verbs") or [])
+            if verbs:
+                block(
+                    "access-to-create-rbac",
+                    f"{where}.verbs",
+                    f"{', '.join(sorted(verbs))} lets the holder grant itself more",
+                )
+            if rule.get("nonResourceURLs"):
+                block("wildcard-in-rules", f"{where}.nonResourceURLs", "a Role cannot grant URLs")
+        return
+    ref = obj.get("roleRef") or {}
+    if ref.get("kind") != "Role":
+        block(
+            "cluster-role-binding",
+            "roleRef.kind",
+            f"a template binds only the Roles it ships, not a {ref.get('kind')}",
+        )
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    for index, subject in enumerate(obj.get("subjects") or []):
+        if subject.get("kind") != "ServiceAccount" or subject.get("namespace") not in (
+            None,
+            namespace,
+        ):
+            block(
+                "foreign-subject",
+                f"subjects[{index}]",
+                "a template binds only ServiceAccounts of its own namespace",
+            )
 
 
 def _storage(spec: dict[str, Any]) -> Decimal:

@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from clustercord_builtins.templates import charts
+from clustercord_builtins.templates.kinds import namespaced
 from clustercord_builtins.templates.limits import RenderLimits, run_limited
 from clustercord_builtins.templates.template import Template, TemplateError
 
@@ -485,7 +486,10 @@ def parse_objects(text: str, source: str) -> list[dict[str, Any]]:
 def stamp(obj: dict[str, Any], *, release: str, namespace: str) -> None:
     """Put ``obj`` in the namespace and mark it as ours (the recommended labels)."""
     meta = obj["metadata"]
-    meta["namespace"] = namespace
+    if namespaced(obj):
+        meta["namespace"] = namespace
+    else:  # cluster-wide (a CRD, a ClusterRole): a namespace there is an error
+        meta.pop("namespace", None)
     labels = meta.setdefault("labels", {})
     if not isinstance(labels, dict):
         raise TemplateError(f"{obj['kind']}/{meta.get('name')}: metadata.labels is not a map")

@@ -18,7 +18,7 @@ from clustercord_sdk.errors import UsageError
 from clustercord_sdk.options import Choice, OptionSpec
 
 SCHEMA_FILE = Path(__file__).with_name("template.schema.json")
-ELEVATED_FEATURES = frozenset({"hostNetwork", "hostPath", "hostPort", "runAsRoot"})
+ELEVATED_FEATURES = frozenset({"hostNetwork", "hostPath", "hostPort", "runAsRoot", "clusterWide"})
 
 
 class TemplateError(ValueError):

@@ -107,7 +107,15 @@ def resolve(
             except ValueError as error:
                 raise VariableError(f"{where}: {error}") from None
         elif variable.name in previous:
-            values[variable.name] = previous[variable.name]
+            # Checked again: a newer version of the template may have tightened the rules,
+            # and an old value must not slip past them through an update.
+            try:
+                values[variable.name] = check_value(variable, previous[variable.name])
+            except ValueError as error:
+                raise VariableError(
+                    f"{where}: the deployed value no longer passes this version's rules "
+                    f"({error}); give a new one with vars:{variable.name}=…"
+                ) from None
         elif variable.default is not None:
             values[variable.name] = check_value(variable, variable.default)
         elif variable.secret:
