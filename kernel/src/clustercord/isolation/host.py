@@ -655,7 +655,10 @@ class IsolationHost:
             network = granted(plugin, NETWORK_CAPABILITY)
             command = [
                 *view.command(
-                    home=home, folder=source.folder, network=network, own_uid=user is not None
+                    home=home,
+                    folders=[source.folder, *map(Path, source.paths)],
+                    network=network,
+                    own_uid=user is not None,
                 ),
                 *command,
                 "--wrapped",

@@ -84,7 +84,7 @@ class View:
             view = cls(bwrap, "", paths)
             try:
                 argv = [
-                    *view.command(home=None, folder=None, network=False, own_uid=own_uid),
+                    *view.command(home=None, folders=(), network=False, own_uid=own_uid),
                     sys.executable, "-I", "-B", "-c", "import clustercord.isolation.child",
                 ]  # fmt: skip
                 result = subprocess.run(argv, capture_output=True, timeout=30, env=_PROBE_ENV)
@@ -113,12 +113,14 @@ class View:
         return cls(None, f"no file or network view: {problem}")
 
     def command(
-        self, *, home: Path | None, folder: Path | None, network: bool, own_uid: bool
+        self, *, home: Path | None, folders: Iterable[Path], network: bool, own_uid: bool
     ) -> list[str]:
         """The bwrap command line that runs what follows it in the plugin's view.
 
-        ``own_uid``: the child drops to a uid of its own itself (root); otherwise a user
-        namespace gives it one inside. ``network``: the plugin was granted it."""
+        ``folders``: read-only besides Python's own (the plugin's signed source, and the
+        dependencies a marketplace plugin has installed beside it). ``own_uid``: the child
+        drops to a uid of its own itself (root); otherwise a user namespace gives it one
+        inside. ``network``: the plugin was granted it."""
         assert self.bwrap is not None
         argv = [self.bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc"]
         argv += ["--unshare-uts", "--hostname", "plugin", "--unshare-cgroup-try"]
@@ -129,9 +131,7 @@ class View:
             argv += ["--cap-drop", "ALL"]
         argv += _system_view()
         argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        readonly = list(self.python_paths)
-        if folder is not None:
-            readonly.append(str(folder))
+        readonly = [*self.python_paths, *(str(folder) for folder in folders)]
         writable = [str(home)] if home is not None else []
         binds = _outermost(readonly)
         argv += _parents([*binds, *writable])
