@@ -1,0 +1,479 @@
+"""Handlers of ``/chaos``: faults, their safety checks, approvals, stop, status, history.
+
+Every fault goes the same way: options parsed strictly; the target read (acting for the
+user); policy checked (protected namespace, opt-in, one experiment per target, blast radius,
+PodDisruptionBudgets); the user's own rights for every call the fault makes checked with
+SubjectAccessReviews; then either a dry run (the plan, nothing stored or changed), an approval
+request (production), or the injection through :mod:`~clustercord_builtins.chaos.runner`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from clustercord_builtins.chaos import faults, runner, safety
+from clustercord_builtins.chaos.durations import format_duration, parse_duration
+from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments, new_id
+from clustercord_sdk import Card, CommandContext, Field, Reply, Table
+from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
+
+RECONCILE_JOB = "chaos-reconcile"
+COLORS = {
+    "ended": "green",
+    "active": "orange",
+    "injecting": "orange",
+    "failed": "red",
+    "rollback-failed": "red",
+    "awaiting-approval": "blue",
+    "refused": "grey",
+}
+
+
+# -- faults -------------------------------------------------------------------------------
+async def kill_pod(ctx: CommandContext) -> Reply:
+    mode = ctx.options.get("mode") or "delete"
+    if mode not in ("delete", "evict"):
+        raise UsageError(f"mode: {mode!r} is not one of delete, evict")
+    grace = ctx.options.get("grace")
+    if grace is not None and int(grace) < 0:
+        raise UsageError(f"grace: {grace} is negative; give seconds, 0 or more")
+    cluster, namespace, pod = await _pod_target(ctx)
+    change = {
+        "kind": "pod-deleted" if mode == "delete" else "pod-evicted",
+        "cluster": cluster,
+        "namespace": namespace,
+        "pod": pod["metadata"]["name"],
+        "uid": pod["metadata"].get("uid"),
+        "owner": faults.controller_of(pod),
+    }
+    if mode == "delete":
+        await _check_budgets(ctx, pod, cluster)  # an eviction meets them at the API server
+        checks = [("delete", "pods")]
+    else:
+        checks = [("create", "pods/eviction")]
+    plan = {
+        "changes": [
+            f"{'delete' if mode == 'delete' else 'evict (PodDisruptionBudgets honoured)'} "
+            f"pod {namespace}/{pod['metadata']['name']}"
+            + (f" with a grace period of {grace} s" if grace is not None else "")
+        ],
+        "rollback": [
+            "none needed: "
+            + (
+                f"its {change['owner']['kind']} {change['owner']['name']} replaces it"
+                if change["owner"]
+                else "the pod has no controller and will NOT come back"
+            )
+        ],
+    }
+    parameters = {"mode": mode, "grace": grace}
+    return await _run(ctx, "kill-pod", cluster, namespace, pod, [change], parameters, checks, plan)
+
+
+async def pod_failure(ctx: CommandContext) -> Reply:
+    duration = parse_duration(
+        ctx.options["duration"], option="duration", maximum=_max_duration(ctx)
+    )
+    cluster, namespace, pod = await _pod_target(ctx)
+    await _check_budgets(ctx, pod, cluster)
+    pause = str(ctx.config.get("pause_image") or runner.DEFAULT_PAUSE_IMAGE)
+    change = faults.image_swap(pod, pause, cluster)
+    originals = ", ".join(f"{n}={i}" for n, i in change["originals"].items())
+    plan = {
+        "changes": [
+            f"set the image of every container of {namespace}/{pod['metadata']['name']} "
+            f"to {pause} for {format_duration(duration)} (originals: {originals}), "
+            "marked with the experiment and its expiry"
+        ],
+        "rollback": [f"restore {originals} at expiry, on /chaos stop, or at the bot's next start"],
+    }
+    parameters = {"duration": duration}
+    checks = [("patch", "pods")]
+    return await _run(
+        ctx, "pod-failure", cluster, namespace, pod, [change], parameters, checks, plan
+    )
+
+
+async def _run(
+    ctx: CommandContext,
+    kind: str,
+    cluster: str,
+    namespace: str,
+    pod: dict[str, Any],
+    changes: list[dict[str, Any]],
+    parameters: dict[str, Any],
+    checks: list[tuple[str, str]],
+    plan: dict[str, list[str]],
+) -> Reply:
+    name = pod["metadata"]["name"]
+    experiments = Experiments(ctx.store)
+    production = await safety.check_namespace(
+        ctx.plugin.kubernetes, ctx.config, experiments, cluster, namespace
+    )
+    safety.check_target_free(experiments, cluster, namespace, name)
+    safety.check_blast_radius(ctx.config, experiments, cluster, namespace, adding=1)
+    for verb, resource in checks:  # the user's own rights, before anything is stored
+        await ctx.kubernetes.check(verb, resource, name=name, namespace=namespace, cluster=cluster)
+    if ctx.options.get("dry_run"):
+        return _dry_run_reply(kind, cluster, namespace, name, plan, production)
+    experiment = Experiment(
+        id=new_id(),
+        kind=kind,
+        cluster=cluster,
+        namespace=namespace,
+        target=name,
+        parameters=parameters,
+        user=ctx.user_id,
+        state="pending",
+        started=time.time(),
+        changes=changes,
+    )
+    if production and kind not in _no_approval(ctx):
+        return _ask_approval(ctx, experiments, experiment, plan)
+    try:
+        await runner.inject(ctx.kubernetes, experiments, experiment, ctx.config)
+    except CommandError as error:
+        raise CommandError(
+            f"{kind} on {namespace}/{name} failed and was rolled back: {error}"
+        ) from None
+    return report(experiments, experiment)
+
+
+def _no_approval(ctx: CommandContext) -> set[str]:
+    return {w.strip() for w in str(ctx.config.get("no_approval_for") or "").split(",") if w.strip()}
+
+
+def _ask_approval(
+    ctx: CommandContext,
+    experiments: Experiments,
+    experiment: Experiment,
+    plan: dict[str, list[str]],
+) -> Reply:
+    where = f"{experiment.namespace}/{experiment.target}"
+    approval = ctx.plugin.approvals.request(
+        f"chaos {experiment.kind}",
+        f"{experiment.kind} on {where} (production)",
+        requested_by=ctx.user_id,
+        details={"experiment": experiment.id, "changes": plan["changes"]},
+        expires_in=float(ctx.config.get("approval_timeout", 3600)),
+    )
+    experiment.state = "awaiting-approval"
+    experiment.approval = approval.id
+    experiments.add(experiment)
+    experiments.note(experiment.id, f"approval {approval.id} requested by {ctx.user_id}")
+    return Reply(
+        text=(
+            f"⏳ {where} is in production: {experiment.kind} waits for an admin's approval "
+            f"({approval.id}, /approval approve id:{approval.id}). Experiment `{experiment.id}`."
+        ),
+        data={"experiment": {**experiment.summary(), "approval": approval.id}},
+    )
+
+
+async def approval_decided(approval: Any, ctx: Any) -> None:
+    """An admin's decision on a production experiment: run it as the plugin (the user's own
+    rights were checked when it was asked for), or mark it refused."""
+    experiments = Experiments(ctx.store)
+    experiment_id = (approval.details or {}).get("experiment")
+    experiment = experiments.get(experiment_id) if experiment_id else None
+    if experiment is None or experiment.state != "awaiting-approval":
+        return
+    if approval.status != "approved":
+        experiment.state = "refused"
+        experiment.ended = time.time()
+        experiment.error = f"approval {approval.status}"
+        experiments.save(experiment)
+        experiments.note(experiment.id, f"approval {approval.id} {approval.status}")
+        return
+    experiments.note(experiment.id, f"approved by {approval.decided_by}")
+    try:
+        await runner.inject(ctx.kubernetes, experiments, experiment, ctx.config)
+    except CommandError as error:
+        ctx.log.warning("chaos experiment %s failed after approval: %s", experiment.id, error)
+        return
+    await ctx.notifier.notify(report(experiments, experiment), user=experiment.user)
+
+
+# -- managing experiments ------------------------------------------------------------------
+async def stop(ctx: CommandContext) -> Reply:
+    experiments = Experiments(ctx.store)
+    wanted = ctx.options.get("id")
+    if bool(wanted) == bool(ctx.options.get("all")):
+        raise UsageError("give id: (an experiment) or all:true")
+    if wanted:
+        experiment = experiments.get(wanted)
+        if experiment is None:
+            raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+        _owned(ctx, experiment)
+        if experiment.state not in (*LIVE, "awaiting-approval"):
+            raise CommandError(f"experiment {wanted} is {experiment.state}: nothing to stop")
+        targets = [experiment]
+    else:
+        targets = [
+            e
+            for e in experiments.in_states((*LIVE, "awaiting-approval"))
+            if ctx.invocation.admin or e.user == ctx.user_id
+        ]
+    stopped = []
+    for experiment in targets:
+        if experiment.state == "awaiting-approval":
+            experiment.state, experiment.ended = "refused", time.time()
+            experiment.error = f"stopped by {ctx.user_id} before approval"
+            experiments.save(experiment)
+            experiments.note(experiment.id, experiment.error)
+        else:
+            await runner.rollback(
+                ctx.plugin.kubernetes, experiments, experiment, f"stopped by {ctx.user_id}"
+            )
+        stopped.append(experiment)
+    if not stopped:
+        return Reply(text="No running experiments to stop.", data={"stopped": []})
+    rows = [
+        [
+            e.id,
+            e.kind,
+            f"{e.namespace}/{e.target}",
+            e.state,
+            "; ".join(e.result.get("rollback", [])),
+        ]
+        for e in stopped
+    ]
+    return Reply(
+        text=f"🛑 Stopped {len(stopped)} experiment(s).",
+        tables=[Table(["ID", "FAULT", "TARGET", "STATE", "ROLLBACK"], rows)],
+        data={
+            "stopped": [e.summary() for e in stopped],
+            "experiment": stopped[0].summary() if len(stopped) == 1 else None,
+        },
+    )
+
+
+def status(ctx: CommandContext) -> Reply:
+    experiments = Experiments(ctx.store)
+    wanted = ctx.options.get("id")
+    if wanted:
+        experiment = experiments.get(wanted)
+        if experiment is None:
+            raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+        return report(experiments, experiment)
+    live = experiments.in_states((*LIVE, "awaiting-approval"))
+    if not live:
+        return Reply(text="No experiments running.", data={"experiments": []})
+    now = time.time()
+    rows = [
+        [
+            e.id,
+            e.kind,
+            f"{e.namespace}/{e.target}",
+            e.state,
+            f"<@{e.user}>",
+            format_duration(max(0.0, e.expires - now)) if e.expires else "",
+        ]
+        for e in live
+    ]
+    return Reply(
+        tables=[
+            Table(
+                ["ID", "FAULT", "TARGET", "STATE", "BY", "LEFT"], rows, title="Running experiments"
+            )
+        ],
+        data={"experiments": [e.summary() for e in live]},
+    )
+
+
+def history(ctx: CommandContext) -> Reply:
+    found = Experiments(ctx.store).recent(
+        int(ctx.options.get("limit") or 25), ctx.options.get("namespace")
+    )
+    rows = [
+        [
+            e.id,
+            e.kind,
+            f"{e.namespace}/{e.target}",
+            e.state,
+            f"<@{e.user}>",
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.started)),
+        ]
+        for e in found
+    ]
+    return Reply(
+        tables=[
+            Table(
+                ["ID", "FAULT", "TARGET", "STATE", "BY", "STARTED (UTC)"],
+                rows,
+                title=f"{len(rows)} experiments",
+            )
+        ],
+        data={"experiments": [e.summary() for e in found]},
+    )
+
+
+def protect(ctx: CommandContext) -> Reply:
+    namespace = ctx.options["namespace"]
+    Experiments(ctx.store).protect(namespace, ctx.user_id)
+    return Reply(
+        text=f"🛡️ Namespace {namespace} is protected from chaos experiments.",
+        data={"protected": sorted(safety.protected_namespaces(ctx.config, Experiments(ctx.store)))},
+    )
+
+
+def unprotect(ctx: CommandContext) -> Reply:
+    namespace = ctx.options["namespace"]
+    if namespace in safety.DEFAULT_PROTECTED or namespace in safety._words(
+        ctx.config.get("protected_namespaces")
+    ):
+        raise CommandError(
+            f"namespace {namespace} is protected by the plugin's configuration "
+            "(protected_namespaces, or one of kube-system and clustercord-system), not by "
+            "/chaos config protect"
+        )
+    if not Experiments(ctx.store).unprotect(namespace):
+        raise CommandError(f"namespace {namespace} was not protected with /chaos config protect")
+    return Reply(text=f"Namespace {namespace} is no longer protected.")
+
+
+def show_config(ctx: CommandContext) -> Reply:
+    experiments = Experiments(ctx.store)
+    rows = [
+        [
+            "protected namespaces",
+            ", ".join(sorted(safety.protected_namespaces(ctx.config, experiments))),
+        ],
+        ["opt-in mode", "on" if ctx.config.get("opt_in") else "off"],
+        ["max pods under experiments per namespace", str(ctx.config.get("max_pods", 3))],
+        ["max duration", format_duration(_max_duration(ctx))],
+        ["pause image", str(ctx.config.get("pause_image") or runner.DEFAULT_PAUSE_IMAGE)],
+    ]
+    return Reply(tables=[Table(["SETTING", "VALUE"], rows, title="Chaos safety")])
+
+
+async def reconcile_job(ctx: Any) -> None:
+    """Every few seconds: roll back what expired or was orphaned."""
+    done = await runner.reconcile(ctx.kubernetes, Experiments(ctx.store), at_start=False)
+    for experiment in done:
+        ctx.log.info(
+            "chaos: rolled back %s (%s)", experiment.id, experiment.result.get("stopped_because")
+        )
+
+
+# -- reports -----------------------------------------------------------------------------
+def report(experiments: Experiments, experiment: Experiment) -> Reply:
+    timeline = experiments.timeline(experiment.id)
+    start = timeline[0][0] if timeline else experiment.started
+    lines = [f"`+{at - start:6.2f}s` {text}" for at, text in timeline]
+    fields = [
+        Field("Fault", experiment.kind, inline=True),
+        Field(
+            "Target",
+            f"{experiment.namespace}/{experiment.target} ({experiment.cluster})",
+            inline=True,
+        ),
+        Field("State", experiment.state, inline=True),
+        Field("What changed", "\n".join(_describe(c) for c in experiment.changes) or "nothing"),
+    ]
+    if experiment.expires:
+        fields.append(Field("Expires", faults.iso(experiment.expires), inline=True))
+    if experiment.result.get("recovery_seconds") is not None:
+        fields.append(
+            Field(
+                "Recovery time",
+                f"{experiment.result['recovery_seconds']} s "
+                f"(replacement {experiment.result['replacement']} Ready)",
+                inline=True,
+            )
+        )
+    elif experiment.result.get("note"):
+        fields.append(Field("Recovery", experiment.result["note"], inline=True))
+    if experiment.result.get("rollback"):
+        fields.append(Field("Rollback", "\n".join(experiment.result["rollback"])))
+    if experiment.error:
+        fields.append(Field("Problem", experiment.error))
+    fields.append(Field("Timeline", "\n".join(lines)[-1000:] or "(empty)"))
+    card = Card(
+        title=f"💥 Chaos experiment {experiment.id}",
+        fields=fields,
+        color=COLORS.get(experiment.state),
+        footer=f"by {experiment.user} · /chaos stop id:{experiment.id}"
+        if experiment.state in LIVE
+        else f"by {experiment.user}",
+    )
+    summary = experiment.summary()
+    summary["timeline"] = [{"at": at, "text": text} for at, text in timeline]
+    return Reply(cards=[card], data={"experiment": summary})
+
+
+def _describe(change: dict[str, Any]) -> str:
+    kind = change.get("kind")
+    if kind == "pod-image":
+        return "images " + ", ".join(
+            f"{n}: {i} → {change['pause_image']}" for n, i in change["originals"].items()
+        )
+    if kind == "pod-deleted":
+        return f"pod {change['namespace']}/{change['pod']} deleted"
+    if kind == "pod-evicted":
+        return f"pod {change['namespace']}/{change['pod']} evicted"
+    if kind == "node-cordon":
+        return f"node {change['node']} cordoned"
+    return str(kind)
+
+
+def _dry_run_reply(
+    kind: str, cluster: str, namespace: str, name: str, plan: dict[str, list[str]], production: bool
+) -> Reply:
+    fields = [
+        Field("Target", f"{namespace}/{name} ({cluster})"),
+        Field("Would change", "\n".join(plan["changes"])),
+        Field("Rollback", "\n".join(plan["rollback"])),
+    ]
+    if production:
+        fields.append(Field("Approval", "production: an admin's approval would be asked first"))
+    data = {
+        "experiment": {
+            "id": None,
+            "status": "dry-run",
+            "kind": kind,
+            "targets": [f"{namespace}/{name}"],
+            "faults": [kind],
+            "dry_run": True,
+            "changes": plan["changes"],
+            "rollback": plan["rollback"],
+            "approval_needed": production,
+        }
+    }
+    return Reply(
+        cards=[
+            Card(title=f"🧪 Dry run: {kind} (nothing was changed)", fields=fields, color="blue")
+        ],
+        data=data,
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------
+async def _pod_target(ctx: CommandContext) -> tuple[str, str, dict[str, Any]]:
+    cluster, namespace = ctx.kubernetes.target(
+        ctx.options.get("cluster"), ctx.options.get("namespace")
+    )
+    pod = await safety.find_pod(ctx.kubernetes, ctx.options["pod"], namespace, cluster)
+    if pod["metadata"].get("deletionTimestamp"):
+        raise CommandError(f"pod {namespace}/{ctx.options['pod']} is already being deleted")
+    return cluster, namespace, pod
+
+
+async def _check_budgets(ctx: CommandContext, pod: dict[str, Any], cluster: str) -> None:
+    if ctx.options.get("force"):
+        if not ctx.invocation.admin:
+            raise PermissionDenied("force: only admins may override a PodDisruptionBudget")
+        return
+    await safety.check_budgets(ctx.plugin.kubernetes, pod, cluster)
+
+
+def _max_duration(ctx: CommandContext) -> float:
+    return float(ctx.config.get("max_duration", 3600))
+
+
+def _owned(ctx: CommandContext, experiment: Experiment) -> None:
+    if experiment.user != ctx.user_id and not ctx.invocation.admin:
+        raise PermissionDenied(
+            f"experiment {experiment.id} is {experiment.user}'s; only they or an admin may stop it"
+        )
