@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from clustercord_builtins.chaos import faults, runner, safety
+from clustercord_builtins.chaos import drain, faults, runner, safety
 from clustercord_builtins.chaos.durations import format_duration, parse_duration
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments, new_id
 from clustercord_sdk import Card, CommandContext, Field, Reply, Table
@@ -93,6 +93,70 @@ async def pod_failure(ctx: CommandContext) -> Reply:
     return await _run(
         ctx, "pod-failure", cluster, namespace, pod, [change], parameters, checks, plan
     )
+
+
+async def drain_node(ctx: CommandContext) -> Reply:
+    limit = _max_duration(ctx)
+    timeout = parse_duration(ctx.options.get("timeout") or "5m", option="timeout", maximum=limit)
+    duration = parse_duration(
+        ctx.options.get("duration") or "10m", option="duration", maximum=limit
+    )
+    if timeout > duration:
+        raise UsageError(
+            f"timeout: {format_duration(timeout)} is longer than the drain lasts "
+            f"(duration: {format_duration(duration)})"
+        )
+    cluster, _ = ctx.kubernetes.target(ctx.options.get("cluster"))
+    node = await safety.find_node(ctx.kubernetes, ctx.options["node"], cluster)
+    name = node["metadata"]["name"]
+    experiments = Experiments(ctx.store)
+    safety.check_target_free(experiments, cluster, "", name)
+    protected = safety.protected_namespaces(ctx.config, experiments)
+    on_node = await drain.pods_on(ctx.plugin.kubernetes, name, cluster)
+    to_evict, skipped = [], []
+    for pod in on_node:
+        where = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        reason = drain.skip_reason(pod, protected)
+        (skipped if reason else to_evict).append(f"{where} ({reason})" if reason else where)
+    # The user's own rights: cordon the node, evict each pod (in its namespace).
+    await ctx.kubernetes.check("patch", "nodes", name=name, cluster=cluster)
+    for namespace in sorted({w.split("/")[0] for w in to_evict}):
+        await ctx.kubernetes.check("create", "pods/eviction", namespace=namespace, cluster=cluster)
+    production = cluster in safety._words(ctx.config.get("production_clusters")) or any(
+        n in safety._words(ctx.config.get("production_namespaces"))
+        for n in {w.split("/")[0] for w in to_evict}
+    )
+    plan = {
+        "changes": [
+            f"cordon node {name} for {format_duration(duration)}",
+            *[f"evict {w}" for w in to_evict],
+            *[f"skip {w}" for w in skipped],
+        ],
+        "rollback": [
+            f"uncordon {name} at expiry, on /chaos stop, or at the bot's next start after expiry"
+        ],
+    }
+    if ctx.options.get("dry_run"):
+        return _dry_run_reply("drain-node", cluster, "", name, plan, production)
+    experiment = Experiment(
+        id=new_id(),
+        kind="drain-node",
+        cluster=cluster,
+        namespace="",
+        target=name,
+        parameters={"timeout": timeout, "duration": duration, "protected": sorted(protected)},
+        user=ctx.user_id,
+        state="pending",
+        started=time.time(),
+        changes=[faults.cordon_change(node, cluster)],
+    )
+    if production and "drain-node" not in _no_approval(ctx):
+        return _ask_approval(ctx, experiments, experiment, plan)
+    try:
+        await runner.inject(ctx.kubernetes, experiments, experiment, ctx.config)
+    except CommandError as error:
+        raise CommandError(f"drain-node {name} failed and was rolled back: {error}") from None
+    return report(experiments, experiment)
 
 
 async def _run(
@@ -385,6 +449,9 @@ def report(experiments: Experiments, experiment: Experiment) -> Reply:
         )
     elif experiment.result.get("note"):
         fields.append(Field("Recovery", experiment.result["note"], inline=True))
+    for key, label in (("evicted", "Evicted"), ("blocked", "Blocked"), ("skipped", "Skipped")):
+        if experiment.result.get(key):
+            fields.append(Field(label, "\n".join(experiment.result[key])[:1000]))
     if experiment.result.get("rollback"):
         fields.append(Field("Rollback", "\n".join(experiment.result["rollback"])))
     if experiment.error:
@@ -421,9 +488,10 @@ def _describe(change: dict[str, Any]) -> str:
 def _dry_run_reply(
     kind: str, cluster: str, namespace: str, name: str, plan: dict[str, list[str]], production: bool
 ) -> Reply:
+    target = f"{namespace}/{name}" if namespace else name
     fields = [
-        Field("Target", f"{namespace}/{name} ({cluster})"),
-        Field("Would change", "\n".join(plan["changes"])),
+        Field("Target", f"{target} ({cluster})"),
+        Field("Would change", "\n".join(plan["changes"])[:1000]),
         Field("Rollback", "\n".join(plan["rollback"])),
     ]
     if production:
@@ -433,7 +501,7 @@ def _dry_run_reply(
             "id": None,
             "status": "dry-run",
             "kind": kind,
-            "targets": [f"{namespace}/{name}"],
+            "targets": [target],
             "faults": [kind],
             "dry_run": True,
             "changes": plan["changes"],

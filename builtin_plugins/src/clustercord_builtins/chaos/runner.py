@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from clustercord_builtins.chaos import faults
+from clustercord_builtins.chaos import drain, faults
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.kubernetes import Kubernetes
@@ -87,6 +87,22 @@ async def _apply(
         experiment.ended = time.time()
         experiments.save(experiment)
         return
+    if experiment.kind == "drain-node":
+        change = experiment.changes[0]
+        assert experiment.expires is not None
+        await faults.cordon(kube, change, experiment.id, experiment.expires)
+        experiments.note(experiment.id, f"node {experiment.target} cordoned")
+        # Still `injecting` while pods are evicted: a drain cut short by a crash is undone.
+        await drain.drain(kube, experiments, experiment, set(params.get("protected", [])))
+        experiment.state = "active"
+        experiments.save(experiment)
+        result = experiment.result
+        experiments.note(
+            experiment.id,
+            f"drained: {len(result['evicted'])} evicted, {len(result['blocked'])} blocked, "
+            f"{len(result['skipped'])} skipped; uncordoned at {faults.iso(experiment.expires)}",
+        )
+        return
     raise CommandError(f"unknown fault {experiment.kind!r}")
 
 
@@ -142,7 +158,9 @@ async def reconcile(
         if experiment.state == "rollback-failed":
             reason = "retrying a failed rollback"
         elif experiment.state == "injecting" and (
-            at_start or now - experiment.started > stale_after
+            at_start
+            or now - experiment.started
+            > stale_after + float(experiment.parameters.get("timeout", 0))
         ):
             reason = "the bot stopped during the injection"
         elif experiment.expires is not None and experiment.expires <= now:
