@@ -27,7 +27,6 @@ BOT = textwrap.dedent("""
     from clustercord_builtins.chaos import faults
 
     data_dir, point, line = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    made = {"pod-image": faults.swap_images, "kill": faults.kill}
 
     def crash_at(name, original):
         async def hang(*args, **kwargs):
@@ -39,6 +38,17 @@ BOT = textwrap.dedent("""
 
     faults.swap_images = crash_at("pod-image", faults.swap_images)
     faults.kill = crash_at("kill", faults.kill)
+    if point == "after-tc":  # killed once the qdisc is set, before the record says active
+        from clustercord_builtins.chaos import network
+        network_inject = network.inject
+        point = "after"
+
+        async def inject_then_hang(*args, **kwargs):
+            await network_inject(*args, **kwargs)
+            print("after-tc", flush=True)
+            await asyncio.sleep(3600)
+
+        network.inject = inject_then_hang
 
     async def main():
         signer = TestSigner()

@@ -12,8 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from clustercord_builtins.chaos import drain, faults, runner, safety
-from clustercord_builtins.chaos.durations import format_duration, parse_duration
+from clustercord_builtins.chaos import drain, faults, network, runner, safety
+from clustercord_builtins.chaos.durations import (
+    format_duration,
+    parse_duration,
+    parse_latency,
+    parse_percent,
+)
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments, new_id
 from clustercord_sdk import Card, CommandContext, Field, Reply, Table
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
@@ -95,6 +100,71 @@ async def pod_failure(ctx: CommandContext) -> Reply:
     )
 
 
+async def network_delay(ctx: CommandContext) -> Reply:
+    latency = parse_latency(ctx.options["latency"], option="latency")
+    if latency <= 0:
+        raise UsageError(f"latency: {ctx.options['latency']!r} adds no delay; give e.g. 100ms")
+    jitter = parse_latency(ctx.options.get("jitter") or 0, option="jitter")
+    correlation = ctx.options.get("correlation")
+    if correlation is not None:
+        correlation = parse_percent(correlation, option="correlation", allow_zero=True)
+        if not jitter:
+            raise UsageError("correlation: only with a jitter (it correlates the jitter)")
+    params = {"latency_ms": latency, "jitter_ms": jitter, "correlation": correlation}
+    return await _network(ctx, "network-delay", params)
+
+
+async def network_loss(ctx: CommandContext) -> Reply:
+    percent = parse_percent(ctx.options["percent"], option="percent")
+    return await _network(ctx, "network-loss", {"percent": percent})
+
+
+async def network_corruption(ctx: CommandContext) -> Reply:
+    percent = parse_percent(ctx.options["percent"], option="percent")
+    return await _network(ctx, "network-corruption", {"percent": percent})
+
+
+async def network_duplicate(ctx: CommandContext) -> Reply:
+    percent = parse_percent(ctx.options["percent"], option="percent")
+    return await _network(ctx, "network-duplicate", {"percent": percent})
+
+
+async def network_bandwidth(ctx: CommandContext) -> Reply:
+    return await _network(
+        ctx, "network-bandwidth", {"rate": network.parse_rate(ctx.options["rate"])}
+    )
+
+
+async def _network(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Reply:
+    duration = parse_duration(
+        ctx.options.get("duration") or "5m", option="duration", maximum=_max_duration(ctx)
+    )
+    qdisc = network.qdisc_for(kind, params)
+    cluster, namespace, pod = await _pod_target(ctx)
+    ns = await ctx.plugin.kubernetes.get("namespaces", namespace, cluster=cluster)
+    network.check_pod(pod, ns)  # hostNetwork, Pod Security: refused before anything is tried
+    experiment_id = new_id()
+    change = network.change_for(pod, cluster, experiment_id, qdisc)
+    image = str(ctx.config.get("tc_image") or network.DEFAULT_IMAGE)
+    name = f"{namespace}/{pod['metadata']['name']}"
+    plan = {
+        "changes": [
+            f"add the ephemeral container {change['container']} ({image}, NET_ADMIN) to {name}; "
+            f"its command removes the fault after {format_duration(duration)}",
+            f"run `tc qdisc replace dev <the pod's interface> root {' '.join(qdisc)}` in it",
+        ],
+        "rollback": [
+            "`tc qdisc del dev <interface> root` through exec at expiry, on /chaos stop or at the "
+            "bot's next start; the container's own timer removes it too"
+        ],
+    }
+    checks = [("patch", "pods/ephemeralcontainers"), ("create", "pods/exec"), ("patch", "pods")]
+    parameters = {**params, "duration": duration}
+    return await _run(
+        ctx, kind, cluster, namespace, pod, [change], parameters, checks, plan, experiment_id
+    )
+
+
 async def drain_node(ctx: CommandContext) -> Reply:
     limit = _max_duration(ctx)
     timeout = parse_duration(ctx.options.get("timeout") or "5m", option="timeout", maximum=limit)
@@ -169,6 +239,7 @@ async def _run(
     parameters: dict[str, Any],
     checks: list[tuple[str, str]],
     plan: dict[str, list[str]],
+    experiment_id: str | None = None,
 ) -> Reply:
     name = pod["metadata"]["name"]
     experiments = Experiments(ctx.store)
@@ -182,7 +253,7 @@ async def _run(
     if ctx.options.get("dry_run"):
         return _dry_run_reply(kind, cluster, namespace, name, plan, production)
     experiment = Experiment(
-        id=new_id(),
+        id=experiment_id or new_id(),
         kind=kind,
         cluster=cluster,
         namespace=namespace,
@@ -482,6 +553,12 @@ def _describe(change: dict[str, Any]) -> str:
         return f"pod {change['namespace']}/{change['pod']} evicted"
     if kind == "node-cordon":
         return f"node {change['node']} cordoned"
+    if kind == "tc-qdisc":
+        return (
+            f"`tc qdisc replace dev {change.get('interface') or '?'} root "
+            f"{' '.join(change['qdisc'])}` in {change['namespace']}/{change['pod']} "
+            f"(ephemeral container {change['container']})"
+        )
     return str(kind)
 
 

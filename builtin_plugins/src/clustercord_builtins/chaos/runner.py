@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from clustercord_builtins.chaos import drain, faults
+from clustercord_builtins.chaos import drain, faults, network
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.kubernetes import Kubernetes
@@ -87,6 +87,23 @@ async def _apply(
         experiment.ended = time.time()
         experiments.save(experiment)
         return
+    if experiment.kind.startswith("network-"):
+        (change,) = experiment.changes
+        assert experiment.expires is not None
+        image = str(config.get("tc_image") or network.DEFAULT_IMAGE)
+        await network.inject(
+            kube, change, experiment.id, experiment.expires, float(params["duration"]), image,
+            lambda: experiments.save(experiment),
+        )  # fmt: skip
+        experiment.state = "active"
+        experiments.save(experiment)
+        experiments.note(
+            experiment.id,
+            f"`tc qdisc replace dev {change['interface']} root {' '.join(change['qdisc'])}` in "
+            f"{_where(experiment)} (container {change['container']}) until "
+            f"{faults.iso(experiment.expires)}",
+        )
+        return
     if experiment.kind == "drain-node":
         change = experiment.changes[0]
         assert experiment.expires is not None
@@ -106,6 +123,13 @@ async def _apply(
     raise CommandError(f"unknown fault {experiment.kind!r}")
 
 
+async def undo(kube: Kubernetes, change: dict[str, Any]) -> str:
+    """Reverse one recorded change (see ``faults.undo``; network changes are ``network``'s)."""
+    if change.get("kind") == "tc-qdisc":
+        return await network.remove(kube, change)
+    return await faults.undo(kube, change)
+
+
 async def rollback(
     kube: Kubernetes,
     experiments: Experiments,
@@ -119,7 +143,7 @@ async def rollback(
     problems: list[str] = []
     for change in reversed(experiment.changes):
         try:
-            notes.append(await faults.undo(kube, change))
+            notes.append(await undo(kube, change))
         except CommandError as error:
             problems.append(f"{change.get('kind')}: {error}")
     experiment.ended = clock()
@@ -182,15 +206,17 @@ async def _sweep_marks(
     for pod in await faults.marked_pods(kube, cluster):
         if _covered(experiments, pod, now):
             continue
-        change = faults.change_from_marked_pod(pod, cluster)
+        change = faults.change_from_marked_pod(pod, cluster) or network.change_from_marked(
+            pod, cluster
+        )
         if change is not None:
-            text = await faults.undo(kube, change)
+            text = await undo(kube, change)
             _note_orphan(experiments, pod, text)
     for node in await faults.marked_nodes(kube, cluster):
         if _covered(experiments, node, now):
             continue
         change = {"kind": "node-cordon", "cluster": cluster, "node": node["metadata"]["name"]}
-        text = await faults.undo(kube, change)
+        text = await undo(kube, change)
         _note_orphan(experiments, node, text)
 
 
