@@ -50,6 +50,18 @@ BOT = textwrap.dedent("""
 
         network.inject = inject_then_hang
 
+    if point == "during-stress":  # killed while the stress runs
+        from clustercord_builtins.chaos import stress
+        stress_run = stress.run
+
+        async def run_then_say(*args, **kwargs):
+            running = asyncio.ensure_future(stress_run(*args, **kwargs))
+            await asyncio.sleep(1.5)
+            print("during-stress", flush=True)
+            return await running
+
+        stress.run = run_then_say
+
     async def main():
         signer = TestSigner()
         harness = KernelHarness(data_dir, signer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from clustercord_builtins.chaos import drain, faults, network, runner, safety
+from clustercord_builtins.chaos import drain, faults, network, runner, safety, stress
 from clustercord_builtins.chaos.durations import (
     format_duration,
     parse_duration,
@@ -22,6 +22,7 @@ from clustercord_builtins.chaos.durations import (
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments, new_id
 from clustercord_sdk import Card, CommandContext, Field, Reply, Table
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
+from clustercord_sdk.kubernetes import default_container
 
 RECONCILE_JOB = "chaos-reconcile"
 COLORS = {
@@ -165,6 +166,56 @@ async def _network(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Re
     )
 
 
+async def cpu_stress(ctx: CommandContext) -> Reply:
+    percent = parse_percent(ctx.options["percent"], option="percent")
+    workers = ctx.options.get("workers")
+    params = {"percent": percent, "workers": stress.parse_workers(workers) if workers else None}
+    return await _stress(ctx, "cpu-stress", params)
+
+
+async def memory_stress(ctx: CommandContext) -> Reply:
+    size = stress.parse_size(ctx.options["size"])
+    return await _stress(ctx, "memory-stress", {"size_bytes": size})
+
+
+async def disk_stress(ctx: CommandContext) -> Reply:
+    workers = stress.parse_workers(ctx.options["workers"])
+    size = stress.parse_size(ctx.options.get("size") or "64Mi")
+    return await _stress(ctx, "disk-stress", {"workers": workers, "size_mb": max(1, size >> 20)})
+
+
+async def _stress(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Reply:
+    duration = parse_duration(
+        ctx.options["duration"], option="duration", maximum=_max_duration(ctx)
+    )
+    cluster, namespace, pod = await _pod_target(ctx)
+    chosen, others = default_container(pod)
+    container = ctx.options.get("container") or chosen
+    if container not in [chosen, *others]:
+        raise CommandError(
+            f"pod {namespace}/{pod['metadata']['name']} has no container {container!r} "
+            f"(it has {', '.join(c for c in [chosen, *others] if c)})"
+        )
+    experiment_id = new_id()
+    change = stress.change_for(pod, cluster, str(container), experiment_id)
+    parameters = {**params, "duration": duration}
+    command = stress.script(kind, experiment_id, duration, parameters)
+    plan = {
+        "changes": [
+            f"run in container {container} of {namespace}/{pod['metadata']['name']} for "
+            f"{format_duration(duration)}: sh -c {command!r}"
+        ],
+        "rollback": [
+            "none needed: every worker runs under `timeout` and ends on time even without the "
+            "bot; /chaos stop kills them at once through exec"
+        ],
+    }
+    checks = [("create", "pods/exec")]
+    return await _run(
+        ctx, kind, cluster, namespace, pod, [change], parameters, checks, plan, experiment_id
+    )
+
+
 async def drain_node(ctx: CommandContext) -> Reply:
     limit = _max_duration(ctx)
     timeout = parse_duration(ctx.options.get("timeout") or "5m", option="timeout", maximum=limit)
@@ -266,8 +317,13 @@ async def _run(
     )
     if production and kind not in _no_approval(ctx):
         return _ask_approval(ctx, experiments, experiment, plan)
+
+    async def progress(done: float, total: float) -> None:
+        label = f"{kind} on {namespace}/{name}: {format_duration(done)} of {format_duration(total)}"
+        await ctx.progress(done, total, label)
+
     try:
-        await runner.inject(ctx.kubernetes, experiments, experiment, ctx.config)
+        await runner.inject(ctx.kubernetes, experiments, experiment, ctx.config, progress=progress)
     except CommandError as error:
         raise CommandError(
             f"{kind} on {namespace}/{name} failed and was rolled back: {error}"
@@ -523,6 +579,19 @@ def report(experiments: Experiments, experiment: Experiment) -> Reply:
     for key, label in (("evicted", "Evicted"), ("blocked", "Blocked"), ("skipped", "Skipped")):
         if experiment.result.get(key):
             fields.append(Field(label, "\n".join(experiment.result[key])[:1000]))
+    if experiment.result.get("cpu_seconds") is not None:
+        fields.append(
+            Field(
+                "CPU used",
+                f"{experiment.result['cpu_seconds']} s in {experiment.result.get('ran_seconds')} s",
+                inline=True,
+            )
+        )
+    if experiment.result.get("restarts") or experiment.result.get("evicted"):
+        fate = experiment.result.get("last_termination") or (
+            "evicted" if experiment.result.get("evicted") else "restarted"
+        )
+        fields.append(Field("Impact", f"the container {fate} during the stress", inline=True))
     if experiment.result.get("rollback"):
         fields.append(Field("Rollback", "\n".join(experiment.result["rollback"])))
     if experiment.error:
@@ -553,6 +622,8 @@ def _describe(change: dict[str, Any]) -> str:
         return f"pod {change['namespace']}/{change['pod']} evicted"
     if kind == "node-cordon":
         return f"node {change['node']} cordoned"
+    if kind == "stress":
+        return f"stress workers in {change['namespace']}/{change['pod']} ({change['container']})"
     if kind == "tc-qdisc":
         return (
             f"`tc qdisc replace dev {change.get('interface') or '?'} root "

@@ -9,15 +9,17 @@ it) is committed as ``injecting`` first, then the change is made, then the recor
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from clustercord_builtins.chaos import drain, faults, network
+from clustercord_builtins.chaos import drain, faults, network, stress
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.kubernetes import Kubernetes
 
 DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+STRESS = ("cpu-stress", "memory-stress", "disk-stress")
+Progress = Callable[[float, float], Awaitable[None]]
 
 
 async def inject(
@@ -26,8 +28,10 @@ async def inject(
     experiment: Experiment,
     config: Mapping[str, Any],
     clock: Callable[[], float] = time.time,
+    progress: Progress | None = None,
 ) -> Experiment:
-    """Make the experiment's recorded changes; on failure undo what was done and raise."""
+    """Make the experiment's recorded changes; on failure undo what was done and raise.
+    ``progress(done, total)`` hears of long faults (stress) as they run."""
     experiment.state = "injecting"
     experiment.started = clock()
     duration = experiment.parameters.get("duration")
@@ -37,7 +41,7 @@ async def inject(
         experiment.id, f"{experiment.kind} on {_where(experiment)} by {experiment.user}"
     )
     try:
-        await _apply(kube, experiments, experiment, config)
+        await _apply(kube, experiments, experiment, config, progress)
     except Exception as error:
         await rollback(kube, experiments, experiment, f"injection failed: {error}", clock=clock)
         experiment.state = "failed" if experiment.state == "ended" else experiment.state
@@ -48,7 +52,11 @@ async def inject(
 
 
 async def _apply(
-    kube: Kubernetes, experiments: Experiments, experiment: Experiment, config: Mapping[str, Any]
+    kube: Kubernetes,
+    experiments: Experiments,
+    experiment: Experiment,
+    config: Mapping[str, Any],
+    progress: Progress | None,
 ) -> None:
     params = experiment.parameters
     if experiment.kind == "pod-failure":
@@ -104,6 +112,28 @@ async def _apply(
             f"{faults.iso(experiment.expires)}",
         )
         return
+    if experiment.kind in STRESS:
+        (change,) = experiment.changes
+        seconds = float(params["duration"])
+        command = stress.script(experiment.kind, experiment.id, seconds, params)
+        experiment.state = "active"
+        experiments.save(experiment)
+        experiments.note(experiment.id, f"stress started in {_where(experiment)}: {command}")
+        outcome = await stress.run(kube, change, command, seconds, progress)
+        current = experiments.get(experiment.id)
+        experiment.result.update(outcome)
+        if current is not None and current.state != "active":  # stopped meanwhile
+            experiment.state, experiment.ended = current.state, current.ended
+            experiment.result = {**current.result, **outcome}
+        else:
+            experiment.state, experiment.ended = "ended", time.time()
+        experiments.save(experiment)
+        experiments.note(
+            experiment.id,
+            f"stress ended after {outcome['ran_seconds']} s: "
+            + ", ".join(f"{k}={v}" for k, v in outcome.items() if k != "ran_seconds"),
+        )
+        return
     if experiment.kind == "drain-node":
         change = experiment.changes[0]
         assert experiment.expires is not None
@@ -127,6 +157,8 @@ async def undo(kube: Kubernetes, change: dict[str, Any]) -> str:
     """Reverse one recorded change (see ``faults.undo``; network changes are ``network``'s)."""
     if change.get("kind") == "tc-qdisc":
         return await network.remove(kube, change)
+    if change.get("kind") == "stress":
+        return await stress.stop(kube, change)
     return await faults.undo(kube, change)
 
 
@@ -191,6 +223,8 @@ async def reconcile(
             reason = "expired"
         elif experiment.state == "active" and experiment.kind == "kill-pod" and at_start:
             reason = "the bot stopped while watching the recovery"
+        elif experiment.state == "active" and experiment.kind in STRESS and at_start:
+            reason = "the bot stopped during the stress"
         if reason:
             done.append(await rollback(kube, experiments, experiment, reason, clock=clock))
     for cluster in [c.name for c in kube.clusters()]:
