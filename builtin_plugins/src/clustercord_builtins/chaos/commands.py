@@ -9,10 +9,21 @@ request (production), or the injection through :mod:`~clustercord_builtins.chaos
 
 from __future__ import annotations
 
+import secrets
 import time
+from dataclasses import replace
 from typing import Any
 
-from clustercord_builtins.chaos import drain, faults, network, runner, safety, stress
+from clustercord_builtins.chaos import (
+    drain,
+    faults,
+    network,
+    plan_file,
+    plans,
+    runner,
+    safety,
+    stress,
+)
 from clustercord_builtins.chaos.durations import (
     format_duration,
     parse_duration,
@@ -386,6 +397,85 @@ async def approval_decided(approval: Any, ctx: Any) -> None:
     await ctx.notifier.notify(report(experiments, experiment), user=experiment.user)
 
 
+# -- experiment files --------------------------------------------------------------------
+async def run_experiment(ctx: CommandContext) -> Reply:
+    upload = ctx.options["file"]
+    try:
+        plan = plan_file.load(upload.data, max_duration=_max_duration(ctx))
+    except plan_file.PlanError as error:
+        raise UsageError(f"{upload.name}: {error}") from None
+    if ctx.options.get("dry_run"):
+        return await _plan_dry_run(ctx, plan)
+    run = await plans.run_plan(ctx, plan, HANDLERS, "run-" + secrets.token_hex(4))
+    return run_report(run)
+
+
+async def _plan_dry_run(ctx: CommandContext, plan: plan_file.Plan) -> Reply:
+    """Each fault step's own dry run (targets, rights and safety checked), nothing changed."""
+    steps: list[dict[str, Any]] = []
+    lines = []
+    for index, step in enumerate(plan.steps, 1):
+        if step.kind == "fault":
+            assert step.fault is not None
+            sub = replace(ctx, options={**step.options, "dry_run": True})
+            planned = (await HANDLERS[step.fault](sub)).data["experiment"]
+            steps.append({"step": index, **planned})
+            lines.append(f"{index}. {step.fault}: " + "; ".join(planned["changes"]))
+        elif step.kind == "wait":
+            steps.append({"step": index, "kind": "wait", "seconds": step.seconds})
+            lines.append(f"{index}. wait {format_duration(step.seconds)}")
+        else:
+            assert step.probe is not None
+            steps.append({"step": index, "kind": "assert", "probe": step.probe.describe()})
+            lines.append(f"{index}. assert {step.probe.describe()}")
+    steady = [p.describe() for p in plan.steady_state]
+    card = Card(
+        title=f"🧪 Dry run: {plan.name} (nothing was changed)",
+        fields=[
+            Field("Steady state", "\n".join(steady) or "(none)"),
+            Field("Steps", "\n".join(lines)[:1000]),
+        ],
+        color="blue",
+    )
+    data = {"experiment": {"id": None, "status": "dry-run", "name": plan.name, "dry_run": True,
+                           "targets": [t for s in steps for t in s.get("targets", [])],
+                           "faults": [s["kind"] for s in steps if s.get("faults")],
+                           "steps": steps, "steady_state": steady}}  # fmt: skip
+    return Reply(cards=[card], data=data)
+
+
+def run_report(run: dict[str, Any]) -> Reply:
+    icon = {"pass": "✅", "fail": "❌"}.get(run["verdict"], "⏸️")
+    steps = []
+    for step in run["steps"]:
+        text = step.get("fault") or step["kind"]
+        if step.get("experiment"):
+            text += f" → {step['experiment']} ({step.get('status')})"
+        if step.get("probe"):
+            text += f" {step['probe']}: {'ok' if step.get('ok') else 'FAILED'}"
+        if step.get("error"):
+            text += f": {step['error']}"
+        steps.append(f"{step['step']}. {text}")
+    seen = [
+        f"{o['when']}: {o['probe']} = {o['value']} {'✓' if o['ok'] else '✗'}"
+        for o in run["observations"]
+    ]
+    fields = [
+        Field("Verdict", run["verdict"], inline=True),
+        Field("Why", run.get("reason") or ""),
+        Field("Steps", "\n".join(steps) or "(none run)"),
+        Field("Rolled back", ", ".join(run.get("rolled_back", [])) or "nothing was left"),
+    ]
+    if seen:
+        fields.append(Field("Observations", "\n".join(seen)[-1000:]))
+    card = Card(title=f"{icon} Experiment {run['name']} ({run['id']})", fields=fields,
+                color="green" if run["verdict"] == "pass" else "red")  # fmt: skip
+    summary = {"id": run["id"], "status": run["verdict"], "name": run["name"],
+               "targets": [], "faults": [s["fault"] for s in run["steps"] if s.get("fault")],
+               "experiments": run["experiments"], "dry_run": False, "run": run}  # fmt: skip
+    return Reply(cards=[card], data={"experiment": summary})
+
+
 # -- managing experiments ------------------------------------------------------------------
 async def stop(ctx: CommandContext) -> Reply:
     experiments = Experiments(ctx.store)
@@ -443,6 +533,11 @@ async def stop(ctx: CommandContext) -> Reply:
 def status(ctx: CommandContext) -> Reply:
     experiments = Experiments(ctx.store)
     wanted = ctx.options.get("id")
+    if wanted and wanted.startswith("run-"):
+        run = experiments.run(wanted)
+        if run is None:
+            raise CommandError(f"no experiment run {wanted!r}")
+        return run_report(run)
     if wanted:
         experiment = experiments.get(wanted)
         if experiment is None:
@@ -693,3 +788,19 @@ def _owned(ctx: CommandContext, experiment: Experiment) -> None:
         raise PermissionDenied(
             f"experiment {experiment.id} is {experiment.user}'s; only they or an admin may stop it"
         )
+
+
+HANDLERS = {
+    "kill-pod": kill_pod,
+    "pod-failure": pod_failure,
+    "network-delay": network_delay,
+    "network-loss": network_loss,
+    "network-corruption": network_corruption,
+    "network-duplicate": network_duplicate,
+    "network-bandwidth": network_bandwidth,
+    "cpu-stress": cpu_stress,
+    "memory-stress": memory_stress,
+    "disk-stress": disk_stress,
+    "drain-node": drain_node,
+}
+"""The fault commands by name, as experiment files name them."""

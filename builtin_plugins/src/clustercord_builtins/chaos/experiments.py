@@ -24,6 +24,7 @@ from clustercord_sdk.services import Store
 EXPERIMENTS = "experiments"
 TIMELINE = "timeline"
 PROTECTED = "protected"
+RUNS = "runs"
 
 LIVE = ("injecting", "active", "rollback-failed")
 """States whose changes may still be in the cluster: the reconciler's work."""
@@ -64,7 +65,16 @@ def create_tables(store: Store) -> None:
     )
 
 
-MIGRATIONS = [(1, create_tables)]
+def create_runs(store: Store) -> None:
+    store.table(RUNS).create(
+        {"id": str, "name": str, "user": str, "started": float, "ended": float,
+         "verdict": str, "report": str},
+        pk="id",
+        if_not_exists=True,
+    )  # fmt: skip
+
+
+MIGRATIONS = [(1, create_tables), (2, create_runs)]
 
 
 @dataclass
@@ -165,6 +175,16 @@ class Experiments:
             "select at, text from timeline where experiment = ? order by at, id", [experiment_id]
         )
         return [(r["at"], r["text"]) for r in rows]
+
+    # -- runs of experiment files -------------------------------------------------------
+    def save_run(self, run: dict[str, Any]) -> None:
+        row = {k: run.get(k) for k in ("id", "name", "user", "started", "ended", "verdict")}
+        row["report"] = json.dumps(run, sort_keys=True)
+        self.store.table(RUNS).upsert(row, pk="id")
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self.store.query("select report from runs where id = ?", [run_id])
+        return json.loads(rows[0]["report"]) if rows else None
 
     # -- protected namespaces (besides the configured ones) ------------------------------
     def protect(self, namespace: str, by: str) -> None:

@@ -1,0 +1,181 @@
+"""Running an experiment file: the steady state checked before anything is injected, each step
+in turn (faults through the very handlers of the ``/chaos`` commands, so every safety check,
+rights check and record applies), the steady state after each step, and every fault the run
+made rolled back at the end, or at once when the steady state breaks (auto-rollback)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from clustercord_builtins.chaos import runner
+from clustercord_builtins.chaos.experiments import LIVE, Experiments
+from clustercord_builtins.chaos.plan_file import Plan, Probe
+from clustercord_sdk import CommandContext, Reply
+from clustercord_sdk.errors import CommandError
+
+Handler = Callable[[CommandContext], Awaitable[Reply]]
+
+
+async def observe(ctx: CommandContext, probe: Probe) -> float | None:
+    """The probe's value now (``None`` when it cannot be had: that fails any expectation)."""
+    options = probe.options
+    if probe.kind == "healthy_replicas":
+        resource, name = (
+            ("deployments.apps", options["deployment"]) if "deployment" in options
+            else ("statefulsets.apps", options["statefulset"])
+        )  # fmt: skip
+        cluster, namespace = ctx.kubernetes.target(options.get("cluster"), options.get("namespace"))
+        try:
+            workload = await ctx.kubernetes.get(
+                resource, str(name), namespace=namespace, cluster=cluster
+            )
+        except CommandError:
+            return None
+        return float((workload.get("status") or {}).get("readyReplicas") or 0)
+    if probe.kind == "http":
+        timeout = float(options.get("timeout") or 5)
+
+        def fetch() -> float | None:
+            try:
+                # http(s) only: the scheme was checked when the file was read.
+                with urllib.request.urlopen(str(options["url"]), timeout=timeout) as answer:
+                    return float(answer.status)
+            except urllib.error.HTTPError as error:
+                return float(error.code)
+            except (OSError, ValueError):
+                return None
+
+        return await asyncio.to_thread(fetch)
+    raise CommandError(f"unknown probe {probe.kind!r}")
+
+
+async def check(
+    ctx: CommandContext, probes: list[Probe], when: str, observations: list[dict[str, Any]]
+) -> list[str]:
+    """The probes that fail now; every observation is kept for the report."""
+    failed = []
+    for probe in probes:
+        value = await observe(ctx, probe)
+        ok = probe.expect.holds(value)
+        observations.append(
+            {"at": time.time(), "when": when, "probe": probe.describe(), "value": value, "ok": ok}
+        )
+        if not ok:
+            failed.append(f"{probe.describe()} (observed {value})")
+    return failed
+
+
+async def run_plan(
+    ctx: CommandContext, plan: Plan, handlers: dict[str, Handler], run_id: str
+) -> dict[str, Any]:
+    experiments = Experiments(ctx.store)
+    run: dict[str, Any] = {
+        "id": run_id, "name": plan.name, "user": ctx.user_id, "started": time.time(),
+        "ended": None, "verdict": None, "steps": [], "observations": [], "experiments": [],
+    }  # fmt: skip
+    observations = run["observations"]
+    failed = await check(ctx, plan.steady_state, "before", observations)
+    if failed:
+        run.update(
+            verdict="not run",
+            reason="the steady state does not hold before the experiment: " + "; ".join(failed),
+        )
+        return _finish(experiments, run)
+    stop_reason = None
+    for index, step in enumerate(plan.steps):
+        await ctx.progress(
+            index, len(plan.steps), f"{plan.name}: step {index + 1} of {len(plan.steps)}"
+        )
+        entry: dict[str, Any] = {"step": index + 1, "kind": step.kind}
+        run["steps"].append(entry)
+        if step.kind == "wait":
+            entry["seconds"] = step.seconds
+            failed = await _wait(ctx, plan, step.seconds, observations)
+        elif step.kind == "assert":
+            assert step.probe is not None
+            failed = await check(ctx, [step.probe], f"step {index + 1}", observations)
+            entry.update(probe=step.probe.describe(), ok=not failed)
+            if failed:
+                stop_reason = f"step {index + 1}: assertion failed: {failed[0]}"
+                break
+        else:
+            assert step.fault is not None
+            entry["fault"] = step.fault
+            sub = replace(ctx, options={**step.options, "dry_run": False})
+            try:
+                reply = await handlers[step.fault](sub)
+            except CommandError as error:
+                entry["error"] = str(error)
+                stop_reason = f"step {index + 1} ({step.fault}) failed: {error}"
+                break
+            experiment = (reply.data or {}).get("experiment") or {}
+            entry.update(experiment=experiment.get("id"), status=experiment.get("status"))
+            if experiment.get("id"):
+                run["experiments"].append(experiment["id"])
+            if experiment.get("status") == "awaiting-approval":
+                stop_reason = (
+                    f"step {index + 1} ({step.fault}) needs an admin's approval: run it on its own"
+                )
+                break
+            failed = await check(ctx, plan.steady_state, f"after step {index + 1}", observations)
+        if failed:
+            stop_reason = f"the steady state broke after step {index + 1}: " + "; ".join(failed)
+            run["auto_rollback"] = True
+            break
+    # Every fault of the run still in place is removed, whatever happened.
+    rolled = []
+    for experiment_id in run["experiments"]:
+        experiment = experiments.get(experiment_id)
+        if experiment is not None and experiment.state in (*LIVE, "awaiting-approval"):
+            if experiment.state == "awaiting-approval":
+                experiment.state, experiment.ended, experiment.error = (
+                    "refused",
+                    time.time(),
+                    f"run {run_id} ended",
+                )
+                experiments.save(experiment)
+            else:
+                await runner.rollback(
+                    ctx.plugin.kubernetes, experiments, experiment, f"run {run_id} ended"
+                )
+            rolled.append(experiment_id)
+    run["rolled_back"] = rolled
+    after = await check(ctx, plan.steady_state, "after", observations)
+    if stop_reason:
+        run.update(verdict="fail", reason=stop_reason)
+    elif after:
+        run.update(
+            verdict="fail",
+            reason="the steady state does not hold after the experiment: " + "; ".join(after),
+        )
+    else:
+        run.update(verdict="pass", reason="the steady state held throughout")
+    return _finish(experiments, run)
+
+
+async def _wait(
+    ctx: CommandContext, plan: Plan, seconds: float, observations: list[dict[str, Any]]
+) -> list[str]:
+    """Wait, checking the steady state every second: a break cuts the wait short."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return []
+        await asyncio.sleep(min(1.0, left))
+        if plan.steady_state:
+            failed = await check(ctx, plan.steady_state, "during wait", observations)
+            if failed:
+                return failed
+
+
+def _finish(experiments: Experiments, run: dict[str, Any]) -> dict[str, Any]:
+    run["ended"] = time.time()
+    experiments.save_run(run)
+    return run
