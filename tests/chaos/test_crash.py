@@ -9,6 +9,7 @@ with the database is found by its marks in the cluster and removed too.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -36,8 +37,9 @@ BOT = textwrap.dedent("""
             await asyncio.sleep(3600)
         return hang
 
-    faults.swap_images = crash_at("pod-image", faults.swap_images)
-    faults.kill = crash_at("kill", faults.kill)
+    if point in ("before", "after"):
+        faults.swap_images = crash_at("pod-image", faults.swap_images)
+        faults.kill = crash_at("kill", faults.kill)
     if point == "after-tc":  # killed once the qdisc is set, before the record says active
         from clustercord_builtins.chaos import network
         network_inject = network.inject
@@ -62,6 +64,22 @@ BOT = textwrap.dedent("""
 
         stress.run = run_then_say
 
+    if point.startswith("write-"):  # killed just before the cluster write number N
+        from clustercord.kubernetes.service import PluginKubernetes
+        wanted, writes = int(point.split("-")[1]), [0]
+
+        def counted(method):
+            async def write(self, *args, **kwargs):
+                writes[0] += 1
+                if writes[0] == wanted:
+                    print(point, flush=True)
+                    await asyncio.sleep(3600)
+                return await method(self, *args, **kwargs)
+            return write
+
+        for name in ("patch", "create", "delete"):
+            setattr(PluginKubernetes, name, counted(getattr(PluginKubernetes, name)))
+
     async def main():
         signer = TestSigner()
         harness = KernelHarness(data_dir, signer)
@@ -83,6 +101,9 @@ def bot_killed_at(data_dir, point: str, line: str) -> None:
     )
     assert bot.stdout is not None
     said = bot.stdout.readline().strip()
+    if said.startswith("returned") and point.startswith("write-"):
+        bot.wait()
+        pytest.skip(f"the command made fewer writes than {point[6:]}: no crash point there")
     if said != point:
         bot.kill()
         raise AssertionError(f"the bot said {said!r}: {bot.stderr.read() if bot.stderr else ''}")
@@ -156,3 +177,36 @@ async def test_an_active_fault_survives_a_restart_until_it_expires(clustercord_h
     chaos = await start_chaos(clustercord_harness)  # expired while the bot was down
     assert images(pod_named(homelab, name)) == images(victim)
     assert cluster_marks(homelab) == ""
+
+
+@pytest.mark.parametrize("write", [1, 2, 3, 4])
+@pytest.mark.parametrize("fault", ["pod-failure", "network-bandwidth", "drain-node"])
+async def test_a_kill_before_any_write_of_a_fault_leaves_nothing_after_restart(
+    clustercord_harness, homelab, fault, write
+):
+    """Every crash point of every fault that changes the cluster: the bot is killed just
+    before its Nth write to the cluster (after the N-1 before it), then restarted."""
+    victim = first_pod(homelab)
+    name = victim["metadata"]["name"]
+    node = victim["spec"]["nodeName"]
+    lines = {
+        "pod-failure": f"/chaos pod-failure pod:{name} namespace:media duration:30m",
+        "network-bandwidth": (
+            f"/chaos network-bandwidth pod:{name} namespace:media rate:1mbit duration:30m"
+        ),
+        "drain-node": f"/chaos drain-node node:{node} duration:30m",
+    }
+    bot_killed_at(clustercord_harness.data_dir, f"write-{write}", lines[fault])
+    chaos = await start_chaos(clustercord_harness)
+    assert cluster_marks(homelab) == ""
+    spec = json.loads(homelab.kubectl("get", "node", node, "-o", "json").stdout)["spec"]
+    assert not spec.get("unschedulable")
+    hit = pod_named(homelab, name)
+    if hit is not None:  # a drain may have evicted it: its controller replaced it
+        assert images(hit) == images(victim)
+        shown = homelab.kubectl(
+            "exec", name, "-n", "media", "--", "tc", "qdisc", "show", check=False
+        )
+        assert "tbf" not in shown.stdout
+    history = (await run(chaos, "/chaos history")).reply.data["experiments"]
+    assert all(e["status"] in ("ended", "failed") for e in history), history
