@@ -37,6 +37,7 @@ from clustercord_sdk.errors import UsageError
 MAX_BYTES = 64 * 1024
 MAX_DEPTH = 10
 MAX_STEPS = 50
+MAX_VALUES = 10_000
 FAULTS: dict[str, set[str]] = {
     "kill-pod": {"pod", "namespace", "mode", "grace", "force", "cluster"},
     "pod-failure": {"pod", "namespace", "duration", "force", "cluster"},
@@ -262,15 +263,21 @@ def _hint(word: str, known: Any) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _depth(value: Any, where: str, depth: int) -> None:
+def _depth(value: Any, where: str, depth: int, seen: list[int] | None = None) -> None:
+    """Refuses deep nesting, and documents whose aliases expand to more than ``MAX_VALUES``
+    values (a "billion laughs" file is small until something walks it)."""
+    seen = [0] if seen is None else seen
+    seen[0] += 1
+    if seen[0] > MAX_VALUES:
+        raise PlanError(f"the file holds more than {MAX_VALUES:,} values (aliases counted)")
     if depth > MAX_DEPTH:
         raise PlanError(f"{where or 'the file'}: nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
-            _depth(item, f"{where}.{key}" if where else str(key), depth + 1)
+            _depth(item, f"{where}.{key}" if where else str(key), depth + 1, seen)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _depth(item, f"{where}[{index}]", depth + 1)
+            _depth(item, f"{where}[{index}]", depth + 1, seen)
 
 
 def _plain(value: Any) -> Any:
