@@ -228,3 +228,13 @@ async def test_bad_options_are_clear_errors_and_change_nothing(chaos, homelab):
     assert not neither.ok and "id:" in neither.text
     assert images(pod_named(homelab, name)) == images(victim)
     assert experiments_stored(chaos) == []
+
+
+async def test_fault_types_can_need_approval_everywhere(chaos, homelab):
+    await chaos.kernel.manager.set_config("chaos", "approval_for", "kill-pod", by="test")
+    name = first_pod(homelab, "monitoring")["metadata"]["name"]
+    asked = await run(chaos, f"/chaos kill-pod pod:{name} namespace:monitoring")
+    assert asked.ok and asked.reply.data["experiment"]["status"] == "awaiting-approval"
+    assert pod_named(homelab, name, "monitoring") is not None
+    stopped = await run(chaos, f"/chaos stop id:{asked.reply.data['experiment']['id']}")
+    assert stopped.ok and stopped.reply.data["stopped"][0]["status"] == "refused"

@@ -282,7 +282,7 @@ async def drain_node(ctx: CommandContext) -> Reply:
         started=time.time(),
         changes=[faults.cordon_change(node, cluster)],
     )
-    if production and "drain-node" not in _no_approval(ctx):
+    if _needs_approval(ctx, "drain-node", production):
         return _ask_approval(ctx, experiments, experiment, plan)
     try:
         await runner.inject(ctx.kubernetes, experiments, experiment, ctx.config)
@@ -326,7 +326,7 @@ async def _run(
         started=time.time(),
         changes=changes,
     )
-    if production and kind not in _no_approval(ctx):
+    if _needs_approval(ctx, kind, production):
         return _ask_approval(ctx, experiments, experiment, plan)
 
     async def progress(done: float, total: float) -> None:
@@ -342,8 +342,12 @@ async def _run(
     return report(experiments, experiment)
 
 
-def _no_approval(ctx: CommandContext) -> set[str]:
-    return {w.strip() for w in str(ctx.config.get("no_approval_for") or "").split(",") if w.strip()}
+def _needs_approval(ctx: CommandContext, kind: str, production: bool) -> bool:
+    """Production targets need an admin's approval unless the fault type is exempted
+    (``no_approval_for``); the fault types of ``approval_for`` need it everywhere."""
+    if kind in safety._words(ctx.config.get("approval_for")):
+        return True
+    return production and kind not in safety._words(ctx.config.get("no_approval_for"))
 
 
 def _ask_approval(
