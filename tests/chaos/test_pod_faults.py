@@ -4,6 +4,7 @@ dry runs that change nothing, refusals before anything is stored."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from .conftest import ADMIN, VIEWER, cluster_marks, first_pod, images, pod_named, pods, run
@@ -95,6 +96,14 @@ async def test_pod_failure_swaps_images_until_stop_and_restores_them(chaos, home
     assert [(e["id"], e["status"]) for e in history.reply.data["experiments"]] == [
         (experiment["id"], "ended")
     ]
+    as_json = (await run(chaos, f"/chaos report id:{experiment['id']} format:json")).reply.files[0]
+    exported = json.loads(as_json.data)
+    assert exported["id"] == experiment["id"] and exported["status"] == "ended"
+    assert any("stopped by" in t["text"] for t in exported["timeline"])
+    markdown = (await run(chaos, f"/chaos report id:{experiment['id']}")).reply.files[0]
+    text = markdown.data.decode()
+    assert text.startswith(f"# 💥 Chaos experiment {experiment['id']}") and "## Rollback" in text
+    assert "images restored" in text
 
 
 async def test_pod_failure_is_rolled_back_by_the_job_when_it_expires(chaos, homelab):

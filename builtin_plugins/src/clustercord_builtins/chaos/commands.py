@@ -9,6 +9,7 @@ request (production), or the injection through :mod:`~clustercord_builtins.chaos
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import replace
@@ -31,7 +32,7 @@ from clustercord_builtins.chaos.durations import (
     parse_percent,
 )
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments, new_id
-from clustercord_sdk import Card, CommandContext, Field, Reply, Table
+from clustercord_sdk import Card, CommandContext, Field, File, Reply, Table
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.kubernetes import default_container
 
@@ -570,6 +571,32 @@ def status(ctx: CommandContext) -> Reply:
         ],
         data={"experiments": [e.summary() for e in live]},
     )
+
+
+def export_report(ctx: CommandContext) -> Reply:
+    """An experiment's (or a run's) report as a file: JSON for tools, Markdown for people."""
+    wanted = ctx.options["id"]
+    shown = status(replace(ctx, options={"id": wanted}))
+    experiment = shown.data["experiment"]
+    fmt = ctx.options.get("format") or "markdown"
+    if fmt == "json":
+        body = json.dumps(experiment, indent=2, sort_keys=True, default=str)
+        file = File(f"{wanted}.json", body.encode(), f"chaos report {wanted}", "application/json")
+    elif fmt == "markdown":
+        card = shown.cards[0]
+        lines = [f"# {card.title}", ""]
+        for item in card.fields:
+            value = item.value.replace("`", "")
+            lines += [f"## {item.name}", "", value if item.inline else _bullets(value), ""]
+        body = "\n".join(lines)
+        file = File(f"{wanted}.md", body.encode(), f"chaos report {wanted}", "text/markdown")
+    else:
+        raise UsageError(f"format: {fmt!r} is not one of json, markdown")
+    return Reply(text=f"Report of {wanted} ({fmt}).", files=[file], data={"experiment": experiment})
+
+
+def _bullets(text: str) -> str:
+    return "\n".join(f"- {line}" for line in text.splitlines() if line.strip()) or "-"
 
 
 def history(ctx: CommandContext) -> Reply:
