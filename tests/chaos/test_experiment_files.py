@@ -166,3 +166,42 @@ async def test_bad_files_are_clear_errors_and_change_nothing(
 async def test_a_ten_megabyte_file_is_refused_unread(chaos, homelab, tmp_path):
     result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, b'#' * 10_000_000)}")
     assert not result.ok and "an experiment file has at most 65,536" in result.text
+
+
+async def test_a_scheduled_experiment_runs_after_each_approval_with_its_owners_rights(
+    chaos, homelab, tmp_path
+):
+    from .conftest import ADMIN
+
+    victim = first_pod(homelab)
+    name = victim["metadata"]["name"]
+    text = f"name: weekly gameday\nsteps: [{{fault: kill-pod, pod: {name}, namespace: media}}]\n"
+    bad = await run(chaos, f"/chaos schedule file:{write(tmp_path, text)} cron:'61 * * * *'")
+    assert not bad.ok and "cron:" in bad.text
+    made = await run(chaos, f"/chaos schedule file:{write(tmp_path, text)} cron:'0 10 * * 3'")
+    assert made.ok, made.text
+    schedule_id = made.reply.data["schedule"]["id"]
+    assert (await run(chaos, "/chaos schedules")).reply.data["schedules"] == [schedule_id]
+
+    job = chaos.kernel.scheduler.get(f"chaos-{schedule_id}")
+    assert job is not None and job.schedule == "0 10 * * 3"
+    await chaos.kernel.run_job(job)  # the cron fires: an approval is asked, nothing runs yet
+    assert pod_named(homelab, name) is not None
+    pending = (await run(chaos, "/approval list", user=ADMIN)).reply.data["pending"]
+    assert len(pending) == 1
+    assert (await run(chaos, f"/approval approve id:{pending[0]}", user=ADMIN)).ok
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and pod_named(homelab, name) is not None:
+        await asyncio.sleep(0.2)
+    assert pod_named(homelab, name) is None  # the approved run killed the pod
+    deadline = time.monotonic() + 20
+    history: list = []
+    while time.monotonic() < deadline:
+        history = (await run(chaos, "/chaos history")).reply.data["experiments"]
+        if history and history[0]["status"] == "ended":
+            break
+        await asyncio.sleep(0.2)
+    assert [e["status"] for e in history] == ["ended"]
+
+    assert (await run(chaos, f"/chaos unschedule id:{schedule_id}")).ok
+    assert chaos.kernel.scheduler.get(f"chaos-{schedule_id}") is None

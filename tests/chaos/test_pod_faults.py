@@ -4,6 +4,7 @@ dry runs that change nothing, refusals before anything is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -201,8 +202,8 @@ async def test_production_namespaces_wait_for_an_admins_approval(chaos, homelab)
 
     approved = await run(chaos, f"/approval approve id:{experiment['approval']}", user=ADMIN)
     assert approved.ok, approved.text
-    status = await run(chaos, f"/chaos status id:{experiment['id']}")
-    assert status.reply.data["experiment"]["status"] == "active", status.reply.data
+    status = await until_status(chaos, experiment["id"], "active")
+    assert status["status"] == "active", status
     assert set(images(pod_named(homelab, name)).values()) == {"registry.k8s.io/pause:3.10"}
     assert (await run(chaos, f"/chaos stop id:{experiment['id']}")).ok
     assert images(pod_named(homelab, name)) == images(victim)
@@ -247,3 +248,13 @@ async def test_fault_types_can_need_approval_everywhere(chaos, homelab):
     assert pod_named(homelab, name, "monitoring") is not None
     stopped = await run(chaos, f"/chaos stop id:{asked.reply.data['experiment']['id']}")
     assert stopped.ok and stopped.reply.data["stopped"][0]["status"] == "refused"
+
+
+async def until_status(chaos, experiment_id: str, wanted: str, seconds: float = 15) -> dict:
+    """The experiment once it reaches ``wanted`` (approved work runs in the background)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = (await run(chaos, f"/chaos status id:{experiment_id}")).reply.data["experiment"]
+        if found["status"] == wanted or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.1)

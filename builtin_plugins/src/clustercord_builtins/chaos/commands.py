@@ -9,6 +9,7 @@ request (production), or the injection through :mod:`~clustercord_builtins.chaos
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -32,7 +33,7 @@ from clustercord_builtins.chaos.durations import (
     parse_percent,
 )
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments, new_id
-from clustercord_sdk import Card, CommandContext, Field, File, Reply, Table
+from clustercord_sdk import Card, CommandContext, Field, File, Invocation, Reply, Table
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.kubernetes import default_container
 
@@ -380,8 +381,16 @@ def _ask_approval(
 
 async def approval_decided(approval: Any, ctx: Any) -> None:
     """An admin's decision on a production experiment: run it as the plugin (the user's own
-    rights were checked when it was asked for), or mark it refused."""
+    rights were checked when it was asked for), or mark it refused. A GameDay's approved run
+    starts here too. Either runs in the background: a fault may watch a recovery or last
+    minutes, longer than a hook may take."""
     experiments = Experiments(ctx.store)
+    schedule_id = (approval.details or {}).get("schedule")
+    if schedule_id:
+        found = experiments.schedule(schedule_id)
+        if found is not None and approval.status == "approved":
+            background(run_scheduled(found, approval, ctx), ctx)
+        return
     experiment_id = (approval.details or {}).get("experiment")
     experiment = experiments.get(experiment_id) if experiment_id else None
     if experiment is None or experiment.state != "awaiting-approval":
@@ -394,12 +403,32 @@ async def approval_decided(approval: Any, ctx: Any) -> None:
         experiments.note(experiment.id, f"approval {approval.id} {approval.status}")
         return
     experiments.note(experiment.id, f"approved by {approval.decided_by}")
-    try:
-        await runner.inject(ctx.kubernetes, experiments, experiment, ctx.config)
-    except CommandError as error:
-        ctx.log.warning("chaos experiment %s failed after approval: %s", experiment.id, error)
-        return
-    await ctx.notifier.notify(report(experiments, experiment), user=experiment.user)
+
+    async def inject() -> None:
+        try:
+            await runner.inject(ctx.kubernetes, experiments, experiment, ctx.config)
+        except CommandError as error:
+            ctx.log.warning("chaos experiment %s failed after approval: %s", experiment.id, error)
+            return
+        await ctx.notifier.notify(report(experiments, experiment), user=experiment.user)
+
+    background(inject(), ctx)
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+"""Work started by approvals, kept referenced until done (the loop holds tasks weakly)."""
+
+
+def background(work: Any, ctx: Any) -> None:
+    task = asyncio.ensure_future(work)
+    _BACKGROUND.add(task)
+
+    def done(finished: asyncio.Task[Any]) -> None:
+        _BACKGROUND.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            ctx.log.warning("chaos: background work failed: %s", finished.exception())
+
+    task.add_done_callback(done)
 
 
 # -- experiment files --------------------------------------------------------------------
@@ -479,6 +508,88 @@ def run_report(run: dict[str, Any]) -> Reply:
                "targets": [], "faults": [s["fault"] for s in run["steps"] if s.get("fault")],
                "experiments": run["experiments"], "dry_run": False, "run": run}  # fmt: skip
     return Reply(cards=[card], data={"experiment": summary})
+
+
+# -- GameDays: experiment files on a schedule, each run approved by an admin ---------------
+def schedule(ctx: CommandContext) -> Reply:
+    upload = ctx.options["file"]
+    try:
+        plan = plan_file.load(upload.data, max_duration=_max_duration(ctx))
+    except plan_file.PlanError as error:
+        raise UsageError(f"{upload.name}: {error}") from None
+    schedule_id = "gd-" + secrets.token_hex(4)
+    try:
+        job = ctx.plugin.scheduler.cron(
+            ctx.options["cron"], "commands:scheduled_run", job_id=f"chaos-{schedule_id}",
+            payload={"schedule": schedule_id}, missed="skip",
+        )  # fmt: skip
+    except ValueError as error:
+        raise UsageError(f"cron: {error}") from None
+    Experiments(ctx.store).add_schedule(
+        {"id": schedule_id, "name": plan.name, "user": ctx.user_id, "cron": job.schedule,
+         "file": upload.data.decode("utf-8"), "created": time.time()}
+    )  # fmt: skip
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(job.next_run))
+    return Reply(
+        text=(
+            f"📅 {plan.name} is scheduled ({job.schedule}) as `{schedule_id}`; next run {when}. "
+            "Each run waits for an admin's approval, then runs with your rights."
+        ),
+        data={"schedule": {"id": schedule_id, "name": plan.name, "cron": job.schedule,
+                           "next_run": job.next_run}},
+    )  # fmt: skip
+
+
+def schedules(ctx: CommandContext) -> Reply:
+    rows = [
+        [s["id"], s["name"], s["cron"], f"<@{s['user']}>"]
+        for s in Experiments(ctx.store).schedules()
+    ]
+    table = Table(["ID", "EXPERIMENT", "CRON", "BY"], rows, title="Scheduled experiments")
+    return Reply(tables=[table], data={"schedules": [r[0] for r in rows]})
+
+
+def unschedule(ctx: CommandContext) -> Reply:
+    experiments = Experiments(ctx.store)
+    found = experiments.schedule(ctx.options["id"])
+    if found is None:
+        raise CommandError(f"no scheduled experiment {ctx.options['id']!r} (see /chaos schedules)")
+    if found["user"] != ctx.user_id and not ctx.invocation.admin:
+        raise PermissionDenied(
+            f"{found['id']} is {found['user']}'s; only they or an admin remove it"
+        )
+    ctx.plugin.scheduler.cancel(f"chaos-{found['id']}")
+    experiments.remove_schedule(found["id"])
+    return Reply(text=f"{found['name']} ({found['id']}) is no longer scheduled.")
+
+
+def scheduled_run(job: Any, ctx: Any) -> None:
+    """The cron job of a GameDay: ask an admin to approve this run."""
+    found = Experiments(ctx.store).schedule(job.payload.get("schedule", ""))
+    if found is None:
+        return
+    ctx.approvals.request(
+        "chaos scheduled experiment",
+        f"scheduled experiment {found['name']} ({found['id']}) of {found['user']}",
+        requested_by=found["user"],
+        details={"schedule": found["id"]},
+        expires_in=float(ctx.config.get("approval_timeout", 3600)),
+    )
+
+
+async def run_scheduled(found: dict[str, Any], approval: Any, ctx: Any) -> dict[str, Any]:
+    """An approved GameDay run, with the rights of the user who scheduled it (each call is
+    checked against that identity, as when they run it themselves)."""
+    invocation = Invocation(
+        user_id=found["user"], command=("chaos", "run-experiment"), frontend="scheduler"
+    )
+    command = CommandContext(invocation=invocation, options={}, plugin=ctx)
+    plan = plan_file.load(
+        found["file"].encode(), max_duration=float(ctx.config.get("max_duration", 3600))
+    )
+    run = await plans.run_plan(command, plan, HANDLERS, "run-" + secrets.token_hex(4))
+    await ctx.notifier.notify(run_report(run), user=found["user"])
+    return run
 
 
 # -- managing experiments ------------------------------------------------------------------

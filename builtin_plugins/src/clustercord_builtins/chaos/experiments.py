@@ -25,6 +25,7 @@ EXPERIMENTS = "experiments"
 TIMELINE = "timeline"
 PROTECTED = "protected"
 RUNS = "runs"
+SCHEDULES = "schedules"
 
 LIVE = ("injecting", "active", "rollback-failed")
 """States whose changes may still be in the cluster: the reconciler's work."""
@@ -74,7 +75,15 @@ def create_runs(store: Store) -> None:
     )  # fmt: skip
 
 
-MIGRATIONS = [(1, create_tables), (2, create_runs)]
+def create_schedules(store: Store) -> None:
+    store.table(SCHEDULES).create(
+        {"id": str, "name": str, "user": str, "cron": str, "file": str, "created": float},
+        pk="id",
+        if_not_exists=True,
+    )
+
+
+MIGRATIONS = [(1, create_tables), (2, create_runs), (3, create_schedules)]
 
 
 @dataclass
@@ -185,6 +194,20 @@ class Experiments:
     def run(self, run_id: str) -> dict[str, Any] | None:
         rows = self.store.query("select report from runs where id = ?", [run_id])
         return json.loads(rows[0]["report"]) if rows else None
+
+    # -- scheduled experiment files (GameDays) -------------------------------------------
+    def add_schedule(self, schedule: dict[str, Any]) -> None:
+        self.store.table(SCHEDULES).insert(schedule)
+
+    def schedule(self, schedule_id: str) -> dict[str, Any] | None:
+        rows = self.store.query("select * from schedules where id = ?", [schedule_id])
+        return rows[0] if rows else None
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return self.store.query("select * from schedules order by created")
+
+    def remove_schedule(self, schedule_id: str) -> None:
+        self.store.table(SCHEDULES).delete(schedule_id)
 
     # -- protected namespaces (besides the configured ones) ------------------------------
     def protect(self, namespace: str, by: str) -> None:
