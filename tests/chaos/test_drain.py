@@ -129,3 +129,39 @@ async def test_a_pod_disruption_budget_blocks_its_pod_until_the_timeout(chaos, h
     )
     assert (await run(chaos, "/chaos stop all:true")).ok
     assert not unschedulable(homelab, node)
+
+
+async def test_stop_during_a_drain_ends_it_and_uncordons(chaos, homelab):
+    import asyncio
+
+    node = busiest_node(homelab)
+    guarded = next(p for p in node_pods(homelab, node) if owned_by(p) != "DaemonSet")
+    namespace = guarded["metadata"]["namespace"]
+    labels = guarded["metadata"]["labels"]
+    key = next(k for k in labels if k != "pod-template-hash")
+    homelab.apply(
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\n"
+        f"metadata: {{name: guard, namespace: {namespace}}}\n"
+        f"spec: {{minAvailable: 1, selector: {{matchLabels: {{{key}: '{labels[key]}'}}}}}}\n"
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        allowed = homelab.kubectl(
+            "get", "pdb", "guard", "-n", namespace, "-o", "jsonpath={.status.disruptionsAllowed}"
+        ).stdout
+        if allowed == "0":
+            break
+        time.sleep(0.1)
+    # The guarded pod blocks the drain (retried until 2 minutes): it is stopped meanwhile.
+    draining = asyncio.ensure_future(run(chaos, f"/chaos drain-node node:{node} timeout:2m"))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not unschedulable(homelab, node):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
+    (running,) = (await run(chaos, "/chaos status")).reply.data["experiments"]
+    assert (await run(chaos, f"/chaos stop id:{running['id']}")).ok
+    result = await asyncio.wait_for(draining, 30)
+    assert result.ok, result.text
+    assert result.reply.data["experiment"]["status"] == "ended"
+    assert not unschedulable(homelab, node)
+    assert cluster_marks(homelab) == ""

@@ -68,6 +68,12 @@ async def drain(
             pending.append(pod)
     total = len(pending)
     while pending:
+        current = experiments.get(experiment.id)
+        if current is not None and current.state != "injecting":  # stopped meanwhile
+            skipped += [
+                f"{p['metadata']['namespace']}/{p['metadata']['name']} (stopped)" for p in pending
+            ]
+            break
         pod = pending.pop(0)
         meta = pod["metadata"]
         where = f"{meta['namespace']}/{meta['name']}"
@@ -105,5 +111,13 @@ async def drain(
         experiments.note(experiment.id, f"evicted {where}")
         if progress is not None:
             await progress(len(evicted), total, where)
+    current = experiments.get(experiment.id)
+    if current is not None and current.state != "injecting":  # a stop won: keep its outcome
+        experiment.state, experiment.ended, experiment.error = (
+            current.state,
+            current.ended,
+            current.error,
+        )
+        experiment.result = {**current.result, **experiment.result}
     experiment.result.update({"evicted": evicted, "blocked": blocked, "skipped": skipped})
     experiments.save(experiment)

@@ -141,6 +141,8 @@ async def _apply(
         experiments.note(experiment.id, f"node {experiment.target} cordoned")
         # Still `injecting` while pods are evicted: a drain cut short by a crash is undone.
         await drain.drain(kube, experiments, experiment, set(params.get("protected", [])))
+        if experiment.state != "injecting":  # stopped while draining (drain kept its outcome)
+            return
         experiment.state = "active"
         experiments.save(experiment)
         result = experiment.result
