@@ -151,6 +151,16 @@ steps: [{{fault: kill-pod, pod: {name}, namespace: media}}]
             "http:// or https://",
         ),
         ("- just\n- a list\n", "a mapping with name and steps"),
+        (
+            "name: x\nsteps: [{assert: {probe: http, "
+            "url: 'http://169.254.169.254/latest/meta-data/', expect: '== 200'}}]",
+            "link-local",
+        ),
+        (
+            "name: x\nsteps: [{assert: {probe: http, "
+            "url: 'http://metadata.google.internal/computeMetadata/v1/', expect: '== 200'}}]",
+            "cloud metadata endpoint",
+        ),
     ],
 )
 async def test_bad_files_are_clear_errors_and_change_nothing(

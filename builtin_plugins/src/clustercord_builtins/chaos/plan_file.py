@@ -25,7 +25,9 @@ Probes: ``healthy_replicas`` (the ready replicas of a ``deployment`` or ``statef
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,8 +212,10 @@ def _probe(raw: Any, where: str) -> Probe:
     _keys(raw, {"probe", "expect", *required}, optional, where)
     if kind == "healthy_replicas" and ("deployment" in raw) == ("statefulset" in raw):
         raise PlanError(f"{where}: healthy_replicas needs deployment: or statefulset: (one)")
-    if kind == "http" and not re.match(r"^https?://", str(raw["url"])):
-        raise PlanError(f"{where}.url: an http:// or https:// address")
+    if kind == "http":
+        problem = url_problem(str(raw["url"]))
+        if problem:
+            raise PlanError(f"{where}.url: {problem}")
     return Probe(kind, {k: _plain(v) for k, v in raw.items() if k not in ("probe", "expect")},
                  parse_expectation(raw["expect"], f"{where}.expect"))  # fmt: skip
 
@@ -282,3 +286,28 @@ def _depth(value: Any, where: str, depth: int, seen: list[int] | None = None) ->
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) else str(value)
+
+
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+
+
+def url_problem(url: str) -> str | None:
+    """Why an http probe may not fetch ``url``: only http(s), and never a cloud metadata
+    endpoint or another link-local address (credentials live there; the probe is a GET the
+    bot makes from its own network)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return "an http:// or https:// address"
+    return host_problem(parsed.hostname)
+
+
+def host_problem(host: str) -> str | None:
+    if host.lower().rstrip(".") in METADATA_HOSTS:
+        return f"{host} is a cloud metadata endpoint"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        return f"{host} is a link-local, unspecified or multicast address (metadata lives there)"
+    return None

@@ -6,8 +6,10 @@ made rolled back at the end, or at once when the steady state breaks (auto-rollb
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -15,7 +17,7 @@ from typing import Any
 
 from clustercord_builtins.chaos import runner
 from clustercord_builtins.chaos.experiments import LIVE, Experiments
-from clustercord_builtins.chaos.plan_file import Plan, Probe
+from clustercord_builtins.chaos.plan_file import Plan, Probe, host_problem
 from clustercord_sdk import CommandContext, Reply
 from clustercord_sdk.errors import CommandError
 
@@ -42,6 +44,14 @@ async def observe(ctx: CommandContext, probe: Probe) -> float | None:
         timeout = float(options.get("timeout") or 5)
 
         def fetch() -> float | None:
+            # The name may resolve to a metadata address now, whatever it was at load.
+            host = urllib.parse.urlsplit(str(options["url"])).hostname or ""
+            try:
+                resolved = {i[4][0] for i in socket.getaddrinfo(host, None)}
+            except OSError:
+                return None
+            if any(host_problem(address) for address in resolved):
+                return None
             try:
                 # http(s) only: the scheme was checked when the file was read.
                 with urllib.request.urlopen(str(options["url"]), timeout=timeout) as answer:
