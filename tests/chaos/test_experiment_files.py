@@ -52,6 +52,8 @@ steady_state:
     deployment: jellyfin
     namespace: media
     expect: ">= 1"
+  - {{probe: field, resource: deployments.apps, name: jellyfin, namespace: media,
+     path: "status.conditions[0].status", expect: "== 1"}}
 steps:
   - fault: pod-failure
     pod: {name}
@@ -215,3 +217,31 @@ async def test_a_scheduled_experiment_runs_after_each_approval_with_its_owners_r
 
     assert (await run(chaos, f"/chaos unschedule id:{schedule_id}")).ok
     assert chaos.kernel.scheduler.get(f"chaos-{schedule_id}") is None
+
+
+async def test_a_brief_blip_within_the_failure_threshold_does_not_end_the_run(
+    chaos, homelab, tmp_path, health
+):
+    victim = first_pod(homelab)
+    name = victim["metadata"]["name"]
+    text = f"""
+name: tolerates one slow answer
+failure_threshold: 4
+steady_state:
+  - {{probe: http, url: "{health["url"]}", expect: "== 200"}}
+steps:
+  - {{fault: pod-failure, pod: {name}, namespace: media, duration: 5m}}
+  - wait: 4s
+"""
+    task = asyncio.ensure_future(run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}"))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and set(images(pod_named(homelab, name)).values()) != {PAUSE}:
+        await asyncio.sleep(0.1)
+    health["status"] = 503
+    await asyncio.sleep(1.0)
+    health["status"] = 200
+    result = await asyncio.wait_for(task, 30)
+    experiment = result.reply.data["experiment"]
+    failed = [o for o in experiment["run"]["observations"] if not o["ok"]]
+    assert failed and experiment["status"] == "pass", experiment["run"]
+    assert images(pod_named(homelab, name)) == images(victim)

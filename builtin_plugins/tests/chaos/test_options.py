@@ -146,3 +146,27 @@ def test_pod_disruption_budget_selectors():
     assert not selects({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}, labels)
     assert selects({}, labels)  # policy/v1: an empty selector selects every pod
     assert not selects(None, labels)
+
+
+def test_field_probes_read_numbers_and_conditions():
+    from clustercord_builtins.chaos.plans import field_value
+
+    deployment = {"status": {"readyReplicas": 2, "conditions": [{"status": "True"}]}}
+    assert field_value(deployment, "status.readyReplicas") == 2
+    assert field_value(deployment, "status.conditions[0].status") == 1
+    assert field_value(deployment, "status.conditions[3].status") is None
+    assert field_value(deployment, "spec.replicas") is None
+    assert field_value({"status": {"phase": "Running"}}, "status.phase") is None
+
+
+def test_failure_thresholds_and_field_probes_are_checked_at_load():
+    with pytest.raises(PlanError, match="failure_threshold: a whole number from 1 to 100"):
+        load(b"name: x\nfailure_threshold: true\nsteps: [{wait: 1s}]", max_duration=60)
+    with pytest.raises(PlanError, match="'secrets' is not one of"):
+        load(
+            b"name: x\nsteps: [{assert: {probe: field, resource: secrets, name: a, "
+            b"path: data.password, expect: '> 0'}}]",
+            max_duration=60,
+        )
+    plan = load(b"name: x\nfailure_threshold: 3\nsteps: [{wait: 1s}]", max_duration=60)
+    assert plan.failure_threshold == 3

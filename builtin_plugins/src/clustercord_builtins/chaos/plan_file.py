@@ -78,7 +78,14 @@ PROBES: dict[str, tuple[set[str], set[str]]] = {
     # probe: (required keys, optional keys) besides `probe` and `expect`
     "healthy_replicas": (set(), {"deployment", "statefulset", "namespace", "cluster"}),
     "http": ({"url"}, {"timeout"}),
+    "field": ({"resource", "name", "path"}, {"namespace", "cluster"}),
 }
+FIELD_RESOURCES = (
+    "pods", "nodes", "namespaces", "deployments.apps", "statefulsets.apps",
+    "poddisruptionbudgets.policy",
+)  # fmt: skip
+"""What a field probe may read: what the plugin itself may read."""
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?)*$")
 _EXPECT = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*(%?)\s*$")
 
 
@@ -132,6 +139,8 @@ class Plan:
     name: str
     steady_state: list[Probe]
     steps: list[Step]
+    failure_threshold: int = 1
+    """Consecutive failed steady-state checks that end the run (auto-rollback)."""
 
 
 def load(data: bytes, *, max_duration: float) -> Plan:
@@ -155,7 +164,10 @@ def load(data: bytes, *, max_duration: float) -> Plan:
     _depth(document, "", 0)
     if not isinstance(document, dict):
         raise PlanError("an experiment file is a mapping with name and steps")
-    _keys(document, {"name", "steps"}, {"description", "steady_state"}, "")
+    _keys(document, {"name", "steps"}, {"description", "steady_state", "failure_threshold"}, "")
+    threshold = document.get("failure_threshold", 1)
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 1 <= threshold <= 100:
+        raise PlanError("failure_threshold: a whole number from 1 to 100")
     name = document["name"]
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}", name):
         raise PlanError("name: letters, digits, spaces, '.', '_' and '-', at most 63 characters")
@@ -168,7 +180,8 @@ def load(data: bytes, *, max_duration: float) -> Plan:
         raise PlanError("steps: a list of at least one step")
     if len(steps) > MAX_STEPS:
         raise PlanError(f"steps: {len(steps)} steps; at most {MAX_STEPS}")
-    return Plan(name, steady, [_step(s, f"steps[{i}]", max_duration) for i, s in enumerate(steps)])
+    parsed = [_step(s, f"steps[{i}]", max_duration) for i, s in enumerate(steps)]
+    return Plan(name, steady, parsed, threshold)
 
 
 def _step(raw: Any, where: str, max_duration: float) -> Step:
@@ -212,6 +225,13 @@ def _probe(raw: Any, where: str) -> Probe:
     _keys(raw, {"probe", "expect", *required}, optional, where)
     if kind == "healthy_replicas" and ("deployment" in raw) == ("statefulset" in raw):
         raise PlanError(f"{where}: healthy_replicas needs deployment: or statefulset: (one)")
+    if kind == "field":
+        if raw["resource"] not in FIELD_RESOURCES:
+            raise PlanError(
+                f"{where}.resource: {raw['resource']!r} is not one of {', '.join(FIELD_RESOURCES)}"
+            )
+        if not _PATH.match(str(raw["path"])):
+            raise PlanError(f"{where}.path: a field path such as status.readyReplicas")
     if kind == "http":
         problem = url_problem(str(raw["url"]))
         if problem:

@@ -40,6 +40,15 @@ async def observe(ctx: CommandContext, probe: Probe) -> float | None:
         except CommandError:
             return None
         return float((workload.get("status") or {}).get("readyReplicas") or 0)
+    if probe.kind == "field":
+        cluster, namespace = ctx.kubernetes.target(options.get("cluster"), options.get("namespace"))
+        try:
+            found = await ctx.kubernetes.get(
+                str(options["resource"]), str(options["name"]), namespace=namespace, cluster=cluster
+            )
+        except CommandError:
+            return None
+        return field_value(found, str(options["path"]))
     if probe.kind == "http":
         timeout = float(options.get("timeout") or 5)
 
@@ -81,6 +90,21 @@ async def check(
     return failed
 
 
+class SteadyState:
+    """The steady state's checks during a run: broken once ``plan.failure_threshold``
+    consecutive checks failed (a single slow answer does not end a run unless asked)."""
+
+    def __init__(self, plan: Plan, observations: list[dict[str, Any]]) -> None:
+        self.plan = plan
+        self.observations = observations
+        self.failures = 0
+
+    async def broken(self, ctx: CommandContext, when: str) -> list[str]:
+        failed = await check(ctx, self.plan.steady_state, when, self.observations)
+        self.failures = self.failures + 1 if failed else 0
+        return failed if self.failures >= self.plan.failure_threshold else []
+
+
 async def run_plan(
     ctx: CommandContext, plan: Plan, handlers: dict[str, Handler], run_id: str
 ) -> dict[str, Any]:
@@ -98,6 +122,7 @@ async def run_plan(
         )
         return _finish(experiments, run)
     stop_reason = None
+    steady = SteadyState(plan, observations)
     for index, step in enumerate(plan.steps):
         await ctx.progress(
             index, len(plan.steps), f"{plan.name}: step {index + 1} of {len(plan.steps)}"
@@ -106,7 +131,7 @@ async def run_plan(
         run["steps"].append(entry)
         if step.kind == "wait":
             entry["seconds"] = step.seconds
-            failed = await _wait(ctx, plan, step.seconds, observations)
+            failed = await _wait(ctx, steady, step.seconds)
         elif step.kind == "assert":
             assert step.probe is not None
             failed = await check(ctx, [step.probe], f"step {index + 1}", observations)
@@ -133,7 +158,7 @@ async def run_plan(
                     f"step {index + 1} ({step.fault}) needs an admin's approval: run it on its own"
                 )
                 break
-            failed = await check(ctx, plan.steady_state, f"after step {index + 1}", observations)
+            failed = await steady.broken(ctx, f"after step {index + 1}")
         if failed:
             stop_reason = f"the steady state broke after step {index + 1}: " + "; ".join(failed)
             run["auto_rollback"] = True
@@ -169,9 +194,7 @@ async def run_plan(
     return _finish(experiments, run)
 
 
-async def _wait(
-    ctx: CommandContext, plan: Plan, seconds: float, observations: list[dict[str, Any]]
-) -> list[str]:
+async def _wait(ctx: CommandContext, steady: SteadyState, seconds: float) -> list[str]:
     """Wait, checking the steady state every second: a break cuts the wait short."""
     deadline = time.monotonic() + seconds
     while True:
@@ -179,8 +202,8 @@ async def _wait(
         if left <= 0:
             return []
         await asyncio.sleep(min(1.0, left))
-        if plan.steady_state:
-            failed = await check(ctx, plan.steady_state, "during wait", observations)
+        if steady.plan.steady_state:
+            failed = await steady.broken(ctx, "during wait")
             if failed:
                 return failed
 
@@ -189,3 +212,25 @@ def _finish(experiments: Experiments, run: dict[str, Any]) -> dict[str, Any]:
     run["ended"] = time.time()
     experiments.save_run(run)
     return run
+
+
+def field_value(obj: Any, path: str) -> float | None:
+    """The number at ``path`` (``status.readyReplicas``, ``status.conditions[0].status``):
+    numbers as they are, booleans and ``"True"``/``"False"`` as 1 and 0; else ``None``."""
+    value = obj
+    for part in path.split("."):
+        name, _, index = part.partition("[")
+        value = value.get(name) if isinstance(value, dict) else None
+        if index:
+            position = int(index.rstrip("]"))
+            value = value[position] if isinstance(value, list) and position < len(value) else None
+        if value is None:
+            return None
+    if isinstance(value, bool) or value in ("True", "False"):
+        return 1.0 if value in (True, "True") else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
