@@ -77,6 +77,9 @@ steps:
     assert {"before", "after step 1", "step 3", "after"} <= whens
     assert images(pod_named(homelab, name)) == images(victim)  # rolled back at the end
     assert cluster_marks(homelab) == ""
+    (png,) = result.reply.files  # the embed's chart of the probes, the fault window shaded
+    assert result.reply.cards[0].image == png.name == f"{experiment['id']}.png"
+    assert png.data.startswith(b"\x89PNG\r\n\x1a\n") and png.data[12:16] == b"IHDR"
     again = await run(chaos, f"/chaos status id:{experiment['id']}")
     assert again.reply.data["experiment"]["status"] == "pass"
 

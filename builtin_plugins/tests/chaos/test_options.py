@@ -170,3 +170,33 @@ def test_failure_thresholds_and_field_probes_are_checked_at_load():
         )
     plan = load(b"name: x\nfailure_threshold: 3\nsteps: [{wait: 1s}]", max_duration=60)
     assert plan.failure_threshold == 3
+
+
+def test_the_run_chart_is_a_png_with_the_fault_window_shaded():
+    import struct
+    import zlib
+
+    from clustercord_builtins.chaos import chart
+
+    observations = [
+        {"at": 100.0 + t, "probe": "healthy_replicas(api) >= 2", "value": v, "ok": v >= 2}
+        for t, v in [(0, 3), (1, 3), (2, 1), (3, 2), (4, 3)]
+    ]
+    png = chart.run_chart(observations, (101.0, 103.0))
+    assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (chart.WIDTH, chart.HEIGHT)
+    idat = png.index(b"IDAT")
+    length = struct.unpack(">I", png[idat - 4 : idat])[0]
+    rows = zlib.decompress(png[idat + 4 : idat + 4 + length])
+    stride = 1 + width * 3
+
+    def pixel(x: int, y: int) -> tuple[int, ...]:
+        at = y * stride + 1 + x * 3
+        return tuple(rows[at : at + 3])
+
+    inside = chart.MARGIN + round(1.5 / 4 * (width - 2 * chart.MARGIN))
+    assert pixel(inside, chart.MARGIN + 2) == chart.WINDOW  # the fault window
+    assert pixel(width - chart.MARGIN - 2, chart.MARGIN + 2) == chart.WHITE  # after it
+    assert chart.FAILED in {pixel(x, y) for x in range(width) for y in range(height)}
+    assert chart.run_chart([], None) is None

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from clustercord_builtins.chaos import (
+    chart,
     drain,
     faults,
     network,
@@ -502,12 +503,27 @@ def run_report(run: dict[str, Any]) -> Reply:
     ]
     if seen:
         fields.append(Field("Observations", "\n".join(seen)[-1000:]))
-    card = Card(title=f"{icon} Experiment {run['name']} ({run['id']})", fields=fields,
-                color="green" if run["verdict"] == "pass" else "red")  # fmt: skip
-    summary = {"id": run["id"], "status": run["verdict"], "name": run["name"],
-               "targets": [], "faults": [s["fault"] for s in run["steps"] if s.get("fault")],
-               "experiments": run["experiments"], "dry_run": False, "run": run}  # fmt: skip
-    return Reply(cards=[card], data={"experiment": summary})
+    faults_at = [s["at"] for s in run["steps"] if s.get("fault") and s.get("at")]
+    window = (min(faults_at), run.get("rolled_back_at") or run["ended"]) if faults_at else None
+    png = chart.run_chart(run["observations"], window)
+    files = [File(f"{run['id']}.png", png, "probes over time", "image/png")] if png else []
+    card = Card(
+        title=f"{icon} Experiment {run['name']} ({run['id']})",
+        fields=fields,
+        color="green" if run["verdict"] == "pass" else "red",
+        image=files[0].name if files else None,
+    )
+    summary = {
+        "id": run["id"],
+        "status": run["verdict"],
+        "name": run["name"],
+        "targets": [],
+        "faults": [s["fault"] for s in run["steps"] if s.get("fault")],
+        "experiments": run["experiments"],
+        "dry_run": False,
+        "run": run,
+    }
+    return Reply(cards=[card], files=files, data={"experiment": summary})
 
 
 # -- GameDays: experiment files on a schedule, each run approved by an admin ---------------

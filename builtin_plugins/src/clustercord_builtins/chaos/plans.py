@@ -127,7 +127,7 @@ async def run_plan(
         await ctx.progress(
             index, len(plan.steps), f"{plan.name}: step {index + 1} of {len(plan.steps)}"
         )
-        entry: dict[str, Any] = {"step": index + 1, "kind": step.kind}
+        entry: dict[str, Any] = {"step": index + 1, "kind": step.kind, "at": time.time()}
         run["steps"].append(entry)
         if step.kind == "wait":
             entry["seconds"] = step.seconds
@@ -181,6 +181,7 @@ async def run_plan(
                 )
             rolled.append(experiment_id)
     run["rolled_back"] = rolled
+    run["rolled_back_at"] = time.time()
     after = await check(ctx, plan.steady_state, "after", observations)
     if stop_reason:
         run.update(verdict="fail", reason=stop_reason)
