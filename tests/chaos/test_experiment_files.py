@@ -157,6 +157,14 @@ steps: [{{fault: kill-pod, pod: {name}, namespace: media}}]
         ),
         ("- just\n- a list\n", "a mapping with name and steps"),
         (
+            "name: x\nsteps: [{fault: kill-pod, pod: a, selector: app=a}]",
+            "pod: or selector:, not both",
+        ),
+        (
+            "name: x\nsteps: [{fault: drain-node, node: a, selector: app=a}]",
+            "steps[0].selector: unknown key",
+        ),
+        (
             "name: x\nsteps: [{assert: {probe: http, "
             "url: 'http://169.254.169.254/latest/meta-data/', expect: '== 200'}}]",
             "link-local",
@@ -190,7 +198,11 @@ async def test_a_scheduled_experiment_runs_after_each_approval_with_its_owners_r
 
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
-    text = f"name: weekly gameday\nsteps: [{{fault: kill-pod, pod: {name}, namespace: media}}]\n"
+    # A selector, not a name: next week's run finds the pod whatever it is called then.
+    text = (
+        "name: weekly gameday\nsteps: [{fault: kill-pod, namespace: media, "
+        "selector: app.kubernetes.io/name=jellyfin}]\n"
+    )
     bad = await run(chaos, f"/chaos schedule file:{write(tmp_path, text)} cron:'61 * * * *'")
     assert not bad.ok and "cron:" in bad.text
     made = await run(chaos, f"/chaos schedule file:{write(tmp_path, text)} cron:'0 10 * * 3'")
@@ -248,3 +260,25 @@ steps:
     failed = [o for o in experiment["run"]["observations"] if not o["ok"]]
     assert failed and experiment["status"] == "pass", experiment["run"]
     assert images(pod_named(homelab, name)) == images(victim)
+
+
+async def test_a_selector_picks_a_running_pod_when_the_step_runs(chaos, homelab, tmp_path):
+    victim = first_pod(homelab)
+    name = victim["metadata"]["name"]
+    text = (
+        "name: any jellyfin pod\nsteps:\n"
+        "  - {fault: pod-failure, namespace: media, selector: app.kubernetes.io/name=jellyfin, "
+        "duration: 1m}\n"
+    )
+    dry = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)} dry_run:true")
+    assert dry.ok and dry.reply.data["experiment"]["targets"] == [f"media/{name}"], dry.text
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}")
+    assert result.reply.data["experiment"]["status"] == "pass", result.text
+    assert result.reply.data["experiment"]["run"]["steps"][0]["pod"] == name
+    none = text.replace("name=jellyfin", "name=nothing")
+    missing = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, none)}")
+    assert missing.reply.data["experiment"]["status"] == "fail"
+    assert (
+        "no running pod in media matches selector"
+        in missing.reply.data["experiment"]["run"]["reason"]
+    )

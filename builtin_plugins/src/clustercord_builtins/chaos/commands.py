@@ -452,7 +452,8 @@ async def _plan_dry_run(ctx: CommandContext, plan: plan_file.Plan) -> Reply:
     for index, step in enumerate(plan.steps, 1):
         if step.kind == "fault":
             assert step.fault is not None
-            sub = replace(ctx, options={**step.options, "dry_run": True})
+            options = await plans.resolve_selector(ctx, step.options)
+            sub = replace(ctx, options={**options, "dry_run": True})
             planned = (await HANDLERS[step.fault](sub)).data["experiment"]
             steps.append({"step": index, **planned})
             lines.append(f"{index}. {step.fault}: " + "; ".join(planned["changes"]))

@@ -203,7 +203,14 @@ def _step(raw: Any, where: str, max_duration: float) -> Step:
     if fault not in FAULTS:
         raise PlanError(f"{where}.fault: unknown fault {fault!r}{_hint(str(fault), FAULTS)}")
     options = {k: v for k, v in raw.items() if k != "fault"}
-    _keys(options, REQUIRED[fault], FAULTS[fault] - REQUIRED[fault], where)
+    required, optional = REQUIRED[fault], FAULTS[fault] - REQUIRED[fault]
+    if "pod" in required and "selector" in options:
+        # A label selector instead of a name: the pod is picked when the step runs (pod
+        # names change; a file run every week still finds its target).
+        if "pod" in options:
+            raise PlanError(f"{where}: pod: or selector:, not both")
+        required, optional = required - {"pod"}, optional | {"selector"}
+    _keys(options, required, optional, where)
     for key, value in options.items():
         if isinstance(value, (dict, list)) or value is None:
             raise PlanError(f"{where}.{key}: a single value, not {type(value).__name__}")

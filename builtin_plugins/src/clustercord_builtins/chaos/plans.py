@@ -6,6 +6,7 @@ made rolled back at the end, or at once when the steady state breaks (auto-rollb
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import time
 import urllib.error
@@ -142,8 +143,10 @@ async def run_plan(
         else:
             assert step.fault is not None
             entry["fault"] = step.fault
-            sub = replace(ctx, options={**step.options, "dry_run": False})
             try:
+                options = await resolve_selector(ctx, step.options)
+                entry["pod"] = options.get("pod")
+                sub = replace(ctx, options={**options, "dry_run": False})
                 reply = await handlers[step.fault](sub)
             except CommandError as error:
                 entry["error"] = str(error)
@@ -235,3 +238,27 @@ def field_value(obj: Any, path: str) -> float | None:
         return float(str(value))
     except ValueError:
         return None
+
+
+async def resolve_selector(ctx: CommandContext, options: dict[str, Any]) -> dict[str, Any]:
+    """A step's options with ``selector:`` replaced by one Running, ready pod it selects
+    (picked at random, as Chaos Mesh's ``mode: one``); a clear error when none is."""
+    if "selector" not in options:
+        return dict(options)
+    cluster, namespace = ctx.kubernetes.target(options.get("cluster"), options.get("namespace"))
+    found = await ctx.kubernetes.list(
+        "pods", namespace=namespace, cluster=cluster, label_selector=str(options["selector"])
+    )
+    ready = [
+        p["metadata"]["name"]
+        for p in found
+        if (p.get("status") or {}).get("phase") == "Running"
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+    if not ready:
+        raise CommandError(
+            f"no running pod in {namespace} matches selector {options['selector']!r}"
+        )
+    chosen = {k: v for k, v in options.items() if k != "selector"}
+    chosen["pod"] = random.choice(ready)
+    return chosen
