@@ -5,6 +5,7 @@ of the run rolled back at the end, and at once when the steady state breaks."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -282,3 +283,41 @@ async def test_a_selector_picks_a_running_pod_when_the_step_runs(chaos, homelab,
         "no running pod in media matches selector"
         in missing.reply.data["experiment"]["run"]["reason"]
     )
+
+
+async def test_a_chaos_toolkit_experiment_runs_as_its_own_format(chaos, homelab, tmp_path, health):
+    victim = first_pod(homelab)
+    name = victim["metadata"]["name"]
+    experiment = {
+        "version": "1.0.0",
+        "title": "Jellyfin comes back after losing its pod",
+        "steady-state-hypothesis": {
+            "title": "it answers",
+            "probes": [{"type": "probe", "name": "health", "tolerance": 200,
+                        "provider": {"type": "http", "url": health["url"]}}],
+        },
+        "method": [
+            {"type": "action", "name": "terminate",
+             "provider": {"type": "python", "module": "chaosk8s.pod.actions",
+                          "func": "terminate_pods",
+                          "arguments": {"label_selector": "app.kubernetes.io/name=jellyfin",
+                                        "ns": "media"}},
+             "pauses": {"after": 1}},
+        ],
+        "rollbacks": [],
+    }  # fmt: skip
+    path = write(tmp_path, json.dumps(experiment), "experiment.json")
+    result = await run(chaos, f"/chaos run-experiment file:{path}")
+    assert result.ok, result.text
+    summary = result.reply.data["experiment"]
+    assert summary["status"] == "pass" and summary["faults"] == ["kill-pod"], summary["run"]
+    assert summary["name"] == "Jellyfin comes back after losing its pod"
+    assert pod_named(homelab, name) is None  # the pod was killed, its replacement Ready
+
+    experiment["method"][0]["provider"] = {
+        "type": "python", "module": "os", "func": "system", "arguments": {"command": "id"}
+    }  # fmt: skip
+    refused = await run(
+        chaos, f"/chaos run-experiment file:{write(tmp_path, json.dumps(experiment), 'x.json')}"
+    )
+    assert not refused.ok and "os.system is not supported" in refused.text

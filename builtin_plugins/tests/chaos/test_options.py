@@ -200,3 +200,33 @@ def test_the_run_chart_is_a_png_with_the_fault_window_shaded():
     assert pixel(width - chart.MARGIN - 2, chart.MARGIN + 2) == chart.WHITE  # after it
     assert chart.FAILED in {pixel(x, y) for x in range(width) for y in range(height)}
     assert chart.run_chart([], None) is None
+
+
+def test_chaos_toolkit_experiments_map_onto_the_plugins_faults_or_are_refused():
+    import json
+
+    base = {
+        "title": "drain: fine?",
+        "method": [
+            {"type": "action", "name": "drain", "pauses": {"before": 2},
+             "provider": {"type": "python", "module": "chaosk8s.node.actions",
+                          "func": "drain_nodes", "arguments": {"name": "pi-1", "timeout": 60}}},
+            {"type": "probe", "name": "up", "tolerance": 204,
+             "provider": {"type": "http", "url": "http://example.test/healthz"}},
+        ],
+    }  # fmt: skip
+    plan = load(json.dumps(base).encode(), max_duration=3600)
+    assert plan.name == "drain- fine"
+    assert [s.kind for s in plan.steps] == ["wait", "fault", "assert"]
+    assert plan.steps[1].options == {"node": "pi-1", "timeout": "60s"}
+    assert plan.steps[2].probe is not None and plan.steps[2].probe.expect.text == "== 204"
+    for change, message in [
+        ({"rollbacks": [{"type": "action"}]}, "rollbacks: not run"),
+        ({"method": [{"type": "action", "provider": {"type": "process", "path": "rm"}}]},
+         "'process' provider is not run"),
+        ({"method": [{"type": "probe", "tolerance": [200, 299],
+                      "provider": {"type": "http", "url": "http://x.test"}}]},
+         "tolerance: an HTTP status code"),
+    ]:  # fmt: skip
+        with pytest.raises(PlanError, match=message):
+            load(json.dumps({**base, **change}).encode(), max_duration=3600)

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from clustercord_builtins.chaos import chaostoolkit
 from clustercord_builtins.chaos.durations import parse_duration
 from clustercord_sdk.errors import UsageError
 
@@ -162,6 +163,11 @@ def load(data: bytes, *, max_duration: float) -> Plan:
         problem = getattr(error, "problem", None) or str(error)
         raise PlanError(f"the file is not YAML{where}: {problem}") from None
     _depth(document, "", 0)
+    if chaostoolkit.is_chaostoolkit(document):
+        try:
+            document = chaostoolkit.convert(document)
+        except chaostoolkit.ChaosToolkitError as error:
+            raise PlanError(f"Chaos Toolkit experiment: {error}") from None
     if not isinstance(document, dict):
         raise PlanError("an experiment file is a mapping with name and steps")
     _keys(document, {"name", "steps"}, {"description", "steady_state", "failure_threshold"}, "")
