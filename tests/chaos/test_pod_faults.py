@@ -258,3 +258,24 @@ async def until_status(chaos, experiment_id: str, wanted: str, seconds: float = 
         if found["status"] == wanted or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.1)
+
+
+async def test_an_experiment_exports_as_chaos_mesh_and_litmus_objects(chaos, homelab):
+    import yaml
+
+    name = first_pod(homelab)["metadata"]["name"]
+    made = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media grace:5")
+    experiment_id = made.reply.data["experiment"]["id"]
+    mesh = await run(chaos, f"/chaos export id:{experiment_id} format:chaos-mesh")
+    (podchaos,) = yaml.safe_load_all(mesh.reply.files[0].data)
+    assert podchaos["apiVersion"] == "chaos-mesh.org/v1alpha1" and podchaos["kind"] == "PodChaos"
+    assert podchaos["spec"]["action"] == "pod-kill" and podchaos["spec"]["gracePeriod"] == 5
+    assert podchaos["spec"]["selector"]["pods"] == {"media": [name]}
+    litmus = await run(chaos, f"/chaos export id:{experiment_id} format:litmus")
+    (engine,) = yaml.safe_load_all(litmus.reply.files[0].data)
+    assert engine["kind"] == "ChaosEngine"
+    (spec,) = engine["spec"]["experiments"]
+    assert spec["name"] == "pod-delete"
+    assert {"name": "TARGET_PODS", "value": name} in spec["spec"]["components"]["env"]
+    missing = await run(chaos, "/chaos export id:ex-none format:litmus")
+    assert not missing.ok and "no experiment 'ex-none'" in missing.text

@@ -230,3 +230,35 @@ def test_chaos_toolkit_experiments_map_onto_the_plugins_faults_or_are_refused():
     ]:  # fmt: skip
         with pytest.raises(PlanError, match=message):
             load(json.dumps({**base, **change}).encode(), max_duration=3600)
+
+
+def test_exports_of_network_stress_and_drain_experiments():
+    from clustercord_builtins.chaos import export
+    from clustercord_builtins.chaos.experiments import Experiment
+    from clustercord_sdk.errors import CommandError
+
+    def experiment(kind: str, **parameters) -> Experiment:
+        namespace = "" if kind == "drain-node" else "web"
+        return Experiment("ex-1", kind, "c", namespace, "api-1", parameters, "u", "ended", 0.0)
+
+    delay = experiment("network-delay", latency_ms=100.0, jitter_ms=10.0, correlation=None,
+                       duration=60.0)  # fmt: skip
+    (chaos,) = export.to_chaos_mesh(delay)
+    assert chaos["kind"] == "NetworkChaos" and chaos["spec"]["action"] == "delay"
+    assert chaos["spec"]["delay"] == {"latency": "100ms", "jitter": "10ms"}
+    assert chaos["spec"]["duration"] == "60s"
+    (loss,) = export.to_chaos_mesh(experiment("network-loss", percent=30.0, duration=5.0))
+    assert loss["spec"]["loss"] == {"loss": "30"}
+    (cpu,) = export.to_chaos_mesh(experiment("cpu-stress", percent=80.0, workers=2, duration=9))
+    assert cpu["spec"]["stressors"] == {"cpu": {"workers": 2, "load": 80}}
+    with pytest.raises(CommandError, match="Chaos Mesh has no counterpart of drain-node"):
+        export.to_chaos_mesh(experiment("drain-node", timeout=60, duration=600))
+    (engine,) = export.to_litmus(experiment("drain-node", timeout=60, duration=600))
+    env = engine["spec"]["experiments"][0]["spec"]["components"]["env"]
+    assert {"name": "TARGET_NODE", "value": "api-1"} in env
+    (latency,) = export.to_litmus(delay)
+    env = {
+        e["name"]: e["value"]
+        for e in latency["spec"]["experiments"][0]["spec"]["components"]["env"]
+    }
+    assert env["NETWORK_LATENCY"] == "100" and env["TOTAL_CHAOS_DURATION"] == "60"

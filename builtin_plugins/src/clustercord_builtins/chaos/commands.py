@@ -19,6 +19,7 @@ from typing import Any
 from clustercord_builtins.chaos import (
     chart,
     drain,
+    export,
     faults,
     network,
     plan_file,
@@ -721,6 +722,29 @@ def export_report(ctx: CommandContext) -> Reply:
     else:
         raise UsageError(f"format: {fmt!r} is not one of json, markdown")
     return Reply(text=f"Report of {wanted} ({fmt}).", files=[file], data={"experiment": experiment})
+
+
+def export_experiment(ctx: CommandContext) -> Reply:
+    """A native experiment as Chaos Mesh or Litmus objects (YAML), to apply with kubectl."""
+    wanted = ctx.options["id"]
+    experiment = Experiments(ctx.store).get(wanted)
+    if experiment is None:
+        raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+    fmt = ctx.options["format"]
+    if fmt == "chaos-mesh":
+        objects = export.to_chaos_mesh(experiment)
+    elif fmt == "litmus":
+        objects = export.to_litmus(experiment)
+    else:
+        raise UsageError(f"format: {fmt!r} is not one of chaos-mesh, litmus")
+    text = export.as_yaml(objects)
+    file = File(f"{wanted}-{fmt}.yaml", text.encode(), f"{experiment.kind} as {fmt}", "text/yaml")
+    kinds = ", ".join(o["kind"] for o in objects)
+    return Reply(
+        text=f"{experiment.kind} `{wanted}` as {fmt} ({kinds}); apply it with kubectl apply -f.",
+        files=[file],
+        data={"objects": objects},
+    )
 
 
 def _bullets(text: str) -> str:
