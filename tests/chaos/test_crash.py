@@ -132,7 +132,7 @@ async def test_pod_failure_killed_mid_injection_is_rolled_back_at_restart(
     assert cluster_marks(homelab) == ""
     history = (await run(chaos, "/chaos history")).reply.data["experiments"]
     assert [e["status"] for e in history] == ["ended"]
-    report = await run(chaos, f"/chaos status id:{history[0]['id']}")
+    report = await run(chaos, f"/chaos status experiment:{history[0]['id']}")
     timeline = [t["text"] for t in report.reply.data["experiment"]["timeline"]]
     assert any("the bot stopped during the injection" in t for t in timeline), timeline
 

@@ -45,11 +45,13 @@ async def test_a_fault_from_discord_reports_in_an_embed_and_stops_from_autocompl
     assert set(images(pod_named(bot.sandbox, name)).values()) == {"registry.k8s.io/pause:3.10"}
 
     offered = await discord.autocomplete(
-        bot.url, "chaos stop", focused="id", value="ex-", user_id=OWNER
+        bot.url, "chaos stop", focused="experiment", value="ex-", user_id=OWNER
     )
     (choice,) = offered.choices
     assert "pod-failure" in choice["name"] and name in choice["name"]
-    stopped = await discord.invoke(bot.url, "chaos stop", {"id": choice["value"]}, user_id=OWNER)
+    stopped = await discord.invoke(
+        bot.url, "chaos stop", {"experiment": choice["value"]}, user_id=OWNER
+    )
     await discord.wait_for(
         lambda: "Stopped 1" in ((stopped.message or {}).get("content") or ""), timeout=20
     )

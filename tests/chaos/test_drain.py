@@ -70,7 +70,7 @@ async def test_drain_evicts_all_but_daemonset_pods_and_stop_uncordons(chaos, hom
     left = [p for p in node_pods(homelab, node) if not p["metadata"].get("deletionTimestamp")]
     assert {owned_by(p) for p in left} == {"DaemonSet"}
 
-    assert (await run(chaos, f"/chaos stop id:{experiment['id']}")).ok
+    assert (await run(chaos, f"/chaos stop experiment:{experiment['id']}")).ok
     assert not unschedulable(homelab, node)
     assert cluster_marks(homelab) == ""
 
@@ -159,7 +159,7 @@ async def test_stop_during_a_drain_ends_it_and_uncordons(chaos, homelab):
         await asyncio.sleep(0.1)
     await asyncio.sleep(1)
     (running,) = (await run(chaos, "/chaos status")).reply.data["experiments"]
-    assert (await run(chaos, f"/chaos stop id:{running['id']}")).ok
+    assert (await run(chaos, f"/chaos stop experiment:{running['id']}")).ok
     result = await asyncio.wait_for(draining, 30)
     assert result.ok, result.text
     assert result.reply.data["experiment"]["status"] == "ended"

@@ -81,7 +81,7 @@ steps:
     (png,) = result.reply.files  # the embed's chart of the probes, the fault window shaded
     assert result.reply.cards[0].image == png.name == f"{experiment['id']}.png"
     assert png.data.startswith(b"\x89PNG\r\n\x1a\n") and png.data[12:16] == b"IHDR"
-    again = await run(chaos, f"/chaos status id:{experiment['id']}")
+    again = await run(chaos, f"/chaos status experiment:{experiment['id']}")
     assert again.reply.data["experiment"]["status"] == "pass"
 
 

@@ -68,7 +68,7 @@ async def test_bandwidth_limit_is_set_in_the_pod_and_removed_at_stop(chaos, home
     timeline = " ".join(t["text"] for t in experiment["timeline"])
     assert "tc qdisc replace dev" in timeline and "root tbf rate 1mbit" in timeline
 
-    assert (await run(chaos, f"/chaos stop id:{experiment['id']}")).ok
+    assert (await run(chaos, f"/chaos stop experiment:{experiment['id']}")).ok
     assert "tbf" not in qdiscs(homelab, victim)
     assert cluster_marks(homelab) == ""
 

@@ -86,8 +86,8 @@ async def test_pod_failure_swaps_images_until_stop_and_restores_them(chaos, home
     status = await run(chaos, "/chaos status")
     assert [e["id"] for e in status.reply.data["experiments"]] == [experiment["id"]]
     # Someone else's experiment: only its owner or an admin stops it.
-    assert not (await run(chaos, f"/chaos stop id:{experiment['id']}", user=VIEWER)).ok
-    stopped = await run(chaos, f"/chaos stop id:{experiment['id']}")
+    assert not (await run(chaos, f"/chaos stop experiment:{experiment['id']}", user=VIEWER)).ok
+    stopped = await run(chaos, f"/chaos stop experiment:{experiment['id']}")
     assert stopped.ok, stopped.text
     restored = pod_named(homelab, name)
     assert images(restored) == original
@@ -97,11 +97,13 @@ async def test_pod_failure_swaps_images_until_stop_and_restores_them(chaos, home
     assert [(e["id"], e["status"]) for e in history.reply.data["experiments"]] == [
         (experiment["id"], "ended")
     ]
-    as_json = (await run(chaos, f"/chaos report id:{experiment['id']} format:json")).reply.files[0]
+    as_json = (
+        await run(chaos, f"/chaos report experiment:{experiment['id']} format:json")
+    ).reply.files[0]
     exported = json.loads(as_json.data)
     assert exported["id"] == experiment["id"] and exported["status"] == "ended"
     assert any("stopped by" in t["text"] for t in exported["timeline"])
-    markdown = (await run(chaos, f"/chaos report id:{experiment['id']}")).reply.files[0]
+    markdown = (await run(chaos, f"/chaos report experiment:{experiment['id']}")).reply.files[0]
     text = markdown.data.decode()
     assert text.startswith(f"# 💥 Chaos experiment {experiment['id']}") and "## Rollback" in text
     assert "images restored" in text
@@ -121,7 +123,7 @@ async def test_pod_failure_is_rolled_back_by_the_job_when_it_expires(chaos, home
     assert images(pod_named(homelab, name)) == original
     (stored,) = experiments_stored(chaos)
     assert stored["state"] == "ended"
-    report = await run(chaos, f"/chaos status id:{stored['id']}")
+    report = await run(chaos, f"/chaos status experiment:{stored['id']}")
     assert any("expired" in t["text"] for t in report.reply.data["experiment"]["timeline"])
 
 
@@ -205,14 +207,16 @@ async def test_production_namespaces_wait_for_an_admins_approval(chaos, homelab)
     status = await until_status(chaos, experiment["id"], "active")
     assert status["status"] == "active", status
     assert set(images(pod_named(homelab, name)).values()) == {"registry.k8s.io/pause:3.10"}
-    assert (await run(chaos, f"/chaos stop id:{experiment['id']}")).ok
+    assert (await run(chaos, f"/chaos stop experiment:{experiment['id']}")).ok
     assert images(pod_named(homelab, name)) == images(victim)
 
     denied_ask = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media")
     approval = denied_ask.reply.data["experiment"]["approval"]
     assert (await run(chaos, f"/approval deny id:{approval}", user=ADMIN)).ok
     assert pod_named(homelab, name) is not None
-    refused = await run(chaos, f"/chaos status id:{denied_ask.reply.data['experiment']['id']}")
+    refused = await run(
+        chaos, f"/chaos status experiment:{denied_ask.reply.data['experiment']['id']}"
+    )
     assert refused.reply.data["experiment"]["status"] == "refused"
 
 
@@ -232,10 +236,10 @@ async def test_bad_options_are_clear_errors_and_change_nothing(chaos, homelab):
         assert not result.ok and message in result.text, (duration, result.text)
     missing = await run(chaos, f"/chaos pod-failure pod:{name[:-2]} namespace:media duration:1m")
     assert not missing.ok and "did you mean" in missing.text and name in missing.text
-    unknown = await run(chaos, "/chaos stop id:ex-nope")
+    unknown = await run(chaos, "/chaos stop experiment:ex-nope")
     assert not unknown.ok and "no experiment 'ex-nope'" in unknown.text
     neither = await run(chaos, "/chaos stop")
-    assert not neither.ok and "id:" in neither.text
+    assert not neither.ok and "experiment:" in neither.text
     assert images(pod_named(homelab, name)) == images(victim)
     assert experiments_stored(chaos) == []
 
@@ -246,7 +250,7 @@ async def test_fault_types_can_need_approval_everywhere(chaos, homelab):
     asked = await run(chaos, f"/chaos kill-pod pod:{name} namespace:monitoring")
     assert asked.ok and asked.reply.data["experiment"]["status"] == "awaiting-approval"
     assert pod_named(homelab, name, "monitoring") is not None
-    stopped = await run(chaos, f"/chaos stop id:{asked.reply.data['experiment']['id']}")
+    stopped = await run(chaos, f"/chaos stop experiment:{asked.reply.data['experiment']['id']}")
     assert stopped.ok and stopped.reply.data["stopped"][0]["status"] == "refused"
 
 
@@ -254,7 +258,9 @@ async def until_status(chaos, experiment_id: str, wanted: str, seconds: float = 
     """The experiment once it reaches ``wanted`` (approved work runs in the background)."""
     deadline = time.monotonic() + seconds
     while True:
-        found = (await run(chaos, f"/chaos status id:{experiment_id}")).reply.data["experiment"]
+        found = (await run(chaos, f"/chaos status experiment:{experiment_id}")).reply.data[
+            "experiment"
+        ]
         if found["status"] == wanted or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.1)
@@ -266,16 +272,16 @@ async def test_an_experiment_exports_as_chaos_mesh_and_litmus_objects(chaos, hom
     name = first_pod(homelab)["metadata"]["name"]
     made = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media grace:5")
     experiment_id = made.reply.data["experiment"]["id"]
-    mesh = await run(chaos, f"/chaos export id:{experiment_id} format:chaos-mesh")
+    mesh = await run(chaos, f"/chaos export experiment:{experiment_id} format:chaos-mesh")
     (podchaos,) = yaml.safe_load_all(mesh.reply.files[0].data)
     assert podchaos["apiVersion"] == "chaos-mesh.org/v1alpha1" and podchaos["kind"] == "PodChaos"
     assert podchaos["spec"]["action"] == "pod-kill" and podchaos["spec"]["gracePeriod"] == 5
     assert podchaos["spec"]["selector"]["pods"] == {"media": [name]}
-    litmus = await run(chaos, f"/chaos export id:{experiment_id} format:litmus")
+    litmus = await run(chaos, f"/chaos export experiment:{experiment_id} format:litmus")
     (engine,) = yaml.safe_load_all(litmus.reply.files[0].data)
     assert engine["kind"] == "ChaosEngine"
     (spec,) = engine["spec"]["experiments"]
     assert spec["name"] == "pod-delete"
     assert {"name": "TARGET_PODS", "value": name} in spec["spec"]["components"]["env"]
-    missing = await run(chaos, "/chaos export id:ex-none format:litmus")
+    missing = await run(chaos, "/chaos export experiment:ex-none format:litmus")
     assert not missing.ok and "no experiment 'ex-none'" in missing.text

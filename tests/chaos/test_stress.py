@@ -73,7 +73,7 @@ async def test_stop_ends_a_running_stress_at_once(chaos, homelab, victim):
         await asyncio.sleep(0.2)
     assert workers(homelab, victim) == 2
     (running,) = (await run(chaos, "/chaos status")).reply.data["experiments"]
-    stopped = await run(chaos, f"/chaos stop id:{running['id']}")
+    stopped = await run(chaos, f"/chaos stop experiment:{running['id']}")
     assert stopped.ok, stopped.text
     result = await asyncio.wait_for(task, 20)
     assert result.ok, result.text
@@ -133,7 +133,7 @@ async def test_a_bot_killed_mid_stress_leaves_no_worker_after_restart(
     assert not workers(homelab, victim)
     (entry,) = (await run(chaos, "/chaos history")).reply.data["experiments"]
     assert entry["status"] == "ended"
-    report = await run(chaos, f"/chaos status id:{entry['id']}")
+    report = await run(chaos, f"/chaos status experiment:{entry['id']}")
     assert any(
         "the bot stopped during the stress" in t["text"]
         for t in report.reply.data["experiment"]["timeline"]

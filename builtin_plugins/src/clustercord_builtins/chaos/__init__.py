@@ -47,7 +47,7 @@ async def on_approval_decided(approval, ctx):
 
 @hookimpl
 async def autocomplete(command, option, value, invocation, ctx):
-    if option == "id":
+    if option == "experiment":
         return [
             {
                 "name": f"{e.id} · {e.kind} · {e.namespace}/{e.target} · {e.state}"[:100],

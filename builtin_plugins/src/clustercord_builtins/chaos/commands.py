@@ -613,9 +613,9 @@ async def run_scheduled(found: dict[str, Any], approval: Any, ctx: Any) -> dict[
 # -- managing experiments ------------------------------------------------------------------
 async def stop(ctx: CommandContext) -> Reply:
     experiments = Experiments(ctx.store)
-    wanted = ctx.options.get("id")
+    wanted = ctx.options.get("experiment")
     if bool(wanted) == bool(ctx.options.get("all")):
-        raise UsageError("give id: (an experiment) or all:true")
+        raise UsageError("give experiment: (an id) or all:true")
     if wanted:
         experiment = experiments.get(wanted)
         if experiment is None:
@@ -666,7 +666,7 @@ async def stop(ctx: CommandContext) -> Reply:
 
 def status(ctx: CommandContext) -> Reply:
     experiments = Experiments(ctx.store)
-    wanted = ctx.options.get("id")
+    wanted = ctx.options.get("experiment")
     if wanted and wanted.startswith("run-"):
         run = experiments.run(wanted)
         if run is None:
@@ -704,8 +704,8 @@ def status(ctx: CommandContext) -> Reply:
 
 def export_report(ctx: CommandContext) -> Reply:
     """An experiment's (or a run's) report as a file: JSON for tools, Markdown for people."""
-    wanted = ctx.options["id"]
-    shown = status(replace(ctx, options={"id": wanted}))
+    wanted = ctx.options["experiment"]
+    shown = status(replace(ctx, options={"experiment": wanted}))
     experiment = shown.data["experiment"]
     fmt = ctx.options.get("format") or "markdown"
     if fmt == "json":
@@ -726,7 +726,7 @@ def export_report(ctx: CommandContext) -> Reply:
 
 def export_experiment(ctx: CommandContext) -> Reply:
     """A native experiment as Chaos Mesh or Litmus objects (YAML), to apply with kubectl."""
-    wanted = ctx.options["id"]
+    wanted = ctx.options["experiment"]
     experiment = Experiments(ctx.store).get(wanted)
     if experiment is None:
         raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
@@ -879,7 +879,7 @@ def report(experiments: Experiments, experiment: Experiment) -> Reply:
         title=f"💥 Chaos experiment {experiment.id}",
         fields=fields,
         color=COLORS.get(experiment.state),
-        footer=f"by {experiment.user} · /chaos stop id:{experiment.id}"
+        footer=f"by {experiment.user} · /chaos stop experiment:{experiment.id}"
         if experiment.state in LIVE
         else f"by {experiment.user}",
     )
