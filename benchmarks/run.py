@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cluster  # benchmarks/cluster.py, beside this file
+import chaos as chaos_bench  # benchmarks/chaos.py, beside this file
+import cluster  # benchmarks/cluster.py
 import discord as discord_bench  # benchmarks/discord.py
 import isolation  # benchmarks/isolation.py
 import rbac  # benchmarks/rbac.py
@@ -426,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += [Row(*r) for r in terminal.bench_terminal(args.quick, scratch)]
         rows += [Row(*r) for r in isolation.run(args.quick, scratch)]  # prints its header
         rows += [Row(*r) for r in marketplace.run(args.quick, scratch)]  # prints its header
+        rows += [Row(*r) for r in chaos_bench.bench_chaos(args.quick, scratch)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary(rows)

@@ -376,6 +376,7 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
     assert states == {
         "approvals": "enabled",
         "audit": "enabled",
+        "chaos": "enabled",
         "cluster": "enabled",
         "help": "enabled",
         "plugins": "enabled",

@@ -95,6 +95,23 @@ class Kubernetes(Protocol):
 
     async def version(self, *, cluster: str | None = None) -> dict[str, Any]: ...
 
+    async def check(
+        self,
+        verb: str,
+        resource: str,
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+        cluster: str | None = None,
+    ) -> None:
+        """Whether ``verb`` (``get``, ``list``, ``create``, ``patch``, ``delete``) on
+        ``resource`` (``pods``, ``pods/eviction``, ``nodes``) is allowed, without doing it:
+        declared by the plugin and, acting for a user, allowed to that user's own identity
+        (a SubjectAccessReview). Raises :class:`~clustercord_sdk.errors.PermissionDenied`
+        naming what is missing. For work that runs later as the plugin alone (after an
+        admin's approval, in a job) or that must be refused before anything changes."""
+        ...
+
     async def get(
         self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
     ) -> dict[str, Any]: ...
@@ -118,7 +135,10 @@ class Kubernetes(Protocol):
         namespace: str | None = None,
         cluster: str | None = None,
         dry_run: bool = False,
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any]:
+        """``resource`` may be a subresource (``pods/eviction``): it is created on the
+        object ``body``'s ``metadata.name`` names."""
+        ...
 
     async def patch(
         self,
@@ -153,8 +173,17 @@ class Kubernetes(Protocol):
         ...
 
     async def delete(
-        self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
-    ) -> dict[str, Any]: ...
+        self,
+        resource: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        grace_period: int | None = None,
+    ) -> dict[str, Any]:
+        """``grace_period``: seconds the object's processes get to stop (``kubectl delete
+        --grace-period``; 0 kills at once); ``None``: the object's own."""
+        ...
 
     async def logs(
         self,

@@ -321,7 +321,17 @@ class KubernetesProxy:
         return ExecProxy(self._channel, int(opened["session"]))
 
     def __getattr__(self, name: str) -> Any:
-        if name not in ("version", "get", "list", "create", "patch", "apply", "delete", "logs"):
+        if name not in (
+            "version",
+            "check",
+            "get",
+            "list",
+            "create",
+            "patch",
+            "apply",
+            "delete",
+            "logs",
+        ):
             raise AttributeError(name)
         method = f"{self._service}.{name}"
 

@@ -108,7 +108,8 @@ MAX_BACKOFF = 30.0
 _SERVED: dict[str, frozenset[str]] = {
     "store": frozenset({"get", "set", "delete", "keys", "query"}),
     "kube": frozenset(
-        {"clusters", "target", "version", "get", "list", "create", "patch", "apply", "delete"}
+        {"clusters", "target", "version", "check", "get", "list", "create", "patch"}
+        | {"apply", "delete"}
         | {"logs", "exec"}
     ),
     "scheduler": frozenset({"every", "cron", "cancel", "jobs"}),

@@ -200,6 +200,33 @@ class PluginKubernetes:
         )
         return answer
 
+    async def check(
+        self,
+        verb: str,
+        resource: str,
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+        cluster: str | None = None,
+    ) -> None:
+        """The checks of a call (declared, and the invoking user's SubjectAccessReview)
+        without the call: see the SDK's ``Kubernetes.check``."""
+        if verb not in ("get", "list", "create", "patch", "delete"):
+            raise UsageError(f"check: verb {verb!r} is not one of get, list, create, patch, delete")
+        parsed = parse_permission(f"{resource}:get")
+        cluster_name, default_namespace = self.target(cluster, namespace)
+        service = self.service
+        info = await call(
+            lambda: service.resource_info(cluster_name, parsed.group, parsed.resource),
+            Action("get", parsed.resource, parsed.group, cluster=cluster_name),
+        )
+        ns = (namespace or default_namespace) if info["namespaced"] else None
+        action = Action(
+            verb, parsed.resource, parsed.group, parsed.subresource, ns, name, cluster_name
+        )
+        check_declared(self.plugin, self.permissions, action)
+        await self._review(action)
+
     async def get(
         self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
     ) -> dict[str, Any]:
@@ -240,8 +267,20 @@ class PluginKubernetes:
         dry_run: bool = False,
     ) -> dict[str, Any]:
         query = [("dryRun", "All")] if dry_run else []
+        # A subresource (``pods/eviction``) is created on the object its body names.
+        name = None
+        if "/" in resource:
+            name = (body.get("metadata") or {}).get("name") or None
+            if not name:
+                raise UsageError(f"creating {resource} needs metadata.name in the body")
         return await self._call(
-            "create", resource, namespace=namespace, cluster=cluster, body=body, query=query
+            "create",
+            resource,
+            name=name,
+            namespace=namespace,
+            cluster=cluster,
+            body=body,
+            query=query,
         )
 
     async def patch(
@@ -302,9 +341,18 @@ class PluginKubernetes:
         )
 
     async def delete(
-        self, resource: str, name: str, *, namespace: str | None = None, cluster: str | None = None
+        self,
+        resource: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        cluster: str | None = None,
+        grace_period: int | None = None,
     ) -> dict[str, Any]:
-        return await self._call("delete", resource, name=name, namespace=namespace, cluster=cluster)
+        query = [] if grace_period is None else [("gracePeriodSeconds", str(int(grace_period)))]
+        return await self._call(
+            "delete", resource, name=name, namespace=namespace, cluster=cluster, query=query
+        )
 
     async def logs(
         self,
