@@ -73,6 +73,8 @@ class Settings:
     """``[identity]``: Discord users and roles → Kubernetes user and groups (checked at load)."""
     discord: Mapping[str, Any] = field(default_factory=dict)
     """``[discord]``: guilds, allowlist and timings of the Discord front end (checked by it)."""
+    http: Mapping[str, Any] = field(default_factory=dict)
+    """``[http]``: the kernel's HTTP service for plugins' routes (``clustercord.http``)."""
 
     @property
     def database_path(self) -> Path:
@@ -156,6 +158,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         config_file=config_file,
         identity=_identity(raw.get("identity"), where),
         discord=_table(raw, "discord", where),
+        http=_http(raw, env, where),
     )
     return replace(settings, **overrides) if overrides else settings
 
@@ -165,6 +168,18 @@ def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"{where}: [{key}] must be a table")
     return value
+
+
+def _http(raw: Mapping[str, Any], env: Mapping[str, str], where: str) -> Mapping[str, Any]:
+    from clustercord.http.settings import ENVIRONMENT, HttpSettings
+
+    table = dict(_table(raw, "http", where))
+    table.update({key: env[name] for name, key in ENVIRONMENT.items() if env.get(name)})
+    try:
+        HttpSettings.load(table)  # refuse a bad [http] at start
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    return table
 
 
 def _identity(raw: Any, where: str) -> Mapping[str, Any]:

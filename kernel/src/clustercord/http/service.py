@@ -1,0 +1,175 @@
+"""The HTTP service: one aiohttp server for every plugin's routes.
+
+A request to ``/plugins/<name>/<path>`` is served only when plugin ``<name>`` is enabled
+(so every route it declares was granted) and one of its routes matches; the plugin's
+handler runs through the door (audited, within ``[http] timeout``). Bodies over
+``max_body`` get 413 before the plugin sees a byte; unknown paths 404; failures a status and
+one line, never a stack trace. Routes are looked up per request: enabling or disabling a
+plugin takes effect at once, no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from clustercord.http.settings import HttpSettings
+from clustercord.http.tls import Certificate, configured, self_signed
+from clustercord_sdk.http import HttpRequest, HttpResponse, HttpSite, RouteSpec
+
+log = logging.getLogger("clustercord.http")
+
+PREFIX = "/plugins/"
+# Hop-by-hop and framing headers aiohttp sets itself; a plugin's copy would corrupt them.
+_DROPPED = frozenset(
+    {"connection", "content-length", "content-type", "transfer-encoding", "keep-alive"}
+)
+
+
+class HttpService:
+    """The kernel's HTTP service (``[http]``); :meth:`start` binds it, :meth:`close` stops it."""
+
+    def __init__(
+        self,
+        settings: HttpSettings,
+        data_dir: Any,
+        manager: Any,
+        door_route: Callable[..., Any],
+    ) -> None:
+        self.settings = settings
+        self._data_dir = data_dir
+        self._manager = manager
+        self._door_route = door_route
+        self._runner: web.AppRunner | None = None
+        self.certificate: Certificate | None = None
+        self.url: str | None = None
+        """Where it listens, once started (``https://127.0.0.1:8443``)."""
+
+    # -- what plugins see ---------------------------------------------------------------
+    @property
+    def public_url(self) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url
+        if self.url:
+            return self.url
+        scheme = "http" if self.settings.tls == "off" else "https"
+        host = self.settings.host if self.settings.host != "0.0.0.0" else "127.0.0.1"
+        return f"{scheme}://{host}:{self.settings.port}"
+
+    def site_for(self, plugin: str) -> HttpSite:
+        return HttpSite(
+            lambda: f"{self.public_url}{PREFIX}{plugin}",
+            lambda: (
+                self.certificate.pem
+                if self.certificate is not None and self.certificate.self_signed
+                else None
+            ),
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> str:
+        """Listen (TLS unless ``tls = "off"``); returns the URL it listens on."""
+        settings = self.settings
+        ssl_context = None
+        if settings.tls != "off":
+            if settings.tls == "files":
+                assert settings.cert is not None and settings.key is not None
+                self.certificate = configured(settings.cert, settings.key)
+            else:
+                from urllib.parse import urlsplit
+
+                hosts = [settings.host]
+                if settings.public_url:
+                    hosts.append(urlsplit(settings.public_url).hostname or "")
+                self.certificate = self_signed(self._data_dir / "http", hosts)
+            ssl_context = self.certificate.context()
+        app = web.Application(client_max_size=settings.max_body)
+        app.router.add_get("/healthz", _healthz)
+        app.router.add_route("*", PREFIX + "{plugin}/{path:.*}", self._serve)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, settings.host, settings.port, ssl_context=ssl_context, backlog=256
+        )
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        scheme = "https" if ssl_context else "http"
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        self.url = f"{scheme}://{shown}:{port}"
+        log.info("HTTP service listening on %s (public URL %s)", self.url, self.public_url)
+        return self.url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- requests -----------------------------------------------------------------------
+    def _find(self, name: str, method: str, path: str) -> tuple[Any, RouteSpec, str] | None:
+        plugin = self._manager.plugins.get(name)
+        if plugin is None or plugin.state != "enabled" or plugin.manifest is None:
+            return None
+        granted = set(plugin.granted)
+        for route in plugin.manifest.routes:
+            tail = route.matches(method, path)
+            if tail is not None and route.grant in granted:
+                return plugin, route, tail
+        return None
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["plugin"]
+        path = "/" + request.match_info["path"]
+        found = self._find(name, request.method, path)
+        if found is None:
+            return web.Response(status=404, text="not found\n")
+        plugin, route, tail = found
+        if (request.content_length or 0) > self.settings.max_body:
+            return web.Response(status=413, text="request body too large\n")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, text="request body too large\n")
+        headers: dict[str, str] = {}
+        for key, value in request.headers.items():
+            lower = key.lower()
+            headers[lower] = f"{headers[lower]}, {value}" if lower in headers else value
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        http_request = HttpRequest(
+            method=request.method,
+            path=path,
+            query=request.query_string,
+            headers=headers,
+            body=body,
+            remote=str(peer[0]) if peer else "",
+            tail=tail,
+            base_url=f"{self.public_url}{PREFIX}{name}",
+        )
+        response: HttpResponse = await self._door_route(
+            plugin, route, http_request, timeout=self.settings.timeout
+        )
+        return _to_aiohttp(response)
+
+
+def _to_aiohttp(response: HttpResponse) -> web.Response:
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in _DROPPED}
+    headers.setdefault("Cache-Control", "no-store")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    status = response.status if 100 <= response.status <= 599 else 500
+    content_type, _, params = response.content_type.partition(";")
+    charset = None
+    if "charset=" in params:
+        charset = params.split("charset=", 1)[1].strip()
+    return web.Response(
+        status=status,
+        body=response.data(),
+        content_type=content_type.strip() or "application/octet-stream",
+        charset=charset,
+        headers=headers,
+    )
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
