@@ -13,7 +13,7 @@ manifest does not declare too. Errors arrive as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -189,4 +189,25 @@ class Kubernetes(Protocol):
         ``kubectl exec`` does (WebSocket, ``v5.channel.k8s.io``; needs ``pods/exec:create``).
         ``container`` may be left out for a pod with one container; ``tty`` merges stderr
         into stdout, as a terminal does. The session is open when this returns."""
+        ...
+
+    async def impersonated(
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        uid: str | None = None,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        cluster: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One raw API request (``GET /api/v1/namespaces/dev/pods``) as the plugin's
+        ServiceAccount impersonating ``user`` with ``groups`` (and ``uid``): the cluster's RBAC
+        decides as for that user. Needs ``users:impersonate`` (and ``groups:impersonate``,
+        ``uids.authentication.k8s.io:impersonate`` for groups and uid); ``system:`` users and
+        groups are refused. ``headers``: only content negotiation passes (never
+        ``Authorization`` or ``Impersonate-*``). Returns status, headers and body."""
         ...

@@ -9,10 +9,11 @@ The local console operator (who already holds the kubeconfig) is not reviewed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -410,6 +411,39 @@ class PluginKubernetes:
         if container in names:
             return refusal
         return CommandError(f"{refusal} (its containers: {', '.join(names)})")
+
+    async def impersonated(
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        uid: str | None = None,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        cluster: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One raw API request as the plugin's ServiceAccount impersonating ``user`` (see
+        :mod:`clustercord.kubernetes.impersonation` for what is refused)."""
+        from clustercord.kubernetes import impersonation
+
+        name, _ = self.target(cluster)
+        impersonation.check(self.plugin, self.permissions, user, groups, path)
+        timeout = self.service.timeout
+
+        def send() -> impersonation.Answer:
+            client = self._client(name)
+            token = client.configuration.api_key["authorization"]
+            sent = impersonation.headers_for(token, user, groups, uid, headers or {})
+            return impersonation.send(client, method, path, query, sent, body, timeout)
+
+        answer = await asyncio.wait_for(asyncio.to_thread(send), timeout + 5)
+        if answer.status == 401:  # the plugin's token expired: one fresh one, once
+            self._client(name, renew=True)
+            answer = await asyncio.wait_for(asyncio.to_thread(send), timeout + 5)
+        return answer.status, answer.headers, answer.body
 
     # -- plumbing --------------------------------------------------------------------------
     async def _call(

@@ -1,0 +1,106 @@
+"""Requests a plugin makes *as someone else*: the SSO gateway's forwarding.
+
+The plugin's own ServiceAccount authenticates; ``Impersonate-User``, ``Impersonate-Group``
+and ``Impersonate-Uid`` name whom the API server authorizes instead, so the request can do
+exactly what that user may (RBAC is the cluster's, not ours). What holds here, whatever the
+plugin asks:
+
+- the plugin must declare ``users:impersonate`` (and its ServiceAccount gets only what it
+  declares: ``groups:impersonate``, ``uids.authentication.k8s.io:impersonate``);
+- no ``system:`` user and no ``system:`` group (``system:masters`` is cluster-admin without
+  RBAC): refused before anything is sent;
+- the headers sent are built here, from an allowlist; nothing the caller passes can add an
+  ``Authorization`` or ``Impersonate-*`` header;
+- the path is a path of the cluster's API (no scheme, host, ``..`` or control characters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from clustercord_sdk.errors import PermissionDenied, UsageError
+from clustercord_sdk.permissions import Permission, covers, parse_permission
+
+NEEDED = parse_permission("users:impersonate")
+# The request headers a client may pass on (what kubectl sends that matters).
+FORWARDED = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "content-type",
+        "user-agent",
+        "kubectl-command",
+        "kubectl-session",
+        "x-request-id",
+    }
+)
+RETURNED = frozenset({"content-type", "audit-id", "warning", "cache-control", "retry-after"})
+_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def check(
+    plugin: str, permissions: Iterable[Permission], user: str, groups: Iterable[str], path: str
+) -> None:
+    if not covers(list(permissions), [NEEDED]):
+        raise PermissionDenied(f"plugin {plugin} does not declare users:impersonate")
+    if not user or user.startswith("system:"):
+        raise PermissionDenied(f"plugin {plugin} may not impersonate {user!r}")
+    for group in groups:
+        if not group or group.startswith("system:"):
+            raise PermissionDenied(f"plugin {plugin} may not impersonate group {group!r}")
+    if not _PATH.match(path) or "//" in path or "/../" in path + "/" or "/./" in path + "/":
+        raise UsageError(f"{path!r} is not a path of the Kubernetes API")
+
+
+def headers_for(
+    token: str, user: str, groups: Iterable[str], uid: str | None, passed: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The request's headers: the allowlisted ones the client sent, then ours."""
+    out = [(k, v) for k, v in passed.items() if k.lower() in FORWARDED and "\n" not in v]
+    out.append(("Authorization", token))
+    out.append(("Impersonate-User", user))
+    out.extend(("Impersonate-Group", group) for group in groups)
+    if uid:
+        out.append(("Impersonate-Uid", uid))
+    return out
+
+
+def send(
+    client: object,
+    method: str,
+    path: str,
+    query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout: float,
+) -> Answer:
+    """One request with the plugin's API client's connection pool (blocking)."""
+    import urllib3
+
+    configuration = client.configuration  # type: ignore[attr-defined]
+    pool = client.rest_client.pool_manager  # type: ignore[attr-defined]
+    url = configuration.host.rstrip("/") + path + (f"?{query}" if query else "")
+    header_dict = urllib3.HTTPHeaderDict()
+    for key, value in headers:
+        header_dict.add(key, value)
+    response = pool.request(
+        method,
+        url,
+        body=body or None,
+        headers=header_dict,
+        timeout=urllib3.Timeout(total=timeout),
+        retries=False,
+        preload_content=True,
+        redirect=False,
+    )
+    returned = {k.lower(): v for k, v in response.headers.items() if k.lower() in RETURNED}
+    return Answer(response.status, returned, response.data)

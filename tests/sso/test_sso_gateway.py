@@ -1,0 +1,246 @@
+"""Cluster SSO end to end: /sso login, Discord's OAuth page (the fake's), the callback on the
+kernel's HTTP service, the one-time kubeconfig, and the real kubectl against the sandbox
+through the SSO gateway: allowed within the mapped rights, refused after revoke and after
+expiry; replayed states and codes, and another Discord account, refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import ssl
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+ALICE, MALLORY, ROLE = "100000000000000001", "100000000000000666", "200000000000000002"
+
+RBAC = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: dev}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader, namespace: dev}
+rules:
+- apiGroups: [""]
+  resources: [pods, configmaps]
+  verbs: [get, list, create, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: dev-team-reads, namespace: dev}
+subjects:
+- {kind: Group, name: dev-team, apiGroup: rbac.authorization.k8s.io}
+roleRef: {kind: Role, name: pod-reader, apiGroup: rbac.authorization.k8s.io}
+"""
+
+
+class Sso:
+    """The pieces of one SSO test: kernel, fake Discord, a browser, kubectl."""
+
+    def __init__(self, harness: Any, discord: Any, cluster: Any, tmp: Path) -> None:
+        self.harness, self.discord, self.cluster, self.tmp = harness, discord, cluster, tmp
+        self.kernel = harness.kernel
+        self.name = self.kernel.kubernetes.registry.list()[0].name
+        context = ssl.create_default_context(cadata=self.kernel.http.certificate.pem)
+        self.browser = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+    async def login(self, user: str = ALICE, **options: str) -> str:
+        """``/sso login`` as ``user``: the authorize URL it answered."""
+        extra = "".join(f" {k}:{v}" for k, v in options.items())
+        result = await self.harness.run(f"/sso login cluster:{self.name}{extra}", user=user)
+        assert result.ok, result.text
+        assert result.reply.ephemeral
+        return str(result.reply.data["authorize_url"])
+
+    async def authorize(self, url: str) -> str:
+        """Discord's page, approved by whoever is signed in: the callback URL it redirects to."""
+        async with self.browser.get(url, allow_redirects=False) as response:
+            assert response.status == 302, await response.text()
+            return response.headers["Location"]
+
+    async def callback(self, url: str) -> tuple[int, str]:
+        async with self.browser.get(url) as response:
+            return response.status, await response.text()
+
+    async def kubeconfig(self, user: str = ALICE, **options: str) -> Path:
+        """The whole flow: login, authorize, callback, download → a kubeconfig file."""
+        status, page = await self.callback(await self.authorize(await self.login(user, **options)))
+        assert status == 200, page
+        link = re.search(r'href="([^"]+/kubeconfig\?token=[^"]+)"', page)
+        assert link, page
+        async with self.browser.get(link.group(1).replace("&amp;", "&")) as response:
+            assert response.status == 200
+            text = await response.text()
+        async with self.browser.get(link.group(1).replace("&amp;", "&")) as again:
+            assert again.status == 404  # once
+        path = self.tmp / f"kubeconfig-{time.monotonic_ns()}"
+        path.write_text(text)
+        return path
+
+    async def kubectl(self, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """The real kubectl with ``config`` (in a thread: the gateway runs on this loop)."""
+        return await asyncio.to_thread(
+            subprocess.run,
+            [shutil.which("kubectl") or "kubectl", "--kubeconfig", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def sessions(self) -> Any:
+        return self.kernel.manager.plugins["sso"].context.store.table("sessions")
+
+
+@pytest.fixture
+async def sso(clustercord_harness, fake_discord, sandbox_cluster, tmp_path, monkeypatch):
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    cluster = sandbox_cluster("empty")
+    cluster.apply(RBAC)
+    discord = fake_discord
+    monkeypatch.setenv("DISCORD_CLIENT_ID", discord.oauth.client_id)
+    monkeypatch.setenv("DISCORD_CLIENT_SECRET", discord.oauth.client_secret)
+    monkeypatch.setenv("CLUSTERCORD_DISCORD_OAUTH_URL", discord.oauth.authorize_url)
+    monkeypatch.setenv("CLUSTERCORD_DISCORD_API_URL", discord.api_url)
+    harness = clustercord_harness
+    harness.add_builtins(["sso"])
+    harness.settings = replace(
+        harness.settings,
+        http={"listen": "127.0.0.1:0"},
+        plugin_config={"sso": {"guild": discord.guild_id}},
+    )
+    kernel = await harness.start()
+    await kernel.http.start()
+    discord.oauth.redirect_uris.add(f"{kernel.http.url}/plugins/sso/callback")
+    discord.oauth.set_member(ALICE, [ROLE])
+    discord.oauth.set_member(MALLORY, [])
+    discord.oauth.login(ALICE)
+    mapped = await harness.run(f"/sso map role:{ROLE} groups:dev-team")
+    assert mapped.ok, mapped.text
+    state = Sso(harness, discord, cluster, tmp_path)
+    yield state
+    await state.browser.close()
+    await kernel.http.close()
+
+
+async def test_kubectl_works_within_the_mapped_rights_and_stops_at_revoke(sso):
+    config = await sso.kubeconfig()
+    whoami = await sso.kubectl(config, "auth", "whoami", "-o", "json")
+    assert whoami.returncode == 0, whoami.stderr
+    info = json.loads(whoami.stdout)["status"]["userInfo"]
+    assert info["username"] == f"discord:{ALICE}"
+    assert "dev-team" in info["groups"]
+    made = await sso.kubectl(config, "create", "configmap", "hello", "-n", "dev")
+    assert made.returncode == 0, made.stderr
+    listed = await sso.kubectl(config, "get", "configmaps", "-n", "dev", "-o", "name")
+    assert "configmap/hello" in listed.stdout
+    # A namespace the mapping does not reach: the API server refuses discord:<id>.
+    other = await sso.kubectl(config, "get", "pods", "-n", "default")
+    assert other.returncode != 0
+    assert f'User "discord:{ALICE}" cannot list resource "pods"' in other.stderr
+    # Headers a client sends to be someone else are stripped: still discord:<id>.
+    posing = await sso.kubectl(
+        config,
+        "auth",
+        "whoami",
+        "-o",
+        "json",
+        "--as",
+        "system:admin",
+        "--as-group",
+        "system:masters",
+    )
+    assert json.loads(posing.stdout)["status"]["userInfo"]["username"] == f"discord:{ALICE}"
+    forbidden = await sso.kubectl(config, "get", "secrets", "-A", "--as", "system:admin")
+    assert forbidden.returncode != 0
+    # Every request is audited with the Discord user.
+    rows = [r for r in sso.kernel.audit.iter_rows() if r["action"] == "sso:request"]
+    assert rows and all(r["actor"] == f"discord:{ALICE}" for r in rows)
+    assert any("/namespaces/dev/configmaps" in json.dumps(r["options"]) for r in rows)
+    # Revoked: the next kubectl call is refused, at once.
+    [session] = [s["id"] for s in sso.sessions().rows]
+    revoked = await sso.harness.run(f"/sso revoke session:{session}")
+    assert revoked.ok, revoked.text
+    start = time.monotonic()
+    after = await sso.kubectl(config, "get", "configmaps", "-n", "dev")
+    assert after.returncode != 0
+    assert "Unauthorized" in after.stderr or "logged in" in after.stderr
+    assert time.monotonic() - start < 2.0
+
+
+async def test_an_expired_session_is_refused(sso):
+    config = await sso.kubeconfig()
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    [row] = list(sso.sessions().rows)
+    sso.sessions().update(row["id"], {"expires": time.time() - 1})
+    expired = await sso.kubectl(config, "get", "pods", "-n", "dev")
+    assert expired.returncode != 0
+    assert "Unauthorized" in expired.stderr or "logged in" in expired.stderr
+
+
+async def test_a_state_or_code_is_used_once(sso):
+    callback = await sso.authorize(await sso.login())
+    assert (await sso.callback(callback))[0] == 200
+    status, page = await sso.callback(callback)  # the same state (and code) again
+    assert status == 400 and "unknown, used or expired" in page
+    # A fresh state with the first login's (used) code: Discord refuses the code.
+    code = re.search(r"code=([^&]+)", callback).group(1)
+    fresh = await sso.authorize(await sso.login())
+    replayed = re.sub(r"code=[^&]+", f"code={code}", fresh)
+    status, page = await sso.callback(replayed)
+    assert status == 403 and "refused the sign-in code" in page
+    forged = re.sub(r"state=[^&]+", "state=forged", fresh)
+    assert (await sso.callback(forged))[0] == 400
+    assert len(list(sso.sessions().rows)) == 1
+
+
+async def test_another_discord_account_than_the_asker_is_refused(sso):
+    url = await sso.login(ALICE)
+    sso.discord.oauth.login(MALLORY)  # the link reached someone else's browser
+    status, page = await sso.callback(await sso.authorize(url))
+    assert status == 403 and "another account" in page
+    assert list(sso.sessions().rows) == []
+
+
+async def test_no_mapped_role_and_required_mfa_are_refused(sso):
+    url = await sso.login(MALLORY)
+    sso.discord.oauth.login(MALLORY)
+    status, page = await sso.callback(await sso.authorize(url))
+    assert status == 403 and "None of your Discord roles" in page
+    sso.discord.oauth.login(ALICE, mfa=False)
+    await sso.kernel.manager.set_config("sso", "require_mfa", True, by="admin")
+    status, page = await sso.callback(await sso.authorize(await sso.login()))
+    assert status == 403 and "two-factor" in page
+    sso.discord.oauth.login(ALICE, mfa=True)
+    status, _ = await sso.callback(await sso.authorize(await sso.login()))
+    assert status == 200
+
+
+async def test_max_sessions_revokes_the_oldest(sso):
+    await sso.kernel.manager.set_config("sso", "max_sessions", 2, by="admin")
+    configs = [await sso.kubeconfig() for _ in range(3)]
+    assert (await sso.kubectl(configs[0], "get", "pods", "-n", "dev")).returncode != 0
+    for config in configs[1:]:
+        assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    listed = await sso.harness.run("/sso list-sessions", user=ALICE)
+    assert len(listed.reply.data["sessions"]) == 2
+
+
+async def test_logout_and_who_may_revoke(sso):
+    config = await sso.kubeconfig()
+    [session] = [s["id"] for s in sso.sessions().rows]
+    other = await sso.harness.run(f"/sso revoke session:{session}", user=MALLORY)
+    assert not other.ok and "owner or an admin" in other.text
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    out = await sso.harness.run(f"/sso logout cluster:{sso.name}", user=ALICE)
+    assert out.ok and out.reply.data["revoked"] == [session]
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode != 0
