@@ -244,3 +244,43 @@ async def test_logout_and_who_may_revoke(sso):
     out = await sso.harness.run(f"/sso logout cluster:{sso.name}", user=ALICE)
     assert out.ok and out.reply.data["revoked"] == [session]
     assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode != 0
+
+
+async def test_an_address_outside_allow_ips_is_refused(sso):
+    config = await sso.kubeconfig()
+    await sso.kernel.manager.set_config("sso", "allow_ips", "10.0.0.0/8", by="admin")
+    refused = await sso.kubectl(config, "get", "pods", "-n", "dev")
+    assert refused.returncode != 0 and "Forbidden" in refused.stderr
+    last = [r for r in sso.kernel.audit.iter_rows() if r["action"] == "sso:request"][-1]
+    assert last["result"] == "denied" and last["options"]["status"] == 403
+    await sso.kernel.manager.set_config("sso", "allow_ips", "127.0.0.0/8", by="admin")
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+
+
+async def test_extend_and_list_give_the_session_as_data(sso):
+    await sso.kubeconfig()
+    [row] = list(sso.sessions().rows)
+    extended = await sso.harness.run(f"/sso extend session:{row['id']} duration:20h", user=ALICE)
+    assert extended.ok, extended.text
+    session = extended.reply.data["session"]
+    assert session["id"] == row["id"] and session["mode"] == "gateway"
+    assert session["cluster"] == sso.name
+    assert abs(session["expires"] - (time.time() + 20 * 3600)) < 60
+    too_long = await sso.harness.run(f"/sso extend session:{row['id']} duration:48h", user=ALICE)
+    assert not too_long.ok and "24h" in too_long.text
+    # Others see none of it; admins see everyone's.
+    other = await sso.harness.run("/sso list-sessions", user=MALLORY)
+    assert other.reply.data["sessions"] == []
+    spying = await sso.harness.run(f"/sso list-sessions user:{ALICE}", user=MALLORY)
+    assert not spying.ok
+    admin = await sso.harness.run("/sso list-sessions")
+    assert [s["id"] for s in admin.reply.data["sessions"]] == [row["id"]]
+
+
+async def test_only_admins_map_roles_and_never_to_system_groups(sso):
+    refused = await sso.harness.run(f"/sso map role:{ROLE} groups:admins", user=MALLORY)
+    assert not refused.ok
+    masters = await sso.harness.run(f"/sso map role:{ROLE} groups:system:masters")
+    assert not masters.ok and "system:" in masters.text
+    mapped = await sso.harness.run("/sso mappings")
+    assert mapped.reply.data == {ROLE: ["dev-team"]}

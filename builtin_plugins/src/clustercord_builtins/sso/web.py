@@ -172,6 +172,6 @@ def source_allowed(remote: str, allow: str) -> bool:
         return True
     try:
         address = ipaddress.ip_address(remote)
-    except ValueError:
+        return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
+    except ValueError:  # a client address or a configured network that is not one: refuse
         return False
-    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
