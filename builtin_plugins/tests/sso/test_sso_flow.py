@@ -37,10 +37,12 @@ def discord(fake_discord):
 
 
 async def code_for(url: str) -> str:
-    async with aiohttp.ClientSession() as browser:
-        async with browser.get(url, allow_redirects=False) as response:
-            assert response.status == 302, await response.text()
-            return parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
+    async with (
+        aiohttp.ClientSession() as browser,
+        browser.get(url, allow_redirects=False) as response,
+    ):
+        assert response.status == 302, await response.text()
+        return parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
 
 
 def test_the_authorize_link_asks_for_pkce_s256_and_the_two_scopes():
@@ -68,7 +70,7 @@ async def test_sign_in_reads_the_user_and_role_ids(discord):
     user, roles = await oauth.sign_in(code, REDIRECT, verifier, discord.guild_id)
     assert user["id"] == USER and user["mfa_enabled"] is True
     assert roles == [ROLE]
-    token = [r for r in discord.requests if r.path == "/oauth2/token"][0]
+    token = next(r for r in discord.requests if r.path == "/oauth2/token")
     assert token.headers["Content-Type"] == "application/x-www-form-urlencoded"
     # Used once: the same code again is refused by Discord.
     with pytest.raises(PermissionDenied, match="refused the sign-in code"):
@@ -90,9 +92,11 @@ async def test_a_pkce_mismatch_a_wrong_secret_and_a_non_member_are_refused(disco
 
 
 async def test_the_fake_refuses_a_json_token_request_as_discord_does(discord):
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{discord.api_url}/oauth2/token", json={"code": "x"}) as response:
-            assert response.status == 400
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{discord.api_url}/oauth2/token", json={"code": "x"}) as response,
+    ):
+        assert response.status == 400
     assert any("form-urlencoded" in v for v in discord.violations)
     discord.violations.clear()
 
@@ -127,7 +131,7 @@ def test_states_are_single_use_and_expire(store):
     clock.now += 601
     assert sso.take_state(late) is None
     # What is stored: the state's hash, the verifier sealed.
-    raw = list(sso.store.table("states").rows) + [{"hash": digest(state)}]
+    raw = [*sso.store.table("states").rows, {"hash": digest(state)}]
     assert all(state not in str(r) and verifier not in str(r) for r in raw)
 
 
