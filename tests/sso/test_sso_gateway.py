@@ -32,7 +32,7 @@ metadata: {name: pod-reader, namespace: dev}
 rules:
 - apiGroups: [""]
   resources: [pods, configmaps]
-  verbs: [get, list, create, delete]
+  verbs: [get, list, watch, create, delete]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -284,3 +284,54 @@ async def test_only_admins_map_roles_and_never_to_system_groups(sso):
     assert not masters.ok and "system:" in masters.text
     mapped = await sso.harness.run("/sso mappings")
     assert mapped.reply.data == {ROLE: ["dev-team"]}
+
+
+async def _line(stream: asyncio.StreamReader, needle: str, timeout: float = 10) -> str:
+    """The first line of ``stream`` containing ``needle`` (within ``timeout`` seconds)."""
+
+    async def read() -> str:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"the stream ended before {needle!r}")
+            if needle in line:
+                return line
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+async def test_a_watch_is_relayed_and_ends_when_the_session_is_revoked(sso):
+    config = await sso.kubeconfig()
+    assert (await sso.kubectl(config, "create", "configmap", "first", "-n", "dev")).returncode == 0
+    watch = await asyncio.create_subprocess_exec(
+        shutil.which("kubectl") or "kubectl",
+        "--kubeconfig",
+        str(config),
+        "get",
+        "configmaps",
+        "-n",
+        "dev",
+        "-w",
+        "--output-watch-events",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert watch.stdout is not None
+        await _line(watch.stdout, "first")
+        # An event after the watch began reaches kubectl as it happens.
+        made = await asyncio.to_thread(
+            sso.cluster.kubectl, "create", "configmap", "second", "-n", "dev"
+        )
+        assert made.returncode == 0
+        await _line(watch.stdout, "second", timeout=5)
+        [session] = [s["id"] for s in sso.sessions().rows]
+        revoked = await sso.harness.run(f"/sso revoke session:{session}")
+        assert revoked.ok
+        start = time.monotonic()
+        await asyncio.wait_for(watch.wait(), 10)
+        assert time.monotonic() - start < 2.0
+    finally:
+        if watch.returncode is None:
+            watch.kill()
+            await watch.wait()

@@ -61,6 +61,10 @@ class HttpResponse:
     body: bytes | str = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Any = field(default=None, compare=False)
+    """An async iterator of ``bytes`` sent to the client as each chunk comes (instead of
+    ``body``; a Kubernetes watch), closed (``aclose``) when the client goes away. In-process
+    plugins only: an isolated plugin's response crosses a pipe whole."""
 
     @classmethod
     def json_body(cls, value: Any, status: int = 200) -> HttpResponse:

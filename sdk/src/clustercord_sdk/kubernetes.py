@@ -203,11 +203,13 @@ class Kubernetes(Protocol):
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
         cluster: str | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
+        stream: bool = False,
+    ) -> tuple[int, dict[str, str], Any]:
         """One raw API request (``GET /api/v1/namespaces/dev/pods``) as the plugin's
         ServiceAccount impersonating ``user`` with ``groups`` (and ``uid``): the cluster's RBAC
         decides as for that user. Needs ``users:impersonate`` (and ``groups:impersonate``,
         ``uids.authentication.k8s.io:impersonate`` for groups and uid); ``system:`` users and
         groups are refused. ``headers``: only content negotiation passes (never
-        ``Authorization`` or ``Impersonate-*``). Returns status, headers and body."""
+        ``Authorization`` or ``Impersonate-*``). Returns status, headers and body (bytes;
+        with ``stream`` and a success, an async iterator of chunks, to ``aclose``)."""
         ...

@@ -8,14 +8,18 @@ impersonating ``discord:<id>`` with the session's mapped groups and the session 
 headers are never passed on), and one audit row says who did what with what status. Since
 the session is read on every request, ``/sso revoke`` takes effect at the next one.
 
-Not yet: watches (``kubectl get -w``) and exec/attach/port-forward streams are refused with
-501 rather than relayed.
+Watches (``kubectl get -w``) and followed logs (``kubectl logs -f``) are relayed as they
+come; the session is read again every :data:`RECHECK` seconds while one is open, and a
+revoked or expired session ends it (the upstream connection is shut). Not yet:
+exec/attach/port-forward (WebSocket or SPDY upgrades) are refused with 501.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from clustercord_builtins.sso.sessions import store_of
@@ -24,6 +28,17 @@ from clustercord_sdk.errors import ClusterCordError
 from clustercord_sdk.http import HttpRequest, HttpResponse
 
 STREAMING = ("/exec", "/attach", "/portforward", "/proxy")
+RECHECK = 0.25
+"""Seconds between two reads of an open watch's session (revocation ends it within this)."""
+
+
+def _streams(request: HttpRequest, path: str) -> bool:
+    args = request.args()
+    return (
+        args.get("watch") in ("true", "1")
+        or args.get("follow") in ("true", "1")
+        or "/watch/" in path
+    )
 
 
 def status(code: int, reason: str, message: str) -> HttpResponse:
@@ -60,14 +75,13 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
         refusal = status(403, "Forbidden", f"SSO session {session.id} is for {session.cluster}")
     elif not source_allowed(request.remote, str(ctx.config.get("allow_ips") or "")):
         refusal = status(403, "Forbidden", f"requests from {request.remote} are not allowed")
-    elif "watch=true" in request.query or "watch=1" in request.query or "/watch/" in path:
-        refusal = status(501, "NotImplemented", "watches are not relayed by the SSO gateway yet")
-    elif any(path.endswith(s) or f"{s}?" in path for s in STREAMING) and request.method != "GET":
+    elif request.header("upgrade") or any(path.endswith(s) for s in STREAMING):
         refusal = status(501, "NotImplemented", "exec, attach and port-forward are not relayed yet")
     if refusal is not None:
         _audit(ctx, session, request, path, cluster, refusal.status, start)
         return refusal
     assert session is not None
+    streaming = _streams(request, path)
     try:
         code, headers, body = await ctx.kubernetes.impersonated(
             request.method,
@@ -79,6 +93,7 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
             headers=request.headers,
             body=request.body,
             cluster=cluster,
+            stream=streaming,
         )
     except ClusterCordError as exc:
         answer = status(502, "InternalError", f"the SSO gateway could not forward: {exc}")
@@ -87,7 +102,36 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
     store.touch(session.id)
     content_type = headers.pop("content-type", "application/json")
     _audit(ctx, session, request, path, cluster, code, start)
+    if not isinstance(body, bytes):  # an open stream
+        return HttpResponse(
+            code, b"", content_type, headers, stream=_while_valid(body, store, session.id)
+        )
     return HttpResponse(code, body, content_type, headers)
+
+
+async def _while_valid(upstream: Any, store: Any, sid: str) -> AsyncIterator[bytes]:
+    """``upstream``'s chunks while the session stays valid: read again every
+    :data:`RECHECK` seconds, waiting or not, so a revoke ends a quiet watch too."""
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(upstream.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=RECHECK)
+            if done:
+                try:
+                    chunk = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield chunk
+            session = store.session(sid)
+            if session is None or not session.active(store.clock()):
+                return
+    finally:
+        await upstream.aclose()  # also ends a read still waiting
+        if pending is not None:
+            pending.cancel()
 
 
 def _audit(

@@ -10,6 +10,8 @@ plugin takes effect at once, no restart.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -150,13 +152,44 @@ class HttpService:
         response: HttpResponse = await self._door_route(
             plugin, route, http_request, timeout=self.settings.timeout
         )
+        if response.stream is not None:
+            return await _relay(request, response)
         return _to_aiohttp(response)
 
 
-def _to_aiohttp(response: HttpResponse) -> web.Response:
+async def _relay(request: web.Request, response: HttpResponse) -> web.StreamResponse:
+    """A streamed response: each chunk written (and so flushed) as it comes, until the
+    stream ends or the client goes; the stream is closed either way."""
+    stream = response.stream
+    out = web.StreamResponse(status=response.status, headers=_headers(response))
+    out.content_type = response.content_type.partition(";")[0].strip() or "application/json"
+    try:
+        await out.prepare(request)
+        async for chunk in stream:
+            await out.write(chunk)
+    except (ConnectionError, asyncio.CancelledError):
+        pass  # the client went away
+    except Exception as exc:  # the plugin's stream failed midway: the client sees it end
+        log.warning("a streamed response ended with %s: %s", type(exc).__name__, exc)
+    finally:
+        closing = getattr(stream, "aclose", None)
+        if closing is not None:
+            with contextlib.suppress(Exception):
+                await closing()
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await out.write_eof()
+    return out
+
+
+def _headers(response: HttpResponse) -> dict[str, str]:
     headers = {k: v for k, v in response.headers.items() if k.lower() not in _DROPPED}
     headers.setdefault("Cache-Control", "no-store")
     headers.setdefault("X-Content-Type-Options", "nosniff")
+    return headers
+
+
+def _to_aiohttp(response: HttpResponse) -> web.Response:
+    headers = _headers(response)
     status = response.status if 100 <= response.status <= 599 else 500
     content_type, _, params = response.content_type.partition(";")
     charset = None

@@ -16,9 +16,12 @@ plugin asks:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from clustercord_sdk.errors import PermissionDenied, UsageError
 from clustercord_sdk.permissions import Permission, covers, parse_permission
@@ -45,6 +48,7 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: bytes
+    upstream: Upstream | None = None
 
 
 def check(
@@ -82,8 +86,11 @@ def send(
     headers: list[tuple[str, str]],
     body: bytes,
     timeout: float,
+    *,
+    stream: bool = False,
 ) -> Answer:
-    """One request with the plugin's API client's connection pool (blocking)."""
+    """One request with the plugin's API client's connection pool (blocking). With
+    ``stream``, the body is left unread: :attr:`Answer.upstream` reads it chunk by chunk."""
     import urllib3
 
     configuration = client.configuration  # type: ignore[attr-defined]
@@ -97,10 +104,47 @@ def send(
         url,
         body=body or None,
         headers=header_dict,
-        timeout=urllib3.Timeout(total=timeout),
+        # A stream (a watch) may stay quiet for minutes: only connecting is bounded.
+        timeout=urllib3.Timeout(connect=timeout, read=None if stream else timeout),
         retries=False,
-        preload_content=True,
+        preload_content=not stream,
         redirect=False,
     )
     returned = {k.lower(): v for k, v in response.headers.items() if k.lower() in RETURNED}
+    if stream:
+        return Answer(response.status, returned, b"", Upstream(response))
     return Answer(response.status, returned, response.data)
+
+
+class Upstream:
+    """A response body read as it comes (``async for chunk in upstream``): each read waits
+    in a worker thread; :meth:`aclose` shuts the connection, which also ends a read that is
+    waiting (a revoked session's open watch ends at once, not at its next event)."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._closed = False
+
+    def __aiter__(self) -> Upstream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            chunk = await asyncio.to_thread(self._response.read1, 65536)
+        except Exception:  # the connection was shut (aclose) or broke
+            chunk = b""
+        if not chunk:
+            await self.aclose()
+            raise StopAsyncIteration
+        return bytes(chunk)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._response.shutdown()
+        with contextlib.suppress(Exception):
+            self._response.release_conn()

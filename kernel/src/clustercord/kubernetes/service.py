@@ -424,9 +424,11 @@ class PluginKubernetes:
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
         cluster: str | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
+        stream: bool = False,
+    ) -> tuple[int, dict[str, str], Any]:
         """One raw API request as the plugin's ServiceAccount impersonating ``user`` (see
-        :mod:`clustercord.kubernetes.impersonation` for what is refused)."""
+        :mod:`clustercord.kubernetes.impersonation` for what is refused). With ``stream``
+        the body is an async iterator of chunks (a watch), to ``aclose`` when done."""
         from clustercord.kubernetes import impersonation
 
         name, _ = self.target(cluster)
@@ -437,12 +439,21 @@ class PluginKubernetes:
             client = self._client(name)
             token = client.configuration.api_key["authorization"]
             sent = impersonation.headers_for(token, user, groups, uid, headers or {})
-            return impersonation.send(client, method, path, query, sent, body, timeout)
+            return impersonation.send(
+                client, method, path, query, sent, body, timeout, stream=stream
+            )
 
         answer = await asyncio.wait_for(asyncio.to_thread(send), timeout + 5)
         if answer.status == 401:  # the plugin's token expired: one fresh one, once
+            if answer.upstream is not None:
+                await answer.upstream.aclose()
             self._client(name, renew=True)
             answer = await asyncio.wait_for(asyncio.to_thread(send), timeout + 5)
+        if answer.upstream is not None:
+            if answer.status >= 300:  # an error is a short body: read it whole
+                chunks = [chunk async for chunk in answer.upstream]
+                return answer.status, answer.headers, b"".join(chunks)
+            return answer.status, answer.headers, answer.upstream
         return answer.status, answer.headers, answer.body
 
     # -- plumbing --------------------------------------------------------------------------
