@@ -335,3 +335,38 @@ async def test_a_watch_is_relayed_and_ends_when_the_session_is_revoked(sso):
         if watch.returncode is None:
             watch.kill()
             await watch.wait()
+
+
+async def test_leaving_the_server_or_losing_the_role_revokes_at_the_recheck(sso, monkeypatch):
+    monkeypatch.setenv("DISCORD_TOKEN", sso.discord.bot_token)
+    staying, leaving = await sso.kubeconfig(), await sso.kubeconfig()
+    first, second = [s["id"] for s in sso.sessions().rows]
+    [job] = [
+        j for j in sso.kernel.scheduler.for_plugin("sso").jobs() if j.id == "sso-recheck-members"
+    ]
+    await sso.kernel.run_job(job)  # nothing changed: nothing revoked
+    assert (await sso.kubectl(staying, "get", "pods", "-n", "dev")).returncode == 0
+    sso.discord.oauth.set_member(ALICE, ["999"])  # the mapped role is gone
+    await sso.kernel.run_job(job)
+    for config in (staying, leaving):
+        assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode != 0
+    rows = [r for r in sso.kernel.audit.iter_rows() if r["action"] == "sso:revoke"]
+    assert {r["options"]["session"] for r in rows} == {first, second}
+    assert all(r["options"]["why"] == "lost a mapped role" for r in rows)
+    # With the bot's token, the login itself reads the roles as the bot sees them.
+    url = await sso.login()
+    status, page = await sso.callback(await sso.authorize(url))
+    assert status == 403 and "None of your Discord roles" in page
+
+
+async def test_a_member_who_left_is_revoked(sso, monkeypatch):
+    monkeypatch.setenv("DISCORD_TOKEN", sso.discord.bot_token)
+    config = await sso.kubeconfig()
+    sso.discord.oauth.remove_member(ALICE)
+    [job] = [
+        j for j in sso.kernel.scheduler.for_plugin("sso").jobs() if j.id == "sso-recheck-members"
+    ]
+    await sso.kernel.run_job(job)
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode != 0
+    [row] = [r for r in sso.kernel.audit.iter_rows() if r["action"] == "sso:revoke"]
+    assert row["options"]["why"] == "left the server"

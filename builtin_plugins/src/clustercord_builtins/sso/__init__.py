@@ -17,10 +17,19 @@ The flow (design: research/peers-recording-sso.md, part B):
    the kernel's impersonation (the client's ``Authorization`` and ``Impersonate-*`` never
    pass), and audited (:mod:`.gateway`). So ``/sso revoke`` and expiry take effect at the
    next request.
+4. Every minute (with the bot's ``DISCORD_TOKEN``), members are read again: leaving the
+   server, or losing a role a session's groups came from, revokes it (:mod:`.jobs`).
 """
 
+from clustercord_builtins.sso.jobs import RECHECK_JOB
 from clustercord_builtins.sso.sessions import MIGRATIONS, TOKEN_PATTERN
 from clustercord_sdk import hookimpl
+
+
+@hookimpl
+def on_enable(ctx):
+    # Losing a mapped role, or leaving the server, ends the sessions it gave within a minute.
+    ctx.scheduler.every("1m", "jobs:recheck", job_id=RECHECK_JOB)
 
 
 @hookimpl

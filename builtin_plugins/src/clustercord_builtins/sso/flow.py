@@ -96,3 +96,29 @@ class DiscordOAuth:
                     raise PermissionDenied("Discord did not give your roles in the server")
                 member = await response.json()
         return user, [str(r) for r in member.get("roles", [])]
+
+
+def bot_token(env: Mapping[str, str] | None = None) -> str | None:
+    """The bot's token (``DISCORD_TOKEN``), to re-read members' roles; ``None`` without."""
+    env = os.environ if env is None else env
+    return env.get("DISCORD_TOKEN") or None
+
+
+async def member_roles(
+    api_url: str, token: str, guild_id: str, user_ids: list[str]
+) -> dict[str, list[str] | None]:
+    """Each user's role ids in ``guild_id`` as the bot reads them (``None``: not a member
+    any more). Any other answer raises: a Discord outage must not revoke everyone."""
+    found: dict[str, list[str] | None] = {}
+    headers = {"Authorization": f"Bot {token}"}
+    async with aiohttp.ClientSession(timeout=TIMEOUT, headers=headers) as http:
+        for user in user_ids:
+            async with http.get(f"{api_url}/guilds/{guild_id}/members/{user}") as response:
+                if response.status == 404:
+                    found[user] = None
+                    continue
+                if response.status != 200:
+                    raise CommandError(f"Discord answered {response.status} for member {user}")
+                member = await response.json()
+                found[user] = [str(r) for r in member.get("roles", [])]
+    return found

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from clustercord_builtins.sso.flow import DiscordOAuth
+from clustercord_builtins.sso.flow import DiscordOAuth, bot_token, member_roles
 from clustercord_builtins.sso.sessions import Session, store_of
 from clustercord_sdk.errors import CommandError, PermissionDenied
 from clustercord_sdk.http import HttpRequest, HttpResponse
@@ -68,6 +68,16 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
         )
         return refused(str(exc))
     who = f"discord:{pending['user_id']}"
+    bot = bot_token()
+    if bot and str(user.get("id")) == pending["user_id"]:
+        # The bot's read of the member is authoritative (role ids, never names).
+        try:
+            by_bot = await member_roles(
+                oauth.api_url, bot, pending["guild_id"], [pending["user_id"]]
+            )
+        except CommandError as exc:
+            return refused(f"Discord did not give your roles: {exc}", 502)
+        roles = by_bot[pending["user_id"]] or []
     if str(user.get("id")) != pending["user_id"]:
         ctx.audit.record(
             "login",
