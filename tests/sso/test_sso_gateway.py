@@ -43,6 +43,15 @@ roleRef: {kind: Role, name: pod-reader, apiGroup: rbac.authorization.k8s.io}
 """
 
 
+def requests(sso: Any) -> list[dict[str, Any]]:
+    """The audit rows of the requests through the gateway (their results, not intents)."""
+    return [
+        r
+        for r in sso.kernel.audit.iter_rows()
+        if r["action"] == "route * /k8s/*" and r["result"] != "started"
+    ]
+
+
 class Sso:
     """The pieces of one SSO test: kernel, fake Discord, a browser, kubectl."""
 
@@ -163,9 +172,11 @@ async def test_kubectl_works_within_the_mapped_rights_and_stops_at_revoke(sso):
     forbidden = await sso.kubectl(config, "get", "secrets", "-A", "--as", "system:admin")
     assert forbidden.returncode != 0
     # Every request is audited with the Discord user.
-    rows = [r for r in sso.kernel.audit.iter_rows() if r["action"] == "sso:request"]
+    rows = requests(sso)
     assert rows and all(r["actor"] == f"discord:{ALICE}" for r in rows)
-    assert any("/namespaces/dev/configmaps" in json.dumps(r["options"]) for r in rows)
+    assert all(r["options"]["remote"] == "127.0.0.1" for r in rows)
+    assert any(r["options"]["details"]["path"] == "/api/v1/namespaces/dev/configmaps" for r in rows)
+    assert {r["options"]["details"]["verb"] for r in rows} >= {"GET", "POST"}
     # Revoked: the next kubectl call is refused, at once.
     [session] = [s["id"] for s in sso.sessions().rows]
     revoked = await sso.harness.run(f"/sso revoke session:{session}")
@@ -251,8 +262,8 @@ async def test_an_address_outside_allow_ips_is_refused(sso):
     await sso.kernel.manager.set_config("sso", "allow_ips", "10.0.0.0/8", by="admin")
     refused = await sso.kubectl(config, "get", "pods", "-n", "dev")
     assert refused.returncode != 0 and "Forbidden" in refused.stderr
-    last = [r for r in sso.kernel.audit.iter_rows() if r["action"] == "sso:request"][-1]
-    assert last["result"] == "denied" and last["options"]["status"] == 403
+    last = requests(sso)[-1]
+    assert last["result"] == "denied" and last["options"]["details"]["status"] == 403
     await sso.kernel.manager.set_config("sso", "allow_ips", "127.0.0.0/8", by="admin")
     assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
 

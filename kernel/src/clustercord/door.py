@@ -333,7 +333,7 @@ class Door:
         gets a status and one line, never a stack trace."""
         start = time.perf_counter()
         name = f"{route.method} {route.path}"
-        recorded = {"method": request.method, "path": request.path}
+        recorded: dict[str, Any] = {"method": request.method, "path": request.path}
         actor = f"http:{request.remote or '-'}"
         intent: int | None = None
         try:
@@ -355,6 +355,11 @@ class Door:
             response, status, message = _http_answer(plugin.name, name, result)
         duration = (time.perf_counter() - start) * 1000
         recorded["status"] = str(response.status)
+        if response.audit:
+            recorded["details"] = dict(response.audit)
+        if response.actor:  # whom the plugin authenticated; the address stays in the options
+            recorded["remote"] = request.remote
+            actor = response.actor
         await self.audit_http(status, name, plugin.name, actor, recorded, intent, duration, message)
         return response
 
@@ -502,7 +507,8 @@ def _http_answer(
     if result.ok:
         value = result.value
         if isinstance(value, HttpResponse):
-            return value, "ok" if value.status < 500 else "error", None
+            outcome = "denied" if value.status in (401, 403) else "ok"
+            return value, "error" if value.status >= 500 else outcome, None
         if isinstance(value, str):
             return HttpResponse.text(value), "ok", None
         if value is None:

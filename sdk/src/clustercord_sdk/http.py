@@ -61,6 +61,12 @@ class HttpResponse:
     body: bytes | str = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    actor: str | None = None
+    """Whom the plugin authenticated (``discord:<id>``): the actor of the kernel's audit row
+    of this request (the client's address stays in its options); ``None``: the address."""
+    audit: dict[str, Any] = field(default_factory=dict)
+    """Details the kernel adds to its audit row of this request (so a plugin that audits
+    every request, a gateway, costs no second row)."""
     stream: Any = field(default=None, compare=False)
     """An async iterator of ``bytes`` sent to the client as each chunk comes (instead of
     ``body``; a Kubernetes watch), closed (``aclose``) when the client goes away. In-process

@@ -5,7 +5,9 @@ compared in constant time), not revoked, not expired, for this cluster, from an 
 ``allow_ips`` allows. Then the request goes to the cluster as the plugin's ServiceAccount
 impersonating ``discord:<id>`` with the session's mapped groups and the session id as uid
 (``ctx.kubernetes.impersonated``: the client's ``Authorization`` and ``Impersonate-*``
-headers are never passed on), and one audit row says who did what with what status. Since
+headers are never passed on). The kernel's audit row of the request (action
+``route * /k8s/*``) names the Discord user and carries session, verb, path, status and
+latency (``HttpResponse.actor`` and ``audit``): one row per request, refused ones included. Since
 the session is read on every request, ``/sso revoke`` takes effect at the next one.
 
 Watches (``kubectl get -w``) and followed logs (``kubectl logs -f``) are relayed as they
@@ -20,6 +22,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from clustercord_builtins.sso.sessions import store_of
@@ -28,6 +31,8 @@ from clustercord_sdk.errors import ClusterCordError
 from clustercord_sdk.http import HttpRequest, HttpResponse
 
 STREAMING = ("/exec", "/attach", "/portforward", "/proxy")
+TOUCH_EVERY = 30.0
+"""Seconds between two writes of a session's ``last_used`` (not one write per request)."""
 RECHECK = 0.25
 """Seconds between two reads of an open watch's session (revocation ends it within this)."""
 
@@ -78,10 +83,11 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
     elif request.header("upgrade") or any(path.endswith(s) for s in STREAMING):
         refusal = status(501, "NotImplemented", "exec, attach and port-forward are not relayed yet")
     if refusal is not None:
-        _audit(ctx, session, request, path, cluster, refusal.status, start)
-        return refusal
+        return _audited(refusal, session, request, path, cluster, start)
     assert session is not None
-    streaming = _streams(request, path)
+    # Reads are relayed as they come (a big list starts reaching kubectl before its end
+    # has left the API server); watches and followed logs must be.
+    streaming = request.method == "GET" or _streams(request, path)
     try:
         code, headers, body = await ctx.kubernetes.impersonated(
             request.method,
@@ -97,22 +103,23 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
         )
     except ClusterCordError as exc:
         answer = status(502, "InternalError", f"the SSO gateway could not forward: {exc}")
-        _audit(ctx, session, request, path, cluster, answer.status, start)
-        return answer
-    store.touch(session.id)
+        return _audited(answer, session, request, path, cluster, start)
+    if session.last_used is None or now - session.last_used > TOUCH_EVERY:
+        store.touch(session.id)
     content_type = headers.pop("content-type", "application/json")
-    _audit(ctx, session, request, path, cluster, code, start)
     if not isinstance(body, bytes):  # an open stream
-        return HttpResponse(
-            code, b"", content_type, headers, stream=_while_valid(body, store, session.id)
-        )
-    return HttpResponse(code, body, content_type, headers)
+        streamed = _while_valid(body, store, session.id)
+        answer = HttpResponse(code, b"", content_type, headers, stream=streamed)
+    else:
+        answer = HttpResponse(code, body, content_type, headers)
+    return _audited(answer, session, request, path, cluster, start)
 
 
 async def _while_valid(upstream: Any, store: Any, sid: str) -> AsyncIterator[bytes]:
     """``upstream``'s chunks while the session stays valid: read again every
     :data:`RECHECK` seconds, waiting or not, so a revoke ends a quiet watch too."""
     pending: asyncio.Future[bytes] | None = None
+    checked = time.monotonic()
     try:
         while True:
             if pending is None:
@@ -125,6 +132,9 @@ async def _while_valid(upstream: Any, store: Any, sid: str) -> AsyncIterator[byt
                     return
                 pending = None
                 yield chunk
+            if time.monotonic() - checked < RECHECK:
+                continue  # a busy stream: its session is read at most every RECHECK
+            checked = time.monotonic()
             session = store.session(sid)
             if session is None or not session.active(store.clock()):
                 return
@@ -134,20 +144,27 @@ async def _while_valid(upstream: Any, store: Any, sid: str) -> AsyncIterator[byt
             pending.cancel()
 
 
-def _audit(
-    ctx: Any, session: Any, request: HttpRequest, path: str, cluster: str, code: int, start: float
-) -> None:
-    ctx.audit.record(
-        "request",
-        actor=f"discord:{session.user_id}" if session is not None else f"http:{request.remote}",
-        details={
+def _audited(
+    answer: HttpResponse,
+    session: Any,
+    request: HttpRequest,
+    path: str,
+    cluster: str,
+    start: float,
+) -> HttpResponse:
+    """``answer`` carrying its audit: the kernel's row of this request names the Discord user
+    (one row per request, written by the door, whatever the answer)."""
+    return replace(
+        answer,
+        actor=f"discord:{session.user_id}" if session is not None else None,
+        audit={
+            "sso": "request",
             "session": session.id if session is not None else None,
             "cluster": cluster,
             "verb": request.method,
             "path": path,
             "query": request.query[:200],
-            "status": code,
+            "status": answer.status,
             "ms": round((time.perf_counter() - start) * 1000, 1),
         },
-        result="ok" if code < 400 else "denied" if code in (401, 403) else "error",
     )

@@ -40,6 +40,8 @@ FORWARDED = frozenset(
     }
 )
 RETURNED = frozenset({"content-type", "audit-id", "warning", "cache-control", "retry-after"})
+SMALL = 256 * 1024
+"""A streamed response no longer than this (``Content-Length``) is read whole at once."""
 _PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
 
@@ -111,8 +113,13 @@ def send(
         redirect=False,
     )
     returned = {k.lower(): v for k, v in response.headers.items() if k.lower() in RETURNED}
-    if stream:
+    length = response.headers.get("content-length")
+    if stream and not (length and length.isdigit() and int(length) <= SMALL):
         return Answer(response.status, returned, b"", Upstream(response))
+    if stream:  # small and whole: read here, in this thread, rather than chunk by chunk
+        data = response.read()
+        response.release_conn()
+        return Answer(response.status, returned, data)
     return Answer(response.status, returned, response.data)
 
 
