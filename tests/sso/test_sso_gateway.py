@@ -381,3 +381,50 @@ async def test_a_member_who_left_is_revoked(sso, monkeypatch):
     assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode != 0
     [row] = [r for r in sso.kernel.audit.iter_rows() if r["action"] == "sso:revoke"]
     assert row["options"]["why"] == "left the server"
+
+
+async def test_sso_audit_shows_the_requests_and_only_ones_own(sso):
+    config = await sso.kubeconfig()
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    mine = await sso.harness.run("/sso audit since:1h", user=ALICE)
+    assert mine.ok, mine.text
+    paths = [r["details"]["path"] for r in mine.reply.data["requests"]]
+    assert "/api/v1/namespaces/dev/pods" in paths
+    assert all(r["actor"] == f"discord:{ALICE}" for r in mine.reply.data["requests"])
+    nothing = await sso.harness.run("/sso audit", user=MALLORY)
+    assert nothing.ok and nothing.reply.data is None
+    spying = await sso.harness.run(f"/sso audit user:{ALICE}", user=MALLORY)
+    assert not spying.ok
+
+
+async def test_an_expired_session_ends_an_open_watch_and_idle_sessions_end(sso):
+    config = await sso.kubeconfig()
+    watch = await asyncio.create_subprocess_exec(
+        shutil.which("kubectl") or "kubectl",
+        "--kubeconfig",
+        str(config),
+        "get",
+        "pods",
+        "-n",
+        "dev",
+        "-w",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.sleep(1.0)
+        assert watch.returncode is None
+        [row] = list(sso.sessions().rows)
+        sso.sessions().update(row["id"], {"expires": time.time() - 1})
+        await asyncio.wait_for(watch.wait(), 5)
+    finally:
+        if watch.returncode is None:
+            watch.kill()
+            await watch.wait()
+    fresh = await sso.kubeconfig()
+    await sso.kernel.manager.set_config("sso", "idle_timeout", "1m", by="admin")
+    assert (await sso.kubectl(fresh, "get", "pods", "-n", "dev")).returncode == 0
+    newest = max(sso.sessions().rows, key=lambda r: r["created"])
+    sso.sessions().update(newest["id"], {"last_used": time.time() - 120})
+    assert (await sso.kubectl(fresh, "get", "pods", "-n", "dev")).returncode != 0
+    assert sso.sessions().get(newest["id"])["revoked_by"] == "sso:idle"

@@ -1,8 +1,9 @@
-"""``/sso`` commands: login, logout, list-sessions, revoke, extend, map, mappings."""
+"""``/sso`` commands: login, logout, list-sessions, revoke, extend, map, mappings, audit."""
 
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 from clustercord_builtins.sso.flow import DiscordOAuth
@@ -16,6 +17,9 @@ from clustercord_builtins.sso.sessions import (
 from clustercord_builtins.sso.web import site
 from clustercord_sdk.errors import PermissionDenied, UsageError
 from clustercord_sdk.reply import Reply, Table
+
+GATEWAY_ACTION = "route * /k8s/*"
+"""The kernel's audit action of a request through the gateway (the door's row)."""
 
 
 def _when(seconds: float) -> str:
@@ -179,3 +183,43 @@ async def mappings(ctx: Any) -> Reply:
         return Reply(text="No Discord role is mapped yet (/sso map).", ephemeral=True)
     rows = [[f"<@&{role}>", ", ".join(groups)] for role, groups in sorted(found.items())]
     return Reply(tables=[Table(["Role", "Groups"], rows)], ephemeral=True, data=found)
+
+
+async def audit(ctx: Any) -> Reply:
+    """The gateway's requests from the kernel's audit log (one row each, written by the door),
+    newest first: admins see anyone's, others their own."""
+    user = str(ctx.options.get("user") or "") or None
+    if not ctx.invocation.admin:
+        if user and user != ctx.user_id:
+            raise PermissionDenied("only admins see other people's kubectl requests")
+        user = ctx.user_id
+    since = ctx.options.get("since")
+    reader = ctx.plugin.require("audit-read")
+    rows = [
+        r
+        for r in reader.rows(
+            plugin="sso",
+            actor=f"discord:{user}" if user else None,
+            since_ts=time.time() - float(since) if since else None,
+            limit=200,
+        )
+        if r["action"] == GATEWAY_ACTION and r["result"] != "started"
+    ][:50]
+    if not rows:
+        return Reply(text="No kubectl request through the SSO gateway.", ephemeral=True)
+    table = [
+        [
+            _when(r["ts"]),
+            r["actor"],
+            (r["options"].get("details") or {}).get("verb", "?"),
+            (r["options"].get("details") or {}).get("path", "?"),
+            (r["options"].get("details") or {}).get("status", r["options"].get("status")),
+            r["result"],
+        ]
+        for r in rows
+    ]
+    return Reply(
+        tables=[Table(["When", "Who", "Verb", "Path", "Status", "Result"], table)],
+        ephemeral=True,
+        data={"requests": [{"seq": r["seq"], "actor": r["actor"], **r["options"]} for r in rows]},
+    )

@@ -76,6 +76,9 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
         refusal = status(401, "Unauthorized", f"SSO session {session.id} was revoked")
     elif now >= session.expires:
         refusal = status(401, "Unauthorized", f"SSO session {session.id} has expired")
+    elif _idle(session, ctx.config.get("idle_timeout"), now):
+        store.revoke(session.id, "sso:idle")
+        refusal = status(401, "Unauthorized", f"SSO session {session.id} was idle too long")
     elif session.cluster != cluster:
         refusal = status(403, "Forbidden", f"SSO session {session.id} is for {session.cluster}")
     elif not source_allowed(request.remote, str(ctx.config.get("allow_ips") or "")):
@@ -142,6 +145,15 @@ async def _while_valid(upstream: Any, store: Any, sid: str) -> AsyncIterator[byt
         await upstream.aclose()  # also ends a read still waiting
         if pending is not None:
             pending.cancel()
+
+
+def _idle(session: Any, timeout: Any, now: float) -> bool:
+    """Unused for longer than ``idle_timeout`` (``last_used`` is written every
+    :data:`TOUCH_EVERY` seconds, so shorter timeouts are that coarse)."""
+    if not timeout:
+        return False
+    last = session.last_used or session.created
+    return now - last > max(float(timeout), TOUCH_EVERY)
 
 
 def _audited(
