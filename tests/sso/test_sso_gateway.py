@@ -26,12 +26,23 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: dev}
 ---
+apiVersion: v1
+kind: Node
+metadata: {name: nas}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: shell, namespace: dev}
+spec:
+  containers:
+  - {name: box, image: "busybox:1.36", command: [sh, -c, "sleep infinity"]}
+---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {name: pod-reader, namespace: dev}
 rules:
 - apiGroups: [""]
-  resources: [pods, configmaps]
+  resources: [pods, configmaps, pods/exec]
   verbs: [get, list, watch, create, delete]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -428,3 +439,46 @@ async def test_an_expired_session_ends_an_open_watch_and_idle_sessions_end(sso):
     sso.sessions().update(newest["id"], {"last_used": time.time() - 120})
     assert (await sso.kubectl(fresh, "get", "pods", "-n", "dev")).returncode != 0
     assert sso.sessions().get(newest["id"])["revoked_by"] == "sso:idle"
+
+
+async def test_kubectl_exec_through_the_gateway_and_revoke_ends_the_shell(sso):
+    config = await sso.kubeconfig()
+    await asyncio.to_thread(sso.cluster.wait_running, "shell", "dev", 30)
+    once = await sso.kubectl(
+        config, "exec", "-n", "dev", "shell", "--", "sh", "-c", "echo hi; id -un"
+    )
+    assert once.returncode == 0, once.stderr
+    assert once.stdout.startswith("hi\n")
+    execs = [r for r in requests(sso) if r["options"]["details"]["path"].endswith("/exec")]
+    assert execs and execs[-1]["options"]["details"]["status"] == 101  # a WebSocket, bridged
+    shell = await asyncio.create_subprocess_exec(
+        shutil.which("kubectl") or "kubectl",
+        "--kubeconfig",
+        str(config),
+        "exec",
+        "-i",
+        "-n",
+        "dev",
+        "shell",
+        "--",
+        "cat",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert shell.stdin is not None and shell.stdout is not None
+        shell.stdin.write(b"echoed\n")
+        await shell.stdin.drain()
+        assert await asyncio.wait_for(shell.stdout.readline(), 10) == b"echoed\n"
+        [session] = [s["id"] for s in sso.sessions().rows]
+        assert (await sso.harness.run(f"/sso revoke session:{session}")).ok
+        start = time.monotonic()
+        await asyncio.wait_for(shell.wait(), 10)
+        assert time.monotonic() - start < 2.0
+    finally:
+        if shell.returncode is None:
+            shell.kill()
+            await shell.wait()
+    denied = await sso.kubectl(config, "exec", "-n", "dev", "shell", "--", "true")
+    assert denied.returncode != 0

@@ -67,6 +67,9 @@ class HttpResponse:
     audit: dict[str, Any] = field(default_factory=dict)
     """Details the kernel adds to its audit row of this request (so a plugin that audits
     every request, a gateway, costs no second row)."""
+    websocket: Any = field(default=None, compare=False)
+    """A :class:`WebSocketRelay`: the kernel accepts the client's WebSocket upgrade (with the
+    relay's protocol) and relays messages both ways (in-process plugins only)."""
     stream: Any = field(default=None, compare=False)
     """An async iterator of ``bytes`` sent to the client as each chunk comes (instead of
     ``body``; a Kubernetes watch), closed (``aclose``) when the client goes away. In-process
@@ -86,6 +89,18 @@ class HttpResponse:
 
     def data(self) -> bytes:
         return self.body.encode("utf-8") if isinstance(self.body, str) else bytes(self.body)
+
+
+@dataclass(frozen=True)
+class WebSocketRelay:
+    """A WebSocket the kernel bridges to the route's client: ``upstream`` (an open aiohttp
+    client WebSocket, or anything with ``protocol``, ``receive()``, ``send_bytes``,
+    ``send_str`` and ``close()``) until either side closes or ``alive()`` turns false (asked
+    every ``check_every`` seconds: a revoked session ends an open ``kubectl exec``)."""
+
+    upstream: Any
+    alive: Any = None
+    check_every: float = 0.25
 
 
 @dataclass(frozen=True)

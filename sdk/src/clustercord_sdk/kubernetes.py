@@ -213,3 +213,20 @@ class Kubernetes(Protocol):
         ``Authorization`` or ``Impersonate-*``). Returns status, headers and body (bytes;
         with ``stream`` and a success, an async iterator of chunks, to ``aclose``)."""
         ...
+
+    async def impersonated_websocket(
+        self,
+        path: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        uid: str | None = None,
+        query: str = "",
+        protocols: Sequence[str] = (),
+        cluster: str | None = None,
+    ) -> Any:
+        """A WebSocket to the API server (``pods/NAME/exec``, ``attach``, ``portforward``)
+        impersonating ``user`` as :meth:`impersonated` does; the open socket (``protocol``,
+        ``receive``, ``send_bytes``, ``send_str``, ``close``), or ``(status, headers,
+        body)`` when the API server refuses the upgrade."""
+        ...

@@ -12,8 +12,9 @@ the session is read on every request, ``/sso revoke`` takes effect at the next o
 
 Watches (``kubectl get -w``) and followed logs (``kubectl logs -f``) are relayed as they
 come; the session is read again every :data:`RECHECK` seconds while one is open, and a
-revoked or expired session ends it (the upstream connection is shut). Not yet:
-exec/attach/port-forward (WebSocket or SPDY upgrades) are refused with 501.
+revoked or expired session ends it (the upstream connection is shut). exec, attach and
+port-forward over WebSocket (kubectl 1.30+) are bridged to the API server's WebSocket, and
+end the same way; SPDY upgrades (older kubectl) are refused with 501.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import Any
 from clustercord_builtins.sso.sessions import store_of
 from clustercord_builtins.sso.web import source_allowed
 from clustercord_sdk.errors import ClusterCordError
-from clustercord_sdk.http import HttpRequest, HttpResponse
+from clustercord_sdk.http import HttpRequest, HttpResponse, WebSocketRelay
 
-STREAMING = ("/exec", "/attach", "/portforward", "/proxy")
+STREAMING = ("/exec", "/attach", "/portforward")
 TOUCH_EVERY = 30.0
 """Seconds between two writes of a session's ``last_used`` (not one write per request)."""
 RECHECK = 0.25
@@ -83,11 +84,15 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
         refusal = status(403, "Forbidden", f"SSO session {session.id} is for {session.cluster}")
     elif not source_allowed(request.remote, str(ctx.config.get("allow_ips") or "")):
         refusal = status(403, "Forbidden", f"requests from {request.remote} are not allowed")
-    elif request.header("upgrade") or any(path.endswith(s) for s in STREAMING):
-        refusal = status(501, "NotImplemented", "exec, attach and port-forward are not relayed yet")
+    elif any(path.endswith(s) for s in STREAMING) and not _websocket(request):
+        refusal = status(501, "NotImplemented", "SPDY is not relayed: a WebSocket client only")
+    elif request.header("upgrade") and not _websocket(request):
+        refusal = status(501, "NotImplemented", "only WebSocket upgrades are relayed")
     if refusal is not None:
         return _audited(refusal, session, request, path, cluster, start)
     assert session is not None
+    if _websocket(request):
+        return await _upgrade(request, ctx, store, session, path, cluster, start)
     # Reads are relayed as they come (a big list starts reaching kubectl before its end
     # has left the API server); watches and followed logs must be.
     streaming = request.method == "GET" or _streams(request, path)
@@ -145,6 +150,49 @@ async def _while_valid(upstream: Any, store: Any, sid: str) -> AsyncIterator[byt
         await upstream.aclose()  # also ends a read still waiting
         if pending is not None:
             pending.cancel()
+
+
+def _websocket(request: HttpRequest) -> bool:
+    return (request.header("upgrade") or "").lower() == "websocket" and request.method == "GET"
+
+
+async def _upgrade(
+    request: HttpRequest,
+    ctx: Any,
+    store: Any,
+    session: Any,
+    path: str,
+    cluster: str,
+    start: float,
+) -> HttpResponse:
+    """exec, attach, port-forward: a WebSocket bridged to the API server's, as long as the
+    session stays valid (read every :data:`RECHECK` seconds: revoking ends the shell)."""
+    offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",")]
+    try:
+        opened = await ctx.kubernetes.impersonated_websocket(
+            path,
+            user=f"discord:{session.user_id}",
+            groups=list(session.groups),
+            uid=session.id,
+            query=request.query,
+            protocols=[p for p in offered if p],
+            cluster=cluster,
+        )
+    except ClusterCordError as exc:
+        answer = status(502, "InternalError", f"the SSO gateway could not connect: {exc}")
+        return _audited(answer, session, request, path, cluster, start)
+    if isinstance(opened, tuple):  # refused by the API server
+        code, _, body = opened
+        answer = status(code, "Forbidden" if code == 403 else "Failure", body.decode()[:500])
+        return _audited(answer, session, request, path, cluster, start)
+    sid = session.id
+
+    def alive() -> bool:
+        current = store.session(sid)
+        return current is not None and current.active(store.clock())
+
+    answer = HttpResponse(101, websocket=WebSocketRelay(opened, alive, RECHECK))
+    return _audited(answer, session, request, path, cluster, start)
 
 
 def _idle(session: Any, timeout: Any, now: float) -> bool:

@@ -16,11 +16,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from clustercord.http.settings import HttpSettings
 from clustercord.http.tls import Certificate, configured, self_signed
-from clustercord_sdk.http import HttpRequest, HttpResponse, HttpSite, RouteSpec
+from clustercord_sdk.http import HttpRequest, HttpResponse, HttpSite, RouteSpec, WebSocketRelay
 
 log = logging.getLogger("clustercord.http")
 
@@ -152,9 +152,62 @@ class HttpService:
         response: HttpResponse = await self._door_route(
             plugin, route, http_request, timeout=self.settings.timeout
         )
+        if response.websocket is not None:
+            return await _bridge(request, response.websocket)
         if response.stream is not None:
             return await _relay(request, response)
         return _to_aiohttp(response)
+
+
+async def _bridge(request: web.Request, relay: WebSocketRelay) -> web.StreamResponse:
+    """Accept the client's WebSocket and relay messages both ways with ``relay.upstream``
+    until either side closes or ``relay.alive()`` turns false; both are closed after."""
+    upstream = relay.upstream
+    protocol = getattr(upstream, "protocol", None)
+    client = web.WebSocketResponse(protocols=(protocol,) if protocol else (), heartbeat=30)
+    try:
+        await client.prepare(request)
+    except Exception:
+        await upstream.close()
+        raise
+
+    async def client_to_upstream() -> None:
+        async for message in client:
+            if message.type == WSMsgType.BINARY:
+                await upstream.send_bytes(message.data)
+            elif message.type == WSMsgType.TEXT:
+                await upstream.send_str(message.data)
+            else:
+                return
+
+    async def upstream_to_client() -> None:
+        while True:
+            message = await upstream.receive()
+            if message.type == WSMsgType.BINARY:
+                await client.send_bytes(message.data)
+            elif message.type == WSMsgType.TEXT:
+                await client.send_str(message.data)
+            else:
+                return
+
+    async def watchdog() -> None:
+        while relay.alive is None or relay.alive():
+            await asyncio.sleep(relay.check_every)
+
+    tasks = [
+        asyncio.create_task(work()) for work in (client_to_upstream, upstream_to_client, watchdog)
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await upstream.close()
+        with contextlib.suppress(Exception):
+            await client.close()
+    return client
 
 
 async def _relay(request: web.Request, response: HttpResponse) -> web.StreamResponse:

@@ -155,3 +155,60 @@ class Upstream:
             self._response.shutdown()
         with contextlib.suppress(Exception):
             self._response.release_conn()
+
+
+class UpstreamSocket:
+    """An open WebSocket to the API server (exec, attach, port-forward) as someone else:
+    ``protocol``, ``receive``, ``send_bytes``, ``send_str``, ``close`` (its session too)."""
+
+    def __init__(self, http: Any, ws: Any) -> None:
+        self._http, self._ws = http, ws
+        self.protocol: str | None = ws.protocol
+
+    async def receive(self) -> Any:
+        return await self._ws.receive()
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._ws.send_bytes(data)
+
+    async def send_str(self, data: str) -> None:
+        await self._ws.send_str(data)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._ws.close()
+        await self._http.close()
+
+
+async def open_websocket(
+    endpoint: Any, headers: list[tuple[str, str]], protocols: list[str], timeout: float
+) -> UpstreamSocket | Answer:
+    """The WebSocket upgrade to ``endpoint`` (see ``kubernetes.exec.Endpoint``) with
+    ``headers`` (ours: the plugin's token and the impersonation); a refusal is an
+    :class:`Answer` with the API server's status and message."""
+    import aiohttp
+    from multidict import CIMultiDict
+
+    sent = CIMultiDict(headers)
+    http = aiohttp.ClientSession()
+    try:
+        ws = await asyncio.wait_for(
+            http.ws_connect(
+                endpoint.url,
+                protocols=protocols,
+                headers=sent,
+                ssl=endpoint.ssl,
+                server_hostname=endpoint.server_hostname,
+                proxy=endpoint.proxy,
+                proxy_headers=endpoint.proxy_headers,
+                heartbeat=30.0,
+            ),
+            timeout,
+        )
+    except aiohttp.WSServerHandshakeError as error:
+        await http.close()
+        return Answer(error.status, {}, str(error.message).encode())
+    except BaseException:
+        await http.close()
+        raise
+    return UpstreamSocket(http, ws)

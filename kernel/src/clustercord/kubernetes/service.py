@@ -456,6 +456,43 @@ class PluginKubernetes:
             return answer.status, answer.headers, answer.upstream
         return answer.status, answer.headers, answer.body
 
+    async def impersonated_websocket(
+        self,
+        path: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        uid: str | None = None,
+        query: str = "",
+        protocols: Sequence[str] = (),
+        cluster: str | None = None,
+    ) -> Any:
+        """A WebSocket to the API server (``pods/NAME/exec``, ``attach``, ``portforward``) as
+        the plugin's ServiceAccount impersonating ``user``; returns an open socket
+        (``protocol``, ``receive``, ``send_bytes``, ``send_str``, ``close``) or, refused,
+        ``(status, headers, body)``. Checked as :meth:`impersonated`."""
+        from urllib.parse import parse_qsl
+
+        from clustercord.kubernetes import impersonation
+        from clustercord.kubernetes.exec import Endpoint
+
+        name, _ = self.target(cluster)
+        impersonation.check(self.plugin, self.permissions, user, groups, path)
+        pairs = parse_qsl(query, keep_blank_values=True)
+
+        def endpoint() -> Any:
+            return Endpoint.of(self._client(name), path, pairs)
+
+        found = await asyncio.to_thread(endpoint)
+        token = found.headers.get("Authorization") or found.headers.get("authorization", "")
+        sent = impersonation.headers_for(token, user, groups, uid, {})
+        opened = await impersonation.open_websocket(
+            found, sent, list(protocols), self.service.timeout
+        )
+        if isinstance(opened, impersonation.Answer):
+            return opened.status, opened.headers, opened.body
+        return opened
+
     # -- plumbing --------------------------------------------------------------------------
     async def _call(
         self,
