@@ -7,7 +7,8 @@ plugin asks:
 
 - the plugin must declare ``users:impersonate`` (and its ServiceAccount gets only what it
   declares: ``groups:impersonate``, ``uids.authentication.k8s.io:impersonate``);
-- no ``system:`` user and no ``system:`` group (``system:masters`` is cluster-admin without
+- only ``discord:<id>`` users (never a cluster's own users, an admin's name, nor
+  ``system:`` ones) and no ``system:`` group (``system:masters`` is cluster-admin without
   RBAC): refused before anything is sent;
 - the headers sent are built here, from an allowlist; nothing the caller passes can add an
   ``Authorization`` or ``Impersonate-*`` header;
@@ -40,6 +41,9 @@ FORWARDED = frozenset(
     }
 )
 RETURNED = frozenset({"content-type", "audit-id", "warning", "cache-control", "retry-after"})
+IMPERSONABLE = re.compile(r"^discord:[0-9]{1,20}$")
+"""The users a plugin may impersonate: the Discord identities ClusterCord vouches for,
+never a cluster's own users (an admin's name) nor ``system:`` ones."""
 SMALL = 256 * 1024
 """A streamed response no longer than this (``Content-Length``) is read whole at once."""
 _PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
@@ -58,8 +62,10 @@ def check(
 ) -> None:
     if not covers(list(permissions), [NEEDED]):
         raise PermissionDenied(f"plugin {plugin} does not declare users:impersonate")
-    if not user or user.startswith("system:"):
-        raise PermissionDenied(f"plugin {plugin} may not impersonate {user!r}")
+    if not IMPERSONABLE.match(user):
+        raise PermissionDenied(
+            f"plugin {plugin} may not impersonate {user!r}: only Discord identities (discord:<id>)"
+        )
     for group in groups:
         if not group or group.startswith("system:"):
             raise PermissionDenied(f"plugin {plugin} may not impersonate group {group!r}")
