@@ -91,17 +91,20 @@ class Sso:
         async with self.browser.get(url) as response:
             return response.status, await response.text()
 
-    async def kubeconfig(self, user: str = ALICE, **options: str) -> Path:
-        """The whole flow: login, authorize, callback, download → a kubeconfig file."""
+    async def kubeconfig(self, user: str = ALICE, kind: str = "static", **options: str) -> Path:
+        """The whole flow: login, authorize, callback, download → a kubeconfig file (``kind``
+        static: the session's token; helper: the clustercord-sso exec credential)."""
         status, page = await self.callback(await self.authorize(await self.login(user, **options)))
         assert status == 200, page
-        link = re.search(r'href="([^"]+/kubeconfig\?token=[^"]+)"', page)
+        link = re.search(rf'href="([^"]+/kubeconfig\?token=[^"]+kind={kind})"', page)
         assert link, page
-        async with self.browser.get(link.group(1).replace("&amp;", "&")) as response:
+        url = link.group(1).replace("&amp;", "&")
+        async with self.browser.get(url) as response:
             assert response.status == 200
             text = await response.text()
-        async with self.browser.get(link.group(1).replace("&amp;", "&")) as again:
-            assert again.status == 404  # once
+        for other in (url, url.replace(f"kind={kind}", "kind=helper")):
+            async with self.browser.get(other) as again:
+                assert again.status == 404  # once, whichever kind
         path = self.tmp / f"kubeconfig-{time.monotonic_ns()}"
         path.write_text(text)
         return path

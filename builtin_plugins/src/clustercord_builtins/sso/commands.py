@@ -223,3 +223,32 @@ async def audit(ctx: Any) -> Reply:
         ephemeral=True,
         data={"requests": [{"seq": r["seq"], "actor": r["actor"], **r["options"]} for r in rows]},
     )
+
+
+async def devices(ctx: Any) -> Reply:
+    """Devices of the ``clustercord-sso`` helper waiting for approval (``device_trust``)."""
+    from clustercord_builtins.sso import devices as bound
+
+    store = store_of(ctx.plugin)
+    for status, device_id in (
+        ("approved", ctx.options.get("approve")),
+        ("rejected", ctx.options.get("reject")),
+    ):
+        if device_id:
+            if not bound.decide(store, str(device_id), status, ctx.user_id):
+                raise UsageError(f"no device {device_id!r} waits for a decision")
+            ctx.plugin.audit.record(
+                "device",
+                actor=f"discord:{ctx.user_id}",
+                details={"device": str(device_id), "status": status},
+            )
+            return Reply(text=f"Device {device_id} {status}.", ephemeral=True)
+    waiting = bound.devices(store, "pending")
+    if not waiting:
+        return Reply(text="No device waits for approval.", ephemeral=True, data={"devices": []})
+    rows = [[d["id"], f"<@{d['user_id']}>", d["name"], _when(d["created"])] for d in waiting]
+    return Reply(
+        tables=[Table(["Device", "User", "Name", "Enrolled"], rows)],
+        ephemeral=True,
+        data={"devices": waiting},
+    )

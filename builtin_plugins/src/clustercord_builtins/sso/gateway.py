@@ -73,6 +73,8 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
     refusal: HttpResponse | None = None
     if session is None:
         refusal = status(401, "Unauthorized", "no ClusterCord SSO session: run /sso login")
+    elif token.startswith("ccsso_") and not ctx.config.get("allow_static", True):
+        refusal = status(401, "Unauthorized", "static tokens are off: use clustercord-sso")
     elif session.revoked is not None:
         refusal = status(401, "Unauthorized", f"SSO session {session.id} was revoked")
     elif now >= session.expires:

@@ -25,7 +25,7 @@ DOWNLOAD_LIFETIME = 300.0
 DEFAULT_DURATION = 8 * 3600.0
 MAX_DURATION = 24 * 3600.0
 MIN_DURATION = 60.0
-TOKEN_PATTERN = r"ccsso_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}"
+TOKEN_PATTERN = r"ccss[ot]_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}"
 
 
 def _create(store: Store) -> None:
@@ -70,7 +70,13 @@ def _create(store: Store) -> None:
     store.table(MAPPINGS).create({"role": str, "groups": str}, pk="role", if_not_exists=True)
 
 
-MIGRATIONS = [(1, _create)]
+def _devices(store: Store) -> None:
+    from clustercord_builtins.sso.devices import create
+
+    create(store)
+
+
+MIGRATIONS = [(1, _create), (2, _devices)]
 
 
 def digest(secret: str) -> str:
@@ -216,6 +222,10 @@ class SsoStore:
     def authenticate(self, token: str) -> Session | None:
         """The session a bearer token belongs to (active or not), or ``None``."""
         parts = token.split("_", 2)
+        if len(parts) == 3 and parts[0] == "ccsst":  # a device token (clustercord-sso helper)
+            from clustercord_builtins.sso.devices import authenticate
+
+            return authenticate(self, token)  # type: ignore[no-any-return]
         if len(parts) != 3 or parts[0] != "ccsso":
             return None
         rows = list(self.store.table(SESSIONS).rows_where("id = ?", [parts[1]]))

@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import html
 import ipaddress
+import json
 from typing import Any
 
 import yaml
 
+from clustercord_builtins.sso.devices import new_enrollment
 from clustercord_builtins.sso.flow import DiscordOAuth, bot_token, member_roles
 from clustercord_builtins.sso.sessions import Session, store_of
 from clustercord_sdk.errors import CommandError, PermissionDenied
@@ -120,8 +122,14 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
         pending["duration"],
         request.remote,
     )
-    download = store.new_download(session.id, kubeconfig(ctx, session, token))
-    link = site(ctx).url(f"/kubeconfig?token={download}")
+    enroll = new_enrollment(store, session.id)
+    both = {
+        "helper": kubeconfig(ctx, session, token, enroll),
+        "static": kubeconfig(ctx, session, token),
+    }
+    download = store.new_download(session.id, json.dumps(both))
+    link = site(ctx).url(f"/kubeconfig?token={download}&kind=helper")
+    static = site(ctx).url(f"/kubeconfig?token={download}&kind=static")
     ctx.audit.record(
         "login",
         actor=who,
@@ -138,25 +146,48 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
         f"<p>Session <code>{session.id}</code> on <b>{html.escape(session.cluster)}</b> as "
         f"<code>discord:{html.escape(session.user_id)}</code>.</p>"
         f'<p><a href="{html.escape(link)}">Download your kubeconfig</a> (once, within 5 '
-        "minutes).</p><pre>export KUBECONFIG=~/kubeconfig-"
+        "minutes; it runs <code>clustercord-sso</code>, which binds it to this device and "
+        "fetches tokens of 10 minutes).</p>"
+        + (
+            f'<p>Where the helper cannot run: <a href="{html.escape(static)}">a static-token '
+            "kubeconfig</a> (instead: one download in all).</p>"
+            if ctx.config.get("allow_static", True)
+            else ""
+        )
+        + "<pre>export KUBECONFIG=~/kubeconfig-"
         f"{html.escape(session.cluster)}.yaml\nkubectl get pods</pre>"
         "<p>To end it: /sso logout, or /sso revoke.</p>",
     )
 
 
-def kubeconfig(ctx: Any, session: Session, token: str) -> str:
-    """A kubeconfig whose server is this plugin's gateway for the session's cluster."""
+def kubeconfig(ctx: Any, session: Session, token: str, enroll: str | None = None) -> str:
+    """A kubeconfig whose server is this plugin's gateway for the session's cluster: with
+    ``enroll``, its credential is the ``clustercord-sso`` helper's (device-bound, tokens of
+    10 minutes); without, the session's static token."""
     here = site(ctx)
     cluster: dict[str, Any] = {"server": here.url(f"/k8s/{session.cluster}")}
-    if here.ca_pem:
-        cluster["certificate-authority-data"] = base64.b64encode(here.ca_pem.encode()).decode()
+    ca = base64.b64encode(here.ca_pem.encode()).decode() if here.ca_pem else None
+    if ca:
+        cluster["certificate-authority-data"] = ca
     name = f"{session.cluster}-sso"
     user = f"discord-{session.user_id}"
+    credential: dict[str, Any] = {"token": token}
+    if enroll is not None:
+        helper_args = ["--server", here.base_url, "--session", session.id, "--enroll", enroll]
+        credential = {
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1",
+                "command": "clustercord-sso",
+                "args": helper_args + (["--ca-data", ca] if ca else []),
+                "interactiveMode": "Never",
+                "provideClusterInfo": False,
+            }
+        }
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": cluster}],
-        "users": [{"name": user, "user": {"token": token}}],
+        "users": [{"name": user, "user": credential}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
         "current-context": name,
     }
@@ -164,9 +195,16 @@ def kubeconfig(ctx: Any, session: Session, token: str) -> str:
 
 
 def download_kubeconfig(request: HttpRequest, ctx: Any) -> HttpResponse:
-    text = store_of(ctx).take_download(request.args().get("token", ""))
-    if text is None:
+    args = request.args()
+    kind = args.get("kind", "helper")
+    if kind not in ("helper", "static"):
+        return refused("kind: helper or static", 400)
+    if kind == "static" and not ctx.config.get("allow_static", True):
+        return refused("Static-token kubeconfigs are turned off here: use the helper one.", 403)
+    stored = store_of(ctx).take_download(args.get("token", ""))
+    if stored is None:
         return refused("This download link was used already or has expired.", 404)
+    text = json.loads(stored)[kind]
     return HttpResponse(
         200,
         text,
@@ -185,3 +223,57 @@ def source_allowed(remote: str, allow: str) -> bool:
         return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
     except ValueError:  # a client address or a configured network that is not one: refuse
         return False
+
+
+def _json_error(message: str, status: int = 403) -> HttpResponse:
+    return HttpResponse.json_body({"error": message}, status)
+
+
+def enroll_device(request: HttpRequest, ctx: Any) -> HttpResponse:
+    """The helper's first run: its public key bound to the session (see :mod:`.devices`)."""
+    from clustercord_builtins.sso import devices
+
+    try:
+        body = request.json()
+        found = devices.enroll(
+            store_of(ctx),
+            str(body["session"]),
+            str(body["enroll"]),
+            str(body["public_key"]),
+            str(body.get("name", "")),
+            bool(ctx.config.get("device_trust")),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return _json_error("malformed enrollment", 400)
+    except PermissionError as exc:
+        return _json_error(str(exc))
+    ctx.audit.record(
+        "device",
+        actor=f"discord:{found['user_id']}",
+        details={
+            "device": found["id"],
+            "session": found["session"],
+            "status": found["status"],
+            "name": found["name"],
+        },
+    )
+    return HttpResponse.json_body({"device": found["id"], "status": found["status"]})
+
+
+def device_token(request: HttpRequest, ctx: Any) -> HttpResponse:
+    """A token of at most 10 minutes for a fresh signature of an enrolled, approved device."""
+    from clustercord_builtins.sso import devices
+
+    store = store_of(ctx)
+    try:
+        body = request.json()
+        session, device = str(body["session"]), str(body["device"])
+        if not source_allowed(request.remote, str(ctx.config.get("allow_ips") or "")):
+            raise PermissionError(f"requests from {request.remote} are not allowed")
+        token = devices.issue(store, session, device, float(body["ts"]), str(body["signature"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return _json_error("malformed token request", 400)
+    except PermissionError as exc:
+        return _json_error(str(exc))
+    expires = min(store.clock() + devices.TOKEN_LIFETIME, store.session(session).expires)
+    return HttpResponse.json_body({"token": token, "expires": int(expires)})
