@@ -12,6 +12,7 @@ import time
 import pytest
 import yaml
 
+from clustercord_sdk.context import Invocation
 from tests.sso.test_sso_gateway import ALICE, sso  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.skipif(
@@ -63,7 +64,26 @@ async def test_a_new_device_waits_for_an_admin(sso, tmp_path, monkeypatch):  # n
     assert device["user_id"] == ALICE
     not_admin = await sso.harness.run(f"/sso devices approve:{device['id']}", user=ALICE)
     assert not not_admin.ok
-    assert (await sso.harness.run(f"/sso devices approve:{device['id']}")).ok
+    # The Approve button, pressed as on Discord: checked as /sso devices (admins only).
+    approve = next(b for b in listed.reply.buttons if b.label.startswith("Approve"))
+
+    async def send(reply):
+        raise AssertionError("one reply")
+
+    async def ask(confirmation):
+        return True
+
+    def press(user, frontend="discord"):
+        invocation = Invocation(user_id=user, command=("sso", "devices"), frontend=frontend)
+        return sso.kernel.door.action(
+            invocation, plugin="sso", action=approve.action, value=approve.value,
+            send=send, ask=ask, named_command=True,
+        )  # fmt: skip
+
+    assert (await press(ALICE)).status == "denied"
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode != 0
+    pressed = await press("console", "console")  # the console's own user: an admin
+    assert pressed.status == "ok", pressed.message
     assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
     # The same device, approved once, is trusted for the user's next sessions.
     again = await sso.kubeconfig(kind="helper")

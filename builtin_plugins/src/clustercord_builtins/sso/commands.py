@@ -16,8 +16,9 @@ from clustercord_builtins.sso.sessions import (
 )
 from clustercord_builtins.sso.web import site
 from clustercord_sdk.errors import PermissionDenied, UsageError
-from clustercord_sdk.reply import Reply, Table
+from clustercord_sdk.reply import Button, Reply, Table
 
+DEVICE_BUTTONS = 5
 GATEWAY_ACTION = "route * /k8s/*"
 """The kernel's audit action of a request through the gateway (the door's row)."""
 
@@ -235,20 +236,44 @@ async def devices(ctx: Any) -> Reply:
         ("rejected", ctx.options.get("reject")),
     ):
         if device_id:
-            if not bound.decide(store, str(device_id), status, ctx.user_id):
-                raise UsageError(f"no device {device_id!r} waits for a decision")
-            ctx.plugin.audit.record(
-                "device",
-                actor=f"discord:{ctx.user_id}",
-                details={"device": str(device_id), "status": status},
-            )
-            return Reply(text=f"Device {device_id} {status}.", ephemeral=True)
+            return await _decide_device(ctx, str(device_id), status)
     waiting = bound.devices(store, "pending")
     if not waiting:
         return Reply(text="No device waits for approval.", ephemeral=True, data={"devices": []})
     rows = [[d["id"], f"<@{d['user_id']}>", d["name"], _when(d["created"])] for d in waiting]
+    # Approve/Reject for the first few: pressed by whoever may run /sso devices (admins).
+    buttons = [
+        button
+        for d in waiting[:DEVICE_BUTTONS]
+        for button in (
+            Button(f"Approve {d['id']}", action="commands:device_approved", value=d["id"],
+                   style="success", command="sso devices"),
+            Button(f"Reject {d['id']}", action="commands:device_rejected", value=d["id"],
+                   style="danger", command="sso devices"),
+        )
+    ]  # fmt: skip
     return Reply(
         tables=[Table(["Device", "User", "Name", "Enrolled"], rows)],
+        buttons=buttons,
         ephemeral=True,
         data={"devices": waiting},
     )
+
+
+async def device_approved(ctx: Any, value: str) -> Reply:
+    return await _decide_device(ctx, str(value), "approved")
+
+
+async def device_rejected(ctx: Any, value: str) -> Reply:
+    return await _decide_device(ctx, str(value), "rejected")
+
+
+async def _decide_device(ctx: Any, device_id: str, status: str) -> Reply:
+    from clustercord_builtins.sso import devices as bound
+
+    if not bound.decide(store_of(ctx.plugin), device_id, status, ctx.user_id):
+        raise UsageError(f"no device {device_id!r} waits for a decision")
+    ctx.plugin.audit.record(
+        "device", actor=f"discord:{ctx.user_id}", details={"device": device_id, "status": status}
+    )
+    return Reply(text=f"Device {device_id} {status}.", ephemeral=True)
