@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from clustercord_builtins.sso.flow import DiscordOAuth
-from clustercord_builtins.sso.sessions import SsoStore, digest
+from clustercord_builtins.sso.sessions import SsoStore
+from clustercord_builtins.sso.tokens import digest
 from clustercord_builtins.sso.web import groups_for, source_allowed
 from clustercord_sdk.errors import CommandError, PermissionDenied
 

@@ -14,7 +14,9 @@ import base64
 import secrets
 from typing import Any
 
-from clustercord_builtins.sso.sessions import SsoStore, digest
+from clustercord_builtins.sso.tokens import digest
+
+SsoStore = Any  # clustercord_builtins.sso.sessions.SsoStore (which imports this module)
 
 ENROLLMENTS, DEVICES, DEVICE_TOKENS = "enrollments", "devices", "device_tokens"
 TOKEN_LIFETIME = 600.0

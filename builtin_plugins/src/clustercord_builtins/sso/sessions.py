@@ -8,7 +8,6 @@ for its download are sealed with the plugin's key when the kernel gives one. A t
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -17,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from clustercord_builtins.sso.devices import authenticate as device_session
+from clustercord_builtins.sso.devices import create as create_device_tables
+from clustercord_builtins.sso.tokens import digest
 from clustercord_sdk.services import Sealer, Store
 
 STATES, SESSIONS, DOWNLOADS, MAPPINGS = "states", "sessions", "downloads", "mappings"
@@ -70,17 +72,7 @@ def _create(store: Store) -> None:
     store.table(MAPPINGS).create({"role": str, "groups": str}, pk="role", if_not_exists=True)
 
 
-def _devices(store: Store) -> None:
-    from clustercord_builtins.sso.devices import create
-
-    create(store)
-
-
-MIGRATIONS = [(1, _create), (2, _devices)]
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+MIGRATIONS = [(1, _create), (2, create_device_tables)]
 
 
 @dataclass(frozen=True)
@@ -223,9 +215,7 @@ class SsoStore:
         """The session a bearer token belongs to (active or not), or ``None``."""
         parts = token.split("_", 2)
         if len(parts) == 3 and parts[0] == "ccsst":  # a device token (clustercord-sso helper)
-            from clustercord_builtins.sso.devices import authenticate
-
-            return authenticate(self, token)  # type: ignore[no-any-return]
+            return device_session(self, token)  # type: ignore[no-any-return]
         if len(parts) != 3 or parts[0] != "ccsso":
             return None
         rows = list(self.store.table(SESSIONS).rows_where("id = ?", [parts[1]]))
