@@ -485,3 +485,13 @@ async def test_kubectl_exec_through_the_gateway_and_revoke_ends_the_shell(sso):
             await shell.wait()
     denied = await sso.kubectl(config, "exec", "-n", "dev", "shell", "--", "true")
     assert denied.returncode != 0
+
+
+async def test_a_login_from_discord_also_goes_by_dm(sso):
+    result = await sso.harness.run(f"/sso login cluster:{sso.name}", user=ALICE, frontend="discord")
+    assert result.ok and result.reply.ephemeral
+    [dm] = [n for n in sso.kernel.notifier.pending() if n["user"] == ALICE]
+    assert result.reply.data["authorize_url"] in json.dumps(dm["reply"])
+    # From the console, no DM.
+    await sso.login()
+    assert len([n for n in sso.kernel.notifier.pending() if n["user"] == ALICE]) == 1

@@ -54,13 +54,18 @@ async def login(ctx: Any) -> Reply:
     state, verifier = store_of(ctx.plugin).new_state(ctx.user_id, guild, cluster, duration)
     url = oauth.authorize_url(site(ctx.plugin).url("/callback"), state, verifier)
     hours = duration / 3600
+    text = (
+        f"🔐 **SSO login to {cluster}** ({hours:g} h)\n"
+        f"Sign in with Discord within 10 minutes (this link works once, for you only):\n"
+        f"{url}\n"
+        "Then download your kubeconfig from the page it opens."
+    )
+    if ctx.invocation.frontend == "discord":
+        # Also by DM, where it stays findable; the link alone grants nothing: the sign-in
+        # must be this user's own Discord account, within 10 minutes, once.
+        await ctx.plugin.notifier.notify(Reply(text=text, ephemeral=True), user=ctx.user_id)
     return Reply(
-        text=(
-            f"🔐 **SSO login to {cluster}** ({hours:g} h)\n"
-            f"Sign in with Discord within 10 minutes (this link works once, for you only):\n"
-            f"{url}\n"
-            "Then download your kubeconfig from the page it opens."
-        ),
+        text=text,
         ephemeral=True,
         data={"authorize_url": url, "cluster": cluster, "expires_in": 600},
     )
