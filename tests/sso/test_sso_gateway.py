@@ -495,3 +495,36 @@ async def test_a_login_from_discord_also_goes_by_dm(sso):
     # From the console, no DM.
     await sso.login()
     assert len([n for n in sso.kernel.notifier.pending() if n["user"] == ALICE]) == 1
+
+
+async def test_many_open_watches_do_not_starve_other_requests(sso):
+    """Open watches hold no worker thread: with 12 of them open (more than the default
+    thread pool of a 2-core machine), a plain kubectl request still answers at once."""
+    config = await sso.kubeconfig()
+    watches = [
+        await asyncio.create_subprocess_exec(
+            shutil.which("kubectl") or "kubectl", "--kubeconfig", str(config),
+            "get", "configmaps", "-n", "dev", "-w",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(12)
+    ]  # fmt: skip
+    try:
+
+        def opened() -> int:
+            return len([r for r in requests(sso) if "watch" in r["options"]["details"]["query"]])
+
+        deadline = time.monotonic() + 30
+        while opened() < 12 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert opened() >= 12
+        assert all(w.returncode is None for w in watches)
+        start = time.monotonic()
+        plain = await sso.kubectl(config, "get", "pods", "-n", "dev")
+        assert plain.returncode == 0, plain.stderr
+        assert time.monotonic() - start < 10
+    finally:
+        for watch in watches:
+            if watch.returncode is None:
+                watch.kill()
+        await asyncio.gather(*(w.wait() for w in watches))

@@ -25,6 +25,10 @@ from clustercord_sdk.http import HttpRequest, HttpResponse, HttpSite, RouteSpec,
 log = logging.getLogger("clustercord.http")
 
 PREFIX = "/plugins/"
+SHUTDOWN = 2.0
+"""Seconds a stopping service waits for requests in flight (open watches are cut)."""
+GONE_CHECK = 1.0
+"""Seconds between two looks at whether a streamed response's client went away."""
 # Hop-by-hop and framing headers aiohttp sets itself; a plugin's copy would corrupt them.
 _DROPPED = frozenset(
     {"connection", "content-length", "content-type", "transfer-encoding", "keep-alive"}
@@ -91,7 +95,10 @@ class HttpService:
         app = web.Application(client_max_size=settings.max_body)
         app.router.add_get("/healthz", _healthz)
         app.router.add_route("*", PREFIX + "{plugin}/{path:.*}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Open streams (watches) are ended at close rather than waited for.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN
+        )
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, settings.host, settings.port, ssl_context=ssl_context, backlog=256
@@ -216,9 +223,22 @@ async def _relay(request: web.Request, response: HttpResponse) -> web.StreamResp
     stream = response.stream
     out = web.StreamResponse(status=response.status, headers=_headers(response))
     out.content_type = response.content_type.partition(";")[0].strip() or "application/json"
+    chunks = stream.__aiter__()
     try:
         await out.prepare(request)
-        async for chunk in stream:
+        while True:
+            pending = asyncio.ensure_future(chunks.__anext__())
+            # A quiet stream (a watch) must notice a client that went away, or its upstream
+            # stays open until the next event.
+            while not (await asyncio.wait({pending}, timeout=GONE_CHECK))[0]:
+                if request.transport is None or request.transport.is_closing():
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
+                    return out
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                break
             await out.write(chunk)
     except (ConnectionError, asyncio.CancelledError):
         pass  # the client went away

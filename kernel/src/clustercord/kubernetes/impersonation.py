@@ -54,7 +54,7 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: bytes
-    upstream: Upstream | None = None
+    upstream: Any = None
 
 
 def check(
@@ -218,3 +218,86 @@ async def open_websocket(
         await http.close()
         raise
     return UpstreamSocket(http, ws)
+
+
+def long_lived(path: str, query: str) -> bool:
+    """A request that may stay open indefinitely: a watch, followed logs."""
+    from urllib.parse import parse_qsl
+
+    args = dict(parse_qsl(query, keep_blank_values=True))
+    return (
+        args.get("watch") in ("true", "1") or args.get("follow") in ("true", "1")
+        or "/watch/" in path
+    )  # fmt: skip
+
+
+class AsyncUpstream:
+    """A long-lived response body (a watch) read on the event loop, chunk by chunk as it
+    comes: no worker thread waits on it, however many are open; :meth:`aclose` ends it."""
+
+    def __init__(self, http: Any, response: Any) -> None:
+        self._http, self._response = http, response
+        self._chunks = response.content.iter_any()
+        self._closed = False
+
+    def __aiter__(self) -> AsyncUpstream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            return bytes(await self._chunks.__anext__())
+        except StopAsyncIteration:
+            await self.aclose()
+            raise
+        except Exception:  # closed (aclose) or broken
+            await self.aclose()
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._response.close()
+        await self._http.close()
+
+
+async def open_long_lived(
+    endpoint: Any, method: str, headers: list[tuple[str, str]], body: bytes, timeout: float
+) -> Answer:
+    """A watch or followed logs through aiohttp on the loop (``endpoint``: see
+    ``kubernetes.exec.Endpoint``, its URL back to http(s)); a refusal is read whole."""
+    import aiohttp
+    from multidict import CIMultiDict
+
+    url = endpoint.url.with_scheme("https" if endpoint.url.scheme == "wss" else "http")
+    http = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=None)
+    )
+    try:
+        response = await asyncio.wait_for(
+            http.request(
+                method,
+                url,
+                headers=CIMultiDict(headers),
+                data=body or None,
+                ssl=endpoint.ssl,
+                server_hostname=endpoint.server_hostname,
+                proxy=endpoint.proxy,
+                proxy_headers=endpoint.proxy_headers,
+                allow_redirects=False,
+                auto_decompress=False,
+            ),
+            timeout,
+        )
+    except BaseException:
+        await http.close()
+        raise
+    returned = {k.lower(): v for k, v in response.headers.items() if k.lower() in RETURNED}
+    if response.status >= 300:
+        data = await response.read()
+        response.close()
+        await http.close()
+        return Answer(response.status, returned, data)
+    return Answer(response.status, returned, b"", AsyncUpstream(http, response))

@@ -443,18 +443,50 @@ class PluginKubernetes:
                 client, method, path, query, sent, body, timeout, stream=stream
             )
 
-        answer = await asyncio.wait_for(asyncio.to_thread(send), timeout + 5)
+        async def attempt() -> impersonation.Answer:
+            if stream and impersonation.long_lived(path, query):
+                # On the loop, not in a worker thread: open watches must not use up the
+                # pool every other blocking call of the kernel shares.
+                return await self._long_lived(
+                    name, method, path, query, body, user, groups, uid, headers or {}
+                )
+            return await asyncio.wait_for(asyncio.to_thread(send), timeout + 5)
+
+        answer = await attempt()
         if answer.status == 401:  # the plugin's token expired: one fresh one, once
             if answer.upstream is not None:
                 await answer.upstream.aclose()
-            self._client(name, renew=True)
-            answer = await asyncio.wait_for(asyncio.to_thread(send), timeout + 5)
+            await asyncio.to_thread(self._client, name, renew=True)
+            answer = await attempt()
         if answer.upstream is not None:
             if answer.status >= 300:  # an error is a short body: read it whole
                 chunks = [chunk async for chunk in answer.upstream]
                 return answer.status, answer.headers, b"".join(chunks)
             return answer.status, answer.headers, answer.upstream
         return answer.status, answer.headers, answer.body
+
+    async def _long_lived(
+        self,
+        cluster: str,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        user: str,
+        groups: Sequence[str],
+        uid: str | None,
+        passed: Mapping[str, str],
+    ) -> Any:
+        from urllib.parse import parse_qsl
+
+        from clustercord.kubernetes import impersonation
+        from clustercord.kubernetes.exec import Endpoint
+
+        pairs = parse_qsl(query, keep_blank_values=True)
+        found = await asyncio.to_thread(lambda: Endpoint.of(self._client(cluster), path, pairs))
+        token = found.headers.get("Authorization") or found.headers.get("authorization", "")
+        sent = impersonation.headers_for(token, user, groups, uid, passed)
+        return await impersonation.open_long_lived(found, method, sent, body, self.service.timeout)
 
     async def impersonated_websocket(
         self,
