@@ -528,3 +528,16 @@ async def test_many_open_watches_do_not_starve_other_requests(sso):
             if watch.returncode is None:
                 watch.kill()
         await asyncio.gather(*(w.wait() for w in watches))
+
+
+async def test_the_address_check_comes_before_the_token_check(sso):
+    config = await sso.kubeconfig()
+    await sso.kernel.manager.set_config("sso", "allow_ips", "10.0.0.0/8", by="admin")
+    # From outside the allowlist, a forged token and a real one get the same answer.
+    text = config.read_text()
+    forged = config.with_name("forged")
+    forged.write_text(re.sub(r"token: ccsso_\S+", "token: ccsso_000000000000_nothing", text))
+    for path in (config, forged):
+        refused = await sso.kubectl(path, "get", "pods", "-n", "dev")
+        assert "Forbidden" in refused.stderr
+    assert {r["result"] for r in requests(sso)} == {"denied"}

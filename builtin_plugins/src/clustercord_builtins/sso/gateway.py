@@ -71,7 +71,10 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
     session = store.authenticate(token) if token else None
     now = store.clock()
     refusal: HttpResponse | None = None
-    if session is None:
+    if not source_allowed(request.remote, str(ctx.config.get("allow_ips") or "")):
+        # First: from outside the allowlist, not even whether a token is valid is told.
+        refusal = status(403, "Forbidden", f"requests from {request.remote} are not allowed")
+    elif session is None:
         refusal = status(401, "Unauthorized", "no ClusterCord SSO session: run /sso login")
     elif token.startswith("ccsso_") and not ctx.config.get("allow_static", True):
         refusal = status(401, "Unauthorized", "static tokens are off: use clustercord-sso")
@@ -84,8 +87,6 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
         refusal = status(401, "Unauthorized", f"SSO session {session.id} was idle too long")
     elif session.cluster != cluster:
         refusal = status(403, "Forbidden", f"SSO session {session.id} is for {session.cluster}")
-    elif not source_allowed(request.remote, str(ctx.config.get("allow_ips") or "")):
-        refusal = status(403, "Forbidden", f"requests from {request.remote} are not allowed")
     elif any(path.endswith(s) for s in STREAMING) and not _websocket(request):
         refusal = status(501, "NotImplemented", "SPDY is not relayed: a WebSocket client only")
     elif request.header("upgrade") and not _websocket(request):
@@ -113,6 +114,10 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
         )
     except ClusterCordError as exc:
         answer = status(502, "InternalError", f"the SSO gateway could not forward: {exc}")
+        return _audited(answer, session, request, path, cluster, start)
+    except Exception as exc:  # the cluster unreachable, a connection cut: said, not raised
+        ctx.log.warning("sso gateway: %s %s failed: %s", request.method, path, exc)
+        answer = status(502, "InternalError", "the SSO gateway could not reach the cluster")
         return _audited(answer, session, request, path, cluster, start)
     if session.last_used is None or now - session.last_used > TOUCH_EVERY:
         store.touch(session.id)
@@ -182,6 +187,10 @@ async def _upgrade(
         )
     except ClusterCordError as exc:
         answer = status(502, "InternalError", f"the SSO gateway could not connect: {exc}")
+        return _audited(answer, session, request, path, cluster, start)
+    except Exception as exc:  # the cluster unreachable: said, not raised
+        ctx.log.warning("sso gateway: %s failed: %s", path, exc)
+        answer = status(502, "InternalError", "the SSO gateway could not reach the cluster")
         return _audited(answer, session, request, path, cluster, start)
     if isinstance(opened, tuple):  # refused by the API server
         code, _, body = opened
