@@ -541,3 +541,19 @@ async def test_the_address_check_comes_before_the_token_check(sso):
         refused = await sso.kubectl(path, "get", "pods", "-n", "dev")
         assert "Forbidden" in refused.stderr
     assert {r["result"] for r in requests(sso)} == {"denied"}
+
+
+async def test_auto_refresh_moves_the_end_of_a_session_in_use(sso):
+    config = await sso.kubeconfig()
+    [row] = list(sso.sessions().rows)
+    sso.sessions().update(row["id"], {"expires": time.time() + 60})
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    assert sso.sessions().get(row["id"])["expires"] < time.time() + 120  # off: unchanged
+    await sso.kernel.manager.set_config("sso", "auto_refresh", True, by="admin")
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    assert sso.sessions().get(row["id"])["expires"] > time.time() + 3500
+    # Never past 24 h after the sign-in.
+    signed_in = time.time() - 24 * 3600 + 120
+    sso.sessions().update(row["id"], {"created": signed_in, "expires": time.time() + 60})
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    assert abs(sso.sessions().get(row["id"])["expires"] - (signed_in + 24 * 3600)) < 1

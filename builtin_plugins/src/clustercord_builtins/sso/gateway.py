@@ -26,12 +26,14 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from clustercord_builtins.sso.sessions import store_of
+from clustercord_builtins.sso.sessions import MAX_DURATION, store_of
 from clustercord_builtins.sso.web import source_allowed
 from clustercord_sdk.errors import ClusterCordError
 from clustercord_sdk.http import HttpRequest, HttpResponse, WebSocketRelay
 
 STREAMING = ("/exec", "/attach", "/portforward")
+REFRESH = 3600.0
+"""With ``auto_refresh``: a session used within this of its end is moved to this after now."""
 TOUCH_EVERY = 30.0
 """Seconds between two writes of a session's ``last_used`` (not one write per request)."""
 RECHECK = 0.25
@@ -121,6 +123,11 @@ async def forward(request: HttpRequest, ctx: Any) -> HttpResponse:
         return _audited(answer, session, request, path, cluster, start)
     if session.last_used is None or now - session.last_used > TOUCH_EVERY:
         store.touch(session.id)
+    if ctx.config.get("auto_refresh") and session.expires - now < REFRESH:
+        # In use: its end moves to an hour after this request, never past 24 h of sign-in.
+        later = min(now + REFRESH, session.created + MAX_DURATION)
+        if later > session.expires:
+            store.extend_to(session.id, later)
     content_type = headers.pop("content-type", "application/json")
     if not isinstance(body, bytes):  # an open stream
         streamed = _while_valid(body, store, session.id)

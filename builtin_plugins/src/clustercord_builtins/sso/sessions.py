@@ -240,7 +240,10 @@ class SsoStore:
         return True
 
     def extend(self, sid: str, duration: float) -> Session:
-        self.store.table(SESSIONS).update(sid, {"expires": self.clock() + duration})
+        return self.extend_to(sid, self.clock() + duration)
+
+    def extend_to(self, sid: str, expires: float) -> Session:
+        self.store.table(SESSIONS).update(sid, {"expires": expires})
         found = self.session(sid)
         assert found is not None
         return found
