@@ -31,6 +31,7 @@ import cluster  # benchmarks/cluster.py
 import discord as discord_bench  # benchmarks/discord.py
 import isolation  # benchmarks/isolation.py
 import rbac  # benchmarks/rbac.py
+import sso  # benchmarks/sso.py
 import templates  # benchmarks/templates.py
 import terminal  # benchmarks/terminal.py
 from measure import median, met, percentile, spread  # benchmarks/measure.py
@@ -428,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += [Row(*r) for r in isolation.run(args.quick, scratch)]  # prints its header
         rows += [Row(*r) for r in marketplace.run(args.quick, scratch)]  # prints its header
         rows += [Row(*r) for r in chaos_bench.bench_chaos(args.quick, scratch)]
+        rows += [Row(*r) for r in sso.run(args.quick, scratch)]  # prints its header
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary(rows)

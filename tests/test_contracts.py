@@ -381,6 +381,7 @@ def test_wheels_install_into_a_clean_venv_and_run(tmp_path):
         "help": "enabled",
         "plugins": "enabled",
         "rbac": "enabled",
+        "sso": "enabled",
         "templates": "enabled",
         "terminal": "enabled",
         "hello": "refused",

@@ -83,6 +83,8 @@ class Settings:
     """``[backup] keep``: how many scheduled backups are kept (the oldest go first)."""
     marketplace: Mapping[str, Any] = field(default_factory=dict)
     """``[marketplace]``: plugin sources (``clustercord.plugins.sources``, checked by it)."""
+    http: Mapping[str, Any] = field(default_factory=dict)
+    """``[http]``: the kernel's HTTP service for plugins' routes (``clustercord.http``)."""
 
     @property
     def database_path(self) -> Path:
@@ -172,6 +174,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         discord=_table(raw, "discord", where),
         **_backup(_table(raw, "backup", where), where),
         marketplace=_table(raw, "marketplace", where),
+        http=_http(raw, env, where),
     )
     return replace(settings, **overrides) if overrides else settings
 
@@ -193,6 +196,18 @@ def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"{where}: [{key}] must be a table")
     return value
+
+
+def _http(raw: Mapping[str, Any], env: Mapping[str, str], where: str) -> Mapping[str, Any]:
+    from clustercord.http.settings import ENVIRONMENT, HttpSettings
+
+    table = dict(_table(raw, "http", where))
+    table.update({key: env[name] for name, key in ENVIRONMENT.items() if env.get(name)})
+    try:
+        HttpSettings.load(table)  # refuse a bad [http] at start
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    return table
 
 
 def _identity(raw: Any, where: str) -> Mapping[str, Any]:

@@ -44,18 +44,21 @@ from clustercord.services.audit import AuditLog
 from clustercord_sdk.context import Asker, CommandContext, Invocation, Sender
 from clustercord_sdk.errors import ClusterCordError, CommandError, PermissionDenied, UsageError
 from clustercord_sdk.events import Event
+from clustercord_sdk.http import HttpRequest, HttpResponse, RouteSpec
 from clustercord_sdk.manifest import CommandSpec
 from clustercord_sdk.reply import Reply
 
 log = logging.getLogger("clustercord.door")
 
-Kind = Literal["command", "action", "form", "job"]
+Kind = Literal["command", "action", "form", "job", "route"]
 KINDS: dict[str, str] = {
     "command": "a command handler: no time limit unless the door is given one; its failures "
     "never disable the plugin",
     "action": "a component handler (button, select): the command budget; failures count",
     "form": "a submitted form (Discord modal, console prompts): as an action",
     "job": "a scheduled job: the hook budget; failures count",
+    "route": "an HTTP request to a plugin's route: the HTTP service's timeout; failures never "
+    "disable the plugin (anyone on the network can send a request)",
 }
 """The kinds of call the door lets through, and the budget each spends."""
 
@@ -159,9 +162,13 @@ class Door:
             return None
         return self.policy.check(invocation, found[1])
 
-    def budget(self, kind: str) -> Budget:
+    def budget(self, kind: str, timeout: float | None = None) -> Budget:
         if kind == "job":
             return HOOK_BUDGET
+        if kind == "route":
+            return Budget(
+                timeout=timeout, counts=False, in_thread=True, answers=(ClusterCordError,)
+            )
         return Budget(
             timeout=self.command_timeout,
             unlimited=self.command_timeout is None,
@@ -180,6 +187,7 @@ class Door:
         *,
         name: str,
         send: Sender | None = None,
+        timeout: float | None = None,
     ) -> CallResult:
         """Call ``function`` with what it declares of ``available``, through the guard with
         the budget of ``kind``. An async generator streams: each item but the last goes to
@@ -190,7 +198,7 @@ class Door:
         if inspect.isasyncgenfunction(function):
             function, kwargs = _streaming(function, kwargs, send), {}
         return await self.guard.acall(
-            plugin.name, audit_action(kind, name), function, kwargs, self.budget(kind)
+            plugin.name, audit_action(kind, name), function, kwargs, self.budget(kind, timeout)
         )
 
     async def command(
@@ -316,6 +324,68 @@ class Door:
         await self.deliver()
         return passage
 
+    async def route(
+        self, plugin: Plugin, route: RouteSpec, request: HttpRequest, *, timeout: float
+    ) -> HttpResponse:
+        """Serve one HTTP request with the plugin's route handler: audited (the client's
+        address as actor, method and path as options, never the query or body: they may
+        carry codes and tokens), within ``timeout`` seconds. Whatever goes wrong, the client
+        gets a status and one line, never a stack trace."""
+        start = time.perf_counter()
+        name = f"{route.method} {route.path}"
+        recorded: dict[str, Any] = {"method": request.method, "path": request.path}
+        actor = f"http:{request.remote or '-'}"
+        intent: int | None = None
+        try:
+            assert plugin.module is not None
+            function = resolve_handler(plugin.module, route.handler, f"route {name}")
+        except (AssertionError, ImportError, ValueError) as exc:
+            log.warning("plugin %s: route %s: %s", plugin.name, name, exc)
+            response, status, message = HttpResponse.text("not available\n", 503), "error", str(exc)
+        else:
+            intent = await self.audit_http("started", name, plugin.name, actor, recorded, None)
+            result = await self.call(
+                "route",
+                plugin,
+                function,
+                {"request": request, "ctx": plugin.context},
+                name=name,
+                timeout=timeout,
+            )
+            response, status, message = _http_answer(plugin.name, name, result)
+        duration = (time.perf_counter() - start) * 1000
+        recorded["status"] = str(response.status)
+        if response.audit:
+            recorded["details"] = dict(response.audit)
+        if response.actor:  # whom the plugin authenticated; the address stays in the options
+            recorded["remote"] = request.remote
+            actor = response.actor
+        await self.audit_http(status, name, plugin.name, actor, recorded, intent, duration, message)
+        return response
+
+    async def audit_http(
+        self,
+        result: str,
+        name: str,
+        plugin: str,
+        actor: str,
+        options: Mapping[str, Any],
+        intent: int | None,
+        duration_ms: float | None = None,
+        message: str | None = None,
+    ) -> int:
+        row = await self.audit.arecord(
+            audit_action("route", name),
+            actor=actor,
+            plugin=plugin,
+            options=dict(options),
+            result=result,
+            message=message,
+            duration_ms=None if duration_ms is None else round(duration_ms, 3),
+            intent_seq=intent,
+        )
+        return int(row["seq"])
+
     def _passage(self, kind: str, plugin: str, result: CallResult) -> Passage:
         """A guarded call's result as the person sees it."""
         personal = kind != "command"  # an action's error goes only to whoever clicked
@@ -426,3 +496,38 @@ class Door:
                 )
                 delivered += 1
         return delivered
+
+
+def _http_answer(
+    plugin: str, name: str, result: CallResult
+) -> tuple[HttpResponse, str, str | None]:
+    """A route's result as (response, audit result, audit message). A plugin's answer
+    (``UsageError`` 400, ``PermissionDenied`` 403, other ``ClusterCordError`` 400) is shown;
+    a failure is logged here and the client only learns that it failed."""
+    if result.ok:
+        value = result.value
+        if isinstance(value, HttpResponse):
+            outcome = "denied" if value.status in (401, 403) else "ok"
+            return value, "error" if value.status >= 500 else outcome, None
+        if isinstance(value, str):
+            return HttpResponse.text(value), "ok", None
+        if value is None:
+            return HttpResponse(204), "ok", None
+        message = f"route {name} returned {type(value).__name__}, not an HttpResponse"
+        log.warning("plugin %s: %s", plugin, message)
+        return HttpResponse.text("internal error\n", 500), "error", message
+    error = result.error
+    if result.answered:
+        status = 403 if isinstance(error, PermissionDenied) else 400
+        outcome = "denied" if status == 403 else "error"
+        return HttpResponse.text(f"{error}\n", status), outcome, str(error)
+    message = f"{type(error).__name__}: {error}"
+    log.warning("plugin %s: route %s failed: %s", plugin, name, message)
+    timed_out = isinstance(error, TimeoutError)
+    return (
+        HttpResponse.text(
+            "timed out\n" if timed_out else "internal error\n", 504 if timed_out else 500
+        ),
+        "error",
+        message,
+    )

@@ -20,6 +20,8 @@ from clustercord.config import Settings
 from clustercord.dispatcher import Dispatcher
 from clustercord.door import Door
 from clustercord.events import EventBus
+from clustercord.http.service import HttpService
+from clustercord.http.settings import HttpSettings
 from clustercord.isolation.host import IsolationHost
 from clustercord.kubernetes.clusters import ClusterAdmin, ClusterRegistry
 from clustercord.kubernetes.identity import IdentityMap
@@ -112,6 +114,10 @@ class Kernel:
         # Every call of plugin code a person or the scheduler starts goes through the door.
         self.door = Door(self.manager, self.policy, self.audit, self.guard, self.events)
         self.dispatcher = Dispatcher(self.manager, self.door)
+        # Plugins' HTTP routes; listening only when [http] is configured (run_background).
+        self.http = HttpService(
+            HttpSettings.load(settings.http), settings.data_dir, self.manager, self.door.route
+        )
         self.kubernetes = KubernetesService(
             lambda: ClusterRegistry(self.database, self.data_key.box()),
             IdentityMap.from_config(settings.identity),
@@ -175,7 +181,8 @@ class Kernel:
                     ("conversations", self.conversations.for_plugin(plugin.name)),
                 )
                 if name in capabilities
-            },
+            }
+            | ({"http": self.http.site_for(plugin.name)} if plugin.manifest.routes else {}),
             sealer=sealer,
         )
 
@@ -220,7 +227,10 @@ class Kernel:
         await self.door.job(job)
 
     async def run_background(self, stop: asyncio.Event, tick: float = 1.0) -> None:
-        """What a long-running front end runs beside it: jobs, approval expiry."""
+        """What a long-running front end runs beside it: jobs, approval expiry, and the HTTP
+        service when ``[http]`` is configured."""
+        if self.http.settings.enabled:
+            await self.http.start()
         scheduler = asyncio.create_task(self.scheduler.run_loop(self.run_job, stop, tick=tick))
         watchers = [asyncio.create_task(w.run(stop)) for w in self.cluster_watchers()]
         try:
@@ -233,6 +243,7 @@ class Kernel:
         finally:
             await scheduler
             await asyncio.gather(*watchers, return_exceptions=True)
+            await self.http.close()
 
     async def scheduled_backup(self) -> Path | None:
         """A backup when ``[backup] every_hours`` have passed since the last scheduled one

@@ -13,7 +13,7 @@ manifest does not declare too. Errors arrive as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -218,4 +218,44 @@ class Kubernetes(Protocol):
         ``kubectl exec`` does (WebSocket, ``v5.channel.k8s.io``; needs ``pods/exec:create``).
         ``container`` may be left out for a pod with one container; ``tty`` merges stderr
         into stdout, as a terminal does. The session is open when this returns."""
+        ...
+
+    async def impersonated(
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        uid: str | None = None,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        cluster: str | None = None,
+        stream: bool = False,
+    ) -> tuple[int, dict[str, str], Any]:
+        """One raw API request (``GET /api/v1/namespaces/dev/pods``) as the plugin's
+        ServiceAccount impersonating ``user`` with ``groups`` (and ``uid``): the cluster's RBAC
+        decides as for that user. Needs ``users:impersonate`` (and ``groups:impersonate``,
+        ``uids.authentication.k8s.io:impersonate`` for groups and uid); ``system:`` users and
+        groups are refused. ``headers``: only content negotiation passes (never
+        ``Authorization`` or ``Impersonate-*``). Returns status, headers and body (bytes;
+        with ``stream`` and a success, an async iterator of chunks, to ``aclose``)."""
+        ...
+
+    async def impersonated_websocket(
+        self,
+        path: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        uid: str | None = None,
+        query: str = "",
+        protocols: Sequence[str] = (),
+        cluster: str | None = None,
+    ) -> Any:
+        """A WebSocket to the API server (``pods/NAME/exec``, ``attach``, ``portforward``)
+        impersonating ``user`` as :meth:`impersonated` does; the open socket (``protocol``,
+        ``receive``, ``send_bytes``, ``send_str``, ``close``), or ``(status, headers,
+        body)`` when the API server refuses the upgrade."""
         ...

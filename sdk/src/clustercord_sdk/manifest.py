@@ -17,6 +17,7 @@ from packaging.version import Version
 
 from clustercord_sdk.errors import ManifestError, UsageError
 from clustercord_sdk.events import EventFilter, parse_label_selector
+from clustercord_sdk.http import RouteSpec
 from clustercord_sdk.options import OptionSpec
 from clustercord_sdk.permissions import Permission, PermissionError_, parse_permission
 
@@ -70,6 +71,7 @@ class Manifest:
     commands: tuple[CommandSpec, ...] = ()
     hooks: tuple[HookSpec, ...] = ()
     config: tuple[OptionSpec, ...] = ()
+    routes: tuple[RouteSpec, ...] = ()
     icon: str | None = None
     author: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -147,6 +149,7 @@ def load_manifest(source: Path | str | Mapping[str, Any]) -> Manifest:
             errors.append((f"hooks[{index}].filter.label", str(exc)))
             continue
         hooks.append(HookSpec(hook["event"], event_filter, hook.get("priority", 0)))
+    routes = _routes(data.get("routes", []), errors)
     config = []
     for key, entry in data.get("config", {}).items():
         spec = OptionSpec.from_manifest(entry, name=key)
@@ -168,10 +171,33 @@ def load_manifest(source: Path | str | Mapping[str, Any]) -> Manifest:
         commands=tuple(commands),
         hooks=tuple(hooks),
         config=tuple(config),
+        routes=tuple(routes),
         icon=data.get("icon"),
         author=data.get("author"),
         raw=data,
     )
+
+
+def _routes(items: list[dict[str, Any]], errors: list[tuple[str, str]]) -> list[RouteSpec]:
+    """The schema checks each route's shape; here: a real path, each route declared once."""
+    out: list[RouteSpec] = []
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        route = RouteSpec(
+            item["method"], item["path"], item["handler"], item.get("description", "")
+        )
+        segments = route.path.split("/")[1:]
+        if not segments or segments == [""] or any(s in (".", "..") for s in segments):
+            errors.append((f"routes[{index}].path", f"{route.path!r} is not a route path"))
+            continue
+        if (route.method, route.path) in seen:
+            errors.append(
+                (f"routes[{index}]", f"route {route.method} {route.path} is declared twice")
+            )
+            continue
+        seen.add((route.method, route.path))
+        out.append(route)
+    return out
 
 
 def _schema_message(error: Any) -> str:

@@ -836,12 +836,15 @@ class IsolationHost:
             values: Any = None,
             fields: Any = None,
             job: Any = None,
+            request: Any = None,
         ) -> Any:
             args = {"value": value, "values": values, "fields": fields, "job": job}
             if command:
                 args = {}
             elif job is not None:
                 args = {"job": job}
+            elif request is not None:  # an HTTP route: the request as an SDK value
+                args = {"request": request}
             else:
                 del args["job"]
             return await self.call(plugin, "handler", spec, {"ctx": ctx, **args}, command=command)

@@ -28,6 +28,7 @@ from typing import Any
 from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import ClusterCordError, CommandError, PermissionDenied, UsageError
 from clustercord_sdk.events import Event
+from clustercord_sdk.http import HttpRequest, HttpResponse
 from clustercord_sdk.kubernetes import ClusterInfo
 from clustercord_sdk.reply import Confirmation, File, Progress, Reply
 from clustercord_sdk.services import Approval, Job, Message, PluginInfo
@@ -44,6 +45,8 @@ TYPES: dict[str, type] = {
         ClusterInfo,
         Confirmation,
         Event,
+        HttpRequest,
+        HttpResponse,
         Invocation,
         Job,
         Message,

@@ -9,10 +9,11 @@ The local console operator (who already holds the kubeconfig) is not reviewed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -458,6 +459,119 @@ class PluginKubernetes:
         if container in names:
             return refusal
         return CommandError(f"{refusal} (its containers: {', '.join(names)})")
+
+    async def impersonated(
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        uid: str | None = None,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        cluster: str | None = None,
+        stream: bool = False,
+    ) -> tuple[int, dict[str, str], Any]:
+        """One raw API request as the plugin's ServiceAccount impersonating ``user`` (see
+        :mod:`clustercord.kubernetes.impersonation` for what is refused). With ``stream``
+        the body is an async iterator of chunks (a watch), to ``aclose`` when done."""
+        from clustercord.kubernetes import impersonation
+
+        name, _ = self.target(cluster)
+        impersonation.check(self.plugin, self.permissions, user, groups, path)
+        timeout = self.service.timeout
+
+        def send() -> impersonation.Answer:
+            client = self._client(name)
+            token = client.configuration.api_key["authorization"]
+            sent = impersonation.headers_for(token, user, groups, uid, headers or {})
+            return impersonation.send(
+                client, method, path, query, sent, body, timeout, stream=stream
+            )
+
+        async def attempt() -> impersonation.Answer:
+            if stream and impersonation.long_lived(path, query):
+                # On the loop, not in a worker thread: open watches must not use up the
+                # pool every other blocking call of the kernel shares.
+                return await self._long_lived(
+                    name, method, path, query, body, user, groups, uid, headers or {}
+                )
+            return await asyncio.wait_for(asyncio.to_thread(send), timeout + 5)
+
+        answer = await attempt()
+        if answer.status == 401:  # the plugin's token expired: one fresh one, once
+            if answer.upstream is not None:
+                await answer.upstream.aclose()
+            await asyncio.to_thread(self._client, name, renew=True)
+            answer = await attempt()
+        if answer.upstream is not None:
+            if answer.status >= 300:  # an error is a short body: read it whole
+                chunks = [chunk async for chunk in answer.upstream]
+                return answer.status, answer.headers, b"".join(chunks)
+            return answer.status, answer.headers, answer.upstream
+        return answer.status, answer.headers, answer.body
+
+    async def _long_lived(
+        self,
+        cluster: str,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        user: str,
+        groups: Sequence[str],
+        uid: str | None,
+        passed: Mapping[str, str],
+    ) -> Any:
+        from urllib.parse import parse_qsl
+
+        from clustercord.kubernetes import impersonation
+        from clustercord.kubernetes.exec import Endpoint
+
+        pairs = parse_qsl(query, keep_blank_values=True)
+        found = await asyncio.to_thread(lambda: Endpoint.of(self._client(cluster), path, pairs))
+        token = found.headers.get("Authorization") or found.headers.get("authorization", "")
+        sent = impersonation.headers_for(token, user, groups, uid, passed)
+        return await impersonation.open_long_lived(found, method, sent, body, self.service.timeout)
+
+    async def impersonated_websocket(
+        self,
+        path: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        uid: str | None = None,
+        query: str = "",
+        protocols: Sequence[str] = (),
+        cluster: str | None = None,
+    ) -> Any:
+        """A WebSocket to the API server (``pods/NAME/exec``, ``attach``, ``portforward``) as
+        the plugin's ServiceAccount impersonating ``user``; returns an open socket
+        (``protocol``, ``receive``, ``send_bytes``, ``send_str``, ``close``) or, refused,
+        ``(status, headers, body)``. Checked as :meth:`impersonated`."""
+        from urllib.parse import parse_qsl
+
+        from clustercord.kubernetes import impersonation
+        from clustercord.kubernetes.exec import Endpoint
+
+        name, _ = self.target(cluster)
+        impersonation.check(self.plugin, self.permissions, user, groups, path)
+        pairs = parse_qsl(query, keep_blank_values=True)
+
+        def endpoint() -> Any:
+            return Endpoint.of(self._client(name), path, pairs)
+
+        found = await asyncio.to_thread(endpoint)
+        token = found.headers.get("Authorization") or found.headers.get("authorization", "")
+        sent = impersonation.headers_for(token, user, groups, uid, {})
+        opened = await impersonation.open_websocket(
+            found, sent, list(protocols), self.service.timeout
+        )
+        if isinstance(opened, impersonation.Answer):
+            return opened.status, opened.headers, opened.body
+        return opened
 
     # -- plumbing --------------------------------------------------------------------------
     async def _call(

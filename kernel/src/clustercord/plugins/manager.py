@@ -83,12 +83,15 @@ class Plugin:
 
     @property
     def wanted(self) -> list[str]:
-        """Everything the manifest asks to be granted: permissions and capabilities."""
+        """Everything the manifest asks to be granted: permissions, capabilities and HTTP
+        routes (``route:GET /callback``)."""
         if self.manifest is None:
             return []
-        return self.manifest.permission_strings + [
-            f"capability:{c}" for c in self.manifest.capabilities
-        ]
+        return (
+            self.manifest.permission_strings
+            + [f"capability:{c}" for c in self.manifest.capabilities]
+            + [route.grant for route in self.manifest.routes]
+        )
 
 
 class PluginManager:
@@ -230,11 +233,13 @@ class PluginManager:
     def _ungranted(self, plugin: Plugin) -> list[str]:
         assert plugin.manifest is not None
         granted_perms = parse_permissions(
-            p for p in plugin.granted if not p.startswith("capability:")
+            p for p in plugin.granted if not p.startswith(("capability:", "route:"))
         )
         missing = [str(p) for p in plugin.manifest.permissions if not covers(granted_perms, [p])]
         missing += [
-            w for w in plugin.wanted if w.startswith("capability:") and w not in plugin.granted
+            w
+            for w in plugin.wanted
+            if w.startswith(("capability:", "route:")) and w not in plugin.granted
         ]
         return missing
 

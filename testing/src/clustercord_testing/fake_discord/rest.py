@@ -98,6 +98,8 @@ class RestApi(ResponseRules):
         raw = await request.read()
         if not raw:
             return None, []
+        if request.content_type == "application/x-www-form-urlencoded":
+            return None, []  # OAuth2's token endpoint reads its form itself (see .oauth)
         try:
             return json.loads(raw), []
         except ValueError:
@@ -142,6 +144,10 @@ class RestApi(ResponseRules):
             return  # the gateway authenticates in IDENTIFY; attachment URLs are public
         if path.startswith(("/interactions/", "/webhooks/")):
             return  # authorised by the interaction token in the path
+        if path.startswith("/oauth2/token") or request.headers.get("Authorization", "").startswith(
+            "Bearer "
+        ):
+            return  # OAuth2: client credentials or an access token (see .oauth)
         if request.headers.get("Authorization") != f"Bot {self.bot_token}":
             raise Rejected(
                 401,
@@ -198,6 +204,8 @@ class RestApi(ResponseRules):
         return web.json_response(self.application())
 
     async def _get_me(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization", "").startswith("Bearer "):
+            return await self._oauth_me(request)  # type: ignore[attr-defined, no-any-return]
         return web.json_response(
             {
                 **self.bot_user,

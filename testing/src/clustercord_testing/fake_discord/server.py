@@ -7,10 +7,11 @@ from aiohttp import web
 
 from clustercord_testing.fake_discord.gateway import Gateway
 from clustercord_testing.fake_discord.interactions import InteractionDriver
+from clustercord_testing.fake_discord.oauth import OAuthApi
 from clustercord_testing.fake_discord.rest import RestApi
 
 
-class FakeDiscord(InteractionDriver, RestApi, Gateway):
+class FakeDiscord(InteractionDriver, RestApi, Gateway, OAuthApi):
     """A fake Discord REST API on 127.0.0.1 that also delivers signed interactions.
 
     Use it as an async context manager (or :meth:`start` / :meth:`close`). ``clock``
@@ -29,6 +30,7 @@ class FakeDiscord(InteractionDriver, RestApi, Gateway):
     async def start(self) -> FakeDiscord:
         """Listen on a free port of ``host``."""
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
+        self._add_oauth_routes(app)  # before the REST routes: /users/@me/guilds/… first
         self._add_rest_routes(app)
         self._add_gateway_routes(app)
         self._runner = web.AppRunner(app, access_log=None)

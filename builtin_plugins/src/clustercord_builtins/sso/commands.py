@@ -1,0 +1,284 @@
+"""``/sso`` commands: login, logout, list-sessions, revoke, extend, map, mappings, audit."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+from clustercord_builtins.sso.flow import DiscordOAuth
+from clustercord_builtins.sso.sessions import (
+    DEFAULT_DURATION,
+    MAX_DURATION,
+    MIN_DURATION,
+    Session,
+    store_of,
+)
+from clustercord_builtins.sso.web import site
+from clustercord_sdk.errors import PermissionDenied, UsageError
+from clustercord_sdk.reply import Button, Reply, Table
+
+DEVICE_BUTTONS = 5
+GATEWAY_ACTION = "route * /k8s/*"
+"""The kernel's audit action of a request through the gateway (the door's row)."""
+
+
+def _when(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _duration(value: Any, default: float = DEFAULT_DURATION) -> float:
+    seconds = float(value) if value is not None else default
+    if seconds < MIN_DURATION or seconds > MAX_DURATION:
+        raise UsageError("duration: between 1m and 24h")
+    return seconds
+
+
+def _guild(ctx: Any) -> str:
+    guild = ctx.invocation.guild_id or ctx.config.get("guild")
+    if not guild:
+        raise UsageError(
+            "run /sso login in the Discord server, or set the sso plugin's guild (its id)"
+        )
+    return str(guild)
+
+
+async def login(ctx: Any) -> Reply:
+    cluster = str(ctx.options["cluster"])
+    names = [c.name for c in ctx.plugin.kubernetes.clusters()]
+    if cluster not in names:
+        raise UsageError(f"cluster {cluster!r} is unknown (clusters: {', '.join(names) or 'none'})")
+    duration = _duration(ctx.options.get("duration"))
+    oauth = DiscordOAuth.from_env()
+    guild = _guild(ctx)
+    state, verifier = store_of(ctx.plugin).new_state(ctx.user_id, guild, cluster, duration)
+    url = oauth.authorize_url(site(ctx.plugin).url("/callback"), state, verifier)
+    hours = duration / 3600
+    text = (
+        f"🔐 **SSO login to {cluster}** ({hours:g} h)\n"
+        f"Sign in with Discord within 10 minutes (this link works once, for you only):\n"
+        f"{url}\n"
+        "Then download your kubeconfig from the page it opens."
+    )
+    if ctx.invocation.frontend == "discord":
+        # Also by DM, where it stays findable; the link alone grants nothing: the sign-in
+        # must be this user's own Discord account, within 10 minutes, once.
+        await ctx.plugin.notifier.notify(Reply(text=text, ephemeral=True), user=ctx.user_id)
+    return Reply(
+        text=text,
+        ephemeral=True,
+        data={"authorize_url": url, "cluster": cluster, "expires_in": 600},
+    )
+
+
+def _own_or_admin(ctx: Any, session: Session | None, sid: str) -> Session:
+    if session is None:
+        raise UsageError(f"no session {sid!r}")
+    if session.user_id != ctx.user_id and not ctx.invocation.admin:
+        raise PermissionDenied("only its owner or an admin may change this session")
+    return session
+
+
+async def logout(ctx: Any) -> Reply:
+    cluster = str(ctx.options["cluster"])
+    store = store_of(ctx.plugin)
+    ended = [
+        s.id
+        for s in store.sessions(ctx.user_id)
+        if s.cluster == cluster and store.revoke(s.id, ctx.user_id)
+    ]
+    for sid in ended:
+        ctx.plugin.audit.record("revoke", actor=f"discord:{ctx.user_id}", details={"session": sid})
+    if not ended:
+        return Reply(text=f"You have no active session on {cluster}.", ephemeral=True)
+    return Reply(
+        text=f"Ended {len(ended)} session(s) on {cluster}: kubectl stops at its next request.",
+        ephemeral=True,
+        data={"revoked": ended},
+    )
+
+
+async def list_sessions(ctx: Any) -> Reply:
+    user = ctx.options.get("user")
+    store = store_of(ctx.plugin)
+    if ctx.invocation.admin:
+        sessions = store.sessions(str(user) if user else None)
+    else:
+        if user and str(user) != ctx.user_id:
+            raise PermissionDenied("only admins see other people's sessions")
+        sessions = store.sessions(ctx.user_id)
+    if not sessions:
+        return Reply(text="No active SSO sessions.", ephemeral=True, data={"sessions": []})
+    rows = [
+        [
+            s.id,
+            f"<@{s.user_id}>",
+            s.cluster,
+            ", ".join(s.groups),
+            _when(s.expires),
+            _when(s.last_used) if s.last_used else "never",
+        ]
+        for s in sessions
+    ]
+    return Reply(
+        tables=[Table(["Session", "User", "Cluster", "Groups", "Expires", "Last used"], rows)],
+        ephemeral=True,
+        data={"sessions": [s.to_json() for s in sessions]},
+    )
+
+
+async def revoke(ctx: Any) -> Reply:
+    sid, user = ctx.options.get("session"), ctx.options.get("user")
+    store = store_of(ctx.plugin)
+    if bool(sid) == bool(user):
+        raise UsageError("give session: or user: (one of them)")
+    if sid:
+        targets = [_own_or_admin(ctx, store.session(str(sid)), str(sid))]
+    else:
+        if str(user) != ctx.user_id and not ctx.invocation.admin:
+            raise PermissionDenied("only admins revoke other people's sessions")
+        targets = store.sessions(str(user))
+    ended = [s.id for s in targets if store.revoke(s.id, ctx.user_id)]
+    for ended_id in ended:
+        ctx.plugin.audit.record(
+            "revoke", actor=f"discord:{ctx.user_id}", details={"session": ended_id}
+        )
+    if not ended:
+        return Reply(text="Nothing to revoke: no active session.", ephemeral=True)
+    return Reply(
+        text=f"Revoked {', '.join(ended)}: kubectl is refused from its next request.",
+        ephemeral=True,
+        data={"revoked": ended},
+    )
+
+
+async def extend(ctx: Any) -> Reply:
+    sid = str(ctx.options["session"])
+    store = store_of(ctx.plugin)
+    session = _own_or_admin(ctx, store.session(sid), sid)
+    if not session.active(store.clock()):
+        raise UsageError(f"session {sid} has ended: run /sso login again")
+    session = store.extend(sid, _duration(ctx.options["duration"]))
+    ctx.plugin.audit.record(
+        "extend",
+        actor=f"discord:{ctx.user_id}",
+        details={"session": sid, "expires": int(session.expires)},
+    )
+    return Reply(
+        text=f"Session {sid} now ends {_when(session.expires)}.",
+        ephemeral=True,
+        data={"session": session.to_json()},
+    )
+
+
+async def map_role(ctx: Any) -> Reply:
+    role = str(ctx.options["role"])
+    groups = [g.strip() for g in str(ctx.options["groups"]).split(",") if g.strip()]
+    for group in groups:
+        if group.startswith("system:"):
+            raise UsageError(f"{group}: system: groups are never given through SSO")
+    store_of(ctx.plugin).set_mapping(role, groups)
+    if not groups:
+        return Reply(text=f"Role {role} no longer gives cluster access.", ephemeral=True)
+    return Reply(text=f"Role {role} → groups {', '.join(groups)}.", ephemeral=True)
+
+
+async def mappings(ctx: Any) -> Reply:
+    found = store_of(ctx.plugin).mappings()
+    if not found:
+        return Reply(text="No Discord role is mapped yet (/sso map).", ephemeral=True)
+    rows = [[f"<@&{role}>", ", ".join(groups)] for role, groups in sorted(found.items())]
+    return Reply(tables=[Table(["Role", "Groups"], rows)], ephemeral=True, data=found)
+
+
+async def audit(ctx: Any) -> Reply:
+    """The gateway's requests from the kernel's audit log (one row each, written by the door),
+    newest first: admins see anyone's, others their own."""
+    user = str(ctx.options.get("user") or "") or None
+    if not ctx.invocation.admin:
+        if user and user != ctx.user_id:
+            raise PermissionDenied("only admins see other people's kubectl requests")
+        user = ctx.user_id
+    since = ctx.options.get("since")
+    reader = ctx.plugin.require("audit-read")
+    rows = [
+        r
+        for r in reader.rows(
+            plugin="sso",
+            actor=f"discord:{user}" if user else None,
+            since_ts=time.time() - float(since) if since else None,
+            limit=200,
+        )
+        if r["action"] == GATEWAY_ACTION and r["result"] != "started"
+    ][:50]
+    if not rows:
+        return Reply(text="No kubectl request through the SSO gateway.", ephemeral=True)
+    table = [
+        [
+            _when(r["ts"]),
+            r["actor"],
+            (r["options"].get("details") or {}).get("verb", "?"),
+            (r["options"].get("details") or {}).get("path", "?"),
+            (r["options"].get("details") or {}).get("status", r["options"].get("status")),
+            r["result"],
+        ]
+        for r in rows
+    ]
+    return Reply(
+        tables=[Table(["When", "Who", "Verb", "Path", "Status", "Result"], table)],
+        ephemeral=True,
+        data={"requests": [{"seq": r["seq"], "actor": r["actor"], **r["options"]} for r in rows]},
+    )
+
+
+async def devices(ctx: Any) -> Reply:
+    """Devices of the ``clustercord-sso`` helper waiting for approval (``device_trust``)."""
+    from clustercord_builtins.sso import devices as bound
+
+    store = store_of(ctx.plugin)
+    for status, device_id in (
+        ("approved", ctx.options.get("approve")),
+        ("rejected", ctx.options.get("reject")),
+    ):
+        if device_id:
+            return await _decide_device(ctx, str(device_id), status)
+    waiting = bound.devices(store, "pending")
+    if not waiting:
+        return Reply(text="No device waits for approval.", ephemeral=True, data={"devices": []})
+    rows = [[d["id"], f"<@{d['user_id']}>", d["name"], _when(d["created"])] for d in waiting]
+    # Approve/Reject for the first few: pressed by whoever may run /sso devices (admins).
+    buttons = [
+        button
+        for d in waiting[:DEVICE_BUTTONS]
+        for button in (
+            Button(f"Approve {d['id']}", action="commands:device_approved", value=d["id"],
+                   style="success", command="sso devices"),
+            Button(f"Reject {d['id']}", action="commands:device_rejected", value=d["id"],
+                   style="danger", command="sso devices"),
+        )
+    ]  # fmt: skip
+    return Reply(
+        tables=[Table(["Device", "User", "Name", "Enrolled"], rows)],
+        buttons=buttons,
+        ephemeral=True,
+        data={"devices": waiting},
+    )
+
+
+async def device_approved(ctx: Any, value: str) -> Reply:
+    return await _decide_device(ctx, str(value), "approved")
+
+
+async def device_rejected(ctx: Any, value: str) -> Reply:
+    return await _decide_device(ctx, str(value), "rejected")
+
+
+async def _decide_device(ctx: Any, device_id: str, status: str) -> Reply:
+    from clustercord_builtins.sso import devices as bound
+
+    if not bound.decide(store_of(ctx.plugin), device_id, status, ctx.user_id):
+        raise UsageError(f"no device {device_id!r} waits for a decision")
+    ctx.plugin.audit.record(
+        "device", actor=f"discord:{ctx.user_id}", details={"device": device_id, "status": status}
+    )
+    return Reply(text=f"Device {device_id} {status}.", ephemeral=True)
