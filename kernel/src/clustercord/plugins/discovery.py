@@ -22,7 +22,18 @@ from importlib_metadata import Distribution, EntryPoint, PackagePath, distributi
 GROUP = "clustercord.plugins"
 BUILTIN_DISTRIBUTION = "clustercord-builtins"
 BUILTIN_PLUGINS = frozenset(
-    {"approvals", "audit", "chaos", "cluster", "help", "plugins", "rbac", "sso", "templates", "terminal"}
+    {
+        "approvals",
+        "audit",
+        "chaos",
+        "cluster",
+        "help",
+        "plugins",
+        "rbac",
+        "sso",
+        "templates",
+        "terminal",
+    }
 )
 """The entry points this kernel ships as builtins. A name is only a claim: the plugin
 manager also requires the signature of a release or development key (``Plugin.builtin``).
