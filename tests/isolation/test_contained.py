@@ -463,14 +463,14 @@ def test_the_view_never_binds_a_directory_holding_the_data_dir(caplog):
     assert prefix not in paths and not any(str(data).startswith(p + "/") for p in paths)
     assert any("contains the data directory" in r.getMessage() for r in caplog.records)
     argv = view_module.View("/usr/bin/bwrap", "test", paths).command(
-        home=data / "plugins" / "p", folder=None, network=False, own_uid=True
+        home=data / "plugins" / "p", folders=(), network=False, own_uid=True
     )
     binds = [argv[i + 1] for i, arg in enumerate(argv) if arg in ("--ro-bind", "--bind")]
     assert [b for b in binds if str(data).startswith(b.rstrip("/") + "/")] == [], binds
     assert str(data / "plugins" / "p") in binds
     assert "--unshare-net" in argv and "--unshare-user" not in argv
     opened = view_module.View("/usr/bin/bwrap", "test", paths).command(
-        home=None, folder=None, network=True, own_uid=False
+        home=None, folders=(), network=True, own_uid=False
     )
     assert "--unshare-net" not in opened and "--unshare-user" in opened
 
