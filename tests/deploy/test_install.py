@@ -18,18 +18,49 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "install.sh"
 
 
-def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, script: Path = SCRIPT, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     # The python3 the script calls is this test's interpreter (a supported version).
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("VIRTUAL_ENV", None)
     return subprocess.run(
-        ["sh", str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=env
+        ["sh", str(script), *args], capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
-def test_the_recipe_installs_a_working_bot_from_wheels_into_a_fresh_environment(tmp_path):
+def signed_source(tmp_path: Path, signer) -> Path:
+    """A copy of the members the image holds, the builtins signed by ``signer`` as a release
+    build signs them (before the wheels are made), and the recipe beside them."""
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "SIGNATURE.asc", "build", "dist")
+    for member in ("sdk", "kernel", "builtin_plugins"):
+        shutil.copytree(ROOT / member, source / member, ignore=skip)
+    (source / "deploy").mkdir()
+    shutil.copy2(SCRIPT, source / "deploy" / "install.sh")
+    for manifest in (source / "builtin_plugins/src/clustercord_builtins").glob("*/manifest.json"):
+        signer.sign(manifest.parent)
+    return source
+
+
+def plugins(prefix: Path, data: Path) -> dict[str, dict]:
+    listed = subprocess.run(
+        [str(prefix / "bin" / "clustercord"), "plugins", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CLUSTERCORD_DATA_DIR": str(data), "HOME": str(data)},
+    )
+    assert listed.returncode == 0, listed.stderr
+    return {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
+
+
+def test_the_recipe_installs_a_working_bot_from_wheels_into_a_fresh_environment(
+    tmp_path, clustercord_signer
+):
+    source = signed_source(tmp_path, clustercord_signer)
     wheels, prefix = tmp_path / "wheels", tmp_path / "venv"
-    built = run("wheels", str(wheels))
+    built = run("wheels", str(wheels), script=source / "deploy" / "install.sh")
     assert built.returncode == 0, built.stderr
     names = sorted(p.name for p in wheels.glob("*.whl"))
     assert [re.sub(r"-\d.*", "", n) for n in names] == [
@@ -38,7 +69,8 @@ def test_the_recipe_installs_a_working_bot_from_wheels_into_a_fresh_environment(
         "clustercord_sdk",
     ]
 
-    installed = run("install", str(wheels), str(prefix))
+    assert "not signed" not in built.stderr
+    installed = run("install", str(wheels), str(prefix), script=source / "deploy" / "install.sh")
     assert installed.returncode == 0, installed.stderr
     python = prefix / "bin" / "python"
     # The members are real installs from the wheels, not links back to this source tree.
@@ -72,6 +104,39 @@ def test_the_recipe_installs_a_working_bot_from_wheels_into_a_fresh_environment(
     )
     assert served.returncode == 0, served.stderr
     assert "gateway" in served.stdout and "interactions" in served.stdout
+
+    # The builtins in the wheels carry their signatures: refused until the key is pinned
+    # (README, step 5), then verified against the wheels' RECORD and loaded.
+    data = tmp_path / "data"
+    data.mkdir()
+    before = plugins(prefix, data)
+    assert len(before) == 10
+    assert all(p["state"] == "refused" and "untrusted key" in p["reason"] for p in before.values())
+    key = tmp_path / "release.asc"
+    key.write_text(clustercord_signer.public_key)
+    trusted = subprocess.run(
+        [
+            str(prefix / "bin" / "clustercord"),
+            "keys",
+            "trust",
+            str(key),
+            "--label",
+            "release",
+            "--kind",
+            "release",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CLUSTERCORD_DATA_DIR": str(data), "HOME": str(data)},
+    )
+    assert trusted.returncode == 0, trusted.stderr
+    after = plugins(prefix, data)
+    refused = {n: p["reason"] for n, p in after.items() if p["state"] == "refused"}
+    assert refused == {}
+    # As release-signed builtins: verified, and granted what they declare on first start.
+    assert {(p["state"], p["signature"]) for p in after.values()} == {("enabled", "verified")}
+    assert all(Path(p["source"]).is_relative_to(prefix) for p in after.values())
 
 
 def test_the_recipe_refuses_unknown_steps_with_its_usage(tmp_path):
