@@ -152,3 +152,33 @@ def test_the_kernel_rbac_names_each_plugin_identity_and_nothing_else():
             assert set(names) == roles, rule
     escalating = [r for r in cluster_role["rules"] if {"escalate", "bind"} & set(r["verbs"])]
     assert escalating and all(set(r["resourceNames"]) == roles for r in escalating)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_config_map_is_a_configuration_the_kernel_accepts(overlay, tmp_path):
+    """The kernel's own loader reads the ConfigMap's file where the pod mounts it: the HTTP
+    service listens on the port the probes and Prometheus use."""
+    from clustercord.config import load_settings
+    from clustercord.http.settings import HttpSettings
+
+    rendered = objects(overlay)
+    container = find(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")["mountPath"]
+    config = Path(env["CLUSTERCORD_CONFIG"])
+    assert config.parent == Path(mount)
+    (data,) = find(rendered, "ConfigMap")["data"].items()
+    assert data[0] == config.name
+    (tmp_path / config.name).write_text(data[1])
+
+    settings = load_settings(
+        {"CLUSTERCORD_DATA_DIR": str(tmp_path), "CLUSTERCORD_CONFIG": str(tmp_path / config.name)}
+    )
+    http = HttpSettings.load(settings.http)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert http.enabled and http.host == "0.0.0.0" and http.port == ports["http"]
+    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+    assert http.tls == "off"  # TLS ends at the Ingress; probes speak plain HTTP
+    if overlay == "sso":
+        host = find(rendered, "Ingress")["spec"]["rules"][0]["host"]
+        assert http.public_url == f"https://{host}"
