@@ -7,7 +7,9 @@ Per cluster and plugin, in namespace ``clustercord-system``:
   (plus ``get`` where a WebSocket stream needs it: see :func:`role_permissions`);
 - a ClusterRoleBinding of the same name granting it to the ServiceAccount.
 
-All three carry ``app.kubernetes.io/managed-by: clustercord``. They are made with the
+All three carry ``app.kubernetes.io/managed-by: clustercord``. The ClusterRole is created
+empty and then given its rules by name, so the kernel's ``escalate`` may be limited to its
+plugins' role names (deploy/base/rbac.yaml). They are made with the
 kernel's own (kubeconfig) credentials the first time a plugin calls a cluster in this process,
 and brought up to date when the permissions differ (an approved update). Provisioning is
 lazy at boot on purpose: boot must not wait on every cluster, an unreachable cluster must not
@@ -300,12 +302,7 @@ class PluginIdentities:
         except ApiStatusError as error:
             if error.status != 404:
                 raise
-            try:
-                request(cluster, "POST", collection, body=wanted)
-            except ApiStatusError as race:
-                if race.status != 409:  # created meanwhile by another kernel: fine
-                    raise
-            return
+            current = self._create(cluster, collection, name, wanted)
         if wanted["kind"] == "Namespace":
             return  # an existing namespace is the admin's; nothing of ours to update
         if wanted["kind"] == "ClusterRoleBinding" and current.get("roleRef") != wanted["roleRef"]:
@@ -326,6 +323,29 @@ class PluginIdentities:
             "labels": {**labels, **wanted_labels},
         }
         request(cluster, "PUT", f"{collection}/{name}", body=updated)
+
+    def _create(
+        self, cluster: str, collection: str, name: str, wanted: dict[str, Any]
+    ) -> dict[str, Any]:
+        """POST `wanted` (a ClusterRole without its rules) and return what the cluster holds.
+
+        A ClusterRole is created empty and given its rules by the update that follows: the API
+        server checks ``escalate`` against the name in the request's URL, which a create does
+        not have, so a kernel granted ``escalate`` only on its plugins' role names
+        (deploy/base/rbac.yaml) may write rules it does not hold by update only.
+        """
+        first = wanted
+        if wanted["kind"] == "ClusterRole" and wanted.get("rules"):
+            first = {**wanted, "rules": []}
+        try:
+            created = self.service.request(cluster, "POST", collection, body=first)
+        except ApiStatusError as race:
+            if race.status != 409:  # created meanwhile by another kernel: converge on it
+                raise
+            created = None
+        if not isinstance(created, dict) or "metadata" not in created:
+            created = self.service.request(cluster, "GET", f"{collection}/{name}")
+        return created
 
     def _refused(
         self, cluster: str, plugin: str, doing: str, error: ApiStatusError
