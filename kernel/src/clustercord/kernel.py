@@ -20,6 +20,7 @@ from clustercord.config import Settings
 from clustercord.dispatcher import Dispatcher
 from clustercord.door import Door
 from clustercord.events import EventBus
+from clustercord.health import Readiness
 from clustercord.http.service import HttpService
 from clustercord.http.settings import HttpSettings
 from clustercord.isolation.host import IsolationHost
@@ -28,6 +29,7 @@ from clustercord.kubernetes.identity import IdentityMap
 from clustercord.kubernetes.plugin_identity import PluginIdentities
 from clustercord.kubernetes.service import KubernetesService
 from clustercord.kubernetes.watches import ClusterWatcher
+from clustercord.metrics import Metrics
 from clustercord.plugins.discovery import PluginSource, discover
 from clustercord.plugins.guard import Guard
 from clustercord.plugins.installer import Installer
@@ -82,6 +84,8 @@ class Kernel:
             self._in_use.release()
             raise
         self.audit = AuditLog(self.database)
+        # This kernel's own metrics registry (never the library's global one): /metrics.
+        self.metrics = Metrics()
         # Log lines are masked as audit rows are, with the patterns plugins add later too.
         logs.mask_with(self.audit.mask_text)
         self.scheduler = SchedulerService(self.database)
@@ -106,21 +110,35 @@ class Kernel:
             secret_sink=self.audit.add_patterns,
         )
         # Plugins that are not release-signed builtins run in a process of their own.
-        self.isolation = IsolationHost(settings)
+        self.isolation = IsolationHost(settings, self.metrics)
         self.manager.isolation = self.isolation
         self.events = EventBus(self.manager)
         self.conversations = ConversationHub()  # front ends register their openers
         self.policy = AccessPolicy(settings.access)
         # Every call of plugin code a person or the scheduler starts goes through the door.
-        self.door = Door(self.manager, self.policy, self.audit, self.guard, self.events)
-        self.dispatcher = Dispatcher(self.manager, self.door)
-        # Plugins' HTTP routes; listening only when [http] is configured (run_background).
-        self.http = HttpService(
-            HttpSettings.load(settings.http), settings.data_dir, self.manager, self.door.route
+        self.door = Door(
+            self.manager, self.policy, self.audit, self.guard, self.events, metrics=self.metrics
         )
+        self.dispatcher = Dispatcher(self.manager, self.door)
         self.kubernetes = KubernetesService(
             lambda: ClusterRegistry(self.database, self.data_key.box()),
             IdentityMap.from_config(settings.identity),
+        )
+        self.kubernetes.metrics = self.metrics
+        self.readiness = Readiness(self.database, self.manager, self.kubernetes)
+        self.metrics.read_from(
+            approvals=lambda: len(self.approvals.pending()),
+            audit_head=lambda: self.audit.head().seq,
+        )
+        # Plugins' HTTP routes and /healthz, /readyz, /metrics; listening only when [http]
+        # is configured (run_background).
+        self.http = HttpService(
+            HttpSettings.load(settings.http),
+            settings.data_dir,
+            self.manager,
+            self.door.route,
+            readiness=self.readiness,
+            metrics=self.metrics,
         )
         # Plugins reach clusters as their own ServiceAccounts; disabling one revokes its RBAC.
         self.plugin_identities = PluginIdentities(self.kubernetes)
@@ -146,6 +164,7 @@ class Kernel:
         sources += [s for s in self.marketplace.installed_sources() if s.entry_point not in names]
         self.manager.load(sources)
         await self.manager.start()
+        self.readiness.started = True
         # Plugins enabled from now on get their cluster identities at once (see plugin_identity).
         self.plugin_identities.provision_on_enable = True
         return self

@@ -27,6 +27,7 @@ from aiohttp import web
 from clustercord.frontends.discord.app import DiscordFrontend
 from clustercord.frontends.discord.replay import delivery
 from clustercord.frontends.discord.settings import DiscordSettings
+from clustercord.metrics import watch_discord_rate_limits
 from clustercord_sdk.errors import UsageError
 
 log = logging.getLogger("clustercord.discord")
@@ -85,6 +86,8 @@ class RunningServer:
     url: str
     stop_event: asyncio.Event
     background: list[asyncio.Task[Any]]
+    unwatch: Callable[[], None] = lambda: None
+    """Stops counting Discord's rate limits in the kernel's metrics."""
 
     async def close(self) -> None:
         """Stop listening, then the background work and the REST client (idempotent)."""
@@ -95,6 +98,7 @@ class RunningServer:
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.frontend.stop()
         await self.bot.rest.close()
+        self.unwatch()
 
 
 def rest_bot(settings: DiscordSettings) -> hikari.RESTBot:
@@ -178,7 +182,13 @@ async def start_interaction_server(
             asyncio.create_task(frontend.run_background(stop)),
         ]
     log.info("interaction server listening on %s", url)
-    return RunningServer(bot, frontend, runner, url, stop, tasks)
+    running = RunningServer(bot, frontend, runner, url, stop, tasks)
+    running.unwatch = watch_discord_rate_limits(kernel.metrics)
+    # /readyz: ready while listening; a server that closes stops taking work first.
+    kernel.readiness.frontend = lambda: (
+        "the interaction server is stopping" if stop.is_set() else None
+    )
+    return running
 
 
 async def serve_interactions(kernel: Any, settings: DiscordSettings, host: str, port: int) -> None:
@@ -225,6 +235,13 @@ def serve_gateway(
         frontend = DiscordFrontend(kernel, bot, settings)
         state.update(kernel=kernel, frontend=frontend)
         await frontend.start()
+        state["unwatch"] = watch_discord_rate_limits(kernel.metrics)
+        # /readyz: ready while the gateway's shard is connected.
+        kernel.readiness.frontend = lambda: (
+            None
+            if bot.is_alive and all(s.is_alive for s in bot.shards.values())
+            else "not connected to Discord's gateway"
+        )
         state["tasks"] = [
             asyncio.create_task(kernel.run_background(stop)),
             asyncio.create_task(frontend.run_background(stop)),
@@ -232,12 +249,15 @@ def serve_gateway(
 
     async def stopping(event: hikari.StoppingEvent) -> None:
         stop.set()
+        if "kernel" in state:
+            state["kernel"].readiness.stopping = True
         with contextlib.suppress(Exception):
             await asyncio.gather(*state.get("tasks", []), return_exceptions=True)
         if "frontend" in state:
             await state["frontend"].stop()
         if "kernel" in state:
             state["kernel"].close()
+        state.get("unwatch", lambda: None)()
 
     bot.subscribe(hikari.StartedEvent, started)
     bot.subscribe(hikari.StoppingEvent, stopping)
