@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +36,12 @@ log = logging.getLogger("clustercord.discord")
 SIGNATURE = "X-Signature-Ed25519"
 TIMESTAMP = "X-Signature-Timestamp"
 FORGED = b"Invalid request signature"  # hikari's 400 body when the signature is wrong
+ANSWER_WINDOW = 2.5
+"""Seconds a stopping interaction server waits for requests in flight: Discord wants a
+first answer within 3 s, and the responder defers before that."""
+DRAIN = 15.0
+"""Seconds a stopping bot lets deferred interactions finish their follow-ups (Kubernetes
+gives a pod 30 s between SIGTERM and SIGKILL by default)."""
 
 
 class SignatureCheck:
@@ -89,12 +96,15 @@ class RunningServer:
     unwatch: Callable[[], None] = lambda: None
     """Stops counting Discord's rate limits in the kernel's metrics."""
 
-    async def close(self) -> None:
-        """Stop listening, then the background work and the REST client (idempotent)."""
+    async def close(self, drain: float = DRAIN) -> None:
+        """Stop listening (requests in flight get their first answer, within Discord's
+        3 s), let interactions in progress finish up to ``drain`` seconds, then stop the
+        background work (watches, the HTTP service) and the REST client (idempotent)."""
         if self.stop_event.is_set():
             return
         self.stop_event.set()
         await self.runner.cleanup()
+        await self.frontend.drain(drain)
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.frontend.stop()
         await self.bot.rest.close()
@@ -168,7 +178,7 @@ async def start_interaction_server(
     app = web.Application()
     app.router.add_post("/", interactions)
     app.router.add_post("/interactions", interactions)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=ANSWER_WINDOW)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -192,11 +202,22 @@ async def start_interaction_server(
 
 
 async def serve_interactions(kernel: Any, settings: DiscordSettings, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully: not ready (/readyz 503), no new
+    requests, those in flight answered, interactions in progress finished, watches and
+    streams closed; the caller closes the kernel (the audit is flushed there)."""
     server = await start_interaction_server(kernel, settings, host=host, port=port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
     print(f"ClusterCord interaction server on {server.url} (Ctrl-C stops it)", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        log.info("stopping: no new interactions")
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        kernel.readiness.stopping = True
         await server.close()
 
 
@@ -248,9 +269,13 @@ def serve_gateway(
         ]
 
     async def stopping(event: hikari.StoppingEvent) -> None:
-        stop.set()
+        # hikari turns SIGTERM and SIGINT into this event; the shards still answer REST
+        # calls, so interactions in progress finish before anything closes.
         if "kernel" in state:
             state["kernel"].readiness.stopping = True
+        if "frontend" in state:
+            await state["frontend"].drain(DRAIN)
+        stop.set()
         with contextlib.suppress(Exception):
             await asyncio.gather(*state.get("tasks", []), return_exceptions=True)
         if "frontend" in state:
