@@ -114,3 +114,80 @@ async def test_sigterm_answers_interactions_in_flight_and_exits_cleanly(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert unmatched_intents(tmp_path / "data" / "clustercord.db") == []
     assert "Traceback" not in stderr
+
+
+async def _line_with(stream: asyncio.StreamReader, text: str, timeout: float = 60) -> str:
+    async def find() -> str:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise EOFError(f"the process ended before printing {text!r}")
+            if text in line:
+                return line
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+@pytest.mark.slow
+async def test_a_second_instance_waits_for_the_lease_then_takes_over(
+    environment, fake_discord, tmp_path, sandbox_cluster, clustercord_signer
+):
+    import yaml
+
+    sandbox = sandbox_cluster("homelab")
+    home = yaml.safe_load(sandbox.kubeconfig.read_text())["current-context"]
+    first_env = {**environment, "KUBECONFIG": str(sandbox.kubeconfig)}
+    first_env["CLUSTERCORD_HOME_CLUSTER"] = home
+    second_env = {
+        **first_env,
+        "CLUSTERCORD_DATA_DIR": str(tmp_path / "data-2"),
+        "CLUSTERCORD_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
+    }
+    subprocess.run(
+        [*CLI, "keys", "trust", str(tmp_path / "test.asc"), "--label", "t", "--kind", "release"],
+        env=second_env,
+        check=True,
+        capture_output=True,
+    )
+    processes = []
+    try:
+        for env in (first_env, second_env):
+            processes.append(
+                await asyncio.create_subprocess_exec(
+                    *CLI,
+                    "serve",
+                    "--mode",
+                    "interactions",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(free_port()),
+                    env=env,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+            )
+            if len(processes) == 1:  # the first holds it before the second starts
+                await _line_with(processes[0].stdout, "interaction server on")
+        first, second = processes
+        waiting = await _line_with(second.stdout, "is held by")
+        assert "the Lease clustercord is held by" in waiting
+        # Alive, not ready: it gets no traffic, and says why.
+        second_url = "http://" + second_env["CLUSTERCORD_HTTP_LISTEN"]
+        async with aiohttp.ClientSession() as client:
+            async with client.get(second_url + "/healthz") as response:
+                assert response.status == 200
+            async with client.get(second_url + "/readyz") as response:
+                assert response.status == 503
+                assert "lease: held by" in await response.text()
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.wait(), 30) == 0
+        # Released on the way out: the second one takes over at once, not after 15 s.
+        await _line_with(second.stdout, "interaction server on", timeout=10)
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 30) == 0
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()

@@ -49,6 +49,8 @@ class Readiness:
         """Set by the front end that serves (``clustercord serve``); ``None``: not ready."""
         self.started = False
         """Set once the kernel has loaded and enabled its plugins."""
+        self.lease: FrontendProbe | None = None
+        """Set while ``serve`` waits for or holds the home cluster's Lease (lease.py)."""
         self.stopping = False
         """Set on SIGTERM: a stopping instance takes no new work, so it is not ready."""
 
@@ -63,6 +65,8 @@ class Readiness:
             problem = self.frontend()
             if problem:
                 found["frontend"] = problem
+        if self.lease is not None and (problem := self.lease()):
+            found["lease"] = problem
         if not self.started:
             found["plugins"] = "not loaded yet"
         else:

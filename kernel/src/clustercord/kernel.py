@@ -248,7 +248,7 @@ class Kernel:
     async def run_background(self, stop: asyncio.Event, tick: float = 1.0) -> None:
         """What a long-running front end runs beside it: jobs, approval expiry, and the HTTP
         service when ``[http]`` is configured."""
-        if self.http.settings.enabled:
+        if self.http.settings.enabled and self.http.url is None:  # serve may have started it
             await self.http.start()
         scheduler = asyncio.create_task(self.scheduler.run_loop(self.run_job, stop, tick=tick))
         watchers = [asyncio.create_task(w.run(stop)) for w in self.cluster_watchers()]

@@ -190,3 +190,27 @@ class ServeLease:
                 self.held = False
                 log.error("lost the Lease %s (held by %s): stopping", self.name, self.holder)
                 return
+
+
+def for_kernel(kernel: Any) -> ServeLease | None:
+    """The Lease of ``kernel``'s ``home_cluster`` (in that cluster's namespace), or ``None``
+    when none is configured. A home cluster the registry does not know is a clear error."""
+    name = kernel.settings.home_cluster
+    if not name:
+        return None
+    cluster = kernel.kubernetes.registry.get(name)  # UsageError naming the known ones
+    return ServeLease(kernel.kubernetes, cluster.name, cluster.namespace or "default")
+
+
+async def hold(kernel: Any, lease: ServeLease | None, say: Callable[[str], None]) -> None:
+    """Wait for the Lease (if any) with ``/healthz`` up and ``/readyz`` saying who holds it,
+    so that the waiting pod is alive but gets no traffic."""
+    if lease is None:
+        return
+    kernel.readiness.lease = lambda: (
+        None if lease.held else f"held by {lease.holder or 'another instance'}: waiting"
+    )
+    if kernel.http.settings.enabled and kernel.http.url is None:
+        await kernel.http.start()
+    await lease.acquire(say=say)
+    say(f"holding the Lease {lease.name} in cluster {lease.cluster} as {lease.identity}")

@@ -25,6 +25,7 @@ from typing import Any
 import hikari
 from aiohttp import web
 
+from clustercord import lease
 from clustercord.frontends.discord.app import DiscordFrontend
 from clustercord.frontends.discord.replay import delivery
 from clustercord.frontends.discord.settings import DiscordSettings
@@ -205,20 +206,46 @@ async def serve_interactions(kernel: Any, settings: DiscordSettings, host: str, 
     """Serve until SIGTERM or SIGINT, then stop gracefully: not ready (/readyz 503), no new
     requests, those in flight answered, interactions in progress finished, watches and
     streams closed; the caller closes the kernel (the audit is flushed there)."""
-    server = await start_interaction_server(kernel, settings, host=host, port=port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    print(f"ClusterCord interaction server on {server.url} (Ctrl-C stops it)", flush=True)
+    home = lease.for_kernel(kernel)
+    keeper: asyncio.Task[None] | None = None
     try:
-        await stopping.wait()
-        log.info("stopping: no new interactions")
+        # Only the holder of the home cluster's Lease answers: another one waits here.
+        waiting = asyncio.create_task(lease.hold(kernel, home, _say))
+        signalled = asyncio.create_task(stopping.wait())
+        await asyncio.wait({waiting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        if not waiting.done():  # stopped while waiting
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            await kernel.http.close()
+            return
+        waiting.result()
+        server = await start_interaction_server(kernel, settings, host=host, port=port)
+        if home is not None:
+            keeper = asyncio.create_task(home.keep(server.stop_event))
+            keeper.add_done_callback(lambda _: stopping.set())  # lost: stop answering
+        print(f"ClusterCord interaction server on {server.url} (Ctrl-C stops it)", flush=True)
+        try:
+            await stopping.wait()
+            log.info("stopping: no new interactions")
+        finally:
+            kernel.readiness.stopping = True
+            await server.close()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        kernel.readiness.stopping = True
-        await server.close()
+        if keeper is not None:
+            await keeper
+        if home is not None:
+            await asyncio.to_thread(home.release)
+
+
+def _say(text: str) -> None:
+    print(f"ClusterCord: {text}", flush=True)
 
 
 def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
@@ -253,6 +280,18 @@ def serve_gateway(
 
     async def started(event: hikari.StartedEvent) -> None:
         kernel = await kernel_factory()
+        state["kernel"] = kernel
+        home = lease.for_kernel(kernel)
+        # Only the holder of the home cluster's Lease answers: another one stays connected
+        # but subscribes nothing until it holds the Lease.
+        await lease.hold(kernel, home, _say)
+        if home is not None:
+            state["lease"] = home
+            keeper = asyncio.create_task(home.keep(stop))
+            # Lost (not a clean stop, which leaves it held until released): disconnect.
+            keeper.add_done_callback(
+                lambda _: None if home.held else asyncio.ensure_future(bot.close())
+            )
         frontend = DiscordFrontend(kernel, bot, settings)
         state.update(kernel=kernel, frontend=frontend)
         await frontend.start()
@@ -280,6 +319,8 @@ def serve_gateway(
             await asyncio.gather(*state.get("tasks", []), return_exceptions=True)
         if "frontend" in state:
             await state["frontend"].stop()
+        if "lease" in state:
+            await asyncio.to_thread(state["lease"].release)
         if "kernel" in state:
             state["kernel"].close()
         state.get("unwatch", lambda: None)()
