@@ -136,6 +136,7 @@ async def test_each_kernel_counts_in_its_own_registry(served, tmp_path, clusterc
 
     harness, kernel, _ = served
     other = KernelHarness(tmp_path / "other", clustercord_signer)
+    other.settings = replace(other.settings, http={"listen": "127.0.0.1:0", "tls": "off"})
     try:
         second = await other.start()
         await harness.run("/probe fine")
@@ -253,3 +254,13 @@ def test_discord_rate_limits_are_counted_from_hikari_warnings():
     assert (
         sum(v for (n, _), v in samples.items() if n == "clustercord_discord_rate_limits_total") == 2
     )
+
+
+async def test_a_kernel_without_the_http_service_counts_nothing(clustercord_harness, make_plugin):
+    # Nobody could scrape it: a console command does not pay for the library's import.
+    clustercord_harness.add_plugin(
+        make_plugin("probe", manifest=MANIFEST, modules={"commands": COMMANDS}), builtin=True
+    )
+    kernel = await clustercord_harness.start()
+    assert kernel.metrics is None and kernel.door.metrics is None
+    assert (await clustercord_harness.run("/probe fine")).ok

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clustercord import backups, instance, logs
 from clustercord.config import Settings
@@ -29,7 +29,6 @@ from clustercord.kubernetes.identity import IdentityMap
 from clustercord.kubernetes.plugin_identity import PluginIdentities
 from clustercord.kubernetes.service import KubernetesService
 from clustercord.kubernetes.watches import ClusterWatcher
-from clustercord.metrics import Metrics
 from clustercord.plugins.discovery import PluginSource, discover
 from clustercord.plugins.guard import Guard
 from clustercord.plugins.installer import Installer
@@ -46,6 +45,9 @@ from clustercord.signing import TrustStore
 from clustercord.storage import Database, PluginStore, secure_data_dir
 from clustercord_sdk.context import PluginContext
 from clustercord_sdk.services import InstallProgress, MarketEntry, MarketPage, PluginInfo
+
+if TYPE_CHECKING:
+    from clustercord.metrics import Metrics
 
 log = logging.getLogger("clustercord.kernel")
 
@@ -84,8 +86,15 @@ class Kernel:
             self._in_use.release()
             raise
         self.audit = AuditLog(self.database)
-        # This kernel's own metrics registry (never the library's global one): /metrics.
-        self.metrics = Metrics()
+        http_settings = HttpSettings.load(settings.http)
+        # This kernel's own metrics registry (never the library's global one), for
+        # /metrics; a kernel without the HTTP service cannot export them, so it neither
+        # counts nor imports prometheus_client (a console command's cold start).
+        self.metrics: Metrics | None = None
+        if http_settings.enabled:
+            from clustercord.metrics import Metrics as Registry
+
+            self.metrics = Registry()
         # Log lines are masked as audit rows are, with the patterns plugins add later too.
         logs.mask_with(self.audit.mask_text)
         self.scheduler = SchedulerService(self.database)
@@ -126,14 +135,15 @@ class Kernel:
         )
         self.kubernetes.metrics = self.metrics
         self.readiness = Readiness(self.database, self.manager, self.kubernetes)
-        self.metrics.read_from(
-            approvals=lambda: len(self.approvals.pending()),
-            audit_head=lambda: self.audit.head().seq,
-        )
+        if self.metrics is not None:
+            self.metrics.read_from(
+                approvals=lambda: len(self.approvals.pending()),
+                audit_head=lambda: self.audit.head().seq,
+            )
         # Plugins' HTTP routes and /healthz, /readyz, /metrics; listening only when [http]
         # is configured (run_background).
         self.http = HttpService(
-            HttpSettings.load(settings.http),
+            http_settings,
             settings.data_dir,
             self.manager,
             self.door.route,

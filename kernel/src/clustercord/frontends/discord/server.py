@@ -29,7 +29,6 @@ from clustercord import lease
 from clustercord.frontends.discord.app import DiscordFrontend
 from clustercord.frontends.discord.replay import delivery
 from clustercord.frontends.discord.settings import DiscordSettings
-from clustercord.metrics import watch_discord_rate_limits
 from clustercord_sdk.errors import UsageError
 
 log = logging.getLogger("clustercord.discord")
@@ -194,7 +193,10 @@ async def start_interaction_server(
         ]
     log.info("interaction server listening on %s", url)
     running = RunningServer(bot, frontend, runner, url, stop, tasks)
-    running.unwatch = watch_discord_rate_limits(kernel.metrics)
+    if kernel.metrics is not None:
+        from clustercord.metrics import watch_discord_rate_limits
+
+        running.unwatch = watch_discord_rate_limits(kernel.metrics)
     # /readyz: ready while listening; a server that closes stops taking work first.
     kernel.readiness.frontend = lambda: (
         "the interaction server is stopping" if stop.is_set() else None
@@ -295,7 +297,10 @@ def serve_gateway(
         frontend = DiscordFrontend(kernel, bot, settings)
         state.update(kernel=kernel, frontend=frontend)
         await frontend.start()
-        state["unwatch"] = watch_discord_rate_limits(kernel.metrics)
+        if kernel.metrics is not None:
+            from clustercord.metrics import watch_discord_rate_limits
+
+            state["unwatch"] = watch_discord_rate_limits(kernel.metrics)
         # /readyz: ready while the gateway's shard is connected.
         kernel.readiness.frontend = lambda: (
             None
