@@ -264,3 +264,70 @@ async def test_a_kernel_without_the_http_service_counts_nothing(clustercord_harn
     kernel = await clustercord_harness.start()
     assert kernel.metrics is None and kernel.door.metrics is None
     assert (await clustercord_harness.run("/probe fine")).ok
+
+
+CRASHY = {
+    "commands": [
+        {
+            "name": "crashy",
+            "description": "An isolated plugin that crashes",
+            "subcommands": [
+                {"name": "crash", "description": "Ends its process", "handler": "commands:crash"},
+                {"name": "fine", "description": "Works", "handler": "commands:fine"},
+            ],
+        }
+    ]
+}
+CRASHING = """
+import os
+
+def crash(ctx):
+    os._exit(1)
+
+def fine(ctx):
+    return "fine"
+"""
+
+
+async def test_an_isolated_plugin_crash_and_restart_are_counted(clustercord_harness, make_plugin):
+    clustercord_harness.add_plugin(
+        make_plugin("crashy", manifest=CRASHY, modules={"commands": CRASHING}), isolated=True
+    )
+    clustercord_harness.settings = replace(
+        clustercord_harness.settings, http={"listen": "127.0.0.1:0", "tls": "off"}
+    )
+    kernel = await clustercord_harness.start()
+    assert (await clustercord_harness.run("/crashy fine")).ok
+    assert (await clustercord_harness.run("/crashy crash")).status == "error"
+    assert (await clustercord_harness.run("/crashy fine")).ok  # its process restarted
+    samples = _samples(kernel.metrics.exposition().decode())
+    plugin = (("plugin", "crashy"),)
+    assert samples[("clustercord_plugin_crashes_total", plugin)] == 1
+    assert samples[("clustercord_plugin_restarts_total", plugin)] == 1
+    assert _commands(samples, "crashy", "ok") == 2 and _commands(samples, "crashy", "error") == 1
+
+
+async def test_broken_watches_are_counted_as_reconnects(served):
+    import asyncio
+
+    from clustercord.kubernetes.watches import ClusterWatcher
+
+    _, kernel, client = served
+    kernel.kubernetes.registry.add("dead", DEAD, by="test")
+
+    async def publish(event: Any) -> None:
+        return None
+
+    watcher = ClusterWatcher(kernel.kubernetes, "dead", publish, backoff=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    samples = _samples((await _get(client, kernel.http.url + "/metrics"))[1])
+    for resource in ("pods", "nodes"):
+        key = (
+            "clustercord_watch_reconnects_total",
+            (("cluster", "dead"), ("resource", resource)),
+        )
+        assert samples[key] >= 2, resource
