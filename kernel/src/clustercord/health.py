@@ -40,7 +40,11 @@ class Readiness:
         kubernetes: Any,
         *,
         timeout: float = PART_TIMEOUT,
+        mask: Callable[[str], str] = lambda text: text,
     ) -> None:
+        self._mask = mask
+        """The audit log's secret masking: ``/readyz`` is unauthenticated, and an error's
+        text may quote what it failed on."""
         self._database = database
         self._manager = manager
         self._kubernetes = kubernetes
@@ -91,7 +95,7 @@ class Readiness:
         for part, problem in zip(checks, answers, strict=True):
             if problem:
                 found[part] = problem
-        return found
+        return {part: self._mask(problem) for part, problem in found.items()}
 
     async def _within(self, check: Callable[[], None]) -> str | None:
         # The thread of a check that times out runs on; probes are rare enough for that.

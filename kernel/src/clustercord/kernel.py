@@ -134,7 +134,9 @@ class Kernel:
             IdentityMap.from_config(settings.identity),
         )
         self.kubernetes.metrics = self.metrics
-        self.readiness = Readiness(self.database, self.manager, self.kubernetes)
+        self.readiness = Readiness(
+            self.database, self.manager, self.kubernetes, mask=self.audit.mask_text
+        )
         if self.metrics is not None:
             self.metrics.read_from(
                 approvals=lambda: len(self.approvals.pending()),
