@@ -85,6 +85,9 @@ class Settings:
     """``[marketplace]``: plugin sources (``clustercord.plugins.sources``, checked by it)."""
     http: Mapping[str, Any] = field(default_factory=dict)
     """``[http]``: the kernel's HTTP service for plugins' routes (``clustercord.http``)."""
+    home_cluster: str | None = None
+    """``home_cluster``: the cluster whose Lease makes one ``serve`` the active one
+    (``clustercord.lease``); ``None``: only the data directory's lock."""
 
     @property
     def database_path(self) -> Path:
@@ -175,6 +178,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         **_backup(_table(raw, "backup", where), where),
         marketplace=_table(raw, "marketplace", where),
         http=_http(raw, env, where),
+        home_cluster=pick("home_cluster", "CLUSTERCORD_HOME_CLUSTER", str, "") or None,
     )
     return replace(settings, **overrides) if overrides else settings
 

@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from clustercord.events import EventBus
 from clustercord.plugins.calling import declared_arguments
@@ -47,6 +47,9 @@ from clustercord_sdk.events import Event
 from clustercord_sdk.http import HttpRequest, HttpResponse, RouteSpec
 from clustercord_sdk.manifest import CommandSpec
 from clustercord_sdk.reply import Reply
+
+if TYPE_CHECKING:
+    from clustercord.metrics import Metrics
 
 log = logging.getLogger("clustercord.door")
 
@@ -129,8 +132,11 @@ class Door:
         events: EventBus,
         *,
         command_timeout: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.manager = manager
+        self.metrics = metrics
+        """Counts every call by plugin, kind and outcome with its latency (``None``: not)."""
         self.policy = policy
         self.audit = audit
         self.guard = guard
@@ -374,6 +380,8 @@ class Door:
         duration_ms: float | None = None,
         message: str | None = None,
     ) -> int:
+        if duration_ms is not None and self.metrics is not None:
+            self.metrics.call_done(plugin, "route", result, duration_ms / 1000)
         row = await self.audit.arecord(
             audit_action("route", name),
             actor=actor,
@@ -424,6 +432,8 @@ class Door:
         """The audit row of one call through the door; the same columns for every kind.
         ``intent``: the seq of the call's intent row. Returns the row's seq."""
         started = passage.status == "started"
+        if not started and self.metrics is not None:
+            self.metrics.call_done(plugin, kind, passage.status, passage.duration_ms / 1000)
         row = await self.audit.arecord(
             audit_action(kind, name),
             actor=(

@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clustercord import backups, instance, logs
 from clustercord.config import Settings
 from clustercord.dispatcher import Dispatcher
 from clustercord.door import Door
 from clustercord.events import EventBus
+from clustercord.health import Readiness
 from clustercord.http.service import HttpService
 from clustercord.http.settings import HttpSettings
 from clustercord.isolation.host import IsolationHost
@@ -44,6 +45,9 @@ from clustercord.signing import TrustStore
 from clustercord.storage import Database, PluginStore, secure_data_dir
 from clustercord_sdk.context import PluginContext
 from clustercord_sdk.services import InstallProgress, MarketEntry, MarketPage, PluginInfo
+
+if TYPE_CHECKING:
+    from clustercord.metrics import Metrics
 
 log = logging.getLogger("clustercord.kernel")
 
@@ -82,6 +86,15 @@ class Kernel:
             self._in_use.release()
             raise
         self.audit = AuditLog(self.database)
+        http_settings = HttpSettings.load(settings.http)
+        # This kernel's own metrics registry (never the library's global one), for
+        # /metrics; a kernel without the HTTP service cannot export them, so it neither
+        # counts nor imports prometheus_client (a console command's cold start).
+        self.metrics: Metrics | None = None
+        if http_settings.enabled:
+            from clustercord.metrics import Metrics as Registry
+
+            self.metrics = Registry()
         # Log lines are masked as audit rows are, with the patterns plugins add later too.
         logs.mask_with(self.audit.mask_text)
         self.scheduler = SchedulerService(self.database)
@@ -106,21 +119,38 @@ class Kernel:
             secret_sink=self.audit.add_patterns,
         )
         # Plugins that are not release-signed builtins run in a process of their own.
-        self.isolation = IsolationHost(settings)
+        self.isolation = IsolationHost(settings, self.metrics)
         self.manager.isolation = self.isolation
         self.events = EventBus(self.manager)
         self.conversations = ConversationHub()  # front ends register their openers
         self.policy = AccessPolicy(settings.access)
         # Every call of plugin code a person or the scheduler starts goes through the door.
-        self.door = Door(self.manager, self.policy, self.audit, self.guard, self.events)
-        self.dispatcher = Dispatcher(self.manager, self.door)
-        # Plugins' HTTP routes; listening only when [http] is configured (run_background).
-        self.http = HttpService(
-            HttpSettings.load(settings.http), settings.data_dir, self.manager, self.door.route
+        self.door = Door(
+            self.manager, self.policy, self.audit, self.guard, self.events, metrics=self.metrics
         )
+        self.dispatcher = Dispatcher(self.manager, self.door)
         self.kubernetes = KubernetesService(
             lambda: ClusterRegistry(self.database, self.data_key.box()),
             IdentityMap.from_config(settings.identity),
+        )
+        self.kubernetes.metrics = self.metrics
+        self.readiness = Readiness(
+            self.database, self.manager, self.kubernetes, mask=self.audit.mask_text
+        )
+        if self.metrics is not None:
+            self.metrics.read_from(
+                approvals=lambda: len(self.approvals.pending()),
+                audit_head=lambda: self.audit.head().seq,
+            )
+        # Plugins' HTTP routes and /healthz, /readyz, /metrics; listening only when [http]
+        # is configured (run_background).
+        self.http = HttpService(
+            http_settings,
+            settings.data_dir,
+            self.manager,
+            self.door.route,
+            readiness=self.readiness,
+            metrics=self.metrics,
         )
         # Plugins reach clusters as their own ServiceAccounts; disabling one revokes its RBAC.
         self.plugin_identities = PluginIdentities(self.kubernetes)
@@ -146,6 +176,7 @@ class Kernel:
         sources += [s for s in self.marketplace.installed_sources() if s.entry_point not in names]
         self.manager.load(sources)
         await self.manager.start()
+        self.readiness.started = True
         # Plugins enabled from now on get their cluster identities at once (see plugin_identity).
         self.plugin_identities.provision_on_enable = True
         return self
@@ -229,7 +260,7 @@ class Kernel:
     async def run_background(self, stop: asyncio.Event, tick: float = 1.0) -> None:
         """What a long-running front end runs beside it: jobs, approval expiry, and the HTTP
         service when ``[http]`` is configured."""
-        if self.http.settings.enabled:
+        if self.http.settings.enabled and self.http.url is None:  # serve may have started it
             await self.http.start()
         scheduler = asyncio.create_task(self.scheduler.run_loop(self.run_job, stop, tick=tick))
         watchers = [asyncio.create_task(w.run(stop)) for w in self.cluster_watchers()]

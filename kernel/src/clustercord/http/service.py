@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
@@ -22,7 +23,14 @@ from clustercord.http.settings import HttpSettings
 from clustercord.http.tls import Certificate, configured, self_signed
 from clustercord_sdk.http import HttpRequest, HttpResponse, HttpSite, RouteSpec, WebSocketRelay
 
+if TYPE_CHECKING:
+    from clustercord.health import Readiness
+    from clustercord.metrics import Metrics
+
 log = logging.getLogger("clustercord.http")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""Prometheus' text exposition format (as ``prometheus_client.CONTENT_TYPE_LATEST``)."""
+_NO_STORE = {"Cache-Control": "no-store"}
 
 PREFIX = "/plugins/"
 SHUTDOWN = 2.0
@@ -44,8 +52,13 @@ class HttpService:
         data_dir: Any,
         manager: Any,
         door_route: Callable[..., Any],
+        *,
+        readiness: Readiness | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self._readiness = readiness
+        self._metrics = metrics
         self._data_dir = data_dir
         self._manager = manager
         self._door_route = door_route
@@ -94,6 +107,8 @@ class HttpService:
             ssl_context = self.certificate.context()
         app = web.Application(client_max_size=settings.max_body)
         app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._export)
         app.router.add_route("*", PREFIX + "{plugin}/{path:.*}", self._serve)
         # Open streams (watches) are ended at close rather than waited for.
         self._runner = web.AppRunner(
@@ -115,6 +130,35 @@ class HttpService:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    # -- the kernel's own routes ----------------------------------------------------------
+    async def _readyz(self, request: web.Request) -> web.Response:
+        """200 ``ready``, or 503 with one line per failing part (``storage: ...``)."""
+        if self._readiness is None:
+            return web.Response(status=503, text="readiness: not checked by this kernel\n")
+        problems = await self._readiness.problems()
+        if not problems:
+            return web.Response(text="ready\n", headers=_NO_STORE)
+        lines = "".join(f"{part}: {problem}\n" for part, problem in sorted(problems.items()))
+        return web.Response(status=503, text=lines, headers=_NO_STORE)
+
+    async def _export(self, request: web.Request) -> web.Response:
+        """Prometheus' text format; with ``metrics_token`` set, only for that bearer token."""
+        if self._metrics is None:
+            return web.Response(status=404, text="not found\n")
+        token = self.settings.metrics_token
+        if token is not None:
+            offered = request.headers.get("Authorization", "")
+            expected = f"Bearer {token}"
+            # Constant time: the comparison must not tell how much of a guess was right.
+            if not hmac.compare_digest(offered.encode(), expected.encode()):
+                return web.Response(
+                    status=401,
+                    text="a bearer token is required\n",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+        body = await asyncio.to_thread(self._metrics.exposition)  # gauges query the database
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, **_NO_STORE})
 
     # -- requests -----------------------------------------------------------------------
     def _find(self, name: str, method: str, path: str) -> tuple[Any, RouteSpec, str] | None:

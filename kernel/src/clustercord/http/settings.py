@@ -10,6 +10,11 @@
     key = "/etc/clustercord/tls.key"
     max_body = 1048576                   # bytes a request body may have
     timeout = 30                         # seconds a route may take
+    metrics_token = "..."                # /metrics wants "Authorization: Bearer ..."
+
+``/healthz``, ``/readyz`` and ``/metrics`` are the kernel's own routes on this service;
+health is unauthenticated (probes carry no credentials), ``/metrics`` needs the bearer
+token when ``metrics_token`` (or ``CLUSTERCORD_HTTP_METRICS_TOKEN``) is set.
 
 The service runs only when ``[http]`` is configured (or ``CLUSTERCORD_HTTP_LISTEN`` is set;
 ``CLUSTERCORD_HTTP_PUBLIC_URL`` and ``CLUSTERCORD_HTTP_TLS`` override too, see config.py):
@@ -19,7 +24,7 @@ a console started twice must not fight over a port it never asked for.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,11 +32,14 @@ from urllib.parse import urlsplit
 from clustercord_sdk.errors import UsageError
 
 TLS_MODES = ("self-signed", "files", "off")
-KEYS = frozenset({"listen", "public_url", "tls", "cert", "key", "max_body", "timeout"})
+KEYS = frozenset(
+    {"listen", "public_url", "tls", "cert", "key", "max_body", "timeout", "metrics_token"}
+)
 ENVIRONMENT = {
     "CLUSTERCORD_HTTP_LISTEN": "listen",
     "CLUSTERCORD_HTTP_PUBLIC_URL": "public_url",
     "CLUSTERCORD_HTTP_TLS": "tls",
+    "CLUSTERCORD_HTTP_METRICS_TOKEN": "metrics_token",
 }
 """Environment variables that override (or, alone, make) ``[http]``."""
 
@@ -48,6 +56,8 @@ class HttpSettings:
     key: Path | None = None
     max_body: int = 1024 * 1024
     timeout: float = 30.0
+    metrics_token: str | None = field(default=None, repr=False)  # a secret: never shown
+    """``None``: ``/metrics`` is open to whoever reaches the port."""
 
     @classmethod
     def load(cls, table: Mapping[str, Any]) -> HttpSettings:
@@ -81,6 +91,9 @@ class HttpSettings:
             raise UsageError("http.max_body must be bytes and http.timeout seconds") from None
         if max_body <= 0 or timeout <= 0:
             raise UsageError("http.max_body and http.timeout must be positive")
+        token = table.get("metrics_token")
+        if token is not None and (not isinstance(token, str) or len(token) < 16):
+            raise UsageError("http.metrics_token must be a string of at least 16 characters")
         return cls(
             enabled=enabled,
             host=host,
@@ -91,6 +104,7 @@ class HttpSettings:
             key=Path(key).expanduser() if key else None,
             max_body=max_body,
             timeout=timeout,
+            metrics_token=token,
         )
 
 

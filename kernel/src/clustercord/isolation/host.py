@@ -63,7 +63,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clustercord.config import Settings
 from clustercord.isolation import cgroups as cgroup_groups
@@ -86,6 +86,9 @@ from clustercord_sdk import hookspecs
 from clustercord_sdk.context import CommandContext, PluginContext
 from clustercord_sdk.errors import ClusterCordError, CommandError
 from clustercord_sdk.reply import Confirmation, Reply
+
+if TYPE_CHECKING:
+    from clustercord.metrics import Metrics
 
 log = logging.getLogger("clustercord.isolation")
 
@@ -477,8 +480,10 @@ class Health:
 class IsolationHost:
     """Spawns, supervises and proxies the isolated plugins of one kernel."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
+        """Counts crashes (a failed call or an ended process) and restarts, by plugin."""
         self.limits = Limits(memory_mb=settings.isolation_memory_mb)
         self.timeout = settings.isolation_timeout
         self.children: dict[str, Child] = {}
@@ -744,6 +749,8 @@ class IsolationHost:
                 self._failed(plugin.name, f"its process could not restart: {exc}")
                 raise ProcessFailure(f"its process could not restart: {exc}") from None
             health.restarts += 1
+            if self.metrics is not None:
+                self.metrics.plugin_restarts.labels(plugin.name).inc()
             log.info("plugin %s: process restarted (pid %d)", plugin.name, child.pid)
             await self._reenable(plugin)
             return child
@@ -770,6 +777,8 @@ class IsolationHost:
     def _failed(self, name: str, reason: str) -> None:
         health = self.health.setdefault(name, Health())
         health.failures += 1
+        if self.metrics is not None:
+            self.metrics.plugin_crashes.labels(name).inc()
         health.reason = reason
         delay = 0.0 if health.failures == 1 else min(MAX_BACKOFF, 0.5 * 2 ** (health.failures - 2))
         health.retry_at = time.monotonic() + delay

@@ -15,7 +15,7 @@ import shlex
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from clustercord.kubernetes.calls import (
@@ -32,6 +32,9 @@ from clustercord_sdk.context import Invocation
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.kubernetes import ClusterInfo, ExecSession
 from clustercord_sdk.permissions import Permission, covers, parse_permission
+
+if TYPE_CHECKING:
+    from clustercord.metrics import Metrics
 
 _GET_POD = Permission("pods", "", None, "get")
 _EXAMPLE = "['sh', '-c', 'echo hi']"
@@ -72,6 +75,8 @@ class KubernetesService:
         # Set by the kernel: plugins then call clusters as their own ServiceAccounts
         # (plugin_identity.py). Left None, every plugin call is refused (never the kernel's own).
         self.plugin_identities: PluginCredentials | None = None
+        # Set by the kernel: every request counted by cluster, verb and status.
+        self.metrics: Metrics | None = None
 
     @property
     def registry(self) -> ClusterRegistry:
@@ -116,9 +121,16 @@ class KubernetesService:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = client.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=self.timeout
-        )
+        try:
+            response = client.call_api(
+                method, url, header_params=headers, body=payload, _request_timeout=self.timeout
+            )
+        except Exception:
+            if self.metrics is not None:
+                self.metrics.kubernetes_calls.labels(cluster, method, "error").inc()
+            raise
+        if self.metrics is not None:
+            self.metrics.kubernetes_calls.labels(cluster, method, str(response.status)).inc()
         data = response.read()
         if response.status >= 400:
             raise ApiStatusError(response.status, response.reason, data, response.headers)

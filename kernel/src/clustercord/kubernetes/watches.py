@@ -109,6 +109,8 @@ class ClusterWatcher:
                 version = None
                 self.relists += 1
             except Exception as exc:  # the cluster is down or the stream broke: retry later
+                if self.service.metrics is not None:
+                    self.service.metrics.watch_reconnects.labels(self.cluster, kind).inc()
                 log.warning(
                     "cluster %s: %s watch failed (%s); retrying in %.0f s",
                     self.cluster,

@@ -62,6 +62,8 @@ log = logging.getLogger("clustercord.discord")
 
 EXPIRED = "⌛ This button has expired. Run the command again for a fresh one."
 UNKNOWN_COMMAND = "❓ /{path} is not a ClusterCord command here (any more). Try /help."
+RESTARTING = "ClusterCord is restarting: run the command again in a moment."
+"""The answer to an interaction that arrives while the bot stops (nothing of it ran)."""
 HTTP_ANSWER_WAIT = 5.0
 """How long an interaction server request waits for an answer to carry (lightbulb's
 figure); the responder defers well before, so Discord hears from us within 3 s."""
@@ -99,6 +101,9 @@ class DiscordFrontend:
         """Interaction server requests waiting for their answer, by interaction id."""
         self._resync: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        """Interactions in progress (:meth:`drain` waits for them)."""
+        self.accepting = True
+        """False once stopping: new gateway interactions are handed back (RESTARTING)."""
         self.register_commands()
         kernel.manager.listeners.append(self._plugins_changed)
         kernel.conversations.register("discord", self.open_conversation)
@@ -152,6 +157,26 @@ class DiscordFrontend:
         for rejection in self.plan.rejected:
             log.warning("%s", rejection)
         await self.client.start()
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        """An interaction in progress: a stopping front end lets it finish (:meth:`drain`)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float) -> int:
+        """Stop taking interactions (the gateway's get :data:`RESTARTING`) and let those in
+        progress finish, up to ``timeout`` seconds; returns how many did not (:meth:`stop`
+        cancels them)."""
+        self.accepting = False
+        pending = {t for t in self._tasks if t is not asyncio.current_task() and not t.done()}
+        if pending:
+            log.info(
+                "stopping: %d interaction(s) in progress, waiting up to %g s", len(pending), timeout
+            )
+            _, pending = await asyncio.wait(pending, timeout=timeout)
+        if pending:
+            log.warning("stopping: %d interaction(s) did not finish in time", len(pending))
+        return len(pending)
 
     async def stop(self) -> None:
         if self._resync is not None:
@@ -223,6 +248,7 @@ class DiscordFrontend:
         answer = self._http_answers[interaction.id] = HttpAnswer()
         answered = asyncio.Event()
         task = asyncio.create_task(run(interaction, answered))
+        self._track(task)
         try:
             response = await answer.wait(answered, task, timeout=HTTP_ANSWER_WAIT)
         finally:
@@ -246,6 +272,12 @@ class DiscordFrontend:
         interaction = event.interaction
         if not self._first_delivery(interaction):
             return
+        if not self.accepting:  # stopping: handed back at once, never left unanswered
+            await self._reply_ephemeral(interaction, RESTARTING)
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._track(task)
         if isinstance(interaction, hikari.CommandInteraction):
             if not self._known(interaction):
                 path = " ".join(command_path(interaction))

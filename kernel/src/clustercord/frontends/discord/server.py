@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 import hikari
 from aiohttp import web
 
+from clustercord import lease
 from clustercord.frontends.discord.app import DiscordFrontend
 from clustercord.frontends.discord.replay import delivery
 from clustercord.frontends.discord.settings import DiscordSettings
@@ -34,6 +36,12 @@ log = logging.getLogger("clustercord.discord")
 SIGNATURE = "X-Signature-Ed25519"
 TIMESTAMP = "X-Signature-Timestamp"
 FORGED = b"Invalid request signature"  # hikari's 400 body when the signature is wrong
+ANSWER_WINDOW = 2.5
+"""Seconds a stopping interaction server waits for requests in flight: Discord wants a
+first answer within 3 s, and the responder defers before that."""
+DRAIN = 15.0
+"""Seconds a stopping bot lets deferred interactions finish their follow-ups (Kubernetes
+gives a pod 30 s between SIGTERM and SIGKILL by default)."""
 
 
 class SignatureCheck:
@@ -85,16 +93,22 @@ class RunningServer:
     url: str
     stop_event: asyncio.Event
     background: list[asyncio.Task[Any]]
+    unwatch: Callable[[], None] = lambda: None
+    """Stops counting Discord's rate limits in the kernel's metrics."""
 
-    async def close(self) -> None:
-        """Stop listening, then the background work and the REST client (idempotent)."""
+    async def close(self, drain: float = DRAIN) -> None:
+        """Stop listening (requests in flight get their first answer, within Discord's
+        3 s), let interactions in progress finish up to ``drain`` seconds, then stop the
+        background work (watches, the HTTP service) and the REST client (idempotent)."""
         if self.stop_event.is_set():
             return
         self.stop_event.set()
         await self.runner.cleanup()
+        await self.frontend.drain(drain)
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.frontend.stop()
         await self.bot.rest.close()
+        self.unwatch()
 
 
 def rest_bot(settings: DiscordSettings) -> hikari.RESTBot:
@@ -164,7 +178,7 @@ async def start_interaction_server(
     app = web.Application()
     app.router.add_post("/", interactions)
     app.router.add_post("/interactions", interactions)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=ANSWER_WINDOW)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -178,16 +192,62 @@ async def start_interaction_server(
             asyncio.create_task(frontend.run_background(stop)),
         ]
     log.info("interaction server listening on %s", url)
-    return RunningServer(bot, frontend, runner, url, stop, tasks)
+    running = RunningServer(bot, frontend, runner, url, stop, tasks)
+    if kernel.metrics is not None:
+        from clustercord.metrics import watch_discord_rate_limits
+
+        running.unwatch = watch_discord_rate_limits(kernel.metrics)
+    # /readyz: ready while listening; a server that closes stops taking work first.
+    kernel.readiness.frontend = lambda: (
+        "the interaction server is stopping" if stop.is_set() else None
+    )
+    return running
 
 
 async def serve_interactions(kernel: Any, settings: DiscordSettings, host: str, port: int) -> None:
-    server = await start_interaction_server(kernel, settings, host=host, port=port)
-    print(f"ClusterCord interaction server on {server.url} (Ctrl-C stops it)", flush=True)
+    """Serve until SIGTERM or SIGINT, then stop gracefully: not ready (/readyz 503), no new
+    requests, those in flight answered, interactions in progress finished, watches and
+    streams closed; the caller closes the kernel (the audit is flushed there)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    home = lease.for_kernel(kernel)
+    keeper: asyncio.Task[None] | None = None
     try:
-        await asyncio.Event().wait()
+        # Only the holder of the home cluster's Lease answers: another one waits here.
+        waiting = asyncio.create_task(lease.hold(kernel, home, _say))
+        signalled = asyncio.create_task(stopping.wait())
+        await asyncio.wait({waiting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        if not waiting.done():  # stopped while waiting
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            await kernel.http.close()
+            return
+        waiting.result()
+        server = await start_interaction_server(kernel, settings, host=host, port=port)
+        if home is not None:
+            keeper = asyncio.create_task(home.keep(server.stop_event))
+            keeper.add_done_callback(lambda _: stopping.set())  # lost: stop answering
+        print(f"ClusterCord interaction server on {server.url} (Ctrl-C stops it)", flush=True)
+        try:
+            await stopping.wait()
+            log.info("stopping: no new interactions")
+        finally:
+            kernel.readiness.stopping = True
+            await server.close()
     finally:
-        await server.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        if keeper is not None:
+            await keeper
+        if home is not None:
+            await asyncio.to_thread(home.release)
+
+
+def _say(text: str) -> None:
+    print(f"ClusterCord: {text}", flush=True)
 
 
 def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
@@ -222,22 +282,53 @@ def serve_gateway(
 
     async def started(event: hikari.StartedEvent) -> None:
         kernel = await kernel_factory()
+        state["kernel"] = kernel
+        home = lease.for_kernel(kernel)
+        # Only the holder of the home cluster's Lease answers: another one stays connected
+        # but subscribes nothing until it holds the Lease.
+        await lease.hold(kernel, home, _say)
+        if home is not None:
+            state["lease"] = home
+            keeper = asyncio.create_task(home.keep(stop))
+            # Lost (not a clean stop, which leaves it held until released): disconnect.
+            keeper.add_done_callback(
+                lambda _: None if home.held else asyncio.ensure_future(bot.close())
+            )
         frontend = DiscordFrontend(kernel, bot, settings)
         state.update(kernel=kernel, frontend=frontend)
         await frontend.start()
+        if kernel.metrics is not None:
+            from clustercord.metrics import watch_discord_rate_limits
+
+            state["unwatch"] = watch_discord_rate_limits(kernel.metrics)
+        # /readyz: ready while the gateway's shard is connected.
+        kernel.readiness.frontend = lambda: (
+            None
+            if bot.is_alive and all(s.is_alive for s in bot.shards.values())
+            else "not connected to Discord's gateway"
+        )
         state["tasks"] = [
             asyncio.create_task(kernel.run_background(stop)),
             asyncio.create_task(frontend.run_background(stop)),
         ]
 
     async def stopping(event: hikari.StoppingEvent) -> None:
+        # hikari turns SIGTERM and SIGINT into this event; the shards still answer REST
+        # calls, so interactions in progress finish before anything closes.
+        if "kernel" in state:
+            state["kernel"].readiness.stopping = True
+        if "frontend" in state:
+            await state["frontend"].drain(DRAIN)
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.gather(*state.get("tasks", []), return_exceptions=True)
         if "frontend" in state:
             await state["frontend"].stop()
+        if "lease" in state:
+            await asyncio.to_thread(state["lease"].release)
         if "kernel" in state:
             state["kernel"].close()
+        state.get("unwatch", lambda: None)()
 
     bot.subscribe(hikari.StartedEvent, started)
     bot.subscribe(hikari.StoppingEvent, stopping)
