@@ -108,3 +108,37 @@ async def test_two_processes_installing_on_one_data_directory_take_turns(
     installed = await harness.run("/plugin install name:hello")
     assert installed.ok, installed.text  # a killed holder leaves no stale lock
     assert (await harness.run("/hello name:Ada")).text == "👋 Hello, Ada! (greeting #1)"
+
+
+async def test_a_mirror_of_an_http_source_finds_dependencies_beside_its_index(
+    market_harness, market, wheels, tmp_path
+):
+    """A source served over HTTP (as ``clustercord marketplace serve`` does: a static
+    server with folder listings), mirrored for an air-gapped cluster."""
+    import functools
+    import http.server
+    import threading
+
+    from clustercord.plugins.sources import Source
+    from clustercord.signing import TrustStore
+
+    market.publish(wheels["greeter"], wheels["words"])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(market.folder))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        copied, _ = await mirror(
+            Source("acme", url),
+            tmp_path / "mirror",
+            TrustStore(market_harness.settings.trust_dir),
+            pip_index=False,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(copied) == sorted([wheels["greeter"].name, wheels["words"].name])
+    assert (tmp_path / "mirror" / "index.json").read_bytes() == (
+        market.folder / "index.json"
+    ).read_bytes()
