@@ -154,3 +154,31 @@ def test_mirror_for_an_air_gapped_install(cli, tmp_path, wheels, publisher):
     assert installed.returncode == 0, installed.stderr
     hello = cli("run", "--json", "/hello name:Ada")
     assert json.loads(hello.stdout)["text"] == "👋 Hello, Ada! (greeting #1)"
+
+
+def test_two_processes_installing_at_once_take_turns(cli, tmp_path, wheels, publisher):
+    """Two ``clustercord run`` processes on one data directory install the same plugin at
+    the same moment: one installs it, the other waits for the lock, then finds it there."""
+    folder = tmp_path / "dist"
+    folder.mkdir()
+    shutil.copy(wheels["hello-0.1.0"], folder)
+    assert build(cli, folder, publisher).returncode == 0
+    cli.config(str(folder))
+    both = [
+        subprocess.Popen(
+            [*CLI, "run", "--yes", "/plugin install name:hello"],
+            env=cli.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = sorted(p.communicate(timeout=300)[0] for p in both)
+    installed = [o for o in outputs if "Installed hello 0.1.0" in o]
+    assert len(installed) == 1, outputs
+    assert any("hello 0.1.0 is already installed" in o for o in outputs), outputs
+    plugins = tmp_path / "data" / "marketplace" / "plugins" / "hello"
+    assert len(list(plugins.iterdir())) == 1  # one install, not two half ones
+    hello = cli("run", "--json", "/hello name:Ada")
+    assert json.loads(hello.stdout)["text"] == "👋 Hello, Ada! (greeting #1)"

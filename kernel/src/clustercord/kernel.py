@@ -404,6 +404,16 @@ class KernelPluginAdmin:
     def market_names(self) -> list[str]:
         return self._kernel.marketplace.sources.cached_names()
 
+    async def market_names_fetched(self, *, within: float = 2.0) -> list[str]:
+        sources = self._kernel.marketplace.sources
+        if not sources.cached_names():
+            try:
+                # shield: a keystroke that gives up must not cancel the fetch the next needs
+                await asyncio.wait_for(asyncio.shield(sources.warm()), max(0.0, within))
+            except TimeoutError:
+                return []
+        return sources.cached_names()
+
     def installed_from_market(self) -> list[str]:
         return sorted(self._kernel.marketplace.installed())
 

@@ -48,6 +48,11 @@ def add_parser(sub: Any) -> None:
     mirror.add_argument("source", metavar="SOURCE", help="URL, file:// URL or folder")
     mirror.add_argument("folder", type=Path, metavar="DIR")
     mirror.add_argument("--key", help="accept only this fingerprint")
+    mirror.add_argument(
+        "--no-pip-index",
+        action="store_true",
+        help="take the plugins' dependencies from SOURCE alone, not from the package index",
+    )
 
 
 def run(args: argparse.Namespace, settings: Callable[[], Any]) -> int:
@@ -140,7 +145,14 @@ def _mirror(args: argparse.Namespace, settings: Callable[[], Any]) -> int:
     from clustercord_marketplace.mirror import mirror
 
     source = Source("mirrored", args.source, args.key)
-    copied, skipped = asyncio.run(mirror(source, args.folder, TrustStore(settings().trust_dir)))
+    copied, skipped = asyncio.run(
+        mirror(
+            source,
+            args.folder,
+            TrustStore(settings().trust_dir),
+            pip_index=not args.no_pip_index,
+        )
+    )
     print(f"{args.folder}: index and {len(copied)} wheels")
     for line in skipped:
         print(f"  skipped {line}")

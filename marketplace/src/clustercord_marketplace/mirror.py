@@ -1,12 +1,22 @@
-"""Copy a source's signed index and its wheels into a folder, for air-gapped clusters.
+"""Copy a source's signed index, its wheels and their dependencies' wheels into a folder,
+for air-gapped clusters.
 
 The index is kept byte for byte, so its signature still holds; each wheel is downloaded to
 the relative path the index names and checked against the signed size and sha256. An entry
 whose wheel is an absolute URL cannot be re-pointed without re-signing: it is reported.
+
+The dependencies a plugin needs beyond the kernel's own packages are resolved by pip the
+way the installer will resolve them (the kernel's packages as constraints, the source's
+folder or URL as ``--find-links``) and copied beside the plugins: the installer passes a
+local source's folder to pip as ``--find-links``, so the mirror installs with no index.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,12 +27,22 @@ from clustercord.plugins.index import (
     SIGNATURE_FILE,
     verify_index,
 )
+from clustercord.plugins.installer import PIP_TIMEOUT, kernel_distributions, pip_failure
 from clustercord.plugins.sources import Source, download, fetch_bytes
 from clustercord.signing import TrustStore
+from clustercord_sdk.errors import CommandError
 
 
-async def mirror(source: Source, target: Path, trust: TrustStore) -> tuple[list[str], list[str]]:
-    """Mirror ``source`` into ``target``: ``(wheels copied, entries skipped with why)``."""
+class MirrorError(CommandError):
+    """The mirror could not be completed; the target has no new index."""
+
+
+async def mirror(
+    source: Source, target: Path, trust: TrustStore, *, pip_index: bool = True
+) -> tuple[list[str], list[str]]:
+    """Mirror ``source`` into ``target``: ``(wheels copied, entries skipped with why)``.
+
+    ``pip_index=False`` resolves dependencies from the source alone (no package index)."""
     data = await fetch_bytes(source.resolve(INDEX_FILE), MAX_INDEX_BYTES, what=INDEX_FILE)
     signature = await fetch_bytes(
         source.resolve(SIGNATURE_FILE), MAX_SIGNATURE_BYTES, what=SIGNATURE_FILE
@@ -31,7 +51,7 @@ async def mirror(source: Source, target: Path, trust: TrustStore) -> tuple[list[
         data, signature, trust, label=f"{source.name} {INDEX_FILE}", key=source.key
     )
     target.mkdir(parents=True, exist_ok=True)
-    copied, skipped = [], []
+    copied, skipped, plugin_wheels = [], [], []
     for plugin in index.plugins.values():
         for version in plugin.versions:
             label = f"{plugin.name} {version.version}"
@@ -46,7 +66,83 @@ async def mirror(source: Source, target: Path, trust: TrustStore) -> tuple[list[
                 what=label,
             )
             copied.append(version.wheel)
+            plugin_wheels.append(target / version.wheel)
+    for wheel in plugin_wheels:
+        copied += await _dependencies(wheel, source, target, pip_index)
     # The index last: a mirror with an index always has every wheel it lists (or reports).
     (target / SIGNATURE_FILE).write_bytes(signature)
     (target / INDEX_FILE).write_bytes(data)
     return copied, skipped
+
+
+async def _dependencies(wheel: Path, source: Source, target: Path, pip_index: bool) -> list[str]:
+    """Download into ``target`` the wheels pip would add to the kernel's packages to install
+    ``wheel``; returns their file names (those already in ``target`` are not counted)."""
+    local = source.local
+    links = str(local) if local is not None else source.url.rstrip("/") + "/"
+    with tempfile.TemporaryDirectory(prefix="clustercord-mirror-") as work:
+        constraints = Path(work) / "kernel-constraints.txt"
+        constraints.write_text(
+            "".join(f"{n}=={v}\n" for n, v in sorted(kernel_distributions().items())), "utf-8"
+        )
+        report = Path(work) / "report.json"
+        common = [
+            "--constraint",
+            str(constraints),
+            "--find-links",
+            links,
+            "--find-links",
+            str(target),
+        ]
+        if not pip_index:
+            common.append("--no-index")
+        # What an install would add beside the kernel's packages (installed ones are kept).
+        await _pip(
+            [
+                "install",
+                "--dry-run",
+                "--quiet",
+                "--report",
+                str(report),
+                "--prefix",
+                str(Path(work) / "prefix"),
+                *common,
+                str(wheel),
+            ],
+            wheel.name,
+        )
+        needed = [
+            item["download_info"]["url"]
+            for item in json.loads(report.read_text("utf-8")).get("install", [])
+            if Path(urlsplit(item["download_info"]["url"]).path).name != wheel.name
+        ]
+        if not needed:
+            return []
+        before = {p.name for p in target.glob("*")}
+        await _pip(
+            ["download", "--no-deps", "--quiet", "--dest", str(target), *common, *needed],
+            wheel.name,
+        )
+        return sorted({p.name for p in target.glob("*")} - before)
+
+
+async def _pip(arguments: list[str], label: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "--no-input",
+        *arguments,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), PIP_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise MirrorError(f"{label}: pip took longer than {PIP_TIMEOUT:g} s") from None
+    if process.returncode != 0:
+        said = (out + b"\n" + err).decode("utf-8", "replace")
+        raise MirrorError(f"{label}: {pip_failure(said)}")

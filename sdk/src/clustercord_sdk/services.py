@@ -363,6 +363,13 @@ class PluginAdmin(Protocol):
         """Plugin names of the last fetched indexes (autocomplete; never fetches)."""
         ...
 
+    async def market_names_fetched(self, *, within: float = 2.0) -> builtins.list[str]:
+        """:meth:`market_names`, fetching the indexes first when none was fetched yet (a
+        cold cache), for at most ``within`` seconds: an autocomplete must answer within
+        Discord's 3 s. A slower fetch goes on in the background, so a later keystroke has
+        the names; meanwhile the answer is ``[]``."""
+        ...
+
     async def install(
         self,
         name: str,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from clustercord_sdk import Card, CommandContext, Field, Reply, Table
+import dataclasses
+from typing import Any
+
+from clustercord_sdk import Button, Card, CommandContext, Field, Reply, Table
+from clustercord_sdk.errors import UsageError
 from clustercord_sdk.services import MarketEntry, PluginInfo
 
 STATE_ICONS = {"enabled": "🟢", "disabled": "⚪", "awaiting-approval": "🟡", "refused": "🔴"}
@@ -166,12 +170,15 @@ def _status(entry: MarketEntry) -> str:
     return f"installed {entry.installed}"
 
 
+BROWSE_FILTERS = ("category", "query")
+BROWSE_PAGE = "commands:browse_page"
+
+
 async def browse(ctx: CommandContext) -> Reply:
-    page = await _admin(ctx).browse(
-        category=ctx.options.get("category"),
-        query=ctx.options.get("query"),
-        page=ctx.options.get("page") or 1,
-    )
+    """One page of the marketplace: only that page's entries are built, and ◀ ▶ (Discord)
+    or the ``next:`` line (console) ask for the one before or after with the same filters."""
+    filters = {k: ctx.options[k] for k in BROWSE_FILTERS if ctx.options.get(k)}
+    page = await _admin(ctx).browse(**filters, page=_page_number(ctx.options.get("page")))
     rows = [
         [
             "✅" if e.verified_by else "",
@@ -190,12 +197,16 @@ async def browse(ctx: CommandContext) -> Reply:
         title=f"Marketplace: {page.total} plugins, page {page.page}/{page.pages}",
     )
     notes = [f"⚠ {p}" for p in page.problems]
-    if page.page < page.pages:
-        notes.append(f"Next: /plugin browse page:{page.page + 1}")
+    if page.pages > 1:
+        hint = f"Page {page.page}/{page.pages}"
+        if page.page < page.pages:
+            hint += f" · next: {_browse_line(filters)} page:{page.page + 1}"
+        notes.append(hint)
     notes.append("✅ verified by the source · /plugin install name:… to install")
     return Reply(
         text="\n".join(notes),
         tables=[table],
+        buttons=_browse_nav(filters, page.page, page.pages),
         data={
             "page": page.page,
             "pages": page.pages,
@@ -216,6 +227,45 @@ async def browse(ctx: CommandContext) -> Reply:
             ],
         },
     )
+
+
+async def browse_page(ctx: CommandContext, value: Any) -> Reply:
+    """◀ ▶ of ``/plugin browse``: the page asked for, from the catalog as it is now (an
+    index fetched since adds or drops entries; the page number is clamped)."""
+    if not isinstance(value, dict) or not isinstance(value.get("options"), dict):
+        raise UsageError("this button is not one the plugins plugin made")
+    options: dict[str, Any] = {
+        k: str(v) for k, v in value["options"].items() if k in BROWSE_FILTERS and v
+    }
+    options["page"] = _page_number(value.get("page"))
+    return await browse(dataclasses.replace(ctx, options=options))
+
+
+def _page_number(raw: Any) -> int:
+    try:
+        return max(1, int(raw or 1))
+    except (TypeError, ValueError):
+        raise UsageError(f"page must be a whole number, not {raw!r}") from None
+
+
+def _browse_nav(filters: dict[str, Any], number: int, pages: int) -> list[Button]:
+    if pages <= 1:
+        return []
+    return [
+        Button("◀ Previous", action=BROWSE_PAGE, value={"options": filters, "page": number - 1},
+               disabled=number <= 1, command="plugin browse"),
+        Button("Next ▶", action=BROWSE_PAGE, value={"options": filters, "page": number + 1},
+               disabled=number >= pages, command="plugin browse"),
+    ]  # fmt: skip
+
+
+def _browse_line(filters: dict[str, Any]) -> str:
+    """``/plugin browse category:x query:"two words"`` (for the next page's hint)."""
+    parts = ["/plugin browse"]
+    for key, value in filters.items():
+        text = str(value)
+        parts.append(f'{key}:"{text}"' if " " in text else f"{key}:{text}")
+    return " ".join(parts)
 
 
 def _steps(ctx: CommandContext):

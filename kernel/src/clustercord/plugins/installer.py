@@ -33,7 +33,8 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -42,6 +43,7 @@ from urllib.parse import urlsplit
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from clustercord.instance import DirectoryLock, InstanceBusy
 from clustercord.plugins.discovery import BUILTIN_PLUGINS, PluginSource, discover
 from clustercord.plugins.index import IndexVersion
 from clustercord.plugins.manager import AWAITING, ENABLED, REFUSED, Plugin, PluginManager
@@ -55,6 +57,9 @@ log = logging.getLogger("clustercord.marketplace")
 
 Progress = Callable[[str], Awaitable[None]]
 PIP_TIMEOUT = 900.0
+INSTALL_LOCK = "install.lock"
+LOCK_WAIT = 60.0
+"""How long an install waits for another process's install on the same data directory."""
 _WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-[A-Za-z0-9_.]+){2,3}\.whl$")
 STEPS = (
     "checking permissions",
@@ -94,6 +99,7 @@ class Installer:
         *,
         pip_index: bool = True,
         forget_identity: Callable[[str], Awaitable[None]] | None = None,
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
         self.manager = manager
         self.database = database
@@ -102,6 +108,7 @@ class Installer:
         self.pip_index = pip_index
         self.forget_identity = forget_identity
         """Deletes a removed plugin's ServiceAccount and RBAC on every cluster."""
+        self.lock_wait = lock_wait
         self._lock = asyncio.Lock()
         database.db["_marketplace"].create(
             {
@@ -162,6 +169,33 @@ class Installer:
             if not any(folder.iterdir()):
                 folder.rmdir()
 
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """This process's installs one at a time, and against every other process on the
+        same data directory (``clustercord run`` beside ``clustercord serve``): two pips in
+        one plugin folder, or two rows for one name, would leave neither install whole. An
+        flock dies with its process, so a ``kill -9`` mid-install never blocks the next."""
+        async with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            deadline = time.monotonic() + self.lock_wait
+            while True:
+                try:
+                    held = DirectoryLock(
+                        self.root,
+                        INSTALL_LOCK,
+                        exclusive=True,
+                        purpose="it is installing or removing a plugin; try again when it is done",
+                    )
+                    break
+                except InstanceBusy as busy:
+                    if time.monotonic() >= deadline:
+                        raise InstallError(f"{busy} (waited {self.lock_wait:g} s)") from None
+                    await asyncio.sleep(0.1)
+            try:
+                yield
+            finally:
+                held.release()
+
     # -- install and update ----------------------------------------------------------------
     async def resolve(self, name: str, version: str | None = None) -> tuple[Listing, IndexVersion]:
         """The index entry an install of ``name`` (at ``version``) would use."""
@@ -220,7 +254,7 @@ class Installer:
     ) -> Plugin:
         """Install ``name`` (or move it to ``version``); returns the plugin as it now is."""
         progress = progress or _no_progress
-        async with self._lock:
+        async with self._exclusive():
             self.check_name(name)
             current = self.installed().get(name)
             if current is not None and not update and version is None:
@@ -412,7 +446,7 @@ class Installer:
 
     # -- remove ------------------------------------------------------------------------------
     async def remove(self, name: str, *, purge_data: bool = False) -> Installed:
-        async with self._lock:
+        async with self._exclusive():
             item = self.installed().get(name)
             if item is None:
                 if name in self.manager.plugins:

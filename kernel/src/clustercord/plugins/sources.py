@@ -148,6 +148,7 @@ class Sources:
         self.cache_dir = cache_dir
         self._catalog: Catalog | None = None
         self._lock = asyncio.Lock()
+        self._warming: asyncio.Task[Catalog] | None = None
 
     async def catalog(self, *, refresh: bool = False) -> Catalog:
         async with self._lock:
@@ -157,6 +158,14 @@ class Sources:
             if self._catalog is None or refresh or not fresh:
                 self._catalog = await self._build()
             return self._catalog
+
+    def warm(self) -> asyncio.Task[Catalog]:
+        """The catalog fetched in the background: one fetch at a time, however many
+        autocompletes ask for it while it runs."""
+        if self._warming is None or self._warming.done():
+            self._warming = asyncio.get_running_loop().create_task(self.catalog())
+            self._warming.add_done_callback(_log_failure)
+        return self._warming
 
     def cached_names(self) -> list[str]:
         """Names from the last catalog, without fetching (autocomplete must answer at once)."""
@@ -230,6 +239,11 @@ class Sources:
             return float(json.loads((folder / "fetched.json").read_text())["fetched_at"])
         except (OSError, ValueError, KeyError):
             return 0.0
+
+
+def _log_failure(task: asyncio.Task[Catalog]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("fetching the marketplace catalog failed", exc_info=task.exception())
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
