@@ -22,6 +22,7 @@ from clustercord_builtins.chaos import (
     export,
     faults,
     network,
+    node_restart,
     plan_file,
     plans,
     runner,
@@ -295,6 +296,60 @@ async def drain_node(ctx: CommandContext) -> Reply:
     return report(experiments, experiment)
 
 
+async def node_restart_command(ctx: CommandContext) -> Reply:
+    """A privileged pod reboots the node. Always behind an admin's approval: a reboot stops
+    every pod of the node at once, protected namespaces' too, and nothing rolls it back."""
+    limit = _max_duration(ctx)
+    timeout = parse_duration(ctx.options.get("timeout") or "10m", option="timeout", maximum=limit)
+    cluster, _ = ctx.kubernetes.target(ctx.options.get("cluster"))
+    node = await safety.find_node(ctx.kubernetes, ctx.options["node"], cluster)
+    name = node["metadata"]["name"]
+    experiments = Experiments(ctx.store)
+    safety.check_target_free(experiments, cluster, "", name)
+    namespace = str(ctx.config.get("node_restart_namespace") or "default")
+    image = str(ctx.config.get("node_restart_image") or node_restart.DEFAULT_IMAGE)
+    # The user's own rights: what a reboot amounts to (patching the node) and the pod.
+    await ctx.kubernetes.check("patch", "nodes", name=name, cluster=cluster)
+    await ctx.kubernetes.check("create", "pods", namespace=namespace, cluster=cluster)
+    on_node = await drain.pods_on(ctx.plugin.kubernetes, name, cluster)
+    experiment_id = new_id()
+    change = node_restart.restart_change(name, cluster, namespace, experiment_id)
+    plan = {
+        "changes": [
+            f"create privileged pod {namespace}/{change['pod']} on {name} running "
+            f"`{' '.join(node_restart.COMMAND + node_restart.REBOOT)}` ({image})",
+            f"node {name} reboots: {len(on_node)} pod(s) on it restart",
+        ],
+        "rollback": [
+            f"delete {namespace}/{change['pod']} once the node is back (or after "
+            f"{format_duration(timeout)}); a reboot itself cannot be undone"
+        ],
+    }
+    if ctx.options.get("dry_run"):
+        # The server's own dry run: admission (Pod Security, quotas) judges the pod.
+        await ctx.plugin.kubernetes.create(
+            "pods",
+            node_restart.manifest(change, experiment_id, time.time() + timeout, image),
+            namespace=namespace,
+            cluster=cluster,
+            dry_run=True,
+        )
+        return _dry_run_reply("node-restart", cluster, "", name, plan, True)
+    experiment = Experiment(
+        id=experiment_id,
+        kind="node-restart",
+        cluster=cluster,
+        namespace="",
+        target=name,
+        parameters={"timeout": timeout, "duration": timeout, "pod_namespace": namespace},
+        user=ctx.user_id,
+        state="pending",
+        started=time.time(),
+        changes=[change],
+    )
+    return _ask_approval(ctx, experiments, experiment, plan, why="a node restart")
+
+
 async def _run(
     ctx: CommandContext,
     kind: str,
@@ -359,11 +414,14 @@ def _ask_approval(
     experiments: Experiments,
     experiment: Experiment,
     plan: dict[str, list[str]],
+    why: str = "production",
 ) -> Reply:
-    where = f"{experiment.namespace}/{experiment.target}"
+    where = (
+        f"{experiment.namespace}/{experiment.target}" if experiment.namespace else experiment.target
+    )
     approval = ctx.plugin.approvals.request(
         f"chaos {experiment.kind}",
-        f"{experiment.kind} on {where} (production)",
+        f"{experiment.kind} on {where} ({why})",
         requested_by=ctx.user_id,
         details={"experiment": experiment.id, "changes": plan["changes"]},
         expires_in=float(ctx.config.get("approval_timeout", 3600)),
@@ -374,7 +432,8 @@ def _ask_approval(
     experiments.note(experiment.id, f"approval {approval.id} requested by {ctx.user_id}")
     return Reply(
         text=(
-            f"⏳ {where} is in production: {experiment.kind} waits for an admin's approval "
+            f"⏳ {where + ' is in production' if why == 'production' else why + ' on ' + where}: "
+            f"{experiment.kind} waits for an admin's approval "
             f"({approval.id}, /approval approve id:{approval.id}). Experiment `{experiment.id}`."
         ),
         data={"experiment": {**experiment.summary(), "approval": approval.id}},
@@ -985,5 +1044,6 @@ HANDLERS = {
     "memory-stress": memory_stress,
     "disk-stress": disk_stress,
     "drain-node": drain_node,
+    "node-restart": node_restart_command,
 }
 """The fault commands by name, as experiment files name them."""

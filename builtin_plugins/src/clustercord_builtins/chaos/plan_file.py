@@ -64,6 +64,7 @@ FAULTS: dict[str, set[str]] = {
     "memory-stress": {"pod", "namespace", "size", "duration", "container", "cluster"},
     "disk-stress": {"pod", "namespace", "workers", "size", "duration", "container", "cluster"},
     "drain-node": {"node", "timeout", "duration", "cluster"},
+    "node-restart": {"node", "timeout", "cluster"},
 }
 REQUIRED: dict[str, set[str]] = {
     "kill-pod": {"pod"},
@@ -77,6 +78,7 @@ REQUIRED: dict[str, set[str]] = {
     "memory-stress": {"pod", "size", "duration"},
     "disk-stress": {"pod", "workers", "duration"},
     "drain-node": {"node"},
+    "node-restart": {"node"},
 }
 PROBES: dict[str, tuple[set[str], set[str]]] = {
     # probe: (required keys, optional keys) besides `probe` and `expect`
