@@ -21,6 +21,7 @@ from clustercord_builtins.chaos import (
     drain,
     export,
     faults,
+    interop,
     network,
     node_restart,
     plan_file,
@@ -796,13 +797,84 @@ def export_experiment(ctx: CommandContext) -> Reply:
         objects = export.to_litmus(experiment)
     else:
         raise UsageError(f"format: {fmt!r} is not one of chaos-mesh, litmus")
+    project = "chaos-mesh" if fmt == "chaos-mesh" else "litmus"
+    for obj in objects:  # what we hand out passes their own schemas
+        try:
+            interop.validate(project, obj)
+        except interop.InteropError as error:
+            raise CommandError(f"the export does not fit {fmt}'s schema: {error}") from None
     text = export.as_yaml(objects)
     file = File(f"{wanted}-{fmt}.yaml", text.encode(), f"{experiment.kind} as {fmt}", "text/yaml")
     kinds = ", ".join(o["kind"] for o in objects)
     return Reply(
-        text=f"{experiment.kind} `{wanted}` as {fmt} ({kinds}); apply it with kubectl apply -f.",
+        text=(
+            f"{experiment.kind} `{wanted}` as {fmt} ({kinds}), valid against the {fmt} "
+            f"{interop.VERSIONS[project]} CRDs; apply it with kubectl apply -f, or "
+            f"/chaos {'mesh-experiment' if project == 'chaos-mesh' else 'litmus-workflow'} file:."
+        ),
         files=[file],
         data={"objects": objects},
+    )
+
+
+async def mesh_experiment(ctx: CommandContext) -> Reply:
+    return await _interop_apply(ctx, "chaos-mesh")
+
+
+async def litmus_workflow(ctx: CommandContext) -> Reply:
+    return await _interop_apply(ctx, "litmus")
+
+
+async def _interop_apply(ctx: CommandContext, project: str) -> Reply:
+    """Validate the file's objects against the vendored CRDs; apply them (server-side, with
+    the user's rights) where the cluster has those CRDs, or say how to install them."""
+    upload = ctx.options["file"]
+    try:
+        objects = interop.read_objects(upload.data)
+        for index, obj in enumerate(objects):
+            if project == "litmus" and obj.get("kind") == "Workflow":
+                interop.validate_litmus_workflow(obj)
+            else:
+                interop.validate(project, obj, f"document {index + 1}" if len(objects) > 1 else "")
+    except interop.InteropError as error:
+        raise UsageError(f"{upload.name}: {error}") from None
+    version = interop.VERSIONS[project]
+    cluster, _ = ctx.kubernetes.target(ctx.options.get("cluster"))
+    names = [f"{o['kind']}/{(o.get('metadata') or {}).get('name', '?')}" for o in objects]
+    missing = []
+    for obj in objects:
+        resource, crd = interop.resource_of(project, obj)
+        try:
+            await ctx.plugin.kubernetes.get(interop.CRD_RESOURCE, crd, cluster=cluster)
+        except CommandError as error:
+            if not faults.is_not_found(error):
+                raise
+            missing.append(crd)
+    summary = {"project": project, "version": version, "objects": names, "cluster": cluster}
+    if missing:
+        return Reply(
+            text=(
+                f"✅ {', '.join(names)}: valid against the {project} {version} CRDs. Not "
+                f"applied: cluster {cluster} has no {', '.join(sorted(set(missing)))} "
+                f"({project} is not installed there; an admin installs it)."
+            ),
+            data={"interop": {**summary, "valid": True, "applied": False, "missing": missing}},
+        )
+    dry_run = bool(ctx.options.get("dry_run"))
+    applied = []
+    for obj in objects:
+        resource, _ = interop.resource_of(project, obj)
+        namespace = (obj.get("metadata") or {}).get("namespace") or "default"
+        body = {**obj, "metadata": {**(obj.get("metadata") or {}), "namespace": namespace}}
+        await ctx.kubernetes.apply(
+            resource, body, field_manager="clustercord-chaos", namespace=namespace,
+            cluster=cluster, dry_run=dry_run,
+        )  # fmt: skip
+        applied.append(f"{namespace}/{body['kind']}/{body['metadata'].get('name')}")
+    verb = "would be applied (server dry run)" if dry_run else "applied"
+    return Reply(
+        text=f"✅ valid against the {project} {version} CRDs and {verb}: {', '.join(applied)}",
+        data={"interop": {**summary, "valid": True, "applied": not dry_run, "dry_run": dry_run}},
     )
 
 
