@@ -239,7 +239,8 @@ def test_the_run_chart_is_a_png_with_the_fault_window_shaded():
     png = chart.run_chart(observations, (101.0, 103.0))
     assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = struct.unpack(">II", png[16:24])
-    assert (width, height) == (chart.WIDTH, chart.HEIGHT)
+    bottom = chart.MARGIN + chart.PLOT_HEIGHT
+    assert (width, height) == (chart.WIDTH, bottom + 24 + chart.LEGEND_ROW)  # one probe's legend
     idat = png.index(b"IDAT")
     length = struct.unpack(">I", png[idat - 4 : idat])[0]
     rows = zlib.decompress(png[idat + 4 : idat + 4 + length])
@@ -249,11 +250,37 @@ def test_the_run_chart_is_a_png_with_the_fault_window_shaded():
         at = y * stride + 1 + x * 3
         return tuple(rows[at : at + 3])
 
-    inside = chart.MARGIN + round(1.5 / 4 * (width - 2 * chart.MARGIN))
+    inside = chart.LEFT + round(1.5 / 4 * (width - chart.LEFT - chart.MARGIN))
     assert pixel(inside, chart.MARGIN + 2) == chart.WINDOW  # the fault window
     assert pixel(width - chart.MARGIN - 2, chart.MARGIN + 2) == chart.WHITE  # after it
     assert chart.FAILED in {pixel(x, y) for x in range(width) for y in range(height)}
+    # Axis labels: tick labels at both ends of the x axis and its title under them, min/max
+    # beside the y axis, and the legend row (the probe's color swatch, then its name).
+    ticks = {x for x in range(width) for y in range(bottom + 4, bottom + 11)
+             if pixel(x, y) == chart.LABEL}  # fmt: skip
+    assert min(ticks) < chart.LEFT + 4 and max(ticks) > width - chart.MARGIN - 8
+    title = {x for x in range(width) for y in range(bottom + 12, bottom + 19)
+             if pixel(x, y) == chart.LABEL}  # fmt: skip
+    assert (
+        title and abs((min(title) + max(title)) / 2 - (chart.LEFT + width - chart.MARGIN) / 2) < 4
+    )
+    assert any(pixel(x, chart.MARGIN + 1) == chart.LABEL for x in range(chart.LEFT))  # "max"
+    legend = bottom + 24
+    assert pixel(chart.LEFT + 4, legend + 2) == chart.LINES[0]
+    assert any(pixel(x, legend + 2) == chart.LABEL for x in range(chart.LEFT + 12, width))
     assert chart.run_chart([], None) is None
+
+
+def test_chart_labels_have_a_glyph_for_every_character_they_use():
+    from clustercord_builtins.chaos import font
+
+    dots: set[tuple[int, int]] = set()
+    font.draw(lambda x, y: dots.add((x, y)), 0, 0, "1")
+    assert dots == {(1, 0), (0, 1), (1, 1), (1, 2), (1, 3), (0, 4), (1, 4), (2, 4)}
+    used = "healthy_replicas(api) >= 2 http(http://a:80/x) == 200 time (s) min max [0 .. 3.5]"
+    assert all(c.lower() in font._GLYPHS for c in used)
+    shapes = {c: font._GLYPHS[c] for c in "0123456789abcdefghijklmnopqrstuvwxyz"}
+    assert len(set(shapes.values())) == len(shapes)  # every glyph tells its character apart
 
 
 def test_chaos_toolkit_experiments_map_onto_the_plugins_faults_or_are_refused():
