@@ -142,3 +142,20 @@ async def test_a_reboot_pod_left_by_a_dead_bot_is_removed_at_start(clustercord_h
     assert cluster_marks(homelab) == "pod/chaos-node-restart-ex-dead"
     await start_chaos(clustercord_harness)
     assert cluster_marks(homelab) == ""
+
+
+async def test_a_node_that_does_not_come_back_in_time_fails_the_experiment_and_its_pod_goes(
+    chaos, homelab
+):
+    homelab.kubectl("annotate", "node", NODE, "sandbox.clustercord.io/reboot-seconds=4")
+    asked = await run(chaos, f"/chaos node-restart node:{NODE} timeout:1s")
+    experiment = asked.reply.data["experiment"]
+    assert (await run(chaos, f"/approval approve id:{experiment['approval']}", user=ADMIN)).ok
+    done = await until_status(chaos, experiment["id"], "failed", seconds=15)
+    assert done["status"] == "failed", done
+    assert "did not go through a restart within 1 s" in str(done), done
+    assert cluster_marks(homelab) == ""  # the reboot pod was deleted all the same
+    deadline = time.monotonic() + 15
+    while not ready(node(homelab)):  # the sandbox's node comes back on its own
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
