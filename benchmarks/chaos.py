@@ -9,6 +9,10 @@ Run from benchmarks/run.py (``hatch run bench``), or alone::
    record written, the DELETE) against ``kubectl delete pod --wait=false``, interleaved, each
    round on a fresh pod of the same Deployment; target ratio ≤ 1.0. The rest of the command
    (waiting for the replacement to be Ready) is reported apart, not timed against kubectl.
+2. Probe overhead: 50 experiment files run at once, each a steady-state probe (the ready
+   replicas of a Deployment, read from the sandbox) checked every second through a wait. The
+   bot's own CPU time (this process; the sandbox runs in its own) over the run, less the same
+   process idling for as long, as a share of one core; target < 5 %.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from measure import median, met, spread  # benchmarks/measure.py
 from terminal import SandboxProcess, _first_pod, _kubectl  # benchmarks/terminal.py
 
 KILL_TARGET = 1.0
+PROBE_TARGET = 5.0
+"""Per cent of one core for the probes of 50 concurrent experiments."""
+CONCURRENT = 50
 Row = tuple[str, str, str, str, str]
 
 
@@ -102,9 +109,86 @@ async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
     ]
 
 
+async def _probe_rows(seconds: int, scratch: Path) -> list[Row]:
+    from clustercord_testing.harness import KernelHarness, TestSigner
+
+    print(
+        f"  2. probe overhead: {CONCURRENT} experiments at once, a steady-state probe each "
+        f"checked every second for {seconds} s"
+    )
+    users = {f"bench{i}": {"user": "admin"} for i in range(CONCURRENT)}
+    experiment = scratch / "probe-overhead.yaml"
+    experiment.write_text(
+        "name: probe-overhead\n"
+        "steady_state:\n"
+        "  - {probe: healthy_replicas, deployment: jellyfin, namespace: media, expect: '>= 0'}\n"
+        f"steps:\n  - wait: {seconds}s\n"
+    )
+    with contextlib.ExitStack() as stack:
+        box = SandboxProcess(scratch)
+        stack.callback(box.stop)
+        stack.enter_context(mock.patch.dict(os.environ, {"KUBECONFIG": str(box.kubeconfig)}))
+        signer = TestSigner()
+        stack.callback(signer.cleanup)
+        harness = KernelHarness(scratch / "probe-harness", signer, identity={"users": users})
+        stack.callback(harness.close)
+        harness.add_builtins(["chaos"])
+        await harness.start()
+        line = f"/chaos run-experiment file:{experiment}"
+        warm_file = scratch / "probe-warm-up.yaml"
+        warm_file.write_text(experiment.read_text().replace(f"wait: {seconds}s", "wait: 1s"))
+        warm = await harness.run(f"/chaos run-experiment file:{warm_file}", user="bench0")
+        if not warm.ok:
+            raise RuntimeError(f"/chaos run-experiment failed: {warm.text[:300]}")
+        # The same process idling as long: what the event loop and kernel cost anyway.
+        idle_cpu = time.process_time()
+        await asyncio.sleep(seconds)
+        idle_cpu = time.process_time() - idle_cpu
+        cpu, wall = time.process_time(), time.perf_counter()
+        running = asyncio.gather(*(harness.run(line, user=f"bench{i}") for i in range(CONCURRENT)))
+        # The steady part: every experiment started (files read, records written) and none
+        # ending (reports and charts drawn): the probes and the waits alone.
+        await asyncio.sleep(3)
+        steady_cpu, steady_wall = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds - 5)
+        steady_cpu = time.process_time() - steady_cpu
+        steady_wall = time.perf_counter() - steady_wall
+        results = await running
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    failed = [r.text[:200] for r in results if not r.ok]
+    if failed:
+        raise RuntimeError(f"{len(failed)} experiments failed: {failed[0]}")
+    checks = sum(len(r.reply.data["experiment"]["run"]["observations"]) for r in results)
+    busy = max(steady_cpu - idle_cpu * steady_wall / seconds, 0.0)
+    share = busy / steady_wall * 100
+    per_check_ms = busy / (CONCURRENT * steady_wall) * 1000
+    print(
+        f"     {checks} probe checks in {wall:.1f} s, {cpu:.2f} s of CPU in all (starts and "
+        f"reports with charts included: {cpu / wall * 100:.1f} % of a core)"
+    )
+    print(
+        f"     steady {steady_wall:.1f} s: {steady_cpu:.2f} s of CPU (idle: {idle_cpu:.2f} s "
+        f"per {seconds} s), {per_check_ms:.2f} ms per check"
+    )
+    verdict = met(share < PROBE_TARGET)
+    print(f"     {share:.2f} % of one core (target < {PROBE_TARGET:g} %: {verdict})")
+    return [
+        (
+            f"chaos: probes of {CONCURRENT} concurrent experiments, 1 s interval",
+            f"{share:.2f} % of a core",
+            f"{per_check_ms:.2f} ms per check",
+            "-",
+            f"< {PROBE_TARGET:g} % {met(share < PROBE_TARGET)}",
+        )
+    ]
+
+
 def bench_chaos(quick: bool, scratch: Path) -> list[Row]:
-    print("\n== Chaos: /chaos kill-pod against kubectl delete")
-    return asyncio.run(_kill_rows(3 if quick else 9, scratch))
+    print("\n== Chaos: /chaos kill-pod against kubectl delete; probe overhead")
+    rows = asyncio.run(_kill_rows(3 if quick else 9, scratch))
+    probes = scratch / "probes"
+    probes.mkdir(exist_ok=True)
+    return rows + asyncio.run(_probe_rows(10 if quick else 30, probes))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from .conftest import cluster_marks, first_pod, images, pod_named, run
+from .conftest import VIEWER, cluster_marks, first_pod, images, pod_named, run
 
 PAUSE = "registry.k8s.io/pause:3.10"
 
@@ -128,6 +128,25 @@ steps: [{{fault: kill-pod, pod: {name}, namespace: media}}]
     assert (await run(chaos, "/chaos history")).reply.data["experiments"] == []
 
 
+async def test_a_probe_target_the_user_may_not_read_stops_the_run_before_anything(
+    chaos, homelab, tmp_path
+):
+    # The checks during a run read as the plugin; the first one reads as the user, so a
+    # target they may not read (the nephew reads only media) ends the run before any fault.
+    victim = first_pod(homelab)
+    name = victim["metadata"]["name"]
+    text = f"""
+name: peeks at monitoring
+steady_state:
+  - {{probe: healthy_replicas, deployment: grafana, namespace: monitoring, expect: ">= 0"}}
+steps: [{{fault: pod-failure, pod: {name}, namespace: media, duration: 1m}}]
+"""
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}", user=VIEWER)
+    assert result.reply.data["experiment"]["status"] == "not run", result.text
+    assert images(pod_named(homelab, name)) == images(victim)
+    assert cluster_marks(homelab) == ""
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -148,7 +167,7 @@ steps: [{{fault: kill-pod, pod: {name}, namespace: media}}]
         (
             "name: x\nsteps: [{assert: {probe: healthy_replicas, deployment: d, "
             "expect: \"__import__('os').system('id')\"}}]",
-            "is not a comparison with a number",
+            "only min, max, abs may be called",
         ),
         ("name: x\nsteps: [{assert: {probe: promql, expect: '> 1'}}]", "unknown probe 'promql'"),
         (

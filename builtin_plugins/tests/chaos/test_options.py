@@ -4,6 +4,8 @@ PodDisruptionBudgets, the tc and stress commands it would run, and its refusals.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from clustercord_builtins.chaos import network, stress
@@ -115,14 +117,66 @@ def test_stress_commands_are_bounded_and_record_their_workers():
 
 
 def test_expectations_compare_numbers_and_run_nothing():
+    # The comparison form of the first version still reads the same.
     assert parse_expectation(">= 2", "x").holds(2)
     assert not parse_expectation("< 5%", "x").holds(5)
     assert not parse_expectation("== 200", "x").holds(None)
-    for hostile in ("__import__('os')", ">= len([])", ">= 2 or True", "> 1; import os", "x.y > 1"):
-        with pytest.raises(PlanError, match="is not a comparison with a number"):
-            parse_expectation(hostile, "steps[0].assert.expect")
-    with pytest.raises(PlanError, match="starts at character 4"):
+    with pytest.raises(PlanError, match="unknown name 'x' at character 4"):
         parse_expectation(">= x", "e")
+
+
+def test_expectations_are_python_conditions_over_the_probe_value():
+    names = ("value", "healthy_replicas")
+    between = parse_expectation("value >= 200 and value < 300", "x", names)
+    assert between.holds(204) and not between.holds(503)
+    assert parse_expectation("healthy_replicas >= 2", "x", names).holds(3)
+    assert not parse_expectation("healthy_replicas >= 2", "x", names).holds(1)
+    assert parse_expectation("min(value, 10) > 3 or abs(value) == 1", "x").holds(-1)
+    assert parse_expectation("value < 5% and value > 1%", "x").holds(2.5)
+    assert parse_expectation("value % 2 == 0", "x").holds(4)  # '%' followed by a number: modulo
+    assert not parse_expectation("value / 0 > 1", "x").holds(4)  # fails, never raises
+
+
+@pytest.mark.parametrize(
+    ("hostile", "refusal"),
+    [
+        ("__import__('os').system('id')", "a call at character 1; only min, max, abs"),
+        (">= len([])", "a call at character 4"),
+        ("value.__class__.__mro__ > 1", "attribute access (character 1)"),
+        ("(1).__class__ > value", "attribute access (character 1)"),
+        ("value > getattr(value, 'real')", "a call at character 9"),
+        ("value ** 9999999999 > 1", "'**' (numbers without bound) (character 1)"),
+        ("value > 10 ** 10 ** 10", "'**'"),
+        ("value > 1e400", "larger than 1e+15"),
+        ("value > 99999999999999999999", "larger than 1e+15"),
+        ("[x for x in range(10**9)] > value", "not allowed in a condition"),
+        ("value > 'a' * 9", "str literal at character 9"),
+        ("(lambda: 1)() > value", "a call at character 1"),
+        ("value[0] > 1", "subscripts (character 1)"),
+        ("(y := 1) > value", "assignments"),
+        ("> 1; import os", "not an expression (character 4"),
+        ("__builtins__ > 1", "unknown name '__builtins__'"),
+        ("value + 1", "not a condition"),
+        ("max(*value) > 1", "'*' arguments"),
+        ("value " + "+ 1 " * 60 + "> 0", "at most 200"),
+    ],
+)
+def test_conditions_that_reach_for_code_are_refused_at_load_with_the_place(hostile, refusal):
+    with pytest.raises(PlanError, match=r"steps\[0\]\.assert\.expect: .* is refused: ") as refused:
+        parse_expectation(hostile, "steps[0].assert.expect")
+    assert refusal in str(refused.value)
+
+
+def test_the_worst_allowed_condition_runs_in_microseconds():
+    # No loops, no '**', bounded literals, 200 characters: the time is bounded by the code's
+    # size. The largest product of literals that fits is still a fast comparison.
+    worst = "value >= " + "*".join(["999999999999999"] * 12)
+    assert len(worst) <= 200
+    condition = parse_expectation(worst, "x")
+    started = time.perf_counter()
+    for _ in range(1000):
+        assert not condition.holds(3)
+    assert (time.perf_counter() - started) / 1000 < 0.001
 
 
 def test_a_yaml_bomb_is_refused_without_expanding_it():
@@ -185,7 +239,8 @@ def test_the_run_chart_is_a_png_with_the_fault_window_shaded():
     png = chart.run_chart(observations, (101.0, 103.0))
     assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = struct.unpack(">II", png[16:24])
-    assert (width, height) == (chart.WIDTH, chart.HEIGHT)
+    bottom = chart.MARGIN + chart.PLOT_HEIGHT
+    assert (width, height) == (chart.WIDTH, bottom + 24 + chart.LEGEND_ROW)  # one probe's legend
     idat = png.index(b"IDAT")
     length = struct.unpack(">I", png[idat - 4 : idat])[0]
     rows = zlib.decompress(png[idat + 4 : idat + 4 + length])
@@ -195,11 +250,37 @@ def test_the_run_chart_is_a_png_with_the_fault_window_shaded():
         at = y * stride + 1 + x * 3
         return tuple(rows[at : at + 3])
 
-    inside = chart.MARGIN + round(1.5 / 4 * (width - 2 * chart.MARGIN))
+    inside = chart.LEFT + round(1.5 / 4 * (width - chart.LEFT - chart.MARGIN))
     assert pixel(inside, chart.MARGIN + 2) == chart.WINDOW  # the fault window
     assert pixel(width - chart.MARGIN - 2, chart.MARGIN + 2) == chart.WHITE  # after it
     assert chart.FAILED in {pixel(x, y) for x in range(width) for y in range(height)}
+    # Axis labels: tick labels at both ends of the x axis and its title under them, min/max
+    # beside the y axis, and the legend row (the probe's color swatch, then its name).
+    ticks = {x for x in range(width) for y in range(bottom + 4, bottom + 11)
+             if pixel(x, y) == chart.LABEL}  # fmt: skip
+    assert min(ticks) < chart.LEFT + 4 and max(ticks) > width - chart.MARGIN - 8
+    title = {x for x in range(width) for y in range(bottom + 12, bottom + 19)
+             if pixel(x, y) == chart.LABEL}  # fmt: skip
+    assert (
+        title and abs((min(title) + max(title)) / 2 - (chart.LEFT + width - chart.MARGIN) / 2) < 4
+    )
+    assert any(pixel(x, chart.MARGIN + 1) == chart.LABEL for x in range(chart.LEFT))  # "max"
+    legend = bottom + 24
+    assert pixel(chart.LEFT + 4, legend + 2) == chart.LINES[0]
+    assert any(pixel(x, legend + 2) == chart.LABEL for x in range(chart.LEFT + 12, width))
     assert chart.run_chart([], None) is None
+
+
+def test_chart_labels_have_a_glyph_for_every_character_they_use():
+    from clustercord_builtins.chaos import font
+
+    dots: set[tuple[int, int]] = set()
+    font.draw(lambda x, y: dots.add((x, y)), 0, 0, "1")
+    assert dots == {(1, 0), (0, 1), (1, 1), (1, 2), (1, 3), (0, 4), (1, 4), (2, 4)}
+    used = "healthy_replicas(api) >= 2 http(http://a:80/x) == 200 time (s) min max [0 .. 3.5]"
+    assert all(c.lower() in font._GLYPHS for c in used)
+    shapes = {c: font._GLYPHS[c] for c in "0123456789abcdefghijklmnopqrstuvwxyz"}
+    assert len(set(shapes.values())) == len(shapes)  # every glyph tells its character apart
 
 
 def test_chaos_toolkit_experiments_map_onto_the_plugins_faults_or_are_refused():

@@ -38,6 +38,7 @@ from .ephemeral import EphemeralContainers
 from .errors import ApiError
 from .eviction import DisruptionController, PodEviction
 from .isolation import Isolation, Limits
+from .noderestart import NodeRestarts
 from .objects import ListOptions, ObjectAPI, WriteOptions
 from .openapi import OpenAPIDocuments
 from .openapi_v2 import OpenAPIV2
@@ -141,6 +142,7 @@ class SandboxServer:
         self.subresources["pods/eviction"] = self.evictions.handle
         self.subresources["pods/ephemeralcontainers"] = EphemeralContainers(self.api, _body).handle
         self.disruption: DisruptionController | None = None  # started with the server
+        self.node_restarts: NodeRestarts | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -171,6 +173,8 @@ class SandboxServer:
         # PodDisruptionBudget status, kept current as kube-controller-manager does.
         self.disruption = DisruptionController(self.evictions, self.store)
         self.disruption.start()
+        # A privileged hostPID pod that reboots its node: the node's reboot, modelled.
+        self.node_restarts = NodeRestarts(self.controllers).start()
         self.pod_processes = await self.isolation.start()
         if self.isolation.refusal() is not None or self.isolation.host_exec:
             log.warning("%s", self.pod_processes)
@@ -211,6 +215,9 @@ class SandboxServer:
                 await self._pod_reaper
             self._pod_reaper = None
         await self.isolation.stop()
+        if self.node_restarts is not None:
+            await self.node_restarts.stop()
+            self.node_restarts = None
         if self.disruption is not None:
             await self.disruption.stop()
             self.disruption = None

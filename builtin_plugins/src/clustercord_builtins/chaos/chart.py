@@ -3,6 +3,8 @@ report's embed shows. Drawn and encoded here (zlib and a few chunks), with no pl
 
 Each probe is a line scaled to its own range (probes of different units share the chart);
 a failed check is a red dot. The shaded band runs from the first fault to the rollback.
+Labels (a 3×5 pixel font, ``font``): seconds since the start under the x axis, "min"/"max"
+on the y axis with its title, and a legend naming each probe, its color and its range.
 """
 
 from __future__ import annotations
@@ -12,8 +14,14 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-WIDTH, HEIGHT = 600, 240
+from clustercord_builtins.chaos import font
+
+WIDTH, PLOT_HEIGHT = 600, 200
 MARGIN = 20
+LEFT = 30
+"""The plot area's left edge: room for the y axis' title and its min/max."""
+LEGEND_ROW = 8
+LABEL = (60, 60, 60)
 WHITE = (255, 255, 255)
 AXIS = (160, 160, 160)
 WINDOW = (255, 225, 225)
@@ -82,24 +90,45 @@ def run_chart(
     times = [o["at"] for o in observations] + (list(window) if window else [])
     start, end = min(times), max(times)
     span = max(end - start, 1e-6)
-    canvas = Canvas(WIDTH, HEIGHT)
-    left, right, top, bottom = MARGIN, WIDTH - MARGIN, MARGIN, HEIGHT - MARGIN
+    series: dict[str, list[dict[str, Any]]] = {}
+    for item in observations:
+        series.setdefault(item["probe"], []).append(item)
+    left, right, top, bottom = LEFT, WIDTH - MARGIN, MARGIN, MARGIN + PLOT_HEIGHT
+    canvas = Canvas(WIDTH, bottom + 24 + LEGEND_ROW * len(series))
 
     def x_of(at: float) -> int:
         return left + round((at - start) / span * (right - left))
 
+    def label(x: int, y: int, text: str, color: Color = LABEL) -> None:
+        font.draw(lambda px, py: canvas.dot(px, py, color), x, y, text)
+
     if window:
         canvas.rect(x_of(window[0]), top, x_of(window[1]), bottom, WINDOW)
+        label(x_of(window[0]) + 2, bottom - 7, "fault", FAILED)
     canvas.line(left, bottom, right, bottom, AXIS)
     canvas.line(left, top, left, bottom, AXIS)
-    series: dict[str, list[dict[str, Any]]] = {}
-    for item in observations:
-        series.setdefault(item["probe"], []).append(item)
+    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):  # x ticks: seconds since the start
+        x = left + round(fraction * (right - left))
+        canvas.line(x, bottom, x, bottom + 2, AXIS)
+        seconds = fraction * span
+        text = f"{seconds:.0f}" if span >= 10 else f"{seconds:.1f}"
+        label(x - font.text_width(text) // 2, bottom + 5, text)
+    title = "time (s)"
+    label((left + right - font.text_width(title)) // 2, bottom + 13, title)
+    label(left - 14, top, "max")
+    label(left - 14, bottom - font.HEIGHT, "min")
+    font.draw_vertical(
+        lambda px, py: canvas.dot(px, py, LABEL), 2, (top + bottom) // 2 + 44, "each line: min-max"
+    )
     for index, points in enumerate(series.values()):
         color = LINES[index % len(LINES)]
         values = [p["value"] for p in points if p["value"] is not None]
         low, high = (min(values), max(values)) if values else (0.0, 1.0)
         scale = (high - low) or 1.0
+        row = bottom + 24 + LEGEND_ROW * index
+        canvas.rect(left, row + 1, left + 8, row + 3, color)
+        name = points[0]["probe"]
+        label(left + 12, row, f"{name}  [{low:g} .. {high:g}]"[: (right - left - 12) // 4])
 
         def y_of(value: float | None, low: float = low, scale: float = scale) -> int:
             if value is None:

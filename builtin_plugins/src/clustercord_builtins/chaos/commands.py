@@ -21,7 +21,9 @@ from clustercord_builtins.chaos import (
     drain,
     export,
     faults,
+    interop,
     network,
+    node_restart,
     plan_file,
     plans,
     runner,
@@ -295,6 +297,60 @@ async def drain_node(ctx: CommandContext) -> Reply:
     return report(experiments, experiment)
 
 
+async def node_restart_command(ctx: CommandContext) -> Reply:
+    """A privileged pod reboots the node. Always behind an admin's approval: a reboot stops
+    every pod of the node at once, protected namespaces' too, and nothing rolls it back."""
+    limit = _max_duration(ctx)
+    timeout = parse_duration(ctx.options.get("timeout") or "10m", option="timeout", maximum=limit)
+    cluster, _ = ctx.kubernetes.target(ctx.options.get("cluster"))
+    node = await safety.find_node(ctx.kubernetes, ctx.options["node"], cluster)
+    name = node["metadata"]["name"]
+    experiments = Experiments(ctx.store)
+    safety.check_target_free(experiments, cluster, "", name)
+    namespace = str(ctx.config.get("node_restart_namespace") or "default")
+    image = str(ctx.config.get("node_restart_image") or node_restart.DEFAULT_IMAGE)
+    # The user's own rights: what a reboot amounts to (patching the node) and the pod.
+    await ctx.kubernetes.check("patch", "nodes", name=name, cluster=cluster)
+    await ctx.kubernetes.check("create", "pods", namespace=namespace, cluster=cluster)
+    on_node = await drain.pods_on(ctx.plugin.kubernetes, name, cluster)
+    experiment_id = new_id()
+    change = node_restart.restart_change(name, cluster, namespace, experiment_id)
+    plan = {
+        "changes": [
+            f"create privileged pod {namespace}/{change['pod']} on {name} running "
+            f"`{' '.join(node_restart.COMMAND + node_restart.REBOOT)}` ({image})",
+            f"node {name} reboots: {len(on_node)} pod(s) on it restart",
+        ],
+        "rollback": [
+            f"delete {namespace}/{change['pod']} once the node is back (or after "
+            f"{format_duration(timeout)}); a reboot itself cannot be undone"
+        ],
+    }
+    if ctx.options.get("dry_run"):
+        # The server's own dry run: admission (Pod Security, quotas) judges the pod.
+        await ctx.plugin.kubernetes.create(
+            "pods",
+            node_restart.manifest(change, experiment_id, time.time() + timeout, image),
+            namespace=namespace,
+            cluster=cluster,
+            dry_run=True,
+        )
+        return _dry_run_reply("node-restart", cluster, "", name, plan, True)
+    experiment = Experiment(
+        id=experiment_id,
+        kind="node-restart",
+        cluster=cluster,
+        namespace="",
+        target=name,
+        parameters={"timeout": timeout, "duration": timeout, "pod_namespace": namespace},
+        user=ctx.user_id,
+        state="pending",
+        started=time.time(),
+        changes=[change],
+    )
+    return _ask_approval(ctx, experiments, experiment, plan, why="a node restart")
+
+
 async def _run(
     ctx: CommandContext,
     kind: str,
@@ -359,11 +415,14 @@ def _ask_approval(
     experiments: Experiments,
     experiment: Experiment,
     plan: dict[str, list[str]],
+    why: str = "production",
 ) -> Reply:
-    where = f"{experiment.namespace}/{experiment.target}"
+    where = (
+        f"{experiment.namespace}/{experiment.target}" if experiment.namespace else experiment.target
+    )
     approval = ctx.plugin.approvals.request(
         f"chaos {experiment.kind}",
-        f"{experiment.kind} on {where} (production)",
+        f"{experiment.kind} on {where} ({why})",
         requested_by=ctx.user_id,
         details={"experiment": experiment.id, "changes": plan["changes"]},
         expires_in=float(ctx.config.get("approval_timeout", 3600)),
@@ -374,7 +433,8 @@ def _ask_approval(
     experiments.note(experiment.id, f"approval {approval.id} requested by {ctx.user_id}")
     return Reply(
         text=(
-            f"⏳ {where} is in production: {experiment.kind} waits for an admin's approval "
+            f"⏳ {where + ' is in production' if why == 'production' else why + ' on ' + where}: "
+            f"{experiment.kind} waits for an admin's approval "
             f"({approval.id}, /approval approve id:{approval.id}). Experiment `{experiment.id}`."
         ),
         data={"experiment": {**experiment.summary(), "approval": approval.id}},
@@ -737,13 +797,84 @@ def export_experiment(ctx: CommandContext) -> Reply:
         objects = export.to_litmus(experiment)
     else:
         raise UsageError(f"format: {fmt!r} is not one of chaos-mesh, litmus")
+    project = "chaos-mesh" if fmt == "chaos-mesh" else "litmus"
+    for obj in objects:  # what we hand out passes their own schemas
+        try:
+            interop.validate(project, obj)
+        except interop.InteropError as error:
+            raise CommandError(f"the export does not fit {fmt}'s schema: {error}") from None
     text = export.as_yaml(objects)
     file = File(f"{wanted}-{fmt}.yaml", text.encode(), f"{experiment.kind} as {fmt}", "text/yaml")
     kinds = ", ".join(o["kind"] for o in objects)
     return Reply(
-        text=f"{experiment.kind} `{wanted}` as {fmt} ({kinds}); apply it with kubectl apply -f.",
+        text=(
+            f"{experiment.kind} `{wanted}` as {fmt} ({kinds}), valid against the {fmt} "
+            f"{interop.VERSIONS[project]} CRDs; apply it with kubectl apply -f, or "
+            f"/chaos {'mesh-experiment' if project == 'chaos-mesh' else 'litmus-workflow'} file:."
+        ),
         files=[file],
         data={"objects": objects},
+    )
+
+
+async def mesh_experiment(ctx: CommandContext) -> Reply:
+    return await _interop_apply(ctx, "chaos-mesh")
+
+
+async def litmus_workflow(ctx: CommandContext) -> Reply:
+    return await _interop_apply(ctx, "litmus")
+
+
+async def _interop_apply(ctx: CommandContext, project: str) -> Reply:
+    """Validate the file's objects against the vendored CRDs; apply them (server-side, with
+    the user's rights) where the cluster has those CRDs, or say how to install them."""
+    upload = ctx.options["file"]
+    try:
+        objects = interop.read_objects(upload.data)
+        for index, obj in enumerate(objects):
+            if project == "litmus" and obj.get("kind") == "Workflow":
+                interop.validate_litmus_workflow(obj)
+            else:
+                interop.validate(project, obj, f"document {index + 1}" if len(objects) > 1 else "")
+    except interop.InteropError as error:
+        raise UsageError(f"{upload.name}: {error}") from None
+    version = interop.VERSIONS[project]
+    cluster, _ = ctx.kubernetes.target(ctx.options.get("cluster"))
+    names = [f"{o['kind']}/{(o.get('metadata') or {}).get('name', '?')}" for o in objects]
+    missing = []
+    for obj in objects:
+        resource, crd = interop.resource_of(project, obj)
+        try:
+            await ctx.plugin.kubernetes.get(interop.CRD_RESOURCE, crd, cluster=cluster)
+        except CommandError as error:
+            if not faults.is_not_found(error):
+                raise
+            missing.append(crd)
+    summary = {"project": project, "version": version, "objects": names, "cluster": cluster}
+    if missing:
+        return Reply(
+            text=(
+                f"✅ {', '.join(names)}: valid against the {project} {version} CRDs. Not "
+                f"applied: cluster {cluster} has no {', '.join(sorted(set(missing)))} "
+                f"({project} is not installed there; an admin installs it)."
+            ),
+            data={"interop": {**summary, "valid": True, "applied": False, "missing": missing}},
+        )
+    dry_run = bool(ctx.options.get("dry_run"))
+    applied = []
+    for obj in objects:
+        resource, _ = interop.resource_of(project, obj)
+        namespace = (obj.get("metadata") or {}).get("namespace") or "default"
+        body = {**obj, "metadata": {**(obj.get("metadata") or {}), "namespace": namespace}}
+        await ctx.kubernetes.apply(
+            resource, body, field_manager="clustercord-chaos", namespace=namespace,
+            cluster=cluster, dry_run=dry_run,
+        )  # fmt: skip
+        applied.append(f"{namespace}/{body['kind']}/{body['metadata'].get('name')}")
+    verb = "would be applied (server dry run)" if dry_run else "applied"
+    return Reply(
+        text=f"✅ valid against the {project} {version} CRDs and {verb}: {', '.join(applied)}",
+        data={"interop": {**summary, "valid": True, "applied": not dry_run, "dry_run": dry_run}},
     )
 
 
@@ -985,5 +1116,6 @@ HANDLERS = {
     "memory-stress": memory_stress,
     "disk-stress": disk_stress,
     "drain-node": drain_node,
+    "node-restart": node_restart_command,
 }
 """The fault commands by name, as experiment files name them."""

@@ -18,8 +18,10 @@
 
 A fault step takes the options of the command of the same name (``/chaos pod-failure``...).
 Probes: ``healthy_replicas`` (the ready replicas of a ``deployment`` or ``statefulset``) and
-``http`` (the status code of a GET of ``url``). ``expect`` is a comparison with a number
-(``>= 2``, ``< 5%``, ``== 200``): nothing is evaluated, so nothing in a file can run code.
+``http`` (the status code of a GET of ``url``). ``expect`` is a condition over the probe's
+value (``>= 2``, ``< 5%``, ``== 200``, ``value >= 200 and value < 300``), compiled with
+RestrictedPython and refused at load if it reaches for anything but numbers, ``value``, the
+probe's name and ``min``/``max``/``abs`` (``conditions``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import yaml
 
 from clustercord_builtins.chaos import chaostoolkit
+from clustercord_builtins.chaos.conditions import ConditionError, Expectation, compile_condition
 from clustercord_builtins.chaos.durations import parse_duration
 from clustercord_sdk.errors import UsageError
 
@@ -61,6 +64,7 @@ FAULTS: dict[str, set[str]] = {
     "memory-stress": {"pod", "namespace", "size", "duration", "container", "cluster"},
     "disk-stress": {"pod", "namespace", "workers", "size", "duration", "container", "cluster"},
     "drain-node": {"node", "timeout", "duration", "cluster"},
+    "node-restart": {"node", "timeout", "cluster"},
 }
 REQUIRED: dict[str, set[str]] = {
     "kill-pod": {"pod"},
@@ -74,6 +78,7 @@ REQUIRED: dict[str, set[str]] = {
     "memory-stress": {"pod", "size", "duration"},
     "disk-stress": {"pod", "workers", "duration"},
     "drain-node": {"node"},
+    "node-restart": {"node"},
 }
 PROBES: dict[str, tuple[set[str], set[str]]] = {
     # probe: (required keys, optional keys) besides `probe` and `expect`
@@ -87,27 +92,10 @@ FIELD_RESOURCES = (
 )  # fmt: skip
 """What a field probe may read: what the plugin itself may read."""
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?)*$")
-_EXPECT = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*(%?)\s*$")
 
 
 class PlanError(ValueError):
     """A file that is not a valid experiment; the message says where and why."""
-
-
-@dataclass(frozen=True)
-class Expectation:
-    operator: str
-    value: float
-    text: str
-
-    def holds(self, observed: float | None) -> bool:
-        if observed is None:
-            return False
-        return {
-            ">=": observed >= self.value, "<=": observed <= self.value,
-            ">": observed > self.value, "<": observed < self.value,
-            "==": observed == self.value, "!=": observed != self.value,
-        }[self.operator]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -250,29 +238,16 @@ def _probe(raw: Any, where: str) -> Probe:
         if problem:
             raise PlanError(f"{where}.url: {problem}")
     return Probe(kind, {k: _plain(v) for k, v in raw.items() if k not in ("probe", "expect")},
-                 parse_expectation(raw["expect"], f"{where}.expect"))  # fmt: skip
+                 parse_expectation(raw["expect"], f"{where}.expect", ("value", kind)))  # fmt: skip
 
 
-def parse_expectation(raw: Any, where: str) -> Expectation:
-    """``>= 2``, ``< 5%``: a comparison and a number, nothing else (no code runs)."""
-    text = str(raw)
-    match = _EXPECT.match(text)
-    if not match:
-        position = _first_bad(text)
-        raise PlanError(
-            f"{where}: {text!r} is not a comparison with a number (e.g. '>= 2', '< 5%'); "
-            f"the problem starts at character {position + 1}"
-        )
-    return Expectation(match.group(1), float(match.group(2)), text.strip())
-
-
-def _first_bad(text: str) -> int:
-    """Where ``text`` stops being ``OP NUMBER[%]``."""
-    for end in range(len(text), -1, -1):
-        prefix = text[:end]
-        if re.fullmatch(r"\s*(>=|<=|==|!=|>|<)?\s*(-?\d+(\.\d*)?)?\s*%?\s*", prefix):
-            return end
-    return 0
+def parse_expectation(raw: Any, where: str, names: tuple[str, ...] = ("value",)) -> Expectation:
+    """``>= 2``, ``< 5%``, ``value >= 2 and value < 500``: compiled with RestrictedPython over
+    the probe's value alone (``conditions``); anything else is refused with its position."""
+    try:
+        return compile_condition(raw, names)
+    except ConditionError as error:
+        raise PlanError(f"{where}: {str(raw)[:80]!r} is refused: {error}") from None
 
 
 def _duration(raw: Any, where: str, max_duration: float) -> float:

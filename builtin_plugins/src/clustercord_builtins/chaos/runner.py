@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from clustercord_builtins.chaos import drain, faults, network, stress
+from clustercord_builtins.chaos import drain, faults, network, node_restart, stress
 from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.kubernetes import Kubernetes
@@ -152,6 +152,25 @@ async def _apply(
             f"{len(result['skipped'])} skipped; uncordoned at {faults.iso(experiment.expires)}",
         )
         return
+    if experiment.kind == "node-restart":
+        (change,) = experiment.changes
+        assert experiment.expires is not None
+        image = str(config.get("node_restart_image") or node_restart.DEFAULT_IMAGE)
+        experiment.state = "active"
+        experiments.save(experiment)
+        outcome = await node_restart.restart(
+            kube, change, experiment.id, experiment.expires, image, float(params["timeout"])
+        )
+        experiment.result.update(outcome)
+        experiments.note(
+            experiment.id,
+            f"node {experiment.target} NotReady for {outcome['not_ready_seconds']} s, back after "
+            f"{outcome['back_after_seconds']} s; {outcome['restarted_containers']} container "
+            "restart(s)",
+        )
+        # The reboot is over: its pod goes now (the reconciler would at expiry).
+        await rollback(kube, experiments, experiment, "the node is back")
+        return
     raise CommandError(f"unknown fault {experiment.kind!r}")
 
 
@@ -161,6 +180,8 @@ async def undo(kube: Kubernetes, change: dict[str, Any]) -> str:
         return await network.remove(kube, change)
     if change.get("kind") == "stress":
         return await stress.stop(kube, change)
+    if change.get("kind") == "restart-pod":
+        return await node_restart.remove(kube, change)
     return await faults.undo(kube, change)
 
 
@@ -225,6 +246,8 @@ async def reconcile(
             reason = "expired"
         elif experiment.state == "active" and experiment.kind == "kill-pod" and at_start:
             reason = "the bot stopped while watching the recovery"
+        elif experiment.state == "active" and experiment.kind == "node-restart" and at_start:
+            reason = "the bot stopped while the node restarted"
         elif experiment.state == "active" and experiment.kind in STRESS and at_start:
             reason = "the bot stopped during the stress"
         if reason:
@@ -242,8 +265,10 @@ async def _sweep_marks(
     for pod in await faults.marked_pods(kube, cluster):
         if _covered(experiments, pod, now):
             continue
-        change = faults.change_from_marked_pod(pod, cluster) or network.change_from_marked(
-            pod, cluster
+        change = (
+            faults.change_from_marked_pod(pod, cluster)
+            or network.change_from_marked(pod, cluster)
+            or node_restart.change_from_marked(pod, cluster)
         )
         if change is not None:
             text = await undo(kube, change)
