@@ -150,10 +150,11 @@ class Recorder:
             self._last_line = (self._last_line + text).rsplit("\n", 1)[-1][-_PROMPT_TAIL:]
         return self._emit(self._redactor.feed(text))
 
-    def flush(self) -> str:
-        """Release the output held back; the text released. (Half a multi-byte character
+    def flush(self, *, give_up: bool = False) -> str:
+        """Output went quiet: release what the redactor can (see
+        :meth:`.StreamRedactor.flush`); the text released. (Half a multi-byte character
         stays with the decoder until the rest comes.)"""
-        return self._emit(self._redactor.flush())
+        return self._emit(self._redactor.flush(give_up=give_up))
 
     def _emit(self, text: str) -> str:
         if text:
@@ -164,8 +165,12 @@ class Recorder:
         """Record what the user typed; what was recorded of it (redacted, or
         :data:`HIDDEN_INPUT` for a password prompt's answer, or "" when input is not
         recorded). Each completed line is a command: an ``i`` event, an ``m`` marker named
-        after it, and an entry of ``commands``. Control keys (``^C``) are recorded at once."""
-        self.flush()
+        after it, and an entry of ``commands``. Control keys (``^C``) are recorded at once.
+
+        The user answered what was shown: the unfinished line is a prompt (the redactor
+        learns it) and is released now, masked conservatively."""
+        self._redactor.note_prompt()
+        self.flush(give_up=True)
         recorded = []
         self._typed += text
         parts = _LINE_END.split(self._typed)
@@ -216,7 +221,7 @@ class Recorder:
     def finish(self, exit_code: int | None) -> Recording:
         """The recording: held output released, the exit status last."""
         rest = self._redactor.feed(self._decoder.decode(b"", final=True))
-        self._emit(rest + self._redactor.flush())
+        self._emit(rest + self._redactor.end())
         if self._typed:
             self._keys(self._typed)
             self._typed = ""
