@@ -15,13 +15,13 @@ import dataclasses
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clustercord_builtins.terminal import rules
 from clustercord_builtins.terminal.ansi import strip_ansi
-from clustercord_builtins.terminal.redaction import Redactor, StreamRedactor
+from clustercord_builtins.terminal.redaction import KNOWN_MIN, Finding, Redactor, StreamRedactor
 
 EVENT_CODES = ("o", "i", "m", "r", "x")
 """Output, input, marker (a command was entered), resize, exit: asciicast's codes."""
@@ -112,6 +112,7 @@ class Recorder:
         width: int = 80,
         height: int = 24,
         record_input: bool = True,
+        known_secrets: Iterable[str] = (),
         redactor: StreamRedactor | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -119,7 +120,10 @@ class Recorder:
         self.id = id
         self.command = list(command)  # as given: what to run (the recording keeps it masked)
         self.record_input = record_input
+        # Values masked wherever they appear (the Secrets the pod uses, see known_secrets).
+        self._known = [k for k in known_secrets if len(k.strip()) >= KNOWN_MIN]
         self._redactor = redactor or StreamRedactor()
+        self._redactor.learn(self._known)
         self._clock = clock
         self._start = clock()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -133,11 +137,14 @@ class Recorder:
             namespace=namespace,
             pod=pod,
             container=container,
-            command=[Redactor().redact(arg)[0] for arg in command],
+            command=[self._redact(arg)[0] for arg in command],
             started=wall(),
             width=width,
             height=height,
         )
+
+    def _redact(self, text: str) -> tuple[str, list[Finding]]:
+        return Redactor(known=self._known).redact(text)
 
     def _event(self, code: str, data: str) -> None:
         self._recording.events.append((max(0.0, self._clock() - self._start), code, data))
@@ -191,7 +198,7 @@ class Recorder:
             self._event("i", HIDDEN_INPUT + end)
             return HIDDEN_INPUT + end
         self._last_line = ""
-        redacted, findings = Redactor().redact(line)
+        redacted, findings = self._redact(line)
         self._input_redactions += len(findings)
         # What the user typed as a secret stays masked when the shell prints it back bare.
         self._redactor.learn(line[f.start : f.end] for f in findings)
@@ -205,7 +212,7 @@ class Recorder:
         return redacted + end if self.record_input else ""
 
     def _keys(self, keys: str) -> str:
-        redacted, findings = Redactor().redact(keys)
+        redacted, findings = self._redact(keys)
         self._input_redactions += len(findings)
         if not self.record_input:
             return ""

@@ -653,10 +653,12 @@ def _unquote(value: str) -> str:
 class Redactor:
     """Masks every secret in a complete text (the stream engine fed it in one piece)."""
 
-    def __init__(self, *, window: int = WINDOW) -> None:
+    def __init__(self, *, window: int = WINDOW, known: Iterable[str] = ()) -> None:
         self.window = window
+        self.known = list(known)
 
     def redact(self, text: str) -> tuple[str, list[Finding]]:
         stream = StreamRedactor(window=self.window)
+        stream.learn(self.known)
         out = stream.feed(text) + stream.end()
         return out, stream.findings
