@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from clustercord_builtins.terminal import search_index
 from clustercord_builtins.terminal.formats import timeline
 from clustercord_builtins.terminal.recording import Recording, SessionInfo
 from clustercord_sdk.errors import CommandError
@@ -75,7 +76,7 @@ def create_tables(store: Any) -> None:
     store.table(VIEWS).create_index(["session", "at"], if_not_exists=True)
 
 
-MIGRATIONS = [(1, create_tables)]
+MIGRATIONS = [(1, create_tables), (2, search_index.create)]
 
 
 @dataclass
@@ -150,6 +151,16 @@ class Recordings:
         names = set(self._db.table_names())
         if not {store.table(t).name for t in (RECORDINGS, RETENTION, VIEWS)} <= names:
             create_tables(store)
+        indexed = store.table(search_index.INDEX).name in names
+        if not indexed or store.table(search_index.KEY).name not in names:
+            search_index.create(store)
+        self._index = search_index.SearchIndex(store, self.sealer)
+        if not indexed:  # recordings stored before the index: indexed once
+            with self._db.atomic():
+                for row in self._select("id", "", [], limit=None):
+                    rec = self.get(row["id"])
+                    if rec is not None:
+                        self._index.put(rec.id, (text for _, text, _ in timeline(rec)))
 
     # -- recordings -------------------------------------------------------------------
     def save(self, rec: Recording) -> Summary:
@@ -166,7 +177,9 @@ class Recordings:
             "size": len(blob),
             "data": blob,
         }
-        self._table.insert(row, replace=True)
+        with self._db.atomic():  # the recording and its index entry, or neither
+            self._table.insert(row, replace=True)
+            self._index.put(rec.id, (text for _, text, _ in timeline(rec)))
         return _load(Summary, row)
 
     def get(self, id: str) -> Recording | None:
@@ -224,6 +237,14 @@ class Recordings:
         if not needle:
             return []
         where, params = _filters(user=user, id=session)
+        # Sessions that may hold it, from the index (all of them for a query too short to
+        # have a trigram); each is then opened and read line by line.
+        expression = self._index.match(needle)
+        if expression is not None:
+            table = self._index.table
+            clause = f"id IN (SELECT session FROM [{table}] WHERE [{table}] MATCH ?)"
+            where = f"{where} AND {clause}" if where else clause
+            params = [*params, expression]
         matches: builtins.list[Match] = []
         for row in self._select("id", where, params, limit=None):
             rec = self.get(row["id"])
@@ -237,7 +258,9 @@ class Recordings:
         return matches
 
     def delete(self, id: str) -> bool:
-        cursor = self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
+        with self._db.atomic():
+            cursor = self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
+            self._index.remove(id)
         return bool(cursor.rowcount > 0)
 
     # -- retention ----------------------------------------------------------------------
@@ -300,6 +323,7 @@ class Recordings:
         with self._db.atomic():
             for id in expired:
                 self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
+                self._index.remove(id)
         return len(expired)
 
     # -- who viewed what ----------------------------------------------------------------
