@@ -199,3 +199,19 @@ async def test_the_values_of_the_secrets_a_pod_uses_are_masked_once_opted_in(har
     assert "values of 1 Secret(s) the pod uses are masked" in result.text
     recording = recordings(harness).get(result.reply.data["session"])
     assert "sandbox-not-a-secret" not in json.dumps(recording.to_dict())
+
+
+async def test_input_recording_is_switched_per_namespace_by_admins(harness, sandbox):
+    pod = first_pod(sandbox)
+    refused = await run(harness, "/terminal input set record:false namespace:media")
+    assert not refused.ok  # alice is no ClusterCord admin
+    done = await run(harness, "/terminal input set record:false namespace:media", user=ADMIN)
+    assert done.ok and "not recorded" in done.text, done.text
+    result = await run(harness, f'/terminal exec pod:{pod} namespace:media command:"echo hi"')
+    recording = recordings(harness).get(result.reply.data["session"])
+    codes = [code for _, code, _ in recording.events]
+    assert "i" not in codes and "o" in codes
+    assert recording.commands == ["echo hi"]  # the command list (jump, search) stays
+    shown = await run(harness, "/terminal input show")
+    (table,) = shown.reply.tables
+    assert shown.ok and ["*", "media", "no"] in table.rows

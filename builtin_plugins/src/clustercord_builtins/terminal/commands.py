@@ -369,6 +369,27 @@ def show_retention(ctx: CommandContext) -> Reply:
     return Reply(tables=[Table(["CLUSTER", "NAMESPACE", "DAYS"], rows, title="Retention")])
 
 
+def set_input_recording(ctx: CommandContext) -> Reply:
+    record = ctx.options["record"]
+    cluster, namespace = ctx.options.get("cluster"), ctx.options.get("namespace")
+    Recordings(ctx.store).set_input_recording(
+        record, cluster=cluster, namespace=namespace, by=ctx.user_id
+    )
+    scope = " ".join(f"{k} {v}" for k, v in (("cluster", cluster), ("namespace", namespace)) if v)
+    what = "recorded" if record else "not recorded (output only)"
+    return Reply(text=f"What users type in sessions of {scope or 'every cluster'} is {what}.")
+
+
+def show_input_recording(ctx: CommandContext) -> Reply:
+    rules = Recordings(ctx.store).input_rules()
+    yes_no = {True: "yes", False: "no"}
+    rows = [
+        [r.get("cluster") or "*", r.get("namespace") or "*", yes_no[r["record"]]] for r in rules
+    ]
+    rows.append(["(default)", "", yes_no[bool(ctx.config.get("record_input", True))]])
+    return Reply(tables=[Table(["CLUSTER", "NAMESPACE", "INPUT RECORDED"], rows, title="Input")])
+
+
 def expire_recordings(ctx: Any) -> None:
     """The hourly job: delete what the retention rules no longer keep."""
     count = Recordings(ctx.store).expire(default_days=_default_days(ctx))
@@ -424,7 +445,9 @@ def _recorder(
         pod=target["pod"],
         container=target["container"],
         command=argv,
-        record_input=bool(ctx.config.get("record_input", True)),
+        record_input=Recordings(ctx.store).records_input(
+            target["cluster"], target["namespace"], bool(ctx.config.get("record_input", True))
+        ),
     )
 
 

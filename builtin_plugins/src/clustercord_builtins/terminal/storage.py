@@ -29,6 +29,7 @@ from clustercord_sdk.services import Sealer
 
 RECORDINGS = "recordings"
 RETENTION = "retention"
+INPUT = "input_rules"
 VIEWS = "views"
 DAY = 86400.0
 MAX_DAYS = 3650
@@ -76,7 +77,15 @@ def create_tables(store: Any) -> None:
     store.table(VIEWS).create_index(["session", "at"], if_not_exists=True)
 
 
-MIGRATIONS = [(1, create_tables), (2, search_index.create)]
+def create_input_rules(store: Any) -> None:
+    store.table(INPUT).create(
+        {"cluster": str, "namespace": str, "record": int, "by": str, "at": float},
+        pk=("cluster", "namespace"),
+        if_not_exists=True,
+    )
+
+
+MIGRATIONS = [(1, create_tables), (2, search_index.create), (3, create_input_rules)]
 
 
 @dataclass
@@ -151,6 +160,8 @@ class Recordings:
         names = set(self._db.table_names())
         if not {store.table(t).name for t in (RECORDINGS, RETENTION, VIEWS)} <= names:
             create_tables(store)
+        if store.table(INPUT).name not in names:
+            create_input_rules(store)
         indexed = store.table(search_index.INDEX).name in names
         if not indexed or store.table(search_index.KEY).name not in names:
             search_index.create(store)
@@ -325,6 +336,51 @@ class Recordings:
                 self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
                 self._index.remove(id)
         return len(expired)
+
+    # -- whether input is recorded, by cluster and namespace ---------------------------
+    def set_input_recording(
+        self, record: bool, *, cluster: str | None = None, namespace: str | None = None, by: str
+    ) -> None:
+        """Record what users type in ``cluster``/``namespace`` sessions or not (``None`` is
+        any); a second rule for the same scope replaces the first."""
+        if not isinstance(record, bool):
+            raise ValueError(f"record must be true or false, not {record!r}")
+        self.store.table(INPUT).insert(
+            {
+                "cluster": cluster or "",
+                "namespace": namespace or "",
+                "record": int(record),
+                "by": by,
+                "at": self._clock(),
+            },
+            replace=True,
+        )
+
+    def input_rules(self) -> builtins.list[dict[str, Any]]:
+        """The rules, most specific first: ``{cluster, namespace, record, by, at}``."""
+        rules = [
+            {
+                **row,
+                "cluster": row["cluster"] or None,
+                "namespace": row["namespace"] or None,
+                "record": bool(row["record"]),
+            }
+            for row in self.store.table(INPUT).rows
+        ]
+        return sorted(
+            rules, key=lambda r: (_specificity(r), r["cluster"] or "", r["namespace"] or "")
+        )
+
+    def records_input(self, cluster: str, namespace: str, default: bool) -> bool:
+        """Whether a session in ``cluster``/``namespace`` records input: the most specific
+        rule (as for retention), else ``default`` (the plugin's ``record_input``)."""
+        rules = {
+            (r["cluster"] or "", r["namespace"] or ""): r["record"] for r in self.input_rules()
+        }
+        for scope in ((cluster, namespace), ("", namespace), (cluster, ""), ("", "")):
+            if scope in rules:
+                return bool(rules[scope])
+        return default
 
     # -- who viewed what ----------------------------------------------------------------
     def record_view(self, session: str, user: str, action: str) -> None:
