@@ -93,7 +93,11 @@ async def open_session(ctx: CommandContext) -> Reply:
     recorder = _recorder(ctx, target, [shell], known)
     conversations = ctx.plugin.require("conversations")
     where = f"{target['namespace']}/{target['pod']}"
-    chat = await conversations.open(f"🎥 {where} · {recorder.id}", for_invocation=ctx.invocation)
+    chat = await conversations.open(
+        f"🎥 {where} · {recorder.id}",
+        for_invocation=ctx.invocation,
+        private=bool(ctx.config.get("private_threads", True)),  # the opener (and moderators)
+    )
     idle = float(ctx.config.get("idle_timeout", 600))
     await chat.send(
         f"Shell `{shell}` in {where} (container {target['container']}) on {target['cluster']}, "
