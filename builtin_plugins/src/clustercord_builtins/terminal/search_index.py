@@ -26,7 +26,7 @@ from clustercord_sdk.services import Sealer
 INDEX = "search"
 KEY = "search_key"
 GRAM = 3
-MAX_QUERY_GRAMS = 64
+MAX_QUERY_GRAMS = 8
 """Trigrams of a long query looked up at most (spread over it): enough to narrow it down."""
 
 
