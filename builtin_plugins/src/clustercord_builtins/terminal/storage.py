@@ -257,8 +257,12 @@ class Recordings:
             where = f"{where} AND {clause}" if where else clause
             params = [*params, expression]
         matches: builtins.list[Match] = []
-        for row in self._select("id", where, params, limit=None):
-            rec = self.get(row["id"])
+        sql = f"SELECT id FROM [{self._table.name}]" + (f" WHERE {where}" if where else "")
+        # Read as they are opened (newest first): a common word's first matches come from
+        # the newest few of thousands of candidates.
+        candidates = self._db.conn.execute(sql + " ORDER BY started DESC, id", params)
+        for (id,) in candidates:
+            rec = self.get(id)
             if rec is None:  # deleted meanwhile
                 continue
             for t, text, command in timeline(rec):
