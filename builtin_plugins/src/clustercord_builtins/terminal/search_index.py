@@ -51,19 +51,20 @@ class SearchIndex:
         text = text.lower()
         return {self._hash(text[i : i + GRAM]) for i in range(len(text) - GRAM + 1)}
 
-    def put(self, session: str, lines: Iterable[str]) -> None:
-        """Index ``session`` (replacing what was indexed of it)."""
+    def put(self, session: str, row: int, lines: Iterable[str]) -> None:
+        """Index ``session``, whose recording is row ``row`` (the index row has the same
+        rowid: a search never reads the index's own columns back, which would read every
+        candidate's hashes)."""
         tokens: set[str] = set()
         for line in lines:
             tokens |= self.grams(line)
-        self.remove(session)
         self._db.execute(
-            f"INSERT INTO [{self._name}] (session, grams) VALUES (?, ?)",
-            [session, " ".join(sorted(tokens))],
+            f"INSERT OR REPLACE INTO [{self._name}] (rowid, session, grams) VALUES (?, ?, ?)",
+            [row, session, " ".join(sorted(tokens))],
         )
 
-    def remove(self, session: str) -> None:
-        self._db.execute(f"DELETE FROM [{self._name}] WHERE session = ?", [session])
+    def remove(self, row: int) -> None:
+        self._db.execute(f"DELETE FROM [{self._name}] WHERE rowid = ?", [row])
 
     def match(self, query: str) -> str | None:
         """The FTS5 expression of sessions that may hold ``query``; None when it is too

@@ -17,7 +17,7 @@ import builtins
 import gzip
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
@@ -171,7 +171,7 @@ class Recordings:
                 for row in self._select("id", "", [], limit=None):
                     rec = self.get(row["id"])
                     if rec is not None:
-                        self._index.put(rec.id, (text for _, text, _ in timeline(rec)))
+                        self._index.put(rec.id, self._rowid(rec.id), _lines(rec))
 
     # -- recordings -------------------------------------------------------------------
     def save(self, rec: Recording) -> Summary:
@@ -189,8 +189,11 @@ class Recordings:
             "data": blob,
         }
         with self._db.atomic():  # the recording and its index entry, or neither
+            old = self._rowid(rec.id)
+            if old is not None:
+                self._index.remove(old)
             self._table.insert(row, replace=True)
-            self._index.put(rec.id, (text for _, text, _ in timeline(rec)))
+            self._index.put(rec.id, self._rowid(rec.id), _lines(rec))
         return _load(Summary, row)
 
     def get(self, id: str) -> Recording | None:
@@ -253,7 +256,7 @@ class Recordings:
         expression = self._index.match(needle)
         if expression is not None:
             table = self._index.table
-            clause = f"id IN (SELECT session FROM [{table}] WHERE [{table}] MATCH ?)"
+            clause = f"rowid IN (SELECT rowid FROM [{table}] WHERE [{table}] MATCH ?)"
             where = f"{where} AND {clause}" if where else clause
             params = [*params, expression]
         matches: builtins.list[Match] = []
@@ -274,8 +277,10 @@ class Recordings:
 
     def delete(self, id: str) -> bool:
         with self._db.atomic():
+            row = self._rowid(id)
+            if row is not None:
+                self._index.remove(row)
             cursor = self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
-            self._index.remove(id)
         return bool(cursor.rowcount > 0)
 
     # -- retention ----------------------------------------------------------------------
@@ -337,8 +342,10 @@ class Recordings:
                 expired.append(row["id"])
         with self._db.atomic():
             for id in expired:
+                row = self._rowid(id)
+                if row is not None:
+                    self._index.remove(row)
                 self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
-                self._index.remove(id)
         return len(expired)
 
     # -- whether input is recorded, by cluster and namespace ---------------------------
@@ -400,6 +407,12 @@ class Recordings:
         return [{k: row[k] for k in ("session", "user", "action", "at")} for row in rows]
 
     # -- helpers --------------------------------------------------------------------------
+    def _rowid(self, id: str) -> int | None:
+        found = self._db.execute(
+            f"SELECT rowid FROM [{self._table.name}] WHERE id = ?", [id]
+        ).fetchone()
+        return None if found is None else int(found[0])
+
     def _select(
         self, columns: str, where: str, params: builtins.list[Any], limit: int | None
     ) -> builtins.list[dict[str, Any]]:
@@ -412,6 +425,11 @@ class Recordings:
         cursor = self._db.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _lines(rec: Recording) -> Iterator[str]:
+    """What search reads of a recording: its transcript's lines."""
+    return (text for _, text, _ in timeline(rec))
 
 
 def _filters(**equal: str | None) -> tuple[str, list[Any]]:
