@@ -52,6 +52,9 @@ async def test_a_shell_in_a_thread_is_typed_into_recorded_and_offered_to_its_own
     )
     thread = threads[0]["id"]
     await shows(discord, thread, "Each message you write here")
+    # A private thread by default, the opener added to it, nobody able to invite others.
+    assert threads[0]["type"] == 12 and threads[0]["thread_metadata"]["invitable"] is False
+    assert discord.thread_members[thread] == {OWNER}
 
     await discord.post_user_message(thread, "echo hello-from-$((6*7))", user_id=OWNER)
     await shows(discord, thread, "hello-from-42")

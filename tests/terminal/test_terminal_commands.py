@@ -177,3 +177,41 @@ async def test_a_live_replay_prints_the_lines_as_they_come_on_the_console(harnes
     printed = [reply.text for reply in live.sent]
     assert printed[0].endswith(f"$ {line}") and printed[1:] == ["[00:00] first", "[00:00] second"]
     assert live.text == "⏹️ Replay finished." and live.reply.data["stopped"] is False
+
+
+async def test_the_values_of_the_secrets_a_pod_uses_are_masked_once_opted_in(harness, sandbox):
+    """grafana's container reads ``grafana-admin`` through ``secretKeyRef``: its password
+    ``sandbox-not-a-secret``, which no rule could tell from ordinary text, is masked in
+    whatever prints it (here ``rev`` makes it from text that is not it), in the reply and
+    the recording; the 5-character user name ``admin`` is too short to mask."""
+    pod = first_pod(sandbox, "monitoring")
+    line = "echo terces-a-ton-xobdnas | rev; echo user admin"
+    command = f'/terminal exec pod:{pod} namespace:monitoring command:"{line}"'
+    before = await run(harness, command)
+    assert before.ok and "sandbox-not-a-secret" in before.text  # not opted in: not known
+
+    cluster = harness.plugin("terminal").context.kubernetes.clusters()[0].name
+    await harness.kernel.manager.set_config("terminal", "known_secret_clusters", cluster, by=ADMIN)
+    result = await run(harness, command)
+    assert result.ok, result.text
+    assert "sandbox-not-a-secret" not in result.text and "************" in result.text
+    assert "user admin" in result.text
+    assert "values of 1 Secret(s) the pod uses are masked" in result.text
+    recording = recordings(harness).get(result.reply.data["session"])
+    assert "sandbox-not-a-secret" not in json.dumps(recording.to_dict())
+
+
+async def test_input_recording_is_switched_per_namespace_by_admins(harness, sandbox):
+    pod = first_pod(sandbox)
+    refused = await run(harness, "/terminal input set record:false namespace:media")
+    assert not refused.ok  # alice is no ClusterCord admin
+    done = await run(harness, "/terminal input set record:false namespace:media", user=ADMIN)
+    assert done.ok and "not recorded" in done.text, done.text
+    result = await run(harness, f'/terminal exec pod:{pod} namespace:media command:"echo hi"')
+    recording = recordings(harness).get(result.reply.data["session"])
+    codes = [code for _, code, _ in recording.events]
+    assert "i" not in codes and "o" in codes
+    assert recording.commands == ["echo hi"]  # the command list (jump, search) stays
+    shown = await run(harness, "/terminal input show")
+    (table,) = shown.reply.tables
+    assert shown.ok and ["*", "media", "no"] in table.rows

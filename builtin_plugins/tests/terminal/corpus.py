@@ -162,6 +162,8 @@ def secret_cases(seed: int, count: int) -> list[Case]:
         _registry_login,
         _cookie,
         _free_text,
+        _decoded_glued,
+        _clone_url,
     ]
     cases: list[Case] = []
     while sum(len(c.secrets) for c in cases) < count:
@@ -399,6 +401,14 @@ _cookie = _one_secret(
     "set-cookie: session={secret}; Path=/; HttpOnly; Secure\n"
     "content-type: application/json\n\n",
 )
+# ``base64 -d`` without ``; echo``: the value has no newline, the next prompt follows it.
+_decoded_glued = _one_secret(
+    Fakes.password, "$ kubectl get secret db -o jsonpath='{.data.password}' | base64 -d\n{secret}"
+)
+_clone_url = _one_secret(
+    Fakes.github,
+    "$ git remote -v\norigin\thttps://x-access-token:{secret}@github.com/org/repo (fetch)\n",
+)
 # Prose: no rule can know this one (counted, to keep the recall honest).
 _free_text = _one_secret(
     Fakes.password,
@@ -537,6 +547,8 @@ def _git_log(f: Fakes) -> str:
         for n in range(3)
     ]
     lines.append(f"Merge: {f.rng.randbytes(4).hex()[:7]} {f.rng.randbytes(4).hex()[:7]}")
+    lines += ["$ git log -1 --format=%H", f.rng.randbytes(20).hex()]
+    lines += ["$ git rev-parse HEAD", f.rng.randbytes(20).hex()]
     return "\n".join(lines) + "\n"
 
 

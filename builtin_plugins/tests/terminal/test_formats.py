@@ -313,3 +313,82 @@ async def test_the_exported_page_plays_in_a_browser(tmp_path):
         assert at - 0.05 <= now <= expected
         # one file: the page fetched nothing
         assert await page.js("performance.getEntriesByType('resource').length") == 0
+
+
+def _full_screen(argv: list[str], keys: list[bytes], tmp_path: Path) -> Recording:
+    """A real full-screen program run on a pseudo-terminal of 80x24, its output recorded as
+    the plugin records a session (with redaction); ``keys`` typed a while apart."""
+    import os
+    import pty
+    import select
+    import time
+
+    rec = recorder(command=argv, width=80, height=24)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the program, on the terminal
+        os.chdir(tmp_path)
+        os.execvpe(
+            argv[0],
+            argv,
+            {"TERM": "xterm", "LINES": "24", "COLUMNS": "80", "PATH": "/usr/bin:/bin"},
+        )
+    pending = list(keys)
+    deadline = time.monotonic() + 20
+    last_key = time.monotonic()
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.3)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            rec.output(data)
+        elif pending and time.monotonic() - last_key > 0.5:
+            os.write(fd, pending.pop(0))
+            last_key = time.monotonic()
+        elif not pending and time.monotonic() - last_key > 1.5:
+            break
+    os.close(fd)
+    os.waitpid(pid, 0)
+    return rec.finish(0)
+
+
+@pytest.mark.skipif(not shutil.which("less"), reason="less is not installed")
+def test_a_pager_replays_as_the_screens_it_showed(tmp_path):
+    (tmp_path / "notes.txt").write_text("".join(f"line {n:03d} of the notes\n" for n in range(200)))
+    rec = _full_screen(["less", "notes.txt"], [b" ", b"q"], tmp_path)
+    text = formats.to_text(rec)
+    assert "\x1b" not in text
+    # The first page, then the second after a space: as the screen showed them.
+    assert "line 000 of the notes\nline 001 of the notes\n" in text
+    assert "line 023 of the notes" in text and "line 040 of the notes" in text
+    assert "line 150 of the notes" not in text  # never shown
+    lines = [line for _, line, _ in formats.timeline(rec)]
+    assert "line 030 of the notes" in lines  # searchable by line
+
+
+@pytest.mark.skipif(not shutil.which("top"), reason="top is not installed")
+def test_top_replays_as_a_screen_with_its_header_and_columns(tmp_path):
+    rec = _full_screen(["top", "-n", "2", "-d", "0.5"], [], tmp_path)
+    text = formats.to_text(rec)
+    assert re.search(r"(?m)^top - \d\d:\d\d:\d\d", text)
+    assert re.search(r"(?m)^\s*PID\s+USER\s+.*COMMAND\s*$", text)
+    assert "\x1b" not in text and "[?1049" not in text
+
+
+@pytest.mark.skipif(not shutil.which("vim"), reason="vim is not installed")
+def test_an_edit_in_vim_replays_as_the_screens_it_drew(tmp_path):
+    """vim draws by cursor position: read as a stream of text it is a jumble
+    (``workers = 4~      ~      ~``); read through the emulator, each screen as shown."""
+    (tmp_path / "app.conf").write_text("port = 8080\nworkers = 4\n")
+    keys = [b"Goworkers_max = 16\x1b", b":wq\r"]
+    rec = _full_screen(["vim", "-u", "NONE", "-N", "app.conf"], keys, tmp_path)
+    assert (tmp_path / "app.conf").read_text().endswith("workers_max = 16\n")  # it ran
+    lines = formats.to_text(rec).splitlines()
+    assert "workers_max = 16" in lines and "~" in lines
+    assert any(line.startswith('"app.conf" 3L') for line in lines)
+    assert not any("~ " in line or "4~" in line for line in lines)
+    searchable = [line for _, line, _ in formats.timeline(rec)]
+    assert "workers_max = 16" in searchable

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clustercord_builtins.terminal.recording import Recorder
-from clustercord_builtins.terminal.redaction import WINDOW, Redactor, StreamRedactor
+from clustercord_builtins.terminal.redaction import HOLD, WINDOW, Redactor, StreamRedactor
 
 from .corpus import ALNUM, B64, KEY_BEGIN, KEY_END, Fakes, benign_text, secret_cases, split_steps
 
@@ -289,7 +289,7 @@ STREAM_TEXT = (
 
 def _stream(chunks: list[str]) -> tuple[str, StreamRedactor]:
     stream = StreamRedactor()
-    return "".join(stream.feed(c) for c in chunks) + stream.flush(), stream
+    return "".join(stream.feed(c) for c in chunks) + stream.end(), stream
 
 
 def test_a_stream_cut_anywhere_in_two_is_redacted_as_a_whole():
@@ -399,38 +399,67 @@ def _frames(data: bytes, rng: random.Random):
         at += size
 
 
-def _record(steps: list[tuple[str | None, str]], rng: random.Random) -> str:
-    """What a recording keeps of commands and their output arriving in random frames."""
+def _record(steps: list[tuple[str | None, str]], rng: random.Random, *, known: bool = True) -> str:
+    """What a recording keeps of commands and their output arriving in random frames. The
+    shell prints a prompt before each command; with ``known`` false the user runs each
+    command through a script (``./step``), so the recorder never sees what printed what;
+    output pauses after every frame (an idle flush)."""
     recorder = Recorder(
         id="corpus", user="1", cluster="c", namespace="n", pod="p", container=None, command=["sh"]
     )
     for command, output in steps:
         if command is not None:
-            recorder.input(command + "\n")
+            recorder.output(b"/ # ")
+            recorder.flush()
+            typed = command if known else "./step"
+            recorder.input(typed + "\n")
+            recorder.output(typed.encode() + b"\r\n")  # the terminal's echo
         for frame in _frames(output.encode(), rng):
             recorder.output(frame)
+            recorder.flush()
+    recorder.output(b"/ # ")
+    recorder.flush()
     recording = recorder.finish(0)
     return "".join(data for _, code, data in recording.events if code == "o")
 
 
-def test_recall_on_secrets_in_realistic_output_is_at_least_95_percent():
+def _recall(known: bool) -> tuple[float, int, int]:
     rng = random.Random(11)
-    cases = secret_cases(seed=2024, count=200)
+    cases = secret_cases(seed=2024, count=300)
     secrets = leaked = 0
     for case in cases:
-        kept = _record(case.steps(), rng)
+        kept = _record(case.steps(), rng, known=known)
         secrets += len(case.secrets)
         leaked += sum(s.leaked_in(kept) for s in case.secrets)
-    recall = 1 - leaked / secrets
-    print(f"redaction recall: {recall:.1%} of {secrets} secrets in {len(cases)} sessions")
-    assert secrets >= 200
-    assert recall >= 0.95
+    return 1 - leaked / secrets, secrets, len(cases)
+
+
+@pytest.mark.parametrize(
+    "known, goal", [(True, 0.97), (False, 0.93)], ids=["command-known", "command-unknown"]
+)
+def test_recall_on_secrets_in_realistic_output(known, goal):
+    """With the commands known, only the prose case (a password in a README) is beyond any
+    rule. Without them, a bare password alone on its line (``cat`` of a mounted file, a
+    decoded value followed by ``; echo``) has nothing to tell it either: the known-secret
+    masking of the pod's Secrets is for those. One glued to the next prompt is caught."""
+    recall, secrets, sessions = _recall(known)
+    print(
+        f"redaction recall ({'with' if known else 'without'} the commands): {recall:.1%} "
+        f"of {secrets} secrets in {sessions} sessions"
+    )
+    assert secrets >= 300
+    assert recall >= goal
 
 
 def test_false_positives_on_ordinary_output_are_at_most_1_percent():
     text = "".join(benign_text(seed) for seed in range(5))
     steps = split_steps(text)
-    kept = _record(steps, random.Random(12)).splitlines()
+    echoes = {f"/ # {command}" for command, _ in steps}
+    kept = [  # without the prompts and the terminal's echo of each command
+        line
+        for line in _record(steps, random.Random(12)).splitlines()
+        if line not in echoes and line != "/ # "
+    ]
     original = [line for _, output in steps for line in output.splitlines()]
     assert len(kept) == len(original)
     altered = sum(a != b for a, b in zip(original, kept, strict=True))
@@ -443,7 +472,7 @@ def test_a_secret_seen_once_is_masked_when_it_shows_up_bare_later():
     stream = StreamRedactor()
     out = stream.feed("export API_TOKEN=Zq8-unusual-value\n$ echo $API")
     out += stream.feed("_TOKEN\nZq8-unusual-")
-    out += stream.feed("value\nok\n") + stream.flush()
+    out += stream.feed("value\nok\n") + stream.end()
     assert "Zq8-unusual-value" not in out
     assert out.endswith("ok\n") and out.count("************") == 2
 
@@ -451,5 +480,168 @@ def test_a_secret_seen_once_is_masked_when_it_shows_up_bare_later():
 def test_a_typed_secret_stays_masked_in_the_output():
     stream = StreamRedactor()
     stream.learn(["s3cr3t-typed-in", "abc"])  # too short to learn: ordinary text
-    out = stream.feed("the value is s3cr3t-typed-in, abc\n") + stream.flush()
+    out = stream.feed("the value is s3cr3t-typed-in, abc\n") + stream.end()
     assert out == "the value is ************, abc\n"
+
+
+# -- output that pauses mid-line (idle flushes) ---------------------------------------------
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _corpus_texts() -> list[str]:
+    """Every seeded session, secrets and look-alikes, as the shell printed them."""
+    return [case.text for case in secret_cases(seed=7, count=120)] + [benign_text(3)]
+
+
+CORPUS = _corpus_texts()
+
+
+def _paused(text: str, cuts: list[int]) -> str:
+    """``text`` fed in pieces cut at ``cuts``, output going quiet (an idle flush, less than
+    HOLD apart) after each piece."""
+    stream = StreamRedactor(clock=_Clock())
+    out = []
+    for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True):
+        out += [stream.feed(text[a:b]), stream.flush()]
+    return "".join(out) + stream.end()
+
+
+@st.composite
+def paused_corpus_line(draw):
+    text = draw(st.sampled_from(CORPUS))
+    starts = [0, *(i + 1 for i, c in enumerate(text) if c == "\n")][:-1]
+    line = draw(st.sampled_from(starts))
+    end = text.find("\n", line)
+    end = len(text) if end < 0 else end + 1
+    cuts = draw(st.lists(st.integers(line, end), min_size=1, max_size=6))
+    return text, sorted(set(cuts))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(paused_corpus_line())
+def test_a_corpus_line_paused_anywhere_is_masked_as_the_whole_line(case):
+    """Any line of the corpus, cut anywhere with output going quiet in between, comes out
+    exactly as the whole session redacted in one piece: nothing released early, nothing
+    masked differently."""
+    text, cuts = case
+    assert _paused(text, cuts) == redact(text)
+
+
+def test_every_corpus_line_paused_at_every_boundary_is_masked_as_the_whole_line():
+    for text in CORPUS[::6]:  # every boundary of every line of a sample of the sessions
+        whole = redact(text)
+        for cut in range(1, len(text)):
+            assert _paused(text, [cut]) == whole, (cut, text[max(0, cut - 30) : cut + 30])
+
+
+@pytest.mark.parametrize(
+    "first, rest, secret",
+    [
+        ("apiVersion: v1\ndata:\n  password: ", "aHVudGVyMng=\nkind: Secret\n", "aHVudGVyMng"),
+        ("url: postgres://app:", "S3cr3tPw9x@db:5432/app\n", "S3cr3tPw9x"),
+        ("Authorization: Bearer " + JWT[:20], JWT[20:] + "\n", JWT[3:]),
+        ("AWS_SECRET_ACCESS_KEY=" + AWS_SECRET[:10], AWS_SECRET[10:] + "\n", AWS_SECRET),
+        ("export TOKEN=" + GITHUB[:9], GITHUB[9:] + "\n", GITHUB[4:]),
+        ('{"auths":{"r.io":{"auth":"' + RANDOM_B64[:12], RANDOM_B64[12:] + '"}}}\n', RANDOM_B64),
+    ],
+    ids=["secret-data", "url-password", "jwt", "aws", "token", "docker-auth"],
+)
+def test_output_pausing_mid_secret_releases_none_of_it(first, rest, secret):
+    """The leaks measured in issue 19: output pausing (any number of idle flushes) before a
+    secret's value or in its middle."""
+    clock = _Clock()
+    stream = StreamRedactor(clock=clock)
+    out = stream.feed(first) + stream.flush() + stream.flush()
+    out += stream.feed(rest) + stream.end()
+    assert out == redact(first + rest)
+    assert not any(secret[i : i + 6] in out for i in range(len(secret) - 5))
+
+
+def test_a_pause_longer_than_hold_releases_the_held_word_masked():
+    clock = _Clock()
+    stream = StreamRedactor(clock=clock)
+    assert stream.feed("PGPASSWORD=hunt") + stream.flush() == ""  # could go on
+    clock.now += HOLD
+    assert stream.flush() == "PGPASSWORD=************"  # masked as the line stands
+    assert stream.feed("er2x-more\n") == "************\n"  # the rest of the value too
+    assert stream.feed("ok\n") == "ok\n"
+
+
+def test_a_pause_releases_ordinary_text_up_to_the_last_word_at_once():
+    stream = StreamRedactor(clock=_Clock())
+    assert stream.feed("Downloading layer 3 of 7 ") + stream.flush() == "Downloading layer 3 of 7 "
+    assert stream.feed("ok") + stream.flush() == ""  # a word that may go on
+    assert stream.feed("\n") == "ok\n"
+    stream = StreamRedactor(clock=_Clock())
+    assert stream.feed("Continue? [y/N] ") + stream.flush() == "Continue? [y/N] "
+
+
+def test_a_pause_keeps_the_object_a_data_block_belongs_to():
+    """The old idle flush ended the object: a Secret's values released after ``data:``
+    went out in clear. Now they wait for the kind, and a ConfigMap's stay readable."""
+    clock = _Clock()
+    stream = StreamRedactor(clock=clock)
+    out = stream.feed("data:\n  color: blue\n") + stream.flush()
+    assert out == ""
+    out += stream.feed("kind: ConfigMap\n") + stream.end()
+    assert out == "data:\n  color: blue\nkind: ConfigMap\n"
+
+
+def test_a_bare_secret_glued_to_the_next_prompt_is_masked_without_knowing_the_command():
+    """``... | base64 -d`` run from a script: the recorder never sees the command; the value
+    has no newline, so the shell's next prompt follows it on the same line."""
+    rec = Recorder(
+        id="x", user="1", cluster="c", namespace="n", pod="p", container=None, command=["sh"]
+    )
+    rec.output(b"/ # ")
+    assert rec.flush() == "/ # "
+    rec.input("./show-db-password\n")  # the prompt is learned as the user types
+    shown = rec.output(b"./show-db-password\r\nXk9!pq2Lw8/ # ") + rec.flush()
+    assert "Xk9!pq2Lw8" not in shown and shown.endswith("************/ # ")
+    rec.input("hostname\n")
+    shown = rec.output(b"hostname\r\napi-7c5ddbdf54-x2x7k\r\n/ # ") + rec.flush()
+    assert shown == "hostname\r\napi-7c5ddbdf54-x2x7k\r\n/ # "
+
+
+@pytest.mark.parametrize(
+    "word", ["hello", "api-7c5ddbdf54-x2x7k", "1.27.3", "/usr/local/bin/app", "done"]
+)
+def test_ordinary_output_glued_to_the_prompt_stays_readable(word):
+    stream = StreamRedactor(clock=_Clock())
+    stream.feed("/ # ")
+    stream.flush()
+    stream.note_prompt()
+    out = stream.feed("echo -n x\n" + word + "/ # ") + stream.flush(give_up=True)
+    assert out == "echo -n x\n" + word + "/ # "
+
+
+def test_a_git_object_id_alone_on_a_line_stays_readable_unless_the_context_says_secret():
+    sha = random.Random(8).randbytes(20).hex()
+    assert redact(f"{sha}\n") == f"{sha}\n"  # git log -1 --format=%H, git rev-parse HEAD
+    for line in (f"API_TOKEN={sha}", f"signing_key: {sha}", f"export GH_TOKEN={sha}"):
+        assert sha not in redact(line + "\n"), line
+    assert redact(f"{RANDOM_HEX}\n") == "************\n"  # 32 random bytes: no git id
+
+
+def test_a_secret_generating_command_masks_its_bare_hex_output():
+    rec = Recorder(
+        id="x", user="1", cluster="c", namespace="n", pod="p", container=None, command=["sh"]
+    )
+    rec.input("openssl rand -hex 20\n")
+    sha = random.Random(9).randbytes(20).hex()
+    rec.output(f"{sha}\n".encode())
+    recording = rec.finish(0)
+    assert sha not in "".join(d for _, c, d in recording.events)
+
+
+def test_only_the_credential_of_a_url_is_masked():
+    url = f"https://x-access-token:{GITHUB}@github.com/org/repo"
+    out = redact(f"git clone {url}\n")
+    assert out == "git clone https://x-access-token:ghp_***************@github.com/org/repo\n"
+    out = redact(f"remote: https://deploy:{AWS_SECRET}@git.example.com/a/b.git\n")
+    assert out == "remote: https://deploy:************@git.example.com/a/b.git\n"

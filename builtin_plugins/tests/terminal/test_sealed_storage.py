@@ -10,6 +10,7 @@ import pytest
 from clustercord_builtins.terminal.storage import Recordings, pack
 from clustercord_sdk.errors import CommandError
 
+from .conftest import NOW
 from .test_storage import recording
 
 
@@ -51,3 +52,32 @@ def test_the_kernels_store_carries_the_sealer(store, plugin_stores):
     blob = store.query("SELECT data FROM recordings WHERE id = 'carr0001'")[0]["data"]
     assert not blob.startswith(b"\x1f\x8b")
     assert Recordings(carrying).get("carr0001").commands == ["id"]
+
+
+def test_the_search_index_follows_saves_deletes_and_expiry_and_holds_no_text(
+    store, sealed, plugin_stores
+):
+    sealed.save(recording("idx00001", steps=[("cat notes", "the launch code is 0000\n")]))
+    sealed.save(recording("idx00002", started=0.0, steps=[("ls", "launchpad.txt\n")]))
+    assert {m.session for m in sealed.search("launch")} == {"idx00001", "idx00002"}
+    assert sealed.search("launch code") and not sealed.search("launch codes")
+    # Neither the words nor the index key are in the database file in clear.
+    dump = "\n".join(store.table("recordings").db.conn.iterdump())
+    assert "launch" not in dump and "notes" not in dump
+    assert len(store.query("SELECT grams FROM search")[0]["grams"].split()) > 10
+
+    sealed.save(recording("idx00001", steps=[("cat other", "nothing here\n")]))  # replaced
+    assert [m.session for m in sealed.search("launch")] == ["idx00002"]
+    assert sealed.expire(NOW + 10, default_days=1) == 1  # idx00002 started in 1970
+    assert sealed.search("launch") == [] and sealed.search("nothing") != []
+    assert sealed.delete("idx00001") and sealed.search("nothing") == []
+    assert store.query("SELECT count(*) AS n FROM search")[0]["n"] == 0
+
+
+def test_recordings_stored_before_the_index_are_indexed_once(store, plugin_stores):
+    sealer = plugin_stores.sealer("terminal")
+    Recordings(store, sealer=sealer).save(recording("pre00001", steps=[("ls", "old-file\n")]))
+    index = store.table("search")
+    index.db.execute(f"DROP TABLE [{index.name}]")  # as a database from before the index
+    reopened = Recordings(store, sealer=sealer)
+    assert [m.text for m in reopened.search("old-file")] == ["old-file"]

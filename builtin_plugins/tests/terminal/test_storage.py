@@ -266,3 +266,23 @@ def test_a_noisy_session_is_stored_at_least_10_times_smaller(store):
     print(f"stored {raw} bytes of output in {summary.size} bytes: {ratio:.1f}x smaller")
     assert ratio >= 10
     assert Recordings(store).get("noisy") == rec
+
+
+def test_input_recording_follows_the_most_specific_rule(store):
+    recordings = Recordings(store)
+    assert recordings.records_input("prod", "shop", default=True) is True  # no rule
+    recordings.set_input_recording(False, cluster="prod", by="9")
+    recordings.set_input_recording(True, cluster="prod", namespace="shop", by="9")
+    assert recordings.records_input("prod", "shop", default=True) is True
+    assert recordings.records_input("prod", "media", default=True) is False
+    assert recordings.records_input("dev", "media", default=True) is True
+    recordings.set_input_recording(False, namespace="media", by="9")
+    assert recordings.records_input("dev", "media", default=True) is False
+    recordings.set_input_recording(True, namespace="media", by="9")  # replaces, not adds
+    assert [(r["cluster"], r["namespace"], r["record"]) for r in recordings.input_rules()] == [
+        ("prod", "shop", True),
+        (None, "media", True),
+        ("prod", None, False),
+    ]
+    with pytest.raises(ValueError, match="true or false"):
+        recordings.set_input_recording("no", by="9")

@@ -262,7 +262,12 @@ class Conversations(Protocol):
     """Threads for back-and-forth with users; given to plugins with the ``conversations``
     capability. Opened where ``for_invocation`` came from (its front end and channel)."""
 
-    async def open(self, title: str, *, for_invocation: Invocation) -> Conversation: ...
+    async def open(
+        self, title: str, *, for_invocation: Invocation, private: bool = False
+    ) -> Conversation:
+        """``private``: on Discord a private thread that only the invoking user (and the
+        server's moderators, who see every thread) can see; the console has one user."""
+        ...
 
 
 @dataclass

@@ -13,8 +13,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from clustercord_builtins.terminal import formats
+from clustercord_builtins.terminal import formats, known_secrets
 from clustercord_builtins.terminal.ansi import strip_ansi
+from clustercord_builtins.terminal.known_secrets import KnownSecrets
 from clustercord_builtins.terminal.recording import Recorder, Recording, new_session_id
 from clustercord_builtins.terminal.session import (
     IDLE_LIMIT,
@@ -51,14 +52,15 @@ EXPORTS: dict[str, tuple[str, str, Any]] = {
 
 # -- running --------------------------------------------------------------------------
 async def exec_command(ctx: CommandContext) -> Reply:
-    target = await _target(ctx)
+    target, pod = await _target(ctx)
+    known = await _known_secrets(ctx, target, pod)
     line = ctx.options["command"]
     shell = ctx.config.get("shell") or ""
     try:
         argv = [shell, "-c", line] if shell else shlex.split(line)
     except ValueError as exc:
         raise CommandError(f"command: {exc}") from None
-    recorder = _recorder(ctx, target, argv)
+    recorder = _recorder(ctx, target, argv, known)
     recorder.input(line + "\n")  # what was asked, so search and jump find it
     timeout = float(ctx.config.get("exec_timeout", 300))
     recording, timed_out = await run_command(ctx.kubernetes, recorder, target, timeout)
@@ -66,6 +68,8 @@ async def exec_command(ctx: CommandContext) -> Reply:
     output = strip_ansi("".join(d for _, code, d in recording.events if code == "o"))
     outcome = f"stopped after {timeout:g} s" if timed_out else f"exit {recording.exit_code}"
     header = f"🎥 `{recording.id}` · {_place(summary)} · {outcome} · {recording.duration:.1f} s"
+    if known.note():
+        header += f"\n🔒 {known.note()}"
     data = {"session": recording.id, "exit_code": recording.exit_code, "output": output}
     buttons = [_replay_button(recording.id)]
     if not output.strip():
@@ -83,18 +87,23 @@ async def exec_command(ctx: CommandContext) -> Reply:
 
 
 async def open_session(ctx: CommandContext) -> Reply:
-    target = await _target(ctx)
+    target, pod = await _target(ctx)
+    known = await _known_secrets(ctx, target, pod)
     shell = ctx.config.get("shell") or "/bin/sh"
-    recorder = _recorder(ctx, target, [shell])
+    recorder = _recorder(ctx, target, [shell], known)
     conversations = ctx.plugin.require("conversations")
     where = f"{target['namespace']}/{target['pod']}"
-    chat = await conversations.open(f"🎥 {where} · {recorder.id}", for_invocation=ctx.invocation)
+    chat = await conversations.open(
+        f"🎥 {where} · {recorder.id}",
+        for_invocation=ctx.invocation,
+        private=bool(ctx.config.get("private_threads", True)),  # the opener (and moderators)
+    )
     idle = float(ctx.config.get("idle_timeout", 600))
     await chat.send(
         f"Shell `{shell}` in {where} (container {target['container']}) on {target['cluster']}, "
         f"recorded as `{recorder.id}` with secrets masked. Each message you write here is a "
         "line typed; `^C` interrupts, `exit` ends. The session ends after "
-        f"{idle:g} s without a message."
+        f"{idle:g} s without a message." + (f"\n🔒 {known.note()}" if known.note() else "")
     )
     try:
         recording, ended = await run_shell(
@@ -364,6 +373,27 @@ def show_retention(ctx: CommandContext) -> Reply:
     return Reply(tables=[Table(["CLUSTER", "NAMESPACE", "DAYS"], rows, title="Retention")])
 
 
+def set_input_recording(ctx: CommandContext) -> Reply:
+    record = ctx.options["record"]
+    cluster, namespace = ctx.options.get("cluster"), ctx.options.get("namespace")
+    Recordings(ctx.store).set_input_recording(
+        record, cluster=cluster, namespace=namespace, by=ctx.user_id
+    )
+    scope = " ".join(f"{k} {v}" for k, v in (("cluster", cluster), ("namespace", namespace)) if v)
+    what = "recorded" if record else "not recorded (output only)"
+    return Reply(text=f"What users type in sessions of {scope or 'every cluster'} is {what}.")
+
+
+def show_input_recording(ctx: CommandContext) -> Reply:
+    rules = Recordings(ctx.store).input_rules()
+    yes_no = {True: "yes", False: "no"}
+    rows = [
+        [r.get("cluster") or "*", r.get("namespace") or "*", yes_no[r["record"]]] for r in rules
+    ]
+    rows.append(["(default)", "", yes_no[bool(ctx.config.get("record_input", True))]])
+    return Reply(tables=[Table(["CLUSTER", "NAMESPACE", "INPUT RECORDED"], rows, title="Input")])
+
+
 def expire_recordings(ctx: Any) -> None:
     """The hourly job: delete what the retention rules no longer keep."""
     count = Recordings(ctx.store).expire(default_days=_default_days(ctx))
@@ -376,7 +406,7 @@ def _default_days(ctx: Any) -> int:
     return int(ctx.config.get("retention_days", 90))
 
 
-async def _target(ctx: CommandContext) -> dict[str, Any]:
+async def _target(ctx: CommandContext) -> tuple[dict[str, Any], dict[str, Any]]:
     """Where the session runs; the pod is read first, so a wrong name or container is a
     clear error before anything starts."""
     cluster, namespace = ctx.kubernetes.target(
@@ -390,16 +420,28 @@ async def _target(ctx: CommandContext) -> dict[str, Any]:
             f"pod {namespace}/{ctx.options['pod']} has no container {container!r} "
             f"(it has {', '.join([c for c in [chosen, *others] if c])})"
         )
-    return {
+    target = {
         "pod": ctx.options["pod"],
         "namespace": namespace,
         "cluster": cluster,
         "container": container,
     }
+    return target, pod
 
 
-def _recorder(ctx: CommandContext, target: dict[str, Any], argv: list[str]) -> Recorder:
+async def _known_secrets(
+    ctx: CommandContext, target: dict[str, Any], pod: dict[str, Any]
+) -> KnownSecrets:
+    if not known_secrets.enabled(ctx.config.get("known_secret_clusters"), target["cluster"]):
+        return KnownSecrets()
+    return await known_secrets.load(ctx.kubernetes, pod, target)
+
+
+def _recorder(
+    ctx: CommandContext, target: dict[str, Any], argv: list[str], known: KnownSecrets
+) -> Recorder:
     return Recorder(
+        known_secrets=known.values,
         id=new_session_id(),
         user=ctx.user_id,
         cluster=target["cluster"],
@@ -407,7 +449,9 @@ def _recorder(ctx: CommandContext, target: dict[str, Any], argv: list[str]) -> R
         pod=target["pod"],
         container=target["container"],
         command=argv,
-        record_input=bool(ctx.config.get("record_input", True)),
+        record_input=Recordings(ctx.store).records_input(
+            target["cluster"], target["namespace"], bool(ctx.config.get("record_input", True))
+        ),
     )
 
 

@@ -13,7 +13,7 @@ import shlex
 from datetime import UTC, datetime
 from typing import Any
 
-from clustercord_builtins.terminal.ansi import Screen, screen_lines, strip_ansi
+from clustercord_builtins.terminal.ansi import strip_ansi
 from clustercord_builtins.terminal.player import (
     PAGE_STYLE,
     PLAYER_VERSION,
@@ -22,6 +22,7 @@ from clustercord_builtins.terminal.player import (
     player_style,
 )
 from clustercord_builtins.terminal.recording import EVENT_CODES, Recording
+from clustercord_builtins.terminal.vt import Terminal
 
 __all__ = [
     "parse_asciicast",
@@ -134,10 +135,13 @@ def to_json(rec: Recording) -> dict[str, Any]:
 
 
 def to_text(rec: Recording) -> str:
-    """The output as the screen showed it (``asciinema convert -f txt``, simplified): escape
-    sequences gone, carriage returns and backspaces applied."""
-    output = "".join(data for _, code, data in rec.events if code == "o")
-    lines = list(screen_lines(output))
+    """The output as the terminal showed it (``asciinema convert -f txt``), read through a
+    terminal emulator (:mod:`.vt`): escape sequences applied, a full-screen program's
+    screens as blocks of lines."""
+    terminal = Terminal(rec.height)
+    lines = [line for _, code, data in rec.events if code == "o" for line in terminal.feed(data)]
+    if terminal.pending:
+        lines.append(terminal.pending)
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -152,7 +156,7 @@ def timeline(rec: Recording) -> list[tuple[float, str, int | None]]:
     """:func:`transcript_lines` with, for each line, the index in ``rec.commands`` of the
     command it belongs to (the command itself, or the last one entered before it)."""
     lines: list[tuple[float, str, int | None]] = []
-    screen = Screen()
+    screen = Terminal(rec.height)
     began: float | None = None
     echo: str | None = None
     command: int | None = None

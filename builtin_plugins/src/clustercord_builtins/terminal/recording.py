@@ -15,13 +15,13 @@ import dataclasses
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clustercord_builtins.terminal import rules
 from clustercord_builtins.terminal.ansi import strip_ansi
-from clustercord_builtins.terminal.redaction import Redactor, StreamRedactor
+from clustercord_builtins.terminal.redaction import KNOWN_MIN, Finding, Redactor, StreamRedactor
 
 EVENT_CODES = ("o", "i", "m", "r", "x")
 """Output, input, marker (a command was entered), resize, exit: asciicast's codes."""
@@ -112,6 +112,7 @@ class Recorder:
         width: int = 80,
         height: int = 24,
         record_input: bool = True,
+        known_secrets: Iterable[str] = (),
         redactor: StreamRedactor | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -119,7 +120,10 @@ class Recorder:
         self.id = id
         self.command = list(command)  # as given: what to run (the recording keeps it masked)
         self.record_input = record_input
+        # Values masked wherever they appear (the Secrets the pod uses, see known_secrets).
+        self._known = [k for k in known_secrets if len(k.strip()) >= KNOWN_MIN]
         self._redactor = redactor or StreamRedactor()
+        self._redactor.learn(self._known)
         self._clock = clock
         self._start = clock()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -133,11 +137,14 @@ class Recorder:
             namespace=namespace,
             pod=pod,
             container=container,
-            command=[Redactor().redact(arg)[0] for arg in command],
+            command=[self._redact(arg)[0] for arg in command],
             started=wall(),
             width=width,
             height=height,
         )
+
+    def _redact(self, text: str) -> tuple[str, list[Finding]]:
+        return Redactor(known=self._known).redact(text)
 
     def _event(self, code: str, data: str) -> None:
         self._recording.events.append((max(0.0, self._clock() - self._start), code, data))
@@ -150,10 +157,11 @@ class Recorder:
             self._last_line = (self._last_line + text).rsplit("\n", 1)[-1][-_PROMPT_TAIL:]
         return self._emit(self._redactor.feed(text))
 
-    def flush(self) -> str:
-        """Release the output held back; the text released. (Half a multi-byte character
+    def flush(self, *, give_up: bool = False) -> str:
+        """Output went quiet: release what the redactor can (see
+        :meth:`.StreamRedactor.flush`); the text released. (Half a multi-byte character
         stays with the decoder until the rest comes.)"""
-        return self._emit(self._redactor.flush())
+        return self._emit(self._redactor.flush(give_up=give_up))
 
     def _emit(self, text: str) -> str:
         if text:
@@ -164,8 +172,12 @@ class Recorder:
         """Record what the user typed; what was recorded of it (redacted, or
         :data:`HIDDEN_INPUT` for a password prompt's answer, or "" when input is not
         recorded). Each completed line is a command: an ``i`` event, an ``m`` marker named
-        after it, and an entry of ``commands``. Control keys (``^C``) are recorded at once."""
-        self.flush()
+        after it, and an entry of ``commands``. Control keys (``^C``) are recorded at once.
+
+        The user answered what was shown: the unfinished line is a prompt (the redactor
+        learns it) and is released now, masked conservatively."""
+        self._redactor.note_prompt()
+        self.flush(give_up=True)
         recorded = []
         self._typed += text
         parts = _LINE_END.split(self._typed)
@@ -186,7 +198,7 @@ class Recorder:
             self._event("i", HIDDEN_INPUT + end)
             return HIDDEN_INPUT + end
         self._last_line = ""
-        redacted, findings = Redactor().redact(line)
+        redacted, findings = self._redact(line)
         self._input_redactions += len(findings)
         # What the user typed as a secret stays masked when the shell prints it back bare.
         self._redactor.learn(line[f.start : f.end] for f in findings)
@@ -200,7 +212,7 @@ class Recorder:
         return redacted + end if self.record_input else ""
 
     def _keys(self, keys: str) -> str:
-        redacted, findings = Redactor().redact(keys)
+        redacted, findings = self._redact(keys)
         self._input_redactions += len(findings)
         if not self.record_input:
             return ""
@@ -216,7 +228,7 @@ class Recorder:
     def finish(self, exit_code: int | None) -> Recording:
         """The recording: held output released, the exit status last."""
         rest = self._redactor.feed(self._decoder.decode(b"", final=True))
-        self._emit(rest + self._redactor.flush())
+        self._emit(rest + self._redactor.end())
         if self._typed:
             self._keys(self._typed)
             self._typed = ""

@@ -14,6 +14,14 @@ What is held back, and for how long:
   follows, or if no kind comes before the object ends or the window fills (fail closed);
   a ``kind: ConfigMap`` releases them unchanged.
 
+Output going quiet (:meth:`StreamRedactor.flush`) does not end anything: the stream's state
+(objects, blocks, keys) stays, and of the unfinished line only the part before anything a
+rule or the structure could act on is released, cut at a space; the rest waits for the line's
+end, or for :data:`HOLD` seconds of quiet, after which it is released masked conservatively
+(as if the line had ended, and its last word masked if it could be a secret). When the line
+ends, the part already released is not released again. Only :meth:`StreamRedactor.end`
+(the session is over) treats the unfinished line as complete.
+
 A private key needs no holding: from its ``BEGIN`` line on, every line of key material is
 masked as it comes (one finding per key), until ``END`` or a line that is not key material.
 
@@ -29,7 +37,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +52,10 @@ KNOWN_MIN = 6
 """Characters a secret needs to be masked again wherever it shows up later."""
 _ESCAPES = ("\x1b", "\x9b", "\x07")  # what starts (or ends) an escape sequence
 _ESCAPE_CHAR = re.compile("[" + "".join(_ESCAPES) + "]")
+HOLD = 0.5
+"""Seconds an idle stream keeps back what could still be (or complete) a secret before it
+releases it, masked conservatively."""
+PROMPTS_KEPT = 8
 MASK = "*" * 12
 PREFIXED_MASK = "*" * 15  # after a kept prefix: ``sk_live_***************``, as in the spec
 
@@ -88,6 +101,7 @@ class _Line:
     hits: list[Hit] = field(default_factory=list)
     if_secret: list[Hit] = field(default_factory=list)  # applied if kind: Secret follows
     closes: list[int] = field(default_factory=list)  # the private keys (groups) it ends
+    skip: int = 0  # characters of text released before the line ended (an idle flush)
 
     @classmethod
     def of(cls, text: str, offset: int) -> _Line:
@@ -116,13 +130,26 @@ class _Block:
 class StreamRedactor:
     """Redacts output that arrives in pieces; see the module's docstring.
 
-    ``"".join(feed(c) for c in chunks) + flush()`` is the same text whatever the chunks.
-    :meth:`flush` ends the stream as if it were complete (call it when output goes quiet,
-    so a prompt without a newline shows); feeding may go on afterwards.
+    ``"".join(feed(c) for c in chunks) + end()`` is the same text whatever the chunks,
+    with calls of :meth:`flush` (output went quiet) anywhere in between, as long as no
+    :data:`HOLD` seconds pass. :meth:`end` ends the stream as if it were complete.
     """
 
-    def __init__(self, *, window: int = WINDOW) -> None:
+    def __init__(
+        self,
+        *,
+        window: int = WINDOW,
+        hold: float = HOLD,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.window = window
+        self.hold = hold
+        self._clock = clock
+        self._released = 0  # characters of the unfinished line (the tail) already released
+        self._quiet_since: float | None = None  # when an idle flush first kept something
+        # Prompts seen when the user typed (see note_prompt): a secret printed without a
+        # newline ends up glued to the next one, ``Xk9!pq2Lw/ # ``, with nothing else to tell.
+        self._prompts: list[str] = []
         self.findings: list[Finding] = []
         self._tail = ""
         self._offset = 0
@@ -144,7 +171,7 @@ class StreamRedactor:
     @property
     def held(self) -> int:
         """Characters received but not released yet."""
-        return len(self._tail) + self._held_size
+        return len(self._tail) - self._released + self._held_size
 
     def mask_all(self, on: bool, *, echo: str = "") -> None:
         """Mask every line from now on whole (``on``), or stop. For the output of a command
@@ -159,18 +186,132 @@ class StreamRedactor:
         short word would mask ordinary text."""
         self._known.update(s for s in (x.strip() for x in secrets) if len(s) >= KNOWN_MIN)
 
+    def note_prompt(self) -> None:
+        """The user is typing: the unfinished line is the shell's prompt (``/ # ``). Kept
+        (a few, in memory only) to recognise output glued to the next prompt."""
+        plain = strip_escapes(self._tail)
+        if not (0 < len(plain) <= 80) or plain in self._prompts or not plain.rstrip():
+            return
+        if plain.rstrip()[-1] not in "$#%>" or self._glued_hits(plain):
+            return  # not a shell prompt, or one with output glued to it
+        self._prompts = [*self._prompts, plain][-PROMPTS_KEPT:]
+
     def feed(self, text: str) -> str:
         self._tail += text
         return self._drain(final=False)
 
-    def flush(self) -> str:
+    def flush(self, *, give_up: bool = False) -> str:
+        """Output went quiet: release what nothing later can change. What could still be (or
+        complete) a secret is kept until its line ends or :data:`HOLD` seconds of quiet (or
+        ``give_up``) pass; then it is released masked conservatively."""
+        out = self._drain(final=False)
+        if not self.held:
+            self._quiet_since = None
+            return out
+        now = self._clock()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        if give_up or now - self._quiet_since >= self.hold:
+            self._quiet_since = None
+            return out + self._give_up()
+        return out + self._release_safe()
+
+    def end(self) -> str:
+        """The stream is over: the unfinished line is complete, whatever is open ends."""
         out = self._drain(final=True)
         if self._pending:
             self._decide(True)
             out += self._release()
         self._end_key(None)
         self._block, self._awaiting, self._kinds, self._certificate = None, None, {}, False
+        self._quiet_since = None
         return out
+
+    # -- idle: the unfinished line ------------------------------------------------------
+    def _safe_to_split(self) -> bool:
+        """Whether a line's start can be judged without its end: nothing is held for a
+        kind, and no block, key or whole-line masking would take the line whole."""
+        return not (
+            self._held or self._block or self._key is not None or self._mask_all is not None
+        )
+
+    def _release_safe(self) -> str:
+        """Of the unfinished line, what is before the first place a rule, the structure or
+        a known secret could act on (cut at a space: a word may go on), plus a secret glued
+        to a known prompt, masked (nothing after it can change that)."""
+        if not self._safe_to_split():
+            return ""
+        tail, skip = self._tail, self._released
+        line = _Line.of(tail, self._offset)
+        glued = self._glued_hits(line.plain)
+        start = max([skip, *(line.span(h)[1] for h in glued)])
+        rest = tail[start:]
+        limit = min(self._marks(rest), default=len(rest))
+        limit = min(limit, self._known_prefix_at_end(rest))
+        cut = start + max(rest.rfind(c, 0, limit) for c in " \t\r") + 1
+        if glued and cut <= start:
+            cut = start  # the mask alone
+        elif cut <= skip:
+            return ""
+        line.hits = glued
+        return self._render(line, skip=skip, stop=cut)
+
+    def _marks(self, text: str) -> list[int]:
+        """Where ``text`` holds something that rules, structure or known secrets act on."""
+        folded = rules.fold(text)
+        marks = [
+            m.start() for p in (_NOTEWORTHY, rules.RUN, _ESCAPE_CHAR) for m in p.finditer(folded)
+        ]
+        marks += [i for known in self._known_in(text) for i in _occurrences(text, known)]
+        return marks
+
+    def _known_prefix_at_end(self, text: str) -> int:
+        """Where ``text`` ends with the start of a known secret holding a space (one without
+        shows as the last word, which is held anyway); ``len(text)`` if it does not."""
+        for known in self._known:
+            if " " in known:
+                for size in range(len(known) - 1, 0, -1):
+                    if text.endswith(known[:size]):
+                        return len(text) - size
+        return len(text)
+
+    def _give_up(self) -> str:
+        """Quiet long enough: release everything held, masked as if the unfinished line had
+        ended, and its last word too if it could be a secret (a value may still be coming,
+        or it is a bare secret with nothing around to tell)."""
+        out = ""
+        if self._pending:
+            self._decide(True)
+            out = self._release()
+        tail, skip = self._tail, self._released
+        if len(tail) <= skip:
+            return out
+        line = _Line.of(tail, self._offset)
+        plain = line.plain
+        hits = rules.detect(plain, entropy_rules=not self._certificate)
+        hits += self._known_hits(plain) + self._glued_hits(plain)
+        first = len(plain) - len(plain.lstrip())
+        if (self._block or self._key is not None or self._mask_all is not None) and plain.strip():
+            hits.append(Hit("command-output", first, len(plain.rstrip())))
+        word = re.search(r"\S+$", plain)
+        masked = any(h.end >= word.end() for h in hits) if word else True
+        if word and not masked and _could_be_secret(word.group()):
+            hits.append(Hit("held-token", word.start(), word.end()))
+        line.hits = hits
+        return out + self._render(line, skip=skip, stop=len(tail))
+
+    def _glued_hits(self, plain: str) -> list[Hit]:
+        """A secret-looking word that a line starts with, glued to a known prompt: what
+        ``... | base64 -d`` prints when the value has no newline."""
+        hits = []
+        for prompt in self._prompts:
+            begin = 0  # the line's start, or the end of a prompt (no echo between)
+            for at in _occurrences(plain, prompt):
+                word = plain[begin:at]
+                if word and _could_be_secret(word) and not any(c.isspace() for c in word):
+                    hits.append(Hit("bare-secret", begin, at))
+                begin = at + len(prompt)
+        return hits
 
     # -- cutting the input into lines -----------------------------------------------
     def _drain(self, *, final: bool) -> str:
@@ -182,7 +323,7 @@ class StreamRedactor:
         looked = next_mark = known = 0
         try:
             while at < len(tail):
-                if self._quiet():
+                if self._quiet() and at >= self._released:
                     if at >= looked or len(self._known) != known:  # a secret was learned
                         marks = self._look(tail, at)
                         looked, next_mark, known = marks.pop(), 0, len(self._known)
@@ -198,10 +339,12 @@ class StreamRedactor:
                 cut = self._cut(tail, at, final)
                 if cut is None:
                     break
-                out.append(self._process(tail[at:cut]))
+                out.append(self._process(tail[at:cut], skip=max(0, self._released - at)))
                 at = cut
+                self._quiet_since = None  # a line ended: output is flowing
         finally:  # the rest, cut once (not once a line: a frame holds hundreds)
             self._tail = tail[at:]
+            self._released = max(0, self._released - at)
         return "".join(out)
 
     def _quiet(self) -> bool:
@@ -229,6 +372,7 @@ class StreamRedactor:
         patterns = (_NOTEWORTHY, rules.RUN, _ESCAPE_CHAR)
         marks = [m.start() for pattern in patterns for m in pattern.finditer(folded)]
         marks += [i for known in self._known_in(chunk) for i in _occurrences(chunk, known)]
+        marks += [i for prompt in self._prompts for i in _occurrences(chunk, prompt)]
         return [at + mark for mark in sorted(marks)] + [end]
 
     def _cut(self, tail: str, at: int, final: bool) -> int | None:
@@ -246,8 +390,9 @@ class StreamRedactor:
         return None
 
     # -- one line ---------------------------------------------------------------------
-    def _process(self, text: str) -> str:
+    def _process(self, text: str, skip: int = 0) -> str:
         line = _Line.of(text, self._offset)
+        line.skip = min(skip, len(text))
         self._offset += len(text)
         self._held.append(line)
         self._held_size += len(text)
@@ -255,6 +400,8 @@ class StreamRedactor:
         self._private_key(line)
         line.hits += rules.detect(line.plain, entropy_rules=not self._certificate)
         line.hits += self._known_hits(line.plain)
+        if self._prompts:
+            line.hits += self._glued_hits(line.plain)
         if self._mask_all is not None and line.plain.strip():
             echoed = self._mask_all and line.plain.rstrip().endswith(self._mask_all)
             if not echoed:
@@ -413,20 +560,31 @@ class StreamRedactor:
         self._held, self._held_size = [], 0
         return out
 
-    def _render(self, line: _Line) -> str:
+    def _render(self, line: _Line, *, skip: int | None = None, stop: int | None = None) -> str:
+        """The line masked, from ``skip`` (what an idle flush released already: a secret
+        reaching into it is masked from there) to ``stop`` (the rest of an unfinished
+        line stays unreleased; ``_released`` moves to it)."""
+        skip = line.skip if skip is None else skip
         pieces = []
-        at = 0
+        at = skip
         for hit in _merge(line.hits):
             start, end = line.span(hit)
+            if end <= skip or (stop is not None and start >= stop):
+                continue  # released already (masked then), or not released yet
             secret = line.plain[hit.start : hit.end]
             # Escape codes inside the secret stay, so colours reset as they would have.
-            codes = "".join(ESCAPE.findall(line.text[start:end]))
-            pieces += [line.text[at:start], mask_for(hit.keep), codes]
+            codes = "".join(ESCAPE.findall(line.text[max(start, skip) : end]))
+            keep = hit.keep if start >= skip else ""
+            pieces += [line.text[at : max(start, skip)], mask_for(keep), codes]
             at = end
             self._found(hit, line.offset + start, line.offset + end, secret)
-        pieces.append(line.text[at:])
-        for key in line.closes:
-            self._finish_group(key)
+        if stop is None:
+            pieces.append(line.text[at:])
+            for key in line.closes:
+                self._finish_group(key)
+        else:
+            pieces.append(line.text[at:stop])
+            self._released = max(stop, at)
         return "".join(pieces)
 
     def _found(self, hit: Hit, start: int, end: int, secret: str) -> None:
@@ -459,6 +617,27 @@ def _merge(hits: list[Hit]) -> list[Hit]:
     return merged
 
 
+def _could_be_secret(word: str) -> bool:
+    """Whether a word with nothing around it could be a password or token: long enough,
+    and mixing cases, or letters with digits and symbols (not a word, number, path or
+    pod name)."""
+    if len(word) < 8 or word.count("/") > 1:
+        return False
+    lower, upper = bool(_LOWER.search(word)), bool(_UPPER.search(word))
+    digit = any(c.isdigit() for c in word)
+    symbol = bool(_SYMBOL.search(word))
+    return (lower or upper) and (digit or symbol) and ((lower and upper) or symbol)
+
+
+_LOWER = re.compile(r"[a-z]")
+_UPPER = re.compile(r"[A-Z]")
+_SYMBOL = re.compile(r"[!#$%^&*?@+=~]")
+
+
+def strip_escapes(text: str) -> str:
+    return plain_with_origins(text)[0] if _ESCAPE_CHAR.search(text) else text
+
+
 def _occurrences(text: str, part: str) -> Iterator[int]:
     """Where ``part`` is in ``text``, left to right, not overlapping itself."""
     at = text.find(part)
@@ -474,10 +653,12 @@ def _unquote(value: str) -> str:
 class Redactor:
     """Masks every secret in a complete text (the stream engine fed it in one piece)."""
 
-    def __init__(self, *, window: int = WINDOW) -> None:
+    def __init__(self, *, window: int = WINDOW, known: Iterable[str] = ()) -> None:
         self.window = window
+        self.known = list(known)
 
     def redact(self, text: str) -> tuple[str, list[Finding]]:
         stream = StreamRedactor(window=self.window)
-        out = stream.feed(text) + stream.flush()
+        stream.learn(self.known)
+        out = stream.feed(text) + stream.end()
         return out, stream.findings

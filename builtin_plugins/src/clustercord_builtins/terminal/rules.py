@@ -38,6 +38,8 @@ PRIORITY = {
     "mysql-password": 3,
     "command-output": 3,
     "known-secret": 3,
+    "bare-secret": 3,
+    "held-token": 4,
     "cookie": 3,
     "keyword": 4,
     "high-entropy-base64": 5,
@@ -48,6 +50,7 @@ BASE64_ENTROPY = 4.5
 BASE64_MIN = 20
 HEX_ENTROPY = 3.0
 HEX_MIN = 32
+GIT_ID = 40
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,11 @@ def _keywords(line: str) -> list[Hit]:
         if not strong and not _WEAK_KEY.search(key):
             continue
         start, end = _keyword_value(line, match)
+        host = line.rfind("@", start, end)
+        if host > start and line[: match.start()].endswith("://"):
+            # ``https://x-access-token:ghp_...@github.com/org/repo``: the key is a URL's user
+            # name; its password ends at the last ``@`` (the host and path are not secret).
+            end = host
         value = line[start:end]
         if not value or _PLACEHOLDER.match(value) or (not strong and not _looks_random(value)):
             continue
@@ -402,6 +410,11 @@ def _random_hex(word: str) -> bool:
 def _is_digest(line: str, match: re.Match[str]) -> bool:
     if _DIGEST_BEFORE.search(line[max(0, match.start() - 40) : match.start()]):
         return True
+    # 40 hex digits alone on a line is a git object id (``git log -1 --format=%H``,
+    # ``git rev-parse HEAD``); a secret of that shape is told by its context instead: the
+    # command that printed it (:func:`reveals_secret`), or a key or assignment before it.
+    if len(match.group()) == GIT_ID and not line[: match.start()].strip():
+        return not line[match.end() :].strip()
     # ``sha256sum`` and ``git log --format='%H %s'`` list a hash first, then what it is of.
     return not line[: match.start()].strip() and bool(line[match.end() :].strip())
 
@@ -417,6 +430,7 @@ _REVEALING = re.compile(
     | \bprintenv\s+\w*(?:pass(?:wd|word)?|token|secret|api_?key|private_?key)
     | \b(?:echo|printf)\b.*\$\{?\w*(?:pass(?:wd|word)?|token|secret|api_?key|private_?key)
     | \b(?:cat|head|tail|less|more|xxd|strings)\b\s+\S*secret
+    | \bopenssl\s+rand\b | \bpwgen\b | \bhead\b.*/dev/u?random
     """
 )
 

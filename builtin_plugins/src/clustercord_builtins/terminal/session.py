@@ -136,13 +136,14 @@ async def run_shell(
                     chunk = await session.read(timeout=QUIET)
                 except TimeoutError:
                     # A prompt or a "[y/N]" question ends without a newline: the redactor
-                    # holds such a line until output goes quiet.
+                    # releases what it safely can once output goes quiet, the rest (masked
+                    # if it could be a secret) after a short while of quiet.
                     chat.add(recorder.flush())
                     continue
                 if chunk is None:
                     break
                 chat.add(recorder.output(chunk[1]))
-            chat.add(recorder.flush())
+            chat.add(recorder.flush(give_up=True))  # the output ended: nothing more is coming
 
         output = asyncio.create_task(pump())
         ended = "the shell exited"

@@ -17,10 +17,11 @@ import builtins
 import gzip
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from clustercord_builtins.terminal import search_index
 from clustercord_builtins.terminal.formats import timeline
 from clustercord_builtins.terminal.recording import Recording, SessionInfo
 from clustercord_sdk.errors import CommandError
@@ -28,6 +29,7 @@ from clustercord_sdk.services import Sealer
 
 RECORDINGS = "recordings"
 RETENTION = "retention"
+INPUT = "input_rules"
 VIEWS = "views"
 DAY = 86400.0
 MAX_DAYS = 3650
@@ -75,7 +77,15 @@ def create_tables(store: Any) -> None:
     store.table(VIEWS).create_index(["session", "at"], if_not_exists=True)
 
 
-MIGRATIONS = [(1, create_tables)]
+def create_input_rules(store: Any) -> None:
+    store.table(INPUT).create(
+        {"cluster": str, "namespace": str, "record": int, "by": str, "at": float},
+        pk=("cluster", "namespace"),
+        if_not_exists=True,
+    )
+
+
+MIGRATIONS = [(1, create_tables), (2, search_index.create), (3, create_input_rules)]
 
 
 @dataclass
@@ -150,6 +160,18 @@ class Recordings:
         names = set(self._db.table_names())
         if not {store.table(t).name for t in (RECORDINGS, RETENTION, VIEWS)} <= names:
             create_tables(store)
+        if store.table(INPUT).name not in names:
+            create_input_rules(store)
+        indexed = store.table(search_index.INDEX).name in names
+        if not indexed or store.table(search_index.KEY).name not in names:
+            search_index.create(store)
+        self._index = search_index.SearchIndex(store, self.sealer)
+        if not indexed:  # recordings stored before the index: indexed once
+            with self._db.atomic():
+                for row in self._select("id", "", [], limit=None):
+                    rec = self.get(row["id"])
+                    if rec is not None:
+                        self._index.put(rec.id, self._rowid(rec.id), _lines(rec))
 
     # -- recordings -------------------------------------------------------------------
     def save(self, rec: Recording) -> Summary:
@@ -166,7 +188,12 @@ class Recordings:
             "size": len(blob),
             "data": blob,
         }
-        self._table.insert(row, replace=True)
+        with self._db.atomic():  # the recording and its index entry, or neither
+            old = self._rowid(rec.id)
+            if old is not None:
+                self._index.remove(old)
+            self._table.insert(row, replace=True)
+            self._index.put(rec.id, self._rowid(rec.id), _lines(rec))
         return _load(Summary, row)
 
     def get(self, id: str) -> Recording | None:
@@ -224,9 +251,21 @@ class Recordings:
         if not needle:
             return []
         where, params = _filters(user=user, id=session)
+        # Sessions that may hold it, from the index (all of them for a query too short to
+        # have a trigram); each is then opened and read line by line.
+        expression = self._index.match(needle)
+        if expression is not None:
+            table = self._index.table
+            clause = f"rowid IN (SELECT rowid FROM [{table}] WHERE [{table}] MATCH ?)"
+            where = f"{where} AND {clause}" if where else clause
+            params = [*params, expression]
         matches: builtins.list[Match] = []
-        for row in self._select("id", where, params, limit=None):
-            rec = self.get(row["id"])
+        sql = f"SELECT id FROM [{self._table.name}]" + (f" WHERE {where}" if where else "")
+        # Read as they are opened (newest first): a common word's first matches come from
+        # the newest few of thousands of candidates.
+        candidates = self._db.conn.execute(sql + " ORDER BY started DESC, id", params)
+        for (id,) in candidates:
+            rec = self.get(id)
             if rec is None:  # deleted meanwhile
                 continue
             for t, text, command in timeline(rec):
@@ -237,7 +276,11 @@ class Recordings:
         return matches
 
     def delete(self, id: str) -> bool:
-        cursor = self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
+        with self._db.atomic():
+            row = self._rowid(id)
+            if row is not None:
+                self._index.remove(row)
+            cursor = self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
         return bool(cursor.rowcount > 0)
 
     # -- retention ----------------------------------------------------------------------
@@ -299,8 +342,56 @@ class Recordings:
                 expired.append(row["id"])
         with self._db.atomic():
             for id in expired:
+                row = self._rowid(id)
+                if row is not None:
+                    self._index.remove(row)
                 self._db.execute(f"DELETE FROM [{self._table.name}] WHERE id = ?", [id])
         return len(expired)
+
+    # -- whether input is recorded, by cluster and namespace ---------------------------
+    def set_input_recording(
+        self, record: bool, *, cluster: str | None = None, namespace: str | None = None, by: str
+    ) -> None:
+        """Record what users type in ``cluster``/``namespace`` sessions or not (``None`` is
+        any); a second rule for the same scope replaces the first."""
+        if not isinstance(record, bool):
+            raise ValueError(f"record must be true or false, not {record!r}")
+        self.store.table(INPUT).insert(
+            {
+                "cluster": cluster or "",
+                "namespace": namespace or "",
+                "record": int(record),
+                "by": by,
+                "at": self._clock(),
+            },
+            replace=True,
+        )
+
+    def input_rules(self) -> builtins.list[dict[str, Any]]:
+        """The rules, most specific first: ``{cluster, namespace, record, by, at}``."""
+        rules = [
+            {
+                **row,
+                "cluster": row["cluster"] or None,
+                "namespace": row["namespace"] or None,
+                "record": bool(row["record"]),
+            }
+            for row in self.store.table(INPUT).rows
+        ]
+        return sorted(
+            rules, key=lambda r: (_specificity(r), r["cluster"] or "", r["namespace"] or "")
+        )
+
+    def records_input(self, cluster: str, namespace: str, default: bool) -> bool:
+        """Whether a session in ``cluster``/``namespace`` records input: the most specific
+        rule (as for retention), else ``default`` (the plugin's ``record_input``)."""
+        rules = {
+            (r["cluster"] or "", r["namespace"] or ""): r["record"] for r in self.input_rules()
+        }
+        for scope in ((cluster, namespace), ("", namespace), (cluster, ""), ("", "")):
+            if scope in rules:
+                return bool(rules[scope])
+        return default
 
     # -- who viewed what ----------------------------------------------------------------
     def record_view(self, session: str, user: str, action: str) -> None:
@@ -316,6 +407,12 @@ class Recordings:
         return [{k: row[k] for k in ("session", "user", "action", "at")} for row in rows]
 
     # -- helpers --------------------------------------------------------------------------
+    def _rowid(self, id: str) -> int | None:
+        found = self._db.execute(
+            f"SELECT rowid FROM [{self._table.name}] WHERE id = ?", [id]
+        ).fetchone()
+        return None if found is None else int(found[0])
+
     def _select(
         self, columns: str, where: str, params: builtins.list[Any], limit: int | None
     ) -> builtins.list[dict[str, Any]]:
@@ -328,6 +425,11 @@ class Recordings:
         cursor = self._db.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _lines(rec: Recording) -> Iterator[str]:
+    """What search reads of a recording: its transcript's lines."""
+    return (text for _, text, _ in timeline(rec))
 
 
 def _filters(**equal: str | None) -> tuple[str, list[Any]]:

@@ -465,9 +465,10 @@ class ConsoleRenderer:
         return ConsoleConversation(self, title, user_id)
 
     async def open_conversation(
-        self, plugin: str, title: str, invocation: Any
+        self, plugin: str, title: str, invocation: Any, *, private: bool = False
     ) -> ConsoleConversation:
-        """The opener to register with ``kernel.conversations`` for the ``console``."""
+        """The opener to register with ``kernel.conversations`` for the ``console`` (one
+        user: every conversation is as private as it gets)."""
         return self.conversation(title, user_id=invocation.user_id)
 
     @staticmethod

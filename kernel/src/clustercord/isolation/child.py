@@ -426,8 +426,10 @@ class ConversationsProxy:
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
 
-    async def open(self, title: str, *, for_invocation: Any = None) -> ConversationProxy:
-        opened = await self._channel.arequest("conversations.open", str(title))
+    async def open(
+        self, title: str, *, for_invocation: Any = None, private: bool = False
+    ) -> ConversationProxy:
+        opened = await self._channel.arequest("conversations.open", str(title), bool(private))
         return ConversationProxy(self._channel, int(opened["handle"]), str(opened["id"]))
 
 

@@ -1096,7 +1096,8 @@ class IsolationHost:
                 if not isinstance(session, CommandContext):
                     raise CommandError("a conversation is opened for a command in progress")
                 title = str(args[0]) if args else "conversation"
-                opening = capability.open(title, for_invocation=session.invocation)
+                private = len(args) > 1 and args[1] is True
+                opening = capability.open(title, for_invocation=session.invocation, private=private)
                 return self._hold(child, opening, "handle", id=lambda held: str(held.id))
             conversation = self._handle(child, args, object)
             if not hasattr(conversation, "receive"):

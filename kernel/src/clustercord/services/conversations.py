@@ -33,7 +33,9 @@ class ConversationHub:
     def for_plugin(self, plugin: str) -> PluginConversations:
         return PluginConversations(self, plugin)
 
-    async def open(self, plugin: str, title: str, invocation: Invocation) -> Conversation:
+    async def open(
+        self, plugin: str, title: str, invocation: Invocation, *, private: bool = False
+    ) -> Conversation:
         opener = self._openers.get(invocation.frontend)
         if opener is None:
             raise CommandError(
@@ -42,6 +44,8 @@ class ConversationHub:
             )
         if not title.strip():
             raise CommandError("a conversation needs a title")
+        if private:  # asked only when wanted: an opener may predate private threads
+            return await opener(plugin, title, invocation, private=True)
         return await opener(plugin, title, invocation)
 
 
@@ -52,5 +56,7 @@ class PluginConversations:
         self._hub = hub
         self._plugin = plugin
 
-    async def open(self, title: str, *, for_invocation: Invocation) -> Conversation:
-        return await self._hub.open(self._plugin, title, for_invocation)
+    async def open(
+        self, title: str, *, for_invocation: Invocation, private: bool = False
+    ) -> Conversation:
+        return await self._hub.open(self._plugin, title, for_invocation, private=private)

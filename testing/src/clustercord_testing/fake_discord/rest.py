@@ -197,6 +197,7 @@ class RestApi(ResponseRules):
         add("POST", f"{p}/channels/{{channel}}/threads", self._start_thread)
         add("POST", f"{p}/channels/{{channel}}/messages/{{message}}/threads", self._start_thread)
         add("PUT", f"{p}/channels/{{channel}}/thread-members/@me", self._join_thread)
+        add("PUT", f"{p}/channels/{{channel}}/thread-members/{{user}}", self._add_thread_member)
         add("GET", "/attachments/{channel}/{attachment}/{filename}", self._get_attachment)
 
     # -- application and users ----------------------------------------------------------
@@ -524,6 +525,14 @@ class RestApi(ResponseRules):
         self.channels[thread_id] = thread
         self._channel_messages[thread_id] = []
         return web.json_response(thread, status=201)
+
+    async def _add_thread_member(self, request: web.Request) -> web.Response:
+        """Add a user to a thread (how a private thread gets its members)."""
+        thread = self._channel(request)
+        if "thread_metadata" not in thread:
+            raise _wrong_channel_type("adding a member to a channel that is not a thread")
+        self.thread_members.setdefault(thread["id"], set()).add(request.match_info["user"])
+        return web.Response(status=204)
 
     async def _join_thread(self, request: web.Request) -> web.Response:
         if "thread_metadata" not in self._channel(request):

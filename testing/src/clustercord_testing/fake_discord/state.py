@@ -266,6 +266,7 @@ class DiscordState:
         self.violations: list[str] = []
         self.messages: dict[str, JSON] = {}  # every message by id
         self.channels: dict[str, JSON] = {}
+        self.thread_members: dict[str, set[str]] = {}  # users added to threads, by thread
         self.interactions: dict[str, Interaction] = {}  # by token
         self._channel_messages: dict[str, list[str]] = {}
         self._commands: dict[str | None, list[JSON]] = {}

@@ -189,13 +189,26 @@ class DiscordFrontend:
         finally:
             self.interactions_seen.close()
 
-    async def open_conversation(self, plugin: str, title: str, invocation: Invocation) -> Any:
-        """A thread in the channel the command came from, for a plugin's conversation."""
+    async def open_conversation(
+        self, plugin: str, title: str, invocation: Invocation, *, private: bool = False
+    ) -> Any:
+        """A thread in the channel the command came from, for a plugin's conversation;
+        ``private``: a private thread with the invoking user and the admins in it."""
         if invocation.channel_id is None or invocation.guild_id is None:
             raise UsageError("a conversation needs a server channel: threads cannot open in DMs")
         minter = self.store.minter(plugin, invoker=invocation.user_id, command=invocation.command)
         renderer = Renderer(minter, user_id=invocation.user_id)
-        return await Threads(self.app).open(invocation.channel_id, title, renderer)
+        # The invoking user and ClusterCord's admins named by user (a role cannot be added
+        # to a thread; the server's moderators see private threads anyway).
+        admins = sorted(
+            a.removeprefix("user:")
+            for a in self.kernel.settings.access.admins
+            if a.startswith("user:") and a.removeprefix("user:").isdigit()
+        )
+        members = list(dict.fromkeys([invocation.user_id, *admins])) if private else []
+        return await Threads(self.app).open(
+            invocation.channel_id, title, renderer, private=private, members=members
+        )
 
     def _plugins_changed(self, change: str, plugin: Any) -> None:
         # Plugins change inside a command; sync after it, once, however many changed.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import hikari
@@ -115,13 +116,27 @@ class Threads:
         renderer: Renderer,
         *,
         first: Reply | str | None = None,
+        private: bool = False,
+        members: Iterable[str] = (),
     ) -> Conversation:
         """A public thread in ``channel_id`` (on ``first`` when given, so people see where
-        it started); returns its :class:`Conversation`."""
+        it started), or a ``private`` one that ``members`` are added to (nobody else can
+        join it: not invitable; the server's moderators see every thread); returns its
+        :class:`Conversation`."""
         rest = self.app.rest
         name = clip(inert(name, mentions=True).strip() or "ClusterCord", THREAD_NAME_MAX)
         me = await rest.fetch_my_user()
-        if first is not None:
+        if private:
+            thread = await rest.create_thread(
+                int(channel_id),
+                hikari.ChannelType.GUILD_PRIVATE_THREAD,
+                name,
+                auto_archive_duration=ONE_DAY,
+                invitable=False,
+            )
+            for member in members:
+                await rest.add_thread_member(thread.id, int(member))
+        elif first is not None:
             starter = Conversation(rest, self.app.entity_factory, renderer, int(channel_id), me.id)
             message_id = await starter.send(first)
             thread = await rest.create_message_thread(

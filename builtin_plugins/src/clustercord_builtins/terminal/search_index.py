@@ -1,0 +1,96 @@
+"""The search index of recordings: SQLite FTS5 over keyed hashes of their text's trigrams.
+
+A recording is sealed at rest (see :mod:`.storage`); an index holding its words would undo
+that. So each session is one FTS5 row of the hashes (HMAC-SHA256 with a random key, kept
+sealed in the plugin's store, cut to 32 bits) of the lower-cased trigrams of its transcript:
+commands and output lines, as search reads them. A query of three characters or more asks
+for the sessions holding all its trigrams' hashes (an index look-up); those candidates are
+then opened and their lines checked for the query itself, so the answer is exactly the
+substring search of before, only without opening every recording. A shorter query (``ls``)
+has no trigram: it scans, as before. Collisions of the 32-bit hashes only add candidates.
+
+``detail=none``: the index keeps which sessions hold a token, not where (the lines are
+checked anyway), the smallest FTS5 index there is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from clustercord_sdk.services import Sealer
+
+INDEX = "search"
+KEY = "search_key"
+GRAM = 3
+MAX_QUERY_GRAMS = 8
+"""Trigrams of a long query looked up at most (spread over it): enough to narrow it down."""
+
+
+def create(store: Any) -> None:
+    db = store.table(INDEX).db
+    name = store.table(INDEX).name
+    db.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS [{name}] USING fts5("
+        "session UNINDEXED, grams, detail=none, tokenize='ascii')"
+    )
+    store.table(KEY).create({"id": int, "key": bytes}, pk="id", if_not_exists=True)
+
+
+class SearchIndex:
+    def __init__(self, store: Any, sealer: Sealer | None) -> None:
+        self._db = store.table(INDEX).db
+        self._name = store.table(INDEX).name
+        self._key = _key(store, sealer)
+
+    def grams(self, text: str) -> set[str]:
+        """The hashed trigrams of ``text`` (lower-cased), as index tokens."""
+        text = text.lower()
+        return {self._hash(text[i : i + GRAM]) for i in range(len(text) - GRAM + 1)}
+
+    def put(self, session: str, row: int, lines: Iterable[str]) -> None:
+        """Index ``session``, whose recording is row ``row`` (the index row has the same
+        rowid: a search never reads the index's own columns back, which would read every
+        candidate's hashes)."""
+        tokens: set[str] = set()
+        for line in lines:
+            tokens |= self.grams(line)
+        self._db.execute(
+            f"INSERT OR REPLACE INTO [{self._name}] (rowid, session, grams) VALUES (?, ?, ?)",
+            [row, session, " ".join(sorted(tokens))],
+        )
+
+    def remove(self, row: int) -> None:
+        self._db.execute(f"DELETE FROM [{self._name}] WHERE rowid = ?", [row])
+
+    def match(self, query: str) -> str | None:
+        """The FTS5 expression of sessions that may hold ``query``; None when it is too
+        short to have a trigram (scan instead)."""
+        tokens = sorted(self.grams(query))
+        if not tokens:
+            return None
+        step = max(1, len(tokens) // MAX_QUERY_GRAMS)
+        return " ".join(f'"{t}"' for t in tokens[::step][:MAX_QUERY_GRAMS])
+
+    @property
+    def table(self) -> str:
+        return self._name
+
+    def _hash(self, gram: str) -> str:
+        return hmac.new(self._key, gram.encode(), hashlib.sha256).hexdigest()[:8]
+
+
+def _key(store: Any, sealer: Sealer | None) -> bytes:
+    """The index's HMAC key: made once, stored sealed (in clear only in a store without a
+    sealer, a unit test's)."""
+    table = store.table(KEY)
+    rows = list(table.rows_where("id = 1"))
+    if rows:
+        stored = bytes(rows[0]["key"])
+        return sealer.open(stored) if sealer is not None else stored
+    key = secrets.token_bytes(32)
+    table.insert({"id": 1, "key": sealer.seal(key) if sealer is not None else key}, replace=True)
+    return key
