@@ -234,3 +234,23 @@ async def test_out_of_memory_crash_proposes_more_memory_and_an_approval_applies_
     finally:
         stop.set()
         await background
+
+
+async def test_backups_run_on_the_configured_interval(harness):
+    async with minecraft_server([]) as server:
+        kernel = await harness.start()
+        await harness.run("/plugin permissions name:minecraft approve:true")
+        await configure(harness, server)
+        jobs = lambda: [j for j in kernel.scheduler.jobs() if j.plugin == "minecraft"]  # noqa: E731
+        assert jobs() == []  # no interval yet: nothing scheduled
+        target = f"127.0.0.1:{server.rcon_port}"
+        await harness.run(f"/plugin config name:minecraft key:backup_servers value:{target}")
+        await harness.run("/plugin config name:minecraft key:backup_interval value:6h")
+        [job] = jobs()
+        assert job.schedule == "every 6h" and job.handler == "commands:scheduled_backups"
+        await kernel.run_job(job)  # the slot comes: the world is saved, as by the command
+        assert server.commands == ["save-off", "save-all flush", "save-on"]
+        listed = await harness.run("/minecraft-backup server:" + target)
+        assert [b["by"] for b in listed.reply.data["backups"]][:1] == ["schedule"]
+        await harness.run('/plugin config name:minecraft key:backup_interval value:""')
+        assert jobs() == []  # emptied: the schedule is gone

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from clustercord_sdk import CommandContext, Reply
 from clustercord_sdk.errors import CommandError
@@ -11,19 +13,21 @@ from clustercord_sdk.errors import CommandError
 from .rcon import Rcon, RconError
 
 
-def address(ctx: CommandContext, server: str, port_key: str = "port") -> tuple[str, int]:
+def address(
+    config: Mapping[str, Any], server: str, namespace: str | None, port_key: str = "port"
+) -> tuple[str, int]:
     """``host:port`` as given, or the configured address of StatefulSet ``server``."""
     host, colon, port = server.rpartition(":")
     if colon and port.isdigit():
         return host, int(port)
-    namespace = ctx.options.get("namespace") or ctx.config["namespace"]
-    return ctx.config["host"].format(server=server, namespace=namespace), ctx.config[port_key]
+    namespace = namespace or config["namespace"]
+    return config["host"].format(server=server, namespace=namespace), config[port_key]
 
 
 async def status(ctx: CommandContext) -> Reply:
     from mcstatus import JavaServer  # the Server List Ping protocol
 
-    host, port = address(ctx, ctx.options["server"])
+    host, port = address(ctx.config, ctx.options["server"], ctx.options.get("namespace"))
     try:
         answer = await JavaServer(host, port, timeout=5).async_status()
     except (OSError, TimeoutError) as exc:
@@ -49,13 +53,13 @@ async def status(ctx: CommandContext) -> Reply:
     )
 
 
-async def _rcon(ctx: CommandContext, server: str) -> Rcon:
-    password = ctx.config.get("rcon_password")
+async def _rcon(config: Mapping[str, Any], server: str, namespace: str | None = None) -> Rcon:
+    password = config.get("rcon_password")
     if not password:
         raise CommandError(
             "set rcon_password first: /plugin config name:minecraft key:rcon_password"
         )
-    host, port = address(ctx, server, "rcon_port")
+    host, port = address(config, server, namespace, "rcon_port")
     try:
         return await Rcon.connect(host, port, password)
     except (OSError, TimeoutError, RconError) as exc:
@@ -67,7 +71,7 @@ async def restart(ctx: CommandContext) -> Reply:
     namespace = ctx.options.get("namespace") or ctx.config["namespace"]
     warned = ""
     if ctx.options.get("broadcast", True):
-        client = await _rcon(ctx, server)
+        client = await _rcon(ctx.config, server, ctx.options.get("namespace"))
         try:
             await client.command(f"say Server restarting now (asked by {ctx.user_id})")
         finally:
@@ -95,7 +99,20 @@ async def restart(ctx: CommandContext) -> Reply:
 
 async def backup(ctx: CommandContext) -> Reply:
     server = ctx.options["server"]
-    client = await _rcon(ctx, server)
+    said, backups = await save_world(
+        ctx, server, by=ctx.user_id, namespace=ctx.options.get("namespace")
+    )
+    return Reply(
+        text=f"💾 {server}: world saved ({said.strip() or 'ok'}); {len(backups)} backups listed.",
+        data={"backups": backups},
+    )
+
+
+async def save_world(
+    ctx: Any, server: str, *, by: str, namespace: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Flush ``server``'s world to disk over RCON and list the backup (``max_backups`` kept)."""
+    client = await _rcon(ctx.config, server, namespace)
     try:
         # Autosave off while the world is flushed, so the files on disk are consistent.
         await client.command("save-off")
@@ -104,10 +121,23 @@ async def backup(ctx: CommandContext) -> Reply:
     finally:
         client.close()
     backups = ctx.store.get(f"backups:{server}", [])
-    backups.append({"at": time.time(), "by": ctx.user_id, "server_said": said})
+    backups.append({"at": time.time(), "by": by, "server_said": said})
     backups = backups[-ctx.config["max_backups"] :]
     ctx.store.set(f"backups:{server}", backups)
-    return Reply(
-        text=f"💾 {server}: world saved ({said.strip() or 'ok'}); {len(backups)} backups listed.",
-        data={"backups": backups},
-    )
+    return said, backups
+
+
+async def scheduled_backups(ctx: Any) -> None:
+    """The ``backup_interval`` job: every server of ``backup_servers``; one that does not
+    answer is logged and the others are still saved."""
+    for server in servers_to_back_up(ctx.config):
+        try:
+            await save_world(ctx, server, by="schedule")
+        except (CommandError, OSError) as exc:
+            ctx.log.warning("scheduled backup of %s failed: %s", server, exc)
+
+
+def servers_to_back_up(config: Mapping[str, Any]) -> list[str]:
+    return [
+        name.strip() for name in str(config.get("backup_servers") or "").split(",") if name.strip()
+    ]
