@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from clustercord_sdk.context import Invocation
-from tests.sso.test_sso_gateway import ALICE, sso  # noqa: F401  (the fixture)
+from tests.sso.conftest import ALICE
 
 pytestmark = pytest.mark.skipif(
     shutil.which("clustercord-sso") is None, reason="the clustercord-sso helper is not installed"
