@@ -416,3 +416,27 @@ async def test_auto_refresh_moves_the_end_of_a_session_in_use(sso):
     sso.sessions().update(row["id"], {"created": signed_in, "expires": time.time() + 60})
     assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
     assert abs(sso.sessions().get(row["id"])["expires"] - (signed_in + 24 * 3600)) < 1
+
+
+async def test_sso_config_shows_and_changes_the_settings_admins_only(sso):
+    config = await sso.kubeconfig()
+    shown = await sso.harness.run("/sso config")
+    assert shown.ok and shown.reply.data["settings"]["max_sessions"] == 3
+    denied = await sso.harness.run("/sso config allow_ips:10.0.0.0/8", user=ALICE)
+    assert not denied.ok
+    # A typo changes nothing (it must not lock everyone out, nor let everyone in).
+    for bad, why in (("allow_ips:10.0.0.0/8,not-a-net", "not an address"),
+                     ("max_sessions:0", "between 1 and 20")):  # fmt: skip
+        wrong = await sso.harness.run(f"/sso config {bad} require_mfa:true")
+        assert not wrong.ok and why in wrong.text, wrong.text
+    assert sso.kernel.manager.plugins["sso"].config.get("require_mfa") is False
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    changed = await sso.harness.run("/sso config allow_ips:10.0.0.0/8 max_sessions:5")
+    assert changed.ok, changed.text
+    assert changed.reply.data["changed"] == ["allow_ips", "max_sessions"]
+    refused = await sso.kubectl(config, "get", "pods", "-n", "dev")
+    assert refused.returncode != 0 and "not allowed" in refused.stderr
+    assert (await sso.harness.run("/sso config allow_ips:none")).ok
+    assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
+    [row] = [r for r in sso.kernel.audit.iter_rows() if r["action"] == "sso:config"][:1]
+    assert row["options"]["allow_ips"] == "10.0.0.0/8"

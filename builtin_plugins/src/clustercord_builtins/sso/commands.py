@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import re
 import time
 from typing import Any
@@ -229,6 +230,45 @@ async def map_role(ctx: Any) -> Reply:
     scope = f" holding {', '.join(roles)} in {', '.join(namespaces)}" if roles else ""
     return Reply(
         text=f"Role {role} → groups {', '.join(groups)}{scope}.{note}", ephemeral=True, data=data
+    )
+
+
+SETTINGS = ("allow_ips", "require_mfa", "max_sessions", "device_trust")
+
+
+def _networks(value: str) -> str:
+    """``allow_ips`` checked before it is saved: a typo must not lock everyone out (or, as
+    an empty list, let everyone in). ``none`` clears it."""
+    if value.strip().lower() in ("", "none", "any"):
+        return ""
+    networks = [n.strip() for n in value.split(",") if n.strip()]
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise UsageError(f"allow_ips: {network!r} is not an address or network") from None
+    return ",".join(networks)
+
+
+async def configure(ctx: Any) -> Reply:
+    """``/sso config``: the settings, or some of them changed (checked all first)."""
+    given = {k: ctx.options[k] for k in SETTINGS if ctx.options.get(k) is not None}
+    if "allow_ips" in given:
+        given["allow_ips"] = _networks(str(given["allow_ips"]))
+    if "max_sessions" in given and not 1 <= int(given["max_sessions"]) <= 20:
+        raise UsageError("max_sessions: between 1 and 20")
+    if given:
+        writer = ctx.plugin.require("config-write")
+        for key, value in given.items():
+            await writer.set(key, value, by=f"discord:{ctx.user_id}")
+        ctx.plugin.audit.record("config", actor=f"discord:{ctx.user_id}", details=given)
+    shown = {k: ctx.plugin.config.get(k) for k in SETTINGS}
+    rows = [[k, "anywhere" if k == "allow_ips" and not v else str(v)] for k, v in shown.items()]
+    return Reply(
+        text="SSO settings changed." if given else None,
+        tables=[Table(["Setting", "Value"], rows)],
+        ephemeral=True,
+        data={"settings": shown, "changed": sorted(given)},
     )
 
 
