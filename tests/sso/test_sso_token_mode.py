@@ -110,6 +110,35 @@ async def test_a_second_session_keeps_the_account_when_the_first_is_revoked(sso)
     assert (await sso.kubectl(first, "get", "configmaps", "-n", "dev")).returncode != 0
     kept = await sso.kubectl(second, "get", "configmaps", "-n", "dev")
     assert kept.returncode == 0, kept.stderr
+    # Its token's expiry is inside the token: extending the session would outlive it.
+    extended = await sso.harness.run(f"/sso extend session:{ids[1]} duration:12h", user=ALICE)
+    assert not extended.ok and "mode:token" in extended.text
+
+
+async def test_a_revoke_the_cluster_did_not_carry_out_stays_to_be_run_again(sso):
+    await map_edit(sso)
+    config = await token_kubeconfig(sso)
+    [sid] = [s["id"] for s in sso.sessions().rows]
+    # The cluster refuses the plugin the deletion (its ClusterRole edited by someone).
+    role = json.loads(sso.cluster.kubectl("get", "clusterrole", "clustercord:plugin:sso",
+                                          "-o", "json").stdout)  # fmt: skip
+    for rule in role["rules"]:
+        if "secrets" in rule.get("resources", []):
+            rule["resources"] = [r for r in rule["resources"] if r != "secrets"]
+    role["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]})
+    sso.cluster.kubectl("replace", "-f", "-", input=json.dumps(role))
+    failed = await sso.harness.run(f"/sso revoke session:{sid}", user=ALICE)
+    assert not failed.ok and "secrets" in failed.text, failed.text
+    # Not marked revoked while its token still works: listed, to be revoked again.
+    assert sso.sessions().get(sid)["revoked"] is None
+    assert (await sso.kubectl(config, "get", "configmaps", "-n", "dev")).returncode == 0
+    role = json.loads(sso.cluster.kubectl("get", "clusterrole", "clustercord:plugin:sso",
+                                          "-o", "json").stdout)  # fmt: skip
+    role["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["delete"]})
+    sso.cluster.kubectl("replace", "-f", "-", input=json.dumps(role))
+    again = await sso.harness.run(f"/sso revoke session:{sid}", user=ALICE)
+    assert again.ok, again.text
+    assert (await sso.kubectl(config, "get", "configmaps", "-n", "dev")).returncode != 0
 
 
 async def test_bindings_follow_the_mappings_and_leave_an_admins_alone(sso):

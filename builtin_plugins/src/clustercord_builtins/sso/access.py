@@ -19,18 +19,24 @@ log = logging.getLogger("clustercord.plugins.sso")
 
 
 async def end(plugin: Any, store: SsoStore, session: Session, by: str) -> bool:
-    """Revoke ``session``; ``False`` when it had ended already."""
-    if not store.revoke(session.id, by):
+    """Revoke ``session``; ``False`` when it had ended already.
+
+    A token-mode session is released on the cluster *first*: if the cluster cannot be
+    reached the error says so and the session stays listed as active (its token may still
+    work), so the revoke can be run again rather than be marked done while it is not."""
+    current = store.session(session.id)
+    if current is None or current.revoked is not None:
         return False
     if session.mode == TOKEN:
         await release(plugin, store, session)
-    return True
+    return store.revoke(session.id, by)
 
 
 async def release(plugin: Any, store: SsoStore, session: Session) -> None:
     """The cluster's side of an ended token-mode session: its Secret (so its token) gone,
-    the user's ServiceAccount too when no other session of theirs needs it, bindings fixed."""
-    holders = store.token_holders(session.cluster)
+    the user's ServiceAccount too when no other session of theirs needs it, bindings fixed.
+    Idempotent: run again after a failure, it finishes the job."""
+    holders = store.token_holders(session.cluster, excluding=session.id)
     await tokenmode.revoke(
         plugin.kubernetes,
         session.cluster,

@@ -173,6 +173,9 @@ async def extend(ctx: Any) -> Reply:
     session = _own_or_admin(ctx, store.session(sid), sid)
     if not session.active(store.clock()):
         raise UsageError(f"session {sid} has ended: run /sso login again")
+    if session.mode == TOKEN:
+        # Its token's expiry is fixed inside the token: a longer session would outlive it.
+        raise UsageError(f"session {sid} is a token-mode session: run /sso login mode:token")
     session = store.extend(sid, _duration(ctx.options["duration"]))
     ctx.plugin.audit.record(
         "extend",

@@ -325,11 +325,12 @@ class SsoStore:
         else:
             table.delete_where("role = ?", [role])
 
-    def token_holders(self, cluster: str) -> dict[str, list[str]]:
-        """Users with an active token-mode session on ``cluster`` → their sessions' groups."""
+    def token_holders(self, cluster: str, excluding: str | None = None) -> dict[str, list[str]]:
+        """Users with an active token-mode session on ``cluster`` (but ``excluding``) →
+        their sessions' groups."""
         holders: dict[str, set[str]] = {}
         for session in self.sessions():
-            if session.mode == TOKEN and session.cluster == cluster:
+            if session.mode == TOKEN and session.cluster == cluster and session.id != excluding:
                 holders.setdefault(session.user_id, set()).update(session.groups)
         return {user: sorted(groups) for user, groups in holders.items()}
 

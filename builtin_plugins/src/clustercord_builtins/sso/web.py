@@ -129,7 +129,11 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
         try:
             both = await _token_mode(ctx, store, session)
         except Exception as exc:  # the cluster refused: no half-made session stays usable
-            await access.end(ctx, store, session, "sso:token-mode-failed")
+            store.revoke(session.id, "sso:token-mode-failed")
+            try:
+                await access.release(ctx, store, session)
+            except Exception as cleanup:  # what was made stays inert: its session is revoked
+                ctx.log.warning("sso: cleaning up session %s: %s", session.id, cleanup)
             ctx.audit.record(
                 "login",
                 actor=who,
