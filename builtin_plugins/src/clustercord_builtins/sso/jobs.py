@@ -20,8 +20,11 @@ async def expire_tokens(ctx: Any, store: Any) -> int:
     ended = 0
     for session in store.sessions(active=False):
         due = session.mode == TOKEN and session.revoked is None and session.expires <= now
-        if due and await access.end(ctx, store, session, "sso:expired"):
-            ended += 1
+        try:
+            if due and await access.end(ctx, store, session, "sso:expired"):
+                ended += 1
+        except Exception as exc:  # the cluster is away: tried again next minute
+            ctx.log.warning("sso: ending expired token session %s: %s", session.id, exc)
     return ended
 
 
