@@ -23,6 +23,7 @@ ROUTES = {
         {"method": "GET", "path": "/slow", "handler": "web:slow"},
         {"method": "GET", "path": "/refuse", "handler": "web:refuse"},
         {"method": "*", "path": "/tree/*", "handler": "web:tree"},
+        {"method": "*", "path": "/reads/*", "handler": "web:tree", "safe_reads": True},
     ]
 }
 WEB = """
@@ -95,6 +96,30 @@ async def test_a_declared_route_answers_over_tls_and_is_audited(served):
     assert "SECRETCODE" not in str(rows)  # the query may carry codes: never recorded
     key = kernel.settings.data_dir / "http" / "tls.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+async def test_safe_reads_are_audited_by_one_row_and_everything_else_by_two(served):
+    """A route whose plugin vouches its GETs change nothing (the SSO gateway): a GET gets one
+    row, committed before the answer; a POST, a WebSocket upgrade (exec is a GET that acts)
+    and a GET of a route without the mark keep the intent row before the handler."""
+    kernel, client, base = served
+
+    def results(action: str) -> list[str]:
+        return [r["result"] for r in kernel.audit.iter_rows() if r["action"] == action]
+
+    async with client.get(base + "/reads/pods") as response:
+        assert response.status == 200
+    assert results("route * /reads/*") == ["ok"]
+    async with client.post(base + "/reads/pods", data=b"x") as response:
+        assert response.status == 200
+    assert results("route * /reads/*") == ["ok", "started", "ok"]
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    async with client.get(base + "/reads/pods/x/exec", headers=upgrade) as response:
+        await response.read()
+    assert results("route * /reads/*")[3] == "started"
+    async with client.get(base + "/tree/pods") as response:
+        assert response.status == 200
+    assert results("route * /tree/*") == ["started", "ok"]
 
 
 async def test_post_body_and_prefix_routes(served):

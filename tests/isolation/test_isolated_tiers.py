@@ -15,7 +15,9 @@ from clustercord_sdk.services import Message
 from .conftest import commands
 
 
-@pytest.mark.parametrize("capability", ["plugin-admin", "approvals-admin", "audit-read"])
+@pytest.mark.parametrize(
+    "capability", ["plugin-admin", "approvals-admin", "audit-read", "config-write"]
+)
 async def test_kernel_capabilities_are_refused_naming_the_in_process_tier(
     clustercord_harness, isolated_plugin, capability
 ):

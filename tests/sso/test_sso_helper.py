@@ -13,14 +13,14 @@ import pytest
 import yaml
 
 from clustercord_sdk.context import Invocation
-from tests.sso.test_sso_gateway import ALICE, sso  # noqa: F401  (the fixture)
+from tests.sso.conftest import ALICE
 
 pytestmark = pytest.mark.skipif(
     shutil.which("clustercord-sso") is None, reason="the clustercord-sso helper is not installed"
 )
 
 
-async def test_the_helper_binds_the_kubeconfig_to_its_device(sso, tmp_path, monkeypatch):  # noqa: F811
+async def test_the_helper_binds_the_kubeconfig_to_its_device(sso, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "laptop"))
     config = await sso.kubeconfig(kind="helper")
     user = yaml.safe_load(config.read_text())["users"][0]["user"]
@@ -53,7 +53,7 @@ async def test_the_helper_binds_the_kubeconfig_to_its_device(sso, tmp_path, monk
     assert after.returncode != 0 and "session has ended" in after.stderr
 
 
-async def test_a_new_device_waits_for_an_admin(sso, tmp_path, monkeypatch):  # noqa: F811
+async def test_a_new_device_waits_for_an_admin(sso, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "laptop"))
     await sso.kernel.manager.set_config("sso", "device_trust", True, by="admin")
     config = await sso.kubeconfig(kind="helper")
@@ -95,7 +95,7 @@ async def test_a_new_device_waits_for_an_admin(sso, tmp_path, monkeypatch):  # n
     assert len((await sso.harness.run("/sso devices")).reply.data["devices"]) == 1
 
 
-async def test_static_tokens_can_be_turned_off(sso):  # noqa: F811
+async def test_static_tokens_can_be_turned_off(sso):
     config = await sso.kubeconfig(kind="static")
     assert (await sso.kubectl(config, "get", "pods", "-n", "dev")).returncode == 0
     await sso.kernel.manager.set_config("sso", "allow_static", False, by="admin")

@@ -33,6 +33,7 @@ from clustercord.plugins.discovery import PluginSource, discover
 from clustercord.plugins.guard import Guard
 from clustercord.plugins.installer import Installer
 from clustercord.plugins.manager import Plugin, PluginManager
+from clustercord.plugins.own_config import OwnConfig
 from clustercord.plugins.sources import MarketplaceConfig, Sources
 from clustercord.policy import AccessPolicy
 from clustercord.secretbox import DataKey
@@ -210,6 +211,7 @@ class Kernel:
                     ("cluster-registry", ClusterAdmin(lambda: self.kubernetes.registry)),
                     ("identity-map", self.kubernetes.identities),
                     ("conversations", self.conversations.for_plugin(plugin.name)),
+                    ("config-write", OwnConfig(self.manager, plugin.name)),
                 )
                 if name in capabilities
             }

@@ -111,6 +111,17 @@ class RouteSpec:
     path: str
     handler: str
     description: str = ""
+    safe_reads: bool = False
+    """The plugin vouches that this route's GET and HEAD requests change nothing (a proxy of
+    the Kubernetes API, whose GETs never write): the door audits them with one row written
+    before the answer instead of an intent row before the handler and a result row after."""
+
+    def read_only(self, request: HttpRequest) -> bool:
+        """Whether ``request`` is one of the reads :attr:`safe_reads` covers: GET or HEAD,
+        and not a WebSocket upgrade (exec and attach are GETs that act)."""
+        return (
+            self.safe_reads and request.method in ("GET", "HEAD") and not request.header("upgrade")
+        )
 
     @property
     def grant(self) -> str:

@@ -184,7 +184,11 @@ def _routes(items: list[dict[str, Any]], errors: list[tuple[str, str]]) -> list[
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
         route = RouteSpec(
-            item["method"], item["path"], item["handler"], item.get("description", "")
+            item["method"],
+            item["path"],
+            item["handler"],
+            item.get("description", ""),
+            bool(item.get("safe_reads", False)),
         )
         segments = route.path.split("/")[1:]
         if not segments or segments == [""] or any(s in (".", "..") for s in segments):

@@ -162,6 +162,18 @@ class AuditCheck:
     last_seq: int = 0
 
 
+class OwnConfig(Protocol):
+    """A plugin's own settings, written as ``/plugin config`` would (checked against its
+    manifest's ``config``, saved, ``on_config_changed`` called); given to plugins with the
+    ``config-write`` capability, for commands like ``/sso config``. Who may run such a
+    command is the plugin's manifest's (``admin: true``): the kernel records ``by``."""
+
+    async def set(self, key: str, value: Any, *, by: str) -> dict[str, Any]:
+        """Set ``key`` (raises ``UsageError`` for an unknown key or a bad value, changing
+        nothing); returns the plugin's settings after."""
+        ...
+
+
 class AuditReader(Protocol):
     """The kernel's audit log, read-only; given to plugins with the ``audit-read`` capability.
 

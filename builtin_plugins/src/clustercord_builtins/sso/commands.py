@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import re
 import time
 from typing import Any
 
+from clustercord_builtins.sso import access
 from clustercord_builtins.sso.flow import DiscordOAuth
 from clustercord_builtins.sso.sessions import (
     DEFAULT_DURATION,
+    GATEWAY,
     MAX_DURATION,
     MIN_DURATION,
+    MODES,
+    TOKEN,
     Session,
     store_of,
 )
@@ -49,9 +55,18 @@ async def login(ctx: Any) -> Reply:
     if cluster not in names:
         raise UsageError(f"cluster {cluster!r} is unknown (clusters: {', '.join(names) or 'none'})")
     duration = _duration(ctx.options.get("duration"))
+    mode = str(ctx.options.get("mode") or GATEWAY)
+    if mode not in MODES:
+        raise UsageError(f"mode: {' or '.join(MODES)}, not {mode!r}")
+    if mode == TOKEN:
+        # kubectl then talks to the API server directly: nothing of ours sees its requests.
+        if str(ctx.config.get("allow_ips") or "").strip():
+            raise UsageError("mode:token cannot check allow_ips (kubectl bypasses ClusterCord)")
+        if ctx.config.get("device_trust"):
+            raise UsageError("mode:token cannot bind a device while device_trust is on")
     oauth = DiscordOAuth.from_env()
     guild = _guild(ctx)
-    state, verifier = store_of(ctx.plugin).new_state(ctx.user_id, guild, cluster, duration)
+    state, verifier = store_of(ctx.plugin).new_state(ctx.user_id, guild, cluster, duration, mode)
     url = oauth.authorize_url(site(ctx.plugin).url("/callback"), state, verifier)
     hours = duration / 3600
     text = (
@@ -67,7 +82,7 @@ async def login(ctx: Any) -> Reply:
     return Reply(
         text=text,
         ephemeral=True,
-        data={"authorize_url": url, "cluster": cluster, "expires_in": 600},
+        data={"authorize_url": url, "cluster": cluster, "mode": mode, "expires_in": 600},
     )
 
 
@@ -85,7 +100,7 @@ async def logout(ctx: Any) -> Reply:
     ended = [
         s.id
         for s in store.sessions(ctx.user_id)
-        if s.cluster == cluster and store.revoke(s.id, ctx.user_id)
+        if s.cluster == cluster and await access.end(ctx.plugin, store, s, ctx.user_id)
     ]
     for sid in ended:
         ctx.plugin.audit.record("revoke", actor=f"discord:{ctx.user_id}", details={"session": sid})
@@ -138,7 +153,7 @@ async def revoke(ctx: Any) -> Reply:
         if str(user) != ctx.user_id and not ctx.invocation.admin:
             raise PermissionDenied("only admins revoke other people's sessions")
         targets = store.sessions(str(user))
-    ended = [s.id for s in targets if store.revoke(s.id, ctx.user_id)]
+    ended = [s.id for s in targets if await access.end(ctx.plugin, store, s, ctx.user_id)]
     for ended_id in ended:
         ctx.plugin.audit.record(
             "revoke", actor=f"discord:{ctx.user_id}", details={"session": ended_id}
@@ -158,6 +173,9 @@ async def extend(ctx: Any) -> Reply:
     session = _own_or_admin(ctx, store.session(sid), sid)
     if not session.active(store.clock()):
         raise UsageError(f"session {sid} has ended: run /sso login again")
+    if session.mode == TOKEN:
+        # Its token's expiry is fixed inside the token: a longer session would outlive it.
+        raise UsageError(f"session {sid} is a token-mode session: run /sso login mode:token")
     session = store.extend(sid, _duration(ctx.options["duration"]))
     ctx.plugin.audit.record(
         "extend",
@@ -171,24 +189,107 @@ async def extend(ctx: Any) -> Reply:
     )
 
 
+def _names(value: Any) -> list[str]:
+    return [n.strip() for n in str(value or "").split(",") if n.strip()]
+
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,252}$")
+
+
 async def map_role(ctx: Any) -> Reply:
     role = str(ctx.options["role"])
-    groups = [g.strip() for g in str(ctx.options["groups"]).split(",") if g.strip()]
+    groups = _names(ctx.options["groups"])
+    namespaces, roles = (
+        _names(ctx.options.get("namespaces")),
+        _names(ctx.options.get("permissions")),
+    )
     for group in groups:
         if group.startswith("system:"):
             raise UsageError(f"{group}: system: groups are never given through SSO")
-    store_of(ctx.plugin).set_mapping(role, groups)
+    for namespace in namespaces:
+        if namespace != "*" and not _NAME.match(namespace):
+            raise UsageError(f"namespaces: {namespace!r} is not a namespace name (or *)")
+    for name in roles:
+        if name.startswith("system:") or not _ROLE.match(name):
+            raise UsageError(f"permissions: {name!r} is not a ClusterRole SSO may bind")
+    if bool(namespaces) != bool(roles):
+        raise UsageError("give namespaces: and permissions: together (or neither)")
+    store = store_of(ctx.plugin)
+    before = store.mapping_rules().get(role, {})
+    store.set_mapping(role, groups, namespaces, roles)
+    report: dict[str, Any] = {}
+    if before.get("roles") or (roles and groups):
+        report = await access.sync(ctx.plugin, store)
+    failed = {name: r["error"] for name, r in report.items() if "error" in r}
+    note = "".join(
+        f"\n⚠️ {name}: RoleBindings not reconciled: {why}" for name, why in failed.items()
+    )
+    data = {"role": role, "groups": groups, "namespaces": namespaces, "permissions": roles,
+            "bindings": report}  # fmt: skip
     if not groups:
-        return Reply(text=f"Role {role} no longer gives cluster access.", ephemeral=True)
-    return Reply(text=f"Role {role} → groups {', '.join(groups)}.", ephemeral=True)
+        return Reply(text=f"Role {role} no longer gives cluster access.{note}", ephemeral=True,
+                     data=data)  # fmt: skip
+    scope = f" holding {', '.join(roles)} in {', '.join(namespaces)}" if roles else ""
+    return Reply(
+        text=f"Role {role} → groups {', '.join(groups)}{scope}.{note}", ephemeral=True, data=data
+    )
+
+
+SETTINGS = ("allow_ips", "require_mfa", "max_sessions", "device_trust")
+
+
+def _networks(value: str) -> str:
+    """``allow_ips`` checked before it is saved: a typo must not lock everyone out (or, as
+    an empty list, let everyone in). ``none`` clears it."""
+    if value.strip().lower() in ("", "none", "any"):
+        return ""
+    networks = [n.strip() for n in value.split(",") if n.strip()]
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise UsageError(f"allow_ips: {network!r} is not an address or network") from None
+    return ",".join(networks)
+
+
+async def configure(ctx: Any) -> Reply:
+    """``/sso config``: the settings, or some of them changed (checked all first)."""
+    given = {k: ctx.options[k] for k in SETTINGS if ctx.options.get(k) is not None}
+    if "allow_ips" in given:
+        given["allow_ips"] = _networks(str(given["allow_ips"]))
+    if "max_sessions" in given and not 1 <= int(given["max_sessions"]) <= 20:
+        raise UsageError("max_sessions: between 1 and 20")
+    if given:
+        writer = ctx.plugin.require("config-write")
+        for key, value in given.items():
+            await writer.set(key, value, by=f"discord:{ctx.user_id}")
+        ctx.plugin.audit.record("config", actor=f"discord:{ctx.user_id}", details=given)
+    shown = {k: ctx.plugin.config.get(k) for k in SETTINGS}
+    rows = [[k, "anywhere" if k == "allow_ips" and not v else str(v)] for k, v in shown.items()]
+    return Reply(
+        text="SSO settings changed." if given else None,
+        tables=[Table(["Setting", "Value"], rows)],
+        ephemeral=True,
+        data={"settings": shown, "changed": sorted(given)},
+    )
 
 
 async def mappings(ctx: Any) -> Reply:
-    found = store_of(ctx.plugin).mappings()
+    store = store_of(ctx.plugin)
+    found, rules = store.mappings(), store.mapping_rules()
     if not found:
         return Reply(text="No Discord role is mapped yet (/sso map).", ephemeral=True)
-    rows = [[f"<@&{role}>", ", ".join(groups)] for role, groups in sorted(found.items())]
-    return Reply(tables=[Table(["Role", "Groups"], rows)], ephemeral=True, data=found)
+    rows = [
+        [f"<@&{role}>", ", ".join(groups), ", ".join(rules[role]["roles"]) or "–",
+         ", ".join(rules[role]["namespaces"]) or "–"]
+        for role, groups in sorted(found.items())
+    ]  # fmt: skip
+    return Reply(
+        tables=[Table(["Role", "Groups", "Permissions", "Namespaces"], rows)],
+        ephemeral=True,
+        data=found,
+    )
 
 
 async def audit(ctx: Any) -> Reply:

@@ -5,19 +5,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from clustercord_builtins.sso import access
 from clustercord_builtins.sso.flow import DiscordOAuth, bot_token, member_roles
-from clustercord_builtins.sso.sessions import store_of
+from clustercord_builtins.sso.sessions import TOKEN, store_of
 from clustercord_builtins.sso.web import groups_for
 
 RECHECK_JOB = "sso-recheck-members"
 
 
+async def expire_tokens(ctx: Any, store: Any) -> int:
+    """Token-mode sessions past their end: their Secret deleted, so their token (which
+    Kubernetes makes last at least 10 minutes) stops with the session, not after."""
+    now = store.clock()
+    ended = 0
+    for session in store.sessions(active=False):
+        due = session.mode == TOKEN and session.revoked is None and session.expires <= now
+        try:
+            if due and await access.end(ctx, store, session, "sso:expired"):
+                ended += 1
+        except Exception as exc:  # the cluster is away: tried again next minute
+            ctx.log.warning("sso: ending expired token session %s: %s", session.id, exc)
+    return ended
+
+
 async def recheck(ctx: Any) -> int:
     """Revoke the sessions whose holder left or lost a mapped role; returns how many."""
+    store = store_of(ctx)
+    await expire_tokens(ctx, store)
     token = bot_token()
     if token is None:
         return 0
-    store = store_of(ctx)
     sessions = store.sessions()
     if not sessions:
         return 0
@@ -38,7 +55,7 @@ async def recheck(ctx: Any) -> int:
                 why = "left the server"
             elif not set(session.groups) <= set(groups_for(now_roles, mappings)):
                 why = "lost a mapped role"
-            if why and store.revoke(session.id, "sso:recheck"):
+            if why and await access.end(ctx, store, session, "sso:recheck"):
                 revoked += 1
                 ctx.audit.record(
                     "revoke",

@@ -72,7 +72,17 @@ def _create(store: Store) -> None:
     store.table(MAPPINGS).create({"role": str, "groups": str}, pk="role", if_not_exists=True)
 
 
-MIGRATIONS = [(1, _create), (2, create_device_tables)]
+def _modes_and_scopes(store: Store) -> None:
+    """Token mode (a session's ``mode``) and mappings' namespaces and ClusterRoles."""
+    store.table(STATES).add_column("mode", str)
+    store.table(SESSIONS).add_column("mode", str)
+    store.table(MAPPINGS).add_column("namespaces", str)
+    store.table(MAPPINGS).add_column("roles", str)
+
+
+MIGRATIONS = [(1, _create), (2, create_device_tables), (3, _modes_and_scopes)]
+GATEWAY, TOKEN = "gateway", "token"
+MODES = (GATEWAY, TOKEN)
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class Session:
     last_used: float | None
     revoked: float | None
     revoked_by: str | None
+    mode: str = GATEWAY
 
     def active(self, now: float) -> bool:
         return self.revoked is None and now < self.expires
@@ -97,7 +108,7 @@ class Session:
             "id": self.id,
             "user": self.user_id,
             "cluster": self.cluster,
-            "mode": "gateway",
+            "mode": self.mode,
             "groups": list(self.groups),
             "expires": int(self.expires),
             "revoked": self.revoked is not None,
@@ -117,6 +128,7 @@ def _session(row: dict[str, Any]) -> Session:
         row.get("last_used"),
         row.get("revoked"),
         row.get("revoked_by"),
+        row.get("mode") or GATEWAY,
     )
 
 
@@ -136,7 +148,7 @@ class SsoStore:
 
     # -- pending logins -------------------------------------------------------------------
     def new_state(
-        self, user_id: str, guild_id: str, cluster: str, duration: float
+        self, user_id: str, guild_id: str, cluster: str, duration: float, mode: str = GATEWAY
     ) -> tuple[str, str]:
         """A single-use state and its PKCE verifier (43+ characters), valid 10 minutes."""
         state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
@@ -150,6 +162,7 @@ class SsoStore:
                 "guild_id": guild_id,
                 "cluster": cluster,
                 "duration": duration,
+                "mode": mode,
                 "verifier": self._seal(verifier.encode()),
                 "expires": now + STATE_LIFETIME,
             }
@@ -181,6 +194,7 @@ class SsoStore:
         groups: list[str],
         duration: float,
         source: str,
+        mode: str = GATEWAY,
     ) -> tuple[Session, str]:
         """A session and its bearer token (returned once, stored hashed)."""
         sid = secrets.token_hex(6)
@@ -201,6 +215,7 @@ class SsoStore:
                 "revoked": None,
                 "revoked_by": None,
                 "source": source,
+                "mode": mode,
             }
         )
         found = self.session(sid)
@@ -279,12 +294,45 @@ class SsoStore:
     def mappings(self) -> dict[str, list[str]]:
         return {r["role"]: json.loads(r["groups"]) for r in self.store.table(MAPPINGS).rows}
 
-    def set_mapping(self, role: str, groups: list[str]) -> None:
+    def mapping_rules(self) -> dict[str, dict[str, list[str]]]:
+        """Each mapped role's ``groups`` and, for :mod:`.bindings`, ``namespaces`` and
+        ``roles`` (ClusterRoles the groups hold there)."""
+        return {
+            r["role"]: {
+                "groups": json.loads(r["groups"]),
+                "namespaces": json.loads(r.get("namespaces") or "[]"),
+                "roles": json.loads(r.get("roles") or "[]"),
+            }
+            for r in self.store.table(MAPPINGS).rows
+        }
+
+    def set_mapping(
+        self,
+        role: str,
+        groups: list[str],
+        namespaces: list[str] | None = None,
+        roles: list[str] | None = None,
+    ) -> None:
         table = self.store.table(MAPPINGS)
         if groups:
-            table.upsert({"role": role, "groups": json.dumps(groups)}, pk="role")
+            row = {
+                "role": role,
+                "groups": json.dumps(groups),
+                "namespaces": json.dumps(namespaces or []),
+                "roles": json.dumps(roles or []),
+            }
+            table.upsert(row, pk="role")
         else:
             table.delete_where("role = ?", [role])
+
+    def token_holders(self, cluster: str, excluding: str | None = None) -> dict[str, list[str]]:
+        """Users with an active token-mode session on ``cluster`` (but ``excluding``) →
+        their sessions' groups."""
+        holders: dict[str, set[str]] = {}
+        for session in self.sessions():
+            if session.mode == TOKEN and session.cluster == cluster and session.id != excluding:
+                holders.setdefault(session.user_id, set()).update(session.groups)
+        return {user: sorted(groups) for user, groups in holders.items()}
 
 
 def store_of(plugin: Any) -> SsoStore:

@@ -12,9 +12,10 @@ from typing import Any
 
 import yaml
 
+from clustercord_builtins.sso import access, bindings, tokenmode
 from clustercord_builtins.sso.devices import new_enrollment
 from clustercord_builtins.sso.flow import DiscordOAuth, bot_token, member_roles
-from clustercord_builtins.sso.sessions import Session, store_of
+from clustercord_builtins.sso.sessions import GATEWAY, TOKEN, Session, store_of
 from clustercord_sdk.errors import CommandError, PermissionDenied
 from clustercord_sdk.http import HttpRequest, HttpResponse
 
@@ -112,7 +113,8 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
     limit = int(ctx.config.get("max_sessions") or 3)
     active = store.sessions(pending["user_id"])
     for old in active[: max(0, len(active) - limit + 1)]:
-        store.revoke(old.id, "sso:max_sessions")
+        await access.end(ctx, store, old, "sso:max_sessions")
+    mode = pending.get("mode") or GATEWAY
     session, token = store.create_session(
         pending["user_id"],
         str(user.get("username") or ""),
@@ -121,15 +123,34 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
         groups,
         pending["duration"],
         request.remote,
+        mode,
     )
-    enroll = new_enrollment(store, session.id)
-    both = {
-        "helper": kubeconfig(ctx, session, token, enroll),
-        "static": kubeconfig(ctx, session, token),
-    }
+    if mode == TOKEN:
+        try:
+            both = await _token_mode(ctx, store, session)
+        except Exception as exc:  # the cluster refused: no half-made session stays usable
+            store.revoke(session.id, "sso:token-mode-failed")
+            try:
+                await access.release(ctx, store, session)
+            except Exception as cleanup:  # what was made stays inert: its session is revoked
+                ctx.log.warning("sso: cleaning up session %s: %s", session.id, cleanup)
+            ctx.audit.record(
+                "login",
+                actor=who,
+                result="error",
+                details={"session": session.id, "cluster": session.cluster, "why": str(exc)},
+            )
+            return refused(f"The cluster did not give a token: {exc}", 502)
+    else:
+        enroll = new_enrollment(store, session.id)
+        both = {
+            "helper": kubeconfig(ctx, session, token, enroll),
+            "static": kubeconfig(ctx, session, token),
+        }
     download = store.new_download(session.id, json.dumps(both))
     link = site(ctx).url(f"/kubeconfig?token={download}&kind=helper")
     static = site(ctx).url(f"/kubeconfig?token={download}&kind=static")
+    token_link = site(ctx).url(f"/kubeconfig?token={download}&kind=token")
     ctx.audit.record(
         "login",
         actor=who,
@@ -139,8 +160,19 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
             "cluster": session.cluster,
             "groups": list(groups),
             "expires": int(session.expires),
+            "mode": mode,
         },
     )
+    if mode == TOKEN:
+        return page(
+            "Signed in (token mode)",
+            f"<p>Session <code>{session.id}</code> on <b>{html.escape(session.cluster)}</b> as "
+            f"ServiceAccount <code>clustercord-users/discord-{html.escape(session.user_id)}"
+            "</code>, straight to the API server.</p>"
+            f'<p><a href="{html.escape(token_link)}">Download your kubeconfig</a> (once, within 5 '
+            "minutes). Its token is bound to this session: /sso revoke or /sso logout stops "
+            "it at once; an open watch or exec ends only when it reconnects.</p>",
+        )
     return page(
         "Signed in",
         f"<p>Session <code>{session.id}</code> on <b>{html.escape(session.cluster)}</b> as "
@@ -158,6 +190,21 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
         f"{html.escape(session.cluster)}.yaml\nkubectl get pods</pre>"
         "<p>To end it: /sso logout, or /sso revoke.</p>",
     )
+
+
+async def _token_mode(ctx: Any, store: Any, session: Session) -> dict[str, str]:
+    """Token mode's cluster side: ServiceAccount, bound Secret and token, bindings; the
+    kubeconfig (offered as the "static" download: there is no helper in this mode)."""
+    kubernetes = ctx.kubernetes
+    seconds = session.expires - store.clock()
+    token, _ = await tokenmode.issue(
+        kubernetes, session.cluster, session.user_id, session.id, seconds
+    )
+    await bindings.reconcile(
+        kubernetes, session.cluster, store.mapping_rules(), store.token_holders(session.cluster)
+    )
+    config = await tokenmode.kubeconfig(kubernetes, session.cluster, session.user_id, token)
+    return {"token": config}
 
 
 def kubeconfig(ctx: Any, session: Session, token: str, enroll: str | None = None) -> str:
@@ -197,14 +244,19 @@ def kubeconfig(ctx: Any, session: Session, token: str, enroll: str | None = None
 def download_kubeconfig(request: HttpRequest, ctx: Any) -> HttpResponse:
     args = request.args()
     kind = args.get("kind", "helper")
-    if kind not in ("helper", "static"):
-        return refused("kind: helper or static", 400)
+    if kind not in ("helper", "static", "token"):
+        return refused("kind: helper, static or token", 400)
     if kind == "static" and not ctx.config.get("allow_static", True):
         return refused("Static-token kubeconfigs are turned off here: use the helper one.", 403)
     stored = store_of(ctx).take_download(args.get("token", ""))
     if stored is None:
         return refused("This download link was used already or has expired.", 404)
-    text = json.loads(stored)[kind]
+    found = json.loads(stored)
+    if kind not in found:
+        return refused(
+            f"This session has no {kind} kubeconfig: the link on the sign-in page says which.", 404
+        )
+    text = found[kind]
     return HttpResponse(
         200,
         text,

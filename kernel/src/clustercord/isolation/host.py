@@ -157,7 +157,7 @@ _TABLE_OPTIONS: dict[str, frozenset[str]] = {
 PROXIED_SERVICES = frozenset({"conversations", "identity-map", "cluster-registry"})
 """Capability services an isolated plugin gets as proxies (read-only parts for the
 identity map and the cluster registry)."""
-IN_PROCESS_ONLY = frozenset({"plugin-admin", "approvals-admin", "audit-read"})
+IN_PROCESS_ONLY = frozenset({"plugin-admin", "approvals-admin", "audit-read", "config-write"})
 """Capabilities that act on or read the kernel itself: only for plugins in the in-process tier."""
 IN_PROCESS_CAPABILITY = "in-process"
 """The capability that, once an admin has granted it, runs a plugin in the kernel's process."""
