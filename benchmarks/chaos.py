@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from measure import median, met, spread  # benchmarks/measure.py
-from terminal import SandboxProcess, _first_pod, _kubectl  # benchmarks/terminal.py
+from terminal import _first_pod, _kubectl, plugin_beside_sandbox
 
 KILL_TARGET = 1.0
 PROBE_TARGET = 5.0
@@ -38,8 +36,6 @@ Row = tuple[str, str, str, str, str]
 
 
 async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
-    from clustercord_testing.harness import KernelHarness, TestSigner
-
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         return [("chaos: /chaos kill-pod", "skipped: kubectl is not installed", "-", "-", "-")]
@@ -48,20 +44,7 @@ async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
         f"{reps} rounds after a warm-up, interleaved"
     )
     with contextlib.ExitStack() as stack:
-        box = SandboxProcess(scratch)
-        stack.callback(box.stop)
-        stack.enter_context(mock.patch.dict(os.environ, {"KUBECONFIG": str(box.kubeconfig)}))
-        signer = TestSigner()
-        stack.callback(signer.cleanup)
-        harness = KernelHarness(
-            scratch / "chaos-harness", signer, identity={"users": {"bench": {"user": "admin"}}}
-        )
-        stack.callback(harness.close)
-        harness.add_builtins(["chaos"])
-        await harness.start()
-        plugin = harness.plugin("chaos")
-        if plugin.state != "enabled":
-            raise RuntimeError(f"the chaos plugin is {plugin.state}: {plugin.reason}")
+        box, harness = await plugin_beside_sandbox(stack, scratch, "chaos")
 
         async def ours() -> tuple[float, float]:
             pod = await asyncio.to_thread(_first_pod, kubectl, box.kubeconfig)
@@ -110,8 +93,6 @@ async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
 
 
 async def _probe_rows(seconds: int, scratch: Path) -> list[Row]:
-    from clustercord_testing.harness import KernelHarness, TestSigner
-
     print(
         f"  2. probe overhead: {CONCURRENT} experiments at once, a steady-state probe each "
         f"checked every second for {seconds} s"
@@ -125,15 +106,9 @@ async def _probe_rows(seconds: int, scratch: Path) -> list[Row]:
         f"steps:\n  - wait: {seconds}s\n"
     )
     with contextlib.ExitStack() as stack:
-        box = SandboxProcess(scratch)
-        stack.callback(box.stop)
-        stack.enter_context(mock.patch.dict(os.environ, {"KUBECONFIG": str(box.kubeconfig)}))
-        signer = TestSigner()
-        stack.callback(signer.cleanup)
-        harness = KernelHarness(scratch / "probe-harness", signer, identity={"users": users})
-        stack.callback(harness.close)
-        harness.add_builtins(["chaos"])
-        await harness.start()
+        _, harness = await plugin_beside_sandbox(
+            stack, scratch, "chaos", users=users, folder="probe-harness"
+        )
         line = f"/chaos run-experiment file:{experiment}"
         warm_file = scratch / "probe-warm-up.yaml"
         warm_file.write_text(experiment.read_text().replace(f"wait: {seconds}s", "wait: 1s"))

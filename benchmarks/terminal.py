@@ -361,6 +361,38 @@ def bench_bulk(profile: Profile, scratch: Path) -> list[Row]:
 
 
 # -- 3. /terminal exec end to end -------------------------------------------------------
+async def plugin_beside_sandbox(
+    stack: contextlib.ExitStack,
+    scratch: Path,
+    name: str,
+    *,
+    users: dict[str, Any] | None = None,
+    folder: str | None = None,
+) -> tuple[SandboxProcess, Any]:
+    """A sandbox API server in a process of its own and a kernel harness with builtin ``name``
+    enabled against it, both closed by ``stack``. ``users``: the identity map's users (default:
+    ``bench`` acting as the cluster admin)."""
+    from clustercord_testing.harness import KernelHarness, TestSigner
+
+    box = SandboxProcess(scratch)
+    stack.callback(box.stop)
+    stack.enter_context(mock.patch.dict(os.environ, {"KUBECONFIG": str(box.kubeconfig)}))
+    signer = TestSigner()
+    stack.callback(signer.cleanup)
+    harness = KernelHarness(
+        scratch / (folder or f"{name}-harness"),
+        signer,
+        identity={"users": users or {"bench": {"user": "admin"}}},
+    )
+    stack.callback(harness.close)
+    harness.add_builtins([name])
+    await harness.start()
+    plugin = harness.plugin(name)
+    if plugin.state != "enabled":
+        raise RuntimeError(f"the {name} plugin is {plugin.state}: {plugin.reason}")
+    return box, harness
+
+
 class SandboxProcess:
     """``clustercord sandbox --fixture homelab`` in a process of its own, its output in a
     file (a pipe nobody reads would fill and stop it)."""
@@ -433,8 +465,6 @@ def _first_pod(kubectl: str, kubeconfig: Path) -> str:
 
 
 async def _exec_rows(reps: int, scratch: Path) -> list[Row]:
-    from clustercord_testing.harness import KernelHarness, TestSigner
-
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         return [("terminal: /terminal exec", "skipped: kubectl is not installed", "-", "-", "-")]
@@ -444,20 +474,8 @@ async def _exec_rows(reps: int, scratch: Path) -> list[Row]:
         f"exec of the same, in one sandbox pod, {reps} rounds after a warm-up, interleaved"
     )
     with contextlib.ExitStack() as stack:
-        box = SandboxProcess(scratch)
-        stack.callback(box.stop)
-        stack.enter_context(mock.patch.dict(os.environ, {"KUBECONFIG": str(box.kubeconfig)}))
-        signer = TestSigner()
-        stack.callback(signer.cleanup)
-        harness = KernelHarness(
-            scratch / "terminal-harness", signer, identity={"users": {"bench": {"user": "admin"}}}
-        )
-        stack.callback(harness.close)
-        harness.add_builtins(["terminal"])
-        await harness.start()
+        box, harness = await plugin_beside_sandbox(stack, scratch, "terminal")
         plugin = harness.plugin("terminal")
-        if plugin.state != "enabled":
-            raise RuntimeError(f"the terminal plugin is {plugin.state}: {plugin.reason}")
         shell = plugin.context.config.get("shell") or ""
         pod = await asyncio.to_thread(_first_pod, kubectl, box.kubeconfig)
         # The same argv both ways: the plugin runs a command line with its configured shell.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from clustercord.services.audit import (
     read_rows,
     verify_rows,
 )
-from clustercord.storage import PRIVATE_FILE, Database, private_dir
+from clustercord.storage import PRIVATE_FILE, Database, fsync, private_dir
 from clustercord_sdk.errors import CommandError
 
 BACKUP_DIR = "backups"
@@ -102,9 +103,9 @@ def create_backup(database: Database, data_dir: Path, label: str = "manual") -> 
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
         finally:
             copy.close()
-        _fsync(partial)
+        fsync(partial)
         partial.rename(target)
-        _fsync(folder)
+        fsync(folder)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -215,17 +216,14 @@ def restore_backup(
     previous_head = _head(data_dir, audit_key)
     incoming = database_path.with_name(database_path.name + ".restoring")
     os.close(os.open(incoming, os.O_RDWR | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE))
-    with source.open("rb") as reader, incoming.open("wb") as writer:
-        while chunk := reader.read(1 << 20):
-            writer.write(chunk)
-        writer.flush()
-        os.fsync(writer.fileno())
+    shutil.copyfile(source, incoming)  # into the 0600 file made above: it keeps its mode
+    fsync(incoming)
     # The old database's WAL would be replayed into the new one: it goes first. Its
     # content is in the safety backup above (the backup API reads through the WAL).
     for suffix in ("-wal", "-shm"):
         Path(f"{database_path}{suffix}").unlink(missing_ok=True)
     incoming.replace(database_path)
-    _fsync(database_path.parent)
+    fsync(database_path.parent)
     # A restore shortens the log on purpose: the head file, which never goes back, is
     # started again, and the restore row (written by the caller) names what it replaced.
     (data_dir / HEAD_FILE).unlink(missing_ok=True)
@@ -294,11 +292,3 @@ def _head(data_dir: Path, key: Any) -> dict[str, Any] | None:
 def _kv(conn: sqlite3.Connection, scope: str, key: str) -> Any:
     row = conn.execute("SELECT value FROM _kv WHERE scope = ? AND key = ?", (scope, key)).fetchone()
     return None if row is None else json.loads(row[0])
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -72,12 +72,13 @@ class Kernel:
             # A database from a newer ClusterCord stops the start here; one from an older
             # one is backed up before anything below migrates it.
             upgraded_from = backups.check_version(self.database)
-            if upgraded_from is not None and backups.holds_data(self.database):
-                saved = backups.create_backup(
-                    self.database, settings.data_dir, f"before-upgrade-from-{upgraded_from}"
-                )
-                log.warning("database from %s backed up to %s", upgraded_from, saved.path)
-            backups.record_version(self.database)
+            if upgraded_from is not None:  # written once per version, not at every start
+                if backups.holds_data(self.database):
+                    saved = backups.create_backup(
+                        self.database, settings.data_dir, f"before-upgrade-from-{upgraded_from}"
+                    )
+                    log.warning("database from %s backed up to %s", upgraded_from, saved.path)
+                backups.record_version(self.database)
             # A missing or changed data key over sealed data stops the start here, saying
             # what would be lost; it is never replaced by a new one.
             self.data_key = DataKey(settings.data_dir, self.database)

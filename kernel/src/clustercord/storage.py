@@ -80,6 +80,15 @@ def secure_data_dir(data_dir: Path, files_dir: Path | None = None) -> None:
                 tighten(Path(root) / name, PRIVATE_FILE)
 
 
+def fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a directory after a rename or create in it) to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 class SchemaTooNew(CommandError):
     """Stored data at a schema version above what this code knows (a downgrade)."""
 

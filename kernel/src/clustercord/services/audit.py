@@ -53,7 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypedDict, Unpack
 
-from clustercord.storage import Database
+from clustercord.storage import Database, fsync
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.services import AuditCheck
 
@@ -446,11 +446,7 @@ def _lock_file(descriptor: int) -> None:
 
 def _fsync_directory(directory: Path) -> None:
     with contextlib.suppress(OSError):  # not every platform opens directories
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        fsync(directory)
 
 
 # -- verifying ----------------------------------------------------------------------
