@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 from clustercord.services.audit import AuditLog
 from clustercord.storage import Database
@@ -51,3 +52,42 @@ def test_kill_during_writes_loses_no_committed_row_and_leaves_no_partial_one(tmp
     # The kv row and the audit row were one transaction: both or neither.
     assert audit.ok, audit.problems
     assert audit.count == len(stored)
+
+
+OPENER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from clustercord.storage import Database, write_atomic
+
+    start = float(sys.argv[2])
+    time.sleep(max(0.0, start - time.time()))  # every process opens at the same instant
+    database = Database(sys.argv[1])
+    for i in range(10):
+        database.db["things"].create({"n": int}, pk="n", if_not_exists=True)
+        database.kv_set("test", sys.argv[3], i)
+        write_atomic(Path(sys.argv[1]).with_name("shared.json"), sys.argv[3] * 1000)
+""")
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
+    """Two ``clustercord run`` started together on a fresh data directory used to fail with
+    "database is locked" (both turning the new file into WAL) or trip over one temporary file."""
+    for trial in range(5):
+        path = tmp_path / f"trial-{trial}" / "clustercord.db"
+        path.parent.mkdir()
+        start = str(time.time() + 1.5)
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPENER, str(path), start, name],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in "abcd"
+        ]
+        errors = [run.communicate(timeout=60)[1] for run in runs]
+        assert [run.returncode for run in runs] == [0] * 4, errors
+        database = Database(path)
+        assert sorted(database.kv_keys("test")) == ["a", "b", "c", "d"]
+        shared = (path.parent / "shared.json").read_text()
+        assert shared in {name * 1000 for name in "abcd"}  # one writer's whole file
+        assert sorted(p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")) == []

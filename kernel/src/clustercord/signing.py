@@ -26,6 +26,8 @@ from typing import Any
 
 import gnupg
 
+from clustercord.storage import write_atomic
+
 SIGNATURE_FILE = "SIGNATURE.asc"
 SIGNATURE_FORMAT = "clustercord-plugin-signature/1"
 # Never part of a signature: the signature itself and bytecode caches, which the kernel
@@ -96,10 +98,7 @@ class TrustStore:
             k.fingerprint: {"label": k.label, "kind": k.kind, "added_at": k.added_at}
             for k in keys.values()
         }
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.pins_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), "utf-8")
-        os.replace(tmp, self.pins_file)
+        write_atomic(self.pins_file, json.dumps(data, indent=2, sort_keys=True), mode=0o644)
 
     def trust(self, armored_public_key: str, *, label: str, kind: str = "third-party") -> str:
         """Import one public key and pin its fingerprint; returns the fingerprint."""
@@ -336,7 +335,5 @@ def sign_plugin_folder(folder: Path, manifest: dict[str, Any], signer: Signer) -
     }
     text = signer.clearsign(json.dumps(document, indent=2, sort_keys=True) + "\n")
     target = folder / SIGNATURE_FILE
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, target)
+    write_atomic(target, text, mode=0o644)
     return target

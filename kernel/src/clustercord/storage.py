@@ -13,6 +13,7 @@ files directory (0700, its files 0600) at the kernel's start.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -89,6 +90,26 @@ def fsync(path: Path) -> None:
         os.close(descriptor)
 
 
+def write_atomic(path: Path, data: bytes | str, mode: int = PRIVATE_FILE) -> None:
+    """Replace ``path`` with ``data`` all at once: readers see the old file or the new one,
+    never half of one, and a crash leaves no half file. The temporary file's name is this
+    process's own, so two processes writing the same file at once do not trip each other."""
+    content = data.encode("utf-8") if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync(path.parent)
+
+
 class SchemaTooNew(CommandError):
     """Stored data at a schema version above what this code knows (a downgrade)."""
 
@@ -109,16 +130,32 @@ class Database:
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
             for suffix in ("", "-wal", "-shm"):
                 tighten(Path(f"{self.path}{suffix}"), PRIVATE_FILE)
-        self.conn = self.connect()
-        self.db = sqlite_utils.Database(self.conn)
         self.lock = threading.RLock()
         self._depth = 0
-        self.db.table("_kv").create(
-            {"scope": str, "key": str, "value": str}, pk=("scope", "key"), if_not_exists=True
-        )
-        self.db.table("_migrations").create(
-            {"scope": str, "version": int}, pk="scope", if_not_exists=True
-        )
+        # Two processes opening a new database at once race on turning it into WAL and on
+        # its first tables, and SQLite answers "database is locked" without waiting: the
+        # first open of each process takes turns on a lock file beside the database.
+        with self._opening():
+            self.conn = self.connect()
+            self.db = sqlite_utils.Database(self.conn)
+            self.db.table("_kv").create(
+                {"scope": str, "key": str, "value": str}, pk=("scope", "key"), if_not_exists=True
+            )
+            self.db.table("_migrations").create(
+                {"scope": str, "version": int}, pk="scope", if_not_exists=True
+            )
+
+    @contextmanager
+    def _opening(self) -> Iterator[None]:
+        if str(self.path) == ":memory:":
+            yield
+            return
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by closing, and by death (kill -9)
+            yield
+        finally:
+            os.close(fd)
 
     def connect(self) -> sqlite3.Connection:
         """A new connection with the durability settings above (autocommit: transactions

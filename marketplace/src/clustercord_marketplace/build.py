@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from clustercord.plugins.index import (
 )
 from clustercord.plugins.wheel import WheelError, is_plugin_wheel, read_wheel
 from clustercord.signing import Signer
+from clustercord.storage import write_atomic
 from clustercord_sdk.errors import CommandError, ManifestError
 from clustercord_sdk.manifest import load_manifest
 
@@ -106,9 +106,7 @@ def build_index(
         raise CommandError(f"the built index would be refused: {exc}") from None
     signature = signer.detach_sign(data)
     for target, content in ((INDEX_FILE, data), (SIGNATURE_FILE, signature.encode())):
-        tmp = folder / (target + ".tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, folder / target)
+        write_atomic(folder / target, content, mode=0o644)
     return index
 
 

@@ -45,6 +45,7 @@ from clustercord.plugins.index import (
     verify_index,
 )
 from clustercord.signing import TrustStore
+from clustercord.storage import write_atomic
 from clustercord_sdk.errors import CommandError, UsageError
 
 log = logging.getLogger("clustercord.marketplace")
@@ -216,8 +217,8 @@ class Sources:
             )
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name, content in ((INDEX_FILE, data), (SIGNATURE_FILE, signature)):
-            _write_atomic(folder / name, content)
-        _write_atomic(folder / "fetched.json", json.dumps({"fetched_at": time.time()}).encode())
+            write_atomic(folder / name, content)
+        write_atomic(folder / "fetched.json", json.dumps({"fetched_at": time.time()}).encode())
         return index, None
 
     def _cached(self, source: Source, label: str) -> Index | None:
@@ -244,12 +245,6 @@ class Sources:
 def _log_failure(task: asyncio.Task[Catalog]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("fetching the marketplace catalog failed", exc_info=task.exception())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 async def fetch_bytes(location: str, limit: int, *, what: str) -> bytes:
@@ -291,9 +286,10 @@ async def fetch_bytes(location: str, limit: int, *, what: str) -> bytes:
 async def download(location: str, target: Path, *, size: int, sha256: str, what: str) -> Path:
     """Download a wheel to ``target``; it must be exactly ``size`` bytes with ``sha256``.
 
-    Written to ``target.part`` first; anything short, long or different is deleted and
-    refused, so a download that stops midway leaves nothing behind."""
-    part = target.with_name(target.name + ".part")
+    Written to a ``.part`` file of this process's own first; anything short, long or
+    different is deleted and refused, so a download that stops midway leaves nothing
+    behind, and two processes downloading at once do not write into one file."""
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")  # this process's alone
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     digest = hashlib.sha256()
     written = 0
