@@ -6,7 +6,8 @@ import re
 import time
 from typing import Any
 
-from clustercord_sdk import Button, Card, CommandContext, Field, Reply, Table, UsageError
+from clustercord_sdk import Card, CommandContext, Field, Reply, Table, UsageError
+from clustercord_sdk.paging import Pager, command_line
 from clustercord_sdk.reply import code_block
 
 PAGE_SIZE = 20
@@ -49,16 +50,13 @@ def list_entries(ctx: CommandContext) -> Reply:
         "result": result,
     }
     total = reader.count(**filters)
-    pages = max(1, -(-total // PAGE_SIZE))
-    number = _clamp(options.get("page"), pages)
-    entries = reader.rows(**filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    pager = Pager.over(total, PAGE_SIZE, options.get("page"))
+    number, pages = pager.page, pager.pages
+    entries = reader.rows(**filters, limit=PAGE_SIZE, offset=pager.offset(PAGE_SIZE))
     state = {k: options[k] for k in FILTERS if options.get(k) is not None} | {"upto": upto}
-    command = _command_line(state)
-    cursor = (
-        {"page": number + 1, "upto": upto, "command": f"{command} page:{number + 1}"}
-        if number < pages
-        else None
-    )
+    command = command_line("/audit list", state)
+    following = pager.next_line(command)
+    cursor = {"page": number + 1, "upto": upto, "command": following} if following else None
     data = {
         "entries": [_plain(entry) for entry in entries],
         "total": total,
@@ -73,13 +71,12 @@ def list_entries(ctx: CommandContext) -> Reply:
             data=data,
             ephemeral=True,
         )
-    first = (number - 1) * PAGE_SIZE + 1
+    first = pager.offset(PAGE_SIZE) + 1
     title = f"{total} audit entr{'y' if total == 1 else 'ies'}{_described(state)}, newest first"
     if pages > 1:
         title += f" ({number}/{pages}: {first}–{first + len(entries) - 1})"
-    hint = f"Page {number}/{pages}" + (f" · next: {cursor['command']}" if cursor else "")
     return Reply(
-        text=hint,
+        text=pager.hint(command),
         tables=[
             Table(
                 columns=["Seq", "Time (UTC)", "Actor", "Action", "Plugin", "Result", "Duration"],
@@ -87,7 +84,7 @@ def list_entries(ctx: CommandContext) -> Reply:
                 title=title,
             )
         ],
-        buttons=_nav(state, number, pages),
+        buttons=pager.buttons(PAGE_ACTION, {"options": state}, command="audit list"),
         data=data,
         ephemeral=True,
     )
@@ -104,26 +101,6 @@ def page(ctx: CommandContext, value: Any) -> Reply:
     except (KeyError, TypeError, ValueError):
         raise UsageError("this button is not one the audit plugin made") from None
     return list_entries(dataclasses.replace(ctx, options=options))
-
-
-def _nav(state: dict[str, Any], number: int, pages: int) -> list[Button]:
-    if pages <= 1:
-        return []
-    return [
-        Button("◀ Previous", action=PAGE_ACTION, value={"options": state, "page": number - 1},
-               disabled=number <= 1, command="audit list"),
-        Button("Next ▶", action=PAGE_ACTION, value={"options": state, "page": number + 1},
-               disabled=number >= pages, command="audit list"),
-    ]  # fmt: skip
-
-
-def _command_line(state: dict[str, Any]) -> str:
-    """``/audit list opt:value ...`` for the next page's hint and cursor."""
-    parts = ["/audit list"]
-    for key, value in state.items():
-        text = str(value)
-        parts.append(f'{key}:"{text}"' if " " in text else f"{key}:{text}")
-    return " ".join(parts)
 
 
 def _described(state: dict[str, Any]) -> str:
@@ -153,14 +130,6 @@ def _actor(user: Any) -> str | None:
     text = str(user).strip()
     match = _MENTION.match(text)
     return match.group(1) if match else text
-
-
-def _clamp(page: Any, pages: int) -> int:
-    try:
-        number = int(page or 1)
-    except (TypeError, ValueError):
-        number = 1
-    return max(1, min(number, pages))
 
 
 # -- /audit verify -----------------------------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from clustercord_sdk import Button, Card, CommandContext, Field, Reply, Table
+from clustercord_sdk import Card, CommandContext, Field, Reply, Table
 from clustercord_sdk.errors import UsageError
+from clustercord_sdk.paging import Pager, command_line
 from clustercord_sdk.services import MarketEntry, PluginInfo
 
 STATE_ICONS = {"enabled": "🟢", "disabled": "⚪", "awaiting-approval": "🟡", "refused": "🔴"}
@@ -197,16 +198,14 @@ async def browse(ctx: CommandContext) -> Reply:
         title=f"Marketplace: {page.total} plugins, page {page.page}/{page.pages}",
     )
     notes = [f"⚠ {p}" for p in page.problems]
+    pager = Pager.clamped(page.page, page.pages)  # the service has clamped it already
     if page.pages > 1:
-        hint = f"Page {page.page}/{page.pages}"
-        if page.page < page.pages:
-            hint += f" · next: {_browse_line(filters)} page:{page.page + 1}"
-        notes.append(hint)
+        notes.append(pager.hint(command_line("/plugin browse", filters)))
     notes.append("✅ verified by the source · /plugin install name:… to install")
     return Reply(
         text="\n".join(notes),
         tables=[table],
-        buttons=_browse_nav(filters, page.page, page.pages),
+        buttons=pager.buttons(BROWSE_PAGE, {"options": filters}, command="plugin browse"),
         data={
             "page": page.page,
             "pages": page.pages,
@@ -246,26 +245,6 @@ def _page_number(raw: Any) -> int:
         return max(1, int(raw or 1))
     except (TypeError, ValueError):
         raise UsageError(f"page must be a whole number, not {raw!r}") from None
-
-
-def _browse_nav(filters: dict[str, Any], number: int, pages: int) -> list[Button]:
-    if pages <= 1:
-        return []
-    return [
-        Button("◀ Previous", action=BROWSE_PAGE, value={"options": filters, "page": number - 1},
-               disabled=number <= 1, command="plugin browse"),
-        Button("Next ▶", action=BROWSE_PAGE, value={"options": filters, "page": number + 1},
-               disabled=number >= pages, command="plugin browse"),
-    ]  # fmt: skip
-
-
-def _browse_line(filters: dict[str, Any]) -> str:
-    """``/plugin browse category:x query:"two words"`` (for the next page's hint)."""
-    parts = ["/plugin browse"]
-    for key, value in filters.items():
-        text = str(value)
-        parts.append(f'{key}:"{text}"' if " " in text else f"{key}:{text}")
-    return " ".join(parts)
 
 
 def _steps(ctx: CommandContext):

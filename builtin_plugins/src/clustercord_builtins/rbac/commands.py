@@ -8,6 +8,7 @@ from typing import Any
 
 from clustercord_sdk import Button, Card, CommandContext, Field, File, Reply, Table
 from clustercord_sdk.errors import UsageError
+from clustercord_sdk.paging import Pager, command_line
 from clustercord_sdk.rbac import Attributes, chat_user_id
 from clustercord_sdk.reply import code_block
 
@@ -82,12 +83,11 @@ async def who_can(ctx: CommandContext) -> Reply:
         else "cluster-wide (ClusterRoleBindings; RoleBindings count only in their namespace)"
     )
     size = WHO_CAN_ROWS
-    pages = max(1, -(-len(allowed) // size))
-    number = view.clamp(ctx.options.get("page"), pages)
-    chunk = allowed[(number - 1) * size : number * size]
-    shown = (
-        f", {(number - 1) * size + 1}–{(number - 1) * size + len(chunk)} shown" if pages > 1 else ""
-    )
+    pager = Pager.over(len(allowed), size, ctx.options.get("page"))
+    number, pages = pager.page, pager.pages
+    chunk = allowed[pager.slice(size)]
+    first = pager.offset(size)
+    shown = f", {first + 1}–{first + len(chunk)} shown" if pages > 1 else ""
     tables = [
         Table(
             ["SUBJECT", "VIA", "ROLE", "SCOPE"],
@@ -125,25 +125,19 @@ async def who_can(ctx: CommandContext) -> Reply:
     elif not attributes.namespace:
         text.append("in_namespaces:true also lists who may do it in some namespace.")
     if pages > 1:
-        text.append(view.page_hint(_command_line(ctx, "who-can", exclude=("page",)), number, pages))
+        text.append(pager.hint(_command_line(ctx, "who-can")))
     return Reply(
         text="\n".join(text),
         tables=tables,
-        buttons=_nav(ctx, "who-can", number, pages),
+        buttons=_nav(ctx, "who-can", pager),
         selects=subject_select(loaded.cluster, [a.subject for a in chunk]),
         data=data,
     )
 
 
-def _command_line(ctx: CommandContext, sub: str, exclude: tuple[str, ...] = ()) -> str:
+def _command_line(ctx: CommandContext, sub: str) -> str:
     """``/rbac <sub> opt:value ...`` as typed, for a next-page hint."""
-    parts = [f"/rbac {sub}"]
-    for key, value in ctx.options.items():
-        if key in exclude or value in (None, "", False):
-            continue
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        parts.append(f"{key}:{text}")
-    return " ".join(parts)
+    return command_line(f"/rbac {sub}", ctx.options, exclude=("page",))
 
 
 async def can_i(ctx: CommandContext) -> Reply:
@@ -195,15 +189,15 @@ async def matrix(ctx: CommandContext) -> Reply:
     resources = [resolve_resource(r, None, snapshot) for r in questions.MATRIX_RESOURCES]
     # Only the page shown is computed: a namespace of a big cluster has a thousand subjects.
     size = questions.MATRIX_PAGE_ROWS
-    pages = max(1, -(-len(rows) // size))
-    number = view.clamp(ctx.options.get("page"), pages)
-    chunk = rows[(number - 1) * size : number * size]
+    pager = Pager.over(len(rows), size, ctx.options.get("page"))
+    number, pages = pager.page, pager.pages
+    chunk = rows[pager.slice(size)]
     result = questions.matrix(snapshot, namespace, chunk, resources)
     columns = ["SUBJECT", *(r.resource for r in resources)]
     title = f"Permissions in {namespace} on {loaded.cluster}"
     if pages > 1:
-        title += f" ({number}/{pages}: subjects {(number - 1) * size + 1}–"
-        title += f"{(number - 1) * size + len(chunk)} of {len(rows)})"
+        first = pager.offset(size)
+        title += f" ({number}/{pages}: subjects {first + 1}–{first + len(chunk)} of {len(rows)})"
     table = Table(
         columns,
         [[row["label"], *(questions.shown(v) for v in row["cells"].values())] for row in result],  # type: ignore[attr-defined]
@@ -217,15 +211,10 @@ async def matrix(ctx: CommandContext) -> Reply:
         "page": number,
         "pages": pages,
     }
-    hint = (
-        view.page_hint(_command_line(ctx, "matrix", exclude=("page",)), number, pages)
-        if pages > 1
-        else None
-    )
     return Reply(
-        text=hint,
+        text=pager.hint(_command_line(ctx, "matrix")) if pages > 1 else None,
         tables=[table],
-        buttons=_nav(ctx, "matrix", number, pages),
+        buttons=_nav(ctx, "matrix", pager),
         selects=subject_select(loaded.cluster, [subject for _, subject, _ in chunk]),
         data=data,
     )
@@ -262,9 +251,10 @@ async def page(ctx: CommandContext, value: Any) -> Reply:
     return await _PAGED[value["command"]](dataclasses.replace(ctx, options=options))
 
 
-def _nav(ctx: CommandContext, sub: str, number: int, pages: int) -> list[Button]:
+def _nav(ctx: CommandContext, sub: str, pager: Pager) -> list[Button]:
+    """◀ ▶ that ask :func:`page` for ``/rbac <sub>`` again with the same options."""
     options = {k: v for k, v in ctx.options.items() if k not in ("page", "all")}
-    return view.nav_buttons("commands:page", {"command": sub, "options": options}, number, pages)
+    return pager.buttons("commands:page", {"command": sub, "options": options})
 
 
 async def _audit_page(
@@ -273,7 +263,6 @@ async def _audit_page(
     loaded = await load(ctx, state["cluster"], service_accounts=True)
     include_system = bool(state["include_system"])
     minimum = state["severity"] if state["severity"] in SEVERITIES else "low"
-    state = {**state, "cluster": loaded.cluster, "severity": minimum}
     result = run_audit(
         loaded.snapshot, include_system=include_system, service_accounts=loaded.service_accounts
     )
@@ -283,11 +272,11 @@ async def _audit_page(
     groups = view.group(shown)
     info = view.summarise(groups, shown)
     bounds = view.paginate(groups)
-    number = view.clamp(page, len(bounds))
+    pager = Pager.clamped(page, len(bounds))
+    number = pager.page
     start, end = bounds[number - 1]
     on_page = groups[start:end]
-    command = _audit_command(state)
-    hint = view.page_hint(command, number, len(bounds))
+    command = _audit_command(state["cluster"], minimum, include_system)
     counts = result.counts()
     cards = []
     if number == 1:
@@ -319,16 +308,16 @@ async def _audit_page(
         "page": number,
         "pages": len(bounds),
         "groups": [g.to_dict() for g in on_page],
-        "cursor": {"page": number + 1, "command": f"{command} page:{number + 1}"}
-        if number < len(bounds)
+        "cursor": {"page": number + 1, "command": pager.next_line(command)}
+        if pager.has_next
         else None,
     }
     if everything:
         data["findings"] = [f.to_dict() for f in shown]
     return Reply(
-        text=hint if len(bounds) > 1 else None,
+        text=pager.hint(command) if len(bounds) > 1 else None,
         cards=cards,
-        buttons=_nav(ctx, "audit", number, len(bounds)),
+        buttons=_nav(ctx, "audit", pager),
         selects=subject_select(loaded.cluster, [g.subject for g in on_page]),
         data=data,
     )
@@ -337,14 +326,15 @@ async def _audit_page(
 _PAGED = {"audit": audit, "who-can": who_can, "matrix": matrix}
 
 
-def _audit_command(state: dict[str, Any]) -> str:
-    """The command line that shows the same audit (for the next page's hint)."""
-    parts = ["/rbac audit"]
-    if state.get("severity") not in (None, "low"):
-        parts.append(f"severity:{state['severity']}")
-    if state.get("include_system"):
-        parts.append("include_system:true")
-    return " ".join(parts)
+def _audit_command(cluster: str | None, severity: str, include_system: bool) -> str:
+    """The command line that shows the same audit (for the next page's hint): the cluster
+    as it was asked for, the severity only when not the default."""
+    options = {
+        "cluster": cluster,
+        "severity": severity if severity != "low" else None,
+        "include_system": include_system,
+    }
+    return command_line("/rbac audit", options)
 
 
 async def visualize(ctx: CommandContext) -> Reply:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clustercord_sdk import Button, Card, Field
+from clustercord_sdk import Card, Field
 
 from .audit import Finding
 from .risks import ESCALATION, SEVERITIES
@@ -228,42 +228,6 @@ def rule_cards(groups: Sequence[Group]) -> list[Card]:
         if g is not None:
             current.append(g)
     return cards
-
-
-def nav_buttons(action: str, state: dict[str, Any], page: int, pages: int) -> list[Button]:
-    """◀ ▶ buttons that ask the plugin's page handler for the page before and after."""
-    if pages <= 1:
-        return []
-    return [
-        Button(
-            "◀ Previous",
-            action=action,
-            value={**state, "page": page - 1},
-            disabled=page <= 1,
-        ),
-        Button(
-            "Next ▶",
-            action=action,
-            value={**state, "page": page + 1},
-            disabled=page >= pages,
-        ),
-    ]
-
-
-def page_hint(command: str, page: int, pages: int) -> str:
-    """``Page 1/620 · next: /rbac audit page:2`` (the console's and scripts' way on)."""
-    hint = f"Page {page}/{pages}"
-    if page < pages:
-        hint += f" · next: {command} page:{page + 1}"
-    return hint
-
-
-def clamp(page: Any, pages: int) -> int:
-    try:
-        number = int(page or 1)
-    except (TypeError, ValueError):
-        number = 1
-    return max(1, min(number, pages))
 
 
 def _cut(text: str, limit: int) -> str:
