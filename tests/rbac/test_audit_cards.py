@@ -108,6 +108,16 @@ async def test_the_next_page_is_named_and_reached_by_a_button(rbac):
     assert all(g["severity"] != "low" for g in second.data["groups"])
 
 
+async def test_the_next_page_line_keeps_the_cluster_asked_for(rbac):
+    """Typed back, the ``next:`` line shows page 2 of the same audit: of the cluster named,
+    not of whichever cluster is the default."""
+    first = (await rbac.run("/rbac audit cluster:sandbox include_system:true")).reply
+    line = "/rbac audit cluster:sandbox include_system:true page:2"
+    assert first.data["cursor"]["command"] == line and f"next: {line}" in first.text
+    second = (await rbac.run(line)).reply
+    assert second.data["cluster"] == "sandbox" and second.data["page"] == 2
+
+
 async def test_every_audit_page_fits_one_discord_message_whole(rbac):
     pages = await every_page(rbac, "/rbac audit include_system:true")
     assert len(pages) > 2  # Kubernetes' own bindings add long paths

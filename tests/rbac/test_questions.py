@@ -171,3 +171,14 @@ async def test_a_large_matrix_comes_in_pages(rbac):
     assert len(second.reply.tables[0].rows) == 4
     assert second.reply.tables[0].rows[-1][:2] == ["user:admin", "✅ CRUD"]
     assert second.reply.buttons[1].disabled and not second.reply.buttons[0].disabled
+
+
+async def test_the_next_matrix_page_line_types_back_with_spaces_in_a_value(rbac):
+    """``subjects:"user:a, user:b"`` as typed: the ``next:`` line quotes it again, so the
+    console reads one option (unquoted, ``user:b`` would be a stray word)."""
+    many = ", ".join(f"user:u{i}" for i in range(23)) + ", user:admin"
+    first = await rbac.run(f'/rbac matrix namespace:media subjects:"{many}"')
+    line = f'/rbac matrix namespace:media subjects:"{many}" page:2'
+    assert f"next: {line}" in first.text
+    second = await rbac.run(line)
+    assert second.ok and second.reply.data["page"] == 2 and len(second.reply.data["rows"]) == 4
