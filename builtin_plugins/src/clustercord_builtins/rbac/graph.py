@@ -288,12 +288,15 @@ def _tree(graph: Graph, node: str, prefix: str, lines: list[str], members: bool)
         _tree(graph, child, inner, lines, members)
 
 
-_DOT_STYLE = {
-    "subject": 'shape=box, style="rounded,filled", fillcolor="#dbeafe"',
-    "binding": 'shape=box, style=filled, fillcolor="#fef3c7"',
-    "role": 'shape=box, style=filled, fillcolor="#dcfce7"',
-    "resource": 'shape=note, style=filled, fillcolor="#f3f4f6"',
+_FILL = {"subject": "#dbeafe", "binding": "#fef3c7", "role": "#dcfce7", "resource": "#f3f4f6"}
+"""A node's colour by kind, the same in DOT and Mermaid."""
+_DOT_SHAPE = {
+    "subject": 'shape=box, style="rounded,filled"',
+    "binding": "shape=box, style=filled",
+    "role": "shape=box, style=filled",
+    "resource": "shape=note, style=filled",
 }
+_DOT_STYLE = {kind: f'{shape}, fillcolor="{_FILL[kind]}"' for kind, shape in _DOT_SHAPE.items()}
 
 
 def _dot_quote(text: str) -> str:
@@ -364,21 +367,11 @@ def _mermaid_text(text: str) -> str:
     return '"' + text.replace('"', "#quot;") + '"'
 
 
-_MERMAID_FILL = {
-    "subject": "#dbeafe",
-    "binding": "#fef3c7",
-    "role": "#dcfce7",
-    "resource": "#f3f4f6",
-}
-
-
 def to_mermaid(graph: Graph) -> str:
     """Mermaid, the same nodes and groups as DOT, coloured by kind with the same legend."""
     ids = dot_ids(graph)
     out = ["graph LR"]
-    out += [
-        f"    classDef {kind} fill:{fill},stroke:#6b7280" for kind, fill in _MERMAID_FILL.items()
-    ]
+    out += [f"    classDef {kind} fill:{fill},stroke:#6b7280" for kind, fill in _FILL.items()]
     for node_id, node in graph.nodes.items():
         label = node.label if not node.detail else f"{node.label}<br/>{node.detail}"
         shape = ("([", "])") if node.kind == "subject" else ("[", "]")
