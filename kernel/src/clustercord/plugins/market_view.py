@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +10,7 @@ from packaging.version import Version
 from clustercord.plugins.index import IndexVersion
 from clustercord.plugins.sources import Catalog, Listing
 from clustercord_sdk import API_VERSION
+from clustercord_sdk.paging import Pager
 from clustercord_sdk.services import MarketEntry, MarketPage
 
 
@@ -67,13 +67,11 @@ def browse(
         matches.append((listing, version))
     matches.sort(key=lambda lv: (-(lv[0].plugin.stars or 0), lv[0].plugin.name))
     per_page = max(1, min(per_page, 25))
-    pages = max(1, math.ceil(len(matches) / per_page))
-    page = min(max(1, page), pages)
-    shown = matches[(page - 1) * per_page : page * per_page]
+    pager = Pager.over(len(matches), per_page, page)
     return MarketPage(
-        entries=[entry(listing, version, installed) for listing, version in shown],
-        page=page,
-        pages=pages,
+        entries=[entry(lst, version, installed) for lst, version in matches[pager.slice(per_page)]],
+        page=pager.page,
+        pages=pager.pages,
         total=len(matches),
         problems=list(catalog.problems),
     )
