@@ -263,8 +263,12 @@ def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
         logs=None,
         # MESSAGE_CONTENT (privileged: switch it on in the Developer Portal too) lets a
         # conversation read what people type in its thread without mentioning the bot.
+        # GUILD_MEMBERS (privileged too; [discord] member_events = false leaves it out)
+        # brings role changes and departures at once, which end the SSO sessions a lost
+        # role gave (discord:member-* events).
         intents=(
             hikari.Intents.GUILDS
+            | (hikari.Intents.GUILD_MEMBERS if settings.member_events else hikari.Intents.NONE)
             | hikari.Intents.DM_MESSAGES
             | hikari.Intents.GUILD_MESSAGES
             | hikari.Intents.MESSAGE_CONTENT
