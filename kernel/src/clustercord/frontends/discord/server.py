@@ -273,6 +273,10 @@ def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
             | hikari.Intents.GUILD_MESSAGES
             | hikari.Intents.MESSAGE_CONTENT
         ),
+        # With GUILD_MEMBERS hikari would download every server's member list at start to
+        # fill its cache; nothing here reads that cache (member events carry the member, the
+        # SSO plugin reads roles over REST), so no chunking.
+        auto_chunk_members=False,
     )
 
 
