@@ -213,3 +213,10 @@ async def test_a_forged_member_event_is_refused_and_ends_nothing(rogue, sso):
     with pytest.raises(PermissionDenied, match="may not publish"):
         await publisher.publish(forged)  # released: no longer a publisher
     assert session_row(sso, session)["revoked"] is None
+
+
+def test_member_events_are_on_unless_the_config_says_otherwise():
+    from clustercord.frontends.discord.settings import DiscordSettings
+
+    assert DiscordSettings.load({}, env={}).member_events is True
+    assert DiscordSettings.load({"member_events": False}, env={}).member_events is False
