@@ -8,6 +8,9 @@ straight to the same sandbox, interleaved in the same run.
 4. 100 concurrent clients (list requests through the gateway at once): no errors.
 5. Revoke to refusal: a session revoked while a client requests in a loop and a watch is
    open; p99 of the time to the first 401 and to the watch's end, target ≤ 2 s.
+6. Role loss to refusal: the fake Discord's gateway sends ``GUILD_MEMBER_UPDATE`` without
+   the granting role to a real hikari gateway bot; p99 of the time from the event sent to
+   the session's first 401 through the gateway, target ≤ 1 s.
 
 The sandbox runs in this process (a thread, its controllers stopped: a fixed set of pods),
 as in benchmark 5; kubectl pays its own start-up both ways. Sessions are made with the
@@ -297,8 +300,77 @@ async def run_async(quick: bool, scratch: Path) -> list[Row]:
                     f"≤ 2 s {met(worst <= 2)}",
                 )
             )
+
+            # 6. Role loss to refusal: Discord's gateway says the granting role is gone.
+            def member_session(user: str, guild: str) -> tuple[Any, str]:
+                return store.create_session(  # type: ignore[no-any-return]
+                    user, "bench", guild, cluster, ["bench-team"], 3600, "127.0.0.1"
+                )
+
+            rows.append(
+                await _role_loss(
+                    kernel,
+                    harness,
+                    member_session,
+                    lambda token: Endpoint(http, gateway_base, token),
+                    revokes,
+                )
+            )
         await kernel.http.close()
     return rows
+
+
+ROLE = "200000000000000002"
+
+
+async def _role_loss(kernel: Any, harness: Any, make: Any, endpoint: Any, rounds: int) -> Row:
+    """Role loss to refusal: Discord's member event through a real hikari gateway bot."""
+    import hikari
+
+    from clustercord.frontends.discord.app import DiscordFrontend
+    from clustercord.frontends.discord.server import gateway_bot
+    from clustercord.frontends.discord.settings import DiscordSettings
+    from clustercord_testing.fake_discord import FakeDiscord
+
+    async with FakeDiscord() as discord:
+        settings = DiscordSettings(
+            token=discord.bot_token, api_url=discord.api_url, guilds=(int(discord.guild_id),)
+        )
+        bot = gateway_bot(settings)
+        frontend = DiscordFrontend(kernel, bot, settings)
+
+        async def starting(event: Any) -> None:
+            await frontend.start()
+
+        bot.subscribe(hikari.StartingEvent, starting)
+        await asyncio.wait_for(bot.start(check_for_updates=False), 10)
+        mapped = await harness.run(f"/sso map role:{ROLE} groups:bench-team")
+        assert mapped.ok, mapped.text
+        took = []
+        try:
+            for n in range(rounds):
+                user = f"5000000000000{n:05d}"
+                await discord.update_member(user, [ROLE])
+                _, token = make(user, discord.guild_id)
+                client = endpoint(token)
+                assert await client.status("/api/v1/namespaces/small/pods") == 200
+                sent = time.perf_counter()
+                await discord.update_member(user, [])
+                while await client.status("/api/v1/namespaces/small/pods") != 401:
+                    if time.perf_counter() - sent > 5:
+                        break
+                took.append(time.perf_counter() - sent)
+        finally:
+            await frontend.stop()
+            await bot.close()
+    p99 = percentile(took, 99)
+    return (
+        f"sso: role loss (Discord member event) to refusal ({rounds} sessions)",
+        f"p50 {median(took) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms",
+        "-",
+        "-",
+        f"≤ 1 s {met(p99 <= 1)}",
+    )
 
 
 def run(quick: bool, scratch: Path) -> list[Row]:

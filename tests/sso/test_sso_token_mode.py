@@ -176,3 +176,52 @@ async def test_bad_mappings_and_token_mode_without_its_guarantees_are_refused(ss
     refused = await sso.harness.run(f"/sso login cluster:{sso.name} mode:token", user=ALICE)
     assert not refused.ok and "allow_ips" in refused.text
     assert not list(sso.sessions().rows)
+
+
+def plugin_role(sso: Any) -> dict[str, Any]:
+    found = sso.cluster.kubectl("get", "clusterrole", "clustercord:plugin:sso", "-o", "json")
+    return dict(json.loads(found.stdout))
+
+
+def may_delete_secrets(sso: Any) -> str:
+    asked = sso.cluster.kubectl(
+        "auth", "can-i", "delete", "secrets", "-n", "clustercord-users",
+        "--as", "system:serviceaccount:clustercord-system:plugin-sso", check=False,
+    )  # fmt: skip
+    return asked.stdout.strip()
+
+
+async def test_a_hand_narrowed_plugin_role_holds_until_the_kernel_provisions_it_again(sso):
+    """The reported quirk: `delete` taken off the plugin's ClusterRole by hand, yet a Secret
+    delete through the plugin seemed to work. The cluster does enforce the edit, on every
+    path (the plugin's own token, kubectl as its ServiceAccount); what brings `delete` back is
+    the kernel re-provisioning the identity from the manifest (at each start, re-enable,
+    approved update, or after a 401), by design: the manifest is the source of its rights."""
+    await map_edit(sso)
+    config = await token_kubeconfig(sso)
+    [session] = [s["id"] for s in sso.sessions().rows]
+    role = plugin_role(sso)
+    for rule in role["rules"]:
+        if "secrets" in rule["resources"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != "delete"]
+    sso.cluster.kubectl("replace", "-f", "-", input=json.dumps(role))
+    assert may_delete_secrets(sso) == "no"
+    # The plugin's revoke needs the delete: refused by the API server, said so, nothing lost.
+    refused = await sso.harness.run(f"/sso revoke session:{session}", user=ALICE)
+    assert not refused.ok
+    assert "forbidden by the cluster's RBAC. It needs secrets:delete" in refused.text
+    assert sso.sessions().get(session)["revoked"] is None  # the token works: still listed
+    assert (await sso.kubectl(config, "get", "configmaps", "-n", "dev")).returncode == 0
+    by_hand = sso.cluster.kubectl(
+        "delete", "secret", f"sso-{session}", "-n", "clustercord-users",
+        "--as", "system:serviceaccount:clustercord-system:plugin-sso", check=False,
+    )  # fmt: skip
+    assert by_hand.returncode != 0 and "Forbidden" in by_hand.stderr
+    # The kernel provisions the identity again (what a restart does: nothing is cached in a
+    # new process): the ClusterRole is back to the manifest's rules, and the revoke goes.
+    sso.kernel.plugin_identities.invalidate(sso.name, "sso")
+    revoked = await sso.harness.run(f"/sso revoke session:{session}", user=ALICE)
+    assert revoked.ok, revoked.text
+    assert may_delete_secrets(sso) == "yes"
+    after = await sso.kubectl(config, "get", "configmaps", "-n", "dev")
+    assert after.returncode != 0 and "Unauthorized" in after.stderr

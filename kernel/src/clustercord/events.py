@@ -3,6 +3,11 @@
 Subscriptions are compiled once per event type (filters parsed, plugins ordered
 by descending priority) and recompiled only when the set of enabled plugins
 changes, so publishing is a loop of guarded calls.
+
+Some event types are Discord's word about people (``discord:member-*``): a plugin acts on
+them (the SSO plugin ends sessions), so nobody but the Discord front end's gateway
+connection may publish them. They are reserved here: :meth:`EventBus.publish` refuses them,
+and only the one :class:`Publisher` handed out by :meth:`EventBus.claim` delivers them.
 """
 
 from __future__ import annotations
@@ -13,17 +18,58 @@ from collections.abc import Callable
 from typing import Any
 
 from clustercord.plugins.manager import ENABLED, Plugin, PluginManager
-from clustercord_sdk.errors import HookTimeout
-from clustercord_sdk.events import Event, EventFilter
+from clustercord_sdk.errors import HookTimeout, PermissionDenied
+from clustercord_sdk.events import FRONTEND_EVENTS, Event, EventFilter
 
 Subscriber = tuple[str, EventFilter, Callable[..., Any], tuple[str, ...], Any]
 
 
+class Publisher:
+    """The right to publish some reserved event types (held by the one front end that
+    claimed them, until it releases them)."""
+
+    def __init__(self, bus: EventBus, types: frozenset[str], holder: str) -> None:
+        self._bus, self.types, self.holder = bus, types, holder
+
+    async def publish(self, event: Event) -> int:
+        if event.type not in self.types or self._bus._claims.get(event.type) is not self:
+            raise PermissionDenied(f"{self.holder} may not publish {event.type!r} events")
+        return await self._bus._deliver(event)
+
+    def release(self) -> None:
+        for event_type in self.types:
+            if self._bus._claims.get(event_type) is self:
+                del self._bus._claims[event_type]
+
+
 class EventBus:
-    def __init__(self, manager: PluginManager) -> None:
+    def __init__(self, manager: PluginManager, reserved: tuple[str, ...] = FRONTEND_EVENTS) -> None:
         self.manager = manager
         self._subscribers: dict[str, list[Subscriber]] = {}
+        self._reserved = frozenset(reserved)
+        """Published only through a claimed :class:`Publisher`, never :meth:`publish`."""
+        self._claims: dict[str, Publisher] = {}
         manager.listeners.append(self._invalidate)
+
+    def claim(self, types: tuple[str, ...], holder: str) -> Publisher:
+        """The one publisher of reserved ``types``; refused while another holds any."""
+        wanted = frozenset(types)
+        if not wanted <= self._reserved:
+            raise PermissionDenied(f"not reserved event types: {sorted(wanted - self._reserved)}")
+        taken = {self._claims[t].holder for t in wanted if t in self._claims}
+        if taken:
+            raise PermissionDenied(f"{', '.join(sorted(taken))} publishes these events already")
+        publisher = Publisher(self, wanted, holder)
+        for event_type in wanted:
+            self._claims[event_type] = publisher
+        return publisher
+
+    def _refuse_reserved(self, event: Event) -> None:
+        if event.type in self._reserved:
+            raise PermissionDenied(
+                f"{event.type!r} events come from Discord's gateway only: "
+                "they cannot be published here"
+            )
 
     def _invalidate(self, change: str, plugin: Plugin) -> None:
         self._subscribers.clear()
@@ -64,6 +110,7 @@ class EventBus:
         second): one watchdog token per event, re-armed per plugin, and no result
         objects unless something fails.
         """
+        self._refuse_reserved(event)
         guard = self.manager.guard
         if guard.trace:
             return self._publish_traced(event)
@@ -100,7 +147,12 @@ class EventBus:
         return called
 
     async def publish(self, event: Event) -> int:
-        """Deliver to every matching subscriber, ``async`` implementations included."""
+        """Deliver to every matching subscriber, ``async`` implementations included.
+        A reserved event type is refused (:class:`PermissionDenied`) and reaches nobody."""
+        self._refuse_reserved(event)
+        return await self._deliver(event)
+
+    async def _deliver(self, event: Event) -> int:
         called = 0
         guard = self.manager.guard
         for name, event_filter, function, argnames, ctx in list(self.subscribers(event.type)):

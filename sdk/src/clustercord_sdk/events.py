@@ -13,6 +13,16 @@ from typing import Any
 
 from clustercord_sdk.selectors import Requirement, labels_match, parse_label_selector
 
+MEMBER_UPDATED = "discord:member-updated"
+"""A Discord server member changed (roles, nickname...): ``data`` has ``user_id``,
+``guild_id`` and ``role_ids`` (the member's role ids now, as strings)."""
+MEMBER_REMOVED = "discord:member-removed"
+"""A member left the Discord server, or was kicked or banned: ``data`` has ``user_id`` and
+``guild_id``."""
+FRONTEND_EVENTS = (MEMBER_UPDATED, MEMBER_REMOVED)
+"""Published only by the Discord front end's gateway connection (the kernel refuses them
+from anyone else), so a plugin may act on them as Discord's word."""
+
 #: Event types the kernel emits. Plugins may publish their own, namespaced ``plugin-name:event``.
 KNOWN_EVENTS = (
     "pod:start",
@@ -25,6 +35,7 @@ KNOWN_EVENTS = (
     "plugin:disabled",
     "approval:decided",
     "schedule:tick",
+    *FRONTEND_EVENTS,
 )
 
 
@@ -62,4 +73,13 @@ class EventFilter:
         return labels_match(list(self.selector), event.labels)
 
 
-__all__ = ["KNOWN_EVENTS", "Event", "EventFilter", "labels_match", "parse_label_selector"]
+__all__ = [
+    "FRONTEND_EVENTS",
+    "KNOWN_EVENTS",
+    "MEMBER_REMOVED",
+    "MEMBER_UPDATED",
+    "Event",
+    "EventFilter",
+    "labels_match",
+    "parse_label_selector",
+]

@@ -17,11 +17,13 @@ The flow (design: research/peers-recording-sso.md, part B):
    the kernel's impersonation (the client's ``Authorization`` and ``Impersonate-*`` never
    pass), and audited (:mod:`.gateway`). So ``/sso revoke`` and expiry take effect at the
    next request.
-4. Every minute (with the bot's ``DISCORD_TOKEN``), members are read again: leaving the
-   server, or losing a role a session's groups came from, revokes it (:mod:`.jobs`).
+4. Losing a role a session's groups came from, or leaving the server, revokes the session:
+   at once when the kernel runs Discord's gateway (the ``discord:member-updated`` and
+   ``discord:member-removed`` events, subscribed in the manifest), and in any mode every
+   minute (with the bot's ``DISCORD_TOKEN``), when members are read again (:mod:`.jobs`).
 """
 
-from clustercord_builtins.sso.jobs import RECHECK_JOB
+from clustercord_builtins.sso.jobs import RECHECK_JOB, member_changed
 from clustercord_builtins.sso.sessions import MIGRATIONS, TOKEN_PATTERN
 from clustercord_sdk import hookimpl
 
@@ -30,6 +32,12 @@ from clustercord_sdk import hookimpl
 def on_enable(ctx):
     # Losing a mapped role, or leaving the server, ends the sessions it gave within a minute.
     ctx.scheduler.every("1m", "jobs:recheck", job_id=RECHECK_JOB)
+
+
+@hookimpl
+async def on_event(event, ctx):
+    # Only the kernel's Discord gateway publishes these: Discord's word, not a plugin's.
+    await member_changed(ctx, event)
 
 
 @hookimpl

@@ -16,8 +16,10 @@ from clustercord_builtins.sso.sessions import (
     MAX_DURATION,
     MIN_DURATION,
     MODES,
+    STATE_LIFETIME,
     TOKEN,
     Session,
+    login_id,
     store_of,
 )
 from clustercord_builtins.sso.web import site
@@ -66,8 +68,19 @@ async def login(ctx: Any) -> Reply:
             raise UsageError("mode:token cannot bind a device while device_trust is on")
     oauth = DiscordOAuth.from_env()
     guild = _guild(ctx)
-    state, verifier = store_of(ctx.plugin).new_state(ctx.user_id, guild, cluster, duration, mode)
+    store = store_of(ctx.plugin)
+    state, verifier = store.new_state(ctx.user_id, guild, cluster, duration, mode)
     url = oauth.authorize_url(site(ctx.plugin).url("/callback"), state, verifier)
+    # What exists now is a pending login; a script follows it by its id, which the session
+    # made from it carries (list-sessions' data.sessions[].login) once the user signs in.
+    pending = {
+        "id": login_id(state),
+        "cluster": cluster,
+        "mode": mode,
+        "duration": int(duration),
+        "expires": int(store.clock() + STATE_LIFETIME),
+        "url": url,
+    }
     hours = duration / 3600
     text = (
         f"🔐 **SSO login to {cluster}** ({hours:g} h)\n"
@@ -82,7 +95,13 @@ async def login(ctx: Any) -> Reply:
     return Reply(
         text=text,
         ephemeral=True,
-        data={"authorize_url": url, "cluster": cluster, "mode": mode, "expires_in": 600},
+        data={
+            "login": pending,
+            "authorize_url": url,
+            "cluster": cluster,
+            "mode": mode,
+            "expires_in": int(STATE_LIFETIME),
+        },
     )
 
 

@@ -9,8 +9,52 @@ from clustercord_builtins.sso import access
 from clustercord_builtins.sso.flow import DiscordOAuth, bot_token, member_roles
 from clustercord_builtins.sso.sessions import TOKEN, store_of
 from clustercord_builtins.sso.web import groups_for
+from clustercord_sdk.events import MEMBER_REMOVED, Event
 
 RECHECK_JOB = "sso-recheck-members"
+
+
+def lost_access(
+    session: Any, roles: list[str] | None, mappings: dict[str, list[str]]
+) -> str | None:
+    """Why ``session`` must end now that its holder has ``roles`` (``None``: not a member),
+    or ``None`` when every group it was given is still granted by some role."""
+    if roles is None:
+        return "left the server"
+    if not set(session.groups) <= set(groups_for(roles, mappings)):
+        return "lost a mapped role"
+    return None
+
+
+async def end_for(ctx: Any, store: Any, session: Any, why: str, by: str) -> bool:
+    """End ``session`` because its holder lost access (audited with why); ``False`` when it
+    had ended already."""
+    if not await access.end(ctx, store, session, by):
+        return False
+    ctx.audit.record(
+        "revoke", actor=by, details={"session": session.id, "user": session.user_id, "why": why}
+    )
+    return True
+
+
+async def member_changed(ctx: Any, event: Event) -> int:
+    """Discord's gateway says a member's roles changed or the member left: the sessions that
+    no longer have a granting role end now (not at the next re-check). Returns how many."""
+    user, guild = str(event.data["user_id"]), str(event.data["guild_id"])
+    roles = None if event.type == MEMBER_REMOVED else [str(r) for r in event.data["role_ids"]]
+    store = store_of(ctx)
+    mappings = store.mappings()
+    ended = 0
+    for session in store.sessions(user):
+        if session.guild_id != guild:
+            continue  # roles elsewhere say nothing about this server's sessions
+        why = lost_access(session, roles, mappings)
+        try:
+            if why and await end_for(ctx, store, session, why, "sso:member-event"):
+                ended += 1
+        except Exception as exc:  # a token session's cluster is away: the re-check retries
+            ctx.log.warning("sso: ending session %s (%s): %s", session.id, why, exc)
+    return ended
 
 
 async def expire_tokens(ctx: Any, store: Any) -> int:
@@ -49,17 +93,7 @@ async def recheck(ctx: Any) -> int:
         for session in sessions:
             if session.guild_id != guild:
                 continue
-            now_roles = roles.get(session.user_id)
-            why = None
-            if now_roles is None:
-                why = "left the server"
-            elif not set(session.groups) <= set(groups_for(now_roles, mappings)):
-                why = "lost a mapped role"
-            if why and await access.end(ctx, store, session, "sso:recheck"):
+            why = lost_access(session, roles.get(session.user_id), mappings)
+            if why and await end_for(ctx, store, session, why, "sso:recheck"):
                 revoked += 1
-                ctx.audit.record(
-                    "revoke",
-                    actor="sso:recheck",
-                    details={"session": session.id, "user": session.user_id, "why": why},
-                )
     return revoked

@@ -80,7 +80,17 @@ def _modes_and_scopes(store: Store) -> None:
     store.table(MAPPINGS).add_column("roles", str)
 
 
-MIGRATIONS = [(1, _create), (2, create_device_tables), (3, _modes_and_scopes)]
+def _login_ids(store: Store) -> None:
+    """Which pending login a session came from (``/sso login``'s ``data.login.id``)."""
+    store.table(SESSIONS).add_column("login", str)
+
+
+MIGRATIONS = [
+    (1, _create),
+    (2, create_device_tables),
+    (3, _modes_and_scopes),
+    (4, _login_ids),
+]
 GATEWAY, TOKEN = "gateway", "token"
 MODES = (GATEWAY, TOKEN)
 
@@ -99,6 +109,8 @@ class Session:
     revoked: float | None
     revoked_by: str | None
     mode: str = GATEWAY
+    login: str | None = None
+    """The id of the pending login it came from (see :func:`login_id`)."""
 
     def active(self, now: float) -> bool:
         return self.revoked is None and now < self.expires
@@ -112,7 +124,14 @@ class Session:
             "groups": list(self.groups),
             "expires": int(self.expires),
             "revoked": self.revoked is not None,
+            "login": self.login,
         }
+
+
+def login_id(state: str) -> str:
+    """A pending login's public id: part of the state's hash, so it names the login (and the
+    session it leads to) without being the state, which stays the asker's secret."""
+    return digest(state)[:12]
 
 
 def _session(row: dict[str, Any]) -> Session:
@@ -129,6 +148,7 @@ def _session(row: dict[str, Any]) -> Session:
         row.get("revoked"),
         row.get("revoked_by"),
         row.get("mode") or GATEWAY,
+        row.get("login"),
     )
 
 
@@ -182,6 +202,7 @@ class SsoStore:
         if row["expires"] < self.clock():
             return None
         row["verifier"] = self._open(row["verifier"]).decode()
+        row["login"] = login_id(state)
         return row
 
     # -- sessions -------------------------------------------------------------------------
@@ -195,6 +216,7 @@ class SsoStore:
         duration: float,
         source: str,
         mode: str = GATEWAY,
+        login: str | None = None,
     ) -> tuple[Session, str]:
         """A session and its bearer token (returned once, stored hashed)."""
         sid = secrets.token_hex(6)
@@ -216,6 +238,7 @@ class SsoStore:
                 "revoked_by": None,
                 "source": source,
                 "mode": mode,
+                "login": login,
             }
         )
         found = self.session(sid)

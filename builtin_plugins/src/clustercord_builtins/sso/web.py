@@ -124,6 +124,7 @@ async def callback(request: HttpRequest, ctx: Any) -> HttpResponse:
         pending["duration"],
         request.remote,
         mode,
+        login=pending["login"],  # what /sso login answered as data.login.id: followable
     )
     if mode == TOKEN:
         try:

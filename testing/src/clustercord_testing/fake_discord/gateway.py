@@ -1,9 +1,13 @@
 """The fake Discord's gateway: just enough of it for a ``GatewayBot`` to start.
 
 HELLO, IDENTIFY (checked: the bot token, intents), READY and heartbeats, with zlib or
-zstd transport compression; no guilds, members or other events, and no resumed
-sessions. Interactions then arrive as ``INTERACTION_CREATE`` events, which
-:mod:`.interactions` dispatches through the :class:`~.GatewaySession` of the bot.
+zstd transport compression; no guilds or presences, and no resumed sessions.
+Interactions then arrive as ``INTERACTION_CREATE`` events, which :mod:`.interactions`
+dispatches through the :class:`~.GatewaySession` of the bot. A test changes a member with
+:meth:`Gateway.update_member` / :meth:`Gateway.remove_member`: the fake's member (what the
+REST and OAuth routes answer) changes, and ``GUILD_MEMBER_UPDATE`` / ``GUILD_MEMBER_REMOVE``
+go, in Discord's documented shapes, to the bots that identified with the privileged
+``GUILD_MEMBERS`` intent (as Discord sends them to no one else).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from clustercord_testing.fake_discord.state import (
     DiscordState,
     GatewaySession,
 )
+
+GUILD_MEMBERS = 1 << 1
+"""The privileged intent without which Discord sends no member events."""
 
 
 def _stream_compressor(kind: str) -> Callable[[bytes], bytes] | None:
@@ -50,6 +57,50 @@ class Gateway(DiscordState):
         add("GET", f"{API_PREFIX}/gateway", self._get_gateway)
         add("GET", f"{API_PREFIX}/gateway/bot", self._get_gateway)
         add("GET", "/gateway", self._gateway)
+
+    # -- member events ---------------------------------------------------------------------
+    async def update_member(
+        self, user_id: str, roles: list[str], guild_id: str | None = None
+    ) -> int:
+        """``user_id`` now has ``roles`` (role ids): the member changes here and
+        ``GUILD_MEMBER_UPDATE`` goes out. Returns how many bot connections it reached."""
+        guild = guild_id or self.guild_id
+        self.oauth.set_member(user_id, roles, guild)
+        member = self.oauth.members[(guild, user_id)]
+        # Discord's GUILD_MEMBER_UPDATE: the guild, the roles now, the user, and the
+        # member's other fields (nullable ones sent as null, as Discord does).
+        payload = {
+            "guild_id": guild,
+            "roles": list(roles),
+            "user": member["user"],
+            "nick": member["nick"],
+            "avatar": None,
+            "banner": None,
+            "joined_at": member["joined_at"],
+            "premium_since": None,
+            "deaf": member["deaf"],
+            "mute": member["mute"],
+            "pending": False,
+            "communication_disabled_until": None,
+            "flags": member["flags"],
+            "avatar_decoration_data": None,
+        }
+        return await self._member_event("GUILD_MEMBER_UPDATE", payload)
+
+    async def remove_member(self, user_id: str, guild_id: str | None = None) -> int:
+        """``user_id`` left the server (or was kicked): ``GUILD_MEMBER_REMOVE`` goes out."""
+        guild = guild_id or self.guild_id
+        self.oauth.remove_member(user_id, guild)
+        user = self.user(user_id)
+        return await self._member_event("GUILD_MEMBER_REMOVE", {"guild_id": guild, "user": user})
+
+    async def _member_event(self, name: str, payload: JSON) -> int:
+        sent = 0
+        for session in list(self.gateway_sessions):
+            if int(session.identify.get("intents") or 0) & GUILD_MEMBERS:
+                await session.dispatch(name, payload)
+                sent += 1
+        return sent
 
     async def _get_gateway(self, request: web.Request) -> web.Response:
         return web.json_response(

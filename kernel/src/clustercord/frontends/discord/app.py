@@ -40,6 +40,7 @@ from clustercord.frontends.discord.commands import (
     plan_commands,
 )
 from clustercord.frontends.discord.components import ComponentStore, parse_custom_id
+from clustercord.frontends.discord.members import MemberEvents
 from clustercord.frontends.discord.notifications import NotificationDelivery
 from clustercord.frontends.discord.render import DiscordMessage, Renderer, clip
 from clustercord.frontends.discord.replay import InteractionMemory
@@ -104,6 +105,8 @@ class DiscordFrontend:
         """Interactions in progress (:meth:`drain` waits for them)."""
         self.accepting = True
         """False once stopping: new gateway interactions are handed back (RESTARTING)."""
+        self.members: MemberEvents | None = None
+        """Member role changes and departures for plugins (a gateway bot only)."""
         self.register_commands()
         kernel.manager.listeners.append(self._plugins_changed)
         kernel.conversations.register("discord", self.open_conversation)
@@ -135,6 +138,8 @@ class DiscordFrontend:
             for listener in _interaction_listeners(app) - lightbulbs:
                 app.event_manager.unsubscribe(hikari.InteractionCreateEvent, listener)
             app.event_manager.subscribe(hikari.InteractionCreateEvent, self._gateway_interaction)
+            if hikari.Intents.GUILD_MEMBERS in app.intents:
+                self.members = MemberEvents(kernel.events, app)
 
     # -- commands ---------------------------------------------------------------------
     def register_commands(self) -> CommandPlan:
@@ -184,6 +189,9 @@ class DiscordFrontend:
         for task in list(self._tasks):
             task.cancel()
         self.kernel.conversations.unregister("discord", self.open_conversation)
+        if self.members is not None:
+            self.members.close()
+            self.members = None
         try:
             await self.client.stop()
         finally:

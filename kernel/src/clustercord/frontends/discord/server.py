@@ -263,12 +263,20 @@ def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
         logs=None,
         # MESSAGE_CONTENT (privileged: switch it on in the Developer Portal too) lets a
         # conversation read what people type in its thread without mentioning the bot.
+        # GUILD_MEMBERS (privileged too; [discord] member_events = false leaves it out)
+        # brings role changes and departures at once, which end the SSO sessions a lost
+        # role gave (discord:member-* events).
         intents=(
             hikari.Intents.GUILDS
+            | (hikari.Intents.GUILD_MEMBERS if settings.member_events else hikari.Intents.NONE)
             | hikari.Intents.DM_MESSAGES
             | hikari.Intents.GUILD_MESSAGES
             | hikari.Intents.MESSAGE_CONTENT
         ),
+        # With GUILD_MEMBERS hikari would download every server's member list at start to
+        # fill its cache; nothing here reads that cache (member events carry the member, the
+        # SSO plugin reads roles over REST), so no chunking.
+        auto_chunk_members=False,
     )
 
 

@@ -35,6 +35,10 @@ class DiscordSettings:
     max_attachment_bytes: int = limits.ATTACHMENT_BYTES_MAX
     signature_max_age: float = 300.0
     """An interaction signed longer ago than this is refused as stale (401)."""
+    member_events: bool = True
+    """Gateway mode: ask Discord for member events (the privileged Server Members intent,
+    to be switched on in the Developer Portal, or Discord refuses the connection), so a
+    lost role ends what it gave at once (``discord:member-*`` events for plugins)."""
 
     @classmethod
     def load(
@@ -82,6 +86,7 @@ class DiscordSettings:
             guilds=tuple(int(g) for g in guilds),
             allowed_guilds=allowed_set,
             allow_dms=bool(table.get("allow_dms", True)),
+            member_events=bool(table.get("member_events", True)),
             alerts_channel=str(table["alerts_channel"]) if table.get("alerts_channel") else None,
             **numbers,
         )
