@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import time
 
 import pytest
@@ -22,27 +24,36 @@ UNAUTHORIZED = "You must be logged in to the server"  # kubectl on a 401
 
 @contextlib.asynccontextmanager
 async def gateway_bot(sso, **settings):
-    """A gateway bot (real hikari) connected to the fake's gateway, with the front end."""
+    """A gateway bot (real hikari) connected to the fake's gateway, with the front end,
+    started as ``clustercord serve`` starts it (:func:`start_gateway`: connected again
+    without member events if Discord refuses them)."""
     import hikari
 
     from clustercord.frontends.discord.app import DiscordFrontend
+    from clustercord.frontends.discord.intents import start_gateway
     from clustercord.frontends.discord.server import gateway_bot
     from tests.discord.conftest import discord_settings
 
     configured = discord_settings(sso.discord, **settings)
-    bot = gateway_bot(configured)
-    frontend = DiscordFrontend(sso.kernel, bot, configured)
+    frontends = []
 
-    async def starting(event):
-        await frontend.start()
+    def prepare(bot):
+        async def started(event):
+            frontend = DiscordFrontend(sso.kernel, bot, configured)
+            frontends.append(frontend)
+            await frontend.start()
 
-    bot.subscribe(hikari.StartingEvent, starting)
-    await asyncio.wait_for(bot.start(check_for_updates=False), 10)
+        bot.subscribe(hikari.StartedEvent, started)
+
+    running = await asyncio.wait_for(
+        start_gateway(configured, gateway_bot, prepare, check_for_updates=False), 20
+    )
+    [frontend] = frontends
     try:
         yield frontend
     finally:
         await frontend.stop()
-        await bot.close()
+        await running.bot.close()
 
 
 @pytest.fixture
@@ -63,6 +74,16 @@ async def revoked_within(sso, session_id: str, seconds: float) -> float | None:
             return time.monotonic() - start
         await asyncio.sleep(0.01)
     return None
+
+
+async def recheck(sso) -> None:
+    """The SSO plugin's one-minute re-check of the members' roles, run once now."""
+    [job] = [
+        j for j in sso.kernel.scheduler.for_plugin("sso").jobs() if j.id == "sso-recheck-members"
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DISCORD_TOKEN", sso.discord.bot_token)
+        await sso.kernel.run_job(job)
 
 
 def member_revokes(sso) -> list[dict]:
@@ -133,14 +154,7 @@ async def test_without_the_members_intent_the_minute_re_check_remains(sso):
         assert await revoked_within(sso, session, 0.5) is None
         publisher = sso.kernel.events.claim(FRONTEND_EVENTS, "a test")  # unclaimed
         publisher.release()
-        [job] = [
-            j
-            for j in sso.kernel.scheduler.for_plugin("sso").jobs()
-            if j.id == "sso-recheck-members"
-        ]
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("DISCORD_TOKEN", sso.discord.bot_token)
-            await sso.kernel.run_job(job)
+        await recheck(sso)
         assert session_row(sso, session)["revoked"] is not None
         refused = await sso.kubectl(config, "get", "pods", "-n", "dev")
         assert UNAUTHORIZED in refused.stderr, refused.stderr
@@ -220,3 +234,127 @@ def test_member_events_are_on_unless_the_config_says_otherwise():
 
     assert DiscordSettings.load({}, env={}).member_events is True
     assert DiscordSettings.load({"member_events": False}, env={}).member_events is False
+
+
+async def test_a_portal_without_server_members_falls_back_to_the_re_check(sso, caplog):
+    # The upgrade asks for Server Members by default; this application's Developer Portal
+    # does not have it switched on, so Discord closes the connection with 4014.
+    from clustercord.frontends.discord.intents import READINESS_NOTE
+    from clustercord_testing.fake_discord.gateway import PRIVILEGED_INTENTS
+
+    sso.discord.portal_intents = PRIVILEGED_INTENTS & ~GUILD_MEMBERS_INTENT
+    config = await sso.kubeconfig()
+    [session] = [s["id"] for s in sso.sessions().rows]
+    with caplog.at_level(logging.INFO, logger="clustercord"):
+        async with gateway_bot(sso) as frontend:
+            # Refused once, then connected again without the intent.
+            [refused] = sso.discord.refused_identifies
+            assert refused & GUILD_MEMBERS_INTENT
+            [connection] = sso.discord.gateway_sessions
+            assert not connection.identify["intents"] & GUILD_MEMBERS_INTENT
+            assert connection.identify["intents"] == refused & ~GUILD_MEMBERS_INTENT
+            assert frontend.members is None
+
+            # The bot answers commands.
+            answered = await sso.discord.invoke(None, "sso list-sessions", role_ids=[ROLE])
+            assert session in json.dumps(answered.message), answered.message
+
+            # /readyz stays ready and says why role loss is slower.
+            sso.kernel.readiness.frontend = lambda: None  # as `clustercord serve` does
+            async with sso.browser.get(sso.kernel.http.url + "/readyz") as response:
+                text = await response.text()
+            assert response.status == 200, text
+            assert text.startswith("ready\n")
+            assert (
+                f"{READINESS_NOTE}: off: Discord refused the Server Members intent; role loss "
+                "is caught by the one-minute re-check only\n"
+            ) in text
+
+            # No member event comes: the role loss is caught by the re-check.
+            assert await sso.discord.update_member(ALICE, []) == 0
+            assert await revoked_within(sso, session, 0.5) is None
+            await recheck(sso)
+            assert session_row(sso, session)["revoked"] is not None
+            refused_now = await sso.kubectl(config, "get", "pods", "-n", "dev")
+            assert UNAUTHORIZED in refused_now.stderr, refused_now.stderr
+        assert READINESS_NOTE not in sso.kernel.readiness.notes  # the front end stopped
+
+    # One warning, saying what to switch on where, and what it costs meanwhile.
+    [warning] = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("clustercord.")
+    ]
+    said = warning.getMessage()
+    assert warning.name == "clustercord.discord"
+    assert "Discord refused the Server Members intent (gateway close code 4014)" in said
+    assert "Switch on 'Server Members Intent' in the Developer Portal" in said
+    assert "role loss is caught by the one-minute re-check only" in said
+
+
+async def test_member_events_required_by_the_config_stop_with_what_to_switch_on(sso):
+    from clustercord.frontends.discord.intents import start_gateway
+    from clustercord.frontends.discord.server import gateway_bot
+    from clustercord_sdk.errors import UsageError
+    from clustercord_testing.fake_discord.gateway import PRIVILEGED_INTENTS
+    from tests.discord.conftest import discord_settings
+
+    sso.discord.portal_intents = PRIVILEGED_INTENTS & ~GUILD_MEMBERS_INTENT
+    required = discord_settings(sso.discord, member_events=True, member_events_required=True)
+    prepared = []
+    with pytest.raises(UsageError) as refused:
+        await asyncio.wait_for(
+            start_gateway(required, gateway_bot, prepared.append, check_for_updates=False), 20
+        )
+    assert str(refused.value) == (
+        "Discord refused the Server Members intent (gateway close code 4014), which "
+        "[discord] member_events = true requires: switch on 'Server Members Intent' in the "
+        "Developer Portal → your application → Bot → Privileged Gateway Intents, or set "
+        "member_events = false to rely on the one-minute role re-check"
+    )
+    # Asked once, not again without it; the bot it started is closed.
+    assert len(sso.discord.refused_identifies) == 1
+    assert sso.discord.gateway_sessions == []
+    [bot] = prepared
+    assert not bot.is_alive
+
+
+async def test_message_content_refused_stops_even_without_member_events(sso):
+    # Both privileged intents off in the portal: the fallback is refused too, and the
+    # error names the intent still missing (not Server Members, already dropped).
+    from clustercord.frontends.discord.intents import CONTENT_REFUSED, start_gateway
+    from clustercord.frontends.discord.server import gateway_bot
+    from clustercord_sdk.errors import UsageError
+    from tests.discord.conftest import discord_settings
+
+    sso.discord.portal_intents = 0
+    prepared = []
+    with pytest.raises(UsageError, match="Message Content Intent") as refused:
+        await asyncio.wait_for(
+            start_gateway(
+                discord_settings(sso.discord), gateway_bot, prepared.append,
+                check_for_updates=False,
+            ),
+            20,
+        )  # fmt: skip
+    assert str(refused.value) == CONTENT_REFUSED
+    assert [bool(i & GUILD_MEMBERS_INTENT) for i in sso.discord.refused_identifies] == [
+        True,
+        False,
+    ]
+    assert sso.discord.gateway_sessions == []
+    assert [bot.is_alive for bot in prepared] == [False, False]
+
+
+def test_member_events_must_be_true_or_false():
+    from clustercord.frontends.discord.settings import DiscordSettings
+    from clustercord_sdk.errors import UsageError
+
+    assert DiscordSettings.load({}, env={}).member_events_required is False
+    assert DiscordSettings.load({"member_events": True}, env={}).member_events_required is True
+    off = DiscordSettings.load({"member_events": False}, env={})
+    assert (off.member_events, off.member_events_required) == (False, False)
+    with pytest.raises(UsageError, match="member_events must be true or false, not 'false'"):
+        DiscordSettings.load({"member_events": "false"}, env={})
+    with pytest.raises(UsageError, match="unknown key 'member_events_required'"):
+        DiscordSettings.load({"member_events_required": True}, env={})

@@ -57,6 +57,9 @@ class Readiness:
         """Set while ``serve`` waits for or holds the home cluster's Lease (lease.py)."""
         self.stopping = False
         """Set on SIGTERM: a stopping instance takes no new work, so it is not ready."""
+        self.notes: dict[str, str] = {}
+        """What works with less than configured, by part (the Discord gateway without member
+        events Discord refused): shown by ``/readyz`` without making it fail."""
 
     async def problems(self) -> dict[str, str]:
         """What is wrong, by part; empty when ready."""

@@ -133,14 +133,16 @@ class HttpService:
 
     # -- the kernel's own routes ----------------------------------------------------------
     async def _readyz(self, request: web.Request) -> web.Response:
-        """200 ``ready``, or 503 with one line per failing part (``storage: ...``)."""
+        """200 ``ready``, or 503 with one line per failing part (``storage: ...``); then a
+        line per note (a part working with less than configured, which fails nothing)."""
         if self._readiness is None:
             return web.Response(status=503, text="readiness: not checked by this kernel\n")
         problems = await self._readiness.problems()
+        notes = "".join(f"{part}: {note}\n" for part, note in sorted(self._readiness.notes.items()))
         if not problems:
-            return web.Response(text="ready\n", headers=_NO_STORE)
+            return web.Response(text="ready\n" + notes, headers=_NO_STORE)
         lines = "".join(f"{part}: {problem}\n" for part, problem in sorted(problems.items()))
-        return web.Response(status=503, text=lines, headers=_NO_STORE)
+        return web.Response(status=503, text=lines + notes, headers=_NO_STORE)
 
     async def _export(self, request: web.Request) -> web.Response:
         """Prometheus' text format; with ``metrics_token`` set, only for that bearer token."""

@@ -8,6 +8,11 @@ dispatches through the :class:`~.GatewaySession` of the bot. A test changes a me
 REST and OAuth routes answer) changes, and ``GUILD_MEMBER_UPDATE`` / ``GUILD_MEMBER_REMOVE``
 go, in Discord's documented shapes, to the bots that identified with the privileged
 ``GUILD_MEMBERS`` intent (as Discord sends them to no one else).
+
+The privileged intents switched on in the Developer Portal are :attr:`Gateway.portal_intents`
+(all of them unless a test switches one off); an IDENTIFY asking for another one is closed
+with 4014 "Disallowed intent(s)." as Discord does, and recorded in
+:attr:`~.DiscordState.refused_identifies` (not a violation: Discord's answer to a setting).
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ from clustercord_testing.fake_discord.state import (
 
 GUILD_MEMBERS = 1 << 1
 """The privileged intent without which Discord sends no member events."""
+GUILD_PRESENCES = 1 << 8
+MESSAGE_CONTENT = 1 << 15
+PRIVILEGED_INTENTS = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
+"""The intents an application must have switched on in the Developer Portal."""
+DISALLOWED_INTENT = 4014
 
 
 def _stream_compressor(kind: str) -> Callable[[bytes], bytes] | None:
@@ -51,6 +61,10 @@ def _stream_compressor(kind: str) -> Callable[[bytes], bytes] | None:
 
 class Gateway(DiscordState):
     """The gateway routes: ``GET /gateway(/bot)`` and the websocket at ``/gateway``."""
+
+    portal_intents: int = PRIVILEGED_INTENTS
+    """The privileged intents switched on in the Developer Portal: a test sets, say,
+    ``PRIVILEGED_INTENTS & ~GUILD_MEMBERS`` for an application without Server Members."""
 
     def _add_gateway_routes(self, app: web.Application) -> None:
         add = app.router.add_route
@@ -152,6 +166,11 @@ class Gateway(DiscordState):
         if "intents" not in identify:
             self._violate("gateway: IDENTIFY without intents")
             await session.ws.close(code=4013, message=b"Invalid intent(s).")
+            return False
+        intents = int(identify["intents"] or 0)
+        if intents & PRIVILEGED_INTENTS & ~self.portal_intents:
+            self.refused_identifies.append(intents)
+            await session.ws.close(code=DISALLOWED_INTENT, message=b"Disallowed intent(s).")
             return False
         session.identify = identify
         self.gateway_sessions.append(session)

@@ -279,6 +279,8 @@ class DiscordState:
         self._bodies: dict[int, tuple[Any, list[RecordedFile]]] = {}
         #: Bots connected to the gateway, in the order they identified.
         self.gateway_sessions: list[GatewaySession] = []
+        #: The intents of each IDENTIFY refused with 4014 (a privileged intent switched off).
+        self.refused_identifies: list[int] = []
         self._changed = asyncio.Condition()
         self.port = 0
         self.channel_id = self.add_channel(name="general")["id"]

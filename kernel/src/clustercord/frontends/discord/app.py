@@ -32,7 +32,7 @@ from typing import Any
 import hikari
 
 from clustercord import logs
-from clustercord.frontends.discord import limits, replay
+from clustercord.frontends.discord import intents, limits, replay
 from clustercord.frontends.discord.commands import (
     CommandPlan,
     client_started,
@@ -140,6 +140,9 @@ class DiscordFrontend:
             app.event_manager.subscribe(hikari.InteractionCreateEvent, self._gateway_interaction)
             if hikari.Intents.GUILD_MEMBERS in app.intents:
                 self.members = MemberEvents(kernel.events, app)
+            elif intents.members_refused(settings, app):
+                # Wanted, but Discord refused the intent: ready all the same, and says so.
+                kernel.readiness.notes[intents.READINESS_NOTE] = intents.MEMBERS_OFF_NOTE
 
     # -- commands ---------------------------------------------------------------------
     def register_commands(self) -> CommandPlan:
@@ -192,6 +195,7 @@ class DiscordFrontend:
         if self.members is not None:
             self.members.close()
             self.members = None
+        self.kernel.readiness.notes.pop(intents.READINESS_NOTE, None)
         try:
             await self.client.stop()
         finally:

@@ -26,6 +26,7 @@ import hikari
 from aiohttp import web
 
 from clustercord import lease
+from clustercord.frontends.discord import intents
 from clustercord.frontends.discord.app import DiscordFrontend
 from clustercord.frontends.discord.replay import delivery
 from clustercord.frontends.discord.settings import DiscordSettings
@@ -261,18 +262,8 @@ def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
         rest_url=settings.api_url,
         banner=None,
         logs=None,
-        # MESSAGE_CONTENT (privileged: switch it on in the Developer Portal too) lets a
-        # conversation read what people type in its thread without mentioning the bot.
-        # GUILD_MEMBERS (privileged too; [discord] member_events = false leaves it out)
-        # brings role changes and departures at once, which end the SSO sessions a lost
-        # role gave (discord:member-* events).
-        intents=(
-            hikari.Intents.GUILDS
-            | (hikari.Intents.GUILD_MEMBERS if settings.member_events else hikari.Intents.NONE)
-            | hikari.Intents.DM_MESSAGES
-            | hikari.Intents.GUILD_MESSAGES
-            | hikari.Intents.MESSAGE_CONTENT
-        ),
+        # Two of them privileged (switched on in the Developer Portal): see .intents.
+        intents=intents.gateway_intents(settings),
         # With GUILD_MEMBERS hikari would download every server's member list at start to
         # fill its cache; nothing here reads that cache (member events carry the member, the
         # SSO plugin reads roles over REST), so no chunking.
@@ -280,15 +271,24 @@ def gateway_bot(settings: DiscordSettings) -> hikari.GatewayBot:
     )
 
 
-def serve_gateway(
+def serve_gateway(kernel_factory: Callable[[], Awaitable[Any]], settings: DiscordSettings) -> None:
+    """Connect to Discord's gateway and run until SIGTERM or SIGINT."""
+    asyncio.run(run_gateway(kernel_factory, settings))
+
+
+async def run_gateway(
     kernel_factory: Callable[[], Awaitable[Any]], settings: DiscordSettings
-) -> None:  # pragma: no cover - needs Discord's gateway
-    """Connect to Discord's gateway and run until interrupted."""
-    bot = gateway_bot(settings)
+) -> None:
+    """Connect to Discord's gateway (once more without member events if Discord refuses
+    the Server Members intent they need, see :mod:`.intents`) and serve until SIGTERM or
+    SIGINT, then stop gracefully; Discord refusing an intent the config requires is a
+    :class:`UsageError` saying what to switch on."""
     state: dict[str, Any] = {}
     stop = asyncio.Event()
 
     async def started(event: hikari.StartedEvent) -> None:
+        bot = event.app
+        assert isinstance(bot, hikari.GatewayBot)
         kernel = await kernel_factory()
         state["kernel"] = kernel
         home = lease.for_kernel(kernel)
@@ -321,10 +321,11 @@ def serve_gateway(
         ]
 
     async def stopping(event: hikari.StoppingEvent) -> None:
-        # hikari turns SIGTERM and SIGINT into this event; the shards still answer REST
-        # calls, so interactions in progress finish before anything closes.
-        if "kernel" in state:
-            state["kernel"].readiness.stopping = True
+        # The shards still answer REST calls here, so interactions in progress finish
+        # before anything closes.
+        if "kernel" not in state:
+            return  # a bot that never connected (Discord refused an intent): nothing ran
+        state["kernel"].readiness.stopping = True
         if "frontend" in state:
             await state["frontend"].drain(DRAIN)
         stop.set()
@@ -334,10 +335,43 @@ def serve_gateway(
             await state["frontend"].stop()
         if "lease" in state:
             await asyncio.to_thread(state["lease"].release)
-        if "kernel" in state:
-            state["kernel"].close()
+        state["kernel"].close()
         state.get("unwatch", lambda: None)()
 
-    bot.subscribe(hikari.StartedEvent, started)
-    bot.subscribe(hikari.StoppingEvent, stopping)
-    bot.run(check_for_updates=False)
+    bots: list[hikari.GatewayBot] = []
+
+    def prepare(bot: hikari.GatewayBot) -> None:
+        bots.append(bot)
+        bot.subscribe(hikari.StartedEvent, started)
+        bot.subscribe(hikari.StoppingEvent, stopping)
+
+    closing: list[asyncio.Future[None]] = []
+
+    def signalled() -> None:
+        # The bot running (or being started); closed once, however many signals come.
+        if bots and bots[-1].is_alive and not closing:
+            closing.append(asyncio.ensure_future(bots[-1].close()))
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, signalled)
+    try:
+        running = await intents.start_gateway(
+            settings, gateway_bot, prepare, check_for_updates=False
+        )
+        bot = running.bot
+        try:
+            if not closing:  # (a signal while starting: already closing)
+                await bot.join()
+        except hikari.GatewayServerClosedConnectionError as exc:
+            # Refused on a later identify (the intent switched off in the portal meanwhile):
+            # stop saying why; started again, the bot connects without member events.
+            raise intents.refusal(running.settings, exc, later=True) or exc from None
+        finally:
+            if closing:  # a signal: its close ends joining before it has finished
+                await closing[0]
+            elif bot.is_alive:
+                await bot.close()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

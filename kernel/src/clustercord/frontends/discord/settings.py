@@ -37,8 +37,12 @@ class DiscordSettings:
     """An interaction signed longer ago than this is refused as stale (401)."""
     member_events: bool = True
     """Gateway mode: ask Discord for member events (the privileged Server Members intent,
-    to be switched on in the Developer Portal, or Discord refuses the connection), so a
-    lost role ends what it gave at once (``discord:member-*`` events for plugins)."""
+    to be switched on in the Developer Portal), so a lost role ends what it gave at once
+    (``discord:member-*`` events for plugins). Refused by Discord (close code 4014), the bot
+    connects again without them, unless :attr:`member_events_required`."""
+    member_events_required: bool = False
+    """``member_events = true`` written in the config: a refusal of the intent is an error
+    rather than a warning (not a key of its own)."""
 
     @classmethod
     def load(
@@ -46,7 +50,8 @@ class DiscordSettings:
     ) -> DiscordSettings:
         """Read ``[discord]`` and the environment; a bad value raises :class:`UsageError`."""
         env = os.environ if env is None else env
-        known = {f for f in cls.__dataclass_fields__ if f not in ("token", "public_key")}
+        derived = ("token", "public_key", "member_events_required")
+        known = {f for f in cls.__dataclass_fields__ if f not in derived}
         unknown = sorted(set(table) - known)
         if unknown:
             raise UsageError(f"[discord]: unknown key {unknown[0]!r} (keys: {', '.join(known)})")
@@ -77,6 +82,11 @@ class DiscordSettings:
                     numbers[key] = float(table[key])
                 except (TypeError, ValueError):
                     raise UsageError(f"[discord]: {key} must be a number of seconds") from None
+        member_events = table.get("member_events", True)
+        if not isinstance(member_events, bool):
+            raise UsageError(
+                f"[discord]: member_events must be true or false, not {member_events!r}"
+            )
         if not 0 < numbers.get("defer_after", 2.0) < limits.INITIAL_RESPONSE_SECONDS:
             raise UsageError("[discord]: defer_after must be above 0 and below 3 seconds")
         return cls(
@@ -86,7 +96,8 @@ class DiscordSettings:
             guilds=tuple(int(g) for g in guilds),
             allowed_guilds=allowed_set,
             allow_dms=bool(table.get("allow_dms", True)),
-            member_events=bool(table.get("member_events", True)),
+            member_events=member_events,
+            member_events_required="member_events" in table and member_events,
             alerts_channel=str(table["alerts_channel"]) if table.get("alerts_channel") else None,
             **numbers,
         )
