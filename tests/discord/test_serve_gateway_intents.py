@@ -28,13 +28,19 @@ async def serve(env):
 
 
 async def connected(discord, process, seconds: float = 60.0) -> None:
-    """Until the bot identified and registered its commands (or the process ended)."""
+    """Until the bot identified and synced its commands (or the process ended)."""
+    since = len(discord.requests)
     deadline = time.monotonic() + seconds
-    while not (discord.gateway_sessions and discord.commands(discord.guild_id)):
+
+    def synced() -> bool:  # lightbulb reads the registered commands, then may replace them
+        return any(r.path.endswith("/commands") for r in discord.requests[since:])
+
+    while not (discord.gateway_sessions and synced()):
         if process.returncode is not None or time.monotonic() > deadline:
             _, err = await process.communicate()
             pytest.fail(f"the bot did not connect: {err.decode()}")
         await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # the client starting once the sync is answered
 
 
 @pytest.mark.slow
@@ -86,3 +92,47 @@ async def test_member_events_true_in_the_config_stops_with_what_to_switch_on(
     # Refused once, not tried again without the intent; never connected.
     assert len(fake_discord.refused_identifies) == 1
     assert fake_discord.gateway_sessions == []
+
+
+@pytest.mark.slow
+async def test_server_members_switched_off_while_running_stops_saying_a_restart_falls_back(
+    environment,  # noqa: F811
+    fake_discord,
+):
+    process = await serve(environment)
+    try:
+        await connected(fake_discord, process)
+        [connection] = fake_discord.gateway_sessions
+        assert connection.identify["intents"] & GUILD_MEMBERS
+        # Switched off in the portal meanwhile; Discord then makes the bot identify again.
+        fake_discord.portal_intents = PRIVILEGED_INTENTS & ~GUILD_MEMBERS
+        assert await fake_discord.invalidate_sessions() == 1
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    stderr = err.decode()
+    assert process.returncode == 2, stderr
+    assert (
+        "clustercord: error: Discord refused the Server Members intent when the bot identified "
+        "again (gateway close code 4014)"
+    ) in stderr, stderr
+    assert "Started again, ClusterCord runs without member events" in stderr
+    assert "Traceback" not in stderr, stderr  # one clear line, not hikari's shard error again
+    [refused] = fake_discord.refused_identifies
+    assert refused & GUILD_MEMBERS
+
+    # Started again, as Kubernetes restarts the pod: it runs without member events.
+    process = await serve(environment)
+    try:
+        await connected(fake_discord, process)
+        [connection] = fake_discord.gateway_sessions
+        assert not connection.identify["intents"] & GUILD_MEMBERS
+        answered = await fake_discord.invoke(None, "help")
+        assert answered.message is not None and "/plugin" in str(answered.message)
+    finally:
+        process.terminate()
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    assert err.decode().count(REFUSED) == 1

@@ -116,6 +116,14 @@ class Gateway(DiscordState):
                 sent += 1
         return sent
 
+    async def invalidate_sessions(self) -> int:
+        """Discord ends the bots' sessions (opcode 9, not resumable): each bot identifies
+        again, checked against :attr:`portal_intents` as they are now. Returns how many."""
+        sessions = list(self.gateway_sessions)
+        for session in sessions:
+            await session.send({"op": 9, "s": None, "t": None, "d": False})
+        return len(sessions)
+
     async def _get_gateway(self, request: web.Request) -> web.Response:
         return web.json_response(
             {

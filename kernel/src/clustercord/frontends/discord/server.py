@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -360,18 +360,43 @@ async def run_gateway(
             settings, gateway_bot, prepare, check_for_updates=False
         )
         bot = running.bot
+        ended: BaseException | None = None
         try:
             if not closing:  # (a signal while starting: already closing)
                 await bot.join()
         except hikari.GatewayServerClosedConnectionError as exc:
             # Refused on a later identify (the intent switched off in the portal meanwhile):
             # stop saying why; started again, the bot connects without member events.
+            ended = exc
             raise intents.refusal(running.settings, exc, later=True) or exc from None
         finally:
             if closing:  # a signal: its close ends joining before it has finished
                 await closing[0]
             elif bot.is_alive:
-                await bot.close()
+                with _reported(ended):
+                    await bot.close()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+@contextlib.contextmanager
+def _reported(error: BaseException | None) -> Iterator[None]:
+    """Closing a bot whose shard died of ``error``, hikari hands that error again to the
+    loop's exception handler (a second, bare traceback); ``serve`` stops saying why."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if error is not None and context.get("exception") is error:
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
