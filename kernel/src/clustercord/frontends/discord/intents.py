@@ -18,6 +18,7 @@ requirement: the refusal is an error saying what to switch on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -124,6 +125,10 @@ async def start_gateway(
         prepare(bot)
         try:
             await bot.start(**start)
+        except asyncio.CancelledError:  # stopped while starting (a signal): closed all the same
+            if bot.is_alive:
+                await bot.close()
+            raise
         except hikari.GatewayServerClosedConnectionError as exc:
             await bot.close()  # started half-way: the REST client and the listeners
             error = refusal(attempt, exc)

@@ -346,23 +346,31 @@ async def run_gateway(
         bot.subscribe(hikari.StoppingEvent, stopping)
 
     closing: list[asyncio.Future[None]] = []
+    starting = asyncio.ensure_future(
+        intents.start_gateway(settings, gateway_bot, prepare, check_for_updates=False)
+    )
 
     def signalled() -> None:
-        # The bot running (or being started); closed once, however many signals come.
-        if bots and bots[-1].is_alive and not closing:
+        if not starting.done():  # connecting, or waiting for the Lease: nothing serves yet
+            starting.cancel()
+        elif bots and bots[-1].is_alive and not closing:  # closed once, however many signals
             closing.append(asyncio.ensure_future(bots[-1].close()))
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, signalled)
     try:
-        running = await intents.start_gateway(
-            settings, gateway_bot, prepare, check_for_updates=False
-        )
+        try:
+            running = await starting
+        except asyncio.CancelledError:
+            if not starting.cancelled():
+                raise
+            log.info("stopped before serving")
+            return
         bot = running.bot
         ended: BaseException | None = None
         try:
-            if not closing:  # (a signal while starting: already closing)
+            if not closing:
                 await bot.join()
         except hikari.GatewayServerClosedConnectionError as exc:
             # Refused on a later identify (the intent switched off in the portal meanwhile):

@@ -1,12 +1,16 @@
-"""``clustercord serve --mode gateway`` as a process against the fake Discord's gateway, for
-an application whose Developer Portal has "Server Members Intent" switched off: Discord
+"""``clustercord serve --mode gateway`` as a process against the fake Discord's gateway.
+
+An application whose Developer Portal has "Server Members Intent" switched off: Discord
 closes the connection with 4014 (Disallowed intent(s)). By default the bot connects again
-without member events, says so once and answers commands; with ``member_events = true``
-in the config it stops at once with an error saying what to switch on."""
+without member events, says so once and answers commands; with ``member_events = true`` in
+the config it stops at once with an error saying what to switch on. And SIGTERM stops it
+cleanly, serving or still waiting for the home cluster's Lease."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import time
 
 import pytest
@@ -136,3 +140,49 @@ async def test_server_members_switched_off_while_running_stops_saying_a_restart_
         _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
     assert err.decode().count(REFUSED) == 1
+
+
+@pytest.mark.slow
+async def test_sigterm_stops_a_bot_waiting_for_the_lease_and_the_one_holding_it(
+    environment,  # noqa: F811
+    fake_discord,
+    sandbox_cluster,
+    tmp_path,
+):
+    import yaml
+
+    sandbox = sandbox_cluster("homelab")
+    home = yaml.safe_load(sandbox.kubeconfig.read_text())["current-context"]
+    first_env = {
+        **environment,
+        "KUBECONFIG": str(sandbox.kubeconfig),
+        "CLUSTERCORD_HOME_CLUSTER": home,
+    }
+    second_env = {**first_env, "CLUSTERCORD_DATA_DIR": str(tmp_path / "data-2")}
+    subprocess.run(
+        [*CLI, "keys", "trust", str(tmp_path / "test.asc"), "--label", "t", "--kind", "release"],
+        env=second_env,
+        check=True,
+        capture_output=True,
+    )
+    first = await serve(first_env)
+    second = None
+    try:
+        await connected(fake_discord, first)  # holds the Lease: it synced its commands
+        second = await serve(second_env)
+        line = await asyncio.wait_for(second.stdout.readline(), 60)
+        assert "the Lease clustercord is held by" in line.decode()
+        # Waiting (connected to the gateway, serving nothing): SIGTERM ends it at once.
+        second.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(second.communicate(), 15)
+        assert second.returncode == 0, err.decode()
+        assert "Traceback" not in err.decode(), err.decode()
+        first.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(first.communicate(), 30)
+        assert first.returncode == 0, err.decode()
+        assert "Traceback" not in err.decode(), err.decode()
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
