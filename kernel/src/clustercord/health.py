@@ -10,6 +10,10 @@ Parts, all checked at once so one slow part does not hide another:
 - ``plugins``: the kernel has loaded its plugins, and none failed to load or enable
   (a plugin an operator disabled is not a failure).
 
+Notes (:attr:`Readiness.notes`) name a part that works with less than configured (the
+Discord gateway without the member events Discord refused): ``/readyz`` lists them after
+its answer without failing.
+
 ``/healthz`` checks none of these: a process that answers is alive, and restarting it for
 a cluster that is down would not bring the cluster back.
 """

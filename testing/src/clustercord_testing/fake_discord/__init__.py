@@ -23,7 +23,8 @@ server, built from the commands the bot registered, like the Discord client woul
 (``forged=True`` signs with another key, ``stale=True`` with an old timestamp). Given
 ``None`` instead of a URL they go as ``INTERACTION_CREATE`` events to a ``GatewayBot``
 connected to the fake's minimal gateway (HELLO, IDENTIFY, READY, heartbeats; zlib or
-zstd transport compression; no guilds, members or other events).
+zstd transport compression; privileged intents checked against ``portal_intents``, refused
+with 4014 as Discord does; member events on request; no guilds or other events).
 
 Discord's rules of the interaction lifecycle are kept: the initial response within
 3 seconds, once, through the callback endpoint or in the HTTP reply to Discord's POST
