@@ -110,6 +110,26 @@ def write_atomic(path: Path, data: bytes | str, mode: int = PRIVATE_FILE) -> Non
     fsync(path.parent)
 
 
+class _Tables(sqlite_utils.Database):
+    """sqlite-utils over the kernel's connection, its transactions taking the write lock first.
+
+    sqlite-utils wraps ``create``, ``insert_all``, ``upsert`` and the like in
+    :meth:`atomic`, a deferred ``BEGIN``: it reads, then asks for the write lock, and when
+    another process wrote in between SQLite answers "database is locked" at once instead of
+    waiting the busy timeout (two ``clustercord run`` on a fresh data directory failed so).
+    Here the outermost one is the kernel's ``BEGIN IMMEDIATE``, which waits its turn; a
+    nested one stays a savepoint, as in sqlite-utils."""
+
+    def __init__(self, conn: sqlite3.Connection, transaction: Callable[[], Any]) -> None:
+        super().__init__(conn)
+        self._transaction = transaction
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite_utils.Database]:
+        with self._transaction(), super().atomic():
+            yield self
+
+
 class SchemaTooNew(CommandError):
     """Stored data at a schema version above what this code knows (a downgrade)."""
 
@@ -137,7 +157,7 @@ class Database:
         # first open of each process takes turns on a lock file beside the database.
         with self._opening():
             self.conn = self.connect()
-            self.db = sqlite_utils.Database(self.conn)
+            self.db = _Tables(self.conn, self.transaction)
             self.db.table("_kv").create(
                 {"scope": str, "key": str, "value": str}, pk=("scope", "key"), if_not_exists=True
             )
