@@ -109,7 +109,9 @@ async def pod_failure(ctx: CommandContext) -> Reply:
             f"to {pause} for {format_duration(duration)} (originals: {originals}), "
             "marked with the experiment and its expiry"
         ],
-        "rollback": [f"restore {originals} at expiry, on /chaos stop, or at the bot's next start"],
+        "rollback": [
+            f"restore {originals} at expiry, on /chaos experiment stop, or at the bot's next start"
+        ],
     }
     parameters = {"duration": duration}
     checks = [("patch", "pods")]
@@ -172,8 +174,8 @@ async def _network(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Re
             f"run `tc qdisc replace dev <the pod's interface> root {' '.join(qdisc)}` in it",
         ],
         "rollback": [
-            "`tc qdisc del dev <interface> root` through exec at expiry, on /chaos stop or at the "
-            "bot's next start; the container's own timer removes it too"
+            "`tc qdisc del dev <interface> root` through exec at expiry, on /chaos experiment stop "
+            "or at the bot's next start; the container's own timer removes it too"
         ],
     }
     checks = [("patch", "pods/ephemeralcontainers"), ("create", "pods/exec"), ("patch", "pods")]
@@ -224,7 +226,7 @@ async def _stress(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Rep
         ],
         "rollback": [
             "none needed: every worker runs under `timeout` and ends on time even without the "
-            "bot; /chaos stop kills them at once through exec"
+            "bot; /chaos experiment stop kills them at once through exec"
         ],
     }
     checks = [("create", "pods/exec")]
@@ -271,7 +273,8 @@ async def drain_node(ctx: CommandContext) -> Reply:
             *[f"skip {w}" for w in skipped],
         ],
         "rollback": [
-            f"uncordon {name} at expiry, on /chaos stop, or at the bot's next start after expiry"
+            f"uncordon {name} at expiry, on /chaos experiment stop, or at the bot's next start "
+            "after expiry"
         ],
     }
     if ctx.options.get("dry_run"):
@@ -631,7 +634,9 @@ def unschedule(ctx: CommandContext) -> Reply:
     experiments = Experiments(ctx.store)
     found = experiments.schedule(ctx.options["id"])
     if found is None:
-        raise CommandError(f"no scheduled experiment {ctx.options['id']!r} (see /chaos schedules)")
+        raise CommandError(
+            f"no scheduled experiment {ctx.options['id']!r} (see /chaos experiment schedules)"
+        )
     if found["user"] != ctx.user_id and not ctx.invocation.admin:
         raise PermissionDenied(
             f"{found['id']} is {found['user']}'s; only they or an admin remove it"
@@ -659,7 +664,7 @@ async def run_scheduled(found: dict[str, Any], approval: Any, ctx: Any) -> dict[
     """An approved GameDay run, with the rights of the user who scheduled it (each call is
     checked against that identity, as when they run it themselves)."""
     invocation = Invocation(
-        user_id=found["user"], command=("chaos", "run-experiment"), frontend="scheduler"
+        user_id=found["user"], command=("chaos", "experiment", "run"), frontend="scheduler"
     )
     command = CommandContext(invocation=invocation, options={}, plugin=ctx)
     plan = plan_file.load(
@@ -679,7 +684,7 @@ async def stop(ctx: CommandContext) -> Reply:
     if wanted:
         experiment = experiments.get(wanted)
         if experiment is None:
-            raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+            raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
         _owned(ctx, experiment)
         if experiment.state not in (*LIVE, "awaiting-approval"):
             raise CommandError(f"experiment {wanted} is {experiment.state}: nothing to stop")
@@ -735,7 +740,7 @@ def status(ctx: CommandContext) -> Reply:
     if wanted:
         experiment = experiments.get(wanted)
         if experiment is None:
-            raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+            raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
         return report(experiments, experiment)
     live = experiments.in_states((*LIVE, "awaiting-approval"))
     if not live:
@@ -789,7 +794,7 @@ def export_experiment(ctx: CommandContext) -> Reply:
     wanted = ctx.options["experiment"]
     experiment = Experiments(ctx.store).get(wanted)
     if experiment is None:
-        raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+        raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
     fmt = ctx.options["format"]
     if fmt == "chaos-mesh":
         objects = export.to_chaos_mesh(experiment)
@@ -810,7 +815,7 @@ def export_experiment(ctx: CommandContext) -> Reply:
         text=(
             f"{experiment.kind} `{wanted}` as {fmt} ({kinds}), valid against the {fmt} "
             f"{interop.VERSIONS[project]} CRDs; apply it with kubectl apply -f, or "
-            f"/chaos {'mesh-experiment' if project == 'chaos-mesh' else 'litmus-workflow'} file:."
+            f"/chaos {'mesh experiment' if project == 'chaos-mesh' else 'litmus workflow'} file:."
         ),
         files=[file],
         data={"objects": objects},
@@ -1010,7 +1015,7 @@ def report(experiments: Experiments, experiment: Experiment) -> Reply:
         title=f"💥 Chaos experiment {experiment.id}",
         fields=fields,
         color=COLORS.get(experiment.state),
-        footer=f"by {experiment.user} · /chaos stop experiment:{experiment.id}"
+        footer=f"by {experiment.user} · /chaos experiment stop experiment:{experiment.id}"
         if experiment.state in LIVE
         else f"by {experiment.user}",
     )

@@ -16,7 +16,8 @@
       - wait: 10s
       - assert: {probe: healthy_replicas, deployment: api, namespace: prod, expect: ">= 1"}
 
-A fault step takes the options of the command of the same name (``/chaos pod-failure``...).
+A fault step takes the options of the fault's command (``fault: pod-failure``: those of
+``/chaos pod failure``).
 Probes: ``healthy_replicas`` (the ready replicas of a ``deployment`` or ``statefulset``) and
 ``http`` (the status code of a GET of ``url``). ``expect`` is a condition over the probe's
 value (``>= 2``, ``< 5%``, ``== 200``, ``value >= 200 and value < 300``), compiled with
