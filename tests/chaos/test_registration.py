@@ -24,8 +24,8 @@ TREE = {
         "run", "list", "status", "stop", "report", "export", "schedule", "schedules", "unschedule",
     ],
     "config": ["protect", "unprotect", "show"],
-    "mesh": ["experiment"],
-    "litmus": ["workflow"],
+    "mesh": ["install", "experiment"],
+    "litmus": ["install", "workflow"],
 }  # fmt: skip
 
 
@@ -53,7 +53,7 @@ async def test_the_specs_flat_names_lead_to_the_grouped_commands(chaos):
         "network-delay pod:x latency:1ms": "/chaos network delay",
         "run-experiment": "/chaos experiment run",
         "drain-node node:x": "/chaos node drain",
-        "mesh-experiment": "/chaos mesh experiment",
+        "mesh-install": "/chaos mesh install",
     }.items():
         result = await run(chaos, f"/chaos {typed}")
         assert result.status == "usage", result.text
