@@ -13,6 +13,7 @@ import asyncio
 import json
 import secrets
 import time
+import urllib.parse
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from clustercord_builtins.chaos import (
     node_restart,
     plan_file,
     plans,
+    prometheus,
     runner,
     safety,
     stress,
@@ -557,7 +559,9 @@ def run_report(run: dict[str, Any]) -> Reply:
             text += f": {step['error']}"
         steps.append(f"{step['step']}. {text}")
     seen = [
-        f"{o['when']}: {o['probe']} = {o['value']} {'✓' if o['ok'] else '✗'}"
+        f"{o['when']}: {o['probe']} = "
+        + (f"error: {o['error']}" if o.get("error") else str(o["value"]))
+        + f" {'✓' if o['ok'] else '✗'}"
         for o in run["observations"]
     ]
     fields = [
@@ -938,6 +942,31 @@ def unprotect(ctx: CommandContext) -> Reply:
     return Reply(text=f"Namespace {namespace} is no longer protected.")
 
 
+async def set_prometheus(ctx: CommandContext) -> Reply:
+    """The Prometheus that PromQL probes query. Checked as an address (http(s), no metadata
+    endpoint, no credentials in it: they would be shown by /chaos config show), then asked
+    ``vector(1)``: an unreachable one is kept, with a warning (it may not be up yet)."""
+    url = str(ctx.options["url"]).strip().rstrip("/")
+    problem = plan_file.url_problem(url)
+    parsed = urllib.parse.urlsplit(url)
+    if problem is None and (parsed.username or parsed.password):
+        problem = "no user or password in the address (it is shown to everyone)"
+    if problem is None and (parsed.query or parsed.fragment):
+        problem = "Prometheus' own address, without ?... or #..."
+    if problem:
+        raise UsageError(f"url: {problem}")
+    Experiments(ctx.store).set_setting(plans.PROMETHEUS_SETTING, url, ctx.user_id)
+    try:
+        await prometheus.query(url, "vector(1)", 5.0)
+        state = "it answers"
+    except prometheus.ProbeError as error:
+        state = f"⚠️ it does not answer yet: {error}"
+    return Reply(
+        text=f"PromQL probes query {url} ({state}).",
+        data={"prometheus": {"url": url, "answers": state == "it answers"}},
+    )
+
+
 def show_config(ctx: CommandContext) -> Reply:
     experiments = Experiments(ctx.store)
     rows = [
@@ -949,6 +978,7 @@ def show_config(ctx: CommandContext) -> Reply:
         ["max pods under experiments per namespace", str(ctx.config.get("max_pods", 3))],
         ["max duration", format_duration(_max_duration(ctx))],
         ["pause image", str(ctx.config.get("pause_image") or runner.DEFAULT_PAUSE_IMAGE)],
+        ["Prometheus (PromQL probes)", plans.prometheus_url(ctx) or "(none)"],
     ]
     return Reply(tables=[Table(["SETTING", "VALUE"], rows, title="Chaos safety")])
 

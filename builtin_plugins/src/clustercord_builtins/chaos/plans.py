@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from clustercord_builtins.chaos import runner
+from clustercord_builtins.chaos import prometheus, runner
 from clustercord_builtins.chaos.experiments import LIVE, Experiments
 from clustercord_builtins.chaos.plan_file import Plan, Probe, host_problem
 from clustercord_sdk import CommandContext, Reply
@@ -75,7 +75,27 @@ async def observe(
                 return None
 
         return await asyncio.to_thread(fetch)
+    if probe.kind == "prometheus":
+        base = str(options.get("url") or prometheus_url(ctx) or "")
+        if not base:
+            raise prometheus.ProbeError(
+                "no Prometheus is set: an admin sets one with /chaos config prometheus url:, "
+                "or give the probe url:"
+            )
+        return await prometheus.query(
+            base, str(options["query"]), float(options.get("timeout") or 5)
+        )
     raise CommandError(f"unknown probe {probe.kind!r}")
+
+
+PROMETHEUS_SETTING = "prometheus_url"
+
+
+def prometheus_url(ctx: CommandContext) -> str | None:
+    """The Prometheus PromQL probes query: set from chat, else the plugin's configuration."""
+    return Experiments(ctx.store).setting(PROMETHEUS_SETTING) or (
+        str(ctx.config.get(PROMETHEUS_SETTING) or "") or None
+    )
 
 
 async def check(
@@ -88,13 +108,22 @@ async def check(
     """The probes that fail now; every observation is kept for the report."""
     failed = []
     for probe in probes:
-        value = await observe(ctx, probe, reader)
+        problem = None
+        try:
+            value = await observe(ctx, probe, reader)
+        except prometheus.ProbeError as error:
+            # A probe that cannot observe fails its check and says why; the run goes on
+            # as for any failed check (stopped, rolled back), never crashes.
+            value, problem = None, str(error)
         ok = probe.expect.holds(value)
-        observations.append(
-            {"at": time.time(), "when": when, "probe": probe.describe(), "value": value, "ok": ok}
-        )
+        observation = {"at": time.time(), "when": when, "probe": probe.describe(),
+                       "value": value, "ok": ok}  # fmt: skip
+        if problem:
+            observation["error"] = problem
+        observations.append(observation)
         if not ok:
-            failed.append(f"{probe.describe()} (observed {value})")
+            seen = f"probe error: {problem}" if problem else f"observed {value}"
+            failed.append(f"{probe.describe()} ({seen})")
     return failed
 
 
