@@ -104,11 +104,11 @@ async def test_disk_and_memory_stress_run_and_clean_up(chaos, homelab, victim):
 
 async def test_bad_stress_options_and_users_without_rights_are_refused(chaos, homelab, victim):
     cases = [
-        ("cpu-stress", "percent:120 duration:1m", "is not a percentage"),
-        ("cpu-stress", "percent:50 duration:0s", "no time at all"),
-        ("memory-stress", "size:lots duration:1m", "is not a size"),
-        ("disk-stress", "workers:2 size:-1 duration:1m", "is not a size"),
-        ("cpu-stress", "percent:50 duration:1m container:nope", "has no container 'nope'"),
+        ("stress cpu", "percent:120 duration:1m", "is not a percentage"),
+        ("stress cpu", "percent:50 duration:0s", "no time at all"),
+        ("stress memory", "size:lots duration:1m", "is not a size"),
+        ("stress disk", "workers:2 size:-1 duration:1m", "is not a size"),
+        ("stress cpu", "percent:50 duration:1m container:nope", "has no container 'nope'"),
     ]
     for command, options, message in cases:
         bad = await run(chaos, f"/chaos {command} pod:{victim} namespace:media {options}")
