@@ -12,7 +12,10 @@ Run from benchmarks/run.py (``hatch run bench``), or alone::
 2. Probe overhead: 50 experiment files run at once, each a steady-state probe (the ready
    replicas of a Deployment, read from the sandbox) checked every second through a wait. The
    bot's own CPU time (this process; the sandbox runs in its own) over the run, less the same
-   process idling for as long, as a share of one core; target < 5 %.
+   process idling for as long, as a share of one core; target < 5 %. Measured twice: as the
+   plugin runs it (the 50 runs watch the same Deployment, so they share their reads:
+   ``shared_reads``), and with sharing off, each check its own GET, as 50 runs watching 50
+   different objects cost.
 """
 
 from __future__ import annotations
@@ -92,11 +95,24 @@ async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
     ]
 
 
-async def _probe_rows(seconds: int, scratch: Path) -> list[Row]:
+async def _probe_rows(seconds: int, scratch: Path, shared: bool = True) -> list[Row]:
+    from clustercord_builtins.chaos import plans
+
+    how = "their reads shared" if shared else "each its own GET (reads not shared)"
     print(
         f"  2. probe overhead: {CONCURRENT} experiments at once, a steady-state probe each "
-        f"checked every second for {seconds} s"
+        f"checked every second for {seconds} s, {how}"
     )
+    # Not shared: every check sends its own GET, as 50 runs watching 50 different objects do.
+    max_age = plans.SHARED_READS.max_age
+    plans.SHARED_READS.max_age = max_age if shared else 0.0
+    try:
+        return await _probe_run(seconds, scratch, shared)
+    finally:
+        plans.SHARED_READS.max_age = max_age
+
+
+async def _probe_run(seconds: int, scratch: Path, shared: bool) -> list[Row]:
     users = {f"bench{i}": {"user": "admin"} for i in range(CONCURRENT)}
     experiment = scratch / "probe-overhead.yaml"
     experiment.write_text(
@@ -149,7 +165,8 @@ async def _probe_rows(seconds: int, scratch: Path) -> list[Row]:
     print(f"     {share:.2f} % of one core (target < {PROBE_TARGET:g} %: {verdict})")
     return [
         (
-            f"chaos: probes of {CONCURRENT} concurrent experiments, 1 s interval",
+            f"chaos: probes of {CONCURRENT} concurrent experiments, 1 s interval, "
+            + ("same Deployment (reads shared)" if shared else "reads not shared"),
             f"{share:.2f} % of a core",
             f"{per_check_ms:.2f} ms per check",
             "-",
@@ -161,9 +178,11 @@ async def _probe_rows(seconds: int, scratch: Path) -> list[Row]:
 def bench_chaos(quick: bool, scratch: Path) -> list[Row]:
     print("\n== Chaos: /chaos pod kill against kubectl delete; probe overhead")
     rows = asyncio.run(_kill_rows(3 if quick else 9, scratch))
-    probes = scratch / "probes"
-    probes.mkdir(exist_ok=True)
-    return rows + asyncio.run(_probe_rows(10 if quick else 30, probes))
+    for shared in (True, False):
+        probes = scratch / ("probes" if shared else "probes-unshared")
+        probes.mkdir(exist_ok=True)
+        rows += asyncio.run(_probe_rows(10 if quick else 30, probes, shared))
+    return rows
 
 
 if __name__ == "__main__":
