@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -146,3 +147,35 @@ def test_bad_promql_probes_are_refused_at_load(probe, refusal):
     with pytest.raises(PlanError) as raised:
         load(probe_file(probe), max_duration=60)
     assert refusal in str(raised.value)
+
+
+def chaos_toolkit(tolerance, configuration=None) -> bytes:
+    document = {
+        "title": "errors stay low",
+        "steady-state-hypothesis": {"title": "few errors", "probes": [{
+            "type": "probe", "name": "error-rate", "tolerance": tolerance,
+            "provider": {"type": "python", "module": "chaosprometheus.probes", "func": "query",
+                         "arguments": {"query": "sum(rate(errors_total[1m]))"}},
+        }]},
+        "method": [{"type": "action", "name": "kill", "provider": {
+            "type": "python", "module": "chaosk8s.pod.actions", "func": "terminate_pods",
+            "arguments": {"label_selector": "app=api", "ns": "prod"}}}],
+    }  # fmt: skip
+    if configuration:
+        document["configuration"] = configuration
+    return json.dumps(document).encode()
+
+
+async def test_chaos_toolkit_prometheus_probes_are_read_never_run(server):
+    plan = load(
+        chaos_toolkit({"type": "range", "range": [0, 5]}, {"prometheus_base_url": server["url"]}),
+        max_duration=60,
+    )
+    (probe,) = plan.steady_state
+    assert probe.kind == "prometheus" and probe.options["url"] == server["url"]
+    assert probe.expect.holds(5) and not probe.expect.holds(5.1)
+    value = await prometheus.query(probe.options["url"], probe.options["query"], 2)
+    assert probe.expect.holds(value) and server["seen"] == ["sum(rate(errors_total[1m]))"]
+    for bad in (200, {"type": "jsonpath", "path": "$.data"}, {"type": "range", "range": [0]}):
+        with pytest.raises(PlanError, match="a range tolerance"):
+            load(chaos_toolkit(bad), max_duration=60)
