@@ -8,6 +8,10 @@ the file is code), and anything else is refused with its place and the supported
   ``timeout``) → ``drain-node``;
 - ``http`` providers (``url``, ``timeout``) with an integer ``tolerance`` → ``http`` probes
   expecting that status, in the steady-state hypothesis or as method probes (asserts);
+- ``chaosprometheus.probes.query`` (``query``) with a ``range`` tolerance (``[low, high]``) →
+  ``prometheus`` probes expecting ``low <= value <= high``, against the experiment's
+  ``configuration.prometheus_base_url`` (as chaosprometheus reads it) or the Prometheus set with
+  ``/chaos config prometheus``;
 - ``pauses: {before, after}`` → waits.
 """
 
@@ -16,7 +20,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-SUPPORTED = "chaosk8s.pod.actions.terminate_pods, chaosk8s.node.actions.drain_nodes, http probes"
+SUPPORTED = (
+    "chaosk8s.pod.actions.terminate_pods, chaosk8s.node.actions.drain_nodes, http probes, "
+    "chaosprometheus.probes.query"
+)
+PROMQL = "chaosprometheus.probes.query"
 
 
 class ChaosToolkitError(ValueError):
@@ -44,8 +52,10 @@ def convert(document: dict[str, Any]) -> dict[str, Any]:
     hypothesis = document.get("steady-state-hypothesis") or {}
     if not isinstance(hypothesis, dict):
         raise ChaosToolkitError("steady-state-hypothesis: a mapping with probes")
+    configuration = document.get("configuration") or {}
+    base = configuration.get("prometheus_base_url") if isinstance(configuration, dict) else None
     steady = [
-        _probe(p, f"steady-state-hypothesis.probes[{i}]")
+        _probe(p, f"steady-state-hypothesis.probes[{i}]", base)
         for i, p in enumerate(hypothesis.get("probes") or [])
     ]
     method = document["method"]
@@ -60,7 +70,7 @@ def convert(document: dict[str, Any]) -> dict[str, Any]:
         if pauses.get("before"):
             steps.append({"wait": f"{_seconds(pauses['before'], where)}s"})
         if activity.get("type") == "probe":
-            steps.append({"assert": _probe(activity, where)})
+            steps.append({"assert": _probe(activity, where, base)})
         elif activity.get("type") == "action":
             steps.append(_action(activity, where))
         else:
@@ -98,10 +108,12 @@ def _action(activity: dict[str, Any], where: str) -> dict[str, Any]:
     raise ChaosToolkitError(f"{where}: {function} is not supported (supported: {SUPPORTED})")
 
 
-def _probe(activity: Any, where: str) -> dict[str, Any]:
+def _probe(activity: Any, where: str, base: Any = None) -> dict[str, Any]:
     if not isinstance(activity, dict):
         raise ChaosToolkitError(f"{where}: a probe is a mapping")
     provider = activity.get("provider") or {}
+    if f"{provider.get('module')}.{provider.get('func')}" == PROMQL:
+        return _promql(activity, provider, where, base)
     if provider.get("type") != "http":
         raise ChaosToolkitError(
             f"{where}.provider: only http probes are read (supported: {SUPPORTED})"
@@ -112,6 +124,34 @@ def _probe(activity: Any, where: str) -> dict[str, Any]:
     probe = {"probe": "http", "url": provider.get("url"), "expect": f"== {tolerance}"}
     if provider.get("timeout"):
         probe["timeout"] = provider["timeout"]
+    return probe
+
+
+def _promql(
+    activity: dict[str, Any], provider: dict[str, Any], where: str, base: Any
+) -> dict[str, Any]:
+    """A chaosprometheus query (never run as Python: its query is read) with a range
+    tolerance, as the plugin's ``prometheus`` probe."""
+    query = (provider.get("arguments") or {}).get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise ChaosToolkitError(f"{where}.provider.arguments.query: a PromQL expression")
+    tolerance = activity.get("tolerance")
+    bounds = tolerance.get("range") if isinstance(tolerance, dict) else None
+    if (
+        not isinstance(tolerance, dict)
+        or tolerance.get("type") != "range"
+        or not isinstance(bounds, list)
+        or len(bounds) != 2
+        or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+    ):
+        raise ChaosToolkitError(
+            f"{where}.tolerance: a range tolerance ({{type: range, range: [low, high]}}) "
+            "over the query's one value"
+        )
+    probe = {"probe": "prometheus", "query": query,
+             "expect": f"value >= {bounds[0]} and value <= {bounds[1]}"}  # fmt: skip
+    if base:
+        probe["url"] = str(base)
     return probe
 
 

@@ -13,6 +13,7 @@ import asyncio
 import json
 import secrets
 import time
+import urllib.parse
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from clustercord_builtins.chaos import (
     node_restart,
     plan_file,
     plans,
+    prometheus,
     runner,
     safety,
     stress,
@@ -109,7 +111,9 @@ async def pod_failure(ctx: CommandContext) -> Reply:
             f"to {pause} for {format_duration(duration)} (originals: {originals}), "
             "marked with the experiment and its expiry"
         ],
-        "rollback": [f"restore {originals} at expiry, on /chaos stop, or at the bot's next start"],
+        "rollback": [
+            f"restore {originals} at expiry, on /chaos experiment stop, or at the bot's next start"
+        ],
     }
     parameters = {"duration": duration}
     checks = [("patch", "pods")]
@@ -172,8 +176,8 @@ async def _network(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Re
             f"run `tc qdisc replace dev <the pod's interface> root {' '.join(qdisc)}` in it",
         ],
         "rollback": [
-            "`tc qdisc del dev <interface> root` through exec at expiry, on /chaos stop or at the "
-            "bot's next start; the container's own timer removes it too"
+            "`tc qdisc del dev <interface> root` through exec at expiry, on /chaos experiment stop "
+            "or at the bot's next start; the container's own timer removes it too"
         ],
     }
     checks = [("patch", "pods/ephemeralcontainers"), ("create", "pods/exec"), ("patch", "pods")]
@@ -224,7 +228,7 @@ async def _stress(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Rep
         ],
         "rollback": [
             "none needed: every worker runs under `timeout` and ends on time even without the "
-            "bot; /chaos stop kills them at once through exec"
+            "bot; /chaos experiment stop kills them at once through exec"
         ],
     }
     checks = [("create", "pods/exec")]
@@ -271,7 +275,8 @@ async def drain_node(ctx: CommandContext) -> Reply:
             *[f"skip {w}" for w in skipped],
         ],
         "rollback": [
-            f"uncordon {name} at expiry, on /chaos stop, or at the bot's next start after expiry"
+            f"uncordon {name} at expiry, on /chaos experiment stop, or at the bot's next start "
+            "after expiry"
         ],
     }
     if ctx.options.get("dry_run"):
@@ -554,7 +559,9 @@ def run_report(run: dict[str, Any]) -> Reply:
             text += f": {step['error']}"
         steps.append(f"{step['step']}. {text}")
     seen = [
-        f"{o['when']}: {o['probe']} = {o['value']} {'✓' if o['ok'] else '✗'}"
+        f"{o['when']}: {o['probe']} = "
+        + (f"error: {o['error']}" if o.get("error") else str(o["value"]))
+        + f" {'✓' if o['ok'] else '✗'}"
         for o in run["observations"]
     ]
     fields = [
@@ -631,7 +638,9 @@ def unschedule(ctx: CommandContext) -> Reply:
     experiments = Experiments(ctx.store)
     found = experiments.schedule(ctx.options["id"])
     if found is None:
-        raise CommandError(f"no scheduled experiment {ctx.options['id']!r} (see /chaos schedules)")
+        raise CommandError(
+            f"no scheduled experiment {ctx.options['id']!r} (see /chaos experiment schedules)"
+        )
     if found["user"] != ctx.user_id and not ctx.invocation.admin:
         raise PermissionDenied(
             f"{found['id']} is {found['user']}'s; only they or an admin remove it"
@@ -659,7 +668,7 @@ async def run_scheduled(found: dict[str, Any], approval: Any, ctx: Any) -> dict[
     """An approved GameDay run, with the rights of the user who scheduled it (each call is
     checked against that identity, as when they run it themselves)."""
     invocation = Invocation(
-        user_id=found["user"], command=("chaos", "run-experiment"), frontend="scheduler"
+        user_id=found["user"], command=("chaos", "experiment", "run"), frontend="scheduler"
     )
     command = CommandContext(invocation=invocation, options={}, plugin=ctx)
     plan = plan_file.load(
@@ -679,7 +688,7 @@ async def stop(ctx: CommandContext) -> Reply:
     if wanted:
         experiment = experiments.get(wanted)
         if experiment is None:
-            raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+            raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
         _owned(ctx, experiment)
         if experiment.state not in (*LIVE, "awaiting-approval"):
             raise CommandError(f"experiment {wanted} is {experiment.state}: nothing to stop")
@@ -735,7 +744,7 @@ def status(ctx: CommandContext) -> Reply:
     if wanted:
         experiment = experiments.get(wanted)
         if experiment is None:
-            raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+            raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
         return report(experiments, experiment)
     live = experiments.in_states((*LIVE, "awaiting-approval"))
     if not live:
@@ -789,7 +798,7 @@ def export_experiment(ctx: CommandContext) -> Reply:
     wanted = ctx.options["experiment"]
     experiment = Experiments(ctx.store).get(wanted)
     if experiment is None:
-        raise CommandError(f"no experiment {wanted!r} (see /chaos history)")
+        raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
     fmt = ctx.options["format"]
     if fmt == "chaos-mesh":
         objects = export.to_chaos_mesh(experiment)
@@ -810,7 +819,7 @@ def export_experiment(ctx: CommandContext) -> Reply:
         text=(
             f"{experiment.kind} `{wanted}` as {fmt} ({kinds}), valid against the {fmt} "
             f"{interop.VERSIONS[project]} CRDs; apply it with kubectl apply -f, or "
-            f"/chaos {'mesh-experiment' if project == 'chaos-mesh' else 'litmus-workflow'} file:."
+            f"/chaos {'mesh experiment' if project == 'chaos-mesh' else 'litmus workflow'} file:."
         ),
         files=[file],
         data={"objects": objects},
@@ -933,6 +942,31 @@ def unprotect(ctx: CommandContext) -> Reply:
     return Reply(text=f"Namespace {namespace} is no longer protected.")
 
 
+async def set_prometheus(ctx: CommandContext) -> Reply:
+    """The Prometheus that PromQL probes query. Checked as an address (http(s), no metadata
+    endpoint, no credentials in it: they would be shown by /chaos config show), then asked
+    ``vector(1)``: an unreachable one is kept, with a warning (it may not be up yet)."""
+    url = str(ctx.options["url"]).strip().rstrip("/")
+    problem = plan_file.url_problem(url)
+    parsed = urllib.parse.urlsplit(url)
+    if problem is None and (parsed.username or parsed.password):
+        problem = "no user or password in the address (it is shown to everyone)"
+    if problem is None and (parsed.query or parsed.fragment):
+        problem = "Prometheus' own address, without ?... or #..."
+    if problem:
+        raise UsageError(f"url: {problem}")
+    Experiments(ctx.store).set_setting(plans.PROMETHEUS_SETTING, url, ctx.user_id)
+    try:
+        await prometheus.query(url, "vector(1)", 5.0)
+        state = "it answers"
+    except prometheus.ProbeError as error:
+        state = f"⚠️ it does not answer yet: {error}"
+    return Reply(
+        text=f"PromQL probes query {url} ({state}).",
+        data={"prometheus": {"url": url, "answers": state == "it answers"}},
+    )
+
+
 def show_config(ctx: CommandContext) -> Reply:
     experiments = Experiments(ctx.store)
     rows = [
@@ -944,6 +978,7 @@ def show_config(ctx: CommandContext) -> Reply:
         ["max pods under experiments per namespace", str(ctx.config.get("max_pods", 3))],
         ["max duration", format_duration(_max_duration(ctx))],
         ["pause image", str(ctx.config.get("pause_image") or runner.DEFAULT_PAUSE_IMAGE)],
+        ["Prometheus (PromQL probes)", plans.prometheus_url(ctx) or "(none)"],
     ]
     return Reply(tables=[Table(["SETTING", "VALUE"], rows, title="Chaos safety")])
 
@@ -1010,7 +1045,7 @@ def report(experiments: Experiments, experiment: Experiment) -> Reply:
         title=f"💥 Chaos experiment {experiment.id}",
         fields=fields,
         color=COLORS.get(experiment.state),
-        footer=f"by {experiment.user} · /chaos stop experiment:{experiment.id}"
+        footer=f"by {experiment.user} · /chaos experiment stop experiment:{experiment.id}"
         if experiment.state in LIVE
         else f"by {experiment.user}",
     )

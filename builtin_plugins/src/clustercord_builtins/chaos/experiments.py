@@ -26,6 +26,7 @@ TIMELINE = "timeline"
 PROTECTED = "protected"
 RUNS = "runs"
 SCHEDULES = "schedules"
+SETTINGS = "settings"
 
 LIVE = ("injecting", "active", "rollback-failed")
 """States whose changes may still be in the cluster: the reconciler's work."""
@@ -83,7 +84,13 @@ def create_schedules(store: Store) -> None:
     )
 
 
-MIGRATIONS = [(1, create_tables), (2, create_runs), (3, create_schedules)]
+def create_settings(store: Store) -> None:
+    store.table(SETTINGS).create(
+        {"key": str, "value": str, "by": str, "at": float}, pk="key", if_not_exists=True
+    )
+
+
+MIGRATIONS = [(1, create_tables), (2, create_runs), (3, create_schedules), (4, create_settings)]
 
 
 @dataclass
@@ -121,7 +128,8 @@ class Experiment:
 
 
 def new_id() -> str:
-    # Short enough to type in `/chaos stop experiment:`, random enough not to be guessed or collide.
+    # Short enough to type in `/chaos experiment stop experiment:`, random enough not to be
+    # guessed or collide.
     return "ex-" + secrets.token_hex(4)
 
 
@@ -221,6 +229,16 @@ class Experiments:
         if found:
             table.delete(namespace)
         return found
+
+    def setting(self, key: str) -> str | None:
+        """A setting made from chat (``/chaos config prometheus``), or ``None``."""
+        rows = self.store.query("select value from settings where key = ?", [key])
+        return str(rows[0]["value"]) if rows else None
+
+    def set_setting(self, key: str, value: str, by: str) -> None:
+        self.store.table(SETTINGS).upsert(
+            {"key": key, "value": value, "by": by, "at": self.clock()}, pk="key"
+        )
 
     def protected(self) -> list[str]:
         return [r["namespace"] for r in self.store.query("select namespace from protected")]

@@ -16,9 +16,13 @@
       - wait: 10s
       - assert: {probe: healthy_replicas, deployment: api, namespace: prod, expect: ">= 1"}
 
-A fault step takes the options of the command of the same name (``/chaos pod-failure``...).
-Probes: ``healthy_replicas`` (the ready replicas of a ``deployment`` or ``statefulset``) and
-``http`` (the status code of a GET of ``url``). ``expect`` is a condition over the probe's
+A fault step takes the options of the fault's command (``fault: pod-failure``: those of
+``/chaos pod failure``).
+Probes: ``healthy_replicas`` (the ready replicas of a ``deployment`` or ``statefulset``),
+``http`` (the status code of a GET of ``url``), ``field`` (a number in an object) and
+``prometheus`` (the value of a PromQL ``query`` against the Prometheus set with ``/chaos config
+prometheus`` or the probe's own ``url``; ``name: error_rate`` lets ``expect: "error_rate < 5%"``
+say what it checks). ``expect`` is a condition over the probe's
 value (``>= 2``, ``< 5%``, ``== 200``, ``value >= 200 and value < 300``), compiled with
 RestrictedPython and refused at load if it reaches for anything but numbers, ``value``, the
 probe's name and ``min``/``max``/``abs`` (``conditions``).
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import keyword
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -85,12 +90,15 @@ PROBES: dict[str, tuple[set[str], set[str]]] = {
     "healthy_replicas": (set(), {"deployment", "statefulset", "namespace", "cluster"}),
     "http": ({"url"}, {"timeout"}),
     "field": ({"resource", "name", "path"}, {"namespace", "cluster"}),
+    "prometheus": ({"query"}, {"url", "name", "timeout"}),
 }
 FIELD_RESOURCES = (
     "pods", "nodes", "namespaces", "deployments.apps", "statefulsets.apps",
     "poddisruptionbudgets.policy",
 )  # fmt: skip
 """What a field probe may read: what the plugin itself may read."""
+MAX_QUERY = 2000
+_VALUE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?)*$")
 
 
@@ -105,6 +113,9 @@ class Probe:
     expect: Expectation
 
     def describe(self) -> str:
+        if self.kind == "prometheus":
+            label = self.options.get("name") or str(self.options["query"])[:60]
+            return f"prometheus({label}) {self.expect.text}"
         target = (
             self.options.get("deployment")
             or self.options.get("statefulset")
@@ -233,12 +244,40 @@ def _probe(raw: Any, where: str) -> Probe:
             )
         if not _PATH.match(str(raw["path"])):
             raise PlanError(f"{where}.path: a field path such as status.readyReplicas")
-    if kind == "http":
+    if kind in ("http", "prometheus") and "url" in raw:
         problem = url_problem(str(raw["url"]))
         if problem:
             raise PlanError(f"{where}.url: {problem}")
+    names: tuple[str, ...] = ("value", kind)
+    if kind == "prometheus":
+        names = (*names, *_prometheus(raw, where))
     return Probe(kind, {k: _plain(v) for k, v in raw.items() if k not in ("probe", "expect")},
-                 parse_expectation(raw["expect"], f"{where}.expect", ("value", kind)))  # fmt: skip
+                 parse_expectation(raw["expect"], f"{where}.expect", names))  # fmt: skip
+
+
+def _prometheus(raw: dict[str, Any], where: str) -> tuple[str, ...]:
+    """A PromQL probe's checks; its ``name`` (``error_rate``), if any, for ``expect:``."""
+    query = raw["query"]
+    if not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY:
+        raise PlanError(f"{where}.query: a PromQL expression of 1 to {MAX_QUERY} characters")
+    timeout = raw.get("timeout", 5)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
+        raise PlanError(f"{where}.timeout: seconds, more than 0 and at most 60")
+    if "name" not in raw:
+        return ()
+    name = raw["name"]
+    if (
+        not isinstance(name, str)
+        or not _VALUE_NAME.match(name)
+        or keyword.iskeyword(name)
+        or (name in ("value", "min", "max", "abs"))
+    ):
+        raise PlanError(
+            f"{where}.name: {str(name)[:40]!r} is not a name for expect: (a lower-case "
+            "letter, then letters, digits and '_', e.g. error_rate; not value, min, max, abs "
+            "or a Python keyword)"
+        )
+    return (name,)
 
 
 def parse_expectation(raw: Any, where: str, names: tuple[str, ...] = ("value",)) -> Expectation:

@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from clustercord_builtins.chaos import runner
+from clustercord_builtins.chaos import prometheus, runner
 from clustercord_builtins.chaos.experiments import LIVE, Experiments
 from clustercord_builtins.chaos.plan_file import Plan, Probe, host_problem
+from clustercord_builtins.chaos.shared_reads import SharedReader, SharedReads
 from clustercord_sdk import CommandContext, Reply
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.kubernetes import Kubernetes
@@ -26,8 +27,26 @@ from clustercord_sdk.kubernetes import Kubernetes
 Handler = Callable[[CommandContext], Awaitable[Reply]]
 
 
+Targets = dict[int, tuple[str, str]]
+"""A run's probes' (cluster, namespace), by ``id`` of the probe: resolved at its first check
+(the user's default cluster is a database read) and kept, so a run reads where it started."""
+
+
+def _target(ctx: CommandContext, probe: Probe, targets: Targets | None) -> tuple[str, str]:
+    found = targets.get(id(probe)) if targets is not None else None
+    if found is None:
+        options = probe.options
+        found = ctx.kubernetes.target(options.get("cluster"), options.get("namespace"))
+        if targets is not None:
+            targets[id(probe)] = found
+    return found
+
+
 async def observe(
-    ctx: CommandContext, probe: Probe, reader: Kubernetes | None = None
+    ctx: CommandContext,
+    probe: Probe,
+    reader: Kubernetes | SharedReader | None = None,
+    targets: Targets | None = None,
 ) -> float | None:
     """The probe's value now (``None`` when it cannot be had: that fails any expectation).
     ``reader``: who reads the cluster (default: acting for the user, rights reviewed)."""
@@ -38,14 +57,14 @@ async def observe(
             ("deployments.apps", options["deployment"]) if "deployment" in options
             else ("statefulsets.apps", options["statefulset"])
         )  # fmt: skip
-        cluster, namespace = ctx.kubernetes.target(options.get("cluster"), options.get("namespace"))
+        cluster, namespace = _target(ctx, probe, targets)
         try:
             workload = await kube.get(resource, str(name), namespace=namespace, cluster=cluster)
         except CommandError:
             return None
         return float((workload.get("status") or {}).get("readyReplicas") or 0)
     if probe.kind == "field":
-        cluster, namespace = ctx.kubernetes.target(options.get("cluster"), options.get("namespace"))
+        cluster, namespace = _target(ctx, probe, targets)
         try:
             found = await kube.get(
                 str(options["resource"]), str(options["name"]), namespace=namespace, cluster=cluster
@@ -75,7 +94,27 @@ async def observe(
                 return None
 
         return await asyncio.to_thread(fetch)
+    if probe.kind == "prometheus":
+        base = str(options.get("url") or prometheus_url(ctx) or "")
+        if not base:
+            raise prometheus.ProbeError(
+                "no Prometheus is set: an admin sets one with /chaos config prometheus url:, "
+                "or give the probe url:"
+            )
+        return await prometheus.query(
+            base, str(options["query"]), float(options.get("timeout") or 5)
+        )
     raise CommandError(f"unknown probe {probe.kind!r}")
+
+
+PROMETHEUS_SETTING = "prometheus_url"
+
+
+def prometheus_url(ctx: CommandContext) -> str | None:
+    """The Prometheus PromQL probes query: set from chat, else the plugin's configuration."""
+    return Experiments(ctx.store).setting(PROMETHEUS_SETTING) or (
+        str(ctx.config.get(PROMETHEUS_SETTING) or "") or None
+    )
 
 
 async def check(
@@ -83,18 +122,28 @@ async def check(
     probes: list[Probe],
     when: str,
     observations: list[dict[str, Any]],
-    reader: Kubernetes | None = None,
+    reader: Kubernetes | SharedReader | None = None,
+    targets: Targets | None = None,
 ) -> list[str]:
     """The probes that fail now; every observation is kept for the report."""
     failed = []
     for probe in probes:
-        value = await observe(ctx, probe, reader)
+        problem = None
+        try:
+            value = await observe(ctx, probe, reader, targets)
+        except prometheus.ProbeError as error:
+            # A probe that cannot observe fails its check and says why; the run goes on
+            # as for any failed check (stopped, rolled back), never crashes.
+            value, problem = None, str(error)
         ok = probe.expect.holds(value)
-        observations.append(
-            {"at": time.time(), "when": when, "probe": probe.describe(), "value": value, "ok": ok}
-        )
+        observation = {"at": time.time(), "when": when, "probe": probe.describe(),
+                       "value": value, "ok": ok}  # fmt: skip
+        if problem:
+            observation["error"] = problem
+        observations.append(observation)
         if not ok:
-            failed.append(f"{probe.describe()} (observed {value})")
+            seen = f"probe error: {problem}" if problem else f"observed {value}"
+            failed.append(f"{probe.describe()} ({seen})")
     return failed
 
 
@@ -102,25 +151,40 @@ class SteadyState:
     """The steady state's checks during a run: broken once ``plan.failure_threshold``
     consecutive checks failed (a single slow answer does not end a run unless asked)."""
 
-    def __init__(self, plan: Plan, observations: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, plan: Plan, observations: list[dict[str, Any]], reads: SharedReads | None = None
+    ) -> None:
         self.plan = plan
         self.observations = observations
         self.failures = 0
+        self.targets: Targets = {}
+        self.reads = reads
 
     async def broken(self, ctx: CommandContext, when: str) -> list[str]:
         # The checks during the run read as the plugin: the "before" check read every
         # steady-state target acting for the user (their rights reviewed; a target they may
         # not read fails it and nothing runs). Reviewing the same read every second would
         # double the API calls of every probe (the probe-overhead benchmark).
+        reader = ctx.plugin.kubernetes
+        if self.reads is not None:  # runs watching the same objects share their reads
+            reader = self.reads.reader(reader)
         failed = await check(
-            ctx, self.plan.steady_state, when, self.observations, ctx.plugin.kubernetes
+            ctx, self.plan.steady_state, when, self.observations, reader, self.targets
         )
         self.failures = self.failures + 1 if failed else 0
         return failed if self.failures >= self.plan.failure_threshold else []
 
 
+SHARED_READS = SharedReads()
+"""The reads the runs of this process share (they share its event loop too)."""
+
+
 async def run_plan(
-    ctx: CommandContext, plan: Plan, handlers: dict[str, Handler], run_id: str
+    ctx: CommandContext,
+    plan: Plan,
+    handlers: dict[str, Handler],
+    run_id: str,
+    reads: SharedReads | None = SHARED_READS,
 ) -> dict[str, Any]:
     experiments = Experiments(ctx.store)
     run: dict[str, Any] = {
@@ -128,7 +192,8 @@ async def run_plan(
         "ended": None, "verdict": None, "steps": [], "observations": [], "experiments": [],
     }  # fmt: skip
     observations = run["observations"]
-    failed = await check(ctx, plan.steady_state, "before", observations)
+    steady = SteadyState(plan, observations, reads)
+    failed = await check(ctx, plan.steady_state, "before", observations, targets=steady.targets)
     if failed:
         run.update(
             verdict="not run",
@@ -136,7 +201,6 @@ async def run_plan(
         )
         return _finish(experiments, run)
     stop_reason = None
-    steady = SteadyState(plan, observations)
     for index, step in enumerate(plan.steps):
         await ctx.progress(
             index, len(plan.steps), f"{plan.name}: step {index + 1} of {len(plan.steps)}"
@@ -198,7 +262,7 @@ async def run_plan(
             rolled.append(experiment_id)
     run["rolled_back"] = rolled
     run["rolled_back_at"] = time.time()
-    after = await check(ctx, plan.steady_state, "after", observations)
+    after = await check(ctx, plan.steady_state, "after", observations, targets=steady.targets)
     if stop_reason:
         run.update(verdict="fail", reason=stop_reason)
     elif after:
