@@ -284,11 +284,16 @@ def serve_gateway(
         kernel = await kernel_factory()
         state["kernel"] = kernel
         home = lease.for_kernel(kernel)
-        # Only the holder of the home cluster's Lease answers: another one stays connected
-        # but subscribes nothing until it holds the Lease.
-        await lease.hold(kernel, home, _say)
         if home is not None:
-            state["lease"] = home
+            state["lease"] = home  # released on the way out, even if taken while stopping
+        # Only the holder of the home cluster's Lease answers: another one stays connected
+        # but subscribes nothing until it holds the Lease (a stop meanwhile cancels this).
+        state["waiting"] = asyncio.current_task()
+        try:
+            await lease.hold(kernel, home, _say)
+        finally:
+            state.pop("waiting", None)
+        if home is not None:
             keeper = asyncio.create_task(home.keep(stop))
             # Lost (not a clean stop, which leaves it held until released): disconnect.
             keeper.add_done_callback(
@@ -311,10 +316,16 @@ def serve_gateway(
             asyncio.create_task(kernel.run_background(stop)),
             asyncio.create_task(frontend.run_background(stop)),
         ]
+        print("ClusterCord connected to Discord's gateway (Ctrl-C stops it)", flush=True)
 
     async def stopping(event: hikari.StoppingEvent) -> None:
         # hikari turns SIGTERM and SIGINT into this event; the shards still answer REST
         # calls, so interactions in progress finish before anything closes.
+        waiting = state.get("waiting")
+        if waiting is not None:  # a standby stopped before it held the Lease
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            await state["kernel"].http.close()
         if "kernel" in state:
             state["kernel"].readiness.stopping = True
         if "frontend" in state:
