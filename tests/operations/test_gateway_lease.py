@@ -299,3 +299,36 @@ async def test_a_standby_stopped_while_waiting_exits_and_takes_nothing(
         for process in (first, second):
             if process is not None:
                 await process.kill()
+
+
+@pytest.mark.slow
+async def test_a_holder_frozen_past_its_lease_answers_nothing_when_it_wakes(
+    replicas, fake_discord, sandbox_cluster, tmp_path
+):
+    """SIGSTOP (a long GC pause, a frozen VM, a node cut off) longer than the Lease: the
+    standby takes over; what reached the frozen one meanwhile waits in its socket, and on
+    waking it must neither answer that a second time nor keep answering."""
+    sandbox = sandbox_cluster("homelab")
+    envs = replicas(sandbox.kubeconfig)
+    first = second = None
+    try:
+        first, second = await _holder_and_standby(envs, tmp_path)
+        assert first.process is not None and second.process is not None
+        first.process.send_signal(signal.SIGSTOP)
+        await second.line_with("holding the Lease", timeout=lease.DURATION + lease.RENEW + 20)
+        await second.line_with(READY)
+        # Sent to both: the new holder answers; the frozen one has it waiting unread.
+        _answered_once(fake_discord, await fake_discord.invoke(None, "help"))
+        first.process.send_signal(signal.SIGCONT)
+        # It wakes, finds the Lease gone to the other, and stops (exit 0, a clean stop).
+        assert await first.wait(timeout=40) == 0, first.stderr()
+        assert fake_discord.violations == [], fake_discord.violations
+        _answered_once(fake_discord, await fake_discord.invoke(None, "help"))
+        second.process.send_signal(signal.SIGTERM)
+        assert await second.wait() == 0, second.stderr()
+    finally:
+        for process in (first, second):
+            if process is not None:
+                if process.process is not None and process.process.returncode is None:
+                    process.process.send_signal(signal.SIGCONT)
+                await process.kill()

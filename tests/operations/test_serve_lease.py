@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clustercord.kubernetes.calls import ApiStatusError
-from clustercord.lease import ServeLease
+from clustercord.lease import DURATION, MARGIN, ServeLease
 
 
 @pytest.fixture
@@ -73,5 +73,23 @@ async def test_a_stale_write_loses_the_race(home):
     assert first.try_acquire()  # renewed: the version read before is stale now
     other = ServeLease(kubernetes, cluster, "default", identity="pod-c/1")
     body = other._body(datetime.now(UTC), version, datetime.now(UTC))
-    assert other._write("PUT", first.path, body) is False
+    assert other._write("PUT", first.path, body, 0.0) is False
     assert _lease(kubernetes, cluster)["spec"]["holderIdentity"] == "pod-a/1"
+
+
+async def test_a_holder_trusts_its_lease_only_until_another_may_take_it(home):
+    kubernetes, cluster = home
+    ticks = [100.0]
+    holder = ServeLease(
+        kubernetes, cluster, "default", identity="pod-a/1", monotonic=lambda: ticks[0]
+    )
+    assert not holder.valid()
+    assert holder.try_acquire() and holder.valid()
+    ticks[0] += DURATION - MARGIN - 0.1
+    assert holder.valid()
+    # Frozen past it: still "held" as last known, but no longer trusted to answer.
+    ticks[0] += 0.2
+    assert holder.held and not holder.valid()
+    assert holder.try_acquire() and holder.valid()  # renewed: trusted again
+    holder.release()
+    assert not holder.valid()

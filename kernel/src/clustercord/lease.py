@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,10 @@ DURATION = 15
 """Seconds a Lease stays valid after its last renewal."""
 RENEW = 5.0
 """Seconds between two renewals (three tries before it expires)."""
+MARGIN = 2.0
+"""Seconds before the others may take the Lease over that its holder stops trusting it (by
+its own monotonic clock, from the moment it sent its last renewal): a process frozen past
+its Lease (SIGSTOP, a long pause, a frozen VM) must not answer what reached it meanwhile."""
 
 
 def holder_identity() -> str:
@@ -66,6 +71,7 @@ class ServeLease:
         identity: str | None = None,
         duration: int = DURATION,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kubernetes = kubernetes
         self.cluster = cluster
@@ -75,6 +81,8 @@ class ServeLease:
         self.identity = identity or holder_identity()
         self.duration = duration
         self._clock = clock
+        self._monotonic = monotonic
+        self._trusted_until = 0.0
         self.held = False
         self.holder: str | None = None
         """Who holds it, as last read (``None``: nobody)."""
@@ -82,13 +90,14 @@ class ServeLease:
     # -- one step each (blocking: run them in a thread) ---------------------------------
     def try_acquire(self) -> bool:
         """Take or renew the Lease; ``False`` when another live holder has it."""
+        sent = self._monotonic()  # before the renewTime stamped below: never later
         now = self._clock()
         try:
             lease = self._kubernetes.request(self.cluster, "GET", self.path)
         except ApiStatusError as error:
             if error.status != 404:
                 raise
-            return self._write("POST", self._collection, self._body(now, None, now))
+            return self._write("POST", self._collection, self._body(now, None, now), sent)
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
         renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
@@ -102,13 +111,18 @@ class ServeLease:
         if holder and holder != self.identity:
             log.warning("taking over the Lease %s from %s (expired)", self.name, holder)
             body["spec"]["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
-        return self._write("PUT", self.path, body)
+        return self._write("PUT", self.path, body, sent)
+
+    def valid(self) -> bool:
+        """Whether this instance may answer now: it holds the Lease and renewed it less than
+        ``duration - MARGIN`` seconds ago by its own monotonic clock (see :data:`MARGIN`)."""
+        return self.held and self._monotonic() < self._trusted_until
 
     def release(self) -> None:
         """Give it up (a clean stop): the next instance need not wait for it to expire."""
         if not self.held:
             return
-        self.held = False
+        self.held, self._trusted_until = False, 0.0
         try:
             lease = self._kubernetes.request(self.cluster, "GET", self.path)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
@@ -141,7 +155,7 @@ class ServeLease:
             },
         }
 
-    def _write(self, method: str, path: str, body: dict[str, Any]) -> bool:
+    def _write(self, method: str, path: str, body: dict[str, Any], sent: float) -> bool:
         try:
             self._kubernetes.request(self.cluster, method, path, body=body)
         except ApiStatusError as error:
@@ -150,6 +164,7 @@ class ServeLease:
                 return False
             raise
         self.held, self.holder = True, self.identity
+        self._trusted_until = sent + self.duration - MARGIN
         return True
 
     # -- while serving --------------------------------------------------------------------

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +104,9 @@ class DiscordFrontend:
         """Interactions in progress (:meth:`drain` waits for them)."""
         self.accepting = True
         """False once stopping: new gateway interactions are handed back (RESTARTING)."""
+        self.active: Callable[[], bool] = lambda: True
+        """False while another instance may hold the home cluster's Lease (``serve`` sets
+        it): a gateway interaction is then left to that one, neither claimed nor answered."""
         self.register_commands()
         kernel.manager.listeners.append(self._plugins_changed)
         kernel.conversations.register("discord", self.open_conversation)
@@ -283,6 +286,9 @@ class DiscordFrontend:
 
     async def _gateway_interaction(self, event: Any) -> None:
         interaction = event.interaction
+        if not self.active():  # e.g. woken after a freeze longer than the Lease
+            log.warning("interaction %s left to the instance holding the Lease", interaction.id)
+            return
         if not self._first_delivery(interaction):
             return
         if not self.accepting:  # stopping: handed back at once, never left unanswered

@@ -300,6 +300,8 @@ def serve_gateway(
                 lambda _: None if home.held else asyncio.ensure_future(bot.close())
             )
         frontend = DiscordFrontend(kernel, bot, settings)
+        if home is not None:  # only while the Lease is ours by our own clock
+            frontend.active = home.valid
         state.update(kernel=kernel, frontend=frontend)
         await frontend.start()
         if kernel.metrics is not None:
