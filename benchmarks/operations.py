@@ -347,7 +347,11 @@ def bench_recordings(quick: bool, scratch: Path) -> list[Row]:
     per_day = 86_400 / (median(ours_s))
     ratio = median(ours_s) / median(raw_s)
     print(f"     recorded and stored     {spread(ours_ms, 'ms/recording', 2)}")
-    print(f"       of which storing      {spread([s * 1000 for s in saving_s], 'ms', 2)}")
+    print(
+        f"       of which storing      {spread([s * 1000 for s in saving_s], 'ms', 2)}; "
+        f"first batch {saving_s[0] * 1000:.0f} ms, last {saving_s[-1] * 1000:.0f} ms "
+        f"({sessions - batch} recordings stored before it)"
+    )
     print(f"     raw insert (baseline)   {spread(raw_ms, 'ms/recording', 2)}")
     print(
         f"     → {1 / median(ours_s):,.0f} recordings/s of one core, {per_day / 1e6:.1f} million "
