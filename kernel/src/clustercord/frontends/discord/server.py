@@ -145,8 +145,11 @@ async def start_interaction_server(
     host: str = "127.0.0.1",
     port: int = 8080,
     background: bool = True,
+    active: Callable[[], bool] = lambda: True,
 ) -> RunningServer:
-    """Sync the commands, then listen for signed interactions on ``host:port`` (0: any port)."""
+    """Sync the commands, then listen for signed interactions on ``host:port`` (0: any port).
+    While ``active()`` is false (another instance may hold the Lease) requests get 503 and
+    run nothing."""
     check = SignatureCheck(settings.public_key or "", settings.signature_max_age)
     bot = rest_bot(settings)
     bot.rest.start()
@@ -158,6 +161,9 @@ async def start_interaction_server(
         raise
 
     async def interactions(request: web.Request) -> web.StreamResponse:
+        if not active():  # e.g. read after a freeze longer than the Lease: not ours to run
+            log.warning("refused an interaction request: another instance holds the Lease")
+            return web.Response(status=503, text="not the active instance: try again")
         headers = request.headers
         problem = check.problem(headers.get(SIGNATURE), headers.get(TIMESTAMP))
         if problem is None:
@@ -226,7 +232,13 @@ async def serve_interactions(kernel: Any, settings: DiscordSettings, host: str, 
             await kernel.http.close()
             return
         waiting.result()
-        server = await start_interaction_server(kernel, settings, host=host, port=port)
+        server = await start_interaction_server(
+            kernel,
+            settings,
+            host=host,
+            port=port,
+            active=home.valid if home is not None else lambda: True,
+        )
         if home is not None:
             keeper = asyncio.create_task(home.keep(server.stop_event))
             keeper.add_done_callback(lambda _: stopping.set())  # lost: stop answering
