@@ -222,13 +222,12 @@ async def test_a_server_frozen_past_its_lease_runs_nothing_it_reads_on_waking(
     processes = []
     try:
         for env, port in zip((first_env, second_env), ports, strict=True):
-            processes.append(
-                await asyncio.create_subprocess_exec(
-                    *CLI, "serve", "--mode", "interactions", "--host", "127.0.0.1",
-                    "--port", str(port), env=env,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-                )  # fmt: skip
-            )
+            process = await asyncio.create_subprocess_exec(
+                *CLI, "serve", "--mode", "interactions", "--host", "127.0.0.1",
+                "--port", str(port), env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            processes.append(process)
             if len(processes) == 1:
                 await _line_with(processes[0].stdout, "interaction server on")
         first, second = processes
