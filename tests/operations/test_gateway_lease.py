@@ -83,6 +83,7 @@ class Serve:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
         self.process: asyncio.subprocess.Process | None = None
+        self.printed: list[str] = []
 
     async def start(self) -> Serve:
         with open(self.log, "wb") as stderr:
@@ -101,10 +102,16 @@ class Serve:
                 line = (await stdout.readline()).decode()
                 if not line:
                     raise EOFError(f"ended before printing {text!r}: {self.stderr()}")
+                self.printed.append(line)
                 if text in line:
                     return line
 
-        return await asyncio.wait_for(find(), timeout)
+        try:
+            return await asyncio.wait_for(find(), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{text!r} not printed within {timeout:g} s; printed: {self.printed}"
+            ) from None
 
     async def wait(self, timeout: float = 40) -> int:
         assert self.process is not None
@@ -191,7 +198,7 @@ async def test_sigterm_drains_then_the_standby_takes_over(
         warm = await fake_discord.invoke(None, "help")
         _answered_once(fake_discord, warm)
 
-        link.delay = 1.0  # the API server is slow from now on
+        link.delay = 0.4  # the API server is slow from now on (each chunk a client sends)
         in_flight = await fake_discord.invoke(
             None, "pod list", {"namespace": "monitoring"}, user_id=USER
         )
@@ -255,8 +262,8 @@ async def test_after_kill_9_the_standby_waits_for_the_lease_to_expire(
         waited = time.monotonic() - killed
         # Not before it expired (its last renewal was at most RENEW before the kill) …
         assert waited >= lease.DURATION - lease.RENEW - 1, waited
-        # … and within the documented time after.
-        assert waited <= lease.DURATION + lease.RENEW + 10, waited
+        # … and within the documented 25 s of its last renewal (and a little start-up).
+        assert waited <= lease.DURATION + 2 * lease.RENEW + 5, waited
         await second.line_with(READY)
         assert len(fake_discord.gateway_sessions) == 1  # the dead one's socket closed
         after = await fake_discord.invoke(None, "help")

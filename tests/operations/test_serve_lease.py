@@ -53,7 +53,15 @@ async def test_an_expired_holder_is_taken_over(home):
     long_ago = datetime.now(UTC) - timedelta(seconds=60)
     dead = ServeLease(kubernetes, cluster, "default", identity="dead/1", clock=lambda: long_ago)
     assert dead.try_acquire() is True  # its last renewal was a minute ago: expired
-    alive = ServeLease(kubernetes, cluster, "default", identity="pod-b/2")
+    ticks = [0.0]
+    alive = ServeLease(
+        kubernetes, cluster, "default", identity="pod-b/2", monotonic=lambda: ticks[0]
+    )
+    # Expired by its stamp, but this instance never saw it: it waits a duration of its own.
+    assert alive.try_acquire() is False and alive.holder == "dead/1"
+    ticks[0] += DURATION - 0.5
+    assert alive.try_acquire() is False
+    ticks[0] += 1.0  # unchanged for a whole duration, by its own clock too
     assert alive.try_acquire() is True
     spec = _lease(kubernetes, cluster)["spec"]
     assert spec["holderIdentity"] == "pod-b/2" and spec["leaseTransitions"] == 1
@@ -93,3 +101,28 @@ async def test_a_holder_trusts_its_lease_only_until_another_may_take_it(home):
     assert holder.try_acquire() and holder.valid()  # renewed: trusted again
     holder.release()
     assert not holder.valid()
+
+
+async def test_a_standby_whose_clock_runs_ahead_waits_for_a_live_holder(home):
+    """The holder's renewTime read on a clock a minute fast looks expired: what the standby
+    saw change by its own clock keeps it waiting while the holder renews."""
+    kubernetes, cluster = home
+    holder = ServeLease(kubernetes, cluster, "default", identity="pod-a/1")
+    assert holder.try_acquire()
+    ticks = [0.0]
+    fast = ServeLease(
+        kubernetes,
+        cluster,
+        "default",
+        identity="pod-b/1",
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=60),
+        monotonic=lambda: ticks[0],
+    )
+    for _ in range(6):  # 30 s of the holder renewing every 5 s
+        assert fast.try_acquire() is False
+        ticks[0] += 5.0
+        assert holder.try_acquire()
+    assert _lease(kubernetes, cluster)["spec"]["holderIdentity"] == "pod-a/1"
+    assert fast.try_acquire() is False  # it sees the last renewal …
+    ticks[0] += DURATION  # … then the holder died: nothing changed for a duration
+    assert fast.try_acquire() is True

@@ -6,8 +6,9 @@ copy of the config) share no file. With ``home_cluster`` configured, ``serve`` f
 the Lease ``clustercord`` (``coordination.k8s.io/v1``) in that cluster's namespace, holds it
 by renewing it every few seconds, and only then answers; a second instance waits, not ready,
 until the Lease is released (a clean stop deletes it) or expires (its holder died without
-stopping: ``DURATION`` seconds after its last renewal). An instance that cannot renew in time
-stops answering: the other may have taken over.
+stopping: ``DURATION`` seconds after its last renewal, and after the waiting instance last saw
+it change by its own clock, so that no other machine's clock is trusted). An instance that
+cannot renew in time stops answering: the other may have taken over.
 
 Writes carry the ``resourceVersion`` read: of two instances racing for an expired Lease the
 API server accepts one update and answers the other 409, so both never hold it.
@@ -83,6 +84,8 @@ class ServeLease:
         self._clock = clock
         self._monotonic = monotonic
         self._trusted_until = 0.0
+        self._observed: tuple[str, float] | None = None
+        """The Lease's resourceVersion as last read, and when (monotonic) it was first seen."""
         self.held = False
         self.holder: str | None = None
         """Who holds it, as last read (``None``: nobody)."""
@@ -102,7 +105,14 @@ class ServeLease:
         holder = spec.get("holderIdentity")
         renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
         duration = int(spec.get("leaseDurationSeconds") or self.duration)
-        alive = renewed is not None and renewed + timedelta(seconds=duration) > now
+        # Alive by the holder's stamp on our wall clock, or by what we saw ourselves: the
+        # record changed (or we first saw it) less than ``duration`` ago on our monotonic
+        # clock. The second keeps a standby whose clock runs ahead from taking a live Lease.
+        version = str(lease["metadata"]["resourceVersion"])
+        if self._observed is None or self._observed[0] != version:
+            self._observed = (version, sent)
+        seen_alive = sent - self._observed[1] < duration
+        alive = seen_alive or (renewed is not None and renewed + timedelta(seconds=duration) > now)
         if holder and holder != self.identity and alive:
             self.held, self.holder = False, holder
             return False
