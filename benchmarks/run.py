@@ -30,6 +30,7 @@ import chaos as chaos_bench  # benchmarks/chaos.py, beside this file
 import cluster  # benchmarks/cluster.py
 import discord as discord_bench  # benchmarks/discord.py
 import isolation  # benchmarks/isolation.py
+import operations  # benchmarks/operations.py
 import rbac  # benchmarks/rbac.py
 import sso  # benchmarks/sso.py
 import templates  # benchmarks/templates.py
@@ -430,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += [Row(*r) for r in marketplace.run(args.quick, scratch)]  # prints its header
         rows += [Row(*r) for r in chaos_bench.bench_chaos(args.quick, scratch)]
         rows += [Row(*r) for r in sso.run(args.quick, scratch)]  # prints its header
+        rows += [Row(*r) for r in operations.run(args.quick, scratch)]  # prints its header
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary(rows)

@@ -128,13 +128,11 @@ async def _line_with(stream: asyncio.StreamReader, text: str, timeout: float = 6
     return await asyncio.wait_for(find(), timeout)
 
 
-@pytest.mark.slow
-async def test_a_second_instance_waits_for_the_lease_then_takes_over(
-    environment, fake_discord, tmp_path, sandbox_cluster, clustercord_signer
-):
+def _two_replicas(environment, tmp_path, sandbox) -> tuple[dict, dict]:
+    """The environments of two replicas: data directories of their own, one Discord
+    application, the sandbox as their home cluster."""
     import yaml
 
-    sandbox = sandbox_cluster("homelab")
     home = yaml.safe_load(sandbox.kubeconfig.read_text())["current-context"]
     first_env = {**environment, "KUBECONFIG": str(sandbox.kubeconfig)}
     first_env["CLUSTERCORD_HOME_CLUSTER"] = home
@@ -149,6 +147,24 @@ async def test_a_second_instance_waits_for_the_lease_then_takes_over(
         check=True,
         capture_output=True,
     )
+    return first_env, second_env
+
+
+def _commands_run(database: Path, name: str) -> int:
+    conn = sqlite3.connect(database)
+    try:
+        return conn.execute(
+            "SELECT count(*) FROM _audit WHERE action LIKE ?", (f"%{name}%",)
+        ).fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+async def test_a_second_instance_waits_for_the_lease_then_takes_over(
+    environment, fake_discord, tmp_path, sandbox_cluster, clustercord_signer
+):
+    first_env, second_env = _two_replicas(environment, tmp_path, sandbox_cluster("homelab"))
     processes = []
     try:
         for env in (first_env, second_env):
@@ -189,5 +205,57 @@ async def test_a_second_instance_waits_for_the_lease_then_takes_over(
     finally:
         for process in processes:
             if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+@pytest.mark.slow
+async def test_a_server_frozen_past_its_lease_runs_nothing_it_reads_on_waking(
+    environment, fake_discord, tmp_path, sandbox_cluster
+):
+    """SIGSTOP longer than the Lease: a request that waited in the frozen server's socket is
+    refused (503) on waking, not run after the other instance took over; then it stops."""
+    from clustercord.lease import DURATION, RENEW
+
+    first_env, second_env = _two_replicas(environment, tmp_path, sandbox_cluster("homelab"))
+    ports = [free_port(), free_port()]
+    processes = []
+    try:
+        for env, port in zip((first_env, second_env), ports, strict=True):
+            process = await asyncio.create_subprocess_exec(
+                *CLI, "serve", "--mode", "interactions", "--host", "127.0.0.1",
+                "--port", str(port), env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            processes.append(process)
+            if len(processes) == 1:
+                await _line_with(processes[0].stdout, "interaction server on")
+        first, second = processes
+        await _line_with(second.stdout, "is held by")
+        first_url = f"http://127.0.0.1:{ports[0]}/"
+        assert (await fake_discord.invoke(first_url, "help")).initial is not None
+        database = Path(first_env["CLUSTERCORD_DATA_DIR"]) / "clustercord.db"
+        ran = _commands_run(database, "help")
+        first.send_signal(signal.SIGSTOP)
+        waiting = asyncio.create_task(fake_discord.invoke(first_url, "help"))
+        await _line_with(second.stdout, "interaction server on", timeout=DURATION + RENEW + 20)
+        first.send_signal(signal.SIGCONT)
+        refused = await waiting
+        assert refused.status == 503, refused
+        # Discord gave up on it after 3 s ("The application did not respond"), as it would.
+        expected = [v for v in fake_discord.violations if refused.id in v]
+        assert expected and all("not acknowledged" in v for v in expected), expected
+        for violation in expected:
+            fake_discord.violations.remove(violation)
+        assert await asyncio.wait_for(first.wait(), 30) == 0  # it found the Lease gone
+        assert _commands_run(database, "help") == ran  # nothing of it ran
+        second_url = f"http://127.0.0.1:{ports[1]}/"
+        assert (await fake_discord.invoke(second_url, "help")).initial is not None
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 30) == 0
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGCONT)
                 process.kill()
                 await process.wait()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clustercord.kubernetes.calls import ApiStatusError
-from clustercord.lease import ServeLease
+from clustercord.lease import DURATION, MARGIN, ServeLease
 
 
 @pytest.fixture
@@ -53,7 +53,15 @@ async def test_an_expired_holder_is_taken_over(home):
     long_ago = datetime.now(UTC) - timedelta(seconds=60)
     dead = ServeLease(kubernetes, cluster, "default", identity="dead/1", clock=lambda: long_ago)
     assert dead.try_acquire() is True  # its last renewal was a minute ago: expired
-    alive = ServeLease(kubernetes, cluster, "default", identity="pod-b/2")
+    ticks = [0.0]
+    alive = ServeLease(
+        kubernetes, cluster, "default", identity="pod-b/2", monotonic=lambda: ticks[0]
+    )
+    # Expired by its stamp, but this instance never saw it: it waits a duration of its own.
+    assert alive.try_acquire() is False and alive.holder == "dead/1"
+    ticks[0] += DURATION - 0.5
+    assert alive.try_acquire() is False
+    ticks[0] += 1.0  # unchanged for a whole duration, by its own clock too
     assert alive.try_acquire() is True
     spec = _lease(kubernetes, cluster)["spec"]
     assert spec["holderIdentity"] == "pod-b/2" and spec["leaseTransitions"] == 1
@@ -73,5 +81,48 @@ async def test_a_stale_write_loses_the_race(home):
     assert first.try_acquire()  # renewed: the version read before is stale now
     other = ServeLease(kubernetes, cluster, "default", identity="pod-c/1")
     body = other._body(datetime.now(UTC), version, datetime.now(UTC))
-    assert other._write("PUT", first.path, body) is False
+    assert other._write("PUT", first.path, body, 0.0) is False
     assert _lease(kubernetes, cluster)["spec"]["holderIdentity"] == "pod-a/1"
+
+
+async def test_a_holder_trusts_its_lease_only_until_another_may_take_it(home):
+    kubernetes, cluster = home
+    ticks = [100.0]
+    holder = ServeLease(
+        kubernetes, cluster, "default", identity="pod-a/1", monotonic=lambda: ticks[0]
+    )
+    assert not holder.valid()
+    assert holder.try_acquire() and holder.valid()
+    ticks[0] += DURATION - MARGIN - 0.1
+    assert holder.valid()
+    # Frozen past it: still "held" as last known, but no longer trusted to answer.
+    ticks[0] += 0.2
+    assert holder.held and not holder.valid()
+    assert holder.try_acquire() and holder.valid()  # renewed: trusted again
+    holder.release()
+    assert not holder.valid()
+
+
+async def test_a_standby_whose_clock_runs_ahead_waits_for_a_live_holder(home):
+    """The holder's renewTime read on a clock a minute fast looks expired: what the standby
+    saw change by its own clock keeps it waiting while the holder renews."""
+    kubernetes, cluster = home
+    holder = ServeLease(kubernetes, cluster, "default", identity="pod-a/1")
+    assert holder.try_acquire()
+    ticks = [0.0]
+    fast = ServeLease(
+        kubernetes,
+        cluster,
+        "default",
+        identity="pod-b/1",
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=60),
+        monotonic=lambda: ticks[0],
+    )
+    for _ in range(6):  # 30 s of the holder renewing every 5 s
+        assert fast.try_acquire() is False
+        ticks[0] += 5.0
+        assert holder.try_acquire()
+    assert _lease(kubernetes, cluster)["spec"]["holderIdentity"] == "pod-a/1"
+    assert fast.try_acquire() is False  # it sees the last renewal …
+    ticks[0] += DURATION  # … then the holder died: nothing changed for a duration
+    assert fast.try_acquire() is True

@@ -6,8 +6,9 @@ copy of the config) share no file. With ``home_cluster`` configured, ``serve`` f
 the Lease ``clustercord`` (``coordination.k8s.io/v1``) in that cluster's namespace, holds it
 by renewing it every few seconds, and only then answers; a second instance waits, not ready,
 until the Lease is released (a clean stop deletes it) or expires (its holder died without
-stopping: ``DURATION`` seconds after its last renewal). An instance that cannot renew in time
-stops answering: the other may have taken over.
+stopping: ``DURATION`` seconds after its last renewal, and after the waiting instance last saw
+it change by its own clock, so that no other machine's clock is trusted). An instance that
+cannot renew in time stops answering: the other may have taken over.
 
 Writes carry the ``resourceVersion`` read: of two instances racing for an expired Lease the
 API server accepts one update and answers the other 409, so both never hold it.
@@ -19,6 +20,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +34,10 @@ DURATION = 15
 """Seconds a Lease stays valid after its last renewal."""
 RENEW = 5.0
 """Seconds between two renewals (three tries before it expires)."""
+MARGIN = 2.0
+"""Seconds before the others may take the Lease over that its holder stops trusting it (by
+its own monotonic clock, from the moment it sent its last renewal): a process frozen past
+its Lease (SIGSTOP, a long pause, a frozen VM) must not answer what reached it meanwhile."""
 
 
 def holder_identity() -> str:
@@ -66,6 +72,7 @@ class ServeLease:
         identity: str | None = None,
         duration: int = DURATION,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kubernetes = kubernetes
         self.cluster = cluster
@@ -75,6 +82,10 @@ class ServeLease:
         self.identity = identity or holder_identity()
         self.duration = duration
         self._clock = clock
+        self._monotonic = monotonic
+        self._trusted_until = 0.0
+        self._observed: tuple[str, float] | None = None
+        """The Lease's resourceVersion as last read, and when (monotonic) it was first seen."""
         self.held = False
         self.holder: str | None = None
         """Who holds it, as last read (``None``: nobody)."""
@@ -82,18 +93,26 @@ class ServeLease:
     # -- one step each (blocking: run them in a thread) ---------------------------------
     def try_acquire(self) -> bool:
         """Take or renew the Lease; ``False`` when another live holder has it."""
+        sent = self._monotonic()  # before the renewTime stamped below: never later
         now = self._clock()
         try:
             lease = self._kubernetes.request(self.cluster, "GET", self.path)
         except ApiStatusError as error:
             if error.status != 404:
                 raise
-            return self._write("POST", self._collection, self._body(now, None, now))
+            return self._write("POST", self._collection, self._body(now, None, now), sent)
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
         renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
         duration = int(spec.get("leaseDurationSeconds") or self.duration)
-        alive = renewed is not None and renewed + timedelta(seconds=duration) > now
+        # Alive by the holder's stamp on our wall clock, or by what we saw ourselves: the
+        # record changed (or we first saw it) less than ``duration`` ago on our monotonic
+        # clock. The second keeps a standby whose clock runs ahead from taking a live Lease.
+        version = str(lease["metadata"]["resourceVersion"])
+        if self._observed is None or self._observed[0] != version:
+            self._observed = (version, sent)
+        seen_alive = sent - self._observed[1] < duration
+        alive = seen_alive or (renewed is not None and renewed + timedelta(seconds=duration) > now)
         if holder and holder != self.identity and alive:
             self.held, self.holder = False, holder
             return False
@@ -102,13 +121,18 @@ class ServeLease:
         if holder and holder != self.identity:
             log.warning("taking over the Lease %s from %s (expired)", self.name, holder)
             body["spec"]["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
-        return self._write("PUT", self.path, body)
+        return self._write("PUT", self.path, body, sent)
+
+    def valid(self) -> bool:
+        """Whether this instance may answer now: it holds the Lease and renewed it less than
+        ``duration - MARGIN`` seconds ago by its own monotonic clock (see :data:`MARGIN`)."""
+        return self.held and self._monotonic() < self._trusted_until
 
     def release(self) -> None:
         """Give it up (a clean stop): the next instance need not wait for it to expire."""
         if not self.held:
             return
-        self.held = False
+        self.held, self._trusted_until = False, 0.0
         try:
             lease = self._kubernetes.request(self.cluster, "GET", self.path)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
@@ -141,7 +165,7 @@ class ServeLease:
             },
         }
 
-    def _write(self, method: str, path: str, body: dict[str, Any]) -> bool:
+    def _write(self, method: str, path: str, body: dict[str, Any], sent: float) -> bool:
         try:
             self._kubernetes.request(self.cluster, method, path, body=body)
         except ApiStatusError as error:
@@ -150,6 +174,7 @@ class ServeLease:
                 return False
             raise
         self.held, self.holder = True, self.identity
+        self._trusted_until = sent + self.duration - MARGIN
         return True
 
     # -- while serving --------------------------------------------------------------------

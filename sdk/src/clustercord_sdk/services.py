@@ -75,7 +75,11 @@ class Job:
 
 
 class Scheduler(Protocol):
-    """Persisted interval and cron jobs; they survive restarts."""
+    """Persisted interval and cron jobs; they survive restarts.
+
+    A job runs for no user: its ``ctx.kubernetes`` calls without ``cluster=`` go to the only
+    configured cluster (no user's ``/cluster use`` choice applies); with several clusters a
+    job names the one it means, else the call fails with "which cluster?"."""
 
     def every(
         self,

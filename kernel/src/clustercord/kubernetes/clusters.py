@@ -260,14 +260,37 @@ class ClusterRegistry:
             {"cluster": chosen.name, "namespace": namespace or chosen.namespace},
         )
 
-    def default_for(self, user: str) -> tuple[str | None, str | None]:
-        saved = self.database.kv_get("cluster-defaults", user)
+    def default_for(self, user: str | None) -> tuple[str | None, str | None]:
+        """The cluster and namespace for a call that names none: ``user``'s ``/cluster use``
+        choice, else the only cluster; ``(None, None)`` when there are several and no
+        choice. ``user`` is ``None`` for work no person started (a scheduled job, a hook):
+        only the only-cluster rule applies."""
+        saved = self.database.kv_get("cluster-defaults", user) if user is not None else None
         if saved and saved["cluster"] in self._clusters:
             return saved["cluster"], saved["namespace"]
         clusters = self.list()
         if len(clusters) == 1:
             return clusters[0].name, clusters[0].namespace
         return None, None
+
+    def target(
+        self, cluster: str | None, namespace: str | None, *, user: str | None
+    ) -> tuple[str, str]:
+        """The one rule for "which cluster and namespace" (every caller resolves through
+        it): ``cluster`` as given, else :meth:`default_for` ``user``; the namespace as
+        given, else the user's chosen one for their default cluster, else the cluster's.
+        Several clusters and none chosen: a :class:`UsageError` listing them."""
+        default_cluster, default_namespace = self.default_for(user)
+        name = cluster or default_cluster
+        if name is None:
+            names = ", ".join(c.name for c in self.list()) or "none"
+            raise UsageError(f"which cluster? give cluster: (clusters: {names}) or /cluster use")
+        chosen = self.get(name)
+        if namespace:
+            return chosen.name, namespace
+        if name == default_cluster and default_namespace:
+            return chosen.name, default_namespace
+        return chosen.name, chosen.namespace
 
 
 class ClusterAdmin:

@@ -189,20 +189,13 @@ class PluginKubernetes:
         ]
 
     def target(self, cluster: str | None = None, namespace: str | None = None) -> tuple[str, str]:
-        registry = self.service.registry
-        default_cluster, default_namespace = (None, None)
-        if self.invocation is not None:
-            default_cluster, default_namespace = registry.default_for(self.invocation.user_id)
-        name = cluster or (self.invocation.cluster if self.invocation else None) or default_cluster
-        if name is None:
-            names = ", ".join(c.name for c in registry.list()) or "none"
-            raise UsageError(f"which cluster? give cluster: (clusters: {names}) or /cluster use")
-        chosen = registry.get(name)
-        if namespace:
-            return chosen.name, namespace
-        if name == default_cluster and default_namespace:
-            return chosen.name, default_namespace
-        return chosen.name, chosen.namespace
+        # A job or a hook has no invocation: the only cluster, as for a user with no choice.
+        invocation = self.invocation
+        return self.service.registry.target(
+            cluster or (invocation.cluster if invocation is not None else None),
+            namespace,
+            user=invocation.user_id if invocation is not None else None,
+        )
 
     # -- the calls -----------------------------------------------------------------------
     async def version(self, *, cluster: str | None = None) -> dict[str, Any]:

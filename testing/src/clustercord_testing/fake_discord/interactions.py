@@ -547,10 +547,13 @@ class InteractionDriver(ResponseRules):
         return None, []
 
     async def _deliver_over_gateway(self, record: Interaction) -> Interaction:
-        """An ``INTERACTION_CREATE`` event to the first connected bot (gateway mode)."""
+        """An ``INTERACTION_CREATE`` event to every connected bot (gateway mode): Discord
+        sends each session of a shard its events, so two bots running with one token both
+        receive it, and answering it twice is a violation the fake records."""
         if not self.gateway_sessions:
             raise RuntimeError("no bot is connected to the fake Discord's gateway")
-        await self.gateway_sessions[0].dispatch("INTERACTION_CREATE", record.payload)
+        for session in list(self.gateway_sessions):
+            await session.dispatch("INTERACTION_CREATE", record.payload)
         record.status = 200  # dispatched; the bot answers through the callback endpoint
         await self._await_callback(record, wait=True, how="delivered over the gateway")
         return record

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +107,9 @@ class DiscordFrontend:
         """False once stopping: new gateway interactions are handed back (RESTARTING)."""
         self.members: MemberEvents | None = None
         """Member role changes and departures for plugins (a gateway bot only)."""
+        self.active: Callable[[], bool] = lambda: True
+        """False while another instance may hold the home cluster's Lease (``serve`` sets
+        it): a gateway interaction is then left to that one, neither claimed nor answered."""
         self.register_commands()
         kernel.manager.listeners.append(self._plugins_changed)
         kernel.conversations.register("discord", self.open_conversation)
@@ -295,6 +298,9 @@ class DiscordFrontend:
 
     async def _gateway_interaction(self, event: Any) -> None:
         interaction = event.interaction
+        if not self.active():  # e.g. woken after a freeze longer than the Lease
+            log.warning("interaction %s left to the instance holding the Lease", interaction.id)
+            return
         if not self._first_delivery(interaction):
             return
         if not self.accepting:  # stopping: handed back at once, never left unanswered

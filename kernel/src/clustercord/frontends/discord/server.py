@@ -146,8 +146,11 @@ async def start_interaction_server(
     host: str = "127.0.0.1",
     port: int = 8080,
     background: bool = True,
+    active: Callable[[], bool] = lambda: True,
 ) -> RunningServer:
-    """Sync the commands, then listen for signed interactions on ``host:port`` (0: any port)."""
+    """Sync the commands, then listen for signed interactions on ``host:port`` (0: any port).
+    While ``active()`` is false (another instance may hold the Lease) requests get 503 and
+    run nothing."""
     check = SignatureCheck(settings.public_key or "", settings.signature_max_age)
     bot = rest_bot(settings)
     bot.rest.start()
@@ -159,6 +162,9 @@ async def start_interaction_server(
         raise
 
     async def interactions(request: web.Request) -> web.StreamResponse:
+        if not active():  # e.g. read after a freeze longer than the Lease: not ours to run
+            log.warning("refused an interaction request: another instance holds the Lease")
+            return web.Response(status=503, text="not the active instance: try again")
         headers = request.headers
         problem = check.problem(headers.get(SIGNATURE), headers.get(TIMESTAMP))
         if problem is None:
@@ -227,7 +233,13 @@ async def serve_interactions(kernel: Any, settings: DiscordSettings, host: str, 
             await kernel.http.close()
             return
         waiting.result()
-        server = await start_interaction_server(kernel, settings, host=host, port=port)
+        server = await start_interaction_server(
+            kernel,
+            settings,
+            host=host,
+            port=port,
+            active=home.valid if home is not None else lambda: True,
+        )
         if home is not None:
             keeper = asyncio.create_task(home.keep(server.stop_event))
             keeper.add_done_callback(lambda _: stopping.set())  # lost: stop answering
@@ -292,17 +304,24 @@ async def run_gateway(
         kernel = await kernel_factory()
         state["kernel"] = kernel
         home = lease.for_kernel(kernel)
-        # Only the holder of the home cluster's Lease answers: another one stays connected
-        # but subscribes nothing until it holds the Lease.
-        await lease.hold(kernel, home, _say)
         if home is not None:
-            state["lease"] = home
+            state["lease"] = home  # released on the way out, even if taken while stopping
+        # Only the holder of the home cluster's Lease answers: another one stays connected
+        # but subscribes nothing until it holds the Lease (a stop meanwhile cancels this).
+        state["waiting"] = asyncio.current_task()
+        try:
+            await lease.hold(kernel, home, _say)
+        finally:
+            state.pop("waiting", None)
+        if home is not None:
             keeper = asyncio.create_task(home.keep(stop))
             # Lost (not a clean stop, which leaves it held until released): disconnect.
             keeper.add_done_callback(
                 lambda _: None if home.held else asyncio.ensure_future(bot.close())
             )
         frontend = DiscordFrontend(kernel, bot, settings)
+        if home is not None:  # only while the Lease is ours by our own clock
+            frontend.active = home.valid
         state.update(kernel=kernel, frontend=frontend)
         await frontend.start()
         if kernel.metrics is not None:
@@ -319,12 +338,18 @@ async def run_gateway(
             asyncio.create_task(kernel.run_background(stop)),
             asyncio.create_task(frontend.run_background(stop)),
         ]
+        print("ClusterCord connected to Discord's gateway (Ctrl-C stops it)", flush=True)
 
     async def stopping(event: hikari.StoppingEvent) -> None:
-        # The shards still answer REST calls here, so interactions in progress finish
-        # before anything closes.
+        # hikari turns SIGTERM and SIGINT into this event; the shards still answer REST
+        # calls, so interactions in progress finish before anything closes.
         if "kernel" not in state:
             return  # a bot that never connected (Discord refused an intent): nothing ran
+        waiting = state.get("waiting")
+        if waiting is not None:  # a standby stopped before it held the Lease
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            await state["kernel"].http.close()
         state["kernel"].readiness.stopping = True
         if "frontend" in state:
             await state["frontend"].drain(DRAIN)
