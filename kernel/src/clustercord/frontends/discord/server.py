@@ -297,6 +297,12 @@ async def run_gateway(
     :class:`UsageError` saying what to switch on."""
     state: dict[str, Any] = {}
     stop = asyncio.Event()
+    closing: list[asyncio.Future[None]] = []
+
+    def close(bot: hikari.GatewayBot) -> None:
+        """Close the bot once, whoever asks first (a signal, the Lease lost)."""
+        if bot.is_alive and not closing:
+            closing.append(asyncio.ensure_future(bot.close()))
 
     async def started(event: hikari.StartedEvent) -> None:
         bot = event.app
@@ -316,9 +322,7 @@ async def run_gateway(
         if home is not None:
             keeper = asyncio.create_task(home.keep(stop))
             # Lost (not a clean stop, which leaves it held until released): disconnect.
-            keeper.add_done_callback(
-                lambda _: None if home.held else asyncio.ensure_future(bot.close())
-            )
+            keeper.add_done_callback(lambda _: None if home.held else close(bot))
         frontend = DiscordFrontend(kernel, bot, settings)
         if home is not None:  # only while the Lease is ours by our own clock
             frontend.active = home.valid
@@ -370,7 +374,6 @@ async def run_gateway(
         bot.subscribe(hikari.StartedEvent, started)
         bot.subscribe(hikari.StoppingEvent, stopping)
 
-    closing: list[asyncio.Future[None]] = []
     starting = asyncio.ensure_future(
         intents.start_gateway(settings, gateway_bot, prepare, check_for_updates=False)
     )
@@ -378,8 +381,8 @@ async def run_gateway(
     def signalled() -> None:
         if not starting.done():  # connecting, or waiting for the Lease: nothing serves yet
             starting.cancel()
-        elif bots and bots[-1].is_alive and not closing:  # closed once, however many signals
-            closing.append(asyncio.ensure_future(bots[-1].close()))
+        elif bots:
+            close(bots[-1])
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -403,7 +406,7 @@ async def run_gateway(
             ended = exc
             raise intents.refusal(running.settings, exc, later=True) or exc from None
         finally:
-            if closing:  # a signal: its close ends joining before it has finished
+            if closing:  # a signal or the Lease lost: that close ends joining early
                 await closing[0]
             elif bot.is_alive:
                 with _reported(ended):
