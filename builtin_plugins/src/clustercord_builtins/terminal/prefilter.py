@@ -1,0 +1,229 @@
+"""Which lines of a block of output the redactor has work on, in one pass of Hyperscan.
+
+The redactor releases lines that nothing could act on as they are, many at once (see
+:meth:`.redaction.StreamRedactor._look`); telling which those are took a few Python regex
+passes over every character, the most of a bulk stream's cost. Hyperscan (a multi-pattern
+engine made for this) runs all of them in one pass over the block's bytes, at gigabytes a
+second; only the lines it reports go through the exact Python rules.
+
+What it looks for is a superset of what any rule, the structure or a private key acts on,
+so a line it does not report is one the exact path would leave as it is:
+
+* each literal a rule cannot match without (:data:`.rules.NEEDED`), ``kind``, ``data`` and
+  ``-----begin``, ignoring case;
+* 20 characters of base64's alphabet with an upper-case letter among them (a random
+  base64 string has one, :func:`.rules._random_base64`; so has a Discord token's start),
+  and 32 hex digits (the hex rule);
+* escape codes: a line holding one is judged on its text without them (as the rules read
+  it), and reported only if that text has something of the above, a known secret or a
+  prompt.
+
+Python ignoring case matches ``ſ`` to ``s``, ``ı``/``İ`` to ``i`` and the Kelvin sign to
+``k``, which Hyperscan does not: a block holding one of those is left to the Python path.
+Without the ``hyperscan`` package (it has wheels for Linux on x86-64 only), :func:`load`
+returns None and the Python path does all the work, with the same result.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from clustercord_builtins.terminal import rules
+from clustercord_builtins.terminal.ansi import strip_codes
+
+FOLDED = ("\u0130", "\u0131", "\u017f", "\u212a")
+"""Characters that Python's case-insensitive matching (and :func:`.rules.fold`) takes for
+an ASCII letter."""
+_RUN = "[A-Za-z0-9+/_-]"
+_WINDOW = 20  # rules.BASE64_MIN: the shortest random string judged
+
+_LITERAL, _ESCAPE, _FOLD = 0, 1, 2  # what a pattern's match means (its id's kind)
+
+
+def _patterns() -> list[tuple[bytes, int, int]]:
+    """``(expression, flags, kind)`` of every pattern."""
+    import hyperscan
+
+    caseless = hyperscan.HS_FLAG_CASELESS
+    words = sorted({*rules.NEEDED, "kind", "data", "-----begin"})
+    found: list[tuple[bytes, int, int]] = [(_exact(word), caseless, _LITERAL) for word in words]
+    # The upper-case letter k characters into the window, for each k.
+    upper_run = "|".join(_repeat(k) + "[A-Z]" + _repeat(_WINDOW - 1 - k) for k in range(_WINDOW))
+    found += [(upper_run.encode(), 0, _LITERAL), (b"[0-9a-fA-F]{32}", 0, _LITERAL)]
+    found += [(_exact(c), 0, _ESCAPE) for c in ("\x1b", "\x9b", "\x07")]
+    found += [(_exact(c), 0, _FOLD) for c in FOLDED]
+    return found
+
+
+def _repeat(count: int) -> str:
+    return f"{_RUN}{{{count}}}" if count else ""  # Hyperscan refuses a repeat of 0
+
+
+def _exact(text: str) -> bytes:
+    """A pattern of ``text``'s UTF-8 bytes, each spelt in hex (nothing to escape)."""
+    return "".join(f"\\x{b:02x}" for b in text.encode()).encode()
+
+
+class Prefilter:
+    """One compiled database, shared: a scan holds a lock (Hyperscan's scratch space is
+    one scan's at a time), a few microseconds per block."""
+
+    def __init__(self) -> None:
+        import hyperscan
+
+        patterns = _patterns()
+        self._kinds = [kind for _, _, kind in patterns]
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._db.compile(
+            expressions=[p for p, _, _ in patterns],
+            ids=list(range(len(patterns))),
+            elements=len(patterns),
+            flags=[f for _, f, _ in patterns],
+        )
+        self._terminated = hyperscan.ScanTerminated
+        self._lock = threading.Lock()
+
+    def lines(self, chunk: str, extra: Callable[[str], bool]) -> list[int] | None:
+        """Where the lines of ``chunk`` (whole lines) that need work start, ascending; None
+        when the block is the Python path's (a character Hyperscan cannot fold). A line
+        with escape codes needs work if its text without them has what the patterns look
+        for, or ``extra(text)`` says so (a known secret, a prompt)."""
+        data = chunk.encode()
+        matches: list[tuple[int, int]] = []
+
+        def on(id: int, start: int, end: int, flags: int, context: Any) -> None:
+            matches.append((end, id))
+
+        with self._lock:
+            self._db.scan(data, match_event_handler=on)
+        kinds = self._kinds
+        if any(kinds[id] == _FOLD for _, id in matches):
+            return None
+        matches.sort()
+        starts: list[int] = []  # byte offsets of the lines that need work
+        line_end = -1  # of the line being looked at
+        escapes_only = False
+        for end, id in matches:
+            if end > line_end:  # a match on a line after the last one
+                if starts and escapes_only and not self._plain_needs(data, starts[-1], extra):
+                    starts.pop()
+                start = data.rfind(b"\n", 0, end - 1) + 1
+                line_end = data.find(b"\n", end - 1)
+                line_end = len(data) if line_end < 0 else line_end
+                starts.append(start)
+                escapes_only = True
+            if kinds[id] != _ESCAPE:
+                escapes_only = False
+        if starts and escapes_only and not self._plain_needs(data, starts[-1], extra):
+            starts.pop()
+        if chunk.isascii():  # most output: a byte is a character
+            return starts
+        places, byte, char = [], 0, 0
+        for start in starts:
+            char += len(data[byte:start].decode())
+            byte = start
+            places.append(char)
+        return places
+
+    def _plain_needs(self, data: bytes, start: int, extra: Callable[[str], bool]) -> bool:
+        """Whether the line at ``start``, its escape codes removed, needs work."""
+        end = data.find(b"\n", start)
+        plain = strip_codes(data[start : len(data) if end < 0 else end].decode())
+        if extra(plain):
+            return True
+        found = False
+
+        def on(id: int, start: int, end: int, flags: int, context: Any) -> bool:
+            nonlocal found
+            found = True
+            return True  # one is enough: stop
+
+        with self._lock:
+            try:
+                self._db.scan(plain.encode(), match_event_handler=on)
+            except self._terminated:
+                pass
+        return found
+
+
+_shared: list[Prefilter | None] = []
+_shared_lock = threading.Lock()
+
+
+def load() -> Prefilter | None:
+    """The prefilter (compiled once, on first use), or None without ``hyperscan``."""
+    with _shared_lock:
+        if not _shared:
+            try:
+                _shared.append(Prefilter())
+            except ImportError:
+                _shared.append(None)
+        return _shared[0]
+
+
+class KnownSecrets:
+    """Which of a growing set of values (the secrets a stream has masked, to mask again
+    wherever they show up) a text holds. A substring test each costs a pass over the text
+    per value: with the thousands a long stream learns, that was the most of its cost.
+    Past :data:`SMALL` values they are compiled into one Hyperscan literal database (again
+    whenever the ones not in it outnumber half of those in it, so compiling stays a small
+    share), one pass for all; the newest few are tested one by one."""
+
+    SMALL = 16
+
+    def __init__(self) -> None:
+        import hyperscan
+
+        self._hyperscan = hyperscan
+        self._values: list[str] = []
+        self._seen: set[str] = set()
+        self._db: Any = None
+        self._compiled = 0  # the first this many values are in the database
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        if value not in self._seen:
+            self._seen.add(value)
+            self._values.append(value)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def held_in(self, text: str) -> list[str]:
+        values = self._values
+        if len(values) - self._compiled > max(self.SMALL, self._compiled // 2):
+            self._compile()
+        found = [value for value in values[self._compiled :] if value in text]
+        if self._db is not None and text:
+            ids: set[int] = set()
+
+            def on(id: int, start: int, end: int, flags: int, context: Any) -> None:
+                ids.add(id)
+
+            with self._lock:
+                self._db.scan(text.encode(), match_event_handler=on)
+            found += [values[id] for id in sorted(ids)]
+        return found
+
+    def _compile(self) -> None:
+        hs = self._hyperscan
+        values = list(self._values)
+        db = hs.Database(mode=hs.HS_MODE_BLOCK)
+        db.compile(
+            expressions=[v.encode() for v in values],
+            ids=list(range(len(values))),
+            elements=len(values),
+            flags=hs.HS_FLAG_SINGLEMATCH,  # which values, not where: once is enough
+            literal=True,
+        )
+        self._db, self._compiled = db, len(values)
+
+
+def known_secrets() -> KnownSecrets | None:
+    """A fresh :class:`KnownSecrets`, or None without ``hyperscan``."""
+    return KnownSecrets() if load() is not None else None
