@@ -79,6 +79,23 @@ def test_colour_codes_are_judged_on_the_text_without_them():
 
 
 @pytest.mark.parametrize(
+    "secret",
+    [
+        "Xk9pQ2Lw7Rt5Zm3Nb8Vc4Hj6",  # 24 characters of base64: the shortest the rule masks
+        "x9k2p7q4w8r3t6z1m5n0b2v8c4h6j1l3kk7Fab",  # one upper-case letter, late
+        "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs",  # Discord's shape
+        "9f86d081884c7d659a2feaa0c55ad015",  # 32 hex digits, the hex rule's shortest
+    ],
+)
+def test_a_bare_random_string_is_found_in_a_block_of_ordinary_lines(secret):
+    # Nothing names it: only the prefilter's run and hex patterns bring its line to the rules.
+    text = "ordinary line\n" * 40 + f"value {secret} here\n" + "ordinary line\n" * 40
+    quick = redacted([text], quick=True)
+    assert quick == redacted([text], quick=False)
+    assert secret not in quick[0]
+
+
+@pytest.mark.parametrize(
     "word", ["pa\u017f\u017fword", "ap\u0131_key", "ap\u0130_key", "to\u212aen"], ids=repr
 )
 def test_letters_python_folds_to_ascii_leave_the_block_to_python(word):
