@@ -5,17 +5,20 @@ telling a recording's distinct trigrams for the search index (against ``zip``)."
 from __future__ import annotations
 
 import random
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clustercord_builtins.terminal import search_index
+from clustercord_builtins.terminal import formats, search_index
 from clustercord_builtins.terminal.prefilter import FOLDED, KnownSecrets, load
 from clustercord_builtins.terminal.redaction import StreamRedactor
 from clustercord_builtins.terminal.rules import fold
 
-from .corpus import benign_text, secret_cases
+from .conftest import recorder
+from .corpus import benign_text, secret_cases, split_steps
+from .test_formats import _full_screen
 from .test_redaction import FRAGMENTS
 
 hyperscan = pytest.importorskip("hyperscan", reason="hyperscan has wheels for Linux x86-64 only")
@@ -187,3 +190,52 @@ def test_fold_and_the_prefilter_agree_on_which_letters_fold_to_ascii():
     # an ASCII letter; one missed would let Hyperscan pass over a line Python acts on.
     folding = [chr(c) for c in range(128, 0x110000) if any(ch.isascii() for ch in fold(chr(c)))]
     assert sorted(folding) == sorted(FOLDED)
+
+
+def indexed(rec) -> set[str]:
+    return search_index.distinct_grams(formats.searchable_text(rec))
+
+
+def transcript(rec) -> set[str]:
+    return per_line([line for _, line, _ in formats.timeline(rec)])
+
+
+def test_the_index_reads_every_trigram_of_the_transcript():
+    # Read in blocks (no split per line), the index still holds each transcript line's
+    # trigrams: carriage returns, colours, frames cut mid-line, a full-screen program.
+    rec = recorder()
+    rec.input("ls --color\n")
+    for chunk in [
+        "\x1b[01;34mconfig\x1b[0m  data\r\n10%\r50%\r100% done\r\n",
+        "a line cut ",
+        "between frames\r\nbacksp\bace and über ✓\r\n",
+        "\x1b[?1049h\x1b[2;5Hfull-screen text\x1b[10;1Hstatus line",
+        "\x1b[?1049l",
+        "after the program\r\nno newline at the end",
+    ]:
+        rec.output(chunk.encode())
+    rec.input("echo done\n")
+    rec.output(b"done\r\n")
+    rec = rec.finish(0)
+    grams = indexed(rec)
+    assert transcript(rec) <= grams
+    assert {"100", "bet", "n f", "übe", "$ e"} <= grams
+
+
+@pytest.mark.skipif(not shutil.which("vim"), reason="vim is not installed")
+def test_the_index_reads_every_trigram_of_a_vim_session(tmp_path):
+    (tmp_path / "app.conf").write_text("port = 8080\nworkers = 4\n")
+    keys = [b"Goworkers_max = 16\x1b", b":wq\r"]
+    rec = _full_screen(["vim", "-u", "NONE", "-N", "app.conf"], keys, tmp_path)
+    assert transcript(rec) <= indexed(rec)
+    assert "x =" in indexed(rec)
+
+
+def test_the_corpus_index_holds_its_transcript():
+    rec = recorder()
+    for command, output in split_steps(corpus()):
+        if command:
+            rec.input(command + "\n")
+        rec.output(output.replace("\n", "\r\n").encode())
+    rec = rec.finish(0)
+    assert transcript(rec) <= indexed(rec)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from clustercord_builtins.terminal import search_index
-from clustercord_builtins.terminal.formats import timeline
+from clustercord_builtins.terminal.formats import searchable_text, timeline
 from clustercord_builtins.terminal.recording import Recording, SessionInfo
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.services import Sealer
@@ -429,8 +429,9 @@ class Recordings:
 
 
 def _lines(rec: Recording) -> Iterator[str]:
-    """What search reads of a recording: its transcript's lines."""
-    return (text for _, text, _ in timeline(rec))
+    """What the index reads of a recording: its transcript's lines (search reads them),
+    in blocks (see :func:`.formats.searchable_text`)."""
+    return searchable_text(rec)
 
 
 def _filters(**equal: str | None) -> tuple[str, list[Any]]:
