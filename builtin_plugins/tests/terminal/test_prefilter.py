@@ -239,3 +239,9 @@ def test_the_corpus_index_holds_its_transcript():
         rec.output(output.replace("\n", "\r\n").encode())
     rec = rec.finish(0)
     assert transcript(rec) <= indexed(rec)
+
+
+def test_trigrams_across_the_blocks_numpy_reads_are_all_there(monkeypatch):
+    lines = corpus().splitlines()
+    monkeypatch.setattr(search_index, "_BLOCK", 4099)  # hundreds of blocks, cut anywhere
+    assert search_index.distinct_grams(lines) == per_line(lines)

@@ -105,21 +105,26 @@ class Prefilter:
             return None
         matches.sort()
         starts: list[int] = []  # byte offsets of the lines that need work
+        colour: list[int] = []  # of those, the ones with nothing but escape codes found
         line_end = -1  # of the line being looked at
-        escapes_only = False
         for end, id in matches:
             if end > line_end:  # a match on a line after the last one
-                if starts and escapes_only and not self._plain_needs(data, starts[-1], extra):
-                    starts.pop()
                 start = data.rfind(b"\n", 0, end - 1) + 1
                 line_end = data.find(b"\n", end - 1)
                 line_end = len(data) if line_end < 0 else line_end
                 starts.append(start)
-                escapes_only = True
-            if kinds[id] != _ESCAPE:
-                escapes_only = False
-        if starts and escapes_only and not self._plain_needs(data, starts[-1], extra):
-            starts.pop()
+                colour.append(start)
+            if kinds[id] != _ESCAPE and colour and colour[-1] == starts[-1]:
+                colour.pop()
+        if colour:
+            # Coloured lines are judged on their text without the codes: all of a block's
+            # at once (most have nothing), one by one only if the block has something.
+            plains = [self._plain(data, start) for start in colour]
+            if self._needs("\n".join(plains), extra):
+                drop = {s for s, p in zip(colour, plains, strict=True) if not self._needs(p, extra)}
+            else:
+                drop = set(colour)
+            starts = [start for start in starts if start not in drop]
         if chunk.isascii():  # most output: a byte is a character
             return starts
         places, byte, char = [], 0, 0
@@ -129,10 +134,14 @@ class Prefilter:
             places.append(char)
         return places
 
-    def _plain_needs(self, data: bytes, start: int, extra: Callable[[str], bool]) -> bool:
-        """Whether the line at ``start``, its escape codes removed, needs work."""
+    @staticmethod
+    def _plain(data: bytes, start: int) -> str:
+        """The line at ``start``, its escape codes removed (as the rules read it)."""
         end = data.find(b"\n", start)
-        plain = strip_codes(data[start : len(data) if end < 0 else end].decode())
+        return strip_codes(data[start : len(data) if end < 0 else end].decode())
+
+    def _needs(self, plain: str, extra: Callable[[str], bool]) -> bool:
+        """Whether ``plain`` (text without escape codes) has what calls for work."""
         if extra(plain):
             return True
         found = False
@@ -170,8 +179,9 @@ class KnownSecrets:
     wherever they show up) a text holds. A substring test each costs a pass over the text
     per value: with the thousands a long stream learns, that was the most of its cost.
     Past :data:`SMALL` values they are compiled into one Hyperscan literal database (again
-    whenever the ones not in it outnumber half of those in it, so compiling stays a small
-    share), one pass for all; the newest few are tested one by one."""
+    whenever the ones not in it outnumber an eighth of those in it: each value is compiled
+    about nine times in all, 15 µs each), one pass for all; the newest few are tested one
+    by one."""
 
     SMALL = 16
 
@@ -198,7 +208,7 @@ class KnownSecrets:
 
     def held_in(self, text: str) -> list[str]:
         values = self._values
-        if len(values) - self._compiled > max(self.SMALL, self._compiled // 2):
+        if len(values) - self._compiled > max(self.SMALL, self._compiled // 8):
             self._compile()
         found = [value for value in values[self._compiled :] if value in text]
         if self._db is not None and text:
