@@ -245,3 +245,13 @@ def test_trigrams_across_the_blocks_numpy_reads_are_all_there(monkeypatch):
     lines = corpus().splitlines()
     monkeypatch.setattr(search_index, "_BLOCK", 4099)  # hundreds of blocks, cut anywhere
     assert search_index.distinct_grams(lines) == per_line(lines)
+
+
+def test_a_lone_surrogate_is_read_as_any_character():
+    # Typed text from a chat can hold one; UTF-8 cannot, and the Python path never encodes.
+    secret = "Zq8xW3vLp9\ud800RtY2mKa7Nc"
+    text = ("ordinary \ud83d line\n" * 30 + f"password={secret}\n" + f"echo {secret}\n") * 2
+    for known in ([], [secret]):
+        quick = redacted(cut(text, random.Random(1)), quick=True, known=known)
+        assert quick == redacted([text], quick=False, known=known)
+        assert secret not in quick[0]

@@ -60,6 +60,16 @@ def _patterns() -> list[tuple[bytes, int, int, int]]:
     return found
 
 
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8, a lone surrogate too (text from a chat can hold one): a substring
+    of the text is a substring of these bytes, and only then."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
 def _exact(text: str) -> bytes:
     """A pattern of ``text``'s UTF-8 bytes, each spelt in hex (nothing to escape)."""
     return "".join(f"\\x{b:02x}" for b in text.encode()).encode()
@@ -92,7 +102,7 @@ class Prefilter:
         when the block is the Python path's (a character Hyperscan cannot fold). A line
         with escape codes needs work if its text without them has what the patterns look
         for, or ``extra(text)`` says so (a known secret, a prompt)."""
-        data = chunk.encode()
+        data = _utf8(chunk)
         matches: list[tuple[int, int]] = []
 
         def on(id: int, start: int, end: int, flags: int, context: Any) -> None:
@@ -129,7 +139,7 @@ class Prefilter:
             return starts
         places, byte, char = [], 0, 0
         for start in starts:
-            char += len(data[byte:start].decode())
+            char += len(_text(data[byte:start]))
             byte = start
             places.append(char)
         return places
@@ -138,7 +148,7 @@ class Prefilter:
     def _plain(data: bytes, start: int) -> str:
         """The line at ``start``, its escape codes removed (as the rules read it)."""
         end = data.find(b"\n", start)
-        return strip_codes(data[start : len(data) if end < 0 else end].decode())
+        return strip_codes(_text(data[start : len(data) if end < 0 else end]))
 
     def _needs(self, plain: str, extra: Callable[[str], bool]) -> bool:
         """Whether ``plain`` (text without escape codes) has what calls for work."""
@@ -153,7 +163,7 @@ class Prefilter:
 
         with self._lock:
             try:
-                self._db.scan(plain.encode(), match_event_handler=on)
+                self._db.scan(_utf8(plain), match_event_handler=on)
             except self._terminated:
                 pass
         return found
@@ -218,7 +228,7 @@ class KnownSecrets:
                 ids.add(id)
 
             with self._lock:
-                self._db.scan(text.encode(), match_event_handler=on)
+                self._db.scan(_utf8(text), match_event_handler=on)
             found += [values[id] for id in sorted(ids)]
         return found
 
@@ -227,7 +237,7 @@ class KnownSecrets:
         values = list(self._values)
         db = hs.Database(mode=hs.HS_MODE_BLOCK)
         db.compile(
-            expressions=[v.encode() for v in values],
+            expressions=[_utf8(v) for v in values],
             ids=list(range(len(values))),
             elements=len(values),
             flags=hs.HS_FLAG_SINGLEMATCH,  # which values, not where: once is enough

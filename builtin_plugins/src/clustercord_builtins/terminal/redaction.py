@@ -86,7 +86,8 @@ class Finding:
 
 
 def fingerprint(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+    # surrogatepass: typed text can hold a lone surrogate, which UTF-8 cannot
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def mask_for(keep: str) -> str:
@@ -617,7 +618,7 @@ class StreamRedactor:
             return
         group = self._groups.setdefault(hit.group, [start, end, hashlib.sha256()])
         group[1] = end
-        group[2].update(secret.encode())
+        group[2].update(secret.encode("utf-8", "surrogatepass"))
 
     def _finish_group(self, key: int) -> None:
         group = self._groups.pop(key, None)

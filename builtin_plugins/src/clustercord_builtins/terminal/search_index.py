@@ -78,7 +78,8 @@ class SearchIndex:
         return self._name
 
     def _hash(self, gram: str) -> str:
-        return hmac.new(self._key, gram.encode(), hashlib.sha256).hexdigest()[:8]
+        data = gram.encode("utf-8", "surrogatepass")  # a lone surrogate typed in a chat
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:8]
 
 
 def _key(store: Any, sealer: Sealer | None) -> bytes:

@@ -122,7 +122,9 @@ def pack(rec: Recording) -> bytes:
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     # mtime=0: the same recording always packs to the same bytes. Level 6 (gzip's own
     # default): 9 took twice the CPU for 5 % less.
-    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
+    # A lone surrogate (typed in a chat) has no UTF-8: written as JSON's own \uXXXX escape
+    # (all text is inside JSON strings), it reads back as itself.
+    return gzip.compress(text.encode("utf-8", "backslashreplace"), compresslevel=6, mtime=0)
 
 
 def unpack(blob: bytes, sealer: Sealer | None = None) -> dict[str, Any]:
