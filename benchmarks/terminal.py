@@ -665,8 +665,8 @@ def bench_asciinema(scratch: Path, runs: int = 3) -> list[Row]:
     source = scratch / "stream.txt"
     source.write_bytes(data)
     print(
-        f"  5. {megabytes:.0f} MB of logs: asciinema rec against our recorder, {runs} runs "
-        "of each, interleaved",
+        f"  5. {megabytes:.0f} MB of logs: asciinema rec against our recorder, {runs} "
+        f"run{'s' if runs != 1 else ''} of each" + (", interleaved" if runs > 1 else ""),
         flush=True,
     )
     tty = data.replace(b"\n", b"\r\n")  # what the pseudo-terminal hands asciinema
