@@ -52,6 +52,20 @@ def test_a_saved_recording_comes_back_whole(store):
     assert recordings.get("nope") is None and recordings.summary("nope") is None
 
 
+def test_a_lone_surrogate_typed_in_a_chat_is_recorded_stored_and_found(store):
+    # A chat's JSON can carry "\ud800" alone; UTF-8 cannot: nothing on the way may fail.
+    recordings = Recordings(store)
+    rec = recorder(id="surr0001")
+    rec.input("echo caf\ud800 \\\ud83d password=Zq8x\ud800W3vLp9RtY2\n")
+    rec.output("caf\ud800 ok\r\n".encode("utf-8", "surrogatepass"))  # bytes: replaced
+    recording = rec.finish(0)
+    recordings.save(recording)
+    back = recordings.get("surr0001")
+    assert back == recording
+    assert "echo caf\ud800 \\\ud83d password=************" in back.commands[0]
+    assert [m.session for m in recordings.search("caf\ud800")] == ["surr0001"]
+
+
 def test_saving_again_replaces(store):
     recordings = Recordings(store)
     recordings.save(recording("aaaa1111", steps=[("ls", "one\n")]))

@@ -35,6 +35,11 @@ def strip_ansi(text: str) -> str:
     return ESCAPE.sub("", text)
 
 
+def strip_codes(text: str) -> str:
+    """``text`` as redaction reads it: :func:`plain_with_origins` without the origins."""
+    return _CODES.sub("", text)
+
+
 def plain_with_origins(text: str) -> tuple[str, list[int]]:
     """``text`` without escape sequences, and for each of its characters the index it had
     in ``text``; one more entry, ``len(text)``, makes the end of a span easy to map."""

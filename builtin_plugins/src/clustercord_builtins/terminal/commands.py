@@ -13,8 +13,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from clustercord_builtins.terminal import formats, known_secrets
+from clustercord_builtins.terminal import console_keys, formats, known_secrets
 from clustercord_builtins.terminal.ansi import strip_ansi
+from clustercord_builtins.terminal.console_keys import steered_by_keys
 from clustercord_builtins.terminal.known_secrets import KnownSecrets
 from clustercord_builtins.terminal.recording import Recorder, Recording, new_session_id
 from clustercord_builtins.terminal.session import (
@@ -203,7 +204,8 @@ async def _live(
 ) -> Reply:
     """Each line when its time comes (pauses of the recording cut to ``IDLE_LIMIT``). In
     chat one message is edited, with buttons that go back, pause, speed up or stop it; a
-    terminal (the console) simply prints the lines as they come."""
+    terminal (the console) prints the lines as they come, and its keys do what the buttons
+    do (see :mod:`.console_keys`), each change shown with where the replay is."""
     header = _header(recording)
     total = max(recording.duration, lines[-1][0] if lines else 0.0) or None
     console = ctx.invocation.frontend == "console"
@@ -219,17 +221,34 @@ async def _live(
 
     times = [t for t, _ in lines]
 
+    def state(t: float) -> Reply:
+        """On the console: what the viewer changed, and where the replay is."""
+        where = f"at [{_clock(t)}] of [{_clock(total or 0.0)}]"
+        if replay.stopped:
+            said = f"🛑 Stopping {where}."
+        elif replay.paused:
+            said = f"⏸️ Paused {where}: space resumes."
+        else:
+            said = f"▶️ Playing {where}, {replay.speed:g}x: space pauses."
+        label = f"Replay {replay.speed:g}x" + (", paused" if replay.paused else "")
+        return Reply(text=said, progress=Progress(round(t, 1), total, label))
+
     async def show(reply: Reply) -> None:
         if not console or reply.progress is None:
             await ctx.send(reply)
 
-    with Replay(ctx.user_id, speed) as replay:
+    async def changed(t: float) -> None:  # paused, resumed, faster or back: show it now
+        await (ctx.send(state(t)) if console else show(view(t)))
+
+    with Replay(ctx.user_id, speed) as replay, steered_by_keys(replay) as keys:
+        if console and keys:
+            await ctx.send(Reply(text=console_keys.HELP))
         i, at = 0, (times[0] if times else 0.0)
         while i < len(lines):
             t, text = lines[i]
             left: float | None = min(max(t - at, 0.0), IDLE_LIMIT)
             while (left := await replay.wait(left)) is not None and not replay.rewound:
-                await show(view(at))  # paused, resumed or faster: show it now
+                await changed(at)
             if replay.stopped:
                 break
             if replay.rewound:  # back REWIND seconds: those lines play again
@@ -237,7 +256,7 @@ async def _live(
                 i = bisect_left(times, at - REWIND)
                 at = times[i]
                 del shown[i:]
-                await show(view(at))
+                await changed(at)
                 continue
             at = t
             shown.append(text)

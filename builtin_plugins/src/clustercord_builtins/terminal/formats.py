@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import shlex
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -176,6 +177,21 @@ def timeline(rec: Recording) -> list[tuple[float, str, int | None]]:
     if screen.pending:
         lines.append((began or 0.0, screen.pending, command))
     return lines
+
+
+def searchable_text(rec: Recording) -> Iterator[str]:
+    """What the search index reads of ``rec``: every line of :func:`timeline` (perhaps with
+    trailing blanks, and the terminal's echo of each command too), in blocks of whole
+    lines. Only the index's trigrams need it: more of them only adds candidates (each is
+    then read line by line), none missing keeps every match."""
+    for _, code, data in rec.events:
+        if code == "m":
+            yield f"$ {data}\n"
+    screen = Terminal(rec.height)
+    for _, code, data in rec.events:
+        if code == "o":
+            yield screen.feed_text(data)
+    yield screen.pending
 
 
 def to_html(rec: Recording) -> str:

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from clustercord_builtins.terminal import prefilter as _prefilter
 from clustercord_builtins.terminal import rules
 from clustercord_builtins.terminal.ansi import ESCAPE, plain_with_origins
 from clustercord_builtins.terminal.rules import Hit
@@ -85,7 +86,8 @@ class Finding:
 
 
 def fingerprint(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+    # surrogatepass: typed text can hold a lone surrogate, which UTF-8 cannot
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def mask_for(keep: str) -> str:
@@ -141,8 +143,13 @@ class StreamRedactor:
         window: int = WINDOW,
         hold: float = HOLD,
         clock: Callable[[], float] = time.monotonic,
+        prefilter: _prefilter.Prefilter | bool | None = True,
     ) -> None:
+        """``prefilter``: where lines need work is told by Hyperscan (True: the shared
+        one, if the package is there) or by Python's regex engine (None or False): the
+        same lines released the same way, only the cost differs."""
         self.window = window
+        self._prefilter = _prefilter.load() if prefilter is True else prefilter or None
         self.hold = hold
         self._clock = clock
         self._released = 0  # characters of the unfinished line (the tail) already released
@@ -167,6 +174,8 @@ class StreamRedactor:
         # Secrets already masked in this stream (or typed by the user), in memory only: a
         # value seen once as ``API_TOKEN=...`` is masked wherever it shows up later, bare.
         self._known: set[str] = set()
+        # The same values, for telling which a text holds in one pass (Hyperscan's).
+        self._known_finder = _prefilter.known_secrets() if self._prefilter else None
 
     @property
     def held(self) -> int:
@@ -184,7 +193,11 @@ class StreamRedactor:
         """Mask these values from now on wherever they appear (secrets found elsewhere, such
         as in what the user typed). Values shorter than :data:`KNOWN_MIN` are ignored: a
         short word would mask ordinary text."""
-        self._known.update(s for s in (x.strip() for x in secrets) if len(s) >= KNOWN_MIN)
+        fresh = {s for s in (x.strip() for x in secrets) if len(s) >= KNOWN_MIN} - self._known
+        self._known.update(fresh)
+        if self._known_finder is not None:
+            for value in sorted(fresh):
+                self._known_finder.add(value)
 
     def note_prompt(self) -> None:
         """The user is typing: the unfinished line is the shell's prompt (``/ # ``). Kept
@@ -368,12 +381,21 @@ class StreamRedactor:
         if end <= at:
             return [at]
         chunk = tail[at:end]
-        folded = rules.fold(chunk)  # as long as chunk: the places are the same
-        patterns = (_NOTEWORTHY, rules.RUN, _ESCAPE_CHAR)
-        marks = [m.start() for pattern in patterns for m in pattern.finditer(folded)]
+        found = self._prefilter.lines(chunk, self._holds_known) if self._prefilter else None
+        if found is not None:
+            marks = found
+        else:
+            folded = rules.fold(chunk)  # as long as chunk: the places are the same
+            patterns = (_NOTEWORTHY, rules.RUN, _ESCAPE_CHAR)
+            marks = [m.start() for pattern in patterns for m in pattern.finditer(folded)]
         marks += [i for known in self._known_in(chunk) for i in _occurrences(chunk, known)]
         marks += [i for prompt in self._prompts for i in _occurrences(chunk, prompt)]
         return [at + mark for mark in sorted(marks)] + [end]
+
+    def _holds_known(self, plain: str) -> bool:
+        """Whether ``plain`` holds a known secret or a prompt (what :meth:`_look` marks
+        besides what the rules look for)."""
+        return bool(self._known_in(plain)) or any(p in plain for p in self._prompts)
 
     def _cut(self, tail: str, at: int, final: bool) -> int | None:
         """Where the line from ``at`` ends; None if it may go on."""
@@ -422,8 +444,11 @@ class StreamRedactor:
         ]
 
     def _known_in(self, text: str) -> list[str]:
-        """The known secrets that ``text`` holds (a substring test each: a fraction of a
-        nanosecond a character, where a pattern of them all would take hundreds)."""
+        """The known secrets that ``text`` holds: one Hyperscan pass for them all (see
+        :class:`.prefilter.KnownSecrets`), or a substring test each (a fraction of a
+        nanosecond a character, where a Python pattern of them all would take hundreds)."""
+        if self._known_finder is not None:
+            return self._known_finder.held_in(text)
         return [known for known in self._known if known in text]
 
     def _structure(self, line: _Line) -> None:
@@ -594,7 +619,7 @@ class StreamRedactor:
             return
         group = self._groups.setdefault(hit.group, [start, end, hashlib.sha256()])
         group[1] = end
-        group[2].update(secret.encode())
+        group[2].update(secret.encode("utf-8", "surrogatepass"))
 
     def _finish_group(self, key: int) -> None:
         group = self._groups.pop(key, None)

@@ -82,6 +82,21 @@ class Terminal:
         self._shown: list[str] | None = None  # the last screen handed over
         self._line = ""  # an unfinished line of plain text, not given to the emulator yet
 
+    def feed_text(self, text: str) -> str:
+        """What :meth:`feed` completes, as one text: each line ended by a line feed, trailing
+        blanks perhaps kept (the search index reads it: its trigrams hold those of the lines
+        :meth:`feed` would give). Most output costs no work per line this way."""
+        screen = self._screen
+        plain = _SGR.sub("", text.replace("\r\n", "\n"))
+        fresh = screen.cursor.x == 0 and not screen.row(screen.cursor.y)
+        if not screen.alternate and not _CONTROL.search(plain) and fresh:
+            joined = self._line + plain  # the quick path of feed, without its split
+            end = joined.rfind("\n") + 1
+            self._line = joined[end:]
+            return joined[:end]
+        lines = self.feed(text)
+        return "\n".join(lines) + "\n" if lines else ""
+
     def feed(self, text: str) -> list[str]:
         screen = self._screen
         text = text.replace("\r\n", "\n")
