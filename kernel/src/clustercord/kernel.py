@@ -26,6 +26,7 @@ from clustercord.http.settings import HttpSettings
 from clustercord.isolation.host import IsolationHost
 from clustercord.kubernetes.clusters import ClusterAdmin, ClusterRegistry
 from clustercord.kubernetes.identity import IdentityMap
+from clustercord.kubernetes.narrowing import Narrowings
 from clustercord.kubernetes.plugin_identity import PluginIdentities
 from clustercord.kubernetes.service import KubernetesService
 from clustercord.kubernetes.watches import ClusterWatcher
@@ -155,7 +156,9 @@ class Kernel:
             metrics=self.metrics,
         )
         # Plugins reach clusters as their own ServiceAccounts; disabling one revokes its RBAC.
-        self.plugin_identities = PluginIdentities(self.kubernetes)
+        self.plugin_identities = PluginIdentities(
+            self.kubernetes, narrowings=Narrowings(self.database)
+        )
         self.kubernetes.plugin_identities = self.plugin_identities
         self.manager.listeners.append(self.plugin_identities.on_plugin_change)
         # The marketplace: plugins installed, updated and removed while the kernel runs.
@@ -228,6 +231,7 @@ class Kernel:
 
         identities = self.plugin_identities
         await identities.revoke(plugin)
+        identities.narrowings.forget(plugin)
         path = (
             f"/api/v1/namespaces/{identities.namespace}/serviceaccounts/"
             f"{service_account_name(plugin)}"

@@ -220,6 +220,23 @@ class Kubernetes(Protocol):
         into stdout, as a terminal does. The session is open when this returns."""
         ...
 
+    async def narrow(
+        self, permission: str, names: Sequence[str] | None, *, wait: bool = True
+    ) -> dict[str, Any]:
+        """Limit ``permission``, one the manifest declares (``groups:impersonate``,
+        ``clusterroles.rbac.authorization.k8s.io:bind``), to the objects ``names`` names, on
+        every cluster: the kernel stores it (it survives restarts and applies at every
+        provisioning of the plugin's ClusterRole) and compiles it as ``resourceNames``.
+        ``names=None`` lifts it; ``[]`` leaves no name. Only verbs RBAC restricts by name
+        (get, update, patch, delete, bind, escalate, impersonate, approve, sign, use; never
+        create, list, watch or deletecollection) and only declared permissions: a plugin
+        narrows, never widens (refused with ``UsageError`` or ``PermissionDenied``, nothing
+        changed). Returns ``{"permission", "names", "changed", "clusters"}``, ``clusters``
+        mapping each cluster to ``"ok"`` or why it could not be updated (its next
+        provisioning applies it); ``wait=False`` (in a hook, which must not wait on
+        clusters) returns at once, the clusters ``"pending"``."""
+        ...
+
     async def impersonated(
         self,
         method: str,

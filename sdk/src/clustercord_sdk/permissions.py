@@ -7,13 +7,15 @@ Grammar: ``RESOURCE[.GROUP][/SUBRESOURCE]:VERB``
 - ``read`` means get, list and watch; ``write`` means create, update, patch and delete;
   any other verb is a Kubernetes verb itself (``get``, ``escalate``, ``impersonate``, ...).
 
-Compiling groups permissions into the fewest ``PolicyRule`` objects.
+Compiling groups permissions into the fewest ``PolicyRule`` objects. A permission may be
+*narrowed* to named objects (``resourceNames``), for the verbs RBAC checks against a name:
+see :data:`NARROWABLE_VERBS`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 READ_VERBS = ("get", "list", "watch")
@@ -32,6 +34,24 @@ KNOWN_VERBS = frozenset(
         "*",
     }
 )
+
+NARROWABLE_VERBS = frozenset(
+    {
+        "get",
+        "update",
+        "patch",
+        "delete",
+        "bind",
+        "escalate",
+        "impersonate",
+        "approve",
+        "sign",
+        "use",
+    }
+)
+"""Verbs a rule with ``resourceNames`` restricts. Not ``create`` (the object has no name yet),
+``list``, ``watch`` nor ``deletecollection`` (they name no object): a rule with
+``resourceNames`` never grants those, and ``*`` would be both."""
 
 _NAME = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 _PERMISSION = re.compile(
@@ -121,24 +141,54 @@ def covers(granted: Iterable[Permission], wanted: Iterable[Permission]) -> bool:
     return True
 
 
-def compile_rules(permissions: Iterable[Permission | str]) -> list[dict[str, list[str]]]:
+def narrowable(permission: Permission) -> bool:
+    """Whether RBAC can restrict every verb of ``permission`` to named objects."""
+    return all(verb in NARROWABLE_VERBS for verb in permission.verbs)
+
+
+def compile_rules(
+    permissions: Iterable[Permission | str],
+    narrowed: Mapping[Permission, Sequence[str]] | None = None,
+) -> list[dict[str, list[str]]]:
     """Compile permissions to RBAC ``PolicyRule`` dicts, merged by group and verb set.
+
+    ``narrowed``: permissions (among ``permissions``, each :func:`narrowable`) limited to
+    the named objects. Each becomes a rule of its own with ``resourceNames``, after the
+    others; one narrowed to no name becomes no rule at all (a rule with an empty
+    ``resourceNames`` would grant every name).
 
     >>> compile_rules(["pods:read", "services:read", "pods/log:get"])
     [{'apiGroups': [''], 'resources': ['pods/log'], 'verbs': ['get']},
      {'apiGroups': [''], 'resources': ['pods', 'services'], 'verbs': ['get', 'list', 'watch']}]
     """
     parsed = [p if isinstance(p, Permission) else parse_permission(p) for p in permissions]
+    narrowed = narrowed or {}
     verbs_by_resource: dict[tuple[str, str], set[str]] = {}
     for permission in parsed:
+        if permission in narrowed:
+            continue
         key = (permission.group, permission.rbac_resource)
         verbs_by_resource.setdefault(key, set()).update(permission.verbs)
     merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for (group, resource), verbs in sorted(verbs_by_resource.items()):
         merged.setdefault((group, tuple(sorted(verbs))), []).append(resource)
-    return [
+    rules: list[dict[str, list[str]]] = [
         {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
         for (group, verbs), resources in sorted(
             merged.items(), key=lambda item: (item[0][0], len(item[0][1]), item[0][1])
         )
     ]
+    for permission in sorted({p for p in parsed if p in narrowed}, key=str):
+        if not narrowable(permission):
+            raise PermissionError_(f"{permission}: RBAC cannot narrow {permission.verb} by name")
+        names = sorted(set(narrowed[permission]))
+        if names:
+            rules.append(
+                {
+                    "apiGroups": [permission.group],
+                    "resources": [permission.rbac_resource],
+                    "verbs": sorted(permission.verbs),
+                    "resourceNames": names,
+                }
+            )
+    return rules

@@ -23,15 +23,19 @@ The flow (design: research/peers-recording-sso.md, part B):
    minute (with the bot's ``DISCORD_TOKEN``), when members are read again (:mod:`.jobs`).
 """
 
+from clustercord_builtins.sso import rights
 from clustercord_builtins.sso.jobs import RECHECK_JOB, member_changed
-from clustercord_builtins.sso.sessions import MIGRATIONS, TOKEN_PATTERN
+from clustercord_builtins.sso.sessions import MIGRATIONS, TOKEN_PATTERN, store_of
 from clustercord_sdk import hookimpl
 
 
 @hookimpl
-def on_enable(ctx):
+async def on_enable(ctx):
     # Losing a mapped role, or leaving the server, ends the sessions it gave within a minute.
     ctx.scheduler.every("1m", "jobs:recheck", job_id=RECHECK_JOB)
+    # Impersonate only the mapped groups, bind only the mapped ClusterRoles (rights.py); in
+    # the background: enabling must not wait on clusters.
+    await rights.narrow(ctx.kubernetes, store_of(ctx).mapping_rules(), wait=False)
 
 
 @hookimpl

@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any
 
-from clustercord_builtins.sso import access
+from clustercord_builtins.sso import access, rights
 from clustercord_builtins.sso.flow import DiscordOAuth
 from clustercord_builtins.sso.sessions import (
     DEFAULT_DURATION,
@@ -237,13 +237,17 @@ async def map_role(ctx: Any) -> Reply:
     store = store_of(ctx.plugin)
     before = store.mapping_rules().get(role, {})
     store.set_mapping(role, groups, namespaces, roles)
+    # The plugin's own rights follow the mappings (rights.py): before the bindings, which
+    # need bind on the ClusterRoles now mapped.
+    unnarrowed = await rights.narrow(ctx.plugin.kubernetes, store.mapping_rules())
     report: dict[str, Any] = {}
     if before.get("roles") or (roles and groups):
         report = await access.sync(ctx.plugin, store)
     failed = {name: r["error"] for name, r in report.items() if "error" in r}
     note = "".join(
-        f"\n⚠️ {name}: RoleBindings not reconciled: {why}" for name, why in failed.items()
-    )
+        f"\n⚠️ {name}: SSO's own rights not yet fitted to the mappings: {why}"
+        for name, why in unnarrowed.items()
+    ) + "".join(f"\n⚠️ {name}: RoleBindings not reconciled: {why}" for name, why in failed.items())
     data = {"role": role, "groups": groups, "namespaces": namespaces, "permissions": roles,
             "bindings": report}  # fmt: skip
     if not groups:

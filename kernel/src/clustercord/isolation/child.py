@@ -331,6 +331,7 @@ class KubernetesProxy:
             "apply",
             "delete",
             "logs",
+            "narrow",
         ):
             raise AttributeError(name)
         method = f"{self._service}.{name}"

@@ -113,7 +113,7 @@ _SERVED: dict[str, frozenset[str]] = {
     "kube": frozenset(
         {"clusters", "target", "version", "check", "get", "list", "create", "patch"}
         | {"apply", "delete"}
-        | {"logs", "exec"}
+        | {"logs", "exec", "narrow"}
     ),
     "scheduler": frozenset({"every", "cron", "cancel", "jobs"}),
     "approvals": frozenset({"request", "get", "pending"}),

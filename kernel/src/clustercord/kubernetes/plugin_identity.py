@@ -23,6 +23,12 @@ replaced at 80% of its lifetime, and replaced once more if the cluster answers 4
 (the ServiceAccount was recreated, the clock is off). So a call outside the declared
 permissions is refused twice: in-process by ``calls.check_declared``, and by the API server.
 
+A plugin may narrow a permission it declares to named objects at run time
+(``ctx.kubernetes.narrow``, :mod:`clustercord.kubernetes.narrowing`): the narrowing is stored
+by the kernel and compiled, as ``resourceNames``, into every provisioning of its ClusterRole
+(at first use, enable, update, after a 401); a change re-provisions it on every registered
+cluster at once.
+
 Disabling a plugin deletes its ClusterRoleBinding and ClusterRole on every cluster (the
 ServiceAccount stays, powerless); enabling it again recreates them on next use.
 
@@ -38,12 +44,14 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from clustercord.kubernetes import narrowing
 from clustercord.kubernetes.calls import ApiStatusError
+from clustercord.kubernetes.narrowing import Narrowings
 from clustercord.kubernetes.service import KubernetesService
 from clustercord_sdk.errors import CommandError
 from clustercord_sdk.permissions import Permission, compile_rules, parse_permission
@@ -92,10 +100,13 @@ def role_permissions(permissions: Iterable[Permission | str]) -> list[Permission
 
 
 def identity_objects(
-    plugin: str, permissions: Iterable[Permission | str], namespace: str = NAMESPACE
+    plugin: str,
+    permissions: Iterable[Permission | str],
+    namespace: str = NAMESPACE,
+    narrowed: Mapping[Permission, Sequence[str]] | None = None,
 ) -> list[tuple[str, str, dict[str, Any]]]:
     """``(collection path, name, object)`` of everything a plugin's identity consists of,
-    in the order they must exist."""
+    in the order they must exist. ``narrowed``: declared permissions limited to names."""
     labels = {**MANAGED_BY, "clustercord.dev/plugin": plugin}
     account, role = service_account_name(plugin), role_name(plugin)
     return [
@@ -120,7 +131,7 @@ def identity_objects(
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "ClusterRole",
                 "metadata": {"name": role, "labels": labels},
-                "rules": compile_rules(role_permissions(permissions)),
+                "rules": compile_rules(role_permissions(permissions), narrowed),
             },
         ),
         (
@@ -165,16 +176,19 @@ class PluginIdentities:
         token_seconds: int = TOKEN_SECONDS,
         refresh_fraction: float = REFRESH_FRACTION,
         clock: Callable[[], float] = time.time,
+        narrowings: Narrowings | None = None,
     ) -> None:
         self.service = service
+        self.narrowings = narrowings if narrowings is not None else Narrowings()
         self.namespace = namespace
         self.token_seconds = token_seconds
         self.refresh_fraction = refresh_fraction
         self.clock = clock
         self._tokens: dict[tuple[str, str], IssuedToken] = {}
         self._clients: dict[tuple[str, str], Any] = {}
-        # What was provisioned per (cluster, plugin) in this process: the permissions.
-        self._ensured: dict[tuple[str, str], tuple[Permission | str, ...]] = {}
+        # What was provisioned per (cluster, plugin) in this process: the permissions and
+        # their narrowings.
+        self._ensured: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self._pending: set[asyncio.Task[None]] = set()
@@ -280,11 +294,16 @@ class PluginIdentities:
     # -- provisioning ---------------------------------------------------------------------
     def ensure(self, cluster: str, plugin: str, permissions: Iterable[Permission | str]) -> None:
         """Create or update the plugin's ServiceAccount, ClusterRole and ClusterRoleBinding
-        (blocking, idempotent; skipped when already done for these permissions here)."""
+        (blocking, idempotent; skipped when already done for these permissions and
+        narrowings here). The narrowings are read from storage each time: one a plugin made
+        in another process of this instance is applied, never undone."""
         declared = tuple(permissions)
-        if self._ensured.get((cluster, plugin)) == declared:
+        parsed = [p if isinstance(p, Permission) else parse_permission(p) for p in declared]
+        narrowed = self.narrowings.for_rules(plugin, parsed)
+        done = (declared, tuple(sorted((str(p), n) for p, n in narrowed.items())))
+        if self._ensured.get((cluster, plugin)) == done:
             return
-        objects = identity_objects(plugin, declared, self.namespace)
+        objects = identity_objects(plugin, declared, self.namespace, narrowed)
         for collection, name, wanted in objects:
             try:
                 self._converge(cluster, collection, name, wanted)
@@ -292,7 +311,7 @@ class PluginIdentities:
                 if error.status == 403:
                     raise self._refused(cluster, plugin, f"creating {collection}", error) from None
                 raise
-        self._ensured[(cluster, plugin)] = declared
+        self._ensured[(cluster, plugin)] = done
         log.info("cluster %s: identity of plugin %s is up to date", cluster, plugin)
 
     def _converge(self, cluster: str, collection: str, name: str, wanted: dict[str, Any]) -> None:
@@ -412,6 +431,72 @@ class PluginIdentities:
 
         clusters = [c.name for c in self.service.registry.list()]
         await asyncio.gather(*(asyncio.to_thread(ensure, c) for c in clusters))
+
+    async def narrow(
+        self,
+        plugin: str,
+        permissions: Sequence[Permission],
+        permission: Any,
+        names: Any,
+        *,
+        wait: bool = True,
+    ) -> dict[str, Any]:
+        """Narrow (``names=None``: lift) a permission the plugin declares to named objects,
+        store it, and re-provision the plugin's ClusterRole on every registered cluster.
+
+        Checked first (:func:`narrowing.check`; refused, nothing changes). Returns
+        ``{"permission", "names", "changed", "clusters": {cluster: "ok" | "pending" | why}}``:
+        with ``wait`` the clusters are done (a cluster that cannot be reached says why; its
+        next provisioning applies the narrowing), without (for a hook, which must not wait
+        on clusters) they are ``pending``, done in the background (:meth:`settle`)."""
+        declared = tuple(permissions)
+        checked, listed = narrowing.check(
+            plugin, declared, role_permissions(declared), permission, names
+        )
+        answer: dict[str, Any] = {
+            "permission": str(checked),
+            "names": None if listed is None else list(listed),
+            "changed": self.narrowings.set(plugin, checked, listed),
+            "clusters": {},
+        }
+        if not answer["changed"]:
+            return answer
+        log.info(
+            "plugin %s narrowed %s to %s",
+            plugin,
+            checked,
+            "any name" if listed is None else (", ".join(listed) or "no name"),
+        )
+
+        def ensure(cluster: str) -> str:
+            try:
+                with self._lock((cluster, plugin)):
+                    self.ensure(cluster, plugin, declared)
+            except Exception as error:  # logged; the next provisioning applies it
+                log.warning(
+                    "cluster %s: narrowing of plugin %s not applied yet: %s", cluster, plugin, error
+                )
+                return str(error) or type(error).__name__
+            return "ok"
+
+        try:
+            clusters = [c.name for c in self.service.registry.list()]
+        except Exception as error:  # no cluster to provision: stored, applied at first use
+            log.warning("narrowing of plugin %s stored; clusters unreadable: %s", plugin, error)
+            return answer
+        if wait:
+            done = await asyncio.gather(*(asyncio.to_thread(ensure, c) for c in clusters))
+            answer["clusters"] = dict(zip(clusters, done, strict=True))
+            return answer
+
+        async def background() -> None:
+            await asyncio.gather(*(asyncio.to_thread(ensure, c) for c in clusters))
+
+        task = asyncio.get_running_loop().create_task(background())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        answer["clusters"] = dict.fromkeys(clusters, "pending")
+        return answer
 
     def on_plugin_change(self, event: str, plugin: Any) -> None:
         """The plugin manager's listener: revoke on ``disabled``; provision on ``enabled``

@@ -54,6 +54,16 @@ class PluginCredentials(Protocol):
 
     def invalidate(self, cluster: str, plugin: str) -> None: ...
 
+    async def narrow(
+        self,
+        plugin: str,
+        permissions: Sequence[Permission],
+        permission: Any,
+        names: Any,
+        *,
+        wait: bool = True,
+    ) -> dict[str, Any]: ...
+
 
 class KubernetesService:
     def __init__(
@@ -577,6 +587,16 @@ class PluginKubernetes:
         if isinstance(opened, impersonation.Answer):
             return opened.status, opened.headers, opened.body
         return opened
+
+    async def narrow(
+        self, permission: str, names: Sequence[str] | None, *, wait: bool = True
+    ) -> dict[str, Any]:
+        """Limit a declared permission to named objects on every cluster (see the SDK's
+        ``Kubernetes.narrow``); the plugin's own rights, whoever invoked the command."""
+        if not isinstance(wait, bool):
+            raise UsageError("narrow: wait is true or false")
+        identities = self._identities()
+        return await identities.narrow(self.plugin, self.permissions, permission, names, wait=wait)
 
     # -- plumbing --------------------------------------------------------------------------
     async def _call(
