@@ -3,15 +3,17 @@ kernel stores it, compiles it as ``resourceNames`` into the plugin's ClusterRole
 cluster, keeps it across restarts and re-provisioning, and refuses what RBAC cannot narrow or
 the manifest does not declare. Checked with the real kubectl against the sandbox API server,
 whose authorizer evaluates ``resourceNames`` (the SDK's rbac rules), impersonation included.
-The plugin is not a builtin, so it runs isolated: the call crosses the plugin's pipe."""
+The plugin runs isolated, as a marketplace plugin does: the call crosses the plugin's pipe."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 
 import pytest
 
+from clustercord_sdk.errors import PermissionDenied, UsageError
 from clustercord_sdk.permissions import compile_rules, parse_permission
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
@@ -81,7 +83,8 @@ async def harness(clustercord_harness, make_plugin, cluster):
     clustercord_harness.add_builtins(["plugins"])
     modules = {"commands": "import json\n" + _dedent(NARROWER["modules"]["commands"])}
     clustercord_harness.add_plugin(
-        make_plugin("narrower", manifest=NARROWER["manifest"], modules=modules)
+        make_plugin("narrower", manifest=NARROWER["manifest"], modules=modules),
+        isolated=True,  # in a process of its own: narrow() crosses its pipe
     )
     await clustercord_harness.start()
     approved = await clustercord_harness.run("/plugin permissions name:narrower approve:true")
@@ -225,3 +228,44 @@ def test_compiled_rules_with_names():
     assert compile_rules([groups], {groups: []}) == []
     with pytest.raises(ValueError, match="cannot narrow"):
         compile_rules(["pods:list"], {parse_permission("pods:list"): ["a"]})
+
+
+async def test_hostile_narrowing_input_is_refused_and_stores_nothing(harness, cluster):
+    plugin = harness.plugin("narrower")
+    # In a process of its own: its narrow() crosses the pipe (the other tests' commands).
+    assert harness.kernel.isolation.isolates(plugin)
+    kubernetes = plugin.context.kubernetes  # the kernel's side of the pipe
+    hostile = [
+        (("groups:impersonate", "dev-team"), UsageError, "a list of names"),
+        (("groups:impersonate", ["a"] * 501), UsageError, "at most 500 names"),
+        (("groups:impersonate", ["dev\nteam"]), UsageError, "control characters"),
+        (("groups:impersonate", [""]), UsageError, "is not a name"),
+        (("groups:impersonate", ["x" * 254]), UsageError, "is not a name"),
+        (("groups:impersonate", [7]), UsageError, "is not a name"),
+        (("users:impersonate", ["system:admin"]), PermissionDenied, "may never impersonate"),
+        ((["groups:impersonate"], ["a"]), UsageError, "is a string"),
+        (("configmaps:*", ["a"]), UsageError, "cannot be limited to names"),
+        (("configmaps:write", ["a"]), UsageError, "cannot be limited to names"),
+    ]
+    for args, error, why in hostile:
+        with pytest.raises(error, match=why):
+            await kubernetes.narrow(*args)
+    with pytest.raises(UsageError, match="wait is true or false"):
+        await kubernetes.narrow("groups:impersonate", ["a"], wait="no")
+    assert harness.kernel.plugin_identities.narrowings.of("narrower") == {}
+    assert rules(cluster) == compile_rules(PERMISSIONS)
+
+
+async def test_two_narrowings_at_once_both_hold(harness, cluster):
+    kubernetes = harness.plugin("narrower").context.kubernetes
+    await asyncio.gather(
+        kubernetes.narrow("groups:impersonate", ["dev-team"]),
+        kubernetes.narrow("configmaps:get", ["settings"]),
+    )
+    assert harness.kernel.plugin_identities.narrowings.of("narrower") == {
+        "configmaps:get": ["settings"],
+        "groups:impersonate": ["dev-team"],
+    }
+    assert can(cluster, "get", "configmaps/settings") and not can(cluster, "get", "configmaps/x")
+    assert can(cluster, "impersonate", "groups/dev-team")
+    assert not can(cluster, "impersonate", "groups/ops")

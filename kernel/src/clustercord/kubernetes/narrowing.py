@@ -20,6 +20,7 @@ What holds, whatever the plugin asks (:func:`check`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -71,7 +72,9 @@ class Narrowings:
     def set(self, plugin: str, permission: Permission, names: Sequence[str] | None) -> bool:
         """Store (``None``: lift) the narrowing of ``permission``; ``False`` if unchanged."""
         key = str(permission)
-        with self._lock:
+        # Read and written in one transaction: two narrowings at once (of two permissions,
+        # or from two processes) must not drop one another.
+        with self._lock, self._transaction():
             current = self.of(plugin)
             wanted = dict(current)
             if names is None:
@@ -87,6 +90,11 @@ class Narrowings:
             else:
                 self._database.kv_delete(SCOPE, plugin)
             return True
+
+    def _transaction(self) -> Any:
+        if self._database is None:
+            return contextlib.nullcontext()
+        return self._database.transaction()
 
     def forget(self, plugin: str) -> None:
         """A removed plugin's narrowings (a plugin installed again under its name starts
