@@ -269,3 +269,29 @@ async def test_two_narrowings_at_once_both_hold(harness, cluster):
     assert can(cluster, "get", "configmaps/settings") and not can(cluster, "get", "configmaps/x")
     assert can(cluster, "impersonate", "groups/dev-team")
     assert not can(cluster, "impersonate", "groups/ops")
+
+
+async def test_a_cluster_that_fails_during_the_narrowing_gets_it_at_its_next_use(
+    harness, cluster, monkeypatch
+):
+    """The narrowing is stored before the clusters are updated: a cluster that fails then
+    (down, a kill at the worst moment) is named with why, and the next provisioning there
+    (the plugin's next call) applies the stored narrowing, never the manifest's wider rule."""
+    identities = harness.kernel.plugin_identities
+    real = identities.service.request
+
+    def down(cluster_name, method, path, **kwargs):
+        if method == "PUT" and "clusterroles" in path:
+            raise ConnectionError("connection refused")
+        return real(cluster_name, method, path, **kwargs)
+
+    monkeypatch.setattr(identities.service, "request", down)
+    answer = await narrow(harness, "groups:impersonate", "dev-team")
+    assert answer["changed"] is True
+    assert answer["clusters"] == {"sandbox": "connection refused"}
+    assert can(cluster, "impersonate", "groups/anyone")  # not applied there yet
+
+    monkeypatch.setattr(identities.service, "request", real)
+    assert (await harness.run("/narrower pods")).ok
+    assert can(cluster, "impersonate", "groups/dev-team")
+    assert not can(cluster, "impersonate", "groups/anyone")
