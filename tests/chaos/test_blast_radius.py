@@ -5,6 +5,9 @@ added up), node drains. The real kubectl confirms the refused targets were not t
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from .conftest import ADMIN, cluster_marks, images, pod_named, pods, run
 from .test_drain import busiest_node, node_pods, owned_by, unschedulable
 from .test_experiment_files import write
@@ -45,6 +48,11 @@ async def test_only_admins_set_it_and_bad_values_are_clear_errors(chaos, homelab
         assert not bad.ok and bad.status == "usage", (value, bad.text)
         assert "option max_pods" in bad.text, bad.text
         assert problem in bad.text, (value, bad.text)
+    for namespace in ("Media", "-media", "a" * 64, "media/x"):
+        bad = await run(
+            chaos, f"/chaos config blast-radius max_pods:2 namespace:{namespace}", user=ADMIN
+        )
+        assert not bad.ok and "is not a namespace name" in bad.text, (namespace, bad.text)
     neither = await run(chaos, "/chaos config blast-radius namespace:media", user=ADMIN)
     assert not neither.ok and "give max_pods:" in neither.text
     both = await run(chaos, "/chaos config blast-radius max_pods:2 clear:true", user=ADMIN)
@@ -175,3 +183,38 @@ async def test_a_drain_that_would_evict_more_than_the_limit_is_refused(chaos, ho
     assert sorted(p["metadata"]["name"] for p in node_pods(homelab, node)) == before
     assert (await run(chaos, "/chaos experiment stop all:true")).ok
     assert cluster_marks(homelab) == ""
+
+
+async def test_a_gameday_beyond_the_limit_does_not_run_and_its_owner_is_told(
+    chaos, homelab, tmp_path
+):
+    """The limit is checked at each approved run (it may have changed since scheduling)."""
+    names = [p["metadata"]["name"] for p in running(homelab, "monitoring")][:2]
+    before = {n: images(pod_named(homelab, n, "monitoring")) for n in names}
+    steps = "".join(
+        f"  - {{fault: pod-failure, pod: {n}, namespace: monitoring, duration: 5m}}\n"
+        for n in names
+    )
+    path = write(tmp_path, f"name: weekly pair\nsteps:\n{steps}")
+    made = await run(chaos, f"/chaos experiment schedule file:{path} cron:'0 10 * * 3'")
+    assert made.ok, made.text
+    assert (await run(chaos, "/chaos config blast-radius max_pods:1", user=ADMIN)).ok
+    schedule_id = made.reply.data["schedule"]["id"]
+    await chaos.kernel.run_job(chaos.kernel.scheduler.get(f"chaos-{schedule_id}"))
+    (approval,) = (await run(chaos, "/approval list", user=ADMIN)).reply.data["pending"]
+    assert (await run(chaos, f"/approval approve id:{approval}", user=ADMIN)).ok
+    told: list = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not told:
+        told = [
+            n
+            for n in chaos.kernel.notifier.pending()
+            if "weekly pair" in n["reply"] and "did not run" in n["reply"]
+        ]
+        await asyncio.sleep(0.1)
+    assert told, chaos.kernel.notifier.pending()
+    assert "hits 2 pod(s) of namespace monitoring" in told[0]["reply"]
+    assert "the limit is 1" in told[0]["reply"]
+    for name in names:  # kubectl: untouched
+        assert images(pod_named(homelab, name, "monitoring")) == before[name]
+    assert stored(chaos, "experiments") == [] and cluster_marks(homelab) == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 import urllib.parse
@@ -959,6 +960,7 @@ def unprotect(ctx: CommandContext) -> Reply:
     return Reply(text=f"Namespace {namespace} is no longer protected.")
 
 
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 MAX_PODS_CEILING = 1000
 """As the plugin's ``max_pods`` setting: beyond it a limit would only hide a typo."""
 
@@ -969,6 +971,11 @@ def blast_radius(ctx: CommandContext) -> Reply:
     ``clear:true`` drops the limit set here, so the default applies again. ``max_pods:0`` is
     refused: keeping experiments out of a namespace is ``/chaos config protect``."""
     namespace = str(ctx.options.get("namespace") or "").strip()
+    if namespace and not NAMESPACE_NAME.fullmatch(namespace):
+        raise UsageError(
+            f"namespace: {namespace!r} is not a namespace name (lower-case letters, digits "
+            "and '-', at most 63)"
+        )
     key = namespace or EVERY_NAMESPACE
     where = f"namespace {namespace}" if namespace else "every namespace"
     experiments = Experiments(ctx.store)
