@@ -12,10 +12,12 @@ Run from benchmarks/run.py (``hatch run bench``), or alone::
 2. Probe overhead: 50 experiment files run at once, each a steady-state probe (the ready
    replicas of a Deployment, read from the sandbox) checked every second through a wait. The
    bot's own CPU time (this process; the sandbox runs in its own) over the run, less the same
-   process idling for as long, as a share of one core; target < 5 %. Measured twice: as the
-   plugin runs it (the 50 runs watch the same Deployment, so they share their reads:
-   ``shared_reads``), and with sharing off, each check its own GET, as 50 runs watching 50
-   different objects cost.
+   process idling for as long, as a share of one core; target < 5 %. Measured three times:
+   the 50 runs watching the same Deployment (they share one GET per 0.25 s:
+   ``shared_reads``); watching 50 different Deployments of one namespace with each check its
+   own GET (list sharing off: the plugin before it shared LISTs, and the cost of 50 objects in
+   50 namespaces); and the same 50 Deployments as the plugin reads them, one LIST of the
+   namespace per 0.25 s serving every run.
 """
 
 from __future__ import annotations
@@ -95,39 +97,71 @@ async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
     ]
 
 
-async def _probe_rows(seconds: int, scratch: Path, shared: bool = True) -> list[Row]:
+MODES = {
+    "shared": "the same Deployment (reads shared)",
+    "gets": "50 different Deployments, each its own GET (list sharing off)",
+    "lists": "50 different Deployments of one namespace (one LIST per 0.25 s)",
+}
+"""The probe-overhead cases: what the 50 runs watch, and how the plugin reads it."""
+
+
+async def _probe_rows(seconds: int, scratch: Path, mode: str = "shared") -> list[Row]:
     from clustercord_builtins.chaos import plans
 
-    how = "their reads shared" if shared else "each its own GET (reads not shared)"
     print(
         f"  2. probe overhead: {CONCURRENT} experiments at once, a steady-state probe each "
-        f"checked every second for {seconds} s, {how}"
+        f"checked every second for {seconds} s, watching {MODES[mode]}"
     )
-    # Not shared: every check sends its own GET, as 50 runs watching 50 different objects do.
-    max_age = plans.SHARED_READS.max_age
-    plans.SHARED_READS.max_age = max_age if shared else 0.0
+    list_from = plans.SHARED_READS.list_from
+    plans.SHARED_READS.list_from = None if mode == "gets" else list_from
     try:
-        return await _probe_run(seconds, scratch, shared)
+        return await _probe_run(seconds, scratch, mode)
     finally:
-        plans.SHARED_READS.max_age = max_age
+        plans.SHARED_READS.list_from = list_from
 
 
-async def _probe_run(seconds: int, scratch: Path, shared: bool) -> list[Row]:
-    users = {f"bench{i}": {"user": "admin"} for i in range(CONCURRENT)}
-    experiment = scratch / "probe-overhead.yaml"
-    experiment.write_text(
-        "name: probe-overhead\n"
-        "steady_state:\n"
-        "  - {probe: healthy_replicas, deployment: jellyfin, namespace: media, expect: '>= 0'}\n"
-        f"steps:\n  - wait: {seconds}s\n"
+def _deployments(count: int) -> str:
+    """``count`` Deployments of no replicas in namespace media: objects to watch, no pods."""
+    return "".join(
+        f"---\napiVersion: apps/v1\nkind: Deployment\n"
+        f"metadata: {{name: probe-{i}, namespace: media}}\n"
+        f"spec: {{replicas: 0, selector: {{matchLabels: {{app: probe-{i}}}}}, template: "
+        f"{{metadata: {{labels: {{app: probe-{i}}}}}, spec: {{containers: "
+        f"[{{name: c, image: registry.k8s.io/pause:3.10}}]}}}}}}\n"
+        for i in range(count)
     )
+
+
+async def _probe_run(seconds: int, scratch: Path, mode: str) -> list[Row]:
+    users = {f"bench{i}": {"user": "admin"} for i in range(CONCURRENT)}
+
+    def experiment(deployment: str, wait: int, name: str) -> Path:
+        path = scratch / name
+        path.write_text(
+            "name: probe-overhead\n"
+            "steady_state:\n"
+            f"  - {{probe: healthy_replicas, deployment: {deployment}, namespace: media, "
+            "expect: '>= 0'}\n"
+            f"steps:\n  - wait: {wait}s\n"
+        )
+        return path
+
+    watched = [
+        "jellyfin" if mode == "shared" else f"probe-{i}" for i in range(CONCURRENT)
+    ]  # fmt: skip
+    files = [experiment(d, seconds, f"probe-{i}.yaml") for i, d in enumerate(watched)]
     with contextlib.ExitStack() as stack:
-        _, harness = await plugin_beside_sandbox(
+        box, harness = await plugin_beside_sandbox(
             stack, scratch, "chaos", users=users, folder="probe-harness"
         )
-        line = f"/chaos experiment run file:{experiment}"
-        warm_file = scratch / "probe-warm-up.yaml"
-        warm_file.write_text(experiment.read_text().replace(f"wait: {seconds}s", "wait: 1s"))
+        if mode != "shared":
+            kubectl = shutil.which("kubectl")
+            if kubectl is None:
+                return [(f"chaos: probes, {MODES[mode]}", "skipped: no kubectl", "-", "-", "-")]
+            objects = scratch / "deployments.yaml"
+            objects.write_text(_deployments(CONCURRENT))
+            await asyncio.to_thread(_kubectl, kubectl, box.kubeconfig, "apply", "-f", str(objects))
+        warm_file = experiment(watched[0], 1, "probe-warm-up.yaml")
         warm = await harness.run(f"/chaos experiment run file:{warm_file}", user="bench0")
         if not warm.ok:
             raise RuntimeError(f"/chaos experiment run failed: {warm.text[:300]}")
@@ -135,8 +169,16 @@ async def _probe_run(seconds: int, scratch: Path, shared: bool) -> list[Row]:
         idle_cpu = time.process_time()
         await asyncio.sleep(seconds)
         idle_cpu = time.process_time() - idle_cpu
+        from clustercord_builtins.chaos import plans
+
+        calls = plans.SHARED_READS.calls
         cpu, wall = time.process_time(), time.perf_counter()
-        running = asyncio.gather(*(harness.run(line, user=f"bench{i}") for i in range(CONCURRENT)))
+        running = asyncio.gather(
+            *(
+                harness.run(f"/chaos experiment run file:{f}", user=f"bench{i}")
+                for i, f in enumerate(files)
+            )
+        )
         # The steady part: every experiment started (files read, records written) and none
         # ending (reports and charts drawn): the probes and the waits alone.
         await asyncio.sleep(3)
@@ -146,6 +188,7 @@ async def _probe_run(seconds: int, scratch: Path, shared: bool) -> list[Row]:
         steady_wall = time.perf_counter() - steady_wall
         results = await running
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        calls = plans.SHARED_READS.calls - calls
     failed = [r.text[:200] for r in results if not r.ok]
     if failed:
         raise RuntimeError(f"{len(failed)} experiments failed: {failed[0]}")
@@ -155,7 +198,8 @@ async def _probe_run(seconds: int, scratch: Path, shared: bool) -> list[Row]:
     per_check_ms = busy / (CONCURRENT * steady_wall) * 1000
     print(
         f"     {checks} probe checks in {wall:.1f} s, {cpu:.2f} s of CPU in all (starts and "
-        f"reports with charts included: {cpu / wall * 100:.1f} % of a core)"
+        f"reports with charts included: {cpu / wall * 100:.1f} % of a core); "
+        f"{calls} API reads during the runs' waits"
     )
     print(
         f"     steady {steady_wall:.1f} s: {steady_cpu:.2f} s of CPU (idle: {idle_cpu:.2f} s "
@@ -165,8 +209,7 @@ async def _probe_run(seconds: int, scratch: Path, shared: bool) -> list[Row]:
     print(f"     {share:.2f} % of one core (target < {PROBE_TARGET:g} %: {verdict})")
     return [
         (
-            f"chaos: probes of {CONCURRENT} concurrent experiments, 1 s interval, "
-            + ("same Deployment (reads shared)" if shared else "reads not shared"),
+            f"chaos: probes of {CONCURRENT} concurrent experiments, 1 s interval, {MODES[mode]}",
             f"{share:.2f} % of a core",
             f"{per_check_ms:.2f} ms per check",
             "-",
@@ -178,10 +221,10 @@ async def _probe_run(seconds: int, scratch: Path, shared: bool) -> list[Row]:
 def bench_chaos(quick: bool, scratch: Path) -> list[Row]:
     print("\n== Chaos: /chaos pod kill against kubectl delete; probe overhead")
     rows = asyncio.run(_kill_rows(3 if quick else 9, scratch))
-    for shared in (True, False):
-        probes = scratch / ("probes" if shared else "probes-unshared")
+    for mode in MODES:
+        probes = scratch / f"probes-{mode}"
         probes.mkdir(exist_ok=True)
-        rows += asyncio.run(_probe_rows(10 if quick else 30, probes, shared))
+        rows += asyncio.run(_probe_rows(10 if quick else 30, probes, mode))
     return rows
 
 

@@ -346,3 +346,42 @@ async def test_a_chaos_toolkit_experiment_runs_as_its_own_format(chaos, homelab,
         chaos, f"/chaos experiment run file:{write(tmp_path, json.dumps(experiment), 'x.json')}"
     )
     assert not refused.ok and "os.system is not supported" in refused.text
+
+
+async def test_runs_watching_different_deployments_share_lists_and_see_their_own(
+    chaos, homelab, tmp_path
+):
+    """Concurrent runs, each with a steady state on its own Deployment of one namespace: read
+    with shared LISTs of that namespace (as the plugin), each run still sees its own object."""
+    from clustercord_builtins.chaos import plans
+
+    names = [f"probe-{i}" for i in range(6)]
+    homelab.apply(
+        "".join(
+            "---\napiVersion: apps/v1\nkind: Deployment\n"
+            f"metadata: {{name: {n}, namespace: media}}\n"
+            f"spec: {{replicas: 0, selector: {{matchLabels: {{app: {n}}}}}, template: "
+            f"{{metadata: {{labels: {{app: {n}}}}}, spec: {{containers: "
+            f"[{{name: c, image: registry.k8s.io/pause:3.10}}]}}}}}}\n"
+            for n in names
+        )
+    )
+    first_pod(homelab)  # jellyfin's one replica Ready
+    files = [
+        write(
+            tmp_path,
+            f"name: watch {n}\nsteady_state:\n"
+            f"  - {{probe: healthy_replicas, deployment: {n}, namespace: media, "
+            f"expect: '{'>= 1' if n == 'jellyfin' else '== 0'}'}}\nsteps:\n  - wait: 3s\n",
+            f"{n}.yaml",
+        )
+        for n in [*names, "jellyfin"]
+    ]
+    lists = plans.SHARED_READS.lists
+    results = await asyncio.gather(*(run(chaos, f"/chaos experiment run file:{f}") for f in files))
+    for result in results:
+        assert result.ok, result.text
+        run_ = result.reply.data["experiment"]["run"]
+        assert run_["verdict"] == "pass", run_  # jellyfin read as 1, the others as 0
+        assert len(run_["observations"]) >= 4
+    assert plans.SHARED_READS.lists > lists  # the checks during the waits were LISTs

@@ -23,7 +23,7 @@ TREE = {
     "experiment": [
         "run", "list", "status", "stop", "report", "export", "schedule", "schedules", "unschedule",
     ],
-    "config": ["protect", "unprotect", "show", "prometheus"],
+    "config": ["protect", "unprotect", "show", "prometheus", "blast-radius"],
     "mesh": ["install", "experiment"],
     "litmus": ["install", "workflow"],
 }  # fmt: skip

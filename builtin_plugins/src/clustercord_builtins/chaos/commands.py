@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 import urllib.parse
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -38,7 +40,13 @@ from clustercord_builtins.chaos.durations import (
     parse_latency,
     parse_percent,
 )
-from clustercord_builtins.chaos.experiments import LIVE, Experiment, Experiments, new_id
+from clustercord_builtins.chaos.experiments import (
+    EVERY_NAMESPACE,
+    LIVE,
+    Experiment,
+    Experiments,
+    new_id,
+)
 from clustercord_sdk import Card, CommandContext, Field, File, Invocation, Reply, Table
 from clustercord_sdk.errors import CommandError, PermissionDenied, UsageError
 from clustercord_sdk.kubernetes import default_container
@@ -260,6 +268,10 @@ async def drain_node(ctx: CommandContext) -> Reply:
         where = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         reason = drain.skip_reason(pod, protected)
         (skipped if reason else to_evict).append(f"{where} ({reason})" if reason else where)
+    for namespace, count in sorted(Counter(w.split("/")[0] for w in to_evict).items()):
+        safety.check_blast_radius(
+            ctx.config, experiments, cluster, namespace, count, doing=f"draining {name} evicts"
+        )
     # The user's own rights: cordon the node, evict each pod (in its namespace).
     await ctx.kubernetes.check("patch", "nodes", name=name, cluster=cluster)
     for namespace in sorted({w.split("/")[0] for w in to_evict}):
@@ -513,6 +525,7 @@ async def run_experiment(ctx: CommandContext) -> Reply:
 
 async def _plan_dry_run(ctx: CommandContext, plan: plan_file.Plan) -> Reply:
     """Each fault step's own dry run (targets, rights and safety checked), nothing changed."""
+    plans.check_blast_radius(ctx, plan)  # the faults together, as the run would
     steps: list[dict[str, Any]] = []
     lines = []
     for index, step in enumerate(plan.steps, 1):
@@ -674,7 +687,12 @@ async def run_scheduled(found: dict[str, Any], approval: Any, ctx: Any) -> dict[
     plan = plan_file.load(
         found["file"].encode(), max_duration=float(ctx.config.get("max_duration", 3600))
     )
-    run = await plans.run_plan(command, plan, HANDLERS, "run-" + secrets.token_hex(4))
+    try:
+        run = await plans.run_plan(command, plan, HANDLERS, "run-" + secrets.token_hex(4))
+    except CommandError as error:  # refused before anything ran (blast radius)
+        text = f"Scheduled experiment {found['name']} ({found['id']}) did not run: {error}"
+        await ctx.notifier.notify(Reply(text=text), user=found["user"])
+        return {"id": None, "name": found["name"], "verdict": "not run", "reason": str(error)}
     await ctx.notifier.notify(run_report(run), user=found["user"])
     return run
 
@@ -942,6 +960,79 @@ def unprotect(ctx: CommandContext) -> Reply:
     return Reply(text=f"Namespace {namespace} is no longer protected.")
 
 
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+MAX_PODS_CEILING = 1000
+"""As the plugin's ``max_pods`` setting: beyond it a limit would only hide a typo."""
+
+
+def blast_radius(ctx: CommandContext) -> Reply:
+    """``/chaos config blast-radius max_pods: [namespace:]``: the most pods of a namespace
+    (without ``namespace:``, of every namespace without its own) under experiments at once;
+    ``clear:true`` drops the limit set here, so the default applies again. ``max_pods:0`` is
+    refused: keeping experiments out of a namespace is ``/chaos config protect``."""
+    namespace = str(ctx.options.get("namespace") or "").strip()
+    if namespace and not NAMESPACE_NAME.fullmatch(namespace):
+        raise UsageError(
+            f"namespace: {namespace!r} is not a namespace name (lower-case letters, digits "
+            "and '-', at most 63)"
+        )
+    key = namespace or EVERY_NAMESPACE
+    where = f"namespace {namespace}" if namespace else "every namespace"
+    experiments = Experiments(ctx.store)
+    wanted = ctx.options.get("max_pods")
+    if ctx.options.get("clear"):
+        if wanted is not None:
+            raise UsageError("give max_pods: or clear:true, not both")
+        dropped = experiments.clear_max_pods(key)
+        if dropped is None:
+            raise CommandError(
+                f"no blast radius was set for {where} with /chaos config blast-radius"
+            )
+        limit, source = safety.blast_limit(ctx.config, experiments, namespace)
+        return Reply(
+            text=f"Blast radius of {where}: {dropped} dropped; the limit is {limit} ({source}).",
+            data={"blast_radius": {"namespace": namespace or None, "max_pods": None,
+                                   "was": dropped, "effective": limit}},
+        )  # fmt: skip
+    if wanted is None:
+        raise UsageError("give max_pods: (a whole number, 1 or more) or clear:true")
+    limit = _whole_number(wanted)
+    if not 0 < limit <= MAX_PODS_CEILING:
+        raise UsageError(
+            f"max_pods: {wanted} is not between 1 and {MAX_PODS_CEILING:,} (to keep experiments "
+            "out of a namespace: /chaos config protect; to drop a limit: clear:true)"
+        )
+    before = experiments.set_max_pods(key, limit, ctx.user_id)
+    was = f" (was {before})" if before is not None else ""
+    return Reply(
+        text=(
+            f"🎯 Blast radius of {where}: at most {limit} pod(s) under experiments at once{was}."
+        ),
+        data={"blast_radius": {"namespace": namespace or None, "max_pods": limit, "was": before}},
+    )
+
+
+def _whole_number(value: Any) -> int:
+    """``max_pods:`` as typed (the kernel checks the manifest's type; a hand-made call or an
+    isolated plugin's caller might not have)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise UsageError(f"max_pods: {value!r} is not a whole number")
+    try:
+        return int(str(value).strip()) if not isinstance(value, (int, float)) else int(value)
+    except ValueError:
+        raise UsageError(f"max_pods: {value!r} is not a whole number") from None
+
+
+def _limits_shown(ctx: CommandContext, experiments: Experiments) -> str:
+    chosen = experiments.max_pods()
+    if EVERY_NAMESPACE in chosen:
+        shown = f"{chosen[EVERY_NAMESPACE]} (set from chat)"
+    else:
+        shown = f"{ctx.config.get('max_pods', safety.DEFAULT_MAX_PODS)} (max_pods setting)"
+    own = [f"{n}: {v}" for n, v in chosen.items() if n != EVERY_NAMESPACE]
+    return shown + (f"; {', '.join(own)}" if own else "")
+
+
 async def set_prometheus(ctx: CommandContext) -> Reply:
     """The Prometheus that PromQL probes query. Checked as an address (http(s), no metadata
     endpoint, no credentials in it: they would be shown by /chaos config show), then asked
@@ -975,7 +1066,7 @@ def show_config(ctx: CommandContext) -> Reply:
             ", ".join(sorted(safety.protected_namespaces(ctx.config, experiments))),
         ],
         ["opt-in mode", "on" if ctx.config.get("opt_in") else "off"],
-        ["max pods under experiments per namespace", str(ctx.config.get("max_pods", 3))],
+        ["max pods under experiments per namespace", _limits_shown(ctx, experiments)],
         ["max duration", format_duration(_max_duration(ctx))],
         ["pause image", str(ctx.config.get("pause_image") or runner.DEFAULT_PAUSE_IMAGE)],
         ["Prometheus (PromQL probes)", plans.prometheus_url(ctx) or "(none)"],

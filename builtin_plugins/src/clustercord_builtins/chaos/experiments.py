@@ -27,6 +27,9 @@ PROTECTED = "protected"
 RUNS = "runs"
 SCHEDULES = "schedules"
 SETTINGS = "settings"
+MAX_PODS = "max_pods"
+EVERY_NAMESPACE = "*"
+"""The ``max_pods`` row of the limit for every namespace (no namespace is named ``*``)."""
 
 LIVE = ("injecting", "active", "rollback-failed")
 """States whose changes may still be in the cluster: the reconciler's work."""
@@ -90,7 +93,21 @@ def create_settings(store: Store) -> None:
     )
 
 
-MIGRATIONS = [(1, create_tables), (2, create_runs), (3, create_schedules), (4, create_settings)]
+def create_max_pods(store: Store) -> None:
+    store.table(MAX_PODS).create(
+        {"namespace": str, "max_pods": int, "by": str, "at": float},
+        pk="namespace",
+        if_not_exists=True,
+    )
+
+
+MIGRATIONS = [
+    (1, create_tables),
+    (2, create_runs),
+    (3, create_schedules),
+    (4, create_settings),
+    (5, create_max_pods),
+]
 
 
 @dataclass
@@ -239,6 +256,29 @@ class Experiments:
         self.store.table(SETTINGS).upsert(
             {"key": key, "value": value, "by": by, "at": self.clock()}, pk="key"
         )
+
+    # -- blast radius set from chat (/chaos config blast-radius) --------------------------
+    def set_max_pods(self, namespace: str, limit: int, by: str) -> int | None:
+        """Set the limit of ``namespace`` (``EVERY_NAMESPACE``: the default); returns the
+        limit it replaces, if one was set from chat."""
+        before = self.max_pods().get(namespace)
+        self.store.table(MAX_PODS).upsert(
+            {"namespace": namespace, "max_pods": limit, "by": by, "at": self.clock()},
+            pk="namespace",
+        )
+        return before
+
+    def clear_max_pods(self, namespace: str) -> int | None:
+        """Drop the limit set from chat for ``namespace``; returns it (``None``: none was)."""
+        before = self.max_pods().get(namespace)
+        if before is not None:
+            self.store.table(MAX_PODS).delete(namespace)
+        return before
+
+    def max_pods(self) -> dict[str, int]:
+        """The limits set from chat, by namespace (``EVERY_NAMESPACE`` for the default)."""
+        rows = self.store.query("select namespace, max_pods from max_pods order by namespace")
+        return {r["namespace"]: int(r["max_pods"]) for r in rows}
 
     def protected(self) -> list[str]:
         return [r["namespace"] for r in self.store.query("select namespace from protected")]

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from clustercord_builtins.chaos import prometheus, runner
+from clustercord_builtins.chaos import prometheus, runner, safety
 from clustercord_builtins.chaos.experiments import LIVE, Experiments
-from clustercord_builtins.chaos.plan_file import Plan, Probe, host_problem
+from clustercord_builtins.chaos.plan_file import FAULTS, Plan, Probe, host_problem
 from clustercord_builtins.chaos.shared_reads import SharedReader, SharedReads
 from clustercord_sdk import CommandContext, Reply
 from clustercord_sdk.errors import CommandError
@@ -175,6 +175,27 @@ class SteadyState:
         return failed if self.failures >= self.plan.failure_threshold else []
 
 
+def check_blast_radius(ctx: CommandContext, plan: Plan) -> None:
+    """Refuses the whole run, before its steady state is read or anything injected, when its
+    pod faults would put more pods of a namespace under experiments than its limit: a run's
+    faults stay until it ends, so they add up. A pod named twice counts once; each
+    ``selector:`` step counts as one more pod (which one is picked only when it runs). Node
+    faults are checked when they run (the pods on the node are known then)."""
+    pods: dict[tuple[str, str], set[str]] = {}
+    for index, step in enumerate(plan.steps):
+        if step.kind != "fault" or "pod" not in FAULTS.get(str(step.fault), ()):
+            continue
+        where = ctx.kubernetes.target(step.options.get("cluster"), step.options.get("namespace"))
+        pod = step.options.get("pod")
+        pods.setdefault(where, set()).add(str(pod) if pod else f"selector of step {index + 1}")
+    experiments = Experiments(ctx.store)
+    for (cluster, namespace), names in sorted(pods.items()):
+        safety.check_blast_radius(
+            ctx.config, experiments, cluster, namespace, len(names),
+            doing=f"experiment {plan.name} hits",
+        )  # fmt: skip
+
+
 SHARED_READS = SharedReads()
 """The reads the runs of this process share (they share its event loop too)."""
 
@@ -191,6 +212,7 @@ async def run_plan(
         "id": run_id, "name": plan.name, "user": ctx.user_id, "started": time.time(),
         "ended": None, "verdict": None, "steps": [], "observations": [], "experiments": [],
     }  # fmt: skip
+    check_blast_radius(ctx, plan)  # refused: nothing read, stored or changed
     observations = run["observations"]
     steady = SteadyState(plan, observations, reads)
     failed = await check(ctx, plan.steady_state, "before", observations, targets=steady.targets)

@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from clustercord_builtins.chaos.experiments import Experiments
+from clustercord_builtins.chaos.experiments import EVERY_NAMESPACE, Experiments
 from clustercord_sdk.errors import CommandError, PermissionDenied
 from clustercord_sdk.kubernetes import Kubernetes
 
@@ -76,10 +76,35 @@ def check_target_free(experiments: Experiments, cluster: str, namespace: str, ta
         )
 
 
+DEFAULT_MAX_PODS = 3
+
+
+def blast_limit(
+    config: Mapping[str, Any], experiments: Experiments, namespace: str
+) -> tuple[int, str]:
+    """The most pods of ``namespace`` under experiments at once, and where that limit comes
+    from: the namespace's own (``/chaos config blast-radius namespace:``), else the one set
+    from chat for every namespace, else the plugin's ``max_pods`` setting."""
+    chosen = experiments.max_pods()
+    if namespace in chosen:
+        return chosen[namespace], f"set for namespace {namespace} with /chaos config blast-radius"
+    if EVERY_NAMESPACE in chosen:
+        return chosen[EVERY_NAMESPACE], "set for every namespace with /chaos config blast-radius"
+    return int(config.get("max_pods", DEFAULT_MAX_PODS)), "the plugin's max_pods setting"
+
+
 def check_blast_radius(
-    config: Mapping[str, Any], experiments: Experiments, cluster: str, namespace: str, adding: int
+    config: Mapping[str, Any],
+    experiments: Experiments,
+    cluster: str,
+    namespace: str,
+    adding: int,
+    doing: str = "this fault hits",
 ) -> None:
-    limit = int(config.get("max_pods", 3))
+    """Refuses ``adding`` more pods of ``namespace`` when, with the pods already under open
+    experiments there (awaiting approval included: approving must not exceed it), they would
+    be more than the namespace's limit. Called before anything is recorded or changed."""
+    limit, source = blast_limit(config, experiments, namespace)
     live = [
         e
         for e in experiments.in_states(
@@ -88,10 +113,10 @@ def check_blast_radius(
         if e.cluster == cluster and e.namespace == namespace and e.kind != "drain-node"
     ]
     if len(live) + adding > limit:
+        already = f", and {len(live)} already are ({', '.join(e.id for e in live)})" if live else ""
         raise PermissionDenied(
-            f"blast radius: {len(live)} pods of namespace {namespace} are already under "
-            f"experiments ({', '.join(e.id for e in live)}) and the limit is {limit} "
-            "(the plugin's max_pods setting)"
+            f"blast radius: {doing} {adding} pod(s) of namespace {namespace}{already}; the "
+            f"limit is {limit} ({source}). Nothing was changed."
         )
 
 
