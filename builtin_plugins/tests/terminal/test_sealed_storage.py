@@ -9,10 +9,12 @@ import json
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clustercord_builtins.terminal import search_index
 from clustercord_builtins.terminal.recording import Recording
-from clustercord_builtins.terminal.storage import Recordings, pack
+from clustercord_builtins.terminal.storage import Recordings, pack, unpack
 from clustercord_sdk.errors import CommandError
 
 from .conftest import NOW
@@ -180,3 +182,31 @@ def test_the_tokens_kept_for_removal_come_back_exactly(count):
     assert search_index.unpack_tokens(blob) == tokens
     if count == 5000:  # about two bytes each, not the nine of a hex word and a space
         assert len(blob) < 2.5 * count
+
+
+# Any character, and lone surrogates more often than chance would give them.
+CHARACTERS = st.one_of(st.characters(), st.characters(categories=["Cs"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet=CHARACTERS), max_size=8),
+    commands=st.lists(st.text(alphabet=CHARACTERS), max_size=3),
+)
+def test_any_events_come_back_exactly_as_packed(texts, commands):
+    """Colour codes, line ends, astral characters, lone surrogates (a chat's JSON can carry
+    them), empty events: what is stored is what comes back."""
+    rec = recording("pack0001")
+    rec.events = [(i * 0.5, "o" if i % 2 else "i", text) for i, text in enumerate(texts)]
+    rec.commands = commands
+    payload = unpack(pack(rec))
+    assert [tuple(e) for e in payload["events"]] == rec.events
+    assert payload["commands"] == commands
+
+
+def test_a_payload_cut_short_is_refused(plugin_stores):
+    rec = recording("cut00001", steps=[("ls", "a-file\n")])
+    data = zstandard.ZstdDecompressor().decompress(pack(rec))
+    cut = zstandard.ZstdCompressor().compress(data[:-3])
+    with pytest.raises(CommandError, match="cut short"):
+        unpack(cut)
