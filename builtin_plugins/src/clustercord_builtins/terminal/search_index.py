@@ -1,8 +1,9 @@
 """The search index of recordings: SQLite FTS5 over keyed hashes of their text's trigrams.
 
 A recording is sealed at rest (see :mod:`.storage`); an index holding its words would undo
-that. So each session is one FTS5 row of the hashes (HMAC-SHA256 with a random key, kept
-sealed in the plugin's store, cut to 20 bits) of the lower-cased trigrams of its transcript:
+that. So each session is one FTS5 row of the keyed hashes (AES-256 under a random key, kept
+sealed in the plugin's store, cut to 20 bits: see :meth:`SearchIndex._hashes`) of the
+lower-cased trigrams of its transcript:
 commands and output lines, as search reads them. A query of three characters or more asks
 for the sessions holding all its trigrams' hashes (an index look-up); those candidates are
 then opened and their lines checked for the query itself, so the answer is exactly the
@@ -26,7 +27,6 @@ What keeps it small (a typical session's index was once larger than its output):
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from array import array
 from collections.abc import Iterable, Iterator
@@ -34,7 +34,9 @@ from itertools import accumulate
 from typing import Any
 
 import zstandard
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from clustercord_sdk.errors import CommandError
 from clustercord_sdk.services import Sealer
 
 INDEX = "search"
@@ -44,7 +46,7 @@ GRAM = 3
 MAX_QUERY_GRAMS = 8
 """Trigrams of a long query looked up at most (spread over it): enough to narrow it down."""
 HASH_BITS = 20
-"""Bits of a token (of its HMAC): a session of a few thousand distinct trigrams holds a
+"""Bits of a token (of its keyed hash): a session of a few thousand distinct trigrams holds a
 trigram it does not have about once in 400 (a candidate read for nothing), and two of a
 query's trigrams about once in 150,000; a token's gap to the next fits in two bytes."""
 _FOLD = str.maketrans("123456789", "000000000")
@@ -85,7 +87,10 @@ class SearchIndex:
         self._db = store.table(INDEX).db
         self._name = store.table(INDEX).name
         self._tokens = store.table(TOKENS).name
-        self._key = _key(store, sealer)
+        self._store, self._sealer = store, sealer
+        self._cipher: Any = None  # made on first use: reading a recording needs no key
+        if not list(store.table(KEY).rows_where("id = 1")):
+            _key(store, sealer)  # made now, sealed if this store can
 
     def grams(self, text: str) -> set[int]:
         """The hashed trigrams of ``text`` (lower-cased), as index tokens."""
@@ -132,14 +137,21 @@ class SearchIndex:
         return self._name
 
     def _hashes(self, grams: Iterable[str]) -> set[int]:
-        key = self._key
+        """The tokens of ``grams`` (digits folded): each trigram's UTF-8 bytes (at most 12;
+        ``surrogatepass``: a lone surrogate typed in a chat has none of its own) padded
+        with zeros to one AES block, all of them encrypted in one call (ECB: each block on
+        its own, which is what a keyed hash of each is), the first 20 bits of each block.
+        AES under a secret key is a pseudorandom function as HMAC-SHA256 was, and a few
+        thousand trigrams take 0.4 ms instead of 7 (a call each). Padding keeps trigrams
+        apart: UTF-8 read from the start gives back the three characters, and only them."""
         folded = {g if g.isascii() and g.isdigit() else g.translate(_FOLD) for g in grams}
-        # surrogatepass: a lone surrogate typed in a chat has no UTF-8 of its own
-        return {
-            int.from_bytes(hmac.digest(key, g.encode("utf-8", "surrogatepass"), "sha256")[:4])
-            >> (32 - HASH_BITS)
-            for g in folded
-        }
+        blocks = b"".join([g.encode("utf-8", "surrogatepass").ljust(16, b"\0") for g in folded])
+        if self._cipher is None:
+            self._cipher = Cipher(algorithms.AES(_key(self._store, self._sealer)), modes.ECB())
+        encryptor = self._cipher.encryptor()
+        out = encryptor.update(blocks) + encryptor.finalize()
+        shift = 32 - HASH_BITS
+        return {int.from_bytes(out[at : at + 4]) >> shift for at in range(0, len(out), 16)}
 
 
 def _text(tokens: Iterable[int]) -> str:
@@ -176,13 +188,16 @@ _BIG_ENDIAN = array("H", [1]).tobytes()[0] != 1
 
 
 def _key(store: Any, sealer: Sealer | None) -> bytes:
-    """The index's HMAC key: made once, stored sealed (in clear only in a store without a
+    """The index's AES-256 key: made once, stored sealed (in clear only in a store without a
     sealer, a unit test's)."""
     table = store.table(KEY)
     rows = list(table.rows_where("id = 1"))
     if rows:
         stored = bytes(rows[0]["key"])
-        return sealer.open(stored) if sealer is not None else stored
+        key = sealer.open(stored) if sealer is not None else stored
+        if len(key) != 32:  # sealed, and this store has no sealer to open it
+            raise CommandError("the search index's key is sealed and this store has no sealer")
+        return key
     key = secrets.token_bytes(32)
     table.insert({"id": 1, "key": sealer.seal(key) if sealer is not None else key}, replace=True)
     return key
