@@ -134,7 +134,7 @@ def test_secrets_learned_one_after_another_are_all_found_wherever_they_are_kept(
     alphabet = "abcdefghijKLMNOP0123456789-_+/é漢"
     finder, values = KnownSecrets(), []
     kept = set()
-    for step in range(120):
+    for _round in range(120):
         for _ in range(rng.randrange(1, 9)):
             value = "".join(rng.choice(alphabet) for _ in range(rng.randrange(8, 30)))
             finder.add(value)
