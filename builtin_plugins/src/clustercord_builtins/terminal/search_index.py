@@ -21,8 +21,8 @@ What keeps it small (a typical session's index was once larger than its output):
 - in a trigram that is not all digits, every ASCII digit counts as ``0`` (``a7f`` and
   ``a3f`` are one token): hex ids, times and counters make most of a log's distinct
   trigrams. A query is folded the same way, so every session that holds it is still a
-  candidate, only a few more are read; a number alone (``404``, ``10.0.3``) keeps its
-  exact digits.
+  candidate, only a few more are read; the trigrams inside a run of digits (``404``,
+  ``8080``) keep their exact digits, so a number is still looked up by its own.
 """
 
 from __future__ import annotations
