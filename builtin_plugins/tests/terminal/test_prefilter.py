@@ -126,6 +126,27 @@ def test_thousands_of_known_secrets_are_found_as_one_by_one():
     assert "late-arrival-secret" in finder.held_in("x late-arrival-secret y")
 
 
+def test_secrets_learned_one_after_another_are_all_found_wherever_they_are_kept():
+    """Values come a few at a time, as a stream learns them: in the main database, in the
+    tail compiled since, or among the newest tested one by one, each is found, and only
+    those the text holds."""
+    rng = random.Random(6)
+    alphabet = "abcdefghijKLMNOP0123456789-_+/é漢"
+    finder, values = KnownSecrets(), []
+    kept = set()
+    for _round in range(120):
+        for _ in range(rng.randrange(1, 9)):
+            value = "".join(rng.choice(alphabet) for _ in range(rng.randrange(8, 30)))
+            finder.add(value)
+            values.append(value)
+        planted = rng.sample(values, min(4, len(values))) + values[-2:]  # old and newest
+        text = "".join(rng.choice(alphabet + " \n") for _ in range(300))
+        text += "".join(f" {v} " for v in planted)
+        assert sorted(set(finder.held_in(text))) == sorted(v for v in set(values) if v in text)
+        kept.add((finder._compiled > 0, finder._tail is not None))
+    assert (True, True) in kept and (True, False) in kept  # both databases were used
+
+
 def test_a_long_stream_learning_many_secrets_is_masked_the_same_either_way():
     rng = random.Random(9)
     lines = []

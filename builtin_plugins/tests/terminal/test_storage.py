@@ -48,7 +48,7 @@ def test_a_saved_recording_comes_back_whole(store):
     assert (summary.commands_count, summary.redactions, summary.exit_code) == (2, 1, 0)
     assert summary.command == ["sh"] and summary.container == "api"
     blob = store.query("SELECT data FROM recordings WHERE id = 'aaaa1111'")[0]["data"]
-    assert summary.size == len(blob) and blob[:2] == b"\x1f\x8b"  # gzip
+    assert summary.size == len(blob) and blob[:4] == b"\x28\xb5\x2f\xfd"  # Zstandard
     assert recordings.get("nope") is None and recordings.summary("nope") is None
 
 

@@ -1,10 +1,12 @@
-"""Recordings in the plugin's own tables: metadata in columns, the events as one gzip
-blob, retention rules, and the log of who viewed what.
+"""Recordings in the plugin's own tables: metadata in columns, the events as one
+compressed blob, retention rules, and the log of who viewed what.
 
-At rest the blob is compressed, then sealed with the plugin's
+At rest the blob is compressed (Zstandard), then sealed with the plugin's
 :class:`~clustercord_sdk.services.Sealer` (the kernel's, derived from its data key): the
-database file holds neither the output nor its gzip stream. Rows stored before sealing
-(a bare gzip stream) are still read; a store without a sealer (a unit test's) stores gzip.
+database file holds neither the output nor its compressed stream. Rows stored before
+sealing (a bare gzip stream) and blobs compressed with gzip before Zstandard (sealed or
+not) are still read, told apart by their first bytes; a store without a sealer (a unit
+test's) stores the bare Zstandard frame.
 
 Every write is one statement or one ``atomic()`` block on the kernel's SQLite database
 (WAL, ``synchronous=FULL``): a recording is stored whole or not at all, even if the
@@ -20,6 +22,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
+
+import zstandard
 
 from clustercord_builtins.terminal import search_index
 from clustercord_builtins.terminal.formats import searchable_text, timeline
@@ -117,29 +121,73 @@ _PACKED = ("events", "commands")
 """The fields of a recording stored in its blob (``data``); the others have columns."""
 
 
+ZSTD_LEVEL = 6
+"""Measured on 4 MB of kubectl logs packed: 7.8x smaller at 5.7 ms/MB, where gzip -6 (the
+level used before) made 7.3x at 9.1 ms/MB; level 3 is faster (1.9 ms/MB) but 6.9x, 9 is
+8.4x at 9-12 ms/MB. A long window (``--long``) changed nothing on these."""
+
+
+_LAYOUT = b"CCR2\n"
+"""The first bytes of a payload laid out as :func:`pack` does: a JSON line of the events'
+times, codes and lengths and of the commands, then the events' text, one after the other.
+A payload without them is the JSON document of before (``{"events": [...], ...}``)."""
+
+
 def pack(rec: Recording) -> bytes:
-    payload = {"events": [list(e) for e in rec.events], "commands": rec.commands}
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    # mtime=0: the same recording always packs to the same bytes. Level 6 (gzip's own
-    # default): 9 took twice the CPU for 5 % less.
-    # A lone surrogate (typed in a chat) has no UTF-8: written as JSON's own \uXXXX escape
-    # (all text is inside JSON strings), it reads back as itself.
-    return gzip.compress(text.encode("utf-8", "backslashreplace"), compresslevel=6, mtime=0)
+    """``rec``'s events and commands, compressed. The events' text is not written as JSON
+    strings (escaping every line end and colour code took a third of the packing time, and
+    the escapes compressed worse) but as itself after a JSON line of where each one ends.
+    A lone surrogate (typed in a chat) has no UTF-8 of its own: ``surrogatepass`` writes
+    it as the three bytes UTF-8 would give it, and reading takes them back the same way.
+    Zstandard is deterministic: the same recording always packs to the same bytes."""
+    texts = [data for _, _, data in rec.events]
+    head = {"events": [[t, code, len(data)] for t, code, data in rec.events]}
+    head["commands"] = rec.commands
+    line = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    data = b"".join(
+        (
+            _LAYOUT,
+            line.encode("utf-8", "surrogatepass"),
+            b"\n",
+            "".join(texts).encode("utf-8", "surrogatepass"),
+        )
+    )
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(data)
 
 
 def unpack(blob: bytes, sealer: Sealer | None = None) -> dict[str, Any]:
-    """The payload of a stored blob: sealed (opened with ``sealer``) or a bare gzip stream
-    (a row stored before recordings were sealed)."""
+    """The payload of a stored blob, ``{"events": [[t, code, data], ...], "commands":
+    [...]}``: sealed (opened with ``sealer``) or bare (a row stored before recordings were
+    sealed, or by a store without a sealer); inside, a Zstandard frame or a gzip stream
+    (packed before Zstandard, as a JSON document)."""
     blob = bytes(blob)
-    if not blob.startswith(_GZIP):
+    if not blob.startswith((_GZIP, _ZSTD)):
         if sealer is None:
             raise CommandError("this recording is sealed and this store has no sealer to open it")
         blob = sealer.open(blob)
-    payload: dict[str, Any] = json.loads(gzip.decompress(blob))
-    return payload
+    if blob.startswith(_ZSTD):
+        data = zstandard.ZstdDecompressor().decompress(blob)
+    elif blob.startswith(_GZIP):
+        data = gzip.decompress(blob)
+    else:
+        raise CommandError("this recording's data is neither Zstandard nor gzip: damaged?")
+    if not data.startswith(_LAYOUT):
+        payload: dict[str, Any] = json.loads(data)
+        return payload
+    line, _, body = data[len(_LAYOUT) :].partition(b"\n")
+    head = json.loads(line.decode("utf-8", "surrogatepass"))
+    text = body.decode("utf-8", "surrogatepass")
+    events, at = [], 0
+    for t, code, length in head["events"]:
+        events.append([t, code, text[at : at + length]])
+        at += length
+    if at != len(text):
+        raise CommandError("this recording's data is cut short or too long: damaged?")
+    return {"events": events, "commands": head["commands"]}
 
 
 _GZIP = b"\x1f\x8b"
+_ZSTD = b"\x28\xb5\x2f\xfd"  # a Zstandard frame's magic number, little-endian 0xFD2FB528
 
 
 class Recordings:
@@ -165,16 +213,17 @@ class Recordings:
             create_tables(store)
         if store.table(INPUT).name not in names:
             create_input_rules(store)
-        indexed = store.table(search_index.INDEX).name in names
-        if not indexed or store.table(search_index.KEY).name not in names:
+        indexed = search_index.is_current(store, names)
+        if not indexed:
             search_index.create(store)
         self._index = search_index.SearchIndex(store, self.sealer)
-        if not indexed:  # recordings stored before the index: indexed once
+        if not indexed:  # recordings stored before the index (or its layout): indexed once
             with self._db.atomic():
                 for row in self._select("id", "", [], limit=None):
                     rec = self.get(row["id"])
-                    if rec is not None:
-                        self._index.put(rec.id, self._rowid(rec.id), _lines(rec))
+                    rowid = self._rowid(row["id"])
+                    if rec is not None and rowid is not None:
+                        self._index.put(rowid, _lines(rec))
 
     # -- recordings -------------------------------------------------------------------
     def save(self, rec: Recording) -> Summary:
@@ -196,7 +245,9 @@ class Recordings:
             if old is not None:
                 self._index.remove(old)
             self._table.insert(row, replace=True)
-            self._index.put(rec.id, self._rowid(rec.id), _lines(rec))
+            rowid = self._rowid(rec.id)
+            assert rowid is not None  # inserted just above, in this transaction
+            self._index.put(rowid, _lines(rec))
         return _load(Summary, row)
 
     def get(self, id: str) -> Recording | None:
