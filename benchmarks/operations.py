@@ -17,7 +17,7 @@ O1. Clusters watched: one kernel with N clusters registered (N = 1, 10, 50) and 
     p95 under a second at every N.
 O2. Recordings per day: a typical terminal session (20 commands, about 40 KB of prompts,
     listings, kubectl tables and logs, a secret now and then) recorded (decoded, redacted)
-    and stored as the terminal plugin stores it (packed, gzip, sealed, search-indexed, one
+    and stored as the terminal plugin stores it (packed, Zstandard, sealed, search-indexed, one
     commit each), against the same bytes inserted raw into SQLite with one commit each,
     interleaved in batches; recordings per second of one core, hence per day, and stored
     bytes per recording (database and index, after a checkpoint).
@@ -355,7 +355,7 @@ def bench_recordings(quick: bool, scratch: Path) -> list[Row]:
     print(f"     raw insert (baseline)   {spread(raw_ms, 'ms/recording', 2)}")
     print(
         f"     → {1 / median(ours_s):,.0f} recordings/s of one core, {per_day / 1e6:.1f} million "
-        f"a day; on disk {stored / 1000:.1f} KB each (the sealed gzip blob "
+        f"a day; on disk {stored / 1000:.1f} KB each (the sealed Zstandard blob "
         f"{median(blobs) / 1000:.1f} KB, the rest its search index; raw "
         f"{raw_stored / 1000:.1f} KB): {stored * 1000 / 1e6:.1f} MB per 1,000 recordings"
     )
