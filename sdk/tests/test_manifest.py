@@ -414,3 +414,42 @@ def test_shipped_schema_alone_rejects_unknown_fields() -> None:
     data = manifest()
     data["commands"][0]["colour"] = "red"
     assert [list(error.absolute_path) for error in validator.iter_errors(data)] == [["commands", 0]]
+
+
+def _with_alias(*aliases, extra=()):
+    return {
+        "name": "demo", "version": "1.0.0", "api": ">=1.0,<2", "description": "d",
+        "commands": [{"name": "demo", "description": "d", "subcommands": [
+            {"name": "run", "description": "r", "handler": "m:f", "aliases": list(aliases)},
+            *extra,
+        ]}],
+    }  # fmt: skip
+
+
+def test_a_command_alias_is_loaded_as_a_path():
+    manifest = load_manifest(_with_alias("demo start", "demo go now"))
+    (command,) = manifest.commands
+    assert command.aliases == (("demo", "start"), ("demo", "go", "now"))
+
+
+@pytest.mark.parametrize(
+    ("alias", "why"),
+    [
+        ("plugin install", "starts with /demo"),  # another plugin's command
+        ("demo", "starts with /demo and a subcommand"),  # the top-level name alone
+        ("demo run", "names a command or group"),
+        ("demo stop", "names a command or group"),  # a sibling command
+    ],
+)
+def test_an_alias_that_would_answer_for_another_command_is_refused(alias, why):
+    sibling = {"name": "stop", "description": "s", "handler": "m:g"}
+    with pytest.raises(ManifestError) as refused:
+        load_manifest(_with_alias(alias, extra=[sibling]))
+    assert why in str(refused.value)
+
+
+def test_an_alias_declared_twice_or_malformed_is_refused():
+    with pytest.raises(ManifestError, match="declared twice"):
+        load_manifest(_with_alias("demo go", "demo go"))
+    with pytest.raises(ManifestError):
+        load_manifest(_with_alias("Demo Go!"))

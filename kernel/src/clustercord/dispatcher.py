@@ -18,7 +18,7 @@ import difflib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from clustercord.door import Door, Passage
@@ -63,7 +63,8 @@ class Dispatcher:
 
     def resolve(self, path: tuple[str, ...]) -> tuple[Plugin, CommandSpec]:
         commands = self.manager.commands()
-        found = commands.get(tuple(part.lower() for part in path))
+        lowered = tuple(part.lower() for part in path)
+        found = commands.get(lowered) or self.manager.aliases().get(lowered)
         if found is not None:
             return found
         typed = " ".join(path)
@@ -105,6 +106,9 @@ class Dispatcher:
         invocation = self.door.stamp(invocation)
         try:
             plugin, command = resolved or self.resolve(invocation.command)
+            # Typed as an alias: from here on (audit, components, the plugin's ctx) it is the
+            # command itself, so a button it answers with is checked against the real one.
+            invocation = replace(invocation, command=command.path)
             plugin_name = plugin.name
             secret_names = tuple(o.name for o in command.options if o.secret)
             options = parse_options(list(command.options), invocation.options)

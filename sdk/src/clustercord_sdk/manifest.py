@@ -42,6 +42,11 @@ class CommandSpec:
     admin: bool = False
     destructive: bool = False
     ephemeral: bool = False
+    aliases: tuple[tuple[str, ...], ...] = ()
+    """Other paths that run this command when typed in the console or ``clustercord run``
+    (``"aliases": ["chaos kill-pod"]``): a name the spec or older versions used, kept when
+    Discord's limits force a command into a group. Discord registers only :attr:`path`. An
+    alias stays under the command's own top-level name, and a real command always wins."""
 
     @property
     def name(self) -> str:
@@ -140,6 +145,7 @@ def load_manifest(source: Path | str | Mapping[str, Any]) -> Manifest:
     except InvalidSpecifier:
         errors.append(("api", f"{data['api']!r} is not a version range such as '>=1.0,<2'"))
     commands = _commands(data.get("commands", []), (), "commands", errors)
+    _check_aliases(commands, errors)
     hooks = []
     for index, hook in enumerate(data.get("hooks", [])):
         try:
@@ -273,6 +279,24 @@ def _commands(
                 admin=item.get("admin", False),
                 destructive=item.get("destructive", False),
                 ephemeral=item.get("ephemeral", False),
+                aliases=tuple(tuple(alias.split()) for alias in item.get("aliases", [])),
             )
         )
     return out
+
+
+def _check_aliases(commands: list[CommandSpec], errors: list[tuple[str, str]]) -> None:
+    """An alias names no command or group of the manifest, is declared once, and stays
+    under its command's top-level name (a plugin cannot answer for another's commands)."""
+    taken = {c.path[:depth] for c in commands for depth in range(1, len(c.path) + 1)}
+    seen: set[tuple[str, ...]] = set()
+    for command in commands:
+        for alias in command.aliases:
+            where = f"command {command.name!r}, alias {' '.join(alias)!r}"
+            if alias[0] != command.path[0] or len(alias) < 2:
+                errors.append((where, f"an alias starts with /{command.path[0]} and a subcommand"))
+            elif alias in taken:
+                errors.append((where, "names a command or group of this manifest"))
+            elif alias in seen:
+                errors.append((where, "is declared twice"))
+            seen.add(alias)

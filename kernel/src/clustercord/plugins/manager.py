@@ -543,6 +543,18 @@ class PluginManager:
                     out[command.path] = (plugin, command)
         return out
 
+    def aliases(self) -> dict[tuple[str, ...], tuple[Plugin, CommandSpec]]:
+        """The enabled plugins' command aliases (:attr:`CommandSpec.aliases`) that no
+        command or group path takes: a real command always wins over an alias."""
+        commands = self.commands()
+        taken = {path[:depth] for path in commands for depth in range(1, len(path) + 1)}
+        return {
+            alias: (plugin, command)
+            for plugin, command in commands.values()
+            for alias in command.aliases
+            if alias not in taken
+        }
+
     def info(self, plugin: Plugin) -> PluginInfo:
         manifest = plugin.manifest
         secret = {s.name for s in manifest.config if s.secret} if manifest else set()
