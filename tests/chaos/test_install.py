@@ -141,3 +141,37 @@ async def test_an_admin_without_the_kubernetes_rights_installs_nothing(chaos, ho
     refused = await chaos.run("/chaos litmus install", user=VIEWER, frontend="discord")
     assert not refused.ok and "customresourcedefinitions" in refused.text, refused.text
     assert crds(homelab, "litmuschaos.io") == [] and not exists(homelab, "ns", "litmus")
+
+
+def test_the_narrowed_roles_are_the_vendored_releases_own():
+    from clustercord_builtins.chaos.install import INSTALL_ROLES, RELEASES, objects
+
+    made: dict[str, set[str]] = {}
+    for release in RELEASES.values():
+        for obj in objects(release):
+            if obj["kind"] in ("ClusterRole", "Role"):
+                resource = f"{obj['kind'].lower()}s.rbac.authorization.k8s.io"
+                made.setdefault(resource, set()).add(obj["metadata"]["name"])
+            elif obj["kind"].endswith("Binding"):
+                ref = obj["roleRef"]
+                resource = f"{ref['kind'].lower()}s.rbac.authorization.k8s.io"
+                assert ref["name"] in INSTALL_ROLES[resource]  # binds only its own roles
+    assert {k: set(v) for k, v in INSTALL_ROLES.items()} == made
+
+
+async def test_escalate_and_bind_reach_only_the_install_roles(chaos, homelab):
+    await chaos.kernel.plugin_identities.settle()
+    account = "system:serviceaccount:clustercord-system:plugin-chaos"
+
+    def can(verb, what):
+        answer = homelab.kubectl("auth", "can-i", verb, what, f"--as={account}", check=False)
+        assert answer.stdout.strip() in ("yes", "no"), answer.stderr
+        return answer.stdout.strip() == "yes"
+
+    assert can("bind", "clusterroles/litmus")
+    assert can("escalate", "clusterroles/chaos-mesh-chaos-controller-manager-cluster-level")
+    assert can("bind", "roles/chaos-mesh-chaos-controller-manager-control-plane")
+    for verb in ("bind", "escalate"):
+        assert not can(verb, "clusterroles/cluster-admin")
+        assert not can(verb, "clusterroles/admin")
+        assert not can(verb, "roles/anything")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from clustercord_builtins.chaos import runner
+from clustercord_builtins.chaos import install, runner
 from clustercord_builtins.chaos.commands import RECONCILE_JOB, approval_decided
 from clustercord_builtins.chaos.experiments import MIGRATIONS, OPEN, Experiments
 from clustercord_sdk import hookimpl
@@ -23,6 +23,10 @@ left to the reconciling job."""
 
 @hookimpl
 async def on_enable(ctx):
+    try:
+        await install.narrow(ctx.kubernetes)
+    except Exception as error:  # the plugin still runs; its roles stay as declared
+        ctx.log.warning("chaos: escalate/bind not narrowed to the install roles: %s", error)
     interval = int(ctx.config.get("reconcile_interval", 10))
     ctx.scheduler.every(f"{interval}s", "commands:reconcile_job", job_id=RECONCILE_JOB)
     try:

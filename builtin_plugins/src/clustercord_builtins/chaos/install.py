@@ -62,6 +62,16 @@ RELEASES = {
         "litmus", "Litmus", "3.18.0", "litmus-3.18.0", "litmus", "litmus", "3.18.0"
     ),
 }  # fmt: skip
+INSTALL_ROLES = {
+    "clusterroles.rbac.authorization.k8s.io": (
+        "chaos-mesh-chaos-controller-manager-cluster-level",
+        "chaos-mesh-chaos-controller-manager-target-namespace",
+        "litmus",
+    ),
+    "roles.rbac.authorization.k8s.io": ("chaos-mesh-chaos-controller-manager-control-plane",),
+}
+"""The (Cluster)Roles the vendored releases create and bind (a test compares them with the
+files): the only ones the plugin's ``escalate`` and ``bind`` are narrowed to (:func:`narrow`)."""
 VERSION_LABEL = "app.kubernetes.io/version"
 PLACEHOLDER = "(generated at install: a CA and a serving certificate)"
 
@@ -256,3 +266,13 @@ async def installed_version(ctx: CommandContext, release: Release, cluster: str)
 
 def _table(listed: list[str], what: str) -> Table:
     return Table(["OBJECT", "ACTION"], [[o, what] for o in listed])
+
+
+async def narrow(kubernetes: Any) -> None:
+    """Creating the operators' roles needs RBAC's ``escalate``, binding them ``bind``: as
+    declared, on any role. Narrowed to the vendored releases' own roles (the kernel compiles
+    ``resourceNames`` into the plugin's ClusterRole on every cluster), so the plugin's account
+    cannot grant itself or anyone ``cluster-admin`` or another existing role."""
+    for resource, names in INSTALL_ROLES.items():
+        for verb in ("escalate", "bind"):
+            await kubernetes.narrow(f"{resource}:{verb}", list(names), wait=False)
