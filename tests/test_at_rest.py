@@ -5,10 +5,12 @@ plugin's sealer; with the data key gone the kernel refuses to start, naming the 
 from __future__ import annotations
 
 import gzip
+import json
 import sqlite3
 import stat
 
 import pytest
+import zstandard
 
 from clustercord.secretbox import DataKeyError
 from clustercord_builtins.terminal.storage import Recordings, pack
@@ -72,7 +74,9 @@ async def test_a_recording_is_sealed_at_rest_and_plays_back(harness, sandbox):
     )
     blob = blob[0]
     assert not blob.startswith(b"\x1f\x8b")
-    assert MARKER.encode() in gzip.decompress(context.sealer.open(blob))
+    opened = context.sealer.open(blob)
+    assert opened[:4] == b"\x28\xb5\x2f\xfd"  # inside the seal: a Zstandard frame
+    assert MARKER.encode() in zstandard.ZstdDecompressor().decompressobj().decompress(opened)
     # Another plugin's sealer (same data key) cannot open it.
     other = harness.kernel.data_key.sealer("cluster")
     with pytest.raises(CommandError, match="sealed by another plugin"):
@@ -94,8 +98,14 @@ async def test_an_unsealed_recording_of_before_is_still_read(harness, sandbox):
 
     store = harness.plugin("terminal").context.store
     recording = Recordings(store).get(session)
-    # Saved as before sealing existed: a store without a sealer writes a bare gzip stream.
-    Recordings(PluginStore(harness.kernel.database, "terminal")).save(recording)
+    assert recording is not None
+    # The row as it was stored before sealing and Zstandard: a bare gzip stream of the JSON.
+    payload = {"events": [list(e) for e in recording.events], "commands": recording.commands}
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    old = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
+    PluginStore(harness.kernel.database, "terminal").table("recordings").update(
+        session, {"data": old, "size": len(old)}
+    )
     (blob,) = store.query("SELECT data FROM recordings WHERE id = ?", [session])
     assert blob["data"][:2] == b"\x1f\x8b"
     await harness.restart()
