@@ -13,9 +13,7 @@ local source's folder to pip as ``--find-links``, so the mirror installs with no
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,7 +25,7 @@ from clustercord.plugins.index import (
     SIGNATURE_FILE,
     verify_index,
 )
-from clustercord.plugins.installer import PIP_TIMEOUT, kernel_distributions, pip_failure
+from clustercord.plugins.installer import kernel_distributions, run_pip
 from clustercord.plugins.sources import Source, download, fetch_bytes
 from clustercord.signing import TrustStore
 from clustercord_sdk.errors import CommandError
@@ -97,7 +95,7 @@ async def _dependencies(wheel: Path, source: Source, target: Path, pip_index: bo
         if not pip_index:
             common.append("--no-index")
         # What an install would add beside the kernel's packages (installed ones are kept).
-        await _pip(
+        await run_pip(
             [
                 "install",
                 "--dry-run",
@@ -110,6 +108,7 @@ async def _dependencies(wheel: Path, source: Source, target: Path, pip_index: bo
                 str(wheel),
             ],
             wheel.name,
+            MirrorError,
         )
         needed = [
             item["download_info"]["url"]
@@ -119,30 +118,9 @@ async def _dependencies(wheel: Path, source: Source, target: Path, pip_index: bo
         if not needed:
             return []
         before = {p.name for p in target.glob("*")}
-        await _pip(
+        await run_pip(
             ["download", "--no-deps", "--quiet", "--dest", str(target), *common, *needed],
             wheel.name,
+            MirrorError,
         )
         return sorted({p.name for p in target.glob("*")} - before)
-
-
-async def _pip(arguments: list[str], label: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-input",
-        *arguments,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), PIP_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise MirrorError(f"{label}: pip took longer than {PIP_TIMEOUT:g} s") from None
-    if process.returncode != 0:
-        said = (out + b"\n" + err).decode("utf-8", "replace")
-        raise MirrorError(f"{label}: {pip_failure(said)}")

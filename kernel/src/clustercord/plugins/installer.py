@@ -387,12 +387,7 @@ class Installer:
             "".join(f"{n}=={v}\n" for n, v in sorted(kernel_distributions().items())), "utf-8"
         )
         command = [
-            sys.executable,
-            "-m",
-            "pip",
             "install",
-            "--disable-pip-version-check",
-            "--no-input",
             "--no-warn-script-location",
             "--prefix",
             str(prefix),
@@ -404,22 +399,7 @@ class Installer:
             command += ["--find-links", str(local)]
         if not self.pip_index:
             command.append("--no-index")
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            str(wheel),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), PIP_TIMEOUT)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise InstallError(f"{label}: pip took longer than {PIP_TIMEOUT:g} s") from None
-        if process.returncode != 0:
-            # pip explains a conflict on standard output, and reports it on standard error.
-            said = (out + b"\n" + err).decode("utf-8", "replace")
-            raise InstallError(f"{label}: {pip_failure(said)}")
+        await run_pip([*command, str(wheel)], label, InstallError)
         sites = [p for p in prefix.rglob("site-packages") if p.is_dir()]
         if len(sites) != 1:
             raise InstallError(f"{label}: pip left {len(sites)} site-packages folders")
@@ -506,6 +486,31 @@ def kernel_distributions() -> dict[str, str]:
 
 _CONSTRAINT = re.compile(r"The user requested \(constraint\) ([A-Za-z0-9._-]+) ?==(\S+)")
 _DEPENDS = re.compile(r"^\s*(\S+ \S+ depends on .+)$", re.M)
+
+
+async def run_pip(arguments: list[str], label: str, error: type[Exception]) -> None:
+    """``python -m pip ARGUMENTS`` of this interpreter, at most :data:`PIP_TIMEOUT`; a
+    failure or a timeout is ``error`` saying why in pip's own words."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "--no-input",
+        *arguments,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), PIP_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise error(f"{label}: pip took longer than {PIP_TIMEOUT:g} s") from None
+    if process.returncode != 0:
+        # pip explains a conflict on standard output, and reports it on standard error.
+        said = (out + b"\n" + err).decode("utf-8", "replace")
+        raise error(f"{label}: {pip_failure(said)}")
 
 
 def pip_failure(stderr: str) -> str:
