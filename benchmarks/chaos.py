@@ -4,7 +4,7 @@ Run from benchmarks/run.py (``hatch run bench``), or alone::
 
     python benchmarks/chaos.py [--quick]
 
-1. ``/chaos pod kill`` to pod deleted (the invocation's start to the moment the experiment's
+1. ``/chaos kill-pod`` to pod deleted (the invocation's start to the moment the experiment's
    timeline says the pod was deleted: options, target read, policy, SubjectAccessReviews, the
    record written, the DELETE) against ``kubectl delete pod --wait=false``, interleaved, each
    round on a fresh pod of the same Deployment; target ratio ≤ 1.0. The rest of the command
@@ -43,9 +43,9 @@ Row = tuple[str, str, str, str, str]
 async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        return [("chaos: /chaos pod kill", "skipped: kubectl is not installed", "-", "-", "-")]
+        return [("chaos: /chaos kill-pod", "skipped: kubectl is not installed", "-", "-", "-")]
     print(
-        f"  1. /chaos pod kill to pod deleted against kubectl delete pod --wait=false, "
+        f"  1. /chaos kill-pod to pod deleted against kubectl delete pod --wait=false, "
         f"{reps} rounds after a warm-up, interleaved"
     )
     with contextlib.ExitStack() as stack:
@@ -54,10 +54,10 @@ async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
         async def ours() -> tuple[float, float]:
             pod = await asyncio.to_thread(_first_pod, kubectl, box.kubeconfig)
             wall, start = time.time(), time.perf_counter()
-            result = await harness.run(f"/chaos pod kill pod:{pod} namespace:media", user="bench")
+            result = await harness.run(f"/chaos kill-pod pod:{pod} namespace:media", user="bench")
             whole = time.perf_counter() - start
             if not result.ok:
-                raise RuntimeError(f"/chaos pod kill failed: {result.text[:300]}")
+                raise RuntimeError(f"/chaos kill-pod failed: {result.text[:300]}")
             experiment: dict[str, Any] = result.reply.data["experiment"]
             deleted = next(t["at"] for t in experiment["timeline"] if "deleted" in t["text"])
             return (deleted - wall) * 1000, whole * 1000
@@ -82,13 +82,13 @@ async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
                 whole_ms.append(whole)
                 their_ms.append(their)
     ratio = median([o / t for o, t in zip(our_ms, their_ms, strict=True)])
-    print(f"     /chaos pod kill to deleted  {spread(our_ms, 'ms', 0)}")
+    print(f"     /chaos kill-pod to deleted  {spread(our_ms, 'ms', 0)}")
     print(f"     kubectl delete --wait=false {spread(their_ms, 'ms', 0)}")
     print(f"     the whole command, with the replacement Ready: {spread(whole_ms, 'ms', 0)}")
     print(f"     ratio {ratio:.2f} (target ≤ {KILL_TARGET:g}: {met(ratio <= KILL_TARGET)})")
     return [
         (
-            "chaos: /chaos pod kill to pod deleted",
+            "chaos: /chaos kill-pod to pod deleted",
             f"{median(our_ms):.0f} ms",
             f"{median(their_ms):.0f} ms (kubectl delete)",
             f"{ratio:.2f}",
@@ -162,9 +162,9 @@ async def _probe_run(seconds: int, scratch: Path, mode: str) -> list[Row]:
             objects.write_text(_deployments(CONCURRENT))
             await asyncio.to_thread(_kubectl, kubectl, box.kubeconfig, "apply", "-f", str(objects))
         warm_file = experiment(watched[0], 1, "probe-warm-up.yaml")
-        warm = await harness.run(f"/chaos experiment run file:{warm_file}", user="bench0")
+        warm = await harness.run(f"/chaos run-experiment file:{warm_file}", user="bench0")
         if not warm.ok:
-            raise RuntimeError(f"/chaos experiment run failed: {warm.text[:300]}")
+            raise RuntimeError(f"/chaos run-experiment failed: {warm.text[:300]}")
         # The same process idling as long: what the event loop and kernel cost anyway.
         idle_cpu = time.process_time()
         await asyncio.sleep(seconds)
@@ -175,7 +175,7 @@ async def _probe_run(seconds: int, scratch: Path, mode: str) -> list[Row]:
         cpu, wall = time.process_time(), time.perf_counter()
         running = asyncio.gather(
             *(
-                harness.run(f"/chaos experiment run file:{f}", user=f"bench{i}")
+                harness.run(f"/chaos run-experiment file:{f}", user=f"bench{i}")
                 for i, f in enumerate(files)
             )
         )
@@ -219,7 +219,7 @@ async def _probe_run(seconds: int, scratch: Path, mode: str) -> list[Row]:
 
 
 def bench_chaos(quick: bool, scratch: Path) -> list[Row]:
-    print("\n== Chaos: /chaos pod kill against kubectl delete; probe overhead")
+    print("\n== Chaos: /chaos kill-pod against kubectl delete; probe overhead")
     rows = asyncio.run(_kill_rows(3 if quick else 9, scratch))
     for mode in MODES:
         probes = scratch / f"probes-{mode}"

@@ -100,12 +100,12 @@ async def test_a_namespaces_limit_refuses_a_fault_beyond_it_and_touches_nothing(
     ).ok
     first, second = [p["metadata"]["name"] for p in running(homelab, "monitoring")][:2]
     before = images(pod_named(homelab, second, "monitoring"))
-    hit = await run(chaos, f"/chaos pod failure pod:{first} namespace:monitoring duration:5m")
+    hit = await run(chaos, f"/chaos pod-failure pod:{first} namespace:monitoring duration:5m")
     assert hit.ok, hit.text
     for line in (
-        f"/chaos pod failure pod:{second} namespace:monitoring duration:5m",
-        f"/chaos pod failure pod:{second} namespace:monitoring duration:5m dry_run:true",
-        f"/chaos pod kill pod:{second} namespace:monitoring",
+        f"/chaos pod-failure pod:{second} namespace:monitoring duration:5m",
+        f"/chaos pod-failure pod:{second} namespace:monitoring duration:5m dry_run:true",
+        f"/chaos kill-pod pod:{second} namespace:monitoring",
     ):
         refused = await run(chaos, line)
         assert not refused.ok and refused.status == "denied", (line, refused.text)
@@ -119,8 +119,8 @@ async def test_a_namespaces_limit_refuses_a_fault_beyond_it_and_touches_nothing(
 
     # Another namespace keeps the default (3): a fault there still runs.
     media = running(homelab, "media")[0]["metadata"]["name"]
-    assert (await run(chaos, f"/chaos pod failure pod:{media} namespace:media duration:5m")).ok
-    assert (await run(chaos, "/chaos experiment stop all:true")).ok
+    assert (await run(chaos, f"/chaos pod-failure pod:{media} namespace:media duration:5m")).ok
+    assert (await run(chaos, "/chaos stop all:true")).ok
     assert cluster_marks(homelab) == ""
 
 
@@ -139,8 +139,8 @@ async def test_an_experiment_whose_faults_exceed_the_limit_is_refused_before_any
     text = f"name: three at once\nsteady_state: []\nsteps:\n{steps}  - wait: 1s\n"
     path = write(tmp_path, text)
     for line in (
-        f"/chaos experiment run file:{path} dry_run:true",
-        f"/chaos experiment run file:{path}",
+        f"/chaos run-experiment file:{path} dry_run:true",
+        f"/chaos run-experiment file:{path}",
     ):
         refused = await run(chaos, line)
         assert not refused.ok and refused.status == "denied", (line, refused.text)
@@ -155,7 +155,7 @@ async def test_an_experiment_whose_faults_exceed_the_limit_is_refused_before_any
     assert (
         await run(chaos, "/chaos config blast-radius max_pods:3 namespace:monitoring", user=ADMIN)
     ).ok
-    result = await run(chaos, f"/chaos experiment run file:{path}")
+    result = await run(chaos, f"/chaos run-experiment file:{path}")
     assert result.ok, result.text
     assert result.reply.data["experiment"]["status"] == "pass", result.reply.data
     assert len(result.reply.data["experiment"]["experiments"]) == 3
@@ -172,16 +172,16 @@ async def test_a_drain_that_would_evict_more_than_the_limit_is_refused(chaos, ho
     # One pod of that namespace already under an experiment: the drain's evictions there
     # would make one more than the limit.
     victim = running(homelab, namespace)[0]["metadata"]["name"]
-    hit = await run(chaos, f"/chaos pod failure pod:{victim} namespace:{namespace} duration:5m")
+    hit = await run(chaos, f"/chaos pod-failure pod:{victim} namespace:{namespace} duration:5m")
     assert hit.ok, hit.text
     before = sorted(p["metadata"]["name"] for p in node_pods(homelab, node))
-    refused = await run(chaos, f"/chaos node drain node:{node}")
+    refused = await run(chaos, f"/chaos drain-node node:{node}")
     assert not refused.ok and refused.status == "denied", refused.text
     assert f"draining {node} evicts {on_node} pod(s) of namespace {namespace}" in refused.text
     assert f"the limit is {on_node}" in refused.text
     assert not unschedulable(homelab, node)  # kubectl: not cordoned, nothing evicted
     assert sorted(p["metadata"]["name"] for p in node_pods(homelab, node)) == before
-    assert (await run(chaos, "/chaos experiment stop all:true")).ok
+    assert (await run(chaos, "/chaos stop all:true")).ok
     assert cluster_marks(homelab) == ""
 
 
@@ -196,7 +196,7 @@ async def test_a_gameday_beyond_the_limit_does_not_run_and_its_owner_is_told(
         for n in names
     )
     path = write(tmp_path, f"name: weekly pair\nsteps:\n{steps}")
-    made = await run(chaos, f"/chaos experiment schedule file:{path} cron:'0 10 * * 3'")
+    made = await run(chaos, f"/chaos schedule file:{path} cron:'0 10 * * 3'")
     assert made.ok, made.text
     assert (await run(chaos, "/chaos config blast-radius max_pods:1", user=ADMIN)).ok
     schedule_id = made.reply.data["schedule"]["id"]

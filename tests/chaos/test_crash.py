@@ -117,7 +117,7 @@ async def test_pod_failure_killed_mid_injection_is_rolled_back_at_restart(
 ):
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
-    line = f"/chaos pod failure pod:{name} namespace:media duration:30m"
+    line = f"/chaos pod-failure pod:{name} namespace:media duration:30m"
     bot_killed_at(clustercord_harness.data_dir, point, line)
     hit = pod_named(homelab, name)
     if point == "after":  # what the kill left: the pod on the pause image, marked
@@ -130,9 +130,9 @@ async def test_pod_failure_killed_mid_injection_is_rolled_back_at_restart(
     print(f"restart to 0 leftovers ({point}): {elapsed:.2f} s")
     assert images(pod_named(homelab, name)) == images(victim)
     assert cluster_marks(homelab) == ""
-    history = (await run(chaos, "/chaos experiment list")).reply.data["experiments"]
+    history = (await run(chaos, "/chaos list")).reply.data["experiments"]
     assert [e["status"] for e in history] == ["ended"]
-    report = await run(chaos, f"/chaos experiment status experiment:{history[0]['id']}")
+    report = await run(chaos, f"/chaos status experiment:{history[0]['id']}")
     timeline = [t["text"] for t in report.reply.data["experiment"]["timeline"]]
     assert any("the bot stopped during the injection" in t for t in timeline), timeline
 
@@ -141,13 +141,13 @@ async def test_kill_pod_killed_mid_injection_ends_cleanly_at_restart(clustercord
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
     bot_killed_at(
-        clustercord_harness.data_dir, "after", f"/chaos pod kill pod:{name} namespace:media"
+        clustercord_harness.data_dir, "after", f"/chaos kill-pod pod:{name} namespace:media"
     )
     assert pod_named(homelab, name) is None
     chaos = await start_chaos(clustercord_harness)
-    (entry,) = (await run(chaos, "/chaos experiment list")).reply.data["experiments"]
+    (entry,) = (await run(chaos, "/chaos list")).reply.data["experiments"]
     assert entry["status"] == "ended"
-    assert (await run(chaos, "/chaos experiment status")).reply.data["experiments"] == []
+    assert (await run(chaos, "/chaos status")).reply.data["experiments"] == []
 
 
 async def test_a_fault_whose_record_was_lost_is_found_in_the_cluster_and_removed(
@@ -157,7 +157,7 @@ async def test_a_fault_whose_record_was_lost_is_found_in_the_cluster_and_removed
     name = victim["metadata"]["name"]
     # A bot with another database (this one's was lost) made the fault and died.
     bot_killed_at(
-        tmp_path / "lost", "after", f"/chaos pod failure pod:{name} namespace:media duration:30m"
+        tmp_path / "lost", "after", f"/chaos pod-failure pod:{name} namespace:media duration:30m"
     )
     assert cluster_marks(homelab) == f"pod/{name}"
     await start_chaos(clustercord_harness)
@@ -169,7 +169,7 @@ async def test_an_active_fault_survives_a_restart_until_it_expires(clustercord_h
     chaos = await start_chaos(clustercord_harness)
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
-    made = await run(chaos, f"/chaos pod failure pod:{name} namespace:media duration:2s")
+    made = await run(chaos, f"/chaos pod-failure pod:{name} namespace:media duration:2s")
     assert made.ok, made.text
     chaos = await start_chaos(clustercord_harness)  # not expired: the fault is still wanted
     assert set(images(pod_named(homelab, name)).values()) == {"registry.k8s.io/pause:3.10"}
@@ -190,11 +190,11 @@ async def test_a_kill_before_any_write_of_a_fault_leaves_nothing_after_restart(
     name = victim["metadata"]["name"]
     node = victim["spec"]["nodeName"]
     lines = {
-        "pod-failure": f"/chaos pod failure pod:{name} namespace:media duration:30m",
+        "pod-failure": f"/chaos pod-failure pod:{name} namespace:media duration:30m",
         "network-bandwidth": (
-            f"/chaos network bandwidth pod:{name} namespace:media rate:1mbit duration:30m"
+            f"/chaos network-bandwidth pod:{name} namespace:media rate:1mbit duration:30m"
         ),
-        "drain-node": f"/chaos node drain node:{node} duration:30m",
+        "drain-node": f"/chaos drain-node node:{node} duration:30m",
     }
     bot_killed_at(clustercord_harness.data_dir, f"write-{write}", lines[fault])
     chaos = await start_chaos(clustercord_harness)
@@ -208,5 +208,5 @@ async def test_a_kill_before_any_write_of_a_fault_leaves_nothing_after_restart(
             "exec", name, "-n", "media", "--", "tc", "qdisc", "show", check=False
         )
         assert "tbf" not in shown.stdout
-    history = (await run(chaos, "/chaos experiment list")).reply.data["experiments"]
+    history = (await run(chaos, "/chaos list")).reply.data["experiments"]
     assert all(e["status"] in ("ended", "failed") for e in history), history

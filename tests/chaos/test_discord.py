@@ -31,7 +31,7 @@ async def test_a_fault_from_discord_reports_in_an_embed_and_stops_from_autocompl
     victim = first_pod(bot.sandbox)
     name = victim["metadata"]["name"]
     result = await discord.invoke(
-        bot.url, "chaos pod failure", {"pod": name, "namespace": "media", "duration": "10m"},
+        bot.url, "chaos pod-failure", {"pod": name, "namespace": "media", "duration": "10m"},
         user_id=OWNER,
     )  # fmt: skip
 
@@ -45,12 +45,12 @@ async def test_a_fault_from_discord_reports_in_an_embed_and_stops_from_autocompl
     assert set(images(pod_named(bot.sandbox, name)).values()) == {"registry.k8s.io/pause:3.10"}
 
     offered = await discord.autocomplete(
-        bot.url, "chaos experiment stop", focused="experiment", value="ex-", user_id=OWNER
+        bot.url, "chaos stop", focused="experiment", value="ex-", user_id=OWNER
     )
     (choice,) = offered.choices
     assert "pod-failure" in choice["name"] and name in choice["name"]
     stopped = await discord.invoke(
-        bot.url, "chaos experiment stop", {"experiment": choice["value"]}, user_id=OWNER
+        bot.url, "chaos stop", {"experiment": choice["value"]}, user_id=OWNER
     )
     await discord.wait_for(
         lambda: "Stopped 1" in ((stopped.message or {}).get("content") or ""), timeout=20

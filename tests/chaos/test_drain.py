@@ -1,4 +1,4 @@
-"""`/chaos node drain`: cordon, evictions pod by pod (DaemonSet pods skipped, PodDisruptionBudgets
+"""`/chaos drain-node`: cordon, evictions pod by pod (DaemonSet pods skipped, PodDisruptionBudgets
 retried until the timeout), uncordon at stop or expiry, and after a kill -9 mid-drain."""
 
 from __future__ import annotations
@@ -50,17 +50,17 @@ async def test_drain_evicts_all_but_daemonset_pods_and_stop_uncordons(chaos, hom
         for p in before
         if owned_by(p) != "DaemonSet"
     )
-    dry = await run(chaos, f"/chaos node drain node:{node} dry_run:true")
+    dry = await run(chaos, f"/chaos drain-node node:{node} dry_run:true")
     assert dry.ok, dry.text
     assert dry.reply.data["experiment"]["targets"] == [node]
     changes = dry.reply.data["experiment"]["changes"]
     assert sorted(c.removeprefix("evict ") for c in changes if c.startswith("evict")) == movable
     assert not unschedulable(homelab, node)
 
-    assert not (await run(chaos, f"/chaos node drain node:{node}", user=VIEWER)).ok
+    assert not (await run(chaos, f"/chaos drain-node node:{node}", user=VIEWER)).ok
     assert not unschedulable(homelab, node)
 
-    result = await run(chaos, f"/chaos node drain node:{node} timeout:10s duration:10m")
+    result = await run(chaos, f"/chaos drain-node node:{node} timeout:10s duration:10m")
     assert result.ok, result.text
     experiment = result.reply.data["experiment"]
     assert experiment["status"] == "active"
@@ -70,28 +70,28 @@ async def test_drain_evicts_all_but_daemonset_pods_and_stop_uncordons(chaos, hom
     left = [p for p in node_pods(homelab, node) if not p["metadata"].get("deletionTimestamp")]
     assert {owned_by(p) for p in left} == {"DaemonSet"}
 
-    assert (await run(chaos, f"/chaos experiment stop experiment:{experiment['id']}")).ok
+    assert (await run(chaos, f"/chaos stop experiment:{experiment['id']}")).ok
     assert not unschedulable(homelab, node)
     assert cluster_marks(homelab) == ""
 
 
 async def test_unknown_nodes_and_bad_timeouts_are_clear_errors(chaos, homelab):
-    unknown = await run(chaos, "/chaos node drain node:pi-3")
+    unknown = await run(chaos, "/chaos drain-node node:pi-3")
     assert not unknown.ok and "no node 'pi-3'" in unknown.text and "pi-1" in unknown.text
-    longer = await run(chaos, "/chaos node drain node:pi-1 timeout:20m duration:10m")
+    longer = await run(chaos, "/chaos drain-node node:pi-1 timeout:20m duration:10m")
     assert not longer.ok and "longer than the drain lasts" in longer.text
     assert not unschedulable(homelab, "pi-1")
 
 
 async def test_a_drain_killed_midway_is_undone_at_restart(clustercord_harness, homelab):
     node = busiest_node(homelab)
-    bot_killed_at(clustercord_harness.data_dir, "after", f"/chaos node drain node:{node}")
+    bot_killed_at(clustercord_harness.data_dir, "after", f"/chaos drain-node node:{node}")
     assert unschedulable(homelab, node)  # what the kill left: cordoned, one pod evicted
     assert cluster_marks(homelab) == f"node/{node}"
     chaos = await start_chaos(clustercord_harness)
     assert not unschedulable(homelab, node)
     assert cluster_marks(homelab) == ""
-    (entry,) = (await run(chaos, "/chaos experiment list")).reply.data["experiments"]
+    (entry,) = (await run(chaos, "/chaos list")).reply.data["experiments"]
     assert entry["status"] == "ended"
 
 
@@ -115,7 +115,7 @@ async def test_a_pod_disruption_budget_blocks_its_pod_until_the_timeout(chaos, h
             break
         time.sleep(0.1)
     started = time.monotonic()
-    result = await run(chaos, f"/chaos node drain node:{node} timeout:12s duration:1m")
+    result = await run(chaos, f"/chaos drain-node node:{node} timeout:12s duration:1m")
     assert result.ok, result.text
     blocked = result.reply.data["experiment"]["result"]["blocked"]
     where = f"{namespace}/{guarded['metadata']['name']}"
@@ -127,7 +127,7 @@ async def test_a_pod_disruption_budget_blocks_its_pod_until_the_timeout(chaos, h
     assert any(
         p["metadata"]["name"] == guarded["metadata"]["name"] for p in node_pods(homelab, node)
     )
-    assert (await run(chaos, "/chaos experiment stop all:true")).ok
+    assert (await run(chaos, "/chaos stop all:true")).ok
     assert not unschedulable(homelab, node)
 
 
@@ -153,13 +153,13 @@ async def test_stop_during_a_drain_ends_it_and_uncordons(chaos, homelab):
             break
         time.sleep(0.1)
     # The guarded pod blocks the drain (retried until 2 minutes): it is stopped meanwhile.
-    draining = asyncio.ensure_future(run(chaos, f"/chaos node drain node:{node} timeout:2m"))
+    draining = asyncio.ensure_future(run(chaos, f"/chaos drain-node node:{node} timeout:2m"))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not unschedulable(homelab, node):
         await asyncio.sleep(0.1)
     await asyncio.sleep(1)
-    (running,) = (await run(chaos, "/chaos experiment status")).reply.data["experiments"]
-    assert (await run(chaos, f"/chaos experiment stop experiment:{running['id']}")).ok
+    (running,) = (await run(chaos, "/chaos status")).reply.data["experiments"]
+    assert (await run(chaos, f"/chaos stop experiment:{running['id']}")).ok
     result = await asyncio.wait_for(draining, 30)
     assert result.ok, result.text
     assert result.reply.data["experiment"]["status"] == "ended"

@@ -1,4 +1,4 @@
-"""`/chaos experiment run file:`: experiment files read strictly (every bad file a clear error
+"""`/chaos run-experiment file:`: experiment files read strictly (every bad file a clear error
 with its place, nothing changed), a steady state checked before, during and after, every fault
 of the run rolled back at the end, and at once when the steady state breaks."""
 
@@ -63,12 +63,12 @@ steps:
   - wait: 1s
   - assert: {{probe: healthy_replicas, deployment: jellyfin, namespace: media, expect: ">= 0"}}
 """
-    dry = await run(chaos, f"/chaos experiment run file:{write(tmp_path, text)} dry_run:true")
+    dry = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)} dry_run:true")
     assert dry.ok, dry.text
     assert dry.reply.data["experiment"]["targets"] == [f"media/{name}"]
     assert images(pod_named(homelab, name)) == images(victim)
 
-    result = await run(chaos, f"/chaos experiment run file:{write(tmp_path, text)}")
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}")
     assert result.ok, result.text
     experiment = result.reply.data["experiment"]
     assert experiment["status"] == "pass", experiment["run"]
@@ -81,7 +81,7 @@ steps:
     (png,) = result.reply.files  # the embed's chart of the probes, the fault window shaded
     assert result.reply.cards[0].image == png.name == f"{experiment['id']}.png"
     assert png.data.startswith(b"\x89PNG\r\n\x1a\n") and png.data[12:16] == b"IHDR"
-    again = await run(chaos, f"/chaos experiment status experiment:{experiment['id']}")
+    again = await run(chaos, f"/chaos status experiment:{experiment['id']}")
     assert again.reply.data["experiment"]["status"] == "pass"
 
 
@@ -96,7 +96,7 @@ steps:
   - {{fault: pod-failure, pod: {name}, namespace: media, duration: 5m}}
   - wait: 60s
 """
-    task = asyncio.ensure_future(run(chaos, f"/chaos experiment run file:{write(tmp_path, text)}"))
+    task = asyncio.ensure_future(run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}"))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and set(images(pod_named(homelab, name)).values()) != {PAUSE}:
         await asyncio.sleep(0.1)
@@ -121,11 +121,11 @@ name: needs five replicas
 steady_state: [{{probe: healthy_replicas, deployment: jellyfin, namespace: media, expect: ">= 5"}}]
 steps: [{{fault: kill-pod, pod: {name}, namespace: media}}]
 """
-    result = await run(chaos, f"/chaos experiment run file:{write(tmp_path, text)}")
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}")
     assert result.reply.data["experiment"]["status"] == "not run"
     assert "does not hold before the experiment" in result.reply.data["experiment"]["run"]["reason"]
     assert pod_named(homelab, name) is not None
-    assert (await run(chaos, "/chaos experiment list")).reply.data["experiments"] == []
+    assert (await run(chaos, "/chaos list")).reply.data["experiments"] == []
 
 
 async def test_a_probe_target_the_user_may_not_read_stops_the_run_before_anything(
@@ -141,7 +141,7 @@ steady_state:
   - {{probe: healthy_replicas, deployment: grafana, namespace: monitoring, expect: ">= 0"}}
 steps: [{{fault: pod-failure, pod: {name}, namespace: media, duration: 1m}}]
 """
-    result = await run(chaos, f"/chaos experiment run file:{write(tmp_path, text)}", user=VIEWER)
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}", user=VIEWER)
     assert result.reply.data["experiment"]["status"] == "not run", result.text
     assert images(pod_named(homelab, name)) == images(victim)
     assert cluster_marks(homelab) == ""
@@ -200,14 +200,14 @@ async def test_bad_files_are_clear_errors_and_change_nothing(
     chaos, homelab, tmp_path, content, message
 ):
     before = homelab.kubectl("get", "pods", "-A", "-o", "yaml").stdout
-    result = await run(chaos, f"/chaos experiment run file:{write(tmp_path, content)}")
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, content)}")
     assert not result.ok and message in result.text, result.text
     assert "experiment.yaml" in result.text
     assert homelab.kubectl("get", "pods", "-A", "-o", "yaml").stdout == before
 
 
 async def test_a_ten_megabyte_file_is_refused_unread(chaos, homelab, tmp_path):
-    result = await run(chaos, f"/chaos experiment run file:{write(tmp_path, b'#' * 10_000_000)}")
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, b'#' * 10_000_000)}")
     assert not result.ok and "an experiment file has at most 65,536" in result.text
 
 
@@ -223,18 +223,12 @@ async def test_a_scheduled_experiment_runs_after_each_approval_with_its_owners_r
         "name: weekly gameday\nsteps: [{fault: kill-pod, namespace: media, "
         "selector: app.kubernetes.io/name=jellyfin}]\n"
     )
-    bad = await run(
-        chaos, f"/chaos experiment schedule file:{write(tmp_path, text)} cron:'61 * * * *'"
-    )
+    bad = await run(chaos, f"/chaos schedule file:{write(tmp_path, text)} cron:'61 * * * *'")
     assert not bad.ok and "cron:" in bad.text
-    made = await run(
-        chaos, f"/chaos experiment schedule file:{write(tmp_path, text)} cron:'0 10 * * 3'"
-    )
+    made = await run(chaos, f"/chaos schedule file:{write(tmp_path, text)} cron:'0 10 * * 3'")
     assert made.ok, made.text
     schedule_id = made.reply.data["schedule"]["id"]
-    assert (await run(chaos, "/chaos experiment schedules")).reply.data["schedules"] == [
-        schedule_id
-    ]
+    assert (await run(chaos, "/chaos config schedules")).reply.data["schedules"] == [schedule_id]
 
     job = chaos.kernel.scheduler.get(f"chaos-{schedule_id}")
     assert job is not None and job.schedule == "0 10 * * 3"
@@ -250,13 +244,13 @@ async def test_a_scheduled_experiment_runs_after_each_approval_with_its_owners_r
     deadline = time.monotonic() + 20
     history: list = []
     while time.monotonic() < deadline:
-        history = (await run(chaos, "/chaos experiment list")).reply.data["experiments"]
+        history = (await run(chaos, "/chaos list")).reply.data["experiments"]
         if history and history[0]["status"] == "ended":
             break
         await asyncio.sleep(0.2)
     assert [e["status"] for e in history] == ["ended"]
 
-    assert (await run(chaos, f"/chaos experiment unschedule id:{schedule_id}")).ok
+    assert (await run(chaos, f"/chaos config unschedule id:{schedule_id}")).ok
     assert chaos.kernel.scheduler.get(f"chaos-{schedule_id}") is None
 
 
@@ -274,7 +268,7 @@ steps:
   - {{fault: pod-failure, pod: {name}, namespace: media, duration: 5m}}
   - wait: 4s
 """
-    task = asyncio.ensure_future(run(chaos, f"/chaos experiment run file:{write(tmp_path, text)}"))
+    task = asyncio.ensure_future(run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}"))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and set(images(pod_named(homelab, name)).values()) != {PAUSE}:
         await asyncio.sleep(0.1)
@@ -296,13 +290,13 @@ async def test_a_selector_picks_a_running_pod_when_the_step_runs(chaos, homelab,
         "  - {fault: pod-failure, namespace: media, selector: app.kubernetes.io/name=jellyfin, "
         "duration: 1m}\n"
     )
-    dry = await run(chaos, f"/chaos experiment run file:{write(tmp_path, text)} dry_run:true")
+    dry = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)} dry_run:true")
     assert dry.ok and dry.reply.data["experiment"]["targets"] == [f"media/{name}"], dry.text
-    result = await run(chaos, f"/chaos experiment run file:{write(tmp_path, text)}")
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, text)}")
     assert result.reply.data["experiment"]["status"] == "pass", result.text
     assert result.reply.data["experiment"]["run"]["steps"][0]["pod"] == name
     none = text.replace("name=jellyfin", "name=nothing")
-    missing = await run(chaos, f"/chaos experiment run file:{write(tmp_path, none)}")
+    missing = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, none)}")
     assert missing.reply.data["experiment"]["status"] == "fail"
     assert (
         "no running pod in media matches selector"
@@ -332,7 +326,7 @@ async def test_a_chaos_toolkit_experiment_runs_as_its_own_format(chaos, homelab,
         "rollbacks": [],
     }  # fmt: skip
     path = write(tmp_path, json.dumps(experiment), "experiment.json")
-    result = await run(chaos, f"/chaos experiment run file:{path}")
+    result = await run(chaos, f"/chaos run-experiment file:{path}")
     assert result.ok, result.text
     summary = result.reply.data["experiment"]
     assert summary["status"] == "pass" and summary["faults"] == ["kill-pod"], summary["run"]
@@ -343,7 +337,7 @@ async def test_a_chaos_toolkit_experiment_runs_as_its_own_format(chaos, homelab,
         "type": "python", "module": "os", "func": "system", "arguments": {"command": "id"}
     }  # fmt: skip
     refused = await run(
-        chaos, f"/chaos experiment run file:{write(tmp_path, json.dumps(experiment), 'x.json')}"
+        chaos, f"/chaos run-experiment file:{write(tmp_path, json.dumps(experiment), 'x.json')}"
     )
     assert not refused.ok and "os.system is not supported" in refused.text
 
@@ -378,7 +372,7 @@ async def test_runs_watching_different_deployments_share_lists_and_see_their_own
         for n in [*names, "jellyfin"]
     ]
     lists = plans.SHARED_READS.lists
-    results = await asyncio.gather(*(run(chaos, f"/chaos experiment run file:{f}") for f in files))
+    results = await asyncio.gather(*(run(chaos, f"/chaos run-experiment file:{f}") for f in files))
     for result in results:
         assert result.ok, result.text
         run_ = result.reply.data["experiment"]["run"]

@@ -54,7 +54,7 @@ def victim(homelab):
 
 async def test_bandwidth_limit_is_set_in_the_pod_and_removed_at_stop(chaos, homelab, victim):
     result = await run(
-        chaos, f"/chaos network bandwidth pod:{victim} namespace:media rate:1mbit duration:10m"
+        chaos, f"/chaos network-bandwidth pod:{victim} namespace:media rate:1mbit duration:10m"
     )
     assert result.ok, result.text
     experiment = result.reply.data["experiment"]
@@ -68,14 +68,14 @@ async def test_bandwidth_limit_is_set_in_the_pod_and_removed_at_stop(chaos, home
     timeline = " ".join(t["text"] for t in experiment["timeline"])
     assert "tc qdisc replace dev" in timeline and "root tbf rate 1mbit" in timeline
 
-    assert (await run(chaos, f"/chaos experiment stop experiment:{experiment['id']}")).ok
+    assert (await run(chaos, f"/chaos stop experiment:{experiment['id']}")).ok
     assert "tbf" not in qdiscs(homelab, victim)
     assert cluster_marks(homelab) == ""
 
 
 async def test_an_expired_network_fault_is_removed_by_the_job(chaos, homelab, victim):
     made = await run(
-        chaos, f"/chaos network bandwidth pod:{victim} namespace:media rate:500kbit duration:1s"
+        chaos, f"/chaos network-bandwidth pod:{victim} namespace:media rate:500kbit duration:1s"
     )
     assert made.ok, made.text
     assert "tbf" in qdiscs(homelab, victim)
@@ -90,7 +90,7 @@ async def test_a_network_fault_left_by_a_killed_bot_is_removed_at_restart(
 ):
     bot_killed_at(
         clustercord_harness.data_dir, "after-tc",
-        f"/chaos network bandwidth pod:{victim} namespace:media rate:1mbit duration:30m",
+        f"/chaos network-bandwidth pod:{victim} namespace:media rate:1mbit duration:30m",
     )  # fmt: skip
     assert "tbf" in qdiscs(homelab, victim)  # what the kill left
     await start_chaos(clustercord_harness)
@@ -102,10 +102,10 @@ async def test_netem_faults_shape_traffic_or_fail_with_the_reason_and_leave_noth
     chaos, homelab, victim
 ):
     lines = [
-        f"/chaos network delay pod:{victim} namespace:media latency:100ms jitter:10ms duration:1m",
-        f"/chaos network loss pod:{victim} namespace:media percent:30 duration:1m",
-        f"/chaos network corruption pod:{victim} namespace:media percent:5 duration:1m",
-        f"/chaos network duplicate pod:{victim} namespace:media percent:5 duration:1m",
+        f"/chaos network-delay pod:{victim} namespace:media latency:100ms jitter:10ms duration:1m",
+        f"/chaos network-loss pod:{victim} namespace:media percent:30 duration:1m",
+        f"/chaos network-corruption pod:{victim} namespace:media percent:5 duration:1m",
+        f"/chaos network-duplicate pod:{victim} namespace:media percent:5 duration:1m",
     ]
     dry = await run(chaos, lines[0] + " dry_run:true")
     assert dry.ok, dry.text
@@ -118,7 +118,7 @@ async def test_netem_faults_shape_traffic_or_fail_with_the_reason_and_leave_noth
         if missing is None:
             assert result.ok, result.text
             assert "netem" in qdiscs(homelab, victim)
-            assert (await run(chaos, "/chaos experiment stop all:true")).ok
+            assert (await run(chaos, "/chaos stop all:true")).ok
         else:
             assert not result.ok
             assert "no netem queueing discipline (module sch_netem)" in result.text, result.text
@@ -130,7 +130,7 @@ async def test_netem_faults_shape_traffic_or_fail_with_the_reason_and_leave_noth
     before = round_trip_ms(homelab, victim)
     assert (await run(chaos, lines[0].replace("jitter:10ms ", ""))).ok
     during = round_trip_ms(homelab, victim)
-    assert (await run(chaos, "/chaos experiment stop all:true")).ok
+    assert (await run(chaos, "/chaos stop all:true")).ok
     after = round_trip_ms(homelab, victim)
     print(f"round trip: {before:.1f} ms, {during:.1f} ms with 100ms delay, {after:.1f} ms after")
     assert 90 <= during - before <= 130 and after < before + 20
@@ -157,31 +157,31 @@ async def test_network_faults_are_refused_with_the_reason_before_anything_is_tri
         "spec: {hostNetwork: true, containers: [{name: c, image: busybox}]}\n"
     )
     homelab.wait_running("on-host", "media")
-    refused = await run(chaos, "/chaos network loss pod:on-host namespace:media percent:10")
+    refused = await run(chaos, "/chaos network-loss pod:on-host namespace:media percent:10")
     assert not refused.ok and "hostNetwork" in refused.text
     assert ephemeral(homelab, "on-host") == []
 
     homelab.kubectl("label", "namespace", "games", "pod-security.kubernetes.io/enforce=baseline")
     game = first_pod(homelab, "games")["metadata"]["name"]
-    refused = await run(chaos, f"/chaos network loss pod:{game} namespace:games percent:10")
+    refused = await run(chaos, f"/chaos network-loss pod:{game} namespace:games percent:10")
     assert not refused.ok
     assert "enforces the Pod Security level 'baseline'" in refused.text
     assert "NET_ADMIN" in refused.text
     assert ephemeral(homelab, game, "games") == []
 
     no_rights = await run(
-        chaos, f"/chaos network loss pod:{victim} namespace:media percent:10", user=VIEWER
+        chaos, f"/chaos network-loss pod:{victim} namespace:media percent:10", user=VIEWER
     )
     assert not no_rights.ok and "may not" in no_rights.text
     for option, message in (
         ("percent:150", "is not a percentage from more than 0 to 100"),
         ("percent:-1", "is not a percentage"),
     ):
-        bad = await run(chaos, f"/chaos network loss pod:{victim} namespace:media {option}")
+        bad = await run(chaos, f"/chaos network-loss pod:{victim} namespace:media {option}")
         assert not bad.ok and message in bad.text, bad.text
-    bad = await run(chaos, f"/chaos network delay pod:{victim} namespace:media latency:-5ms")
+    bad = await run(chaos, f"/chaos network-delay pod:{victim} namespace:media latency:-5ms")
     assert not bad.ok and "is negative" in bad.text
-    bad = await run(chaos, f"/chaos network bandwidth pod:{victim} namespace:media rate:fast")
+    bad = await run(chaos, f"/chaos network-bandwidth pod:{victim} namespace:media rate:fast")
     assert not bad.ok and "is not a rate" in bad.text
     assert ephemeral(homelab, victim) == []
     assert pod_named(homelab, victim) is not None

@@ -1,4 +1,4 @@
-"""`/chaos node restart`: a privileged pod reboots the node, always after an admin's approval.
+"""`/chaos node-restart`: a privileged pod reboots the node, always after an admin's approval.
 
 The sandbox models the reboot (``clustercord_sandbox.noderestart``): the node NotReady for a
 while, then Ready with a new boot ID and every container of its pods restarted. kubectl checks
@@ -50,13 +50,13 @@ async def test_node_restart_waits_for_approval_then_the_node_reboots_and_comes_b
     before = running_on(homelab)
     boot = node(homelab)["status"]["nodeInfo"]["bootID"]
 
-    dry = await run(chaos, f"/chaos node restart node:{NODE} dry_run:true")
+    dry = await run(chaos, f"/chaos node-restart node:{NODE} dry_run:true")
     assert dry.ok, dry.text
     assert dry.reply.data["experiment"]["dry_run"] is True
     assert any("privileged pod" in c for c in dry.reply.data["experiment"]["changes"])
     assert cluster_marks(homelab) == "" and restarts(homelab) == before
 
-    asked = await run(chaos, f"/chaos node restart node:{NODE}")  # not production: still asks
+    asked = await run(chaos, f"/chaos node-restart node:{NODE}")  # not production: still asks
     assert asked.ok, asked.text
     experiment = asked.reply.data["experiment"]
     assert experiment["status"] == "awaiting-approval" and "approval" in asked.text
@@ -87,17 +87,17 @@ async def test_node_restart_waits_for_approval_then_the_node_reboots_and_comes_b
 
 async def test_node_restart_refusals_change_nothing(chaos, homelab):
     before = running_on(homelab)
-    unknown = await run(chaos, "/chaos node restart node:pi-3")
+    unknown = await run(chaos, "/chaos node-restart node:pi-3")
     assert not unknown.ok and "no node 'pi-3'" in unknown.text and "pi-1" in unknown.text
-    denied = await run(chaos, f"/chaos node restart node:{NODE}", user=VIEWER)
+    denied = await run(chaos, f"/chaos node-restart node:{NODE}", user=VIEWER)
     assert not denied.ok and "nodes" in denied.text, denied.text
-    bad = await run(chaos, f"/chaos node restart node:{NODE} timeout:-5m")
+    bad = await run(chaos, f"/chaos node-restart node:{NODE} timeout:-5m")
     assert not bad.ok and "is negative" in bad.text
 
-    asked = await run(chaos, f"/chaos node restart node:{NODE}")
+    asked = await run(chaos, f"/chaos node-restart node:{NODE}")
     experiment = asked.reply.data["experiment"]
     assert (await run(chaos, f"/approval deny id:{experiment['approval']}", user=ADMIN)).ok
-    status = await run(chaos, f"/chaos experiment status experiment:{experiment['id']}")
+    status = await run(chaos, f"/chaos status experiment:{experiment['id']}")
     assert status.reply.data["experiment"]["status"] == "refused"
     assert ready(node(homelab)) and restarts(homelab) == before
     assert cluster_marks(homelab) == ""
@@ -148,7 +148,7 @@ async def test_a_node_that_does_not_come_back_in_time_fails_the_experiment_and_i
     chaos, homelab
 ):
     homelab.kubectl("annotate", "node", NODE, "sandbox.clustercord.io/reboot-seconds=4")
-    asked = await run(chaos, f"/chaos node restart node:{NODE} timeout:1s")
+    asked = await run(chaos, f"/chaos node-restart node:{NODE} timeout:1s")
     experiment = asked.reply.data["experiment"]
     assert (await run(chaos, f"/approval approve id:{experiment['approval']}", user=ADMIN)).ok
     done = await until_status(chaos, experiment["id"], "failed", seconds=15)

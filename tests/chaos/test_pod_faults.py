@@ -1,4 +1,4 @@
-"""`/chaos pod kill` and `/chaos pod failure` end to end through the console front end against
+"""`/chaos kill-pod` and `/chaos pod-failure` end to end through the console front end against
 the sandbox, with the real kubectl observing the cluster: each fault applied and rolled back,
 dry runs that change nothing, refusals before anything is stored."""
 
@@ -18,7 +18,7 @@ def experiments_stored(chaos) -> list[dict]:
 async def test_kill_pod_deletes_it_and_reports_when_the_replacement_was_ready(chaos, homelab):
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
-    result = await run(chaos, f"/chaos pod kill pod:{name} namespace:media")
+    result = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media")
     assert result.ok, result.text
     experiment = result.reply.data["experiment"]
     assert experiment["status"] == "ended" and experiment["targets"] == [f"media/{name}"]
@@ -54,15 +54,15 @@ async def test_kill_pod_by_eviction_honours_a_pod_disruption_budget(chaos, homel
         if status == "0":
             break
         time.sleep(0.1)
-    refused = await run(chaos, f"/chaos pod kill pod:{name} namespace:media mode:evict")
+    refused = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media mode:evict")
     assert not refused.ok
     assert "PodDisruptionBudget" in refused.text and "allows no disruption" in refused.text
     assert pod_named(homelab, name) is not None  # still there
-    refused = await run(chaos, f"/chaos pod kill pod:{name} namespace:media")
+    refused = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media")
     assert not refused.ok and "media/keep-one allows no disruption" in refused.text
     # Only an admin overrides it.
-    assert not (await run(chaos, f"/chaos pod kill pod:{name} namespace:media force:true")).ok
-    forced = await run(chaos, f"/chaos pod kill pod:{name} namespace:media force:true", user=ADMIN)
+    assert not (await run(chaos, f"/chaos kill-pod pod:{name} namespace:media force:true")).ok
+    forced = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media force:true", user=ADMIN)
     assert forced.ok, forced.text
     assert pod_named(homelab, name) is None
 
@@ -71,7 +71,7 @@ async def test_pod_failure_swaps_images_until_stop_and_restores_them(chaos, home
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
     original = images(victim)
-    result = await run(chaos, f"/chaos pod failure pod:{name} namespace:media duration:10m")
+    result = await run(chaos, f"/chaos pod-failure pod:{name} namespace:media duration:10m")
     assert result.ok, result.text
     experiment = result.reply.data["experiment"]
     assert experiment["status"] == "active" and experiment["faults"] == ["pod-image"]
@@ -80,34 +80,30 @@ async def test_pod_failure_swaps_images_until_stop_and_restores_them(chaos, home
     assert hit["metadata"]["labels"]["chaos.clustercord.io/experiment"] == experiment["id"]
     assert "chaos.clustercord.io/expires" in hit["metadata"]["annotations"]
 
-    again = await run(chaos, f"/chaos pod failure pod:{name} namespace:media duration:1m")
+    again = await run(chaos, f"/chaos pod-failure pod:{name} namespace:media duration:1m")
     assert not again.ok and f"already under experiment {experiment['id']}" in again.text
 
-    status = await run(chaos, "/chaos experiment status")
+    status = await run(chaos, "/chaos status")
     assert [e["id"] for e in status.reply.data["experiments"]] == [experiment["id"]]
     # Someone else's experiment: only its owner or an admin stops it.
-    assert not (
-        await run(chaos, f"/chaos experiment stop experiment:{experiment['id']}", user=VIEWER)
-    ).ok
-    stopped = await run(chaos, f"/chaos experiment stop experiment:{experiment['id']}")
+    assert not (await run(chaos, f"/chaos stop experiment:{experiment['id']}", user=VIEWER)).ok
+    stopped = await run(chaos, f"/chaos stop experiment:{experiment['id']}")
     assert stopped.ok, stopped.text
     restored = pod_named(homelab, name)
     assert images(restored) == original
     assert "chaos.clustercord.io/experiment" not in restored["metadata"].get("labels", {})
     assert cluster_marks(homelab) == ""
-    history = await run(chaos, "/chaos experiment list")
+    history = await run(chaos, "/chaos list")
     assert [(e["id"], e["status"]) for e in history.reply.data["experiments"]] == [
         (experiment["id"], "ended")
     ]
     as_json = (
-        await run(chaos, f"/chaos experiment report experiment:{experiment['id']} format:json")
+        await run(chaos, f"/chaos report experiment:{experiment['id']} format:json")
     ).reply.files[0]
     exported = json.loads(as_json.data)
     assert exported["id"] == experiment["id"] and exported["status"] == "ended"
     assert any("stopped by" in t["text"] for t in exported["timeline"])
-    markdown = (
-        await run(chaos, f"/chaos experiment report experiment:{experiment['id']}")
-    ).reply.files[0]
+    markdown = (await run(chaos, f"/chaos report experiment:{experiment['id']}")).reply.files[0]
     text = markdown.data.decode()
     assert text.startswith(f"# 💥 Chaos experiment {experiment['id']}") and "## Rollback" in text
     assert "images restored" in text
@@ -117,7 +113,7 @@ async def test_pod_failure_is_rolled_back_by_the_job_when_it_expires(chaos, home
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
     original = images(victim)
-    result = await run(chaos, f"/chaos pod failure pod:{name} namespace:media duration:1s")
+    result = await run(chaos, f"/chaos pod-failure pod:{name} namespace:media duration:1s")
     assert result.ok, result.text
     assert set(images(pod_named(homelab, name)).values()) == {"registry.k8s.io/pause:3.10"}
     time.sleep(1.2)
@@ -127,7 +123,7 @@ async def test_pod_failure_is_rolled_back_by_the_job_when_it_expires(chaos, home
     assert images(pod_named(homelab, name)) == original
     (stored,) = experiments_stored(chaos)
     assert stored["state"] == "ended"
-    report = await run(chaos, f"/chaos experiment status experiment:{stored['id']}")
+    report = await run(chaos, f"/chaos status experiment:{stored['id']}")
     assert any("expired" in t["text"] for t in report.reply.data["experiment"]["timeline"])
 
 
@@ -136,9 +132,9 @@ async def test_dry_run_changes_nothing_and_stores_nothing(chaos, homelab):
     name = victim["metadata"]["name"]
     before = homelab.kubectl("get", "pods", "-n", "media", "-o", "yaml").stdout
     for line in (
-        f"/chaos pod kill pod:{name} namespace:media dry_run:true",
-        f"/chaos pod kill pod:{name} namespace:media mode:evict dry_run:true",
-        f"/chaos pod failure pod:{name} namespace:media duration:5m dry_run:true",
+        f"/chaos kill-pod pod:{name} namespace:media dry_run:true",
+        f"/chaos kill-pod pod:{name} namespace:media mode:evict dry_run:true",
+        f"/chaos pod-failure pod:{name} namespace:media duration:5m dry_run:true",
     ):
         result = await run(chaos, line)
         assert result.ok, result.text
@@ -154,10 +150,10 @@ async def test_a_user_without_rights_is_refused_before_anything_is_stored(chaos,
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
     for line in (
-        f"/chaos pod kill pod:{name} namespace:media",
-        f"/chaos pod kill pod:{name} namespace:media mode:evict",
-        f"/chaos pod failure pod:{name} namespace:media duration:1m",
-        f"/chaos pod failure pod:{name} namespace:media duration:1m dry_run:true",
+        f"/chaos kill-pod pod:{name} namespace:media",
+        f"/chaos kill-pod pod:{name} namespace:media mode:evict",
+        f"/chaos pod-failure pod:{name} namespace:media duration:1m",
+        f"/chaos pod-failure pod:{name} namespace:media duration:1m dry_run:true",
     ):
         refused = await run(chaos, line, user=VIEWER)
         assert not refused.ok, line
@@ -171,12 +167,12 @@ async def test_protected_namespaces_and_blast_radius_are_refused(chaos, homelab)
     system = first_pod(homelab, "kube-system") if pods(homelab, "kube-system") else None
     if system is not None:
         name = system["metadata"]["name"]
-        refused = await run(chaos, f"/chaos pod kill pod:{name} namespace:kube-system")
+        refused = await run(chaos, f"/chaos kill-pod pod:{name} namespace:kube-system")
         assert not refused.ok and "namespace kube-system is protected" in refused.text
     victim = first_pod(homelab, "monitoring")["metadata"]["name"]
     assert not (await run(chaos, "/chaos config protect namespace:monitoring")).ok  # admins only
     assert (await run(chaos, "/chaos config protect namespace:monitoring", user=ADMIN)).ok
-    refused = await run(chaos, f"/chaos pod failure pod:{victim} namespace:monitoring duration:1m")
+    refused = await run(chaos, f"/chaos pod-failure pod:{victim} namespace:monitoring duration:1m")
     assert not refused.ok and "namespace monitoring is protected" in refused.text
     assert (await run(chaos, "/chaos config unprotect namespace:monitoring", user=ADMIN)).ok
     kube_system = await run(chaos, "/chaos config unprotect namespace:kube-system", user=ADMIN)
@@ -185,14 +181,14 @@ async def test_protected_namespaces_and_blast_radius_are_refused(chaos, homelab)
     await chaos.kernel.manager.set_config("chaos", "max_pods", 1, by="test")
     running = [p["metadata"]["name"] for p in pods(homelab, "monitoring")]
     first = await run(
-        chaos, f"/chaos pod failure pod:{running[0]} namespace:monitoring duration:1m"
+        chaos, f"/chaos pod-failure pod:{running[0]} namespace:monitoring duration:1m"
     )
     assert first.ok, first.text
     second = await run(
-        chaos, f"/chaos pod failure pod:{running[1]} namespace:monitoring duration:1m"
+        chaos, f"/chaos pod-failure pod:{running[1]} namespace:monitoring duration:1m"
     )
     assert not second.ok and "blast radius" in second.text and "limit is 1" in second.text
-    assert (await run(chaos, "/chaos experiment stop all:true")).ok
+    assert (await run(chaos, "/chaos stop all:true")).ok
     assert cluster_marks(homelab) == ""
 
 
@@ -200,7 +196,7 @@ async def test_production_namespaces_wait_for_an_admins_approval(chaos, homelab)
     homelab.kubectl("label", "namespace", "media", "clustercord.io/environment=production")
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
-    asked = await run(chaos, f"/chaos pod failure pod:{name} namespace:media duration:5m")
+    asked = await run(chaos, f"/chaos pod-failure pod:{name} namespace:media duration:5m")
     assert asked.ok, asked.text
     experiment = asked.reply.data["experiment"]
     assert experiment["status"] == "awaiting-approval" and "approval" in asked.text
@@ -211,15 +207,15 @@ async def test_production_namespaces_wait_for_an_admins_approval(chaos, homelab)
     status = await until_status(chaos, experiment["id"], "active")
     assert status["status"] == "active", status
     assert set(images(pod_named(homelab, name)).values()) == {"registry.k8s.io/pause:3.10"}
-    assert (await run(chaos, f"/chaos experiment stop experiment:{experiment['id']}")).ok
+    assert (await run(chaos, f"/chaos stop experiment:{experiment['id']}")).ok
     assert images(pod_named(homelab, name)) == images(victim)
 
-    denied_ask = await run(chaos, f"/chaos pod kill pod:{name} namespace:media")
+    denied_ask = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media")
     approval = denied_ask.reply.data["experiment"]["approval"]
     assert (await run(chaos, f"/approval deny id:{approval}", user=ADMIN)).ok
     assert pod_named(homelab, name) is not None
     refused = await run(
-        chaos, f"/chaos experiment status experiment:{denied_ask.reply.data['experiment']['id']}"
+        chaos, f"/chaos status experiment:{denied_ask.reply.data['experiment']['id']}"
     )
     assert refused.reply.data["experiment"]["status"] == "refused"
 
@@ -235,14 +231,14 @@ async def test_bad_options_are_clear_errors_and_change_nothing(chaos, homelab):
     }
     for duration, message in cases.items():
         result = await run(
-            chaos, f"/chaos pod failure pod:{name} namespace:media duration:{duration}"
+            chaos, f"/chaos pod-failure pod:{name} namespace:media duration:{duration}"
         )
         assert not result.ok and message in result.text, (duration, result.text)
-    missing = await run(chaos, f"/chaos pod failure pod:{name[:-2]} namespace:media duration:1m")
+    missing = await run(chaos, f"/chaos pod-failure pod:{name[:-2]} namespace:media duration:1m")
     assert not missing.ok and "did you mean" in missing.text and name in missing.text
-    unknown = await run(chaos, "/chaos experiment stop experiment:ex-nope")
+    unknown = await run(chaos, "/chaos stop experiment:ex-nope")
     assert not unknown.ok and "no experiment 'ex-nope'" in unknown.text
-    neither = await run(chaos, "/chaos experiment stop")
+    neither = await run(chaos, "/chaos stop")
     assert not neither.ok and "experiment:" in neither.text
     assert images(pod_named(homelab, name)) == images(victim)
     assert experiments_stored(chaos) == []
@@ -251,12 +247,10 @@ async def test_bad_options_are_clear_errors_and_change_nothing(chaos, homelab):
 async def test_fault_types_can_need_approval_everywhere(chaos, homelab):
     await chaos.kernel.manager.set_config("chaos", "approval_for", "kill-pod", by="test")
     name = first_pod(homelab, "monitoring")["metadata"]["name"]
-    asked = await run(chaos, f"/chaos pod kill pod:{name} namespace:monitoring")
+    asked = await run(chaos, f"/chaos kill-pod pod:{name} namespace:monitoring")
     assert asked.ok and asked.reply.data["experiment"]["status"] == "awaiting-approval"
     assert pod_named(homelab, name, "monitoring") is not None
-    stopped = await run(
-        chaos, f"/chaos experiment stop experiment:{asked.reply.data['experiment']['id']}"
-    )
+    stopped = await run(chaos, f"/chaos stop experiment:{asked.reply.data['experiment']['id']}")
     assert stopped.ok and stopped.reply.data["stopped"][0]["status"] == "refused"
 
 
@@ -264,9 +258,9 @@ async def until_status(chaos, experiment_id: str, wanted: str, seconds: float = 
     """The experiment once it reaches ``wanted`` (approved work runs in the background)."""
     deadline = time.monotonic() + seconds
     while True:
-        found = (
-            await run(chaos, f"/chaos experiment status experiment:{experiment_id}")
-        ).reply.data["experiment"]
+        found = (await run(chaos, f"/chaos status experiment:{experiment_id}")).reply.data[
+            "experiment"
+        ]
         if found["status"] == wanted or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.1)
@@ -276,20 +270,18 @@ async def test_an_experiment_exports_as_chaos_mesh_and_litmus_objects(chaos, hom
     import yaml
 
     name = first_pod(homelab)["metadata"]["name"]
-    made = await run(chaos, f"/chaos pod kill pod:{name} namespace:media grace:5")
+    made = await run(chaos, f"/chaos kill-pod pod:{name} namespace:media grace:5")
     experiment_id = made.reply.data["experiment"]["id"]
-    mesh = await run(
-        chaos, f"/chaos experiment export experiment:{experiment_id} format:chaos-mesh"
-    )
+    mesh = await run(chaos, f"/chaos export experiment:{experiment_id} format:chaos-mesh")
     (podchaos,) = yaml.safe_load_all(mesh.reply.files[0].data)
     assert podchaos["apiVersion"] == "chaos-mesh.org/v1alpha1" and podchaos["kind"] == "PodChaos"
     assert podchaos["spec"]["action"] == "pod-kill" and podchaos["spec"]["gracePeriod"] == 5
     assert podchaos["spec"]["selector"]["pods"] == {"media": [name]}
-    litmus = await run(chaos, f"/chaos experiment export experiment:{experiment_id} format:litmus")
+    litmus = await run(chaos, f"/chaos export experiment:{experiment_id} format:litmus")
     (engine,) = yaml.safe_load_all(litmus.reply.files[0].data)
     assert engine["kind"] == "ChaosEngine"
     (spec,) = engine["spec"]["experiments"]
     assert spec["name"] == "pod-delete"
     assert {"name": "TARGET_PODS", "value": name} in spec["spec"]["components"]["env"]
-    missing = await run(chaos, "/chaos experiment export experiment:ex-none format:litmus")
+    missing = await run(chaos, "/chaos export experiment:ex-none format:litmus")
     assert not missing.ok and "no experiment 'ex-none'" in missing.text

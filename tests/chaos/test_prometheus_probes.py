@@ -80,7 +80,7 @@ async def test_an_admin_sets_prometheus_and_experiments_assert_on_promql(
 
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
-    result = await run(chaos, f"/chaos experiment run file:{write(tmp_path, experiment(name))}")
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, experiment(name))}")
     assert result.ok, result.text
     report = result.reply.data["experiment"]
     assert report["status"] == "pass", report["run"]
@@ -98,7 +98,7 @@ async def test_a_prometheus_answering_nan_mid_run_stops_it_and_rolls_back(
     prom["values"] = ["1.2", "1.2", "NaN"]  # "before", "after step 1", then NaN in the wait
     victim = first_pod(homelab)
     name = victim["metadata"]["name"]
-    result = await run(chaos, f"/chaos experiment run file:{write(tmp_path, experiment(name))}")
+    result = await run(chaos, f"/chaos run-experiment file:{write(tmp_path, experiment(name))}")
     assert result.ok, result.text
     report = result.reply.data["experiment"]
     assert report["status"] == "fail"

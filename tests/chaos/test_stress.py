@@ -45,7 +45,7 @@ def victim(homelab):
 async def test_cpu_stress_uses_the_cpu_for_the_duration_then_stops(chaos, homelab, victim):
     started = time.monotonic()
     result = await run(
-        chaos, f"/chaos stress cpu pod:{victim} namespace:media percent:100 workers:1 duration:3s"
+        chaos, f"/chaos cpu-stress pod:{victim} namespace:media percent:100 workers:1 duration:3s"
     )
     elapsed = time.monotonic() - started
     assert result.ok, result.text
@@ -65,15 +65,15 @@ async def test_stop_ends_a_running_stress_at_once(chaos, homelab, victim):
     task = asyncio.ensure_future(
         run(
             chaos,
-            f"/chaos stress cpu pod:{victim} namespace:media percent:50 workers:2 duration:60s",
+            f"/chaos cpu-stress pod:{victim} namespace:media percent:50 workers:2 duration:60s",
         )
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and workers(homelab, victim) < 2:
         await asyncio.sleep(0.2)
     assert workers(homelab, victim) == 2
-    (running,) = (await run(chaos, "/chaos experiment status")).reply.data["experiments"]
-    stopped = await run(chaos, f"/chaos experiment stop experiment:{running['id']}")
+    (running,) = (await run(chaos, "/chaos status")).reply.data["experiments"]
+    stopped = await run(chaos, f"/chaos stop experiment:{running['id']}")
     assert stopped.ok, stopped.text
     result = await asyncio.wait_for(task, 20)
     assert result.ok, result.text
@@ -85,19 +85,19 @@ async def test_stop_ends_a_running_stress_at_once(chaos, homelab, victim):
 
 async def test_disk_and_memory_stress_run_and_clean_up(chaos, homelab, victim):
     disk = await run(
-        chaos, f"/chaos stress disk pod:{victim} namespace:media workers:2 size:4Mi duration:2s"
+        chaos, f"/chaos disk-stress pod:{victim} namespace:media workers:2 size:4Mi duration:2s"
     )
     assert disk.ok, disk.text
     assert disk.reply.data["experiment"]["status"] == "ended"
     assert not [f for f in tmp_files(homelab, victim) if f.startswith("chaos-")]
     memory = await run(
-        chaos, f"/chaos stress memory pod:{victim} namespace:media size:16Mi duration:2s"
+        chaos, f"/chaos memory-stress pod:{victim} namespace:media size:16Mi duration:2s"
     )
     assert memory.ok, memory.text
     assert memory.reply.data["experiment"]["result"]["ran_seconds"] >= 1.9
     dry = await run(
         chaos,
-        f"/chaos stress memory pod:{victim} namespace:media size:16Mi duration:2s dry_run:true",
+        f"/chaos memory-stress pod:{victim} namespace:media size:16Mi duration:2s dry_run:true",
     )
     assert "bs=16777216" in dry.reply.data["experiment"]["changes"][0]
 
@@ -114,26 +114,26 @@ async def test_bad_stress_options_and_users_without_rights_are_refused(chaos, ho
         bad = await run(chaos, f"/chaos {command} pod:{victim} namespace:media {options}")
         assert not bad.ok and message in bad.text, (command, options, bad.text)
     refused = await run(
-        chaos, f"/chaos stress cpu pod:{victim} namespace:media percent:50 duration:5s", user=VIEWER
+        chaos, f"/chaos cpu-stress pod:{victim} namespace:media percent:50 duration:5s", user=VIEWER
     )
     assert not refused.ok and "may not create pods/exec" in refused.text
     assert not workers(homelab, victim)
-    assert (await run(chaos, "/chaos experiment list")).reply.data["experiments"] == []
+    assert (await run(chaos, "/chaos list")).reply.data["experiments"] == []
 
 
 async def test_a_bot_killed_mid_stress_leaves_no_worker_after_restart(
     clustercord_harness, homelab, victim
 ):
-    line = f"/chaos stress cpu pod:{victim} namespace:media percent:50 workers:1 duration:60s"
+    line = f"/chaos cpu-stress pod:{victim} namespace:media percent:50 workers:1 duration:60s"
     bot_killed_at(clustercord_harness.data_dir, "during-stress", line)
     chaos = await start_chaos(clustercord_harness)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and workers(homelab, victim):
         await asyncio.sleep(0.2)
     assert not workers(homelab, victim)
-    (entry,) = (await run(chaos, "/chaos experiment list")).reply.data["experiments"]
+    (entry,) = (await run(chaos, "/chaos list")).reply.data["experiments"]
     assert entry["status"] == "ended"
-    report = await run(chaos, f"/chaos experiment status experiment:{entry['id']}")
+    report = await run(chaos, f"/chaos status experiment:{entry['id']}")
     assert any(
         "the bot stopped during the stress" in t["text"]
         for t in report.reply.data["experiment"]["timeline"]

@@ -119,9 +119,7 @@ async def pod_failure(ctx: CommandContext) -> Reply:
             f"to {pause} for {format_duration(duration)} (originals: {originals}), "
             "marked with the experiment and its expiry"
         ],
-        "rollback": [
-            f"restore {originals} at expiry, on /chaos experiment stop, or at the bot's next start"
-        ],
+        "rollback": [f"restore {originals} at expiry, on /chaos stop, or at the bot's next start"],
     }
     parameters = {"duration": duration}
     checks = [("patch", "pods")]
@@ -184,7 +182,7 @@ async def _network(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Re
             f"run `tc qdisc replace dev <the pod's interface> root {' '.join(qdisc)}` in it",
         ],
         "rollback": [
-            "`tc qdisc del dev <interface> root` through exec at expiry, on /chaos experiment stop "
+            "`tc qdisc del dev <interface> root` through exec at expiry, on /chaos stop "
             "or at the bot's next start; the container's own timer removes it too"
         ],
     }
@@ -236,7 +234,7 @@ async def _stress(ctx: CommandContext, kind: str, params: dict[str, Any]) -> Rep
         ],
         "rollback": [
             "none needed: every worker runs under `timeout` and ends on time even without the "
-            "bot; /chaos experiment stop kills them at once through exec"
+            "bot; /chaos stop kills them at once through exec"
         ],
     }
     checks = [("create", "pods/exec")]
@@ -287,8 +285,7 @@ async def drain_node(ctx: CommandContext) -> Reply:
             *[f"skip {w}" for w in skipped],
         ],
         "rollback": [
-            f"uncordon {name} at expiry, on /chaos experiment stop, or at the bot's next start "
-            "after expiry"
+            f"uncordon {name} at expiry, on /chaos stop, or at the bot's next start after expiry"
         ],
     }
     if ctx.options.get("dry_run"):
@@ -652,7 +649,7 @@ def unschedule(ctx: CommandContext) -> Reply:
     found = experiments.schedule(ctx.options["id"])
     if found is None:
         raise CommandError(
-            f"no scheduled experiment {ctx.options['id']!r} (see /chaos experiment schedules)"
+            f"no scheduled experiment {ctx.options['id']!r} (see /chaos config schedules)"
         )
     if found["user"] != ctx.user_id and not ctx.invocation.admin:
         raise PermissionDenied(
@@ -706,7 +703,7 @@ async def stop(ctx: CommandContext) -> Reply:
     if wanted:
         experiment = experiments.get(wanted)
         if experiment is None:
-            raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
+            raise CommandError(f"no experiment {wanted!r} (see /chaos list)")
         _owned(ctx, experiment)
         if experiment.state not in (*LIVE, "awaiting-approval"):
             raise CommandError(f"experiment {wanted} is {experiment.state}: nothing to stop")
@@ -762,7 +759,7 @@ def status(ctx: CommandContext) -> Reply:
     if wanted:
         experiment = experiments.get(wanted)
         if experiment is None:
-            raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
+            raise CommandError(f"no experiment {wanted!r} (see /chaos list)")
         return report(experiments, experiment)
     live = experiments.in_states((*LIVE, "awaiting-approval"))
     if not live:
@@ -816,7 +813,7 @@ def export_experiment(ctx: CommandContext) -> Reply:
     wanted = ctx.options["experiment"]
     experiment = Experiments(ctx.store).get(wanted)
     if experiment is None:
-        raise CommandError(f"no experiment {wanted!r} (see /chaos experiment list)")
+        raise CommandError(f"no experiment {wanted!r} (see /chaos list)")
     fmt = ctx.options["format"]
     if fmt == "chaos-mesh":
         objects = export.to_chaos_mesh(experiment)
@@ -1136,7 +1133,7 @@ def report(experiments: Experiments, experiment: Experiment) -> Reply:
         title=f"💥 Chaos experiment {experiment.id}",
         fields=fields,
         color=COLORS.get(experiment.state),
-        footer=f"by {experiment.user} · /chaos experiment stop experiment:{experiment.id}"
+        footer=f"by {experiment.user} · /chaos stop experiment:{experiment.id}"
         if experiment.state in LIVE
         else f"by {experiment.user}",
     )

@@ -145,7 +145,7 @@ class Experiment:
 
 
 def new_id() -> str:
-    # Short enough to type in `/chaos experiment stop experiment:`, random enough not to be
+    # Short enough to type in `/chaos stop experiment:`, random enough not to be
     # guessed or collide.
     return "ex-" + secrets.token_hex(4)
 

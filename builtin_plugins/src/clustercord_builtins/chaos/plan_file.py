@@ -17,7 +17,7 @@
       - assert: {probe: healthy_replicas, deployment: api, namespace: prod, expect: ">= 1"}
 
 A fault step takes the options of the fault's command (``fault: pod-failure``: those of
-``/chaos pod failure``).
+``/chaos pod-failure``).
 Probes: ``healthy_replicas`` (the ready replicas of a ``deployment`` or ``statefulset``),
 ``http`` (the status code of a GET of ``url``), ``field`` (a number in an object) and
 ``prometheus`` (the value of a PromQL ``query`` against the Prometheus set with ``/chaos config

@@ -70,9 +70,7 @@ def check_target_free(experiments: Experiments, cluster: str, namespace: str, ta
         where = f"{namespace}/{target}" if namespace else target
         raise CommandError(
             f"{where} is already under experiment {holding.id} ({holding.kind}, {holding.state}): "
-            "one experiment per target at a time (/chaos experiment stop experiment:"
-            + holding.id
-            + ")"
+            "one experiment per target at a time (/chaos stop experiment:" + holding.id + ")"
         )
 
 
