@@ -295,3 +295,22 @@ async def test_a_cluster_that_fails_during_the_narrowing_gets_it_at_its_next_use
     assert (await harness.run("/narrower pods")).ok
     assert can(cluster, "impersonate", "groups/dev-team")
     assert not can(cluster, "impersonate", "groups/anyone")
+
+
+async def test_a_narrowing_in_the_background_is_applied_before_the_kernel_closes(
+    harness, cluster, caplog
+):
+    """A plugin narrows from a hook without waiting (SSO at each /sso map); a one-shot
+    ``clustercord run`` then closes the kernel at once. The narrowing still reaches the
+    cluster: closing under it failed on a closed database and left it for the next start."""
+    kernel = harness.kernel
+    permissions = kernel.manager.plugins["narrower"].manifest.permissions
+    answer = await kernel.plugin_identities.narrow(
+        "narrower", permissions, "groups:impersonate", ["dev-team"], wait=False
+    )
+    assert answer["clusters"] == {"sandbox": "pending"}
+    await kernel.aclose()
+    harness.kernel = None  # closed: the harness has nothing left to close
+    assert "not applied yet" not in caplog.text
+    assert can(cluster, "impersonate", "groups/dev-team")
+    assert not can(cluster, "impersonate", "groups/anyone")

@@ -238,7 +238,7 @@ async def _run_async(
             console.show(outcome.reply)
         return int(outcome.exit_code)
     finally:
-        kernel.close()
+        await kernel.aclose()
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -318,7 +318,7 @@ async def _console_async(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         await background
-        kernel.close()
+        await kernel.aclose()
     return 0
 
 
@@ -331,7 +331,7 @@ def _plugins(args: argparse.Namespace) -> int:
         try:
             return KernelPluginAdmin(kernel).list(), kernel.isolation.status()
         finally:
-            kernel.close()
+            await kernel.aclose()
 
     infos, isolation = asyncio.run(collect())
     refused = [i for i in infos if i.state == "refused"]

@@ -186,6 +186,14 @@ class Kernel:
         self.plugin_identities.provision_on_enable = True
         return self
 
+    async def aclose(self, settle: float = 10.0) -> None:
+        """:meth:`close` once the plugin identities' background work (a narrowing, a
+        provisioning started by an enable) is done, for at most ``settle`` seconds: closing
+        under it made it fail on a closed database, leaving the narrowing for the next start."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.plugin_identities.settle(), settle)
+        self.close()
+
     def close(self) -> None:
         self.isolation.close()
         self.audit.close()

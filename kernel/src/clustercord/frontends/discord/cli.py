@@ -72,7 +72,7 @@ def _serve(args: argparse.Namespace, settings: Any, discord: Any) -> int:
         try:
             await server.serve_interactions(kernel, discord, args.host, args.port)
         finally:
-            kernel.close()
+            await kernel.aclose()
 
     asyncio.run(main())
     return 0
@@ -96,7 +96,7 @@ async def _commands(args: argparse.Namespace, settings: Any, discord: Any) -> in
             if p.state == "enabled" and p.manifest is not None
         ]
     finally:
-        kernel.close()
+        await kernel.aclose()
     plan = plan_commands(manifests)
 
     async def unused(*_: Any) -> None:  # the payload does not depend on the handlers

@@ -364,7 +364,7 @@ async def run_gateway(
             await state["frontend"].stop()
         if "lease" in state:
             await asyncio.to_thread(state["lease"].release)
-        state["kernel"].close()
+        await state["kernel"].aclose()
         state.get("unwatch", lambda: None)()
 
     bots: list[hikari.GatewayBot] = []
