@@ -1,12 +1,16 @@
-"""``/chaos mesh install`` and ``/chaos litmus install``: a pinned release of Chaos Mesh or
-Litmus (its CRDs and its controller, nothing else) applied from files vendored in the plugin
+"""``/chaos mesh install`` and ``/chaos litmus install``: a pinned release of Chaos Mesh (all
+of its chart's default install: CRDs, controller, chaos-daemon, dashboard, DNS server, admission
+webhooks) or Litmus (its CRDs and operator) applied from files vendored in the plugin
 (``install/<project>-<version>/``, their sources in ``install/README.md``).
 
 Objects are created in file order (CRDs, then namespace, accounts and roles, then the
-controller), each with the invoking admin's own rights checked first; one that already exists
-is left as it is, so a second run creates nothing and an interrupted one finishes. Whether a
-release is installed is read from its controller Deployment's ``app.kubernetes.io/version``
-label: then nothing is asked or changed ("already installed, version X").
+workloads, webhook configurations last), each with the invoking admin's own rights checked
+first. Which objects are already there is asked of the cluster first (a server-side dry run of
+each creation: no read right is needed for it), and only the missing ones are created: a second
+run creates nothing, an interrupted one is finished, and a release a previous plugin version
+installed in part (Chaos Mesh's controller alone, same version) gets the rest. A controller
+Deployment of another version (its ``app.kubernetes.io/version`` label) is refused: nothing is
+asked or changed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import base64
 import datetime
 import gzip
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -34,8 +39,30 @@ RESOURCES = {
     "RoleBinding": ("rolebindings.rbac.authorization.k8s.io", True),
     "Service": ("services", True),
     "Secret": ("secrets", True),
+    "ConfigMap": ("configmaps", True),
     "Deployment": ("deployments.apps", True),
+    "DaemonSet": ("daemonsets.apps", True),
+    "MutatingWebhookConfiguration": (
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        False,
+    ),
+    "ValidatingWebhookConfiguration": (
+        "validatingwebhookconfigurations.admissionregistration.k8s.io",
+        False,
+    ),
 }
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """What one generated Secret holds besides the CA: a certificate the install's CA signs,
+    as the chart's ``genSignedCert`` makes it (its common name, DNS names and use)."""
+
+    common_name: str
+    dns_names: tuple[str, ...]
+    client: bool = False
+    """A TLS client's certificate (``clientAuth``); otherwise a server's (``serverAuth``)."""
 
 
 @dataclass(frozen=True)
@@ -49,14 +76,36 @@ class Release:
     controller: str
     """The Deployment whose ``app.kubernetes.io/version`` label says what is installed."""
     label_version: str
-    generated_secret: str | None = None
-    """A webhook certificate Secret made at install time (Chaos Mesh's, as its chart does)."""
+    certificates: Mapping[str, Certificate] = field(default_factory=dict)
+    """Secret name → the certificate it gets at install, all signed by one CA made per install
+    (Chaos Mesh's, as its chart's ``genCA`` does): the vendored Secret's ``data`` and the
+    webhook configurations' ``caBundle`` say ``PLACEHOLDER`` until then."""
+
+
+_MESH_WEBHOOK = "chaos-mesh-controller-manager.chaos-mesh"
 
 
 RELEASES = {
     "chaos-mesh": Release(
         "chaos-mesh", "Chaos Mesh", "v2.8.3", "chaos-mesh-v2.8.3", "chaos-mesh",
-        "chaos-controller-manager", "2.8.3", "chaos-mesh-webhook-certs",
+        "chaos-controller-manager", "2.8.3",
+        {
+            # the admission webhooks' server: the controller's Service, as the API server calls it
+            "chaos-mesh-webhook-certs": Certificate(
+                f"{_MESH_WEBHOOK}.svc",
+                ("chaos-mesh-controller-manager", _MESH_WEBHOOK, f"{_MESH_WEBHOOK}.svc"),
+            ),
+            # chaos-daemon's gRPC server and the controller as its client (mutual TLS); the
+            # names are the chart's (the controller dials the pod's IP, naming this server)
+            "chaos-mesh-daemon-certs": Certificate(
+                "chaos-daemon.chaos-mesh.org", ("localhost", "chaos-daemon.chaos-mesh.org")
+            ),
+            "chaos-mesh-daemon-client-certs": Certificate(
+                "controller-manager.chaos-mesh.org",
+                ("localhost", "controller-manager.chaos-mesh.org"),
+                client=True,
+            ),
+        },
     ),
     "litmus": Release(
         "litmus", "Litmus", "3.18.0", "litmus-3.18.0", "litmus", "litmus", "3.18.0"
@@ -66,14 +115,22 @@ INSTALL_ROLES = {
     "clusterroles.rbac.authorization.k8s.io": (
         "chaos-mesh-chaos-controller-manager-cluster-level",
         "chaos-mesh-chaos-controller-manager-target-namespace",
+        "chaos-mesh-chaos-dashboard-cluster-level",
+        "chaos-mesh-chaos-dashboard-target-namespace",
+        "chaos-mesh-chaos-dns-server-cluster-level",
+        "chaos-mesh-chaos-dns-server-target-namespace",
         "litmus",
     ),
-    "roles.rbac.authorization.k8s.io": ("chaos-mesh-chaos-controller-manager-control-plane",),
+    "roles.rbac.authorization.k8s.io": (
+        "chaos-mesh-chaos-controller-manager-control-plane",
+        "chaos-mesh-chaos-dns-server-control-plane",
+    ),
 }
 """The (Cluster)Roles the vendored releases create and bind (a test compares them with the
 files): the only ones the plugin's ``escalate`` and ``bind`` are narrowed to (:func:`narrow`)."""
 VERSION_LABEL = "app.kubernetes.io/version"
-PLACEHOLDER = "(generated at install: a CA and a serving certificate)"
+PLACEHOLDER = "(generated at install)"
+"""Where a vendored file leaves a Secret's ``data`` or a webhook's ``caBundle`` to the install."""
 
 
 def objects(release: Release) -> list[dict[str, Any]]:
@@ -95,26 +152,7 @@ def objects(release: Release) -> list[dict[str, Any]]:
         if obj["kind"] == "Deployment" and obj["metadata"]["name"] == release.controller:
             labels = obj["metadata"].setdefault("labels", {})
             labels[VERSION_LABEL] = release.label_version
-    if release.generated_secret:
-        found.insert(_before_controller(found, release), _secret_stub(release))
     return found
-
-
-def _before_controller(found: list[dict[str, Any]], release: Release) -> int:
-    return next(
-        i for i, o in enumerate(found)
-        if o["kind"] == "Deployment" and o["metadata"]["name"] == release.controller
-    )  # fmt: skip
-
-
-def _secret_stub(release: Release) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {"name": release.generated_secret, "namespace": release.namespace},
-        "data": PLACEHOLDER,
-    }
 
 
 def describe(obj: dict[str, Any]) -> str:
@@ -123,52 +161,104 @@ def describe(obj: dict[str, Any]) -> str:
     return f"{obj['kind']} {where}{meta['name']}"
 
 
-def webhook_secret_data(release: Release) -> dict[str, str]:
-    """A CA and a certificate for the controller's webhook Service, as the chart's ``genCA``
-    and ``genSignedCert`` make them (5 years; the Service's in-cluster names). Made per
-    install and never shown: only the cluster holds the key."""
+@dataclass(frozen=True)
+class Material:
+    """What an install generates: the CA's certificate (base64 of its PEM, as a ``caBundle``
+    and a Secret's ``ca.crt`` hold it) and each generated Secret's ``data``. Keys included:
+    only ever sent to the cluster, never shown."""
+
+    ca_bundle: str
+    secrets: Mapping[str, Mapping[str, str]]
+
+
+def certificate_material(release: Release) -> Material:
+    """One CA for this install, and for each of the release's certificates a key and a
+    certificate it signs, as the chart's ``genCA`` and ``genSignedCert`` make them (RSA 2048,
+    5 years); each Secret gets ``ca.crt``, ``tls.crt`` and ``tls.key``. Made per install and
+    never shown: only the cluster holds the keys (the CA's own key is dropped here)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     now = datetime.datetime.now(datetime.UTC)
     until = now + datetime.timedelta(days=1825)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def usage(ca: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(
+            digital_signature=True, key_encipherment=not ca, key_cert_sign=ca,
+            content_commitment=False, data_encipherment=False, key_agreement=False,
+            crl_sign=False, encipher_only=False, decipher_only=False,
+        )  # fmt: skip
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{release.project}-ca")])
+    ca_name = name(f"{release.project}-ca")
     ca = (
         x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
         .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now).not_valid_after(until)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage(ca=True), critical=True)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
-    service = "chaos-mesh-controller-manager"
-    names = [service, f"{service}.{release.namespace}", f"{service}.{release.namespace}.svc"]
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]))
-        .issuer_name(ca_name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(until)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-
-    def pem(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return {
-        "ca.crt": pem(ca.public_bytes(serialization.Encoding.PEM)),
-        "tls.crt": pem(cert.public_bytes(serialization.Encoding.PEM)),
-        "tls.key": pem(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
+    ca_pem = b64(ca.public_bytes(serialization.Encoding.PEM))
+    secrets: dict[str, dict[str, str]] = {}
+    for secret, wanted in release.certificates.items():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        use = ExtendedKeyUsageOID.CLIENT_AUTH if wanted.client else ExtendedKeyUsageOID.SERVER_AUTH
+        cert = (
+            x509.CertificateBuilder().subject_name(name(wanted.common_name))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(until)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(ca=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([use]), critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in wanted.dns_names]), False
             )
-        ),
-    }
+            .sign(ca_key, hashes.SHA256())
+        )  # fmt: skip
+        secrets[secret] = {
+            "ca.crt": ca_pem,
+            "tls.crt": b64(cert.public_bytes(serialization.Encoding.PEM)),
+            "tls.key": b64(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.TraditionalOpenSSL,
+                    serialization.NoEncryption(),
+                )
+            ),
+        }
+    return Material(ca_pem, secrets)
+
+
+def filled(obj: dict[str, Any], release: Release, material: Material | None) -> dict[str, Any]:
+    """``obj`` with its placeholders replaced by ``material``; with ``None`` (asking the
+    cluster whether the object exists, no key made for that) by empty values."""
+    if obj["kind"] == "Secret" and obj.get("data") == PLACEHOLDER:
+        name = obj["metadata"]["name"]
+        if name not in release.certificates:
+            raise CommandError(f"{release.folder}: no certificate is made for Secret {name}")
+        return {**obj, "data": dict(material.secrets[name]) if material else {}}
+    if obj["kind"] in WEBHOOK_KINDS:
+        hooks = []
+        for hook in obj.get("webhooks") or []:
+            config = dict(hook.get("clientConfig") or {})
+            if config.get("caBundle") == PLACEHOLDER:
+                if material:
+                    config["caBundle"] = material.ca_bundle
+                else:
+                    del config["caBundle"]
+            hooks.append({**hook, "clientConfig": config})
+        return {**obj, "webhooks": hooks}
+    return obj
 
 
 # -- the commands ----------------------------------------------------------------------------
@@ -188,47 +278,49 @@ async def install(ctx: CommandContext, release: Release) -> Reply:
         "dry_run": dry_run, "created": [], "existed": [],
     }  # fmt: skip
     installed = await installed_version(ctx, release, cluster)
-    if installed is not None:
-        same = installed == release.label_version
+    if installed is not None and installed != release.label_version:
         text = (
-            f"{release.name} is already installed on {cluster}, version {installed}"
-            + ("; nothing to do." if same else f" (this plugin installs {release.version}; "
-               "it changes nothing: upgrade it with the project's own tools).")
-        )  # fmt: skip
+            f"{release.name} is already installed on {cluster}, version {installed} (this "
+            f"plugin installs {release.version}; it changes nothing: upgrade it with the "
+            "project's own tools)."
+        )
         return Reply(text=text, data={"install": {**summary, "installed": installed}})
     wanted = objects(release)
     for obj in wanted:  # the admin's own rights, for every object, before anything is made
         resource, namespaced = RESOURCES[obj["kind"]]
         namespace = obj["metadata"].get("namespace") if namespaced else None
         await ctx.kubernetes.check("create", resource, namespace=namespace, cluster=cluster)
-    listed = [describe(o) for o in wanted]
-    summary["objects"] = listed
+    summary["objects"] = [describe(o) for o in wanted]
+    missing, present = await _missing(ctx, release, wanted, cluster)
+    summary["existed"] = [describe(o) for o in present]
+    summary["missing"] = [describe(o) for o in missing]
+    if installed is not None:
+        summary["installed"] = installed
+    if not missing:
+        return Reply(
+            text=f"{release.name} is already installed on {cluster}, version "
+            f"{installed or release.label_version}; nothing to do.",
+            data={"install": summary},
+        )
     if dry_run:
         return Reply(
             text=f"🧪 Dry run: {release.name} {release.version} on {cluster} would create "
-            f"{len(listed)} objects (nothing was changed):",
-            tables=[_table(listed, "would create")],
+            f"{len(missing)} objects ({len(present)} already there; nothing was changed):",
+            tables=[_table(missing, present)],
             data={"install": summary},
         )
-    crds = sum(1 for o in wanted if o["kind"] == "CustomResourceDefinition")
-    prompt = (
-        f"Install {release.name} {release.version} on cluster {cluster}: {crds} CRDs and "
-        f"{len(wanted) - crds} controller objects in namespace {release.namespace} "
-        "(ClusterRoles included)?"
-    )
-    if not await ctx.confirm(prompt, danger=True):
+    if not await ctx.confirm(_prompt(release, cluster, missing, present), danger=True):
         return Reply(text="Cancelled: nothing was installed.", data={"install": summary})
-    rows = []
-    for obj in wanted:
+    material = certificate_material(release) if release.certificates else None
+    rows = [[describe(o), "already there"] for o in present]
+    for obj in missing:
         resource, namespaced = RESOURCES[obj["kind"]]
         namespace = obj["metadata"].get("namespace") if namespaced else None
-        body = obj
-        if obj["kind"] == "Secret" and obj.get("data") == PLACEHOLDER:
-            body = {**obj, "data": webhook_secret_data(release)}
+        body = filled(obj, release, material)
         try:
             await ctx.kubernetes.create(resource, body, namespace=namespace, cluster=cluster)
         except CommandError as error:
-            if not str(error).startswith("conflict"):
+            if not str(error).startswith("conflict"):  # made meanwhile: left as it is
                 made = ", ".join(summary["created"]) or "nothing"
                 raise CommandError(
                     f"installing {release.name} {release.version} stopped at "
@@ -249,6 +341,79 @@ async def install(ctx: CommandContext, release: Release) -> Reply:
     )
 
 
+async def _missing(
+    ctx: CommandContext, release: Release, wanted: list[dict[str, Any]], cluster: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Which of ``wanted`` the cluster lacks and which it has: each creation asked as a
+    server-side dry run, as the plugin (the create right it has anyway; no read right on
+    Secrets, roles or webhooks needed), placeholders left empty. "Already exists" means there;
+    "not found" (its namespace is not made yet) means missing; anything else stops here."""
+    missing, present = [], []
+    for obj in wanted:
+        resource, namespaced = RESOURCES[obj["kind"]]
+        namespace = obj["metadata"].get("namespace") if namespaced else None
+        try:
+            await ctx.plugin.kubernetes.create(
+                resource, filled(obj, release, None), namespace=namespace, cluster=cluster,
+                dry_run=True,
+            )  # fmt: skip
+        except CommandError as error:
+            if str(error).startswith("conflict"):
+                present.append(obj)
+                continue
+            if not str(error).startswith("not found"):
+                raise CommandError(
+                    f"cannot install {release.name} {release.version}: {describe(obj)}: "
+                    f"{error}. Nothing was changed."
+                ) from None
+        missing.append(obj)
+    return missing, present
+
+
+def _prompt(
+    release: Release, cluster: str, missing: list[dict[str, Any]], present: list[dict[str, Any]]
+) -> str:
+    """What the admin agrees to, plainly: how many objects, and the powerful ones by name."""
+    crds = sum(1 for o in missing if o["kind"] == "CustomResourceDefinition")
+    text = (
+        f"Install {release.name} {release.version} on cluster {cluster}: {crds} CRDs and "
+        f"{len(missing) - crds} objects in namespace {release.namespace} (ClusterRoles included)"
+    )
+    if present:  # a previous install (or an interrupted one): say what is added
+        others = [describe(o) for o in missing if o["kind"] != "CustomResourceDefinition"]
+        more = f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
+        text += (
+            f"; {len(present)} objects are already there and left as they are, it adds: "
+            + ", ".join(others[:SHOWN])
+            + more
+        )
+    warnings = []
+    for obj in missing:
+        if obj["kind"] == "DaemonSet" and _privileged(obj):
+            warnings.append(
+                f"⚠️ {describe(obj)} is a PRIVILEGED DaemonSet: a pod on EVERY node with the "
+                "host's PIDs, /sys and the container runtime's socket (root on the nodes)"
+            )
+    hooks = [describe(o) for o in missing if o["kind"] in WEBHOOK_KINDS]
+    if hooks:
+        warnings.append(
+            f"⚠️ admission webhooks ({', '.join(hooks)}): the API server sends every "
+            f"{release.name} object to the controller, and refuses it while that is down"
+        )
+    return "\n".join([text + "?", *warnings])
+
+
+SHOWN = 30
+"""Objects a prompt names at most (a Discord message holds 2,000 characters)."""
+
+
+def _privileged(obj: dict[str, Any]) -> bool:
+    spec = obj["spec"]["template"]["spec"]
+    return bool(spec.get("hostPID")) or any(
+        (c.get("securityContext") or {}).get("privileged") for c in spec["containers"]
+    )
+
+
 async def installed_version(ctx: CommandContext, release: Release, cluster: str) -> str | None:
     """The version label of the release's controller Deployment, or ``None`` if there is none
     (read as the plugin: whether something is installed is no secret)."""
@@ -264,8 +429,9 @@ async def installed_version(ctx: CommandContext, release: Release, cluster: str)
     return str(labels.get(VERSION_LABEL) or "unknown")
 
 
-def _table(listed: list[str], what: str) -> Table:
-    return Table(["OBJECT", "ACTION"], [[o, what] for o in listed])
+def _table(missing: list[dict[str, Any]], present: list[dict[str, Any]]) -> Table:
+    rows = [[describe(o), "already there"] for o in present]
+    return Table(["OBJECT", "ACTION"], rows + [[describe(o), "would create"] for o in missing])
 
 
 async def narrow(kubernetes: Any) -> None:
