@@ -17,6 +17,7 @@ import time
 
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from .conftest import ADMIN, ALICE, VIEWER
 from .test_experiment_files import write
@@ -337,40 +338,98 @@ async def test_after_the_install_network_and_stress_chaos_files_apply(chaos, hom
     assert exists(homelab, "stresschaos", "-n", "media", "burn-media")
 
 
+def previous_version_objects() -> list[dict]:
+    """What the previous plugin version installed: the CRDs and the controller (no daemon,
+    dashboard, DNS server nor webhooks), its namespace without the Pod Security label, its
+    controller without the daemon's client certificate (mTLS off), and its webhook certificate
+    Secret from a CA of its own (whose key it did not keep)."""
+    from dataclasses import replace
+
+    from clustercord_builtins.chaos.install import (
+        RELEASES,
+        WEBHOOK_KINDS,
+        certificate_material,
+        filled,
+        objects,
+    )  # fmt: skip
+
+    mesh = RELEASES["chaos-mesh"]
+    webhook = "chaos-mesh-webhook-certs"
+    its_own = replace(mesh, certificates={webhook: mesh.certificates[webhook]})
+    material = certificate_material(its_own)
+    old = []
+    for obj in objects(mesh):
+        name = obj["metadata"]["name"]
+        if obj["kind"] in WEBHOOK_KINDS or any(p in name for p in ("daemon", "dashboard", "dns")):
+            continue
+        if obj["kind"] == "Namespace":
+            obj["metadata"].pop("labels")
+        if obj["kind"] == "Deployment":
+            pod = obj["spec"]["template"]["spec"]
+            container = pod["containers"][0]
+            container["env"] = [e for e in container["env"] if "CERT" not in e["name"]
+                                and "CLIENT_KEY" not in e["name"]]  # fmt: skip
+            container["volumeMounts"] = container["volumeMounts"][:1]
+            pod["volumes"] = pod["volumes"][:1]
+        old.append(filled(obj, its_own, material))
+    return old
+
+
 async def test_a_release_the_previous_plugin_version_installed_gets_the_rest(chaos, homelab):
-    # What the previous plugin version made: the CRDs and the controller (its Deployment
-    # labelled with the same version), no daemon, no dashboard, no webhooks.
-    homelab.kubectl("create", "namespace", "chaos-mesh")
-    homelab.kubectl(
-        "create", "deployment", "chaos-controller-manager", "-n", "chaos-mesh",
-        "--image=ghcr.io/chaos-mesh/chaos-mesh:v2.8.3",
-    )  # fmt: skip
-    homelab.kubectl(
-        "label", "deployment", "chaos-controller-manager", "-n", "chaos-mesh",
-        "app.kubernetes.io/version=2.8.3",
-    )  # fmt: skip
-    old = ["Namespace chaos-mesh", "Deployment chaos-mesh/chaos-controller-manager"]
+    from clustercord_builtins.chaos.install import describe
+
+    old = previous_version_objects()
+    homelab.kubectl("create", "-f", "-", input="\n".join(json.dumps(o) for o in old))
+    assert not exists(homelab, "daemonset", "-n", "chaos-mesh", "chaos-daemon")
+    old_ca = certificate(get(homelab, "secret", "-n", "chaos-mesh", MESH_SECRETS[0]), "ca.crt")
+    outdated = [
+        "Namespace chaos-mesh",
+        "Secret chaos-mesh/chaos-mesh-webhook-certs",
+        "Deployment chaos-mesh/chaos-controller-manager",
+    ]
 
     dry = await chaos.run("/chaos mesh install dry_run:true", user=ADMIN, frontend="discord")
     assert dry.ok and "would create" in dry.text and "already installed" not in dry.text
-    assert dry.reply.data["install"]["existed"] == old
-    assert "DaemonSet chaos-mesh/chaos-daemon" in dry.reply.data["install"]["missing"]
+    plan = dry.reply.data["install"]
+    assert len(plan["existed"]) == len(old) and plan["outdated"] == outdated
+    assert "DaemonSet chaos-mesh/chaos-daemon" in plan["missing"]
     assert not exists(homelab, "daemonset", "-n", "chaos-mesh", "chaos-daemon")
+    assert "labels" not in get(homelab, "namespace", "chaos-mesh")["metadata"] or (
+        "pod-security.kubernetes.io/enforce"
+        not in get(homelab, "namespace", "chaos-mesh")["metadata"]["labels"]
+    )
 
     made = await chaos.run("/chaos mesh install", user=ADMIN, frontend="discord")
     assert made.ok, made.text
     prompt = made.asked[0].prompt
-    assert "2 objects are already there" in prompt and "DaemonSet chaos-mesh/chaos-daemon" in prompt
-    assert "Deployment chaos-mesh/chaos-dashboard" in prompt and "PRIVILEGED" in prompt
+    assert f"{len(old)} objects are already there" in prompt, prompt
+    assert "DaemonSet chaos-mesh/chaos-daemon" in prompt and "PRIVILEGED" in prompt
+    assert "it updates: Namespace chaos-mesh (metadata.labels)" in prompt
+    assert "a new CA" in prompt
     report = made.reply.data["install"]
-    assert report["existed"] == old
-    assert set(report["created"]) == set(report["objects"]) - set(old)
-    assert exists(homelab, "daemonset", "-n", "chaos-mesh", "chaos-daemon")
-    assert exists(homelab, "validatingwebhookconfiguration", "chaos-mesh-validation")
+    assert report["updated"] == outdated
+    assert set(report["created"]) == set(report["objects"]) - {describe(o) for o in old}
     assert len(crds(homelab, "chaos-mesh.org")) == 23
+    labels = get(homelab, "namespace", "chaos-mesh")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    controller = get(homelab, "deploy", "-n", "chaos-mesh", "chaos-controller-manager")
+    volumes = [v["name"] for v in controller["spec"]["template"]["spec"]["volumes"]]
+    assert volumes == ["webhook-certs", "chaos-daemon-client-cert"]  # mTLS on
+    # The old webhook certificate is replaced: the new CA is behind every one and every caBundle
+    secrets = {s: get(homelab, "secret", "-n", "chaos-mesh", s) for s in MESH_SECRETS}
+    ca = certificate(secrets["chaos-mesh-webhook-certs"], "ca.crt")
+    assert ca != old_ca
+    for secret in secrets.values():
+        certificate(secret).verify_directly_issued_by(ca)
+    for kind, name, _ in WEBHOOKS:
+        for hook in get(homelab, kind, name)["webhooks"]:
+            assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca.public_bytes(
+                serialization.Encoding.PEM
+            )
 
     again = await chaos.run("/chaos mesh install", user=ADMIN, frontend="discord")
     assert "already installed" in again.text and again.reply.data["install"]["created"] == []
+    assert again.reply.data["install"]["updated"] == [] and not again.asked
 
 
 async def test_another_version_installed_is_left_alone(chaos, homelab):
@@ -390,11 +449,14 @@ async def test_another_version_installed_is_left_alone(chaos, homelab):
     assert not exists(homelab, "daemonset", "-n", "chaos-mesh", "chaos-daemon")
 
 
-async def test_the_plugin_creates_webhooks_and_daemonsets_but_cannot_change_them(chaos, homelab):
-    """Admission webhooks and a privileged DaemonSet are powerful: the plugin declares only
-    `create` on them (RBAC cannot narrow `create` to names). It may not update, patch or delete
-    a webhook configuration or a DaemonSet (its own install's or anyone's), so it cannot point
-    a webhook elsewhere, nor swap the daemon's image."""
+async def test_patch_reaches_only_what_an_install_updates(chaos, homelab):
+    """Admission webhooks, a privileged DaemonSet and certificate Secrets are powerful. The
+    plugin may create them (RBAC cannot narrow `create` to names) but patch only the objects an
+    install updates (`PATCHED`, narrowed at enable): never another webhook configuration (to
+    repoint it), Secret, Deployment or namespace, and no DaemonSet at all (to swap the daemon's
+    image); nor update, delete or read any of them."""
+    from clustercord_builtins.chaos.install import PATCHED
+
     await chaos.kernel.plugin_identities.settle()
     account = "system:serviceaccount:clustercord-system:plugin-chaos"
 
@@ -403,12 +465,39 @@ async def test_the_plugin_creates_webhooks_and_daemonsets_but_cannot_change_them
         assert answer.stdout.strip() in ("yes", "no"), answer.stderr
         return answer.stdout.strip() == "yes"
 
-    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
-        assert can("create", f"{kind}.admissionregistration.k8s.io")
-        for verb in ("update", "patch", "delete"):
-            assert not can(verb, f"{kind}.admissionregistration.k8s.io/chaos-mesh-validation")
-            assert not can(verb, f"{kind}.admissionregistration.k8s.io/chaos-mesh-mutation")
+    for resource, names in PATCHED.items():
+        where = ("-n", "chaos-mesh") if resource in ("secrets", "deployments.apps") else ()
+        assert can("create", resource, *where)
+        for name in names:
+            assert can("patch", f"{resource}/{name}", *where), (resource, name)
+            assert not can("update", f"{resource}/{name}", *where)
+            assert not can("delete", f"{resource}/{name}", *where)
+        assert not can("patch", f"{resource}/someone-else", *where), resource
+    assert not can("get", "secrets/chaos-mesh-webhook-certs", "-n", "chaos-mesh")
+    assert not can("patch", "secrets/admin-token", "-n", "kube-system")
+    assert not can("patch", "namespaces/kube-system")
+    assert not can("patch", "deployments.apps/coredns", "-n", "kube-system")
     assert can("create", "daemonsets.apps", "-n", "chaos-mesh")
     for verb in ("update", "patch", "delete"):
         assert not can(verb, "daemonsets.apps/chaos-daemon", "-n", "chaos-mesh")
         assert not can(verb, "daemonsets.apps/kube-proxy", "-n", "kube-system")
+
+
+def test_the_patched_names_are_what_the_vendored_files_let_an_install_update():
+    from clustercord_builtins.chaos.install import (
+        PATCHED,
+        RELEASES,
+        RESOURCES,
+        describe,
+        objects,
+        signed,
+    )
+
+    patched: dict[str, set[str]] = {}
+    for release in RELEASES.values():
+        for obj in objects(release):
+            if signed(obj) or describe(obj) in release.refreshed:
+                resource = RESOURCES[obj["kind"]][0]
+                patched.setdefault(resource, set()).add(obj["metadata"]["name"])
+        assert set(release.certificates) <= patched.get("secrets", set())
+    assert {k: set(v) for k, v in PATCHED.items()} == patched

@@ -8,9 +8,13 @@ workloads, webhook configurations last), each with the invoking admin's own righ
 first. Which objects are already there is asked of the cluster first (a server-side dry run of
 each creation: no read right is needed for it), and only the missing ones are created: a second
 run creates nothing, an interrupted one is finished, and a release a previous plugin version
-installed in part (Chaos Mesh's controller alone, same version) gets the rest. A controller
-Deployment of another version (its ``app.kubernetes.io/version`` label) is refused: nothing is
-asked or changed.
+installed in part (Chaos Mesh's controller alone, same version) gets the rest: then the objects
+that version made otherwise (its namespace without the Pod Security label, its controller
+without the chaos-daemon client certificate) are patched up to date, and since a new CA is made
+whenever a certificate Secret or webhook configuration is missing, the ones already there are
+renewed with it (one CA behind every certificate and caBundle). A controller Deployment of
+another version (its ``app.kubernetes.io/version`` label) is refused: nothing is asked or
+changed.
 """
 
 from __future__ import annotations
@@ -80,6 +84,9 @@ class Release:
     """Secret name → the certificate it gets at install, all signed by one CA made per install
     (Chaos Mesh's, as its chart's ``genCA`` does): the vendored Secret's ``data`` and the
     webhook configurations' ``caBundle`` say ``PLACEHOLDER`` until then."""
+    refreshed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Objects a previous plugin version made otherwise (by :func:`describe`) → the parts
+    (dotted paths) brought up to date when the cluster's lack what the vendored ones hold."""
 
 
 _MESH_WEBHOOK = "chaos-mesh-controller-manager.chaos-mesh"
@@ -106,6 +113,12 @@ RELEASES = {
                 client=True,
             ),
         },
+        {
+            # The previous plugin version installed the controller alone: no Pod Security
+            # label for the privileged daemon, no daemon client certificate (mTLS off).
+            "Namespace chaos-mesh": ("metadata.labels",),
+            "Deployment chaos-mesh/chaos-controller-manager": ("metadata.labels", "spec.template"),
+        },
     ),
     "litmus": Release(
         "litmus", "Litmus", "3.18.0", "litmus-3.18.0", "litmus", "litmus", "3.18.0"
@@ -128,6 +141,21 @@ INSTALL_ROLES = {
 }
 """The (Cluster)Roles the vendored releases create and bind (a test compares them with the
 files): the only ones the plugin's ``escalate`` and ``bind`` are narrowed to (:func:`narrow`)."""
+PATCHED = {
+    "namespaces": ("chaos-mesh",),
+    "deployments.apps": ("chaos-controller-manager",),
+    "secrets": (
+        "chaos-mesh-daemon-certs", "chaos-mesh-daemon-client-certs", "chaos-mesh-webhook-certs",
+    ),
+    "mutatingwebhookconfigurations.admissionregistration.k8s.io": ("chaos-mesh-mutation",),
+    "validatingwebhookconfigurations.admissionregistration.k8s.io": (
+        "chaos-mesh-validation", "chaos-mesh-validation-auth",
+    ),
+}  # fmt: skip
+"""What an install may patch (the releases' ``refreshed`` objects, their certificate Secrets
+and webhook configurations; a test compares them with the files): the plugin's ``patch`` of
+these resources is narrowed to these names (:func:`narrow`), so it cannot repoint anyone
+else's webhook, read-modify another Secret or change another Deployment."""
 VERSION_LABEL = "app.kubernetes.io/version"
 PLACEHOLDER = "(generated at install)"
 """Where a vendored file leaves a Secret's ``data`` or a webhook's ``caBundle`` to the install."""
@@ -275,7 +303,7 @@ async def install(ctx: CommandContext, release: Release) -> Reply:
     dry_run = bool(ctx.options.get("dry_run"))
     summary: dict[str, Any] = {
         "project": release.project, "version": release.version, "cluster": cluster,
-        "dry_run": dry_run, "created": [], "existed": [],
+        "dry_run": dry_run, "created": [], "updated": [], "existed": [],
     }  # fmt: skip
     installed = await installed_version(ctx, release, cluster)
     if installed is not None and installed != release.label_version:
@@ -291,12 +319,19 @@ async def install(ctx: CommandContext, release: Release) -> Reply:
         namespace = obj["metadata"].get("namespace") if namespaced else None
         await ctx.kubernetes.check("create", resource, namespace=namespace, cluster=cluster)
     summary["objects"] = [describe(o) for o in wanted]
-    missing, present = await _missing(ctx, release, wanted, cluster)
-    summary["existed"] = [describe(o) for o in present]
-    summary["missing"] = [describe(o) for o in missing]
+    plan = await _survey(ctx, release, wanted, cluster)
+    for obj, _ in plan.updates:  # and, for what it would change, theirs to patch it
+        resource, namespaced = RESOURCES[obj["kind"]]
+        namespace = obj["metadata"].get("namespace") if namespaced else None
+        await ctx.kubernetes.check(
+            "patch", resource, name=obj["metadata"]["name"], namespace=namespace, cluster=cluster
+        )
+    summary["existed"] = [describe(o) for o in plan.present]
+    summary["missing"] = [describe(o) for o in plan.missing]
+    summary["outdated"] = [describe(o) for o, _ in plan.updates]
     if installed is not None:
         summary["installed"] = installed
-    if not missing:
+    if not plan.missing and not plan.updates:
         return Reply(
             text=f"{release.name} is already installed on {cluster}, version "
             f"{installed or release.label_version}; nothing to do.",
@@ -305,49 +340,81 @@ async def install(ctx: CommandContext, release: Release) -> Reply:
     if dry_run:
         return Reply(
             text=f"🧪 Dry run: {release.name} {release.version} on {cluster} would create "
-            f"{len(missing)} objects ({len(present)} already there; nothing was changed):",
-            tables=[_table(missing, present)],
+            f"{len(plan.missing)} objects and update {len(plan.updates)} "
+            f"({len(plan.present)} already there; nothing was changed):",
+            tables=[_table(wanted, plan)],
             data={"install": summary},
         )
-    if not await ctx.confirm(_prompt(release, cluster, missing, present), danger=True):
+    if not await ctx.confirm(_prompt(release, cluster, plan), danger=True):
         return Reply(text="Cancelled: nothing was installed.", data={"install": summary})
-    material = certificate_material(release) if release.certificates else None
-    rows = [[describe(o), "already there"] for o in present]
-    for obj in missing:
+    material = certificate_material(release) if plan.renew else None
+    updates = {id(o): parts for o, parts in plan.updates}
+    missing = {id(o) for o in plan.missing}
+    rows = []
+    for obj in wanted:  # file order: what an object needs is made or updated before it
         resource, namespaced = RESOURCES[obj["kind"]]
         namespace = obj["metadata"].get("namespace") if namespaced else None
         body = filled(obj, release, material)
         try:
-            await ctx.kubernetes.create(resource, body, namespace=namespace, cluster=cluster)
+            if id(obj) in missing:
+                await ctx.kubernetes.create(resource, body, namespace=namespace, cluster=cluster)
+            elif id(obj) in updates:
+                await ctx.kubernetes.patch(
+                    resource, obj["metadata"]["name"], _parts(body, updates[id(obj)]),
+                    namespace=namespace, cluster=cluster,
+                )  # fmt: skip
+            else:
+                rows.append([describe(obj), "already there"])
+                continue
         except CommandError as error:
-            if not str(error).startswith("conflict"):  # made meanwhile: left as it is
-                made = ", ".join(summary["created"]) or "nothing"
-                raise CommandError(
-                    f"installing {release.name} {release.version} stopped at "
-                    f"{describe(obj)}: {error}. Created before: {made}; run it again to finish."
-                ) from None
-            summary["existed"].append(describe(obj))
-            rows.append([describe(obj), "already there"])
-            continue
-        summary["created"].append(describe(obj))
-        rows.append([describe(obj), "created"])
+            if id(obj) in missing and str(error).startswith("conflict"):  # made meanwhile
+                summary["existed"].append(describe(obj))
+                rows.append([describe(obj), "already there"])
+                continue
+            done = ", ".join(summary["created"] + summary["updated"]) or "nothing"
+            raise CommandError(
+                f"installing {release.name} {release.version} stopped at "
+                f"{describe(obj)}: {error}. Done before: {done}; run it again to finish."
+            ) from None
+        what = "created" if id(obj) in missing else "updated"
+        summary[what].append(describe(obj))
+        rows.append([describe(obj), what])
     return Reply(
         text=(
             f"✅ {release.name} {release.version} installed on {cluster}: "
-            f"{len(summary['created'])} objects created, {len(summary['existed'])} already there."
+            f"{len(summary['created'])} objects created, {len(summary['updated'])} updated, "
+            f"{len(summary['existed'])} already there."
         ),
         tables=[Table(["OBJECT", "RESULT"], rows, title=f"{release.name} {release.version}")],
         data={"install": summary},
     )
 
 
-async def _missing(
+@dataclass
+class Plan:
+    """What an install changes: objects to create, objects there (and which of them it
+    updates, with the parts), and whether it makes a new CA (``renew``)."""
+
+    missing: list[dict[str, Any]]
+    present: list[dict[str, Any]]
+    updates: list[tuple[dict[str, Any], tuple[str, ...]]]
+    renew: bool
+
+
+async def _survey(
     ctx: CommandContext, release: Release, wanted: list[dict[str, Any]], cluster: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Which of ``wanted`` the cluster lacks and which it has: each creation asked as a
-    server-side dry run, as the plugin (the create right it has anyway; no read right on
-    Secrets, roles or webhooks needed), placeholders left empty. "Already exists" means there;
-    "not found" (its namespace is not made yet) means missing; anything else stops here."""
+) -> Plan:
+    """Which of ``wanted`` the cluster lacks, which it has, and which of those to update.
+
+    Whether an object is there is asked as a server-side dry run of its creation, as the
+    plugin (the create right it has anyway; no read right on Secrets, roles or webhooks
+    needed), placeholders left empty: "already exists" means there; "not found" (its
+    namespace is not made yet) means missing; anything else stops here.
+
+    Updated: the release's ``refreshed`` objects whose parts lack what the vendored ones
+    hold (read as the plugin); and when a certificate Secret or webhook configuration is
+    missing, the ones already there, since the install's new CA must be behind all of them
+    (the CA that signed the old ones was never kept, as with the chart's ``genCA``)."""
     missing, present = [], []
     for obj in wanted:
         resource, namespaced = RESOURCES[obj["kind"]]
@@ -367,26 +434,83 @@ async def _missing(
                     f"{error}. Nothing was changed."
                 ) from None
         missing.append(obj)
-    return missing, present
+    renew = any(signed(o) for o in missing)
+    updates: list[tuple[dict[str, Any], tuple[str, ...]]] = []
+    for obj in present:
+        parts = release.refreshed.get(describe(obj))
+        if parts:
+            resource, namespaced = RESOURCES[obj["kind"]]
+            namespace = obj["metadata"].get("namespace") if namespaced else None
+            have = await ctx.plugin.kubernetes.get(
+                resource, obj["metadata"]["name"], namespace=namespace, cluster=cluster
+            )
+            stale = tuple(p for p in parts if not _covers(_part(have, p), _part(obj, p)))
+            if stale:
+                updates.append((obj, stale))
+        elif renew and signed(obj):
+            updates.append((obj, ("data",) if obj["kind"] == "Secret" else ("webhooks",)))
+    return Plan(missing, present, updates, renew)
 
 
-def _prompt(
-    release: Release, cluster: str, missing: list[dict[str, Any]], present: list[dict[str, Any]]
-) -> str:
-    """What the admin agrees to, plainly: how many objects, and the powerful ones by name."""
+def signed(obj: dict[str, Any]) -> bool:
+    """Whether ``obj`` holds what the install's CA makes (a certificate Secret, a caBundle)."""
+    if obj["kind"] == "Secret":
+        return obj.get("data") == PLACEHOLDER
+    return obj["kind"] in WEBHOOK_KINDS and any(
+        (h.get("clientConfig") or {}).get("caBundle") == PLACEHOLDER for h in obj["webhooks"]
+    )
+
+
+def _part(obj: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        obj = (obj or {}).get(key) or {}
+    return obj
+
+
+def _parts(body: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """A merge patch setting ``paths`` of ``body`` (a list in it replaces the object's)."""
+    patch: dict[str, Any] = {}
+    for path in paths:
+        *parents, last = path.split(".")
+        into = patch
+        for key in parents:
+            into = into.setdefault(key, {})
+        into[last] = _part(body, path)
+    return patch
+
+
+def _covers(have: Any, want: Any) -> bool:
+    """Whether ``have`` (as the cluster returns it, defaults added) holds all of ``want``."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(
+            k in have and _covers(have[k], v) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return isinstance(have, list) and all(any(_covers(h, w) for h in have) for w in want)
+    return have == want or str(have) == str(want)
+
+
+def _prompt(release: Release, cluster: str, plan: Plan) -> str:
+    """What the admin agrees to, plainly: how many objects, what is already there and what
+    is added or changed, and the powerful ones by name."""
+    missing = plan.missing
     crds = sum(1 for o in missing if o["kind"] == "CustomResourceDefinition")
     text = (
         f"Install {release.name} {release.version} on cluster {cluster}: {crds} CRDs and "
         f"{len(missing) - crds} objects in namespace {release.namespace} (ClusterRoles included)"
     )
-    if present:  # a previous install (or an interrupted one): say what is added
+    if plan.present:  # a previous install (or an interrupted one): say what is added
         others = [describe(o) for o in missing if o["kind"] != "CustomResourceDefinition"]
         more = f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
-        text += (
-            f"; {len(present)} objects are already there and left as they are, it adds: "
-            + ", ".join(others[:SHOWN])
-            + more
+        text += f"; {len(plan.present)} objects are already there and left as they are"
+        if others:
+            text += ", it adds: " + ", ".join(others[:SHOWN]) + more
+    if plan.updates:
+        text += "; it updates: " + ", ".join(
+            f"{describe(o)} ({', '.join(parts)})" for o, parts in plan.updates
         )
+    if plan.renew and any(signed(o) for o in plan.present):
+        text += " (a new CA: the certificates already there are replaced)"
     warnings = []
     for obj in missing:
         if obj["kind"] == "DaemonSet" and _privileged(obj):
@@ -429,16 +553,29 @@ async def installed_version(ctx: CommandContext, release: Release, cluster: str)
     return str(labels.get(VERSION_LABEL) or "unknown")
 
 
-def _table(missing: list[dict[str, Any]], present: list[dict[str, Any]]) -> Table:
-    rows = [[describe(o), "already there"] for o in present]
-    return Table(["OBJECT", "ACTION"], rows + [[describe(o), "would create"] for o in missing])
+def _table(wanted: list[dict[str, Any]], plan: Plan) -> Table:
+    missing = {id(o) for o in plan.missing}
+    updates = {id(o): parts for o, parts in plan.updates}
+    rows = []
+    for obj in wanted:
+        if id(obj) in missing:
+            rows.append([describe(obj), "would create"])
+        elif id(obj) in updates:
+            rows.append([describe(obj), f"would update {', '.join(updates[id(obj)])}"])
+        else:
+            rows.append([describe(obj), "already there"])
+    return Table(["OBJECT", "ACTION"], rows)
 
 
 async def narrow(kubernetes: Any) -> None:
     """Creating the operators' roles needs RBAC's ``escalate``, binding them ``bind``: as
     declared, on any role. Narrowed to the vendored releases' own roles (the kernel compiles
     ``resourceNames`` into the plugin's ClusterRole on every cluster), so the plugin's account
-    cannot grant itself or anyone ``cluster-admin`` or another existing role."""
+    cannot grant itself or anyone ``cluster-admin`` or another existing role. Its ``patch`` of
+    namespaces, Deployments, Secrets and webhook configurations likewise reaches only what an
+    install updates (:data:`PATCHED`)."""
     for resource, names in INSTALL_ROLES.items():
         for verb in ("escalate", "bind"):
             await kubernetes.narrow(f"{resource}:{verb}", list(names), wait=False)
+    for resource, names in PATCHED.items():
+        await kubernetes.narrow(f"{resource}:patch", list(names), wait=False)
