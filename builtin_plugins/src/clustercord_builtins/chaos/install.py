@@ -347,11 +347,33 @@ async def install(ctx: CommandContext, release: Release) -> Reply:
         )
     if not await ctx.confirm(_prompt(release, cluster, plan), danger=True):
         return Reply(text="Cancelled: nothing was installed.", data={"install": summary})
+    rows = await _apply(ctx, release, wanted, plan, cluster, summary)
+    return Reply(
+        text=(
+            f"✅ {release.name} {release.version} installed on {cluster}: "
+            f"{len(summary['created'])} objects created, {len(summary['updated'])} updated, "
+            f"{len(summary['existed'])} already there."
+        ),
+        tables=[Table(["OBJECT", "RESULT"], rows, title=f"{release.name} {release.version}")],
+        data={"install": summary},
+    )
+
+
+async def _apply(
+    ctx: CommandContext,
+    release: Release,
+    wanted: list[dict[str, Any]],
+    plan: Plan,
+    cluster: str,
+    summary: dict[str, Any],
+) -> list[list[str]]:
+    """Create and patch what ``plan`` says, in file order (what an object needs is made or
+    updated before it), the certificates made here; the table's rows."""
     material = certificate_material(release) if plan.renew else None
     updates = {id(o): parts for o, parts in plan.updates}
     missing = {id(o) for o in plan.missing}
     rows = []
-    for obj in wanted:  # file order: what an object needs is made or updated before it
+    for obj in wanted:
         resource, namespaced = RESOURCES[obj["kind"]]
         namespace = obj["metadata"].get("namespace") if namespaced else None
         body = filled(obj, release, material)
@@ -379,15 +401,7 @@ async def install(ctx: CommandContext, release: Release) -> Reply:
         what = "created" if id(obj) in missing else "updated"
         summary[what].append(describe(obj))
         rows.append([describe(obj), what])
-    return Reply(
-        text=(
-            f"✅ {release.name} {release.version} installed on {cluster}: "
-            f"{len(summary['created'])} objects created, {len(summary['updated'])} updated, "
-            f"{len(summary['existed'])} already there."
-        ),
-        tables=[Table(["OBJECT", "RESULT"], rows, title=f"{release.name} {release.version}")],
-        data={"install": summary},
-    )
+    return rows
 
 
 @dataclass
