@@ -510,18 +510,19 @@ def _prompt(release: Release, cluster: str, plan: Plan) -> str:
     missing = plan.missing
     crds = sum(1 for o in missing if o["kind"] == "CustomResourceDefinition")
     text = (
-        f"Install {release.name} {release.version} on cluster {cluster}: {crds} CRDs and "
+        f"Install {release.name} {release.version} on cluster {cluster}: {crds} CRD(s) and "
         f"{len(missing) - crds} objects in namespace {release.namespace} (ClusterRoles included)"
     )
     if plan.present:  # a previous install (or an interrupted one): say what is added
-        others = [describe(o) for o in missing if o["kind"] != "CustomResourceDefinition"]
+        # named without the namespace, said once above: the prompt fits one message
+        others = [_short(o) for o in missing if o["kind"] != "CustomResourceDefinition"]
         more = f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
         text += f"; {len(plan.present)} objects are already there and left as they are"
         if others:
             text += ", it adds: " + ", ".join(others[:SHOWN]) + more
     if plan.updates:
         text += "; it updates: " + ", ".join(
-            f"{describe(o)} ({', '.join(parts)})" for o, parts in plan.updates
+            f"{_short(o)} ({', '.join(parts)})" for o, parts in plan.updates
         )
     if plan.renew and any(signed(o) for o in plan.present):
         text += " (a new CA: the certificates already there are replaced)"
@@ -539,6 +540,10 @@ def _prompt(release: Release, cluster: str, plan: Plan) -> str:
             f"{release.name} object to the controller, and refuses it while that is down"
         )
     return "\n".join([text + "?", *warnings])
+
+
+def _short(obj: dict[str, Any]) -> str:
+    return f"{obj['kind']} {obj['metadata']['name']}"
 
 
 SHOWN = 30
