@@ -26,7 +26,7 @@ async def on_enable(ctx):
     try:
         await install.narrow(ctx.kubernetes)
     except Exception as error:  # the plugin still runs; its roles stay as declared
-        ctx.log.warning("chaos: escalate/bind not narrowed to the install roles: %s", error)
+        ctx.log.warning("chaos: escalate/bind/patch not narrowed to the install objects: %s", error)
     interval = int(ctx.config.get("reconcile_interval", 10))
     ctx.scheduler.every(f"{interval}s", "commands:reconcile_job", job_id=RECONCILE_JOB)
     try:
