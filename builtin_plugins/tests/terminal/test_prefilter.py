@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import string
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -288,6 +289,24 @@ def test_the_corpus_index_holds_its_transcript():
 def test_trigrams_across_the_blocks_numpy_reads_are_all_there(monkeypatch):
     lines = corpus().splitlines()
     monkeypatch.setattr(search_index, "_BLOCK", 4099)  # hundreds of blocks, cut anywhere
+    assert search_index.distinct_grams(lines) == per_line(lines)
+
+
+def test_an_alphabet_growing_from_block_to_block_keeps_every_trigram(monkeypatch):
+    # Characters are ranked as they are met: a later block with new ones widens the table
+    # (past 64, past 128), one beyond 0xFFFF or a lone surrogate is read as UTF-32.
+    rng = random.Random(8)
+    alphabets = [
+        "abc def\t",
+        string.ascii_letters + string.digits + string.punctuation + " ",
+        "".join(chr(c) for c in range(0x391, 0x3A9) if c not in (0x3A2, 0x3A3)),  # Greek capitals
+        "".join(chr(c) for c in range(0x410, 0x450)),  # Cyrillic, both cases
+        "🎉✓\ud800x",
+    ]
+    lines = []
+    for alphabet in alphabets:
+        lines += ["".join(rng.choice(alphabet) for _ in range(80)) for _ in range(60)]
+    monkeypatch.setattr(search_index, "_BLOCK", 4099)
     assert search_index.distinct_grams(lines) == per_line(lines)
 
 

@@ -234,41 +234,62 @@ _SMALL = 4096
 def _distinct_numpy(text: str) -> set[tuple[str, str, str]] | None:
     """The distinct trigrams of ``text`` lower-cased, as character triples, or None when
     its alphabet has more than :data:`_ALPHABET_MAX` characters (then ``zip`` does it).
-    Each character gets a small number (the rank of its lower case in the text's alphabet:
-    lower-casing by table, without a pass over the text); each trigram is then one number,
-    ``(a * n + b) * n + c``, and a table of booleans marks those present, all at C speed,
-    a block at a time (arrays of a few megabytes, however long the recording)."""
+    Each character gets a small number (the rank of its lower case among the lower cases
+    met so far: lower-casing by table, without a pass over the text); each trigram is then
+    one number, ``(a * n + b) * n + c``, and a table of booleans marks those present, all
+    at C speed, a block at a time (arrays of a few megabytes, however long the recording).
+    One pass: a block with characters not met before ranks them first (and widens the
+    table if they outnumber its ``n``), which a first pass over all the text for its
+    alphabet (``numpy.bincount``) once did, at a third of the cost."""
     if len(text) < _SMALL:
         return None
     if "\u03a3" in text or "\u0130" in text:
         # Capital sigma lowers by its context, and İ to two characters: no table for those.
         text = text.lower()
-    present = sorted({int(c) for block in _blocks(text) for c in _present(block)})
-    lowered = [chr(c).lower() for c in present]
-    if any(len(low) != 1 for low in lowered):  # another that lowers to two characters
-        text = text.lower()
-        present = sorted({int(c) for block in _blocks(text) for c in _present(block)})
-        lowered = [chr(c) for c in present]
-    chars = sorted(set(lowered))
-    n = len(chars)
-    if n > _ALPHABET_MAX:
-        return None
     assert _np is not None
-    index = {char: i for i, char in enumerate(chars)}
-    rank = _np.zeros(present[-1] + 1, dtype=_np.int32)  # n**3 < 2**31
-    rank[present] = _np.array([index[low] for low in lowered], dtype=_np.int32)
-    seen = _np.zeros(n**3, dtype=bool)
+    np = _np
+    chars: list[str] = []  # the lower cases met, by rank
+    ranks: dict[str, int] = {}
+    rank = np.full(0x110000, -1, dtype=np.int32)  # of each code point met
+    n = 0  # the table's width: ranks below it
+    seen = np.zeros(0, dtype=bool)
     for block in _blocks(text):
-        ranks = rank[_points(block)]
-        codes = ranks[:-2] * (n * n)  # in place from here: no temporary per step
-        codes += ranks[1:-1] * n
-        codes += ranks[2:]
+        points = _points(block)
+        ranked = np.take(rank, points)
+        if ranked.min() < 0:  # characters not met before
+            for point in np.unique(points[ranked < 0]).tolist():
+                low = chr(point).lower()
+                if len(low) != 1:  # another that lowers to two characters
+                    return _distinct_numpy(text.lower()) if text != text.lower() else None
+                if low not in ranks:
+                    ranks[low] = len(chars)
+                    chars.append(low)
+                rank[point] = ranks[low]
+            if len(chars) > _ALPHABET_MAX:
+                return None
+            if len(chars) > n:
+                seen, n = _widen(seen, n, min(_ALPHABET_MAX, max(2 * n, len(chars), 64)))
+            ranked = np.take(rank, points)
+        codes = ranked[:-2] * (n * n)  # in place from here: no temporary per step
+        codes += ranked[1:-1] * n
+        codes += ranked[2:]
         seen[codes] = True
-    found = _np.flatnonzero(seen)
+    found = np.flatnonzero(seen)
     return {(chars[c // (n * n)], chars[c // n % n], chars[c % n]) for c in found.tolist()}
 
 
-_BLOCK = 1 << 20
+def _widen(seen: Any, n: int, wider: int) -> tuple[Any, int]:
+    """The table of trigrams present, ``n`` wide, as one ``wider`` wide."""
+    assert _np is not None
+    found = _np.flatnonzero(seen)
+    table = _np.zeros(wider**3, dtype=bool)  # n**3 < 2**31
+    if n:
+        a, b, c = found // (n * n), found // n % n, found % n
+        table[(a * wider + b) * wider + c] = True
+    return table, wider
+
+
+_BLOCK = 1 << 16
 
 
 def _blocks(text: str) -> Iterator[str]:
@@ -278,10 +299,11 @@ def _blocks(text: str) -> Iterator[str]:
 
 
 def _points(block: str) -> Any:
+    """The code points of ``block``: read from UTF-16 (a quarter of the cost of UTF-32 for
+    most text) unless it holds a character beyond 0xFFFF or a lone surrogate (its UTF-16
+    then has surrogates, which are not characters of the text)."""
     assert _np is not None
-    return _np.frombuffer(block.encode("utf-32-le"), dtype=_np.uint32)
-
-
-def _present(block: str) -> Any:
-    assert _np is not None
-    return _np.flatnonzero(_np.bincount(_points(block)))
+    units = _np.frombuffer(block.encode("utf-16-le", "surrogatepass"), dtype=_np.uint16)
+    if ((units & 0xF800) == 0xD800).any():
+        return _np.frombuffer(block.encode("utf-32-le", "surrogatepass"), dtype=_np.uint32)
+    return units
