@@ -152,7 +152,7 @@ class Prefilter:
         if colour:
             # Coloured lines are judged on their text without the codes: all of a block's
             # at once (most have nothing), one by one only if the block has something.
-            plains = [self._plain(data, start) for start in colour]
+            plains = _plains(data, colour)
             if self._needs("\n".join(plains), extra):
                 needs = [self._needs(p, extra) for p in plains]
                 starts = sorted([*starts, *(s for s, n in zip(colour, needs, strict=True) if n)])
@@ -164,12 +164,6 @@ class Prefilter:
             places = [s for s, _ in left] if ascii else _chars(data, [s for s, _ in left])
             dropped += zip(places, [p for _, p in left], strict=True)
         return starts if ascii else _chars(data, starts)
-
-    @staticmethod
-    def _plain(data: bytes, start: int) -> str:
-        """The line at ``start``, its escape codes removed (as the rules read it)."""
-        end = data.find(b"\n", start)
-        return strip_codes(_text(data[start : len(data) if end < 0 else end]))
 
     def _needs(self, plain: str, extra: Callable[[str], bool]) -> bool:
         """Whether ``plain`` (text without escape codes) has what calls for work."""
@@ -196,11 +190,23 @@ class Prefilter:
         return found or (runs and _random_run(data))
 
 
+def _plains(data: bytes, starts: list[int]) -> list[str]:
+    """The lines at ``starts`` (byte offsets in ``data``), their escape codes removed (as
+    the rules read them): decoded and stripped all at once (no code holds a line end)."""
+    lines = []
+    for start in starts:
+        end = data.find(b"\n", start)
+        lines.append(data[start : len(data) if end < 0 else end])
+    return strip_codes(_text(b"\n".join(lines))).split("\n")
+
+
 def _random_run(line: bytes) -> bool:
     """Whether ``line`` has a run of base64's alphabet that the prefilter reports: 20
     characters or more with an upper-case letter among them, or 32 hex digits. Hyperscan
     finds runs of 20 (at a fraction of the cost of telling these apart itself, which needs
     where a match starts); the few lines with one are told here."""
+    if line.lower() == line:  # no upper case (a path, a hex id): 32 hex digits or nothing
+        return bool(_HEX_RUN.search(line))
     return any(run.lower() != run or _HEX_RUN.search(run) for run in _BASE64_RUN.findall(line))
 
 
