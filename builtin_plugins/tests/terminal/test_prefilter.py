@@ -306,6 +306,8 @@ def test_an_alphabet_growing_from_block_to_block_keeps_every_trigram(monkeypatch
     lines = []
     for alphabet in alphabets:
         lines += ["".join(rng.choice(alphabet) for _ in range(80)) for _ in range(60)]
+        lines.append("".join(rng.choice(alphabet) for _ in range(9000)))  # read in blocks
+        lines += ["", "ab", "x"]  # no trigram of their own
     monkeypatch.setattr(search_index, "_BLOCK", 4099)
     assert search_index.distinct_grams(lines) == per_line(lines)
 

@@ -210,11 +210,12 @@ def distinct_grams(lines: Iterable[str]) -> set[str]:
     they are told apart first, over all the text at once, and only those few are hashed.
     Lower-casing the lines joined is the same as one by one (a line end is not a cased
     letter, so even Greek final sigma reads the same); a trigram holding the joining line
-    end is no line's and is dropped."""
-    text = "\n".join(lines)
-    triples = _distinct_numpy(text) if _np is not None else None
+    end is no line's and is dropped. (So numpy reads the lines as they come, not joined:
+    a copy of all the text less.)"""
+    pieces = list(lines)
+    triples = _distinct_numpy(pieces) if _np is not None else None
     if triples is None:  # no numpy, or an alphabet too large for its table
-        text = text.lower()
+        text = "\n".join(pieces).lower()
         triples = set(zip(text, text[1:], text[2:], strict=False))
     return {a + b + c for a, b, c in triples if "\n" not in (a, b, c)}
 
@@ -231,8 +232,9 @@ _SMALL = 4096
 """Characters below which the plain Python path is as quick."""
 
 
-def _distinct_numpy(text: str) -> set[tuple[str, str, str]] | None:
-    """The distinct trigrams of ``text`` lower-cased, as character triples, or None when
+def _distinct_numpy(pieces: list[str]) -> set[tuple[str, str, str]] | None:
+    """The distinct trigrams of ``pieces`` joined by line ends, lower-cased, as character
+    triples (those holding a joining line end perhaps left out), or None when
     its alphabet has more than :data:`_ALPHABET_MAX` characters (then ``zip`` does it).
     Each character gets a small number (the rank of its lower case among the lower cases
     met so far: lower-casing by table, without a pass over the text); each trigram is then
@@ -241,11 +243,11 @@ def _distinct_numpy(text: str) -> set[tuple[str, str, str]] | None:
     One pass: a block with characters not met before ranks them first (and widens the
     table if they outnumber its ``n``), which a first pass over all the text for its
     alphabet (``numpy.bincount``) once did, at a third of the cost."""
-    if len(text) < _SMALL:
+    if sum(len(piece) for piece in pieces) < _SMALL:
         return None
-    if "\u03a3" in text or "\u0130" in text:
+    if any("\u03a3" in piece or "\u0130" in piece for piece in pieces):
         # Capital sigma lowers by its context, and İ to two characters: no table for those.
-        text = text.lower()
+        pieces = [piece.lower() for piece in pieces]
     assert _np is not None
     np = _np
     chars: list[str] = []  # the lower cases met, by rank
@@ -253,14 +255,15 @@ def _distinct_numpy(text: str) -> set[tuple[str, str, str]] | None:
     rank = np.full(0x110000, -1, dtype=np.int32)  # of each code point met
     n = 0  # the table's width: ranks below it
     seen = np.zeros(0, dtype=bool)
-    for block in _blocks(text):
+    for block in _blocks(pieces):
         points = _points(block)
         ranked = np.take(rank, points)
         if ranked.min() < 0:  # characters not met before
             for point in np.unique(points[ranked < 0]).tolist():
                 low = chr(point).lower()
                 if len(low) != 1:  # another that lowers to two characters
-                    return _distinct_numpy(text.lower()) if text != text.lower() else None
+                    lowered = [piece.lower() for piece in pieces]
+                    return _distinct_numpy(lowered) if lowered != pieces else None
                 if low not in ranks:
                     ranks[low] = len(chars)
                     chars.append(low)
@@ -292,10 +295,26 @@ def _widen(seen: Any, n: int, wider: int) -> tuple[Any, int]:
 _BLOCK = 1 << 16
 
 
-def _blocks(text: str) -> Iterator[str]:
-    """``text`` in blocks overlapping by two characters: each trigram is in one."""
-    for at in range(0, max(1, len(text) - 2), _BLOCK):
-        yield text[at : at + _BLOCK + 2]
+def _blocks(pieces: list[str]) -> Iterator[str]:
+    """``pieces`` (joined by line ends) in blocks of three characters or more, each trigram
+    in one but those holding a joining line end: a piece of a few kilobytes as it is, a
+    larger one in blocks overlapping by two characters, small ones joined."""
+    group: list[str] = []
+    size = 0
+    for piece in pieces:
+        if len(piece) < _BLOCK // 8:
+            group.append(piece)
+            size += len(piece) + 1
+            if size < _BLOCK:
+                continue
+            piece = "\n".join(group)
+            group, size = [], 0
+        for at in range(0, max(1, len(piece) - 2), _BLOCK):
+            block = piece[at : at + _BLOCK + 2] if len(piece) > _BLOCK + 2 else piece
+            if len(block) >= 3:
+                yield block
+    if size >= 3:
+        yield "\n".join(group)
 
 
 def _points(block: str) -> Any:
