@@ -112,6 +112,7 @@ class Prefilter:
         extra: Callable[[str], bool],
         dropped: list[tuple[int, str]] | None = None,
         data: bytes | None = None,
+        runs_extra: Callable[[str], bool] | None = None,
     ) -> list[int] | None:
         """Where the lines of ``chunk`` (whole lines) that need work start, ascending; None
         when the block is the Python path's (a character Hyperscan cannot fold). A line
@@ -119,7 +120,9 @@ class Prefilter:
         for, or ``extra(text)`` says so (a known secret, a prompt). ``dropped``, if given,
         gets ``(start, text without codes)`` of each line with escape codes left out: a
         secret learned later may be in one (see :meth:`.StreamRedactor._drain`). ``data``:
-        ``chunk`` encoded by :func:`encode`, if the caller has it."""
+        ``chunk`` encoded by :func:`encode`, if the caller has it. A line with a run of 20
+        of base64's alphabet that is not random (a path) needs work if ``runs_extra(text)``
+        says so (a known secret holding such a run: only such a line can hold one)."""
         data = encode(chunk) if data is None else data
         matches: list[tuple[int, int]] = []
 
@@ -143,11 +146,19 @@ class Prefilter:
             found[-1][2] |= 1 << kinds[id]
         starts: list[int] = []  # byte offsets of the lines that need work
         colour: list[int] = []  # lines with nothing but escape codes (or plain runs) found
+        runs: list[int] = []  # lines with nothing but runs that are not random
         for start, end, bits in found:
             if bits & _LITERAL_BIT or (bits & _RUN_BIT and _random_run(data[start:end])):
                 starts.append(start)
             elif bits & _ESCAPE_BIT:
                 colour.append(start)
+            else:
+                runs.append(start)
+        if runs and runs_extra is not None:
+            texts = _plains(data, runs, strip=False)
+            if runs_extra("\n".join(texts)):
+                more = [s for s, text in zip(runs, texts, strict=True) if runs_extra(text)]
+                starts = sorted([*starts, *more])
         left: list[tuple[int, str]] = []  # the coloured lines left out, with their text
         if colour:
             # Coloured lines are judged on their text without the codes: all of a block's
@@ -190,14 +201,25 @@ class Prefilter:
         return found or (runs and _random_run(data))
 
 
-def _plains(data: bytes, starts: list[int]) -> list[str]:
+def _plains(data: bytes, starts: list[int], *, strip: bool = True) -> list[str]:
     """The lines at ``starts`` (byte offsets in ``data``), their escape codes removed (as
-    the rules read them): decoded and stripped all at once (no code holds a line end)."""
+    the rules read them) unless not ``strip``: decoded and stripped all at once (no code
+    holds a line end)."""
     lines = []
     for start in starts:
         end = data.find(b"\n", start)
         lines.append(data[start : len(data) if end < 0 else end])
-    return strip_codes(_text(b"\n".join(lines))).split("\n")
+    text = _text(b"\n".join(lines))
+    return (strip_codes(text) if strip else text).split("\n")
+
+
+def has_run(value: str) -> bool:
+    """Whether ``value`` holds 20 characters of base64's alphabet in a row: then a line
+    holding it has a run the prefilter finds (see :meth:`Prefilter.lines`)."""
+    return bool(_TEXT_RUN.search(value))
+
+
+_TEXT_RUN = re.compile(f"{_RUN_CHARS}{{{_WINDOW}}}")
 
 
 def _random_run(line: bytes) -> bool:
@@ -244,8 +266,12 @@ class KnownSecrets:
 
     SMALL = 8
 
-    def __init__(self) -> None:
+    def __init__(self, small: int | None = None) -> None:
+        """``small``: :data:`SMALL` for this one (more, for values looked for in small
+        texts only: each tested one by one costs less there)."""
         import hyperscan
+
+        self._small = small or self.SMALL
 
         self._hyperscan = hyperscan
         self._values: list[str] = []
@@ -269,7 +295,7 @@ class KnownSecrets:
         """The values ``text`` holds (``data``: ``text`` encoded by :func:`encode`, if the
         caller has it)."""
         values = self._values
-        if len(values) - self._compiled >= self.SMALL:
+        if len(values) - self._compiled >= self._small:
             self._grow()
         found = [value for value in values[self._compiled :] if value in text]
         if not text or not self._dbs:
@@ -314,6 +340,6 @@ class KnownSecrets:
         return db
 
 
-def known_secrets() -> KnownSecrets | None:
+def known_secrets(small: int | None = None) -> KnownSecrets | None:
     """A fresh :class:`KnownSecrets`, or None without ``hyperscan``."""
-    return KnownSecrets() if load() is not None else None
+    return KnownSecrets(small) if load() is not None else None

@@ -178,8 +178,10 @@ class StreamRedactor:
         # value seen once as ``API_TOKEN=...`` is masked wherever it shows up later, bare.
         self._known: set[str] = set()
         self._learned: list[str] = []  # the same, in the order learned
-        # The same values, for telling which a text holds in one pass (Hyperscan's).
+        # The same values, for telling which a text holds in one pass (Hyperscan's): those
+        # holding a run of base64's alphabet in a finder of their own (see _look).
         self._known_finder = _prefilter.known_secrets() if self._prefilter else None
+        self._run_finder = _prefilter.known_secrets(small=32) if self._prefilter else None
 
     @property
     def held(self) -> int:
@@ -200,9 +202,10 @@ class StreamRedactor:
         fresh = {s for s in (x.strip() for x in secrets) if len(s) >= KNOWN_MIN} - self._known
         self._known.update(fresh)
         self._learned += sorted(fresh)
-        if self._known_finder is not None:
+        if self._known_finder is not None and self._run_finder is not None:
             for value in sorted(fresh):
-                self._known_finder.add(value)
+                runs = _prefilter.has_run(value) and "\n" not in value
+                (self._run_finder if runs else self._known_finder).add(value)
 
     def note_prompt(self) -> None:
         """The user is typing: the unfinished line is the shell's prompt (``/ # ``). Kept
@@ -405,7 +408,9 @@ class StreamRedactor:
         data = found = None
         if self._prefilter:
             data = _prefilter.encode(chunk)  # once, for both scans
-            found = self._prefilter.lines(chunk, self._holds_known, passed, data)
+            found = self._prefilter.lines(
+                chunk, self._holds_known, passed, data, runs_extra=self._holds_run_known
+            )
         dropped += [(at + start, plain) for start, plain in passed]
         if found is not None:
             marks = found
@@ -413,7 +418,10 @@ class StreamRedactor:
             folded = rules.fold(chunk)  # as long as chunk: the places are the same
             patterns = (_NOTEWORTHY, rules.RUN, _ESCAPE_CHAR)
             marks = [m.start() for pattern in patterns for m in pattern.finditer(folded)]
-        known = self._known_in(chunk, data)
+        # A secret holding a run of 20 of base64's alphabet is on a line the prefilter found
+        # a run on (those it did not report were asked about them): only the others are
+        # looked for in all of the block.
+        known = self._known_in(chunk, data, runs=found is None)
         marks += [i for value in known for i in _occurrences(chunk, value)]
         marks += [i for prompt in self._prompts for i in _occurrences(chunk, prompt)]
         return [at + mark for mark in sorted(marks)] + [end]
@@ -469,14 +477,21 @@ class StreamRedactor:
             for at in _occurrences(plain, known)
         ]
 
-    def _known_in(self, text: str, data: bytes | None = None) -> list[str]:
+    def _known_in(self, text: str, data: bytes | None = None, *, runs: bool = True) -> list[str]:
         """The known secrets that ``text`` holds: one Hyperscan pass for them all (see
         :class:`.prefilter.KnownSecrets`), or a substring test each (a fraction of a
         nanosecond a character, where a Python pattern of them all would take hundreds).
-        ``data``: ``text`` as :func:`.prefilter.encode` gives it, if the caller has it."""
-        if self._known_finder is not None:
-            return self._known_finder.held_in(text, data)
+        ``data``: ``text`` as :func:`.prefilter.encode` gives it, if the caller has it.
+        ``runs=False``: not those holding a run of 20 of base64's alphabet (see _look)."""
+        if self._known_finder is not None and self._run_finder is not None:
+            found = self._known_finder.held_in(text, data)
+            return found + self._run_finder.held_in(text, data) if runs else found
         return [known for known in self._known if known in text]
+
+    def _holds_run_known(self, text: str) -> bool:
+        """Whether ``text`` (lines with a run of base64's alphabet that the prefilter did
+        not report) holds a known secret that itself holds such a run."""
+        return self._run_finder is not None and bool(self._run_finder.held_in(text))
 
     def _structure(self, line: _Line) -> None:
         """Follow YAML/JSON nesting: ``data:`` blocks, their object's ``kind``, and block
