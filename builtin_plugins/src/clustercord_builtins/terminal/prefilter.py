@@ -13,8 +13,8 @@ so a line it does not report is one the exact path would leave as it is:
   ``-----begin``, ignoring case;
 * 20 characters of base64's alphabet with an upper-case letter among them (a random
   base64 string has one, :func:`.rules._random_base64`; so has a Discord token's start),
-  and 32 hex digits (the hex rule): Hyperscan finds runs of 20, and the few lines holding
-  one are told apart in Python (:func:`_random_run`);
+  and 32 hex digits (the hex rule): Hyperscan finds runs of 20, and Python tells those
+  apart by the windows of 20 it reports (:meth:`Prefilter.lines`, :func:`_random_run`);
 * escape codes: a line holding one is judged on its text without them (as the rules read
   it), and reported only if that text has something of the above, a known secret or a
   prompt.
@@ -43,6 +43,8 @@ _WINDOW = 20  # rules.BASE64_MIN: the shortest random string judged
 
 _LITERAL, _ESCAPE, _FOLD, _RUN = 0, 1, 2, 3  # what a pattern's match means (its id's kind)
 _LITERAL_BIT, _ESCAPE_BIT, _RUN_BIT = 1 << _LITERAL, 1 << _ESCAPE, 1 << _RUN
+_HEX_BIT = 1 << 4  # a run of 20 hex digits: perhaps 32 (the hex rule's)
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 def _patterns() -> list[tuple[bytes, int, int]]:
@@ -53,7 +55,7 @@ def _patterns() -> list[tuple[bytes, int, int]]:
     words = sorted({*rules.NEEDED, "kind", "data", "-----begin"})
     found = [(_exact(word), caseless, _LITERAL) for word in words]
     # Runs of 20 of base64's alphabet (a hex run of 32 is one too): which have an upper-case
-    # letter or 32 hex digits is told by _random_run, on the few lines with one. Hyperscan
+    # letter or 32 hex digits is told in Python, from the windows of 20 found. Hyperscan
     # telling it (a minimum length, which needs where a match starts) took half the scan.
     found += [(f"{_RUN_CHARS}{{{_WINDOW}}}".encode(), 0, _RUN)]
     found += [(_exact(c), 0, _ESCAPE) for c in ("\x1b", "\x9b", "\x07")]
@@ -143,12 +145,26 @@ class Prefilter:
                 line_end = data.find(b"\n", end - 1)
                 line_end = len(data) if line_end < 0 else line_end
                 found.append([start, line_end, 0])
-            found[-1][2] |= 1 << kinds[id]
+            line = found[-1]
+            kind = kinds[id]
+            if kind != _RUN:
+                line[2] |= 1 << kind
+            elif not line[2] & _LITERAL_BIT:
+                # A run of 20 ends here (one match for each place a run of more ends): an
+                # upper-case letter in one makes its run random; 32 hex digits are looked
+                # for only on a line with a window of nothing else.
+                window = data[end - _WINDOW : end]
+                if window.lower() != window:
+                    line[2] |= _LITERAL_BIT
+                elif not window.strip(_HEX_DIGITS):
+                    line[2] |= _HEX_BIT | _RUN_BIT
+                else:
+                    line[2] |= _RUN_BIT
         starts: list[int] = []  # byte offsets of the lines that need work
         colour: list[int] = []  # lines with nothing but escape codes (or plain runs) found
         runs: list[int] = []  # lines with nothing but runs that are not random
         for start, end, bits in found:
-            if bits & _LITERAL_BIT or (bits & _RUN_BIT and _random_run(data[start:end])):
+            if bits & _LITERAL_BIT or (bits & _HEX_BIT and _HEX_RUN.search(data, start, end)):
                 starts.append(start)
             elif bits & _ESCAPE_BIT:
                 colour.append(start)
