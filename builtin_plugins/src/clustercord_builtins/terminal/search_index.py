@@ -245,9 +245,6 @@ def _distinct_numpy(pieces: list[str]) -> set[tuple[str, str, str]] | None:
     alphabet (``numpy.bincount``) once did, at a third of the cost."""
     if sum(len(piece) for piece in pieces) < _SMALL:
         return None
-    if any("\u03a3" in piece or "\u0130" in piece for piece in pieces):
-        # Capital sigma lowers by its context, and İ to two characters: no table for those.
-        pieces = [piece.lower() for piece in pieces]
     assert _np is not None
     np = _np
     chars: list[str] = []  # the lower cases met, by rank
@@ -261,7 +258,9 @@ def _distinct_numpy(pieces: list[str]) -> set[tuple[str, str, str]] | None:
         if ranked.min() < 0:  # characters not met before
             for point in np.unique(points[ranked < 0]).tolist():
                 low = chr(point).lower()
-                if len(low) != 1:  # another that lowers to two characters
+                if len(low) != 1 or point == 0x3A3:
+                    # İ lowers to two characters, capital sigma by its context: no table
+                    # for those; lower-cased first, the text has neither.
                     lowered = [piece.lower() for piece in pieces]
                     return _distinct_numpy(lowered) if lowered != pieces else None
                 if low not in ranks:
