@@ -338,3 +338,14 @@ def test_a_lone_surrogate_is_read_as_any_character():
         quick = redacted(cut(text, random.Random(1)), quick=True, known=known)
         assert quick == redacted([text], quick=False, known=known)
         assert secret not in quick[0]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="a ✓\n\r\t\x00\x07\x1b\x1f\x7f\x80\x85\x9f\xa0\xc2é\ud800🎉", max_size=60))
+def test_the_quick_control_test_of_the_index_reader_is_the_regex_one(text):
+    # The index reads most output without the terminal model when it holds no control
+    # character: told from its UTF-8 bytes, it must be exactly what the pattern says.
+    from clustercord_builtins.terminal import vt
+
+    assert vt._has_control(text) == bool(vt._CONTROL.search(text))
+    assert vt._has_control(text * 600) == bool(vt._CONTROL.search(text))  # a frame's size
