@@ -186,11 +186,16 @@ class Prefilter:
                 left = [(s, p) for s, p, n in zip(colour, plains, needs, strict=True) if not n]
             else:
                 left = list(zip(colour, plains, strict=True))
-        ascii = chunk.isascii()  # most output: a byte is a character
-        if dropped is not None and left:
-            places = [s for s, _ in left] if ascii else _chars(data, [s for s, _ in left])
-            dropped += zip(places, [p for _, p in left], strict=True)
-        return starts if ascii else _chars(data, starts)
+        if left and not chunk.isascii():  # (most output is: a byte is a character)
+            wanted = sorted({*starts, *(s for s, _ in left)})  # one pass over the block
+            place = dict(zip(wanted, _chars(data, wanted), strict=True))
+            starts = [place[s] for s in starts]
+            left = [(place[s], p) for s, p in left]
+        elif not chunk.isascii():
+            starts = _chars(data, starts)
+        if dropped is not None:
+            dropped += left
+        return starts
 
     def _needs(self, plain: str, extra: Callable[[str], bool]) -> bool:
         """Whether ``plain`` (text without escape codes) has what calls for work."""
