@@ -181,7 +181,7 @@ class StreamRedactor:
         # The same values, for telling which a text holds in one pass (Hyperscan's): those
         # holding a run of base64's alphabet in a finder of their own (see _look).
         self._known_finder = _prefilter.known_secrets() if self._prefilter else None
-        self._run_finder = _prefilter.known_secrets(small=32) if self._prefilter else None
+        self._run_finder = _prefilter.known_secrets(small=64) if self._prefilter else None
 
     @property
     def held(self) -> int:
