@@ -319,6 +319,7 @@ def test_an_alphabet_growing_from_block_to_block_keeps_every_trigram(monkeypatch
         string.ascii_letters + string.digits + string.punctuation + " ",
         "".join(chr(c) for c in range(0x391, 0x3A9) if c not in (0x3A2, 0x3A3)),  # Greek capitals
         "".join(chr(c) for c in range(0x410, 0x450)),  # Cyrillic, both cases
+        "\ud83d\ude00ab",  # lone surrogates side by side: two characters, not one
         "🎉✓\ud800x",
     ]
     lines = []

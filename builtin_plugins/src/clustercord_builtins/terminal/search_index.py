@@ -270,7 +270,7 @@ def _distinct_numpy(pieces: list[str]) -> set[tuple[str, str, str]] | None:
             if len(chars) > _ALPHABET_MAX:
                 return None
             if len(chars) > n:
-                seen, n = _widen(seen, n, min(_ALPHABET_MAX, max(2 * n, len(chars), 64)))
+                seen, n = _widen(seen, n, min(_ALPHABET_MAX, len(chars) + 16))
             ranked = np.take(rank, points)
         codes = ranked[:-2] * (n * n)  # in place from here: no temporary per step
         codes += ranked[1:-1] * n
@@ -318,10 +318,10 @@ def _blocks(pieces: list[str]) -> Iterator[str]:
 
 def _points(block: str) -> Any:
     """The code points of ``block``: read from UTF-16 (a quarter of the cost of UTF-32 for
-    most text) unless it holds a character beyond 0xFFFF or a lone surrogate (its UTF-16
-    then has surrogates, which are not characters of the text)."""
+    most text) unless it holds a character beyond 0xFFFF (a pair of UTF-16 units, where
+    each other character, a lone surrogate too, is one unit: its code point)."""
     assert _np is not None
     units = _np.frombuffer(block.encode("utf-16-le", "surrogatepass"), dtype=_np.uint16)
-    if ((units & 0xF800) == 0xD800).any():
+    if len(units) != len(block):  # a pair of units for a character (a lone one is itself)
         return _np.frombuffer(block.encode("utf-32-le", "surrogatepass"), dtype=_np.uint32)
     return units
