@@ -282,6 +282,21 @@ def test_a_noisy_session_is_stored_at_least_10_times_smaller(store):
     assert Recordings(store).get("noisy") == rec
 
 
+def test_a_large_recording_is_packed_faster_and_still_kept_and_read_whole(store):
+    # From LARGE bytes on, Zstandard's fastest level: a quarter of the CPU, a little larger.
+    from clustercord_builtins.terminal import storage
+
+    rec, raw = _noisy_session(storage.LARGE + 2**20)
+    summary = Recordings(store).save(rec)
+    blob = store.query("SELECT data FROM recordings WHERE id = 'noisy'")[0]["data"]
+    assert Recordings(store).get("noisy") == rec  # read as any other
+    assert raw / summary.size >= 8  # the 2 MB one above: 10x at level 6
+    assert summary.size > len(storage.pack(rec, level=storage.ZSTD_LEVEL))
+    assert storage.unpack(blob, store.sealer) == storage.unpack(
+        storage.pack(rec, level=storage.ZSTD_LEVEL), None
+    )
+
+
 def test_input_recording_follows_the_most_specific_rule(store):
     recordings = Recordings(store)
     assert recordings.records_input("prod", "shop", default=True) is True  # no rule

@@ -153,8 +153,10 @@ class Recorder:
         """Record output; the part released (redacted), for the caller to show."""
         # The incremental decoder keeps a multi-byte character cut between frames whole.
         text = self._decoder.decode(data)
-        if text:
-            self._last_line = (self._last_line + text).rsplit("\n", 1)[-1][-_PROMPT_TAIL:]
+        if text:  # (not the whole frame joined and split: a frame is 32 KB)
+            end = text.rfind("\n") + 1
+            last = text[max(end, len(text) - _PROMPT_TAIL) :]
+            self._last_line = (last if end else self._last_line + last)[-_PROMPT_TAIL:]
         return self._emit(self._redactor.feed(text))
 
     def flush(self, *, give_up: bool = False) -> str:

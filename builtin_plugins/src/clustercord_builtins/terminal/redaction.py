@@ -49,6 +49,9 @@ from clustercord_builtins.terminal.rules import Hit
 
 WINDOW = 8192
 """Characters held back at most: of an unfinished line, or of lines awaiting a ``kind``."""
+LOOK = 1 << 16
+"""Characters of whole lines told apart at once into those that need work and the rest (see
+:meth:`StreamRedactor._look`): a 32 KB frame in one go."""
 KNOWN_MIN = 6
 """Characters a secret needs to be masked again wherever it shows up later."""
 _ESCAPES = ("\x1b", "\x9b", "\x07")  # what starts (or ends) an escape sequence
@@ -174,8 +177,11 @@ class StreamRedactor:
         # Secrets already masked in this stream (or typed by the user), in memory only: a
         # value seen once as ``API_TOKEN=...`` is masked wherever it shows up later, bare.
         self._known: set[str] = set()
-        # The same values, for telling which a text holds in one pass (Hyperscan's).
+        self._learned: list[str] = []  # the same, in the order learned
+        # The same values, for telling which a text holds in one pass (Hyperscan's): those
+        # holding a run of base64's alphabet in a finder of their own (see _look).
         self._known_finder = _prefilter.known_secrets() if self._prefilter else None
+        self._run_finder = _prefilter.known_secrets(small=64) if self._prefilter else None
 
     @property
     def held(self) -> int:
@@ -195,9 +201,11 @@ class StreamRedactor:
         short word would mask ordinary text."""
         fresh = {s for s in (x.strip() for x in secrets) if len(s) >= KNOWN_MIN} - self._known
         self._known.update(fresh)
-        if self._known_finder is not None:
+        self._learned += sorted(fresh)
+        if self._known_finder is not None and self._run_finder is not None:
             for value in sorted(fresh):
-                self._known_finder.add(value)
+                runs = _prefilter.has_run(value) and "\n" not in value
+                (self._run_finder if runs else self._known_finder).add(value)
 
     def note_prompt(self) -> None:
         """The user is typing: the unfinished line is the shell's prompt (``/ # ``). Kept
@@ -333,13 +341,20 @@ class StreamRedactor:
         :meth:`_look`) are released as they are, many at once."""
         tail, at, out = self._tail, 0, []
         marks: list[int] = []  # where lines need work, up to where it looked (ascending)
+        dropped: list[tuple[int, str]] = []  # coloured lines passed over, with their text
         looked = next_mark = known = 0
         try:
             while at < len(tail):
                 if self._quiet() and at >= self._released:
-                    if at >= looked or len(self._known) != known:  # a secret was learned
-                        marks = self._look(tail, at)
-                        looked, next_mark, known = marks.pop(), 0, len(self._known)
+                    if at >= looked:
+                        dropped = []
+                        marks = self._look(tail, at, dropped)
+                        looked, next_mark, known = marks.pop(), 0, len(self._learned)
+                    elif len(self._learned) != known:  # a secret was learned: where is it?
+                        fresh, known = self._learned[known:], len(self._learned)
+                        more = _places_of(fresh, tail, at, looked, dropped)
+                        if more:
+                            marks, next_mark = sorted([*marks[next_mark:], *more]), 0
                     while next_mark < len(marks) and marks[next_mark] < at:
                         next_mark += 1
                     stop = marks[next_mark] if next_mark < len(marks) else looked
@@ -373,22 +388,41 @@ class StreamRedactor:
             or self._mask_all is not None
         )
 
-    def _look(self, tail: str, at: int) -> list[int]:
-        """Where, in the whole lines from ``at`` on (a window of them), something calls for
-        work while nothing is under way: escape codes, known secrets, what the rules or the
-        structure look for. The last item is where those lines end."""
-        end = tail.rfind("\n", at, at + self.window) + 1
+    def _look(self, tail: str, at: int, dropped: list[tuple[int, str]]) -> list[int]:
+        """Where, in the whole lines from ``at`` on (up to :data:`LOOK` characters of them,
+        stopping before a line longer than the window), something calls for work while
+        nothing is under way: escape codes, known secrets, what the rules or the structure
+        look for. The last item is where those lines end. ``dropped`` gets the coloured
+        lines the prefilter passed over (see :meth:`.Prefilter.lines`), placed in ``tail``.
+        One look a frame, not one a window: each costs a few scans and encodings."""
+        window, limit, end = self.window, min(len(tail), at + LOOK), at
+        while end < limit:
+            newline = tail.rfind("\n", end, min(end + window, limit))
+            if newline < 0:
+                break
+            end = newline + 1
         if end <= at:
             return [at]
         chunk = tail[at:end]
-        found = self._prefilter.lines(chunk, self._holds_known) if self._prefilter else None
+        passed: list[tuple[int, str]] = []
+        data = found = None
+        if self._prefilter:
+            data = _prefilter.encode(chunk)  # once, for both scans
+            found = self._prefilter.lines(
+                chunk, self._holds_known, passed, data, runs_extra=self._holds_run_known
+            )
+        dropped += [(at + start, plain) for start, plain in passed]
         if found is not None:
             marks = found
         else:
             folded = rules.fold(chunk)  # as long as chunk: the places are the same
             patterns = (_NOTEWORTHY, rules.RUN, _ESCAPE_CHAR)
             marks = [m.start() for pattern in patterns for m in pattern.finditer(folded)]
-        marks += [i for known in self._known_in(chunk) for i in _occurrences(chunk, known)]
+        # A secret holding a run of 20 of base64's alphabet is on a line the prefilter found
+        # a run on (those it did not report were asked about them): only the others are
+        # looked for in all of the block.
+        known = self._known_in(chunk, data, runs=found is None)
+        marks += [i for value in known for i in _occurrences(chunk, value)]
         marks += [i for prompt in self._prompts for i in _occurrences(chunk, prompt)]
         return [at + mark for mark in sorted(marks)] + [end]
 
@@ -443,13 +477,21 @@ class StreamRedactor:
             for at in _occurrences(plain, known)
         ]
 
-    def _known_in(self, text: str) -> list[str]:
+    def _known_in(self, text: str, data: bytes | None = None, *, runs: bool = True) -> list[str]:
         """The known secrets that ``text`` holds: one Hyperscan pass for them all (see
         :class:`.prefilter.KnownSecrets`), or a substring test each (a fraction of a
-        nanosecond a character, where a Python pattern of them all would take hundreds)."""
-        if self._known_finder is not None:
-            return self._known_finder.held_in(text)
+        nanosecond a character, where a Python pattern of them all would take hundreds).
+        ``data``: ``text`` as :func:`.prefilter.encode` gives it, if the caller has it.
+        ``runs=False``: not those holding a run of 20 of base64's alphabet (see _look)."""
+        if self._known_finder is not None and self._run_finder is not None:
+            found = self._known_finder.held_in(text, data)
+            return found + self._run_finder.held_in(text, data) if runs else found
         return [known for known in self._known if known in text]
+
+    def _holds_run_known(self, text: str) -> bool:
+        """Whether ``text`` (lines with a run of base64's alphabet that the prefilter did
+        not report) holds a known secret that itself holds such a run."""
+        return self._run_finder is not None and bool(self._run_finder.held_in(text))
 
     def _structure(self, line: _Line) -> None:
         """Follow YAML/JSON nesting: ``data:`` blocks, their object's ``kind``, and block
@@ -661,6 +703,18 @@ _SYMBOL = re.compile(r"[!#$%^&*?@+=~]")
 
 def strip_escapes(text: str) -> str:
     return plain_with_origins(text)[0] if _ESCAPE_CHAR.search(text) else text
+
+
+def _places_of(
+    fresh: list[str], tail: str, at: int, end: int, dropped: list[tuple[int, str]]
+) -> list[int]:
+    """Where, in the lines of ``tail`` from ``at`` to ``end`` (looked at already), newly
+    learned secrets ``fresh`` call for work: where each is, and the coloured lines passed
+    over whose text holds one. What looking again would add, without its scans."""
+    chunk = tail[at:end]
+    places = [at + i for value in fresh for i in _occurrences(chunk, value)]
+    places += [start for start, plain in dropped if start >= at and any(v in plain for v in fresh)]
+    return places
 
 
 def _occurrences(text: str, part: str) -> Iterator[int]:

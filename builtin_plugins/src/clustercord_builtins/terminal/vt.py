@@ -25,6 +25,21 @@ WIDE = 2048
 """Columns of the model: lines up to this long are kept whole."""
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")  # colours and attributes: nothing to lay out
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # all but the line feed
+_LONE_CR = re.compile("\r(?!\n)")  # a carriage return that does not end a line
+_C0 = bytes([*range(0x0A), *range(0x0B, 0x20), 0x7F])  # _CONTROL's, but the C1 ones
+
+
+def _has_control(text: str) -> bool:
+    """``_CONTROL.search(text)``, at less than half its cost on a 32 KB frame (Python's
+    regex engine tests a class a character at a time): the C0 controls and DEL are bytes
+    of their own in UTF-8, which ``bytes.translate`` deletes at C speed; the C1 ones are
+    after a 0xC2 byte (then the regex tells)."""
+    data = text.encode("utf-8", "surrogatepass")
+    if b"\xc2" in data:
+        return bool(_CONTROL.search(text))
+    return len(data.translate(None, _C0)) != len(data)
+
+
 _ALTERNATE = frozenset(mode << 5 for mode in (47, 1047, 1049))  # pyte shifts private modes
 
 
@@ -87,13 +102,17 @@ class Terminal:
         blanks perhaps kept (the search index reads it: its trigrams hold those of the lines
         :meth:`feed` would give). Most output costs no work per line this way."""
         screen = self._screen
-        plain = _SGR.sub("", text.replace("\r\n", "\n"))
         fresh = screen.cursor.x == 0 and not screen.row(screen.cursor.y)
-        if not screen.alternate and not _CONTROL.search(plain) and fresh:
-            joined = self._line + plain  # the quick path of feed, without its split
-            end = joined.rfind("\n") + 1
-            self._line = joined[end:]
-            return joined[:end]
+        if not screen.alternate and fresh and not ("\r" in text and _LONE_CR.search(text)):
+            # Every carriage return ends a line: dropping each is replacing "\r\n" by "\n",
+            # at a tenth of its cost on text beyond Latin-1 (a 32 KB frame: 16 µs, not 140).
+            plain = text.replace("\r", "") if "\r" in text else text
+            plain = _SGR.sub("", plain) if "\x1b" in plain else plain
+            if not _has_control(plain):
+                joined = self._line + plain  # the quick path of feed, without its split
+                end = joined.rfind("\n") + 1
+                self._line = joined[end:]
+                return joined[:end]
         lines = self.feed(text)
         return "\n".join(lines) + "\n" if lines else ""
 
