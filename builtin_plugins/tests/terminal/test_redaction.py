@@ -9,7 +9,7 @@ import random
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from clustercord_builtins.terminal.recording import Recorder
@@ -47,6 +47,9 @@ def redact(text: str) -> str:
     [
         # The spec's examples.
         ("Database password: hunter2-x", "Database password: ************"),
+        # A random key after any assignment, and before one.
+        ("FOO=RXx2nznYZEGZwOW9vPvIWzfOkcveH8Gw6mtE8TBDbdc=", "FOO=************"),
+        ("RXx2nznYZEGZwOW9vPvIWzfOkcveH8Gw6mtE8TBDbdc=kind", "************=kind"),
         (f"API key: {STRIPE}", "API key: sk_live_***************"),
         (f"JWT token: {JWT}", "JWT token: eyJ***************"),
         # Vendor formats keep their recognisable start.
@@ -349,8 +352,18 @@ def test_any_chunking_gives_the_whole_text_redaction(case):
     assert stream.findings == findings
 
 
+GHP = "ghp_vQWuYBP7hHxexiHhNv7KVtxUKTQoc7INsw0l"
+B64 = "RXx2nznYZEGZwOW9vPvIWzfOkcveH8Gw6mtE8TBDbdc="
+
+
 @settings(max_examples=200, deadline=None)
 @given(chunked_text())
+# Found by this test: a secret learned with the quote after it (``token=ghp_x'`` at a line's
+# start) masked where it met more text, which then read as one unmasked word; and a base64 run
+# left in clear before ``=kind`` (the run was only a candidate when nothing but space followed).
+@example((f"token={GHP}'\n sk_live_JPtY6KeZBhO5mQnN8w2l7ExJ token={GHP}'token={GHP}", []))
+@example((f"token={GHP}'\n sk_live_JPtY6KeZBhO5mQnN8w2l7ExJ token={GHP}'password: ", []))
+@example((f"password: kind: Secret\n{B64}kind: Secret\n", []))
 def test_redacting_twice_changes_nothing_more(case):
     once = redact(case[0])
     assert redact(once) == once

@@ -188,7 +188,7 @@ _COOKIE = re.compile(r"(?i)\b(?P<set>set-)?cookie:\s*")
 _COOKIE_PAIR = re.compile(r"[^=;\s]+=(?P<value>[^;\s]*)")
 _LINE_START = re.compile(r"^\s*(?:export\s+|set\s+|-\s+|ENV\s+)?[\"']?$")
 
-_B64 = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/_=-])")
+_B64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/_-])")
 _HEX = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")
 # Hashes and ids are high-entropy hex but not secrets: a digest, a commit, a container id.
 _DIGEST_BEFORE = re.compile(
@@ -335,6 +335,11 @@ def _keywords(line: str) -> list[Hit]:
             end = host
         value = line[start:end]
         if not value or _PLACEHOLDER.match(value) or (not strong and not _looks_random(value)):
+            continue
+        if _MASKED.match(value):
+            # Masked already: a secret learned with what followed it (``token=ghp_x'`` at a
+            # line's start is ``ghp_x'``) was masked where it met more text, ``ghp_***'pass``
+            # then reads as one word: masking it again would hide more on every pass.
             continue
         hits.append(Hit("keyword", start, end))
     return hits
