@@ -315,3 +315,39 @@ def test_input_recording_follows_the_most_specific_rule(store):
     ]
     with pytest.raises(ValueError, match="true or false"):
         recordings.set_input_recording("no", by="9")
+
+
+def _listing(rng: random.Random, size: int) -> bytes:
+    """``kubectl get pods -A`` of a big cluster: names that do not repeat within it."""
+    rows = ["NAMESPACE   NAME   READY   STATUS   RESTARTS   AGE\r\n"]
+    while sum(map(len, rows)) < size:
+        name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(10))
+        rows.append(
+            f"ns-{rng.randrange(90)}   web-{name}   1/1   Running   0   {rng.randrange(90)}d\r\n"
+        )
+    return "".join(rows).encode()
+
+
+@pytest.mark.parametrize("between", [3 * 2**20, 9 * 2**20], ids=["3MB", "9MB-fastest-level"])
+def test_output_printed_again_long_after_is_stored_once(between):
+    """The spec's deduplication of repeated output: a 300 KB listing printed again after
+    3 MB of logs (further back than Zstandard's own window at this level), or after 9 MB
+    (packed at the fastest level, whose window is shorter still), costs next to nothing the
+    second time."""
+    from clustercord_builtins.terminal import storage
+
+    listing = _listing(random.Random(5), 300_000)
+    logs, _ = _noisy_session(between)
+    output = "".join(text for _, code, text in logs.events if code == "o").encode()
+
+    def stored(*outputs: bytes) -> int:
+        rec = recorder(id="again", clock=Ticking())
+        for each in outputs:
+            for at in range(0, len(each), 32768):
+                rec.output(each[at : at + 32768])
+        return len(storage.pack(rec.finish(0)))
+
+    alone = stored(listing)
+    once, twice = stored(listing, output), stored(listing, output, listing)
+    print(f"listing {alone} bytes stored; printed again after {between}: +{twice - once} bytes")
+    assert twice - once < alone / 50
