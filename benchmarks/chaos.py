@@ -18,25 +18,48 @@ Run from benchmarks/run.py (``hatch run bench``), or alone::
    own GET (list sharing off: the plugin before it shared LISTs, and the cost of 50 objects in
    50 namespaces); and the same 50 Deployments as the plugin reads them, one LIST of the
    namespace per 0.25 s serving every run.
+3. Steady-state violation to every fault removed: an experiment file holds a pod on the pause
+   image (pod-failure) through a 60 s wait while an HTTP probe of a local endpoint checks the
+   steady state; the endpoint then answers 503, and the time from that moment to the pod back
+   on its own images, as kubectl sees it, is measured; p50 and p99 of 20 rounds (5 with
+   ``--quick``); target p99 ≤ 2 s (Chaos Mesh's default status check interval alone is 10 s).
+4. Restart after a crash to 0 leftovers: a bot (a kernel with the chaos plugin, in a process
+   of its own) is killed with SIGKILL in the middle of a pod-failure (the pod already on the
+   pause image, the record not yet saying so); a new bot process on the same data directory
+   is started and the time from its spawn (interpreter, imports and kernel start included) to
+   no chaos mark left in the cluster (kubectl) is measured;
+   median and max of 5 rounds (3 with ``--quick``); target ≤ 5 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import textwrap
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from measure import median, met, spread  # benchmarks/measure.py
+from measure import median, met, percentile, spread  # benchmarks/measure.py
 from terminal import _first_pod, _kubectl, plugin_beside_sandbox
 
 KILL_TARGET = 1.0
 PROBE_TARGET = 5.0
 """Per cent of one core for the probes of 50 concurrent experiments."""
 CONCURRENT = 50
+ROLLBACK_TARGET = 2.0
+"""Seconds, p99: steady-state violation to every fault removed."""
+RESTART_TARGET = 5.0
+"""Seconds: a restart after a crash to 0 leftovers."""
+PAUSE = "registry.k8s.io/pause:3.10"
 Row = tuple[str, str, str, str, str]
 
 
@@ -218,13 +241,197 @@ async def _probe_run(seconds: int, scratch: Path, mode: str) -> list[Row]:
     ]
 
 
+def _images(kubectl: str, kubeconfig: Path, pod: str) -> set[str]:
+    out = _kubectl(kubectl, kubeconfig, "get", "pod", pod, "-n", "media", "-o", "json")
+    return {c["image"] for c in json.loads(out)["spec"]["containers"]}
+
+
+class _Health:
+    """A local HTTP endpoint whose status the benchmark sets (200 until told otherwise)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        health = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(health.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
+
+
+async def _rollback_rows(rounds: int, scratch: Path) -> list[Row]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return [("chaos: violation to faults removed", "skipped: no kubectl", "-", "-", "-")]
+    print(
+        f"  3. steady-state violation to every fault removed: {rounds} rounds of a pod-failure "
+        "held through a 60 s wait, the HTTP steady state broken mid-wait"
+    )
+    health = _Health()
+    removed: list[float] = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(health.server.shutdown)
+        box, harness = await plugin_beside_sandbox(stack, scratch, "chaos", folder="rollback")
+        for round_ in range(rounds):
+            pod = await asyncio.to_thread(_first_pod, kubectl, box.kubeconfig)
+            own = await asyncio.to_thread(_images, kubectl, box.kubeconfig, pod)
+            path = scratch / f"rollback-{round_}.yaml"
+            path.write_text(
+                "name: health holds under pod failure\n"
+                f"steady_state:\n  - {{probe: http, url: '{health.url}', expect: '== 200'}}\n"
+                f"steps:\n  - {{fault: pod-failure, pod: {pod}, namespace: media, duration: 5m}}\n"
+                "  - wait: 60s\n"
+            )
+            health.status = 200
+            run = asyncio.ensure_future(
+                harness.run(f"/chaos run-experiment file:{path}", user="bench")
+            )
+            deadline = time.monotonic() + 30
+            while await asyncio.to_thread(_images, kubectl, box.kubeconfig, pod) != {PAUSE}:
+                if run.done() or time.monotonic() > deadline:
+                    raise RuntimeError(f"the fault never came: {(await run).text[:300]}")
+            await asyncio.sleep(0.5)  # into the wait, the steady state checked every second
+            health.status = 503
+            broke = time.monotonic()
+            while await asyncio.to_thread(_images, kubectl, box.kubeconfig, pod) != own:
+                if time.monotonic() - broke > 30:
+                    raise RuntimeError("the fault was not removed within 30 s")
+            removed.append(time.monotonic() - broke)
+            result = await asyncio.wait_for(run, 60)
+            experiment = result.reply.data["experiment"]
+            if experiment["status"] != "fail" or not experiment["run"]["auto_rollback"]:
+                raise RuntimeError(f"not an automatic rollback: {result.text[:300]}")
+    p50, p99 = median(removed), percentile(removed, 99)
+    print(f"     violation to the pod back on its images: {spread(removed, 's', 2)}")
+    print(f"     p99 {p99:.2f} s (target ≤ {ROLLBACK_TARGET:g} s: {met(p99 <= ROLLBACK_TARGET)})")
+    return [
+        (
+            "chaos: steady-state violation to every fault removed (kubectl sees)",
+            f"p50 {p50:.2f} s, p99 {p99:.2f} s",
+            "10 s (Chaos Mesh's status check interval)",
+            "-",
+            f"p99 ≤ {ROLLBACK_TARGET:g} s {met(p99 <= ROLLBACK_TARGET)}",
+        )
+    ]
+
+
+BOT = textwrap.dedent("""
+    import asyncio, sys
+    from pathlib import Path
+    from clustercord_testing.harness import KernelHarness, TestSigner
+    from clustercord_builtins.chaos import faults
+
+    data_dir, line = Path(sys.argv[1]), sys.argv[2]
+    swap = faults.swap_images
+
+    async def swap_then_hang(*args, **kwargs):  # the pod changed, the record not yet
+        await swap(*args, **kwargs)
+        print("swapped", flush=True)
+        await asyncio.sleep(3600)
+
+    faults.swap_images = swap_then_hang
+
+    async def main():
+        harness = KernelHarness(
+            data_dir, TestSigner(), identity={"users": {"bench": {"user": "admin"}}}
+        )
+        harness.add_builtins(["chaos"])
+        await harness.start()  # the restarted bot's reconciliation runs here
+        if line == "-":
+            print("started", flush=True)
+            await asyncio.sleep(3600)
+        result = await harness.run(line, user="bench")
+        print("returned", result.text, flush=True)
+
+    asyncio.run(main())
+""")
+"""A bot in a process of its own on ``argv[1]``: it runs ``argv[2]`` and hangs (to be killed)
+once a pod-failure has swapped the pod's images; with ``-``, it starts and waits."""
+
+
+def _bot(data_dir: Path, line: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", BOT, str(data_dir), line],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+async def _restart_rows(rounds: int, scratch: Path) -> list[Row]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return [("chaos: restart to 0 leftovers", "skipped: no kubectl", "-", "-", "-")]
+    print(
+        f"  4. restart after a crash to 0 leftovers: {rounds} bots killed with SIGKILL "
+        "mid pod-failure, each followed by a new kernel on the same data directory"
+    )
+    elapsed: list[float] = []
+    with contextlib.ExitStack() as stack:
+        box, first = await plugin_beside_sandbox(stack, scratch, "chaos", folder="restart-0")
+        first.close()  # only the sandbox is wanted: each round has a data directory of its own
+
+        def marked() -> str:
+            args = ("get", "pods", "-A", "-l", "chaos.clustercord.io/experiment", "-o", "name")
+            return _kubectl(kubectl, box.kubeconfig, *args).strip()
+
+        for round_ in range(rounds):
+            data_dir = scratch / f"restart-{round_ + 1}"
+            pod = await asyncio.to_thread(_first_pod, kubectl, box.kubeconfig)
+            crashing = _bot(data_dir, f"/chaos pod-failure pod:{pod} namespace:media duration:30m")
+            assert crashing.stdout is not None
+            said = await asyncio.to_thread(crashing.stdout.readline)
+            crashing.send_signal(signal.SIGKILL)
+            crashing.wait()
+            if said.strip() != "swapped" or not await asyncio.to_thread(marked):
+                raise RuntimeError(f"the bot did not crash mid-fault: {said.strip()[:300]}")
+            # The restart as a user has it: a new process (interpreter, imports, kernel start).
+            start = time.monotonic()
+            restarted = _bot(data_dir, "-")
+            try:
+                while await asyncio.to_thread(marked):
+                    if time.monotonic() - start > 60:
+                        raise RuntimeError("leftovers still marked 60 s after the restart")
+                    await asyncio.sleep(0.05)
+                elapsed.append(time.monotonic() - start)
+            finally:
+                restarted.kill()
+                restarted.wait()
+    worst = max(elapsed)
+    print(f"     restart to 0 leftovers: {spread(elapsed, 's', 2)}")
+    print(
+        f"     worst {worst:.2f} s (target ≤ {RESTART_TARGET:g} s: {met(worst <= RESTART_TARGET)})"
+    )
+    return [
+        (
+            "chaos: restart after a kill -9 mid-fault to 0 leftovers (kubectl sees)",
+            f"median {median(elapsed):.2f} s, max {worst:.2f} s",
+            "-",
+            "-",
+            f"≤ {RESTART_TARGET:g} s {met(worst <= RESTART_TARGET)}",
+        )
+    ]
+
+
 def bench_chaos(quick: bool, scratch: Path) -> list[Row]:
-    print("\n== Chaos: /chaos kill-pod against kubectl delete; probe overhead")
+    print(
+        "\n== Chaos: /chaos kill-pod against kubectl delete; probe overhead; violation to "
+        "rollback; restart to 0 leftovers"
+    )
     rows = asyncio.run(_kill_rows(3 if quick else 9, scratch))
     for mode in MODES:
         probes = scratch / f"probes-{mode}"
         probes.mkdir(exist_ok=True)
         rows += asyncio.run(_probe_rows(10 if quick else 30, probes, mode))
+    rows += asyncio.run(_rollback_rows(5 if quick else 20, scratch))
+    rows += asyncio.run(_restart_rows(3 if quick else 5, scratch))
     return rows
 
 

@@ -115,6 +115,8 @@ class KernelHarness:
         name = folder.name
         if copy:
             target = self._plugins_dir / f"{name}-{next(_counter)}"
+            while target.exists():  # a harness of another process (a bot restarted) made it
+                target = self._plugins_dir / f"{name}-{next(_counter)}"
             shutil.copytree(
                 folder, target, ignore=shutil.ignore_patterns("__pycache__", "SIGNATURE.asc")
             )
