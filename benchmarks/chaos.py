@@ -371,7 +371,7 @@ async def _restart_rows(rounds: int, scratch: Path) -> list[Row]:
         return [("chaos: restart to 0 leftovers", "skipped: no kubectl", "-", "-", "-")]
     print(
         f"  4. restart after a crash to 0 leftovers: {rounds} bots killed with SIGKILL "
-        "mid pod-failure, each followed by a new kernel on the same data directory"
+        "mid pod-failure, each followed by a new bot process on the same data directory"
     )
     elapsed: list[float] = []
     with contextlib.ExitStack() as stack:
