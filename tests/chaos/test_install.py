@@ -1,7 +1,10 @@
 """`/chaos mesh-install` and `/chaos litmus-install` against the sandbox, checked with kubectl:
 the pinned release's objects after an admin's confirmation (all of Chaos Mesh's default install:
 CRDs, controller, the privileged chaos-daemon DaemonSet, dashboard, DNS server, admission
-webhooks, with one CA per install behind every certificate and caBundle), a dry run that lists
+webhooks, with one CA per install behind every certificate and caBundle; Litmus' CRDs and
+operator with what runs a Litmus workflow without a ChaosCenter: Argo Workflows' CRDs and
+workflow-controller, the argo-chaos and litmus-admin accounts and their roles, chaos-exporter),
+a dry run that lists
 them and changes nothing, refusals that change nothing, a second run that finds the release
 installed, a release a previous version installed in part or an interrupted install finished by
 the next run, and the Chaos Mesh and Litmus files then applied. The sandbox runs no images: the
@@ -14,6 +17,7 @@ import base64
 import json
 import logging
 import time
+from importlib import resources
 
 import yaml
 from cryptography import x509
@@ -29,6 +33,28 @@ ENGINE = {
     "metadata": {"name": "nginx-chaos", "namespace": "media"},
     "spec": {"engineState": "active", "chaosServiceAccount": "litmus-admin",
              "experiments": [{"name": "pod-delete"}]},
+}  # fmt: skip
+
+
+ARGO_CRDS = [
+    "clusterworkflowtemplates.argoproj.io", "cronworkflows.argoproj.io",
+    "workflows.argoproj.io", "workflowtaskresults.argoproj.io", "workflowtasksets.argoproj.io",
+    "workflowtemplates.argoproj.io",
+]  # fmt: skip
+LITMUS_WORKFLOW = {
+    # as ChaosCenter's experiments are written: an Argo Workflow run as argo-chaos whose step
+    # applies a ChaosEngine (the engine runs as litmus-admin)
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "Workflow",
+    "metadata": {"name": "nginx-pod-delete", "namespace": "litmus"},
+    "spec": {
+        "entrypoint": "chaos", "serviceAccountName": "argo-chaos",
+        "templates": [
+            {"name": "chaos", "steps": [[{"name": "pod-delete", "template": "pod-delete"}]]},
+            {"name": "pod-delete",
+             "resource": {"action": "apply", "manifest": yaml.safe_dump(ENGINE)}},
+        ],
+    },
 }  # fmt: skip
 
 
@@ -314,6 +340,9 @@ async def test_escalate_and_bind_reach_only_the_install_roles(chaos, homelab):
     assert can("bind", "clusterroles/litmus")
     assert can("escalate", "clusterroles/chaos-mesh-chaos-controller-manager-cluster-level")
     assert can("bind", "roles/chaos-mesh-chaos-controller-manager-control-plane")
+    assert can("bind", "clusterroles/infra-cluster-role")  # Litmus' Argo Workflows accounts
+    assert can("escalate", "clusterroles/litmus-admin-cluster-role")
+    assert can("bind", "roles/infra-ops-role")
     for verb in ("bind", "escalate"):
         assert not can(verb, "clusterroles/cluster-admin")
         assert not can(verb, "clusterroles/admin")
@@ -509,3 +538,154 @@ def test_the_patched_names_are_what_the_vendored_files_let_an_install_update():
                 patched.setdefault(resource, set()).add(obj["metadata"]["name"])
         assert set(release.certificates) <= patched.get("secrets", set())
     assert {k: set(v) for k, v in PATCHED.items()} == patched
+
+
+def can_i(cluster, account: str, verb: str, what: str, *more: str) -> bool:
+    answer = cluster.kubectl("auth", "can-i", verb, what, *more, f"--as={account}", check=False)
+    assert answer.stdout.strip() in ("yes", "no"), answer.stderr
+    return answer.stdout.strip() == "yes"
+
+
+async def test_litmus_install_brings_argo_workflows_and_then_a_litmus_workflow_applies(
+    chaos, homelab, tmp_path
+):
+    """What a Litmus workflow needs (Argo Workflows' CRDs and controller, the argo-chaos
+    account it runs as, litmus-admin for its ChaosEngines, chaos-exporter) comes with the
+    operator. The sandbox runs no images: the workflow-controller's Deployment exists but does
+    not run, so the Workflow is applied, not executed (no pod, no ChaosEngine made from it)."""
+    dry = await chaos.run("/chaos litmus-install dry_run:true", user=ADMIN, frontend="discord")
+    assert dry.ok and "would create" in dry.text, dry.text
+    listed = dry.reply.data["install"]["objects"]
+    for wanted in (
+        *(f"CustomResourceDefinition {c}" for c in ARGO_CRDS),
+        "ServiceAccount litmus/argo-chaos",
+        "ClusterRole infra-cluster-role",
+        "ClusterRoleBinding argo-chaos-infra-cluster-role-binding",
+        "RoleBinding litmus/argo-chaos-ops-role-binding",
+        "ServiceAccount litmus/litmus-admin",
+        "ConfigMap litmus/workflow-controller-configmap",
+        "Deployment litmus/workflow-controller",
+        "Deployment litmus/chaos-exporter",
+        "Service litmus/chaos-exporter",
+    ):
+        assert wanted in listed, wanted
+    assert not any("subscriber" in o or "event-tracker" in o for o in listed)  # ChaosCenter's
+    assert dry.reply.data["install"]["missing"] == listed
+    assert [r[1] for r in dry.reply.tables[0].rows] == ["would create"] * len(listed)
+    assert crds(homelab, "argoproj.io") == [] and not exists(homelab, "ns", "litmus")
+    assert not exists(homelab, "clusterrole", "infra-cluster-role")
+
+    cancelled = await chaos.run("/chaos litmus-install", user=ADMIN, yes=False)
+    assert cancelled.ok and "nothing was installed" in cancelled.text
+    prompt = cancelled.asked[0].prompt
+    assert "Argo Workflows v3.3.1 controller" in prompt and "chaos-exporter" in prompt, prompt
+    assert "cluster-wide RBAC" in prompt and "infra-cluster-role" in prompt, prompt
+    assert "litmus/argo-chaos" in prompt and len(prompt) <= 2000
+    assert crds(homelab, "argoproj.io") == [] and not exists(homelab, "ns", "litmus")
+
+    made = await chaos.run("/chaos litmus-install", user=ADMIN, frontend="discord")
+    assert made.ok, made.text
+    assert made.reply.data["install"]["created"] == listed
+    assert crds(homelab, "argoproj.io") == ARGO_CRDS
+    controller = get(homelab, "deploy", "-n", "litmus", "workflow-controller")
+    container = controller["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "litmuschaos/workflow-controller:v3.3.1"
+    args = container["args"]
+    assert args[args.index("--executor-image") + 1] == "litmuschaos/argoexec:v3.3.1"
+    assert args[args.index("--container-runtime-executor") + 1] == "k8sapi"
+    assert "--namespaced" in args  # it runs the Workflows of namespace litmus, as Litmus does
+    config = get(homelab, "configmap", "-n", "litmus", "workflow-controller-configmap")["data"]
+    assert config["containerRuntimeExecutor"] == "k8sapi" and "instanceID" not in config
+    exporter = get(homelab, "deploy", "-n", "litmus", "chaos-exporter")
+    assert exporter["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "litmuschaos/chaos-exporter:3.18.0"
+    )
+    assert exists(homelab, "service", "-n", "litmus", "chaos-exporter")
+    for deployment in get(homelab, "deploy", "-n", "litmus")["items"]:  # images pinned
+        for c in deployment["spec"]["template"]["spec"]["containers"]:
+            assert c["image"].rpartition(":")[2] not in ("", "latest", "ci"), c["image"]
+    assert exists(homelab, "serviceaccount", "-n", "litmus", "argo-chaos")
+    # The accounts' rights are real: argo-chaos may make ChaosEngines anywhere and Workflow
+    # pods; the controller's account (the operator's, litmus) may run Workflows
+    argo_chaos = "system:serviceaccount:litmus:argo-chaos"
+    assert can_i(homelab, argo_chaos, "create", "chaosengines.litmuschaos.io", "-n", "media")
+    assert can_i(homelab, argo_chaos, "get", "configmaps", "-n", "litmus")
+    assert not can_i(homelab, argo_chaos, "get", "secrets", "-n", "media")
+    controller_account = "system:serviceaccount:litmus:litmus"
+    assert can_i(homelab, controller_account, "update", "workflows.argoproj.io", "-n", "litmus")
+    assert can_i(homelab, controller_account, "create", "pods", "-n", "litmus")
+    assert can_i(
+        homelab, "system:serviceaccount:litmus:litmus-admin", "create", "pods/exec", "-n", "media"
+    )
+
+    served(homelab, "workflows.argoproj.io")
+    applied = await chaos.run(
+        f"/chaos litmus-workflow file:{write(tmp_path, yaml.safe_dump(LITMUS_WORKFLOW))}",
+        user=ALICE, frontend="discord",
+    )  # fmt: skip
+    assert applied.ok and applied.reply.data["interop"]["applied"] is True, applied.text
+    workflow = get(homelab, "workflow", "-n", "litmus", "nginx-pod-delete")
+    assert workflow["spec"]["serviceAccountName"] == "argo-chaos"
+    carried = yaml.safe_load(workflow["spec"]["templates"][1]["resource"]["manifest"])
+    assert carried == ENGINE  # the ChaosEngine it would create, kept as written
+
+    again = await chaos.run("/chaos litmus-install", user=ADMIN, frontend="discord")
+    assert again.ok and "already installed" in again.text and "3.18.0" in again.text
+    assert again.reply.data["install"]["created"] == [] and not again.asked
+    assert again.reply.data["install"]["existed"] == listed
+
+
+def operator_only() -> list[dict]:
+    """What the previous plugin version installed: chaos-operator's files (1-3) alone, the
+    operator Deployment with the version label that version gave it."""
+    from clustercord_builtins.chaos.install import RELEASES, VERSION_LABEL
+
+    folder = resources.files("clustercord_builtins.chaos").joinpath("install", "litmus-3.18.0")
+    old = []
+    for name in ("1-crds.yaml", "2-rbac.yaml", "3-operator.yaml"):
+        old += [d for d in yaml.safe_load_all(folder.joinpath(name).read_text("utf-8")) if d]
+    for obj in old:
+        if obj["kind"] == "Deployment":
+            obj["metadata"]["labels"][VERSION_LABEL] = RELEASES["litmus"].label_version
+    return old
+
+
+async def test_a_litmus_the_previous_plugin_version_installed_gets_argo_workflows(chaos, homelab):
+    from clustercord_builtins.chaos.install import describe
+
+    old = operator_only()
+    homelab.kubectl("create", "-f", "-", input="\n".join(json.dumps(o) for o in old))
+    before = get(homelab, "deploy", "-n", "litmus", "litmus")
+    was = [describe(o) for o in old]
+
+    dry = await chaos.run("/chaos litmus-install dry_run:true", user=ADMIN, frontend="discord")
+    assert dry.ok and "would create" in dry.text and "already installed" not in dry.text
+    plan = dry.reply.data["install"]
+    assert plan["existed"] == was and plan["outdated"] == []
+    assert set(plan["missing"]) == set(plan["objects"]) - set(was)
+    assert "Deployment litmus/workflow-controller" in plan["missing"]
+    assert crds(homelab, "argoproj.io") == []
+    assert not exists(homelab, "serviceaccount", "-n", "litmus", "argo-chaos")
+
+    made = await chaos.run("/chaos litmus-install", user=ADMIN, frontend="discord")
+    assert made.ok, made.text
+    prompt = made.asked[0].prompt
+    assert f"{len(old)} objects are already there" in prompt, prompt
+    assert "6 CRD(s)" in prompt and "it adds: ClusterRole infra-cluster-role" in prompt, prompt
+    assert "Deployment workflow-controller" in prompt and "cluster-wide RBAC" in prompt
+    assert "ClusterRole(s) infra-cluster-role, litmus-admin-cluster-role bound" in prompt
+    assert len(prompt) <= 2000
+    report = made.reply.data["install"]
+    assert report["existed"] == was and report["updated"] == []
+    assert report["created"] == plan["missing"]
+    assert crds(homelab, "argoproj.io") == ARGO_CRDS
+    assert exists(homelab, "deploy", "-n", "litmus", "workflow-controller")
+    assert exists(homelab, "deploy", "-n", "litmus", "chaos-exporter")
+    assert exists(homelab, "serviceaccount", "-n", "litmus", "argo-chaos")
+    after = get(homelab, "deploy", "-n", "litmus", "litmus")  # the operator is left as it was
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"] == before["spec"]
+
+    again = await chaos.run("/chaos litmus-install", user=ADMIN, frontend="discord")
+    assert "already installed" in again.text and again.reply.data["install"]["created"] == []
+    assert not again.asked

@@ -1,6 +1,8 @@
 """``/chaos mesh-install`` and ``/chaos litmus-install``: a pinned release of Chaos Mesh (all
 of its chart's default install: CRDs, controller, chaos-daemon, dashboard, DNS server, admission
-webhooks) or Litmus (its CRDs and operator) applied from files vendored in the plugin
+webhooks) or Litmus (its CRDs and operator, and what runs a Litmus workflow without a ChaosCenter:
+Argo Workflows' CRDs and workflow-controller, the accounts and roles workflows and experiments
+run as, chaos-exporter) applied from files vendored in the plugin
 (``install/<project>-<version>/``, their sources in ``install/README.md``).
 
 Objects are created in file order (CRDs, then namespace, accounts and roles, then the
@@ -8,7 +10,8 @@ workloads, webhook configurations last), each with the invoking admin's own righ
 first. Which objects are already there is asked of the cluster first (a server-side dry run of
 each creation: no read right is needed for it), and only the missing ones are created: a second
 run creates nothing, an interrupted one is finished, and a release a previous plugin version
-installed in part (Chaos Mesh's controller alone, same version) gets the rest: then the objects
+installed in part (Chaos Mesh's controller alone, Litmus' operator alone, same version) gets the
+rest: then the objects
 that version made otherwise (its namespace without the Pod Security label, its controller
 without the chaos-daemon client certificate) are patched up to date, and since a new CA is made
 whenever a certificate Secret or webhook configuration is missing, the ones already there are
@@ -87,6 +90,8 @@ class Release:
     refreshed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Objects a previous plugin version made otherwise (by :func:`describe`) → the parts
     (dotted paths) brought up to date when the cluster's lack what the vendored ones hold."""
+    parts: str = ""
+    """What runs once it is installed, as the confirmation names it."""
 
 
 _MESH_WEBHOOK = "chaos-mesh-controller-manager.chaos-mesh"
@@ -119,9 +124,13 @@ RELEASES = {
             "Namespace chaos-mesh": ("metadata.labels",),
             "Deployment chaos-mesh/chaos-controller-manager": ("metadata.labels", "spec.template"),
         },
+        parts="controller-manager, chaos-daemon, dashboard, DNS server, admission webhooks",
     ),
     "litmus": Release(
-        "litmus", "Litmus", "3.18.0", "litmus-3.18.0", "litmus", "litmus", "3.18.0"
+        "litmus", "Litmus", "3.18.0", "litmus-3.18.0", "litmus", "litmus", "3.18.0",
+        # what the previous plugin version installed (the operator alone) needs no update: the
+        # Argo Workflows and exporter objects are only added
+        parts="chaos-operator, Argo Workflows v3.3.1 controller, chaos-exporter",
     ),
 }  # fmt: skip
 INSTALL_ROLES = {
@@ -133,10 +142,13 @@ INSTALL_ROLES = {
         "chaos-mesh-chaos-dns-server-cluster-level",
         "chaos-mesh-chaos-dns-server-target-namespace",
         "litmus",
+        "infra-cluster-role",
+        "litmus-admin-cluster-role",
     ),
     "roles.rbac.authorization.k8s.io": (
         "chaos-mesh-chaos-controller-manager-control-plane",
         "chaos-mesh-chaos-dns-server-control-plane",
+        "infra-ops-role",
     ),
 }
 """The (Cluster)Roles the vendored releases create and bind (a test compares them with the
@@ -505,21 +517,33 @@ def _covers(have: Any, want: Any) -> bool:
 
 
 def _prompt(release: Release, cluster: str, plan: Plan) -> str:
-    """What the admin agrees to, plainly: how many objects, what is already there and what
-    is added or changed, and the powerful ones by name."""
+    """What the admin agrees to, plainly: what runs once installed, how many objects, what is
+    already there and what is added or changed, and the powerful ones by name; in one Discord
+    message (the cluster-wide roles counted rather than named, then fewer added objects named,
+    when it would not fit)."""
+    prompt = ""
+    for named, shown in [(True, SHOWN), *((False, n) for n in range(SHOWN, -1, -5))]:
+        prompt = _prompt_text(release, cluster, plan, shown, named)
+        if len(prompt) <= MESSAGE:
+            break
+    return prompt
+
+
+def _prompt_text(release: Release, cluster: str, plan: Plan, shown: int, named: bool) -> str:
     missing = plan.missing
     crds = sum(1 for o in missing if o["kind"] == "CustomResourceDefinition")
     text = (
-        f"Install {release.name} {release.version} on cluster {cluster}: {crds} CRD(s) and "
-        f"{len(missing) - crds} objects in namespace {release.namespace} (ClusterRoles included)"
+        f"Install {release.name} {release.version} ({release.parts}) on cluster {cluster}: "
+        f"{crds} CRD(s) and {len(missing) - crds} objects in namespace {release.namespace} "
+        "(ClusterRoles included)"
     )
     if plan.present:  # a previous install (or an interrupted one): say what is added
         # named without the namespace, said once above: the prompt fits one message
         others = [_short(o) for o in missing if o["kind"] != "CustomResourceDefinition"]
-        more = f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
+        more = f" and {len(others) - shown} more" if len(others) > shown else ""
         text += f"; {len(plan.present)} objects are already there and left as they are"
         if others:
-            text += ", it adds: " + ", ".join(others[:SHOWN]) + more
+            text += ", it adds: " + ", ".join(others[:shown]) + more
     if plan.updates:
         text += "; it updates: " + ", ".join(
             f"{_short(o)} ({', '.join(parts)})" for o, parts in plan.updates
@@ -533,6 +557,9 @@ def _prompt(release: Release, cluster: str, plan: Plan) -> str:
                 f"⚠️ {describe(obj)} is a PRIVILEGED DaemonSet: a pod on EVERY node with the "
                 "host's PIDs, /sys and the container runtime's socket (root on the nodes)"
             )
+    bound = _cluster_wide(missing, named)
+    if bound:
+        warnings.append(bound)
     hooks = [describe(o) for o in missing if o["kind"] in WEBHOOK_KINDS]
     if hooks:
         warnings.append(
@@ -542,12 +569,38 @@ def _prompt(release: Release, cluster: str, plan: Plan) -> str:
     return "\n".join([text + "?", *warnings])
 
 
+def _cluster_wide(missing: list[dict[str, Any]], named: bool = True) -> str:
+    """The ClusterRoles the install binds to ServiceAccounts, and which (what those may do
+    reaches every namespace); counted only when ``named`` is false; "" when it binds none."""
+    roles: set[str] = set()
+    accounts: set[str] = set()
+    for obj in missing:
+        if obj["kind"] == "ClusterRoleBinding" and obj["roleRef"]["kind"] == "ClusterRole":
+            roles.add(obj["roleRef"]["name"])
+            accounts.update(
+                f"{s.get('namespace', '')}/{s['name']}" for s in obj.get("subjects") or []
+            )
+    if not roles:
+        return ""
+    if not named:
+        return (
+            f"⚠️ cluster-wide RBAC: {len(roles)} ClusterRole(s) bound to {len(accounts)} "
+            "ServiceAccount(s): their rights reach every namespace"
+        )
+    return (
+        f"⚠️ cluster-wide RBAC: ClusterRole(s) {', '.join(sorted(roles))} bound to "
+        f"ServiceAccount(s) {', '.join(sorted(accounts))}: their rights reach every namespace"
+    )
+
+
 def _short(obj: dict[str, Any]) -> str:
     return f"{obj['kind']} {obj['metadata']['name']}"
 
 
 SHOWN = 30
 """Objects a prompt names at most (a Discord message holds 2,000 characters)."""
+MESSAGE = 2000
+"""A Discord message's length at most, which the prompt keeps to."""
 
 
 def _privileged(obj: dict[str, Any]) -> bool:
