@@ -689,3 +689,24 @@ async def test_a_litmus_the_previous_plugin_version_installed_gets_argo_workflow
     again = await chaos.run("/chaos litmus-install", user=ADMIN, frontend="discord")
     assert "already installed" in again.text and again.reply.data["install"]["created"] == []
     assert not again.asked
+
+
+def test_the_confirmation_fits_one_discord_message_however_much_is_added():
+    """A release of which only one object is there: every other one is added, more than a
+    message holds for Chaos Mesh. The cluster-wide roles are then counted and fewer objects
+    named, and what runs, the privileged DaemonSet and the webhooks are still said."""
+    from clustercord_builtins.chaos.install import RELEASES, Plan, _prompt, objects
+
+    prompts = {}
+    for key, release in RELEASES.items():
+        wanted = objects(release)
+        plan = Plan(wanted[1:], wanted[:1], [], False)
+        prompts[key] = _prompt(release, "homelab-production-eu-west", plan)
+        assert len(prompts[key]) <= 2000, (key, len(prompts[key]))
+        assert release.parts in prompts[key] and "cluster-wide RBAC" in prompts[key]
+    mesh = prompts["chaos-mesh"]
+    assert "PRIVILEGED DaemonSet" in mesh and "admission webhooks" in mesh
+    assert "more" in mesh and "6 ClusterRole(s) bound to 3 ServiceAccount(s)" in mesh
+    litmus = prompts["litmus"]  # short enough: the roles and accounts by name
+    assert "Argo Workflows v3.3.1 controller" in litmus
+    assert "infra-cluster-role, litmus, litmus-admin-cluster-role bound to" in litmus
