@@ -11,9 +11,9 @@ first. Which objects are already there is asked of the cluster first (a server-s
 each creation: no read right is needed for it), and only the missing ones are created: a second
 run creates nothing, an interrupted one is finished, and a release a previous plugin version
 installed in part (Chaos Mesh's controller alone, Litmus' operator alone, same version) gets the
-rest: then the objects
-that version made otherwise (its namespace without the Pod Security label, its controller
-without the chaos-daemon client certificate) are patched up to date, and since a new CA is made
+rest: then the objects that version made otherwise (Chaos Mesh's namespace without the Pod
+Security label, its controller without the chaos-daemon client certificate; nothing of Litmus')
+are patched up to date, and since a new CA is made
 whenever a certificate Secret or webhook configuration is missing, the ones already there are
 renewed with it (one CA behind every certificate and caBundle). A controller Deployment of
 another version (its ``app.kubernetes.io/version`` label) is refused: nothing is asked or
