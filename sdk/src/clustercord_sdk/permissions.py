@@ -35,20 +35,7 @@ KNOWN_VERBS = frozenset(
     }
 )
 
-NARROWABLE_VERBS = frozenset(
-    {
-        "get",
-        "update",
-        "patch",
-        "delete",
-        "bind",
-        "escalate",
-        "impersonate",
-        "approve",
-        "sign",
-        "use",
-    }
-)
+NARROWABLE_VERBS = KNOWN_VERBS - {"create", "list", "watch", "deletecollection", "*"}
 """Verbs a rule with ``resourceNames`` restricts. Not ``create`` (the object has no name yet),
 ``list``, ``watch`` nor ``deletecollection`` (they name no object): a rule with
 ``resourceNames`` never grants those, and ``*`` would be both."""

@@ -418,19 +418,39 @@ class PluginIdentities:
 
     async def provision(self, plugin: str, permissions: Iterable[Permission]) -> None:
         """:meth:`ensure` on every cluster; failures are logged (the first call retries)."""
-        declared = tuple(permissions)
-
-        def ensure(cluster: str) -> None:
-            try:
-                with self._lock((cluster, plugin)):  # not at the same time as its first call
-                    self.ensure(cluster, plugin, declared)
-            except Exception as error:  # logged; the plugin's first call reports it
-                log.warning(
-                    "cluster %s: identity of plugin %s not provisioned: %s", cluster, plugin, error
-                )
-
         clusters = [c.name for c in self.service.registry.list()]
-        await asyncio.gather(*(asyncio.to_thread(ensure, c) for c in clusters))
+        await self._ensure_on(clusters, plugin, tuple(permissions), "identity", "provisioned")
+
+    async def _ensure_on(
+        self,
+        clusters: list[str],
+        plugin: str,
+        declared: tuple[Permission | str, ...],
+        what: str,
+        done: str,
+    ) -> list[str]:
+        """:meth:`ensure` on each cluster at once, each under the plugin's lock there (not at
+        the same time as its first call); ``"ok"`` or why not per cluster, a failure logged
+        ("cluster X: <what> of plugin P not <done>": the next provisioning retries)."""
+
+        def ensure(cluster: str) -> str:
+            try:
+                with self._lock((cluster, plugin)):
+                    self.ensure(cluster, plugin, declared)
+            except Exception as error:
+                log.warning(
+                    "cluster %s: %s of plugin %s not %s: %s", cluster, what, plugin, done, error
+                )
+                return str(error) or type(error).__name__
+            return "ok"
+
+        return list(await asyncio.gather(*(asyncio.to_thread(ensure, c) for c in clusters)))
+
+    def _in_background(self, work: Any) -> None:
+        """Run ``work`` as a task :meth:`settle` (and so ``Kernel.aclose``) waits for."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def narrow(
         self,
@@ -468,34 +488,17 @@ class PluginIdentities:
             "any name" if listed is None else (", ".join(listed) or "no name"),
         )
 
-        def ensure(cluster: str) -> str:
-            try:
-                with self._lock((cluster, plugin)):
-                    self.ensure(cluster, plugin, declared)
-            except Exception as error:  # logged; the next provisioning applies it
-                log.warning(
-                    "cluster %s: narrowing of plugin %s not applied yet: %s", cluster, plugin, error
-                )
-                return str(error) or type(error).__name__
-            return "ok"
-
         try:
             clusters = [c.name for c in self.service.registry.list()]
         except Exception as error:  # no cluster to provision: stored, applied at first use
             log.warning("narrowing of plugin %s stored; clusters unreadable: %s", plugin, error)
             return answer
+        applied = self._ensure_on(clusters, plugin, declared, "narrowing", "applied yet")
         if wait:
-            done = await asyncio.gather(*(asyncio.to_thread(ensure, c) for c in clusters))
-            answer["clusters"] = dict(zip(clusters, done, strict=True))
-            return answer
-
-        async def background() -> None:
-            await asyncio.gather(*(asyncio.to_thread(ensure, c) for c in clusters))
-
-        task = asyncio.get_running_loop().create_task(background())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-        answer["clusters"] = dict.fromkeys(clusters, "pending")
+            answer["clusters"] = dict(zip(clusters, await applied, strict=True))
+        else:
+            self._in_background(applied)
+            answer["clusters"] = dict.fromkeys(clusters, "pending")
         return answer
 
     def on_plugin_change(self, event: str, plugin: Any) -> None:
@@ -513,13 +516,11 @@ class PluginIdentities:
         else:
             return
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             asyncio.run(work)
             return
-        task = loop.create_task(work)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._in_background(work)
 
     async def settle(self) -> None:
         """Wait for revocations and provisioning still running (before answering an admin)."""
