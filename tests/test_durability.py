@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -91,3 +92,47 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
         shared = (path.parent / "shared.json").read_text()
         assert shared in {name * 1000 for name in "abcd"}  # one writer's whole file
         assert sorted(p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")) == []
+
+
+MIGRATOR = textwrap.dedent("""
+    import sys, time
+    from clustercord.storage import Database
+
+    start = float(sys.argv[2])
+    database = Database(sys.argv[1])
+    time.sleep(max(0.0, start - time.time()))  # every process migrates at the same instant
+
+    def create():
+        database.db["games"].create({"name": str}, pk="name", if_not_exists=True)
+
+    def add_column():  # not re-runnable: a second ADD COLUMN is an error
+        database.db["games"].add_column("players", int)
+        database.kv_set("ran", sys.argv[3], True)
+
+    print(database.migrate("plugin:games", [(1, create), (2, add_column)]))
+""")
+
+
+def test_processes_migrating_at_once_run_each_step_once(tmp_path):
+    """Two kernels started together on a fresh data directory both read schema version 0,
+    and the second ran every step again once the first had committed: "duplicate column
+    name" and a plugin that would not start (seen with two ``clustercord run`` at once)."""
+    for trial in range(5):
+        path = tmp_path / f"trial-{trial}" / "clustercord.db"
+        path.parent.mkdir()
+        Database(path).close()
+        start = str(time.time() + 1.5)
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", MIGRATOR, str(path), start, name],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in "abcd"
+        ]
+        results = [run.communicate(timeout=60) for run in runs]
+        assert [run.returncode for run in runs] == [0] * 4, [err for _, err in results]
+        applied = sorted(v for out, _ in results for v in json.loads(out))
+        assert applied == [1, 2], results  # each step run by one process only
+        assert len(Database(path).kv_keys("ran")) == 1  # the column added exactly once

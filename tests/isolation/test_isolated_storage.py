@@ -4,9 +4,14 @@ plugin's process against that proxied store, the kernel recording each version."
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+
+from clustercord.instance import DirectoryLock
+from clustercord.isolation.host import MIGRATIONS_LOCK
+from clustercord.storage import Database
 
 from .conftest import commands
 
@@ -149,6 +154,32 @@ async def test_tables_and_migrations_through_the_kernel(
     kernel = await clustercord_harness.restart()
     assert clustercord_harness.plugin("ledger").state == "enabled"
     assert clustercord_harness.plugin("ledger").context.store.get("v1 runs") == 1
+
+
+async def test_migrations_wait_for_another_kernel_and_skip_what_it_ran(
+    clustercord_harness, isolated_plugin
+):
+    """Two kernels starting on one data directory: the steps run in the plugin's process,
+    outside any transaction of the kernel's, so the second waits for the migrations lock
+    the first holds, then finds the versions recorded and runs nothing again (v2 twice is
+    "duplicate column name: note", and the plugin would stay disabled)."""
+    isolated_plugin("ledger", **LEDGER)
+    data = clustercord_harness.settings.data_dir
+    other_kernel = DirectoryLock(data, MIGRATIONS_LOCK, exclusive=True, purpose="migrating")
+    starting = asyncio.create_task(clustercord_harness.start())
+    await asyncio.wait({starting}, timeout=3)  # long enough to migrate, were it not waiting
+    assert not starting.done(), "migrated without waiting for the other kernel"
+    # Meanwhile the other kernel ran both steps and recorded them.
+    other = Database(clustercord_harness.settings.database_path)
+    other.db["ledger__entries"].create({"id": int, "who": str, "amount": int, "note": str}, pk="id")
+    other.migrate("plugin:ledger", [(1, lambda: None), (2, lambda: None)])
+    other.close()
+    other_kernel.release()
+    kernel = await asyncio.wait_for(starting, 60)
+    plugin = clustercord_harness.plugin("ledger")
+    assert plugin.state == "enabled", plugin.reason
+    assert version(kernel, "ledger") == 2
+    assert plugin.context.store.get("v1 runs") is None  # not run here: the other kernel did
 
 
 async def test_a_plugin_reaches_no_table_but_its_own(

@@ -9,8 +9,10 @@ leaves a stale lock behind (no pid files to clean up).
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from clustercord_sdk.errors import CommandError
@@ -51,6 +53,20 @@ class DirectoryLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+
+
+async def wait_for(data_dir: Path, name: str, *, purpose: str, wait: float) -> DirectoryLock:
+    """``name`` held exclusively, waiting (without blocking the event loop) up to ``wait``
+    seconds for another process to let go; :class:`InstanceBusy` after that."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return DirectoryLock(data_dir, name, exclusive=True, purpose=purpose)
+        except InstanceBusy as busy:
+            if time.monotonic() >= deadline:
+                raise InstanceBusy(f"{busy} (waited {wait:g} s)") from None
+            await asyncio.sleep(0.1)
 
 
 def in_use(data_dir: Path) -> DirectoryLock:

@@ -241,24 +241,24 @@ class Database:
     def migrate(self, scope: str, steps: Iterable[tuple[int, Callable[[], None]]]) -> list[int]:
         """Run the steps above the recorded version for ``scope``, each atomically. Data at
         a version above every step known here was written by newer code: refused, never
-        guessed at (:class:`SchemaTooNew`)."""
+        guessed at (:class:`SchemaTooNew`).
+
+        The version is read again inside each step's write transaction: two processes
+        starting on one data directory at once both see version 0 first, and the second,
+        once it holds the lock, must find the step done rather than run it twice (an
+        ``ADD COLUMN`` twice is an error)."""
         steps = sorted(steps, key=lambda pair: pair[0])
-        row = self.conn.execute(
-            "SELECT version FROM _migrations WHERE scope = ?", (scope,)
-        ).fetchone()
-        current = row[0] if row else 0
         known = steps[-1][0] if steps else 0
-        if current > known:
-            raise SchemaTooNew(
-                f"{scope}: the stored data is at schema version {current}, newer than this "
-                f"code knows ({known}): it was written by a newer version; run that version "
-                "or restore a backup made before the upgrade (clustercord backup list)"
-            )
+        self._refuse_newer(scope, self._version(scope), known)
         applied = []
         for version, step in steps:
-            if version <= current:
+            if version <= self._version(scope):
                 continue
             with self.transaction():
+                current = self._version(scope)
+                self._refuse_newer(scope, current, known)
+                if version <= current:
+                    continue
                 step()
                 self.conn.execute(
                     "INSERT INTO _migrations(scope, version) VALUES (?, ?) "
@@ -267,6 +267,21 @@ class Database:
                 )
             applied.append(version)
         return applied
+
+    def _version(self, scope: str) -> int:
+        row = self.conn.execute(
+            "SELECT version FROM _migrations WHERE scope = ?", (scope,)
+        ).fetchone()
+        return row[0] if row else 0
+
+    @staticmethod
+    def _refuse_newer(scope: str, current: int, known: int) -> None:
+        if current > known:
+            raise SchemaTooNew(
+                f"{scope}: the stored data is at schema version {current}, newer than this "
+                f"code knows ({known}): it was written by a newer version; run that version "
+                "or restore a backup made before the upgrade (clustercord backup list)"
+            )
 
 
 class PluginStore:

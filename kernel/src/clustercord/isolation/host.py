@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clustercord.config import Settings
+from clustercord.instance import wait_for
 from clustercord.isolation import cgroups as cgroup_groups
 from clustercord.isolation import seccomp
 from clustercord.isolation.cgroups import Cgroups, Group
@@ -97,6 +98,8 @@ IN_PROCESS_KEYS = frozenset({"release", "dev"})
 MODES = ("signer", "keys", "all")
 
 HANDSHAKE_TIMEOUT = 20.0
+MIGRATIONS_LOCK = "migrations.lock"
+MIGRATIONS_WAIT = 300.0  # a data migration may be long; a stuck one is a bug to see
 UID_SPAN = 1_000_000
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 """Control characters (newlines included) a plugin's log line may not carry into the
@@ -567,7 +570,24 @@ class IsolationHost:
         the versions applied. Raises what the failing step raised."""
         if not self.implements(plugin.name, "storage_migrations"):
             return []
-        applied = await self.call(plugin, "migrate", "storage_migrations", {"ctx": plugin.context})
+        # The steps run in the plugin's process, outside any transaction of ours: another
+        # kernel starting on the same data directory must wait until they are recorded, or
+        # both read version 0 and run every step twice.
+        held = None
+        if self.database is not None and str(self.database.path) != ":memory:":
+            held = await wait_for(
+                Path(self.database.path).parent,
+                MIGRATIONS_LOCK,
+                purpose="it is migrating a plugin's stored data",
+                wait=MIGRATIONS_WAIT,
+            )
+        try:
+            applied = await self.call(
+                plugin, "migrate", "storage_migrations", {"ctx": plugin.context}
+            )
+        finally:
+            if held is not None:
+                held.release()
         return [int(v) for v in applied or ()]
 
     def stop(self, name: str) -> None:

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from clustercord.instance import DirectoryLock, InstanceBusy
+from clustercord.instance import InstanceBusy, wait_for
 from clustercord.plugins.discovery import BUILTIN_PLUGINS, PluginSource, discover
 from clustercord.plugins.index import IndexVersion
 from clustercord.plugins.manager import AWAITING, ENABLED, REFUSED, Plugin, PluginManager
@@ -176,21 +176,15 @@ class Installer:
         one plugin folder, or two rows for one name, would leave neither install whole. An
         flock dies with its process, so a ``kill -9`` mid-install never blocks the next."""
         async with self._lock:
-            self.root.mkdir(parents=True, exist_ok=True)
-            deadline = time.monotonic() + self.lock_wait
-            while True:
-                try:
-                    held = DirectoryLock(
-                        self.root,
-                        INSTALL_LOCK,
-                        exclusive=True,
-                        purpose="it is installing or removing a plugin; try again when it is done",
-                    )
-                    break
-                except InstanceBusy as busy:
-                    if time.monotonic() >= deadline:
-                        raise InstallError(f"{busy} (waited {self.lock_wait:g} s)") from None
-                    await asyncio.sleep(0.1)
+            try:
+                held = await wait_for(
+                    self.root,
+                    INSTALL_LOCK,
+                    purpose="it is installing or removing a plugin; try again when it is done",
+                    wait=self.lock_wait,
+                )
+            except InstanceBusy as busy:
+                raise InstallError(str(busy)) from None
             try:
                 yield
             finally:
