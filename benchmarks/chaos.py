@@ -48,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from measure import median, met, percentile, spread  # benchmarks/measure.py
+from measure import Row, median, met, percentile, skipped, spread  # benchmarks/measure.py
 from terminal import _first_pod, _kubectl, plugin_beside_sandbox
 
 KILL_TARGET = 1.0
@@ -60,13 +60,12 @@ ROLLBACK_TARGET = 2.0
 RESTART_TARGET = 5.0
 """Seconds: a restart after a crash to 0 leftovers."""
 PAUSE = "registry.k8s.io/pause:3.10"
-Row = tuple[str, str, str, str, str]
 
 
 async def _kill_rows(reps: int, scratch: Path) -> list[Row]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        return [("chaos: /chaos kill-pod", "skipped: kubectl is not installed", "-", "-", "-")]
+        return skipped("chaos: /chaos kill-pod", "kubectl is not installed")
     print(
         f"  1. /chaos kill-pod to pod deleted against kubectl delete pod --wait=false, "
         f"{reps} rounds after a warm-up, interleaved"
@@ -180,7 +179,7 @@ async def _probe_run(seconds: int, scratch: Path, mode: str) -> list[Row]:
         if mode != "shared":
             kubectl = shutil.which("kubectl")
             if kubectl is None:
-                return [(f"chaos: probes, {MODES[mode]}", "skipped: no kubectl", "-", "-", "-")]
+                return skipped(f"chaos: probes, {MODES[mode]}", "kubectl is not installed")
             objects = scratch / "deployments.yaml"
             objects.write_text(_deployments(CONCURRENT))
             await asyncio.to_thread(_kubectl, kubectl, box.kubeconfig, "apply", "-f", str(objects))
@@ -269,7 +268,7 @@ class _Health:
 async def _rollback_rows(rounds: int, scratch: Path) -> list[Row]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        return [("chaos: violation to faults removed", "skipped: no kubectl", "-", "-", "-")]
+        return skipped("chaos: violation to faults removed", "kubectl is not installed")
     print(
         f"  3. steady-state violation to every fault removed: {rounds} rounds of a pod-failure "
         "held through a 60 s wait, the HTTP steady state broken mid-wait"
@@ -368,7 +367,7 @@ def _bot(data_dir: Path, line: str) -> subprocess.Popen[str]:
 async def _restart_rows(rounds: int, scratch: Path) -> list[Row]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        return [("chaos: restart to 0 leftovers", "skipped: no kubectl", "-", "-", "-")]
+        return skipped("chaos: restart to 0 leftovers", "kubectl is not installed")
     print(
         f"  4. restart after a crash to 0 leftovers: {rounds} bots killed with SIGKILL "
         "mid pod-failure, each followed by a new bot process on the same data directory"

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from measure import percentile  # benchmarks/measure.py
+from measure import Row, percentile  # benchmarks/measure.py
 
 CONCURRENCY = 200
 P99_TARGET_MS = 500.0
@@ -251,7 +251,7 @@ async def _start_clustercord(side: Side, stack: AsyncExitStack, scratch: Path) -
     side.command = "ping"
 
 
-async def measure(rounds: int, scratch: Path) -> list[tuple[str, str, str, str, str]]:
+async def measure(rounds: int, scratch: Path) -> list[Row]:
     from clustercord_testing.fake_discord import FakeDiscord
 
     # Discord drops an answer later than 3 s; here every answer is timed, however late,
@@ -325,7 +325,7 @@ async def measure(rounds: int, scratch: Path) -> list[tuple[str, str, str, str, 
     ]
 
 
-def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
+def run(quick: bool) -> list[Row]:
     """The benchmark's summary rows (``Row(*row)`` in benchmarks/run.py)."""
     print(
         f"\n== Discord interactions: {CONCURRENCY} concurrent signed interactions, "

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measure import median, met, percentile
+from measure import Row, median, met, percentile
 
 P50_ADDED_TARGET_MS = 2.0
 P99_RATIO_TARGET = 1.5
@@ -82,7 +82,7 @@ async def _timed(harness: Any, line: str, expect: str) -> float:
     return elapsed
 
 
-async def _measure(quick: bool, scratch: Path) -> list[tuple[str, str, str, str, str]]:
+async def _measure(quick: bool, scratch: Path) -> list[Row]:
     from clustercord_testing.harness import KernelHarness, TestSigner
     from clustercord_testing.sandbox import running_sandbox
 
@@ -192,7 +192,7 @@ async def _measure(quick: bool, scratch: Path) -> list[tuple[str, str, str, str,
     ]
 
 
-def run(quick: bool, scratch: Path) -> list[tuple[str, str, str, str, str]]:
+def run(quick: bool, scratch: Path) -> list[Row]:
     """Prints its section; returns summary rows."""
     print("\n== Isolated plugins: a process of their own against in-process", flush=True)
     return asyncio.run(_measure(quick, scratch))

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from measure import median, met
+from measure import Row, median, met
 
 INSTALL_RATIO_TARGET = 1.5
 BROWSE_TARGET_MS = 200.0
@@ -78,7 +78,7 @@ def big_index(folder: Path, signer: Any, entries: int) -> None:
     (folder / "index.json.asc").write_text(signer.keys.signer(signer.fingerprint).detach_sign(data))
 
 
-async def _measure(quick: bool, scratch: Path) -> list[tuple[str, str, str, str, str]]:
+async def _measure(quick: bool, scratch: Path) -> list[Row]:
     from clustercord_marketplace.build import build_index
 
     from clustercord.signing import TrustStore
@@ -188,7 +188,7 @@ async def _measure(quick: bool, scratch: Path) -> list[tuple[str, str, str, str,
     ]
 
 
-def run(quick: bool, scratch: Path) -> list[tuple[str, str, str, str, str]]:
+def run(quick: bool, scratch: Path) -> list[Row]:
     """Prints its section; returns summary rows."""
     print("\n== The marketplace: install from a local mirror, browse 1,000 entries", flush=True)
     return asyncio.run(_measure(quick, scratch))

@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 import statistics
 
+Row = tuple[str, str, str, str, str]
+"""One line of the summary table: benchmark, measured, baseline, ratio, target."""
+
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
@@ -26,3 +29,8 @@ def spread(values: list[float], unit: str, digits: int = 1) -> str:
 
 def met(ok: bool) -> str:
     return "met" if ok else "MISSED"
+
+
+def skipped(benchmark: str, why: str) -> list[Row]:
+    """The summary line of a measurement this machine cannot make, saying why."""
+    return [(benchmark, f"skipped: {why}", "-", "-", "-")]

@@ -37,10 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measure import median, met, percentile, spread  # benchmarks/measure.py
+from measure import Row, median, met, percentile, spread  # benchmarks/measure.py
 from terminal import Output, SandboxProcess  # benchmarks/terminal.py
-
-Row = tuple[str, str, str, str, str]
 
 WATCHED = (1, 10, 50)
 LISTENER = "bench-listener"

@@ -33,6 +33,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from measure import Row  # benchmarks/measure.py
+
 ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS, NAMESPACES = 1374, 721, 4491, 676, 200
 AUDIT_TARGET_S, WHO_CAN_TARGET_MS, MEMORY_TARGET_MB = 2.0, 100.0, 300.0
 #: The user's command end to end (``clustercord run``): seconds beyond the start-up of
@@ -238,7 +240,7 @@ class Reviews:
         return bool(answer["status"]["allowed"])
 
 
-def bench_rbac(reps: int = 5, scratch: Path | None = None) -> list[tuple[str, str, str, str, str]]:
+def bench_rbac(reps: int = 5, scratch: Path | None = None) -> list[Row]:
     """Rows of (name, measured, baseline, ratio, target) for benchmarks/run.py's summary."""
     from clustercord_builtins.rbac.audit import Auditor
     from clustercord_builtins.rbac.questions import who_can
@@ -371,7 +373,7 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comple
     return elapsed, done
 
 
-def end_to_end(box: Any, reps: int, scratch: Path | None) -> list[tuple[str, str, str, str, str]]:
+def end_to_end(box: Any, reps: int, scratch: Path | None) -> list[Row]:
     """The user's commands as they run them: ``clustercord run`` (console rendering) and
     ``clustercord run --json`` against the big cluster the sandbox serves, each run next to
     ``clustercord run "/plugin list"`` (the start-up every command pays), interleaved."""
@@ -444,7 +446,7 @@ def end_to_end(box: Any, reps: int, scratch: Path | None) -> list[tuple[str, str
     return rows
 
 
-def serve_and_run(objects: list[dict[str, Any]], reps: int) -> list[tuple[str, str, str, str, str]]:
+def serve_and_run(objects: list[dict[str, Any]], reps: int) -> list[Row]:
     """:func:`end_to_end` alone: a sandbox serving ``objects``, the commands run against it."""
     from clustercord_sandbox.background import BackgroundSandbox
     from clustercord_sandbox.fixtures import load

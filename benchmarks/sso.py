@@ -33,7 +33,7 @@ from typing import Any
 from unittest import mock
 
 import aiohttp
-from measure import median, met, percentile
+from measure import Row, median, met, percentile, skipped
 
 PODS = 5_000
 RBAC = """
@@ -52,8 +52,6 @@ subjects:
 - {kind: Group, name: bench-team, apiGroup: rbac.authorization.k8s.io}
 roleRef: {kind: ClusterRole, name: bench-reader, apiGroup: rbac.authorization.k8s.io}
 """
-
-Row = tuple[str, str, str, str, str]
 
 
 async def _fill(server: Any) -> None:
@@ -376,7 +374,7 @@ async def _role_loss(kernel: Any, harness: Any, make: Any, endpoint: Any, rounds
 def run(quick: bool, scratch: Path) -> list[Row]:
     print("\n== 9. The SSO gateway: kubectl through it against straight to the sandbox")
     if shutil.which("kubectl") is None:
-        return [("sso: gateway", "skipped: kubectl is not installed", "-", "-", "-")]
+        return skipped("sso: gateway", "kubectl is not installed")
     rows = asyncio.run(run_async(quick, scratch))
     for row in rows:
         print("  " + "  |  ".join(row))

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from measure import Row, skipped  # benchmarks/measure.py
+
 DEPLOY_TARGET = 1.0
 CATALOG_TARGET = 2.0
 
@@ -104,13 +106,13 @@ def _kubectl(kubectl: str, kubeconfig: Path, manifest: str) -> float:
     return elapsed
 
 
-async def _deploy_rows(reps: int, scratch: Path) -> list[tuple[str, str, str, str, str]]:
+async def _deploy_rows(reps: int, scratch: Path) -> list[Row]:
     from clustercord_sandbox.background import BackgroundSandbox
     from clustercord_testing.harness import KernelHarness, TestSigner
 
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        return [("template deploy", "skipped: kubectl is not installed", "-", "-", "-")]
+        return skipped("template deploy", "kubectl is not installed")
     box = BackgroundSandbox(fixture="homelab")
     server = box.start()
     # No controllers: pods of earlier rounds would be reconciled during later ones, and
@@ -180,7 +182,7 @@ def _spread(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:.0f} ms (min {low:.0f}, max {high:.0f})"
 
 
-def _catalog_rows(reps: int) -> list[tuple[str, str, str, str, str]]:
+def _catalog_rows(reps: int) -> list[Row]:
     ours, warm, objects = [], [], "0"
     for _ in range(reps):
         out = subprocess.run(
@@ -221,7 +223,7 @@ def _catalog_rows(reps: int) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
-def bench_templates(reps: int, scratch: Path) -> list[tuple[str, str, str, str, str]]:
+def bench_templates(reps: int, scratch: Path) -> list[Row]:
     """Both benchmarks; rows of (name, measured, baseline, ratio, target) for the summary."""
     print("\n== Templates: deploy the largest template; validate the catalog ==")
     rows = asyncio.run(_deploy_rows(reps, scratch))

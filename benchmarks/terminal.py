@@ -38,15 +38,13 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from measure import median, met, percentile, spread  # benchmarks/measure.py
+from measure import Row, median, met, percentile, skipped, spread  # benchmarks/measure.py
 
 FRAME_P99_TARGET_MS = 5.0
 STORAGE_TARGET = 10.0
 EXEC_TARGET = 1.5
 EXEC_FRAME = 32 * 1024  # the most the sandbox sends in one exec frame
 EXEC_LINE = "seq 1 30000"
-
-Row = tuple[str, str, str, str, str]
 
 
 @dataclass
@@ -467,7 +465,7 @@ def _first_pod(kubectl: str, kubeconfig: Path) -> str:
 async def _exec_rows(reps: int, scratch: Path) -> list[Row]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        return [("terminal: /terminal exec", "skipped: kubectl is not installed", "-", "-", "-")]
+        return skipped("terminal: /terminal exec", "kubectl is not installed")
     expected = "".join(f"{n}\n" for n in range(1, 30001))
     print(
         f"  3. /terminal exec of `{EXEC_LINE}` ({len(expected) / 1e3:.0f} KB) against kubectl "
@@ -660,7 +658,7 @@ def bench_asciinema(scratch: Path, runs: int = 3) -> list[Row]:
     asciinema = shutil.which("asciinema")
     if asciinema is None:
         print("  5. asciinema is not installed: skipped")
-        return [("terminal: against asciinema rec", "skipped", "-", "-", "-")]
+        return skipped("terminal: against asciinema rec", "asciinema is not installed")
     data = Output(seed=5).logs(int(ASCIINEMA_MB * 1e6))
     megabytes = len(data) / 1e6
     source = scratch / "stream.txt"
